@@ -1,0 +1,290 @@
+//! # attest: what Sigil believes about a machine, and why
+//!
+//! This crate turns TEE evidence into an [`AttestationResult`]: AMD SEV-SNP reports (raw, hex, or inside an
+//! Azure HCL report), Intel TDX quotes v4/v5 (with or without Intel PCS collateral), Sigil evidence bundles, and
+//! the insecure simulated TEE used by tests and devnets. It also collects evidence on real hardware
+//! ([`collect`]).
+//!
+//! What it must never do:
+//! - **No networking, no storage.** Certificates and collateral come in as bytes; `now` comes in as a number.
+//!   The verifier builds without RocksDB, wasmtime or libp2p and could run in a browser.
+//! - **Trust no field before the signature over the raw bytes has been checked.** Fields read earlier only
+//!   choose which key and chain to check against (SNP VERSION, SIGNING_KEY, CPUID; the quote header).
+//! - **Accept no root it was not built with.** AMD ARKs (Milan, Genoa, Turin) and the Intel SGX Root CA are
+//!   pinned; a supplied root that differs is refused.
+//! - Panic on any input. Every parser is length-checked and fuzzed.
+//!
+//! Entry point: [`Verifier::verify`] with the evidence bytes and [`Endorsements`].
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod azure;
+pub mod bundle;
+pub mod collect;
+pub mod error;
+pub mod policy;
+pub mod result;
+pub mod sim;
+pub mod snp;
+pub mod tdx;
+pub mod time;
+pub mod x509;
+
+pub use bundle::Bundle;
+pub use error::{Error, ParseError, Result};
+pub use policy::Policy;
+pub use result::{AttestationResult, Check, CheckStatus, Platform, Verdict};
+
+use result::Outcome;
+use x509::Cert;
+
+/// SHA-256.
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    ring::digest::digest(&ring::digest::SHA256, data).as_ref().try_into().expect("32 bytes")
+}
+
+/// Largest evidence input accepted (a bundle with everything is well under this).
+pub const MAX_EVIDENCE_LEN: usize = 2 << 20;
+
+/// What comes with the evidence: certificates, collateral, and the REPORT_DATA the caller expects.
+#[derive(Clone, Debug, Default)]
+pub struct Endorsements {
+    /// Certificates (VCEK/VLEK and optionally ASK/ASVK/ARK for SNP). Any order.
+    pub certs: Vec<Cert>,
+    /// Intel PCS collateral for a TDX quote.
+    pub collateral: Option<dcap_qvl::QuoteCollateralV3>,
+    /// The REPORT_DATA the verifier expects (a nonce or key binding), overriding the policy's.
+    pub expected_report_data: Option<Vec<u8>>,
+}
+
+impl Endorsements {
+    /// Reads collateral JSON (the dcap-qvl `QuoteCollateralV3` shape, as Intel PCS data is usually stored).
+    pub fn parse_collateral(json: &[u8]) -> Result<dcap_qvl::QuoteCollateralV3> {
+        serde_json::from_slice(json).map_err(|e| Error::Collateral(format!("not dcap-qvl QuoteCollateralV3 JSON: {e}")))
+    }
+}
+
+/// The evidence formats Sigil reads, as detected from the bytes.
+#[derive(Clone, Debug)]
+pub enum Evidence {
+    /// A raw SEV-SNP report.
+    Snp(Vec<u8>),
+    /// An Azure HCL report (SNP or TDX inside).
+    AzureHcl(Vec<u8>),
+    /// A DCAP quote (TDX, or SGX which is rejected).
+    Quote(Vec<u8>),
+    /// Sim evidence.
+    Sim(Vec<u8>),
+    /// A Sigil evidence bundle.
+    Bundle(Bundle),
+    /// Azure vTPM evidence JSON (trustee `az-snp-vtpm` shape): HCL report and VCEK.
+    AzureJson {
+        /// The HCL report.
+        hcl: Vec<u8>,
+        /// The VCEK (PEM).
+        vcek_pem: String,
+    },
+}
+
+impl Evidence {
+    /// Detects the format of `bytes`. Hex text is decoded first (once).
+    pub fn detect(bytes: &[u8]) -> core::result::Result<Evidence, ParseError> {
+        Self::detect_inner(bytes, true)
+    }
+
+    fn detect_inner(bytes: &[u8], allow_hex: bool) -> core::result::Result<Evidence, ParseError> {
+        if bytes.is_empty() {
+            return Err(ParseError::Empty);
+        }
+        if bytes.len() > MAX_EVIDENCE_LEN {
+            return Err(ParseError::Field { what: "evidence", detail: format!("{} bytes exceeds {MAX_EVIDENCE_LEN}", bytes.len()) });
+        }
+        if azure::sniff(bytes) {
+            return Ok(Evidence::AzureHcl(bytes.to_vec()));
+        }
+        if bundle::sniff(bytes) {
+            return Bundle::decode(bytes).map(Evidence::Bundle);
+        }
+        if sim::sniff(bytes) {
+            return Ok(Evidence::Sim(bytes.to_vec()));
+        }
+        if bytes.len() == snp::report::REPORT_LEN && (2..=5).contains(&u32::from_le_bytes(bytes[..4].try_into().expect("4"))) {
+            return Ok(Evidence::Snp(bytes.to_vec()));
+        }
+        if tdx::sniff(bytes).is_some() {
+            return Ok(Evidence::Quote(bytes.to_vec()));
+        }
+        let text = bytes.trim_ascii();
+        if text.first() == Some(&b'{') {
+            return azure_json(text);
+        }
+        if allow_hex && text.len() >= 2 && text.iter().all(|b| b.is_ascii_hexdigit() || b.is_ascii_whitespace()) {
+            let clean: Vec<u8> = text.iter().copied().filter(|b| !b.is_ascii_whitespace()).collect();
+            let raw = hex::decode(&clean).map_err(|e| ParseError::Hex(e.to_string()))?;
+            return Self::detect_inner(&raw, false);
+        }
+        Err(ParseError::UnknownFormat { len: bytes.len() })
+    }
+}
+
+fn azure_json(text: &[u8]) -> core::result::Result<Evidence, ParseError> {
+    #[derive(serde::Deserialize)]
+    struct AzureEvidence {
+        report: Vec<u8>,
+        vcek: String,
+    }
+    let ev: AzureEvidence =
+        serde_json::from_slice(text).map_err(|e| ParseError::Json(format!("not Azure vTPM evidence JSON {{report, vcek, quote}}: {e}")))?;
+    Ok(Evidence::AzureJson { hcl: ev.report, vcek_pem: ev.vcek })
+}
+
+/// Verifies evidence under one policy. Keeps a cache of verified SNP certificate chains, so it is meant to be
+/// long-lived and shared.
+#[derive(Debug)]
+pub struct Verifier {
+    policy: Policy,
+    policy_digest: [u8; 32],
+    chains: snp::ChainCache,
+}
+
+impl Verifier {
+    /// A verifier for `policy`.
+    pub fn new(policy: Policy) -> Verifier {
+        let policy_digest = policy.digest();
+        Verifier { policy, policy_digest, chains: snp::ChainCache::default() }
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Verifies `evidence` (any supported format) at time `now` (Unix seconds).
+    ///
+    /// Returns `Err` only when the bytes are not evidence of any known kind, or an endorsement cannot be read;
+    /// evidence of a known kind that is malformed or fails a check yields a rejected result listing why.
+    pub fn verify(&self, evidence: &[u8], endorsements: &Endorsements, now: u64) -> Result<AttestationResult> {
+        let ev = Evidence::detect(evidence)?;
+        self.verify_detected(ev, endorsements, now)
+    }
+
+    /// Verifies already-detected evidence.
+    pub fn verify_detected(&self, ev: Evidence, endorsements: &Endorsements, now: u64) -> Result<AttestationResult> {
+        let rd = endorsements.expected_report_data.as_deref();
+        let p = &self.policy;
+        let out = match ev {
+            Evidence::Snp(raw) => match snp::SnpReport::parse(&raw) {
+                Ok(r) => snp::verify(&r, &endorsements.certs, &p.snp, rd, now, &self.chains),
+                Err(e) => format_failure(Platform::SevSnp, "snp.format", e),
+            },
+            Evidence::AzureHcl(raw) => self.verify_hcl(&raw, endorsements, now),
+            Evidence::AzureJson { hcl, vcek_pem } => {
+                let mut e = endorsements.clone();
+                e.certs.extend(x509::parse_cert_file(vcek_pem.as_bytes(), "VCEK in Azure evidence")?);
+                self.verify_hcl(&hcl, &e, now)
+            }
+            Evidence::Quote(raw) => self.verify_quote(&raw, None, endorsements, now),
+            Evidence::Sim(raw) => match sim::SimEvidence::parse(&raw) {
+                Ok(s) => sim::verify(&s, &p.sim, rd),
+                Err(e) => format_failure(Platform::Sim, "sim.format", e),
+            },
+            Evidence::Bundle(b) => return self.verify_bundle(b, endorsements, now),
+        };
+        Ok(out.finish(now, self.policy_digest))
+    }
+
+    fn verify_bundle(&self, b: Bundle, endorsements: &Endorsements, now: u64) -> Result<AttestationResult> {
+        let mut e = endorsements.clone();
+        for der in &b.certs {
+            e.certs.push(Cert::from_der(der, "certificate in bundle")?);
+        }
+        if let Some(col) = &b.collateral {
+            if e.collateral.is_none() {
+                e.collateral = Some(Endorsements::parse_collateral(col.as_bytes())?);
+            }
+        }
+        let inner = Evidence::detect_inner(&b.evidence, false);
+        let out = match (b.platform, inner) {
+            (Platform::Tdx, Ok(Evidence::Quote(q))) => self.verify_quote(&q, b.azure_hcl.as_ref().map(|h| h.as_slice()), &e, now),
+            (Platform::SevSnp, Ok(ev @ (Evidence::Snp(_) | Evidence::AzureHcl(_)))) => return self.verify_detected(ev, &e, now),
+            (Platform::Sim, Ok(ev @ Evidence::Sim(_))) => return self.verify_detected(ev, &e, now),
+            (platform, Ok(_)) => {
+                format_failure_msg(platform, "bundle.platform", format!("the bundle says {} but its evidence is of another kind", platform.as_str()))
+            }
+            (platform, Err(err)) => format_failure(platform, "bundle.evidence", err),
+        };
+        Ok(out.finish(now, self.policy_digest))
+    }
+
+    fn verify_hcl(&self, raw: &[u8], e: &Endorsements, now: u64) -> Outcome {
+        let hcl = match azure::HclReport::parse(raw) {
+            Ok(h) => h,
+            Err(err) => return format_failure(Platform::SevSnp, "azure.format", err),
+        };
+        if hcl.kind == azure::HclKind::Tdx {
+            return format_failure_msg(
+                Platform::Tdx,
+                "azure.format",
+                "an Azure TDX HCL report holds a TDREPORT, which only the CPU can check: verify the TD quote, in a bundle with this HCL report as azure_hcl".into(),
+            );
+        }
+        let report = match snp::SnpReport::parse(&hcl.hw_report) {
+            Ok(r) => r,
+            Err(err) => return format_failure(Platform::SevSnp, "snp.format", err),
+        };
+        let binding = hcl.expected_report_data();
+        let mut out = snp::verify(&report, &e.certs, &self.policy.snp, Some(&binding), now, &self.chains);
+        bind_runtime_claims(&mut out, &hcl.runtime_claims, e.expected_report_data.as_deref().or(self.policy.snp.report_data.as_ref().map(|h| h.0.as_slice())));
+        out
+    }
+
+    fn verify_quote(&self, raw: &[u8], azure_hcl: Option<&[u8]>, e: &Endorsements, now: u64) -> Outcome {
+        let q = match tdx::Quote::parse(raw) {
+            Ok(q) => q,
+            Err(err) => return format_failure(Platform::Tdx, "tdx.format", err),
+        };
+        let hcl = match azure_hcl.map(azure::HclReport::parse).transpose() {
+            Ok(h) => h,
+            Err(err) => return format_failure(Platform::Tdx, "azure.format", err),
+        };
+        match hcl {
+            None => tdx::verify(&q, e.collateral.as_ref(), &self.policy.tdx, e.expected_report_data.as_deref(), now),
+            Some(h) => {
+                let binding = h.expected_report_data();
+                let mut out = tdx::verify(&q, e.collateral.as_ref(), &self.policy.tdx, Some(&binding), now);
+                bind_runtime_claims(&mut out, &h.runtime_claims, e.expected_report_data.as_deref().or(self.policy.tdx.report_data.as_ref().map(|h| h.0.as_slice())));
+                out
+            }
+        }
+    }
+}
+
+/// After the hardware report checked REPORT_DATA against the claims' hash: expose the claims, and check the
+/// caller's expected REPORT_DATA against the guest's `user-data` claim (where Azure guests put their nonce).
+fn bind_runtime_claims(out: &mut Outcome, claims: &[u8], expected_user_data: Option<&[u8]>) {
+    let json: serde_json::Value = serde_json::from_slice(claims).unwrap_or(serde_json::Value::Null);
+    if let Some(want) = expected_user_data {
+        let got = azure::user_data(&json);
+        out.checks.record(
+            "azure.user_data",
+            if got.as_deref() == Some(want) { Ok(()) } else { Err(format!("runtime claim user-data {} differs from the expected {}", got.map(hex::encode).unwrap_or_else(|| "(absent)".into()), hex::encode(want))) },
+        );
+    }
+    out.claim("azure_runtime_claims", json);
+}
+
+fn format_failure(platform: Platform, check: &str, e: ParseError) -> Outcome {
+    format_failure_msg(platform, check, e.to_string())
+}
+
+fn format_failure_msg(platform: Platform, check: &str, msg: String) -> Outcome {
+    let mut out = Outcome::new(platform);
+    out.checks.fail(check, msg);
+    out
+}
+
+/// SHA-384.
+pub fn sha384(data: &[u8]) -> [u8; 48] {
+    ring::digest::digest(&ring::digest::SHA384, data).as_ref().try_into().expect("48 bytes")
+}

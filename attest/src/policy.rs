@@ -1,0 +1,228 @@
+//! Attestation policy: what evidence a verifier accepts beyond "genuine hardware signed it".
+//!
+//! Written as TOML by people (see `docs/policy.md` and [`Policy::from_toml`]); every key is optional and the
+//! defaults are the safe choice: no debug guests, VMPL 0, committed firmware only, TDX TCB not Revoked and
+//! collateral required, simulated evidence refused.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::snp::Tcb;
+
+/// Bytes written as a hex string in TOML/JSON.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct HexBytes(pub Vec<u8>);
+
+impl Serialize for HexBytes {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> core::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(&self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for HexBytes {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> core::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let s = s.trim().trim_start_matches("0x");
+        hex::decode(s).map(HexBytes).map_err(|e| serde::de::Error::custom(format!("invalid hex {s:?}: {e}")))
+    }
+}
+
+/// The whole policy.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Policy {
+    /// AMD SEV-SNP rules.
+    pub snp: SnpPolicy,
+    /// Intel TDX rules.
+    pub tdx: TdxPolicy,
+    /// Simulated TEE rules.
+    pub sim: SimPolicy,
+}
+
+/// `[snp]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SnpPolicy {
+    /// Accept guests whose policy allows debugging (the host can read their memory). Default false.
+    pub allow_debug: bool,
+    /// Accept guests that allow a migration agent. Default false.
+    pub allow_migrate_ma: bool,
+    /// Accept guests that allow SMT and platforms that run with SMT on. Default true (clouds enable it).
+    pub allow_smt: bool,
+    /// The VMPL the report must come from. Default 0.
+    pub vmpl: u32,
+    /// Minimum REPORTED_TCB and LAUNCH_TCB, component-wise. Default all zero.
+    pub min_tcb: Tcb,
+    /// Accept a report whose COMMITTED_TCB / firmware differs from CURRENT (provisional firmware). Default false.
+    pub allow_provisional_firmware: bool,
+    /// Allowed MEASUREMENT values (48-byte hex); empty allows any.
+    pub measurements: Vec<HexBytes>,
+    /// Allowed HOST_DATA values (32-byte hex); empty allows any.
+    pub host_data: Vec<HexBytes>,
+    /// Minimum GUEST_SVN. Default 0.
+    pub min_guest_svn: u32,
+    /// Bits that must be set in LAUNCH_MIT_VECTOR and CURRENT_MIT_VECTOR (report v5+). Default 0.
+    pub required_mitigations: u64,
+    /// Expected REPORT_DATA (64-byte hex). Usually supplied per request instead.
+    pub report_data: Option<HexBytes>,
+}
+
+impl Default for SnpPolicy {
+    fn default() -> Self {
+        SnpPolicy {
+            allow_debug: false,
+            allow_migrate_ma: false,
+            allow_smt: true,
+            vmpl: 0,
+            min_tcb: Tcb::default(),
+            allow_provisional_firmware: false,
+            measurements: Vec::new(),
+            host_data: Vec::new(),
+            min_guest_svn: 0,
+            required_mitigations: 0,
+            report_data: None,
+        }
+    }
+}
+
+/// Every TCB status Intel defines except `Revoked`.
+pub const TDX_NON_REVOKED: [&str; 8] = [
+    "UpToDate",
+    "SWHardeningNeeded",
+    "ConfigurationNeeded",
+    "ConfigurationAndSWHardeningNeeded",
+    "OutOfDate",
+    "OutOfDateConfigurationNeeded",
+    "TDRelaunchAdvised",
+    "TDRelaunchAdvisedConfigurationNeeded",
+];
+
+/// `[tdx]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TdxPolicy {
+    /// Accept debug TDs. Default false.
+    pub allow_debug: bool,
+    /// Accepted TCB statuses. Default: every status but Revoked (which is never accepted).
+    pub accepted_tcb_status: Vec<String>,
+    /// Intel advisory IDs that reject a quote when present (e.g. "INTEL-SA-00615").
+    pub rejected_advisories: Vec<String>,
+    /// Require collateral (so that the TCB level is known). Default true. When false, a quote whose signatures
+    /// and PCK chain verify is accepted with `tcb_status: null`.
+    pub require_collateral: bool,
+    /// Require TD_ATTRIBUTES.SEPT_VE_DISABLE. Default true. Azure TDX and some SPR quotes lack it. With
+    /// collateral, dcap-qvl enforces it regardless of this setting.
+    pub require_sept_ve_disable: bool,
+    /// Accept TDs bound to a service TD (non-zero MRSERVICETD). Default false.
+    pub allow_service_td: bool,
+    /// Allowed MRTD values (48-byte hex); empty allows any.
+    pub mrtd: Vec<HexBytes>,
+    /// Allowed RTMR0 values; empty allows any.
+    pub rtmr0: Vec<HexBytes>,
+    /// Allowed RTMR1 values; empty allows any.
+    pub rtmr1: Vec<HexBytes>,
+    /// Allowed RTMR2 values; empty allows any.
+    pub rtmr2: Vec<HexBytes>,
+    /// Allowed RTMR3 values; empty allows any.
+    pub rtmr3: Vec<HexBytes>,
+    /// Allowed MRCONFIGID values; empty allows any.
+    pub mrconfigid: Vec<HexBytes>,
+    /// XFAM bits that may be set. Default 0x6DBE7 (go-tdx-guest's mask); bits 0 and 1 must always be set.
+    pub xfam_allowed: u64,
+    /// Expected REPORT_DATA (64-byte hex).
+    pub report_data: Option<HexBytes>,
+}
+
+impl Default for TdxPolicy {
+    fn default() -> Self {
+        TdxPolicy {
+            allow_debug: false,
+            accepted_tcb_status: TDX_NON_REVOKED.iter().map(|s| s.to_string()).collect(),
+            rejected_advisories: Vec::new(),
+            require_collateral: true,
+            require_sept_ve_disable: true,
+            allow_service_td: false,
+            mrtd: Vec::new(),
+            rtmr0: Vec::new(),
+            rtmr1: Vec::new(),
+            rtmr2: Vec::new(),
+            rtmr3: Vec::new(),
+            mrconfigid: Vec::new(),
+            xfam_allowed: 0x6DBE7,
+            report_data: None,
+        }
+    }
+}
+
+/// `[sim]`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SimPolicy {
+    /// Accept simulated (insecure) evidence. Default false; only tests and the devnet turn it on.
+    pub allow: bool,
+    /// Allowed measurements (48-byte hex); empty allows any.
+    pub measurements: Vec<HexBytes>,
+    /// Expected REPORT_DATA (64-byte hex).
+    pub report_data: Option<HexBytes>,
+}
+
+fn check_lengths(list: &[HexBytes], len: usize, key: &str) -> Result<()> {
+    for v in list {
+        if v.0.len() != len {
+            return Err(Error::Policy(format!("{key}: {} is {} bytes, expected {len}", hex::encode(&v.0), v.0.len())));
+        }
+    }
+    Ok(())
+}
+
+impl Policy {
+    /// Parses a TOML policy and checks every value's length. Unknown keys are errors (a typo must not
+    /// silently weaken a policy).
+    pub fn from_toml(text: &str) -> Result<Policy> {
+        let p: Policy = toml::from_str(text).map_err(|e| Error::Policy(e.to_string()))?;
+        p.validate()?;
+        Ok(p)
+    }
+
+    /// Checks lengths and values.
+    pub fn validate(&self) -> Result<()> {
+        check_lengths(&self.snp.measurements, 48, "snp.measurements")?;
+        check_lengths(&self.snp.host_data, 32, "snp.host_data")?;
+        check_lengths(self.snp.report_data.as_slice(), 64, "snp.report_data")?;
+        for (k, l) in [
+            ("tdx.mrtd", &self.tdx.mrtd),
+            ("tdx.rtmr0", &self.tdx.rtmr0),
+            ("tdx.rtmr1", &self.tdx.rtmr1),
+            ("tdx.rtmr2", &self.tdx.rtmr2),
+            ("tdx.rtmr3", &self.tdx.rtmr3),
+            ("tdx.mrconfigid", &self.tdx.mrconfigid),
+        ] {
+            check_lengths(l, 48, k)?;
+        }
+        check_lengths(self.tdx.report_data.as_slice(), 64, "tdx.report_data")?;
+        check_lengths(&self.sim.measurements, 48, "sim.measurements")?;
+        check_lengths(self.sim.report_data.as_slice(), 64, "sim.report_data")?;
+        for s in &self.tdx.accepted_tcb_status {
+            if s == "Revoked" {
+                return Err(Error::Policy("tdx.accepted_tcb_status: Revoked is never accepted".into()));
+            }
+            if !TDX_NON_REVOKED.contains(&s.as_str()) {
+                return Err(Error::Policy(format!(
+                    "tdx.accepted_tcb_status: unknown status {s:?} (known: {})",
+                    TDX_NON_REVOKED.join(", ")
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// SHA-256 of the policy's canonical JSON: names the policy a verdict was reached under.
+    pub fn digest(&self) -> [u8; 32] {
+        crate::sha256(serde_json::to_string(self).expect("policy serialises").as_bytes())
+    }
+}
+
+/// `value` is in `allowed`, or `allowed` is empty.
+pub(crate) fn allowed(allowed: &[HexBytes], value: &[u8]) -> bool {
+    allowed.is_empty() || allowed.iter().any(|a| a.0 == value)
+}

@@ -1,0 +1,455 @@
+//! AMD SEV-SNP: report parsing and verification.
+//!
+//! Order matters: fields are read before the signature is checked only to choose the chain (VERSION, SIGNING_KEY,
+//! CPUID); every other field is judged only after the P-384 signature over the raw bytes `[0, 0x2A0)` verified
+//! against a VCEK/VLEK that chains to the pinned ARK.
+
+pub mod certs;
+pub mod report;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use ring::signature::{UnparsedPublicKey, ECDSA_P384_SHA384_FIXED};
+use serde_json::json;
+
+pub use report::{Product, SigningKey, SnpReport, Tcb};
+
+use crate::policy::{allowed, SnpPolicy};
+use crate::result::{Outcome, Platform};
+use crate::x509::Cert;
+use certs::Role;
+use report::{platform_info_bits as pi, policy_bits as pb};
+
+/// A VCEK/VLEK whose chain to the pinned ARK has been verified: what later reports need of it.
+#[derive(Clone, Debug)]
+pub(crate) struct VerifiedLeaf {
+    product: Product,
+    vlek: bool,
+    key: Vec<u8>,
+    ext: certs::LeafExtensions,
+    /// Intersection of the validity windows of ARK, intermediate and leaf.
+    not_before: u64,
+    not_after: u64,
+}
+
+/// Verified chains keyed by SHA-256 of (leaf DER ‖ intermediate DER). Chains change per chip and TCB only.
+#[derive(Default, Debug)]
+pub(crate) struct ChainCache {
+    map: Mutex<HashMap<[u8; 32], VerifiedLeaf>>,
+}
+
+const CACHE_MAX: usize = 4096;
+
+impl ChainCache {
+    fn get(&self, key: &[u8; 32]) -> Option<VerifiedLeaf> {
+        self.map.lock().ok()?.get(key).cloned()
+    }
+    fn put(&self, key: [u8; 32], leaf: VerifiedLeaf) {
+        if let Ok(mut m) = self.map.lock() {
+            if m.len() >= CACHE_MAX {
+                m.clear();
+            }
+            m.insert(key, leaf);
+        }
+    }
+}
+
+/// Verifies the chain ARK → ASK/ASVK → VCEK/VLEK. `now` is checked by the caller against the window.
+fn verify_chain(leaf: &Cert, inter: &Cert, ark: &Cert, product: Product, vlek: bool) -> Result<VerifiedLeaf, String> {
+    let pinned = &certs::roots(product).ark;
+    if ark.der() != pinned.der() {
+        return Err(format!("ARK is not AMD's pinned ARK-{}", product.name()));
+    }
+    let (inter_name, leaf_name) = if vlek { ("ASVK", "VLEK") } else { ("ASK", "VCEK") };
+    for (c, which) in [(ark, "ARK"), (inter, inter_name), (leaf, leaf_name)] {
+        if !c.is_v3() {
+            return Err(format!("{which} is not an X.509 v3 certificate"));
+        }
+    }
+    certs::check_amd_name(ark, "ARK")?;
+    certs::check_amd_name(inter, inter_name)?;
+    if !ark.is_self_issued() {
+        return Err("ARK is not self-issued".into());
+    }
+    ark.verify_signed_by_rsa_pss_sha384(ark).map_err(|e| format!("ARK self-signature: {e}"))?;
+    let want_role = if vlek { Role::Asvk(product) } else { Role::Ask(product) };
+    if Role::of(inter) != Some(want_role) {
+        return Err(format!("{inter_name} has subject CN {:?}, not the {} {inter_name}", inter.subject_cn(), product.name()));
+    }
+    if !inter.issued_by_name(ark) {
+        return Err(format!("{inter_name} issuer is not ARK-{}", product.name()));
+    }
+    inter.verify_signed_by_rsa_pss_sha384(ark).map_err(|e| format!("{inter_name} signed by ARK: {e}"))?;
+    if Role::of(leaf) != Some(if vlek { Role::Vlek } else { Role::Vcek }) {
+        return Err(format!("leaf has subject CN {:?}, expected SEV-{leaf_name}", leaf.subject_cn()));
+    }
+    if !leaf.issued_by_name(inter) {
+        return Err(format!("{leaf_name} issuer is not the {inter_name} {:?}", inter.subject_cn()));
+    }
+    leaf.verify_signed_by_rsa_pss_sha384(inter).map_err(|e| format!("{leaf_name} signed by {inter_name}: {e}"))?;
+    certs::check_leaf_key(leaf).map_err(|e| format!("{leaf_name} {e}"))?;
+    let ext = certs::leaf_extensions(leaf, product, vlek).map_err(|e| format!("{leaf_name} extensions: {e}"))?;
+    let windows = [ark.validity(), inter.validity(), leaf.validity()];
+    Ok(VerifiedLeaf {
+        product,
+        vlek,
+        key: leaf.public_key_bits().to_vec(),
+        ext,
+        not_before: windows.iter().map(|w| w.0).max().unwrap_or(0),
+        not_after: windows.iter().map(|w| w.1).min().unwrap_or(0),
+    })
+}
+
+/// Picks the certificates for this report from those supplied (any order) and the built-in intermediates.
+struct Selected<'a> {
+    leaf: &'a Cert,
+    inter: &'a Cert,
+    ark: &'a Cert,
+}
+
+fn select<'a>(certs_in: &'a [Cert], product: Product, vlek: bool) -> Result<Selected<'a>, String> {
+    let roots = certs::roots(product);
+    let (leaf_role, inter_role) = if vlek { (Role::Vlek, Role::Asvk(product)) } else { (Role::Vcek, Role::Ask(product)) };
+    let mut leaf = None;
+    let mut inter = None;
+    let mut ark = None;
+    for c in certs_in {
+        match Role::of(c) {
+            Some(r) if r == leaf_role => {
+                if leaf.is_some() {
+                    return Err(format!("more than one {} certificate supplied", if vlek { "VLEK" } else { "VCEK" }));
+                }
+                leaf = Some(c);
+            }
+            Some(r) if r == inter_role => inter = Some(c),
+            Some(Role::Ark(p)) if p == product => ark = Some(c),
+            // Certificates of other roles or products (a bundle may carry both chains) are not used.
+            _ => {}
+        }
+    }
+    let leaf = leaf.ok_or_else(|| {
+        if vlek {
+            "the report is signed by a VLEK, but no VLEK certificate (CN=SEV-VLEK) was supplied".to_string()
+        } else {
+            "the report is signed by a VCEK, but no VCEK certificate (CN=SEV-VCEK) was supplied".to_string()
+        }
+    })?;
+    Ok(Selected {
+        leaf,
+        inter: inter.unwrap_or(if vlek { &roots.asvk } else { &roots.ask }),
+        ark: ark.unwrap_or(&roots.ark),
+    })
+}
+
+fn product_of(report: &SnpReport, certs_in: &[Cert]) -> Result<Product, String> {
+    if let Some((fam, model, step)) = report.cpuid() {
+        return Product::from_cpuid(fam, model).ok_or_else(|| {
+            format!("CPUID family {fam:#x} model {model:#x} stepping {step} is not a supported AMD EPYC generation")
+        });
+    }
+    // Version 2 reports carry no CPUID: the leaf certificate's issuer names the product (the signature check
+    // that follows proves the choice).
+    let mut found = None;
+    for c in certs_in {
+        if matches!(Role::of(c), Some(Role::Vcek | Role::Vlek)) {
+            let cn = c.issuer_cn().unwrap_or_default();
+            let p = cn.strip_prefix("SEV-VLEK-").or_else(|| cn.strip_prefix("SEV-")).and_then(Product::from_product_name);
+            found = found.or(p);
+        }
+    }
+    found.ok_or_else(|| "version 2 report without CPUID: supply the VCEK/VLEK so the product can be determined".into())
+}
+
+/// KDS URL to fetch the VCEK for this report (for the error message when it is missing).
+fn kds_hint(report: &SnpReport, product: Product) -> String {
+    let tcb = Tcb::decode(report.reported_tcb(), product);
+    let hwid = if product == Product::Turin { &report.chip_id()[..8] } else { report.chip_id() };
+    let fmc = tcb.fmc.map(|f| format!("&fmcSPL={f}")).unwrap_or_default();
+    format!(
+        "https://kdsintf.amd.com/vcek/v1/{}/{}?blSPL={}&teeSPL={}&snpSPL={}&ucodeSPL={}{fmc}",
+        product.name(),
+        hex::encode(hwid),
+        tcb.bl,
+        tcb.tee,
+        tcb.snp,
+        tcb.ucode
+    )
+}
+
+/// Verifies an SNP report against `certs` (VCEK/VLEK, optionally ASK/ASVK/ARK) and `policy`.
+pub(crate) fn verify(
+    report: &SnpReport,
+    certs_in: &[Cert],
+    policy: &SnpPolicy,
+    expected_report_data: Option<&[u8]>,
+    now: u64,
+    cache: &ChainCache,
+) -> Outcome {
+    let mut out = Outcome::new(Platform::SevSnp);
+    out.measurement = report.measurement().to_vec();
+    out.report_data = report.report_data().to_vec();
+    let c = &mut out.checks;
+    c.pass("snp.format", format!("version {}, 1184 bytes, ECDSA P-384", report.version()));
+
+    // 1. Which key signed, and which product: these only choose the chain.
+    let vlek = match report.signing_key() {
+        Ok(SigningKey::Vcek) => false,
+        Ok(SigningKey::Vlek) => true,
+        Ok(SigningKey::None) => {
+            c.fail("snp.signing_key", "the report is unsigned (SIGNING_KEY = none)");
+            return out;
+        }
+        Err(v) => {
+            c.fail("snp.signing_key", format!("reserved SIGNING_KEY value {v}"));
+            return out;
+        }
+    };
+    c.pass("snp.signing_key", if vlek { "VLEK" } else { "VCEK" }.to_string());
+    let product = match product_of(report, certs_in) {
+        Ok(p) => p,
+        Err(e) => {
+            c.fail("snp.product", e);
+            return out;
+        }
+    };
+    c.pass("snp.product", product.name().to_string());
+
+    // 2. Chain to the pinned ARK (cached by content).
+    let sel = match select(certs_in, product, vlek) {
+        Ok(s) => s,
+        Err(e) => {
+            let hint = if vlek { String::new() } else { format!(" (fetch it from {})", kds_hint(report, product)) };
+            c.fail("snp.cert_chain", format!("{e}{hint}"));
+            return out;
+        }
+    };
+    let mut key_material = Vec::with_capacity(sel.leaf.der().len() + sel.inter.der().len() + sel.ark.der().len());
+    for part in [sel.leaf.der(), sel.inter.der(), sel.ark.der()] {
+        key_material.extend_from_slice(&(part.len() as u32).to_le_bytes());
+        key_material.extend_from_slice(part);
+    }
+    let cache_key = crate::sha256(&key_material);
+    let leaf = match cache.get(&cache_key) {
+        Some(l) => l,
+        None => match verify_chain(sel.leaf, sel.inter, sel.ark, product, vlek) {
+            Ok(l) => {
+                cache.put(cache_key, l.clone());
+                l
+            }
+            Err(e) => {
+                c.fail("snp.cert_chain", e);
+                return out;
+            }
+        },
+    };
+    debug_assert!(leaf.product == product && leaf.vlek == vlek);
+    c.pass("snp.cert_chain", format!("{} ← {} ← pinned ARK-{}", sel.leaf.subject_cn().unwrap_or_default(), sel.inter.subject_cn().unwrap_or_default(), product.name()));
+    if now < leaf.not_before || now > leaf.not_after {
+        let which = [(sel.ark, "ARK"), (sel.inter, "intermediate"), (sel.leaf, if vlek { "VLEK" } else { "VCEK" })];
+        let e = which.iter().find_map(|(cert, w)| cert.check_validity(now, w).err()).unwrap_or_else(|| "outside validity".into());
+        c.fail("snp.cert_validity", format!("{e} (now = {})", crate::time::fmt_unix(now)));
+        return out;
+    }
+    c.pass("snp.cert_validity", format!("valid at {}", crate::time::fmt_unix(now)));
+
+    // 3. The signature over the raw report bytes.
+    let sig = match report.signature_fixed() {
+        Ok(s) => s,
+        Err(e) => {
+            c.fail("snp.report_signature", e);
+            return out;
+        }
+    };
+    if UnparsedPublicKey::new(&ECDSA_P384_SHA384_FIXED, &leaf.key).verify(report.signed_bytes(), &sig).is_err() {
+        c.fail("snp.report_signature", format!("signature over bytes 0..0x2a0 does not verify with the {}", if vlek { "VLEK" } else { "VCEK" }));
+        return out;
+    }
+    c.pass("snp.report_signature", None);
+
+    // From here on every field is authentic.
+    judge(&mut out, report, &leaf, policy, expected_report_data);
+    out
+}
+
+/// The checks on authenticated fields: structure, bindings to the certificate, and policy.
+fn judge(out: &mut Outcome, report: &SnpReport, leaf: &VerifiedLeaf, policy: &SnpPolicy, expected_rd: Option<&[u8]>) {
+    let product = leaf.product;
+    let reported = Tcb::decode(report.reported_tcb(), product);
+    let current = Tcb::decode(report.current_tcb(), product);
+    let committed = Tcb::decode(report.committed_tcb(), product);
+    let launch = Tcb::decode(report.launch_tcb(), product);
+    let c = &mut out.checks;
+    let p = report.policy();
+
+    // Structure.
+    let mut structural = report.nonzero_reserved();
+    if p & pb::RESERVED_ONE == 0 {
+        structural.push("guest policy bit 17 (reserved, must be one) is zero".into());
+    }
+    if p & pb::MBZ != 0 {
+        structural.push(format!("guest policy {p:#x} sets reserved bits 63:26"));
+    }
+    if report.signer_info() & !0x1F != 0 {
+        structural.push(format!("signer info {:#x} sets reserved bits", report.signer_info()));
+    }
+    if let (Some((fam, model, _)), Some(from_cert)) = (report.cpuid(), Product::from_product_name(&leaf.ext.product_name)) {
+        if Product::from_cpuid(fam, model) != Some(from_cert) {
+            structural.push("CPUID and certificate productName disagree".into());
+        }
+    }
+    c.record("snp.reserved_fields", if structural.is_empty() { Ok(()) } else { Err(structural.join("; ")) });
+
+    // Bindings of the report to its certificate.
+    c.record(
+        "snp.tcb_binding",
+        if report.reported_tcb() == leaf.ext.tcb_raw {
+            Ok(())
+        } else {
+            Err(format!("REPORTED_TCB ({reported}) differs from the certificate's TCB ({})", leaf.ext.tcb))
+        },
+    );
+    match &leaf.ext.hwid {
+        None => c.skip("snp.chip_id_binding", format!("VLEK issued to {}", leaf.ext.csp_id.as_deref().unwrap_or("?"))),
+        Some(_) if report.chip_id().iter().all(|&b| b == 0) && report.chip_id_masked() => {
+            c.skip("snp.chip_id_binding", "CHIP_ID is masked by the guest (MASK_CHIP_ID)")
+        }
+        Some(hwid) => {
+            let chip = report.chip_id();
+            let ok = chip[..hwid.len()] == hwid[..] && chip[hwid.len()..].iter().all(|&b| b == 0);
+            c.record(
+                "snp.chip_id_binding",
+                if ok { Ok(()) } else { Err("CHIP_ID differs from the VCEK's hwID (the VCEK belongs to another chip)".into()) },
+            );
+        }
+    }
+
+    // Policy.
+    c.record(
+        "snp.policy.debug",
+        if p & pb::DEBUG != 0 && !policy.allow_debug {
+            Err("guest policy allows debugging (DEBUG=1): the host can read and write guest memory".into())
+        } else {
+            Ok(())
+        },
+    );
+    c.record(
+        "snp.policy.migrate_ma",
+        if p & pb::MIGRATE_MA != 0 && !policy.allow_migrate_ma {
+            Err("guest policy allows a migration agent (MIGRATE_MA=1)".into())
+        } else {
+            Ok(())
+        },
+    );
+    c.record(
+        "snp.policy.smt",
+        if !policy.allow_smt && (p & pb::SMT != 0 || report.platform_info() & pi::SMT_EN != 0) {
+            Err("SMT is allowed by the guest policy or enabled on the platform, and the policy forbids SMT".into())
+        } else {
+            Ok(())
+        },
+    );
+    c.record(
+        "snp.policy.vmpl",
+        if report.vmpl() == policy.vmpl { Ok(()) } else { Err(format!("VMPL {} is not the required {}", report.vmpl(), policy.vmpl)) },
+    );
+    let mut tcb_problems = Vec::new();
+    if !reported.at_least(&policy.min_tcb) {
+        tcb_problems.push(format!("REPORTED_TCB ({reported}) is below the minimum ({})", policy.min_tcb));
+    }
+    if !launch.at_least(&policy.min_tcb) {
+        tcb_problems.push(format!("LAUNCH_TCB ({launch}) is below the minimum ({})", policy.min_tcb));
+    }
+    if !current.at_least(&reported) {
+        tcb_problems.push(format!("REPORTED_TCB ({reported}) is above CURRENT_TCB ({current})"));
+    }
+    c.record("snp.policy.min_tcb", if tcb_problems.is_empty() { Ok(()) } else { Err(tcb_problems.join("; ")) });
+    let provisional = report.committed_tcb() != report.current_tcb() || report.committed_version() != report.current_version();
+    c.record(
+        "snp.policy.committed_tcb",
+        if provisional && !policy.allow_provisional_firmware {
+            Err(format!("provisional firmware: COMMITTED_TCB ({committed}) differs from CURRENT_TCB ({current}) or the committed firmware version differs from the current one"))
+        } else {
+            Ok(())
+        },
+    );
+    c.record(
+        "snp.policy.guest_svn",
+        if report.guest_svn() >= policy.min_guest_svn {
+            Ok(())
+        } else {
+            Err(format!("GUEST_SVN {} is below {}", report.guest_svn(), policy.min_guest_svn))
+        },
+    );
+    if policy.required_mitigations != 0 {
+        let r = match (report.launch_mit_vector(), report.current_mit_vector()) {
+            (Some(l), Some(cur)) if l & policy.required_mitigations == policy.required_mitigations && cur & policy.required_mitigations == policy.required_mitigations => Ok(()),
+            (Some(l), Some(cur)) => Err(format!("mitigation vectors (launch {l:#x}, current {cur:#x}) lack required bits {:#x}", policy.required_mitigations)),
+            _ => Err(format!("report version {} has no mitigation vectors, and the policy requires {:#x}", report.version(), policy.required_mitigations)),
+        };
+        c.record("snp.policy.mitigations", r);
+    }
+    c.record(
+        "snp.policy.measurement",
+        if allowed(&policy.measurements, report.measurement()) {
+            Ok(())
+        } else {
+            Err(format!("MEASUREMENT {} is not in the allowed list", hex::encode(report.measurement())))
+        },
+    );
+    c.record(
+        "snp.policy.host_data",
+        if allowed(&policy.host_data, report.host_data()) {
+            Ok(())
+        } else {
+            Err(format!("HOST_DATA {} is not in the allowed list", hex::encode(report.host_data())))
+        },
+    );
+    match expected_rd.or(policy.report_data.as_ref().map(|h| h.0.as_slice())) {
+        Some(want) => {
+            c.record(
+            "snp.report_data",
+            if want == report.report_data() {
+                Ok(())
+            } else {
+                Err(format!("REPORT_DATA {} differs from the expected {}", hex::encode(report.report_data()), hex::encode(want)))
+            },
+        );
+        }
+        None => c.skip("snp.report_data", "no expected REPORT_DATA given"),
+    };
+
+    let signing = if leaf.vlek { "vlek" } else { "vcek" };
+    out.claim(
+        "snp",
+        json!({
+            "version": report.version(),
+            "product": product.name(),
+            "signing_key": signing,
+            "guest_svn": report.guest_svn(),
+            "policy": format!("{p:#x}"),
+            "debug": p & pb::DEBUG != 0,
+            "vmpl": report.vmpl(),
+            "platform_info": format!("{:#x}", report.platform_info()),
+            "family_id": hex::encode(report.family_id()),
+            "image_id": hex::encode(report.image_id()),
+            "host_data": hex::encode(report.host_data()),
+            "id_key_digest": hex::encode(report.id_key_digest()),
+            "author_key_digest": hex::encode(report.author_key_digest()),
+            "report_id": hex::encode(report.report_id()),
+            "chip_id": hex::encode(report.chip_id()),
+            "reported_tcb": reported,
+            "current_tcb": current,
+            "committed_tcb": committed,
+            "launch_tcb": launch,
+            "firmware": { "current": fmt_ver(report.current_version()), "committed": fmt_ver(report.committed_version()) },
+            "launch_mit_vector": report.launch_mit_vector(),
+            "current_mit_vector": report.current_mit_vector(),
+            "csp_id": leaf.ext.csp_id,
+        }),
+    );
+}
+
+fn fmt_ver((major, minor, build): (u8, u8, u8)) -> String {
+    format!("{major}.{minor}.{build}")
+}

@@ -1,0 +1,532 @@
+//! Intel TDX DCAP quotes (v4 and v5; TD 1.0 and TD 1.5 bodies).
+//!
+//! [`Quote::parse`] is Sigil's own bounded parser: it checks every length, accepts zero padding after the quote
+//! (configfs-tsm hands out fixed-size buffers) and refuses any other trailing byte. Verification then takes one
+//! of two paths:
+//! - **with collateral**: `dcap-qvl` verifies the whole DCAP chain (PCK chain and CRLs, TCB info, QE identity,
+//!   TDX module identity, signatures) and yields the TCB status; Sigil then applies its TD policy;
+//! - **without collateral**: Sigil checks the quote signature, the QE report signature and binding, the PCK chain
+//!   to the pinned Intel SGX Root CA and the QE's signer, and reports `tcb_status: null`; the policy decides
+//!   whether that is enough (by default it is not).
+
+use std::sync::OnceLock;
+
+use ring::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_FIXED};
+use serde_json::json;
+
+use crate::error::ParseError;
+use crate::policy::{allowed, TdxPolicy};
+use crate::result::{Outcome, Platform};
+use crate::x509::{pem_blocks, Cert};
+
+const WHAT: &str = "TDX quote";
+/// Intel's QE vendor ID.
+pub const INTEL_QE_VENDOR_ID: [u8; 16] =
+    [0x93, 0x9a, 0x72, 0x33, 0xf7, 0x9c, 0x4c, 0xa9, 0x94, 0x0a, 0x0d, 0xb3, 0x95, 0x7f, 0x06, 0x07];
+/// MRSIGNER of Intel's TD quoting enclave (TD_QE), as Intel's signed QE identity collateral names it.
+pub const INTEL_TD_QE_MRSIGNER: [u8; 32] = [
+    0xdc, 0x9e, 0x2a, 0x7c, 0x6f, 0x94, 0x8f, 0x17, 0x47, 0x4e, 0x34, 0xa7, 0xfc, 0x43, 0xed, 0x03, 0x0f, 0x7c, 0x15,
+    0x63, 0xf1, 0xba, 0xbd, 0xdf, 0x63, 0x40, 0xc8, 0x2e, 0x0e, 0x54, 0xa8, 0xc5,
+];
+/// ISVPRODID of the TD_QE.
+pub const INTEL_TD_QE_PROD_ID: u16 = 2;
+/// TEE type of a TD quote.
+pub const TEE_TYPE_TDX: u32 = 0x81;
+const HEADER_LEN: usize = 48;
+const TD10_LEN: usize = 584;
+const TD15_LEN: usize = 648;
+const QE_REPORT_LEN: usize = 384;
+/// Largest quote accepted (real ones are about 5 KB; buffers 8 KB).
+pub const MAX_QUOTE_LEN: usize = 64 * 1024;
+
+/// The pinned Intel SGX Root CA (DER), SHA-256 44a0196b…d3.
+pub const INTEL_ROOT_CA_DER: &[u8] = include_bytes!("../roots/intel_sgx_root_ca.der");
+
+fn intel_root() -> &'static Cert {
+    static ROOT: OnceLock<Cert> = OnceLock::new();
+    ROOT.get_or_init(|| Cert::from_der(INTEL_ROOT_CA_DER, "Intel SGX Root CA").expect("built-in Intel root parses"))
+}
+
+/// TD_ATTRIBUTES bits.
+pub mod td_attributes {
+    /// The TD is debuggable.
+    pub const DEBUG: u64 = 1 << 0;
+    /// TUD bits 1..=7 other than DEBUG (profiling and the like).
+    pub const TUD_OTHER: u64 = 0xFE;
+    /// EPT violations are not converted to #VE (required by dcap-qvl; the secure choice).
+    pub const SEPT_VE_DISABLE: u64 = 1 << 28;
+    /// The TD may be migrated.
+    pub const MIGRATABLE: u64 = 1 << 29;
+    /// Protection keys for supervisor pages.
+    pub const PKS: u64 = 1 << 30;
+    /// Performance monitoring.
+    pub const PERFMON: u64 = 1 << 63;
+    /// Bits go-tdx-guest allows.
+    pub const ALLOWED: u64 = DEBUG | SEPT_VE_DISABLE | PKS | PERFMON;
+}
+
+/// The TD report body of a quote.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TdBody {
+    /// TEE_TCB_SVN.
+    pub tee_tcb_svn: [u8; 16],
+    /// MRSEAM.
+    pub mr_seam: [u8; 48],
+    /// MRSIGNERSEAM.
+    pub mr_signer_seam: [u8; 48],
+    /// SEAMATTRIBUTES.
+    pub seam_attributes: u64,
+    /// TDATTRIBUTES.
+    pub td_attributes: u64,
+    /// XFAM.
+    pub xfam: u64,
+    /// MRTD: the measurement of the initial TD contents.
+    pub mr_td: [u8; 48],
+    /// MRCONFIGID.
+    pub mr_config_id: [u8; 48],
+    /// MROWNER.
+    pub mr_owner: [u8; 48],
+    /// MROWNERCONFIG.
+    pub mr_owner_config: [u8; 48],
+    /// RTMR0..3.
+    pub rtmr: [[u8; 48]; 4],
+    /// REPORTDATA.
+    pub report_data: [u8; 64],
+    /// TD 1.5: TEE_TCB_SVN2.
+    pub tee_tcb_svn2: Option<[u8; 16]>,
+    /// TD 1.5: MRSERVICETD.
+    pub mr_service_td: Option<[u8; 48]>,
+}
+
+/// A parsed (not yet verified) TDX quote.
+#[derive(Clone, Debug)]
+pub struct Quote {
+    /// The quote bytes without trailing padding.
+    pub raw: Vec<u8>,
+    /// Header version (4 or 5).
+    pub version: u16,
+    /// Attestation key type (2 = ECDSA P-256).
+    pub att_key_type: u16,
+    /// TEE type (0x81 = TDX).
+    pub tee_type: u32,
+    /// QE vendor ID.
+    pub qe_vendor_id: [u8; 16],
+    /// The TD report.
+    pub body: TdBody,
+    /// Length of header + body: the bytes the quote signature covers.
+    pub signed_len: usize,
+    /// ECDSA signature (r ‖ s, big-endian).
+    pub signature: [u8; 64],
+    /// Attestation public key (X ‖ Y).
+    pub attestation_key: [u8; 64],
+    /// The QE's enclave report (384 bytes).
+    pub qe_report: [u8; QE_REPORT_LEN],
+    /// PCK signature over the QE report.
+    pub qe_report_signature: [u8; 64],
+    /// QE authentication data.
+    pub qe_auth_data: Vec<u8>,
+    /// Inner certification data type (5 = PCK chain, PEM).
+    pub cert_type: u16,
+    /// Inner certification data.
+    pub cert_data: Vec<u8>,
+}
+
+struct Cursor<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], ParseError> {
+        let end = self.pos.checked_add(n).filter(|&e| e <= self.buf.len());
+        let end = end.ok_or(ParseError::Truncated { what, need: self.pos.saturating_add(n), have: self.buf.len() })?;
+        let s = &self.buf[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+    fn arr<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], ParseError> {
+        Ok(self.take(N, what)?.try_into().expect("length"))
+    }
+    fn u16(&mut self, what: &'static str) -> Result<u16, ParseError> {
+        Ok(u16::from_le_bytes(self.arr(what)?))
+    }
+    fn u32(&mut self, what: &'static str) -> Result<u32, ParseError> {
+        Ok(u32::from_le_bytes(self.arr(what)?))
+    }
+    fn u64(&mut self, what: &'static str) -> Result<u64, ParseError> {
+        Ok(u64::from_le_bytes(self.arr(what)?))
+    }
+}
+
+/// Reads the quote header's (version, attestation key type, tee type) if `bytes` can be a DCAP quote.
+pub fn sniff(bytes: &[u8]) -> Option<(u16, u16, u32)> {
+    if bytes.len() < HEADER_LEN {
+        return None;
+    }
+    let v = u16::from_le_bytes([bytes[0], bytes[1]]);
+    let k = u16::from_le_bytes([bytes[2], bytes[3]]);
+    let t = u32::from_le_bytes(bytes[4..8].try_into().expect("4"));
+    ((3..=5).contains(&v) && k == 2 && (t == 0 || t == TEE_TYPE_TDX)).then_some((v, k, t))
+}
+
+impl Quote {
+    /// Parses a TDX quote v4/v5. Trailing bytes must all be zero.
+    pub fn parse(bytes: &[u8]) -> Result<Quote, ParseError> {
+        if bytes.len() > MAX_QUOTE_LEN {
+            return Err(ParseError::Field { what: WHAT, detail: format!("{} bytes exceeds the {MAX_QUOTE_LEN}-byte limit", bytes.len()) });
+        }
+        let mut c = Cursor { buf: bytes, pos: 0 };
+        let version = c.u16("TDX quote header")?;
+        let att_key_type = c.u16("TDX quote header")?;
+        let tee_type = c.u32("TDX quote header")?;
+        if tee_type == 0 {
+            return Err(ParseError::Field { what: WHAT, detail: "not a TDX quote: TEE type 0 is an SGX enclave quote".into() });
+        }
+        if tee_type != TEE_TYPE_TDX {
+            return Err(ParseError::Field { what: WHAT, detail: format!("TEE type {tee_type:#x} is not TDX (0x81)") });
+        }
+        if version != 4 && version != 5 {
+            return Err(ParseError::Version { what: WHAT, version: version.into() });
+        }
+        if att_key_type != 2 {
+            return Err(ParseError::Field { what: WHAT, detail: format!("attestation key type {att_key_type} is not ECDSA P-256 (2)") });
+        }
+        c.take(4, "TDX quote header")?; // qe_svn, pce_svn
+        let qe_vendor_id = c.arr::<16>("TDX quote header")?;
+        c.take(20, "TDX quote header")?; // user_data
+        let td15 = if version == 5 {
+            let body_type = c.u16("TDX quote v5 body descriptor")?;
+            let size = c.u32("TDX quote v5 body descriptor")? as usize;
+            let (td15, want) = match body_type {
+                2 => (false, TD10_LEN),
+                3 => (true, TD15_LEN),
+                t => return Err(ParseError::Field { what: WHAT, detail: format!("v5 body type {t} is not TD 1.0 (2) or TD 1.5 (3)") }),
+            };
+            if size != want {
+                return Err(ParseError::Length { what: "TDX quote v5 body", expected: want, got: size });
+            }
+            td15
+        } else {
+            false
+        };
+        let body = TdBody {
+            tee_tcb_svn: c.arr("TD report")?,
+            mr_seam: c.arr("TD report")?,
+            mr_signer_seam: c.arr("TD report")?,
+            seam_attributes: c.u64("TD report")?,
+            td_attributes: c.u64("TD report")?,
+            xfam: c.u64("TD report")?,
+            mr_td: c.arr("TD report")?,
+            mr_config_id: c.arr("TD report")?,
+            mr_owner: c.arr("TD report")?,
+            mr_owner_config: c.arr("TD report")?,
+            rtmr: [c.arr("TD report")?, c.arr("TD report")?, c.arr("TD report")?, c.arr("TD report")?],
+            report_data: c.arr("TD report")?,
+            tee_tcb_svn2: if td15 { Some(c.arr("TD 1.5 report")?) } else { None },
+            mr_service_td: if td15 { Some(c.arr("TD 1.5 report")?) } else { None },
+        };
+        let signed_len = c.pos;
+        let sig_len = c.u32("quote signature data length")? as usize;
+        let sig_start = c.pos;
+        let signature = c.arr::<64>("quote signature")?;
+        let attestation_key = c.arr::<64>("attestation key")?;
+        let outer_type = c.u16("certification data")?;
+        if outer_type != 6 {
+            return Err(ParseError::Field { what: WHAT, detail: format!("certification data type {outer_type} is not 6 (QE report certification data)") });
+        }
+        let outer_len = c.u32("certification data")? as usize;
+        let outer_start = c.pos;
+        let qe_report = c.arr::<QE_REPORT_LEN>("QE report")?;
+        let qe_report_signature = c.arr::<64>("QE report signature")?;
+        let auth_len = c.u16("QE authentication data")? as usize;
+        let qe_auth_data = c.take(auth_len, "QE authentication data")?.to_vec();
+        let cert_type = c.u16("PCK certification data")?;
+        let cert_len = c.u32("PCK certification data")? as usize;
+        let cert_data = c.take(cert_len, "PCK certification data")?.to_vec();
+        if c.pos - outer_start != outer_len {
+            return Err(ParseError::Field { what: WHAT, detail: format!("certification data size {outer_len} does not match its contents ({})", c.pos - outer_start) });
+        }
+        if c.pos - sig_start != sig_len {
+            return Err(ParseError::Field { what: WHAT, detail: format!("signature data size {sig_len} does not match its contents ({})", c.pos - sig_start) });
+        }
+        let rest = &bytes[c.pos..];
+        if rest.iter().any(|&b| b != 0) {
+            return Err(ParseError::TrailingBytes { what: WHAT, count: rest.len() });
+        }
+        Ok(Quote {
+            raw: bytes[..c.pos].to_vec(),
+            version,
+            att_key_type,
+            tee_type,
+            qe_vendor_id,
+            body,
+            signed_len,
+            signature,
+            attestation_key,
+            qe_report,
+            qe_report_signature,
+            qe_auth_data,
+            cert_type,
+            cert_data,
+        })
+    }
+
+    /// QE report fields: (MRSIGNER, ISVPRODID, ISVSVN, REPORTDATA).
+    fn qe_fields(&self) -> ([u8; 32], u16, u16, &[u8]) {
+        let q = &self.qe_report;
+        (
+            q[128..160].try_into().expect("32"),
+            u16::from_le_bytes([q[256], q[257]]),
+            u16::from_le_bytes([q[258], q[259]]),
+            &q[320..384],
+        )
+    }
+}
+
+fn p256_point(xy: &[u8; 64]) -> [u8; 65] {
+    let mut k = [4u8; 65];
+    k[1..].copy_from_slice(xy);
+    k
+}
+
+/// Signatures and the PCK chain, without collateral.
+fn verify_offline(q: &Quote, now: u64, out: &mut Outcome) -> bool {
+    let c = &mut out.checks;
+    if q.qe_vendor_id != INTEL_QE_VENDOR_ID {
+        c.fail("tdx.qe_vendor", format!("QE vendor ID {} is not Intel's", hex::encode(q.qe_vendor_id)));
+        return false;
+    }
+    c.pass("tdx.qe_vendor", None);
+    // PCK chain: leaf ← Platform/Processor CA ← pinned root.
+    let chain = match pck_chain(q) {
+        Ok(ch) => ch,
+        Err(e) => {
+            c.fail("tdx.pck_chain", e);
+            return false;
+        }
+    };
+    let root = intel_root();
+    let r = (|| {
+        let (leaf, inter) = (&chain[0], &chain[1]);
+        if let Some(supplied_root) = chain.get(2) {
+            if supplied_root.der() != root.der() {
+                return Err("the chain's root is not the pinned Intel SGX Root CA".to_string());
+            }
+        }
+        for (cert, which) in [(leaf, "PCK leaf"), (inter, "PCK CA")] {
+            if !cert.is_v3() {
+                return Err(format!("{which} is not X.509 v3"));
+            }
+        }
+        let inter_cn = inter.subject_cn().unwrap_or_default();
+        if inter_cn != "Intel SGX PCK Platform CA" && inter_cn != "Intel SGX PCK Processor CA" {
+            return Err(format!("intermediate CN {inter_cn:?} is not an Intel SGX PCK CA"));
+        }
+        if leaf.subject_cn().as_deref() != Some("Intel SGX PCK Certificate") {
+            return Err(format!("leaf CN {:?} is not \"Intel SGX PCK Certificate\"", leaf.subject_cn()));
+        }
+        if !inter.issued_by_name(root) || !leaf.issued_by_name(inter) {
+            return Err("issuer names do not link leaf → CA → root".into());
+        }
+        inter.verify_signed_by_ecdsa_p256(root).map_err(|e| format!("PCK CA signed by root: {e}"))?;
+        leaf.verify_signed_by_ecdsa_p256(inter).map_err(|e| format!("PCK leaf signed by CA: {e}"))?;
+        for (cert, which) in [(root, "Intel SGX Root CA"), (inter, "PCK CA"), (leaf, "PCK leaf")] {
+            cert.check_validity(now, which)?;
+        }
+        Ok(())
+    })();
+    if !c.record("tdx.pck_chain", r) {
+        return false;
+    }
+    // QE report signed by the PCK key.
+    let leaf_key = chain[0].public_key_bits();
+    if UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, leaf_key).verify(&q.qe_report, &q.qe_report_signature).is_err() {
+        c.fail("tdx.qe_report_signature", "the QE report is not signed by the PCK key");
+        return false;
+    }
+    c.pass("tdx.qe_report_signature", None);
+    let (mrsigner, prod_id, isv_svn, qe_rd) = q.qe_fields();
+    let mut h = Vec::with_capacity(64 + q.qe_auth_data.len());
+    h.extend_from_slice(&q.attestation_key);
+    h.extend_from_slice(&q.qe_auth_data);
+    let want = crate::sha256(&h);
+    if qe_rd[..32] != want || qe_rd[32..].iter().any(|&b| b != 0) {
+        c.fail("tdx.qe_report_data", "QE REPORTDATA is not SHA-256(attestation key ‖ QE auth data) ‖ 0³²");
+        return false;
+    }
+    c.pass("tdx.qe_report_data", None);
+    if mrsigner != INTEL_TD_QE_MRSIGNER || prod_id != INTEL_TD_QE_PROD_ID {
+        c.fail("tdx.qe_identity", format!("QE MRSIGNER {} / ISVPRODID {prod_id} is not Intel's TD quoting enclave", hex::encode(mrsigner)));
+        return false;
+    }
+    c.pass("tdx.qe_identity", format!("Intel QE, ISVPRODID {prod_id}, ISVSVN {isv_svn} (TCB of the QE not evaluated without collateral)"));
+    if UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, &p256_point(&q.attestation_key)[..])
+        .verify(&q.raw[..q.signed_len], &q.signature)
+        .is_err()
+    {
+        c.fail("tdx.quote_signature", "the quote is not signed by the attestation key");
+        return false;
+    }
+    c.pass("tdx.quote_signature", None);
+    true
+}
+
+fn pck_chain(q: &Quote) -> Result<Vec<Cert>, String> {
+    if q.cert_type != 5 {
+        return Err(format!("certification data type {} is not 5 (PCK chain): supply collateral with the PCK chain", q.cert_type));
+    }
+    let text = q.cert_data.split(|&b| b == 0).next().unwrap_or_default();
+    let ders = pem_blocks(text)?;
+    let certs = ders.iter().map(|d| Cert::from_der(d, "PCK chain").map_err(|e| e.to_string())).collect::<Result<Vec<_>, _>>()?;
+    if certs.len() < 2 || certs.len() > 3 {
+        return Err(format!("PCK chain has {} certificates, expected leaf, CA and optionally root", certs.len()));
+    }
+    Ok(certs)
+}
+
+/// Verifies a parsed quote. `collateral` selects the full DCAP path.
+pub(crate) fn verify(
+    q: &Quote,
+    collateral: Option<&dcap_qvl::QuoteCollateralV3>,
+    policy: &TdxPolicy,
+    expected_report_data: Option<&[u8]>,
+    now: u64,
+) -> Outcome {
+    let mut out = Outcome::new(Platform::Tdx);
+    out.measurement = q.body.mr_td.to_vec();
+    out.report_data = q.body.report_data.to_vec();
+    out.checks.pass("tdx.format", format!("quote v{}, {} body", q.version, if q.body.mr_service_td.is_some() { "TD 1.5" } else { "TD 1.0" }));
+    let mut advisories = Vec::new();
+    match collateral {
+        Some(col) => {
+            // dcap-qvl checks everything cryptographic and the TCB; its TD-attribute checks for debug and
+            // service TDs are disabled here so that Sigil's policy below decides (and names) them.
+            let verifier = dcap_qvl::verify::QuoteVerifier::new(INTEL_ROOT_CA_DER.to_vec())
+                .allow_debug(true)
+                .allow_service_td(true);
+            match verifier.verify(&q.raw, col, now) {
+                Ok(rep) => {
+                    out.checks.pass("tdx.dcap", "quote, QE, PCK chain, CRLs, TCB info, QE identity and TDX module verified by dcap-qvl".to_string());
+                    out.tcb_status = Some(rep.status.clone());
+                    advisories = rep.advisory_ids.clone();
+                }
+                Err(e) => {
+                    out.checks.fail("tdx.dcap", format!("{e:#}"));
+                    return out;
+                }
+            }
+        }
+        None => {
+            if !verify_offline(q, now, &mut out) {
+                return out;
+            }
+        }
+    }
+    judge(&mut out, q, policy, expected_report_data, &advisories);
+    out
+}
+
+fn judge(out: &mut Outcome, q: &Quote, policy: &TdxPolicy, expected_rd: Option<&[u8]>, advisories: &[String]) {
+    use td_attributes as ta;
+    let b = &q.body;
+    let c = &mut out.checks;
+    match &out.tcb_status {
+        Some(s) if s == "Revoked" => c.fail("tdx.tcb_status", "TCB status is Revoked"),
+        Some(s) if !policy.accepted_tcb_status.iter().any(|a| a == s) => {
+            c.fail("tdx.tcb_status", format!("TCB status {s} is not accepted by the policy ({})", policy.accepted_tcb_status.join(", ")))
+        }
+        Some(s) => c.pass("tdx.tcb_status", s.clone()),
+        None if policy.require_collateral => c.fail(
+            "tdx.tcb_status",
+            "no collateral: the TCB level is unknown (pass --collateral, or set tdx.require_collateral = false to accept signatures alone)",
+        ),
+        None => c.skip("tdx.tcb_status", "no collateral; the policy accepts signatures alone"),
+    }
+    let bad: Vec<_> = advisories.iter().filter(|a| policy.rejected_advisories.contains(a)).cloned().collect();
+    c.record("tdx.advisories", if bad.is_empty() { Ok(()) } else { Err(format!("advisories rejected by policy: {}", bad.join(", "))) });
+    let attrs = b.td_attributes;
+    c.record(
+        "tdx.policy.debug",
+        if attrs & (ta::DEBUG | ta::TUD_OTHER) != 0 && !policy.allow_debug {
+            Err(format!("debug TD (TD_ATTRIBUTES {attrs:#x} sets TUD bits): the host can read its memory"))
+        } else {
+            Ok(())
+        },
+    );
+    c.record(
+        "tdx.policy.sept_ve_disable",
+        if attrs & ta::SEPT_VE_DISABLE == 0 && policy.require_sept_ve_disable {
+            Err("TD_ATTRIBUTES.SEPT_VE_DISABLE is not set (set tdx.require_sept_ve_disable = false to accept, e.g. for Azure TDX)".into())
+        } else {
+            Ok(())
+        },
+    );
+    c.record(
+        "tdx.policy.attributes",
+        if attrs & !(ta::ALLOWED | ta::TUD_OTHER) != 0 {
+            Err(format!("TD_ATTRIBUTES {attrs:#x} sets bits outside DEBUG, SEPT_VE_DISABLE, PKS, PERFMON (e.g. MIGRATABLE)"))
+        } else {
+            Ok(())
+        },
+    );
+    c.record(
+        "tdx.policy.xfam",
+        if b.xfam & 0b11 != 0b11 || b.xfam & !policy.xfam_allowed != 0 {
+            Err(format!("XFAM {:#x} is outside the allowed {:#x} (bits 0 and 1 required)", b.xfam, policy.xfam_allowed))
+        } else {
+            Ok(())
+        },
+    );
+    c.record(
+        "tdx.policy.service_td",
+        match b.mr_service_td {
+            Some(m) if m != [0; 48] && !policy.allow_service_td => Err("the TD is bound to a service TD (MRSERVICETD is not zero)".into()),
+            _ => Ok(()),
+        },
+    );
+    for (name, list, value) in [
+        ("tdx.policy.mrtd", &policy.mrtd, &b.mr_td),
+        ("tdx.policy.rtmr0", &policy.rtmr0, &b.rtmr[0]),
+        ("tdx.policy.rtmr1", &policy.rtmr1, &b.rtmr[1]),
+        ("tdx.policy.rtmr2", &policy.rtmr2, &b.rtmr[2]),
+        ("tdx.policy.rtmr3", &policy.rtmr3, &b.rtmr[3]),
+        ("tdx.policy.mrconfigid", &policy.mrconfigid, &b.mr_config_id),
+    ] {
+        if !list.is_empty() {
+            c.record(name, if allowed(list, value) { Ok(()) } else { Err(format!("{} is not in the allowed list", hex::encode(value))) });
+        }
+    }
+    match expected_rd.or(policy.report_data.as_ref().map(|h| h.0.as_slice())) {
+        Some(want) => {
+            c.record(
+            "tdx.report_data",
+            if want == b.report_data {
+                Ok(())
+            } else {
+                Err(format!("REPORT_DATA {} differs from the expected {}", hex::encode(b.report_data), hex::encode(want)))
+            },
+        );
+        }
+        None => c.skip("tdx.report_data", "no expected REPORT_DATA given"),
+    };
+    out.claim(
+        "tdx",
+        json!({
+            "quote_version": q.version,
+            "tee_tcb_svn": hex::encode(b.tee_tcb_svn),
+            "tee_tcb_svn2": b.tee_tcb_svn2.map(hex::encode),
+            "mr_seam": hex::encode(b.mr_seam),
+            "mr_signer_seam": hex::encode(b.mr_signer_seam),
+            "td_attributes": format!("{:#018x}", b.td_attributes),
+            "debug": b.td_attributes & ta::DEBUG != 0,
+            "xfam": format!("{:#018x}", b.xfam),
+            "mr_td": hex::encode(b.mr_td),
+            "mr_config_id": hex::encode(b.mr_config_id),
+            "mr_owner": hex::encode(b.mr_owner),
+            "mr_owner_config": hex::encode(b.mr_owner_config),
+            "rtmr": b.rtmr.iter().map(hex::encode).collect::<Vec<_>>(),
+            "mr_service_td": b.mr_service_td.map(hex::encode),
+            "advisory_ids": advisories,
+        }),
+    );
+}

@@ -1,0 +1,36 @@
+//! `sigil`: the Sigil node and its command-line client.
+//!
+//! Today this binary carries the attestation commands (`sigil attest verify`, `sigil attest collect`,
+//! `sigil attest policy`). The node, the devnet and the client commands of DESIGN.md arrive with their issues.
+
+mod attest_cmd;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Sigil: confidential-compute nodes whose every execution is attested and receipted.
+#[derive(Parser)]
+#[command(name = "sigil", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Verify and collect TEE attestation evidence (AMD SEV-SNP, Intel TDX, simulated).
+    #[command(subcommand)]
+    Attest(attest_cmd::AttestCommand),
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SIGIL_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Attest(cmd) => attest_cmd::run(cmd),
+    }
+}
