@@ -49,16 +49,22 @@ pub struct Bundle {
 /// Decodes CBOR into `T`, rejecting trailing bytes.
 pub(crate) fn cbor_exact<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, ParseError> {
     let mut rest = bytes;
-    let v: T = ciborium::from_reader(&mut rest).map_err(|e| ParseError::Cbor(format!("{what}: {e}")))?;
+    let v: T =
+        ciborium::from_reader(&mut rest).map_err(|e| ParseError::Cbor(format!("{what}: {e}")))?;
     if !rest.is_empty() {
-        return Err(ParseError::Cbor(format!("{what}: {} trailing bytes", rest.len())));
+        return Err(ParseError::Cbor(format!(
+            "{what}: {} trailing bytes",
+            rest.len()
+        )));
     }
     Ok(v)
 }
 
 /// Whether `bytes` looks like a bundle (a CBOR map whose first key is "sigil-evidence").
 pub fn sniff(bytes: &[u8]) -> bool {
-    bytes.len() > 16 && bytes[0] & 0xE0 == 0xA0 && bytes[1..16].windows(14).any(|w| w == b"sigil-evidence")
+    bytes.len() > 16
+        && bytes[0] & 0xE0 == 0xA0
+        && bytes[1..16].windows(14).any(|w| w == b"sigil-evidence")
 }
 
 impl Bundle {
@@ -77,17 +83,29 @@ impl Bundle {
     /// Decodes and checks limits.
     pub fn decode(bytes: &[u8]) -> Result<Bundle, ParseError> {
         if bytes.len() > MAX_BUNDLE_LEN {
-            return Err(ParseError::Field { what: "evidence bundle", detail: format!("{} bytes exceeds {MAX_BUNDLE_LEN}", bytes.len()) });
+            return Err(ParseError::Field {
+                what: "evidence bundle",
+                detail: format!("{} bytes exceeds {MAX_BUNDLE_LEN}", bytes.len()),
+            });
         }
         let b: Bundle = cbor_exact(bytes, "evidence bundle")?;
         if b.version != 1 {
-            return Err(ParseError::Version { what: "evidence bundle", version: b.version });
+            return Err(ParseError::Version {
+                what: "evidence bundle",
+                version: b.version,
+            });
         }
         if b.certs.len() > MAX_CERTS {
-            return Err(ParseError::Field { what: "evidence bundle", detail: format!("{} certificates exceeds {MAX_CERTS}", b.certs.len()) });
+            return Err(ParseError::Field {
+                what: "evidence bundle",
+                detail: format!("{} certificates exceeds {MAX_CERTS}", b.certs.len()),
+            });
         }
         if b.evidence.is_empty() {
-            return Err(ParseError::Field { what: "evidence bundle", detail: "evidence is empty".into() });
+            return Err(ParseError::Field {
+                what: "evidence bundle",
+                detail: "evidence is empty".into(),
+            });
         }
         Ok(b)
     }

@@ -105,7 +105,10 @@ pub enum ParseError {
 
 impl Error {
     pub(crate) fn cert(which: impl Into<String>, reason: impl Into<String>) -> Self {
-        Error::Certificate { which: which.into(), reason: reason.into() }
+        Error::Certificate {
+            which: which.into(),
+            reason: reason.into(),
+        }
     }
 }
 

@@ -41,7 +41,10 @@ use x509::Cert;
 
 /// SHA-256.
 pub fn sha256(data: &[u8]) -> [u8; 32] {
-    ring::digest::digest(&ring::digest::SHA256, data).as_ref().try_into().expect("32 bytes")
+    ring::digest::digest(&ring::digest::SHA256, data)
+        .as_ref()
+        .try_into()
+        .expect("32 bytes")
 }
 
 /// Largest evidence input accepted (a bundle with everything is well under this).
@@ -61,7 +64,8 @@ pub struct Endorsements {
 impl Endorsements {
     /// Reads collateral JSON (the dcap-qvl `QuoteCollateralV3` shape, as Intel PCS data is usually stored).
     pub fn parse_collateral(json: &[u8]) -> Result<dcap_qvl::QuoteCollateralV3> {
-        serde_json::from_slice(json).map_err(|e| Error::Collateral(format!("not dcap-qvl QuoteCollateralV3 JSON: {e}")))
+        serde_json::from_slice(json)
+            .map_err(|e| Error::Collateral(format!("not dcap-qvl QuoteCollateralV3 JSON: {e}")))
     }
 }
 
@@ -98,7 +102,10 @@ impl Evidence {
             return Err(ParseError::Empty);
         }
         if bytes.len() > MAX_EVIDENCE_LEN {
-            return Err(ParseError::Field { what: "evidence", detail: format!("{} bytes exceeds {MAX_EVIDENCE_LEN}", bytes.len()) });
+            return Err(ParseError::Field {
+                what: "evidence",
+                detail: format!("{} bytes exceeds {MAX_EVIDENCE_LEN}", bytes.len()),
+            });
         }
         if azure::sniff(bytes) {
             return Ok(Evidence::AzureHcl(bytes.to_vec()));
@@ -109,7 +116,9 @@ impl Evidence {
         if sim::sniff(bytes) {
             return Ok(Evidence::Sim(bytes.to_vec()));
         }
-        if bytes.len() == snp::report::REPORT_LEN && (2..=5).contains(&u32::from_le_bytes(bytes[..4].try_into().expect("4"))) {
+        if bytes.len() == snp::report::REPORT_LEN
+            && (2..=5).contains(&u32::from_le_bytes(bytes[..4].try_into().expect("4")))
+        {
             return Ok(Evidence::Snp(bytes.to_vec()));
         }
         if tdx::sniff(bytes).is_some() {
@@ -119,8 +128,17 @@ impl Evidence {
         if text.first() == Some(&b'{') {
             return azure_json(text);
         }
-        if allow_hex && text.len() >= 2 && text.iter().all(|b| b.is_ascii_hexdigit() || b.is_ascii_whitespace()) {
-            let clean: Vec<u8> = text.iter().copied().filter(|b| !b.is_ascii_whitespace()).collect();
+        if allow_hex
+            && text.len() >= 2
+            && text
+                .iter()
+                .all(|b| b.is_ascii_hexdigit() || b.is_ascii_whitespace())
+        {
+            let clean: Vec<u8> = text
+                .iter()
+                .copied()
+                .filter(|b| !b.is_ascii_whitespace())
+                .collect();
             let raw = hex::decode(&clean).map_err(|e| ParseError::Hex(e.to_string()))?;
             return Self::detect_inner(&raw, false);
         }
@@ -134,9 +152,15 @@ fn azure_json(text: &[u8]) -> core::result::Result<Evidence, ParseError> {
         report: Vec<u8>,
         vcek: String,
     }
-    let ev: AzureEvidence =
-        serde_json::from_slice(text).map_err(|e| ParseError::Json(format!("not Azure vTPM evidence JSON {{report, vcek, quote}}: {e}")))?;
-    Ok(Evidence::AzureJson { hcl: ev.report, vcek_pem: ev.vcek })
+    let ev: AzureEvidence = serde_json::from_slice(text).map_err(|e| {
+        ParseError::Json(format!(
+            "not Azure vTPM evidence JSON {{report, vcek, quote}}: {e}"
+        ))
+    })?;
+    Ok(Evidence::AzureJson {
+        hcl: ev.report,
+        vcek_pem: ev.vcek,
+    })
 }
 
 /// Verifies evidence under one policy. Keeps a cache of verified SNP certificate chains, so it is meant to be
@@ -152,7 +176,11 @@ impl Verifier {
     /// A verifier for `policy`.
     pub fn new(policy: Policy) -> Verifier {
         let policy_digest = policy.digest();
-        Verifier { policy, policy_digest, chains: snp::ChainCache::default() }
+        Verifier {
+            policy,
+            policy_digest,
+            chains: snp::ChainCache::default(),
+        }
     }
 
     /// The policy.
@@ -164,13 +192,23 @@ impl Verifier {
     ///
     /// Returns `Err` only when the bytes are not evidence of any known kind, or an endorsement cannot be read;
     /// evidence of a known kind that is malformed or fails a check yields a rejected result listing why.
-    pub fn verify(&self, evidence: &[u8], endorsements: &Endorsements, now: u64) -> Result<AttestationResult> {
+    pub fn verify(
+        &self,
+        evidence: &[u8],
+        endorsements: &Endorsements,
+        now: u64,
+    ) -> Result<AttestationResult> {
         let ev = Evidence::detect(evidence)?;
         self.verify_detected(ev, endorsements, now)
     }
 
     /// Verifies already-detected evidence.
-    pub fn verify_detected(&self, ev: Evidence, endorsements: &Endorsements, now: u64) -> Result<AttestationResult> {
+    pub fn verify_detected(
+        &self,
+        ev: Evidence,
+        endorsements: &Endorsements,
+        now: u64,
+    ) -> Result<AttestationResult> {
         let rd = endorsements.expected_report_data.as_deref();
         let p = &self.policy;
         let out = match ev {
@@ -181,7 +219,10 @@ impl Verifier {
             Evidence::AzureHcl(raw) => self.verify_hcl(&raw, endorsements, now),
             Evidence::AzureJson { hcl, vcek_pem } => {
                 let mut e = endorsements.clone();
-                e.certs.extend(x509::parse_cert_file(vcek_pem.as_bytes(), "VCEK in Azure evidence")?);
+                e.certs.extend(x509::parse_cert_file(
+                    vcek_pem.as_bytes(),
+                    "VCEK in Azure evidence",
+                )?);
                 self.verify_hcl(&hcl, &e, now)
             }
             Evidence::Quote(raw) => self.verify_quote(&raw, None, endorsements, now),
@@ -194,7 +235,12 @@ impl Verifier {
         Ok(out.finish(now, self.policy_digest))
     }
 
-    fn verify_bundle(&self, b: Bundle, endorsements: &Endorsements, now: u64) -> Result<AttestationResult> {
+    fn verify_bundle(
+        &self,
+        b: Bundle,
+        endorsements: &Endorsements,
+        now: u64,
+    ) -> Result<AttestationResult> {
         let mut e = endorsements.clone();
         for der in &b.certs {
             e.certs.push(Cert::from_der(der, "certificate in bundle")?);
@@ -206,12 +252,21 @@ impl Verifier {
         }
         let inner = Evidence::detect_inner(&b.evidence, false);
         let out = match (b.platform, inner) {
-            (Platform::Tdx, Ok(Evidence::Quote(q))) => self.verify_quote(&q, b.azure_hcl.as_ref().map(|h| h.as_slice()), &e, now),
-            (Platform::SevSnp, Ok(ev @ (Evidence::Snp(_) | Evidence::AzureHcl(_)))) => return self.verify_detected(ev, &e, now),
-            (Platform::Sim, Ok(ev @ Evidence::Sim(_))) => return self.verify_detected(ev, &e, now),
-            (platform, Ok(_)) => {
-                format_failure_msg(platform, "bundle.platform", format!("the bundle says {} but its evidence is of another kind", platform.as_str()))
+            (Platform::Tdx, Ok(Evidence::Quote(q))) => {
+                self.verify_quote(&q, b.azure_hcl.as_ref().map(|h| h.as_slice()), &e, now)
             }
+            (Platform::SevSnp, Ok(ev @ (Evidence::Snp(_) | Evidence::AzureHcl(_)))) => {
+                return self.verify_detected(ev, &e, now)
+            }
+            (Platform::Sim, Ok(ev @ Evidence::Sim(_))) => return self.verify_detected(ev, &e, now),
+            (platform, Ok(_)) => format_failure_msg(
+                platform,
+                "bundle.platform",
+                format!(
+                    "the bundle says {} but its evidence is of another kind",
+                    platform.as_str()
+                ),
+            ),
             (platform, Err(err)) => format_failure(platform, "bundle.evidence", err),
         };
         Ok(out.finish(now, self.policy_digest))
@@ -234,12 +289,34 @@ impl Verifier {
             Err(err) => return format_failure(Platform::SevSnp, "snp.format", err),
         };
         let binding = hcl.expected_report_data();
-        let mut out = snp::verify(&report, &e.certs, &self.policy.snp, Some(&binding), now, &self.chains);
-        bind_runtime_claims(&mut out, &hcl.runtime_claims, e.expected_report_data.as_deref().or(self.policy.snp.report_data.as_ref().map(|h| h.0.as_slice())));
+        let mut out = snp::verify(
+            &report,
+            &e.certs,
+            &self.policy.snp,
+            Some(&binding),
+            now,
+            &self.chains,
+        );
+        bind_runtime_claims(
+            &mut out,
+            &hcl.runtime_claims,
+            e.expected_report_data.as_deref().or(self
+                .policy
+                .snp
+                .report_data
+                .as_ref()
+                .map(|h| h.0.as_slice())),
+        );
         out
     }
 
-    fn verify_quote(&self, raw: &[u8], azure_hcl: Option<&[u8]>, e: &Endorsements, now: u64) -> Outcome {
+    fn verify_quote(
+        &self,
+        raw: &[u8],
+        azure_hcl: Option<&[u8]>,
+        e: &Endorsements,
+        now: u64,
+    ) -> Outcome {
         let q = match tdx::Quote::parse(raw) {
             Ok(q) => q,
             Err(err) => return format_failure(Platform::Tdx, "tdx.format", err),
@@ -249,11 +326,32 @@ impl Verifier {
             Err(err) => return format_failure(Platform::Tdx, "azure.format", err),
         };
         match hcl {
-            None => tdx::verify(&q, e.collateral.as_ref(), &self.policy.tdx, e.expected_report_data.as_deref(), now),
+            None => tdx::verify(
+                &q,
+                e.collateral.as_ref(),
+                &self.policy.tdx,
+                e.expected_report_data.as_deref(),
+                now,
+            ),
             Some(h) => {
                 let binding = h.expected_report_data();
-                let mut out = tdx::verify(&q, e.collateral.as_ref(), &self.policy.tdx, Some(&binding), now);
-                bind_runtime_claims(&mut out, &h.runtime_claims, e.expected_report_data.as_deref().or(self.policy.tdx.report_data.as_ref().map(|h| h.0.as_slice())));
+                let mut out = tdx::verify(
+                    &q,
+                    e.collateral.as_ref(),
+                    &self.policy.tdx,
+                    Some(&binding),
+                    now,
+                );
+                bind_runtime_claims(
+                    &mut out,
+                    &h.runtime_claims,
+                    e.expected_report_data.as_deref().or(self
+                        .policy
+                        .tdx
+                        .report_data
+                        .as_ref()
+                        .map(|h| h.0.as_slice())),
+                );
                 out
             }
         }
@@ -268,7 +366,15 @@ fn bind_runtime_claims(out: &mut Outcome, claims: &[u8], expected_user_data: Opt
         let got = azure::user_data(&json);
         out.checks.record(
             "azure.user_data",
-            if got.as_deref() == Some(want) { Ok(()) } else { Err(format!("runtime claim user-data {} differs from the expected {}", got.map(hex::encode).unwrap_or_else(|| "(absent)".into()), hex::encode(want))) },
+            if got.as_deref() == Some(want) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "runtime claim user-data {} differs from the expected {}",
+                    got.map(hex::encode).unwrap_or_else(|| "(absent)".into()),
+                    hex::encode(want)
+                ))
+            },
         );
     }
     out.claim("azure_runtime_claims", json);
@@ -286,5 +392,8 @@ fn format_failure_msg(platform: Platform, check: &str, msg: String) -> Outcome {
 
 /// SHA-384.
 pub fn sha384(data: &[u8]) -> [u8; 48] {
-    ring::digest::digest(&ring::digest::SHA384, data).as_ref().try_into().expect("48 bytes")
+    ring::digest::digest(&ring::digest::SHA384, data)
+        .as_ref()
+        .try_into()
+        .expect("48 bytes")
 }

@@ -141,13 +141,25 @@ pub(crate) struct Checks {
 
 impl Checks {
     pub fn pass(&mut self, name: &str, detail: impl Into<Option<String>>) {
-        self.list.push(Check { name: name.into(), status: CheckStatus::Pass, detail: detail.into() });
+        self.list.push(Check {
+            name: name.into(),
+            status: CheckStatus::Pass,
+            detail: detail.into(),
+        });
     }
     pub fn fail(&mut self, name: &str, reason: impl Into<String>) {
-        self.list.push(Check { name: name.into(), status: CheckStatus::Fail, detail: Some(reason.into()) });
+        self.list.push(Check {
+            name: name.into(),
+            status: CheckStatus::Fail,
+            detail: Some(reason.into()),
+        });
     }
     pub fn skip(&mut self, name: &str, why: impl Into<String>) {
-        self.list.push(Check { name: name.into(), status: CheckStatus::Skipped, detail: Some(why.into()) });
+        self.list.push(Check {
+            name: name.into(),
+            status: CheckStatus::Skipped,
+            detail: Some(why.into()),
+        });
     }
     /// Records `r`; returns whether it passed.
     pub fn record(&mut self, name: &str, r: Result<(), String>) -> bool {
@@ -194,7 +206,10 @@ impl Outcome {
     }
 
     pub fn claim(&mut self, key: &str, value: impl Serialize) {
-        self.claims.insert(key.into(), serde_json::to_value(value).expect("claims serialise"));
+        self.claims.insert(
+            key.into(),
+            serde_json::to_value(value).expect("claims serialise"),
+        );
     }
 
     pub fn finish(self, now: u64, policy_digest: [u8; 32]) -> AttestationResult {
@@ -209,7 +224,11 @@ impl Outcome {
             })
             .collect();
         AttestationResult {
-            verdict: if accepted { Verdict::Accepted } else { Verdict::Rejected },
+            verdict: if accepted {
+                Verdict::Accepted
+            } else {
+                Verdict::Rejected
+            },
             platform: self.platform,
             measurement: hex::encode(&self.measurement),
             report_data: hex::encode(&self.report_data),
@@ -219,8 +238,16 @@ impl Outcome {
             claims: serde_json::Value::Object(self.claims),
             eat_profile: EAR_PROFILE.into(),
             iat: now,
-            verifier_id: VerifierId { developer: "sigil".into(), build: concat!("attest/", env!("CARGO_PKG_VERSION")).into() },
-            ear_status: if accepted { "affirming" } else { "contraindicated" }.into(),
+            verifier_id: VerifierId {
+                developer: "sigil".into(),
+                build: concat!("attest/", env!("CARGO_PKG_VERSION")).into(),
+            },
+            ear_status: if accepted {
+                "affirming"
+            } else {
+                "contraindicated"
+            }
+            .into(),
             policy_digest: hex::encode(policy_digest),
         }
     }

@@ -21,12 +21,13 @@ use crate::x509::{pem_blocks, Cert};
 
 const WHAT: &str = "TDX quote";
 /// Intel's QE vendor ID.
-pub const INTEL_QE_VENDOR_ID: [u8; 16] =
-    [0x93, 0x9a, 0x72, 0x33, 0xf7, 0x9c, 0x4c, 0xa9, 0x94, 0x0a, 0x0d, 0xb3, 0x95, 0x7f, 0x06, 0x07];
+pub const INTEL_QE_VENDOR_ID: [u8; 16] = [
+    0x93, 0x9a, 0x72, 0x33, 0xf7, 0x9c, 0x4c, 0xa9, 0x94, 0x0a, 0x0d, 0xb3, 0x95, 0x7f, 0x06, 0x07,
+];
 /// MRSIGNER of Intel's TD quoting enclave (TD_QE), as Intel's signed QE identity collateral names it.
 pub const INTEL_TD_QE_MRSIGNER: [u8; 32] = [
-    0xdc, 0x9e, 0x2a, 0x7c, 0x6f, 0x94, 0x8f, 0x17, 0x47, 0x4e, 0x34, 0xa7, 0xfc, 0x43, 0xed, 0x03, 0x0f, 0x7c, 0x15,
-    0x63, 0xf1, 0xba, 0xbd, 0xdf, 0x63, 0x40, 0xc8, 0x2e, 0x0e, 0x54, 0xa8, 0xc5,
+    0xdc, 0x9e, 0x2a, 0x7c, 0x6f, 0x94, 0x8f, 0x17, 0x47, 0x4e, 0x34, 0xa7, 0xfc, 0x43, 0xed, 0x03,
+    0x0f, 0x7c, 0x15, 0x63, 0xf1, 0xba, 0xbd, 0xdf, 0x63, 0x40, 0xc8, 0x2e, 0x0e, 0x54, 0xa8, 0xc5,
 ];
 /// ISVPRODID of the TD_QE.
 pub const INTEL_TD_QE_PROD_ID: u16 = 2;
@@ -44,7 +45,9 @@ pub const INTEL_ROOT_CA_DER: &[u8] = include_bytes!("../roots/intel_sgx_root_ca.
 
 fn intel_root() -> &'static Cert {
     static ROOT: OnceLock<Cert> = OnceLock::new();
-    ROOT.get_or_init(|| Cert::from_der(INTEL_ROOT_CA_DER, "Intel SGX Root CA").expect("built-in Intel root parses"))
+    ROOT.get_or_init(|| {
+        Cert::from_der(INTEL_ROOT_CA_DER, "Intel SGX Root CA").expect("built-in Intel root parses")
+    })
 }
 
 /// TD_ATTRIBUTES bits.
@@ -139,7 +142,11 @@ struct Cursor<'a> {
 impl<'a> Cursor<'a> {
     fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], ParseError> {
         let end = self.pos.checked_add(n).filter(|&e| e <= self.buf.len());
-        let end = end.ok_or(ParseError::Truncated { what, need: self.pos.saturating_add(n), have: self.buf.len() })?;
+        let end = end.ok_or(ParseError::Truncated {
+            what,
+            need: self.pos.saturating_add(n),
+            have: self.buf.len(),
+        })?;
         let s = &self.buf[self.pos..end];
         self.pos = end;
         Ok(s)
@@ -173,23 +180,41 @@ impl Quote {
     /// Parses a TDX quote v4/v5. Trailing bytes must all be zero.
     pub fn parse(bytes: &[u8]) -> Result<Quote, ParseError> {
         if bytes.len() > MAX_QUOTE_LEN {
-            return Err(ParseError::Field { what: WHAT, detail: format!("{} bytes exceeds the {MAX_QUOTE_LEN}-byte limit", bytes.len()) });
+            return Err(ParseError::Field {
+                what: WHAT,
+                detail: format!(
+                    "{} bytes exceeds the {MAX_QUOTE_LEN}-byte limit",
+                    bytes.len()
+                ),
+            });
         }
         let mut c = Cursor { buf: bytes, pos: 0 };
         let version = c.u16("TDX quote header")?;
         let att_key_type = c.u16("TDX quote header")?;
         let tee_type = c.u32("TDX quote header")?;
         if tee_type == 0 {
-            return Err(ParseError::Field { what: WHAT, detail: "not a TDX quote: TEE type 0 is an SGX enclave quote".into() });
+            return Err(ParseError::Field {
+                what: WHAT,
+                detail: "not a TDX quote: TEE type 0 is an SGX enclave quote".into(),
+            });
         }
         if tee_type != TEE_TYPE_TDX {
-            return Err(ParseError::Field { what: WHAT, detail: format!("TEE type {tee_type:#x} is not TDX (0x81)") });
+            return Err(ParseError::Field {
+                what: WHAT,
+                detail: format!("TEE type {tee_type:#x} is not TDX (0x81)"),
+            });
         }
         if version != 4 && version != 5 {
-            return Err(ParseError::Version { what: WHAT, version: version.into() });
+            return Err(ParseError::Version {
+                what: WHAT,
+                version: version.into(),
+            });
         }
         if att_key_type != 2 {
-            return Err(ParseError::Field { what: WHAT, detail: format!("attestation key type {att_key_type} is not ECDSA P-256 (2)") });
+            return Err(ParseError::Field {
+                what: WHAT,
+                detail: format!("attestation key type {att_key_type} is not ECDSA P-256 (2)"),
+            });
         }
         c.take(4, "TDX quote header")?; // qe_svn, pce_svn
         let qe_vendor_id = c.arr::<16>("TDX quote header")?;
@@ -200,10 +225,19 @@ impl Quote {
             let (td15, want) = match body_type {
                 2 => (false, TD10_LEN),
                 3 => (true, TD15_LEN),
-                t => return Err(ParseError::Field { what: WHAT, detail: format!("v5 body type {t} is not TD 1.0 (2) or TD 1.5 (3)") }),
+                t => {
+                    return Err(ParseError::Field {
+                        what: WHAT,
+                        detail: format!("v5 body type {t} is not TD 1.0 (2) or TD 1.5 (3)"),
+                    })
+                }
             };
             if size != want {
-                return Err(ParseError::Length { what: "TDX quote v5 body", expected: want, got: size });
+                return Err(ParseError::Length {
+                    what: "TDX quote v5 body",
+                    expected: want,
+                    got: size,
+                });
             }
             td15
         } else {
@@ -220,10 +254,23 @@ impl Quote {
             mr_config_id: c.arr("TD report")?,
             mr_owner: c.arr("TD report")?,
             mr_owner_config: c.arr("TD report")?,
-            rtmr: [c.arr("TD report")?, c.arr("TD report")?, c.arr("TD report")?, c.arr("TD report")?],
+            rtmr: [
+                c.arr("TD report")?,
+                c.arr("TD report")?,
+                c.arr("TD report")?,
+                c.arr("TD report")?,
+            ],
             report_data: c.arr("TD report")?,
-            tee_tcb_svn2: if td15 { Some(c.arr("TD 1.5 report")?) } else { None },
-            mr_service_td: if td15 { Some(c.arr("TD 1.5 report")?) } else { None },
+            tee_tcb_svn2: if td15 {
+                Some(c.arr("TD 1.5 report")?)
+            } else {
+                None
+            },
+            mr_service_td: if td15 {
+                Some(c.arr("TD 1.5 report")?)
+            } else {
+                None
+            },
         };
         let signed_len = c.pos;
         let sig_len = c.u32("quote signature data length")? as usize;
@@ -232,7 +279,12 @@ impl Quote {
         let attestation_key = c.arr::<64>("attestation key")?;
         let outer_type = c.u16("certification data")?;
         if outer_type != 6 {
-            return Err(ParseError::Field { what: WHAT, detail: format!("certification data type {outer_type} is not 6 (QE report certification data)") });
+            return Err(ParseError::Field {
+                what: WHAT,
+                detail: format!(
+                    "certification data type {outer_type} is not 6 (QE report certification data)"
+                ),
+            });
         }
         let outer_len = c.u32("certification data")? as usize;
         let outer_start = c.pos;
@@ -244,14 +296,29 @@ impl Quote {
         let cert_len = c.u32("PCK certification data")? as usize;
         let cert_data = c.take(cert_len, "PCK certification data")?.to_vec();
         if c.pos - outer_start != outer_len {
-            return Err(ParseError::Field { what: WHAT, detail: format!("certification data size {outer_len} does not match its contents ({})", c.pos - outer_start) });
+            return Err(ParseError::Field {
+                what: WHAT,
+                detail: format!(
+                    "certification data size {outer_len} does not match its contents ({})",
+                    c.pos - outer_start
+                ),
+            });
         }
         if c.pos - sig_start != sig_len {
-            return Err(ParseError::Field { what: WHAT, detail: format!("signature data size {sig_len} does not match its contents ({})", c.pos - sig_start) });
+            return Err(ParseError::Field {
+                what: WHAT,
+                detail: format!(
+                    "signature data size {sig_len} does not match its contents ({})",
+                    c.pos - sig_start
+                ),
+            });
         }
         let rest = &bytes[c.pos..];
         if rest.iter().any(|&b| b != 0) {
-            return Err(ParseError::TrailingBytes { what: WHAT, count: rest.len() });
+            return Err(ParseError::TrailingBytes {
+                what: WHAT,
+                count: rest.len(),
+            });
         }
         Ok(Quote {
             raw: bytes[..c.pos].to_vec(),
@@ -290,10 +357,16 @@ fn p256_point(xy: &[u8; 64]) -> [u8; 65] {
 }
 
 /// Signatures and the PCK chain, without collateral.
-fn verify_offline(q: &Quote, now: u64, out: &mut Outcome) -> bool {
+fn verify_offline(q: &Quote, root: &Cert, now: u64, out: &mut Outcome) -> bool {
     let c = &mut out.checks;
     if q.qe_vendor_id != INTEL_QE_VENDOR_ID {
-        c.fail("tdx.qe_vendor", format!("QE vendor ID {} is not Intel's", hex::encode(q.qe_vendor_id)));
+        c.fail(
+            "tdx.qe_vendor",
+            format!(
+                "QE vendor ID {} is not Intel's",
+                hex::encode(q.qe_vendor_id)
+            ),
+        );
         return false;
     }
     c.pass("tdx.qe_vendor", None);
@@ -305,7 +378,6 @@ fn verify_offline(q: &Quote, now: u64, out: &mut Outcome) -> bool {
             return false;
         }
     };
-    let root = intel_root();
     let r = (|| {
         let (leaf, inter) = (&chain[0], &chain[1]);
         if let Some(supplied_root) = chain.get(2) {
@@ -320,17 +392,29 @@ fn verify_offline(q: &Quote, now: u64, out: &mut Outcome) -> bool {
         }
         let inter_cn = inter.subject_cn().unwrap_or_default();
         if inter_cn != "Intel SGX PCK Platform CA" && inter_cn != "Intel SGX PCK Processor CA" {
-            return Err(format!("intermediate CN {inter_cn:?} is not an Intel SGX PCK CA"));
+            return Err(format!(
+                "intermediate CN {inter_cn:?} is not an Intel SGX PCK CA"
+            ));
         }
         if leaf.subject_cn().as_deref() != Some("Intel SGX PCK Certificate") {
-            return Err(format!("leaf CN {:?} is not \"Intel SGX PCK Certificate\"", leaf.subject_cn()));
+            return Err(format!(
+                "leaf CN {:?} is not \"Intel SGX PCK Certificate\"",
+                leaf.subject_cn()
+            ));
         }
         if !inter.issued_by_name(root) || !leaf.issued_by_name(inter) {
             return Err("issuer names do not link leaf → CA → root".into());
         }
-        inter.verify_signed_by_ecdsa_p256(root).map_err(|e| format!("PCK CA signed by root: {e}"))?;
-        leaf.verify_signed_by_ecdsa_p256(inter).map_err(|e| format!("PCK leaf signed by CA: {e}"))?;
-        for (cert, which) in [(root, "Intel SGX Root CA"), (inter, "PCK CA"), (leaf, "PCK leaf")] {
+        inter
+            .verify_signed_by_ecdsa_p256(root)
+            .map_err(|e| format!("PCK CA signed by root: {e}"))?;
+        leaf.verify_signed_by_ecdsa_p256(inter)
+            .map_err(|e| format!("PCK leaf signed by CA: {e}"))?;
+        for (cert, which) in [
+            (root, "Intel SGX Root CA"),
+            (inter, "PCK CA"),
+            (leaf, "PCK leaf"),
+        ] {
             cert.check_validity(now, which)?;
         }
         Ok(())
@@ -340,8 +424,14 @@ fn verify_offline(q: &Quote, now: u64, out: &mut Outcome) -> bool {
     }
     // QE report signed by the PCK key.
     let leaf_key = chain[0].public_key_bits();
-    if UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, leaf_key).verify(&q.qe_report, &q.qe_report_signature).is_err() {
-        c.fail("tdx.qe_report_signature", "the QE report is not signed by the PCK key");
+    if UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, leaf_key)
+        .verify(&q.qe_report, &q.qe_report_signature)
+        .is_err()
+    {
+        c.fail(
+            "tdx.qe_report_signature",
+            "the QE report is not signed by the PCK key",
+        );
         return false;
     }
     c.pass("tdx.qe_report_signature", None);
@@ -351,20 +441,35 @@ fn verify_offline(q: &Quote, now: u64, out: &mut Outcome) -> bool {
     h.extend_from_slice(&q.qe_auth_data);
     let want = crate::sha256(&h);
     if qe_rd[..32] != want || qe_rd[32..].iter().any(|&b| b != 0) {
-        c.fail("tdx.qe_report_data", "QE REPORTDATA is not SHA-256(attestation key ‖ QE auth data) ‖ 0³²");
+        c.fail(
+            "tdx.qe_report_data",
+            "QE REPORTDATA is not SHA-256(attestation key ‖ QE auth data) ‖ 0³²",
+        );
         return false;
     }
     c.pass("tdx.qe_report_data", None);
     if mrsigner != INTEL_TD_QE_MRSIGNER || prod_id != INTEL_TD_QE_PROD_ID {
-        c.fail("tdx.qe_identity", format!("QE MRSIGNER {} / ISVPRODID {prod_id} is not Intel's TD quoting enclave", hex::encode(mrsigner)));
+        c.fail(
+            "tdx.qe_identity",
+            format!(
+                "QE MRSIGNER {} / ISVPRODID {prod_id} is not Intel's TD quoting enclave",
+                hex::encode(mrsigner)
+            ),
+        );
         return false;
     }
     c.pass("tdx.qe_identity", format!("Intel QE, ISVPRODID {prod_id}, ISVSVN {isv_svn} (TCB of the QE not evaluated without collateral)"));
-    if UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, &p256_point(&q.attestation_key)[..])
-        .verify(&q.raw[..q.signed_len], &q.signature)
-        .is_err()
+    if UnparsedPublicKey::new(
+        &ECDSA_P256_SHA256_FIXED,
+        &p256_point(&q.attestation_key)[..],
+    )
+    .verify(&q.raw[..q.signed_len], &q.signature)
+    .is_err()
     {
-        c.fail("tdx.quote_signature", "the quote is not signed by the attestation key");
+        c.fail(
+            "tdx.quote_signature",
+            "the quote is not signed by the attestation key",
+        );
         return false;
     }
     c.pass("tdx.quote_signature", None);
@@ -373,13 +478,22 @@ fn verify_offline(q: &Quote, now: u64, out: &mut Outcome) -> bool {
 
 fn pck_chain(q: &Quote) -> Result<Vec<Cert>, String> {
     if q.cert_type != 5 {
-        return Err(format!("certification data type {} is not 5 (PCK chain): supply collateral with the PCK chain", q.cert_type));
+        return Err(format!(
+            "certification data type {} is not 5 (PCK chain): supply collateral with the PCK chain",
+            q.cert_type
+        ));
     }
     let text = q.cert_data.split(|&b| b == 0).next().unwrap_or_default();
     let ders = pem_blocks(text)?;
-    let certs = ders.iter().map(|d| Cert::from_der(d, "PCK chain").map_err(|e| e.to_string())).collect::<Result<Vec<_>, _>>()?;
+    let certs = ders
+        .iter()
+        .map(|d| Cert::from_der(d, "PCK chain").map_err(|e| e.to_string()))
+        .collect::<Result<Vec<_>, _>>()?;
     if certs.len() < 2 || certs.len() > 3 {
-        return Err(format!("PCK chain has {} certificates, expected leaf, CA and optionally root", certs.len()));
+        return Err(format!(
+            "PCK chain has {} certificates, expected leaf, CA and optionally root",
+            certs.len()
+        ));
     }
     Ok(certs)
 }
@@ -392,16 +506,47 @@ pub(crate) fn verify(
     expected_report_data: Option<&[u8]>,
     now: u64,
 ) -> Outcome {
+    verify_with_root(
+        q,
+        collateral,
+        policy,
+        expected_report_data,
+        now,
+        intel_root(),
+    )
+}
+
+/// [`verify`] against a given root. Production code always passes the pinned Intel root; unit tests pass the
+/// root of a forged test hierarchy to prove individual checks.
+fn verify_with_root(
+    q: &Quote,
+    collateral: Option<&dcap_qvl::QuoteCollateralV3>,
+    policy: &TdxPolicy,
+    expected_report_data: Option<&[u8]>,
+    now: u64,
+    root: &Cert,
+) -> Outcome {
     let mut out = Outcome::new(Platform::Tdx);
     out.measurement = q.body.mr_td.to_vec();
     out.report_data = q.body.report_data.to_vec();
-    out.checks.pass("tdx.format", format!("quote v{}, {} body", q.version, if q.body.mr_service_td.is_some() { "TD 1.5" } else { "TD 1.0" }));
+    out.checks.pass(
+        "tdx.format",
+        format!(
+            "quote v{}, {} body",
+            q.version,
+            if q.body.mr_service_td.is_some() {
+                "TD 1.5"
+            } else {
+                "TD 1.0"
+            }
+        ),
+    );
     let mut advisories = Vec::new();
     match collateral {
         Some(col) => {
             // dcap-qvl checks everything cryptographic and the TCB; its TD-attribute checks for debug and
             // service TDs are disabled here so that Sigil's policy below decides (and names) them.
-            let verifier = dcap_qvl::verify::QuoteVerifier::new(INTEL_ROOT_CA_DER.to_vec())
+            let verifier = dcap_qvl::verify::QuoteVerifier::new(root.der().to_vec())
                 .allow_debug(true)
                 .allow_service_td(true);
             match verifier.verify(&q.raw, col, now) {
@@ -417,7 +562,7 @@ pub(crate) fn verify(
             }
         }
         None => {
-            if !verify_offline(q, now, &mut out) {
+            if !verify_offline(q, root, now, &mut out) {
                 return out;
             }
         }
@@ -426,7 +571,13 @@ pub(crate) fn verify(
     out
 }
 
-fn judge(out: &mut Outcome, q: &Quote, policy: &TdxPolicy, expected_rd: Option<&[u8]>, advisories: &[String]) {
+fn judge(
+    out: &mut Outcome,
+    q: &Quote,
+    policy: &TdxPolicy,
+    expected_rd: Option<&[u8]>,
+    advisories: &[String],
+) {
     use td_attributes as ta;
     let b = &q.body;
     let c = &mut out.checks;
@@ -442,13 +593,26 @@ fn judge(out: &mut Outcome, q: &Quote, policy: &TdxPolicy, expected_rd: Option<&
         ),
         None => c.skip("tdx.tcb_status", "no collateral; the policy accepts signatures alone"),
     }
-    let bad: Vec<_> = advisories.iter().filter(|a| policy.rejected_advisories.contains(a)).cloned().collect();
-    c.record("tdx.advisories", if bad.is_empty() { Ok(()) } else { Err(format!("advisories rejected by policy: {}", bad.join(", "))) });
+    let bad: Vec<_> = advisories
+        .iter()
+        .filter(|a| policy.rejected_advisories.contains(a))
+        .cloned()
+        .collect();
+    c.record(
+        "tdx.advisories",
+        if bad.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("advisories rejected by policy: {}", bad.join(", ")))
+        },
+    );
     let attrs = b.td_attributes;
     c.record(
         "tdx.policy.debug",
         if attrs & (ta::DEBUG | ta::TUD_OTHER) != 0 && !policy.allow_debug {
-            Err(format!("debug TD (TD_ATTRIBUTES {attrs:#x} sets TUD bits): the host can read its memory"))
+            Err(format!(
+                "debug TD (TD_ATTRIBUTES {attrs:#x} sets TUD bits): the host can read its memory"
+            ))
         } else {
             Ok(())
         },
@@ -472,7 +636,10 @@ fn judge(out: &mut Outcome, q: &Quote, policy: &TdxPolicy, expected_rd: Option<&
     c.record(
         "tdx.policy.xfam",
         if b.xfam & 0b11 != 0b11 || b.xfam & !policy.xfam_allowed != 0 {
-            Err(format!("XFAM {:#x} is outside the allowed {:#x} (bits 0 and 1 required)", b.xfam, policy.xfam_allowed))
+            Err(format!(
+                "XFAM {:#x} is outside the allowed {:#x} (bits 0 and 1 required)",
+                b.xfam, policy.xfam_allowed
+            ))
         } else {
             Ok(())
         },
@@ -480,7 +647,9 @@ fn judge(out: &mut Outcome, q: &Quote, policy: &TdxPolicy, expected_rd: Option<&
     c.record(
         "tdx.policy.service_td",
         match b.mr_service_td {
-            Some(m) if m != [0; 48] && !policy.allow_service_td => Err("the TD is bound to a service TD (MRSERVICETD is not zero)".into()),
+            Some(m) if m != [0; 48] && !policy.allow_service_td => {
+                Err("the TD is bound to a service TD (MRSERVICETD is not zero)".into())
+            }
             _ => Ok(()),
         },
     );
@@ -493,19 +662,30 @@ fn judge(out: &mut Outcome, q: &Quote, policy: &TdxPolicy, expected_rd: Option<&
         ("tdx.policy.mrconfigid", &policy.mrconfigid, &b.mr_config_id),
     ] {
         if !list.is_empty() {
-            c.record(name, if allowed(list, value) { Ok(()) } else { Err(format!("{} is not in the allowed list", hex::encode(value))) });
+            c.record(
+                name,
+                if allowed(list, value) {
+                    Ok(())
+                } else {
+                    Err(format!("{} is not in the allowed list", hex::encode(value)))
+                },
+            );
         }
     }
     match expected_rd.or(policy.report_data.as_ref().map(|h| h.0.as_slice())) {
         Some(want) => {
             c.record(
-            "tdx.report_data",
-            if want == b.report_data {
-                Ok(())
-            } else {
-                Err(format!("REPORT_DATA {} differs from the expected {}", hex::encode(b.report_data), hex::encode(want)))
-            },
-        );
+                "tdx.report_data",
+                if want == b.report_data {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "REPORT_DATA {} differs from the expected {}",
+                        hex::encode(b.report_data),
+                        hex::encode(want)
+                    ))
+                },
+            );
         }
         None => c.skip("tdx.report_data", "no expected REPORT_DATA given"),
     };

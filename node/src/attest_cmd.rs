@@ -107,7 +107,9 @@ pub const DEFAULT_POLICY: &str = include_str!("../../docs/policy.default.toml");
 fn read_input(path: &Path) -> anyhow::Result<Vec<u8>> {
     if path == Path::new("-") {
         let mut v = Vec::new();
-        std::io::stdin().read_to_end(&mut v).context("reading standard input")?;
+        std::io::stdin()
+            .read_to_end(&mut v)
+            .context("reading standard input")?;
         return Ok(v);
     }
     std::fs::read(path).with_context(|| format!("reading {}", path.display()))
@@ -115,10 +117,14 @@ fn read_input(path: &Path) -> anyhow::Result<Vec<u8>> {
 
 fn parse_now(s: Option<&str>) -> anyhow::Result<u64> {
     match s {
-        None => Ok(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs()),
+        None => Ok(std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_secs()),
         Some(s) => {
             let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-                .with_context(|| format!("--now {s:?} is not an RFC 3339 time such as 2025-07-01T00:00:00Z"))?;
+                .with_context(|| {
+                    format!("--now {s:?} is not an RFC 3339 time such as 2025-07-01T00:00:00Z")
+                })?;
             u64::try_from(t.unix_timestamp()).map_err(|_| anyhow!("--now {s:?} is before 1970"))
         }
     }
@@ -142,7 +148,8 @@ fn padded<const N: usize>(v: &[u8]) -> [u8; N] {
 fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
     let policy = match &a.policy {
         Some(p) => {
-            let text = std::fs::read_to_string(p).with_context(|| format!("reading policy {}", p.display()))?;
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("reading policy {}", p.display()))?;
             Policy::from_toml(&text).with_context(|| format!("policy {}", p.display()))?
         }
         None => Policy::default(),
@@ -150,23 +157,34 @@ fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
     let now = parse_now(a.now.as_deref())?;
     let mut e = Endorsements::default();
     for path in &a.certs {
-        let bytes = std::fs::read(path).with_context(|| format!("reading certificate {}", path.display()))?;
-        e.certs.extend(parse_cert_file(&bytes, &path.display().to_string())?);
+        let bytes = std::fs::read(path)
+            .with_context(|| format!("reading certificate {}", path.display()))?;
+        e.certs
+            .extend(parse_cert_file(&bytes, &path.display().to_string())?);
     }
     if let Some(p) = &a.collateral {
-        let bytes = std::fs::read(p).with_context(|| format!("reading collateral {}", p.display()))?;
-        e.collateral = Some(Endorsements::parse_collateral(&bytes).with_context(|| format!("collateral {}", p.display()))?);
+        let bytes =
+            std::fs::read(p).with_context(|| format!("reading collateral {}", p.display()))?;
+        e.collateral = Some(
+            Endorsements::parse_collateral(&bytes)
+                .with_context(|| format!("collateral {}", p.display()))?,
+        );
     }
     if let Some(rd) = &a.report_data {
         let v = hex_arg(rd, 64, "--report-data")?;
         if v.len() != 64 {
-            bail!("--report-data must be exactly 64 bytes (128 hex digits), got {}", v.len());
+            bail!(
+                "--report-data must be exactly 64 bytes (128 hex digits), got {}",
+                v.len()
+            );
         }
         e.expected_report_data = Some(v);
     }
     let evidence = read_input(&a.evidence)?;
     let verifier = Verifier::new(policy);
-    let result = verifier.verify(&evidence, &e, now).with_context(|| format!("evidence {}", a.evidence.display()))?;
+    let result = verifier
+        .verify(&evidence, &e, now)
+        .with_context(|| format!("evidence {}", a.evidence.display()))?;
     if let Some(p) = &a.cbor_out {
         std::fs::write(p, result.to_cbor()?).with_context(|| format!("writing {}", p.display()))?;
     }
@@ -174,11 +192,19 @@ fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
     if a.json {
         writeln!(stdout, "{}", serde_json::to_string(&result)?)?;
     } else {
-        let verdict = if result.accepted() { "ACCEPTED" } else { "REJECTED" };
+        let verdict = if result.accepted() {
+            "ACCEPTED"
+        } else {
+            "REJECTED"
+        };
         writeln!(stdout, "{verdict}  {}", result.platform.as_str())?;
         writeln!(stdout, "  measurement  {}", result.measurement)?;
         writeln!(stdout, "  report_data  {}", result.report_data)?;
-        writeln!(stdout, "  tcb_status   {}", result.tcb_status.as_deref().unwrap_or("-"))?;
+        writeln!(
+            stdout,
+            "  tcb_status   {}",
+            result.tcb_status.as_deref().unwrap_or("-")
+        )?;
         writeln!(stdout, "  checks:")?;
         for c in &result.checks {
             let mark = match c.status {
@@ -198,11 +224,21 @@ fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    Ok(if result.accepted() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_REJECTED) })
+    Ok(if result.accepted() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_REJECTED)
+    })
 }
 
 fn collect(a: CollectArgs) -> anyhow::Result<()> {
-    let rd: [u8; 64] = padded(&a.report_data.as_deref().map(|s| hex_arg(s, 64, "--report-data")).transpose()?.unwrap_or_default());
+    let rd: [u8; 64] = padded(
+        &a.report_data
+            .as_deref()
+            .map(|s| hex_arg(s, 64, "--report-data"))
+            .transpose()?
+            .unwrap_or_default(),
+    );
     let bundle = if a.sim {
         let m = match &a.measurement {
             Some(s) => {
@@ -214,7 +250,13 @@ fn collect(a: CollectArgs) -> anyhow::Result<()> {
             }
             None => ring_sha384(b"sigil-sim"),
         };
-        let hd = padded::<32>(&a.host_data.as_deref().map(|s| hex_arg(s, 32, "--host-data")).transpose()?.unwrap_or_default());
+        let hd = padded::<32>(
+            &a.host_data
+                .as_deref()
+                .map(|s| hex_arg(s, 32, "--host-data"))
+                .transpose()?
+                .unwrap_or_default(),
+        );
         eprintln!("warning: simulated evidence is INSECURE: anyone can produce it. Verifiers refuse it unless their policy sets [sim] allow = true.");
         attest::collect::collect_sim(m, rd, hd)?
     } else {
@@ -224,7 +266,12 @@ fn collect(a: CollectArgs) -> anyhow::Result<()> {
     match &a.out {
         Some(p) => {
             std::fs::write(p, &bytes).with_context(|| format!("writing {}", p.display()))?;
-            eprintln!("wrote {} evidence bundle ({} bytes) to {}", bundle.platform.as_str(), bytes.len(), p.display());
+            eprintln!(
+                "wrote {} evidence bundle ({} bytes) to {}",
+                bundle.platform.as_str(),
+                bytes.len(),
+                p.display()
+            );
         }
         None => println!("{}", hex::encode(&bytes)),
     }

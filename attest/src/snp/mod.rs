@@ -56,12 +56,22 @@ impl ChainCache {
 }
 
 /// Verifies the chain ARK → ASK/ASVK → VCEK/VLEK. `now` is checked by the caller against the window.
-fn verify_chain(leaf: &Cert, inter: &Cert, ark: &Cert, product: Product, vlek: bool) -> Result<VerifiedLeaf, String> {
-    let pinned = &certs::roots(product).ark;
+fn verify_chain(
+    leaf: &Cert,
+    inter: &Cert,
+    ark: &Cert,
+    pinned: &Cert,
+    product: Product,
+    vlek: bool,
+) -> Result<VerifiedLeaf, String> {
     if ark.der() != pinned.der() {
         return Err(format!("ARK is not AMD's pinned ARK-{}", product.name()));
     }
-    let (inter_name, leaf_name) = if vlek { ("ASVK", "VLEK") } else { ("ASK", "VCEK") };
+    let (inter_name, leaf_name) = if vlek {
+        ("ASVK", "VLEK")
+    } else {
+        ("ASK", "VCEK")
+    };
     for (c, which) in [(ark, "ARK"), (inter, inter_name), (leaf, leaf_name)] {
         if !c.is_v3() {
             return Err(format!("{which} is not an X.509 v3 certificate"));
@@ -72,24 +82,43 @@ fn verify_chain(leaf: &Cert, inter: &Cert, ark: &Cert, product: Product, vlek: b
     if !ark.is_self_issued() {
         return Err("ARK is not self-issued".into());
     }
-    ark.verify_signed_by_rsa_pss_sha384(ark).map_err(|e| format!("ARK self-signature: {e}"))?;
-    let want_role = if vlek { Role::Asvk(product) } else { Role::Ask(product) };
+    ark.verify_signed_by_rsa_pss_sha384(ark)
+        .map_err(|e| format!("ARK self-signature: {e}"))?;
+    let want_role = if vlek {
+        Role::Asvk(product)
+    } else {
+        Role::Ask(product)
+    };
     if Role::of(inter) != Some(want_role) {
-        return Err(format!("{inter_name} has subject CN {:?}, not the {} {inter_name}", inter.subject_cn(), product.name()));
+        return Err(format!(
+            "{inter_name} has subject CN {:?}, not the {} {inter_name}",
+            inter.subject_cn(),
+            product.name()
+        ));
     }
     if !inter.issued_by_name(ark) {
         return Err(format!("{inter_name} issuer is not ARK-{}", product.name()));
     }
-    inter.verify_signed_by_rsa_pss_sha384(ark).map_err(|e| format!("{inter_name} signed by ARK: {e}"))?;
+    inter
+        .verify_signed_by_rsa_pss_sha384(ark)
+        .map_err(|e| format!("{inter_name} signed by ARK: {e}"))?;
     if Role::of(leaf) != Some(if vlek { Role::Vlek } else { Role::Vcek }) {
-        return Err(format!("leaf has subject CN {:?}, expected SEV-{leaf_name}", leaf.subject_cn()));
+        return Err(format!(
+            "leaf has subject CN {:?}, expected SEV-{leaf_name}",
+            leaf.subject_cn()
+        ));
     }
     if !leaf.issued_by_name(inter) {
-        return Err(format!("{leaf_name} issuer is not the {inter_name} {:?}", inter.subject_cn()));
+        return Err(format!(
+            "{leaf_name} issuer is not the {inter_name} {:?}",
+            inter.subject_cn()
+        ));
     }
-    leaf.verify_signed_by_rsa_pss_sha384(inter).map_err(|e| format!("{leaf_name} signed by {inter_name}: {e}"))?;
+    leaf.verify_signed_by_rsa_pss_sha384(inter)
+        .map_err(|e| format!("{leaf_name} signed by {inter_name}: {e}"))?;
     certs::check_leaf_key(leaf).map_err(|e| format!("{leaf_name} {e}"))?;
-    let ext = certs::leaf_extensions(leaf, product, vlek).map_err(|e| format!("{leaf_name} extensions: {e}"))?;
+    let ext = certs::leaf_extensions(leaf, product, vlek)
+        .map_err(|e| format!("{leaf_name} extensions: {e}"))?;
     let windows = [ark.validity(), inter.validity(), leaf.validity()];
     Ok(VerifiedLeaf {
         product,
@@ -110,7 +139,11 @@ struct Selected<'a> {
 
 fn select<'a>(certs_in: &'a [Cert], product: Product, vlek: bool) -> Result<Selected<'a>, String> {
     let roots = certs::roots(product);
-    let (leaf_role, inter_role) = if vlek { (Role::Vlek, Role::Asvk(product)) } else { (Role::Vcek, Role::Ask(product)) };
+    let (leaf_role, inter_role) = if vlek {
+        (Role::Vlek, Role::Asvk(product))
+    } else {
+        (Role::Vcek, Role::Ask(product))
+    };
     let mut leaf = None;
     let mut inter = None;
     let mut ark = None;
@@ -118,7 +151,10 @@ fn select<'a>(certs_in: &'a [Cert], product: Product, vlek: bool) -> Result<Sele
         match Role::of(c) {
             Some(r) if r == leaf_role => {
                 if leaf.is_some() {
-                    return Err(format!("more than one {} certificate supplied", if vlek { "VLEK" } else { "VCEK" }));
+                    return Err(format!(
+                        "more than one {} certificate supplied",
+                        if vlek { "VLEK" } else { "VCEK" }
+                    ));
                 }
                 leaf = Some(c);
             }
@@ -130,9 +166,11 @@ fn select<'a>(certs_in: &'a [Cert], product: Product, vlek: bool) -> Result<Sele
     }
     let leaf = leaf.ok_or_else(|| {
         if vlek {
-            "the report is signed by a VLEK, but no VLEK certificate (CN=SEV-VLEK) was supplied".to_string()
+            "the report is signed by a VLEK, but no VLEK certificate (CN=SEV-VLEK) was supplied"
+                .to_string()
         } else {
-            "the report is signed by a VCEK, but no VCEK certificate (CN=SEV-VCEK) was supplied".to_string()
+            "the report is signed by a VCEK, but no VCEK certificate (CN=SEV-VCEK) was supplied"
+                .to_string()
         }
     })?;
     Ok(Selected {
@@ -154,17 +192,30 @@ fn product_of(report: &SnpReport, certs_in: &[Cert]) -> Result<Product, String> 
     for c in certs_in {
         if matches!(Role::of(c), Some(Role::Vcek | Role::Vlek)) {
             let cn = c.issuer_cn().unwrap_or_default();
-            let p = cn.strip_prefix("SEV-VLEK-").or_else(|| cn.strip_prefix("SEV-")).and_then(Product::from_product_name);
+            let p = cn
+                .strip_prefix("SEV-VLEK-")
+                .or_else(|| cn.strip_prefix("SEV-"))
+                .and_then(Product::from_product_name);
             found = found.or(p);
         }
     }
-    found.ok_or_else(|| "version 2 report without CPUID: supply the VCEK/VLEK so the product can be determined".into())
+    found.ok_or_else(|| {
+        format!(
+            "a version 2 report names no CPU generation and no VCEK/VLEK was supplied: fetch the VCEK from {} (or, on Genoa, {})",
+            kds_hint(report, Product::Milan),
+            kds_hint(report, Product::Genoa)
+        )
+    })
 }
 
 /// KDS URL to fetch the VCEK for this report (for the error message when it is missing).
 fn kds_hint(report: &SnpReport, product: Product) -> String {
     let tcb = Tcb::decode(report.reported_tcb(), product);
-    let hwid = if product == Product::Turin { &report.chip_id()[..8] } else { report.chip_id() };
+    let hwid = if product == Product::Turin {
+        &report.chip_id()[..8]
+    } else {
+        report.chip_id()
+    };
     let fmc = tcb.fmc.map(|f| format!("&fmcSPL={f}")).unwrap_or_default();
     format!(
         "https://kdsintf.amd.com/vcek/v1/{}/{}?blSPL={}&teeSPL={}&snpSPL={}&ucodeSPL={}{fmc}",
@@ -190,14 +241,20 @@ pub(crate) fn verify(
     out.measurement = report.measurement().to_vec();
     out.report_data = report.report_data().to_vec();
     let c = &mut out.checks;
-    c.pass("snp.format", format!("version {}, 1184 bytes, ECDSA P-384", report.version()));
+    c.pass(
+        "snp.format",
+        format!("version {}, 1184 bytes, ECDSA P-384", report.version()),
+    );
 
     // 1. Which key signed, and which product: these only choose the chain.
     let vlek = match report.signing_key() {
         Ok(SigningKey::Vcek) => false,
         Ok(SigningKey::Vlek) => true,
         Ok(SigningKey::None) => {
-            c.fail("snp.signing_key", "the report is unsigned (SIGNING_KEY = none)");
+            c.fail(
+                "snp.signing_key",
+                "the report is unsigned (SIGNING_KEY = none)",
+            );
             return out;
         }
         Err(v) => {
@@ -205,7 +262,10 @@ pub(crate) fn verify(
             return out;
         }
     };
-    c.pass("snp.signing_key", if vlek { "VLEK" } else { "VCEK" }.to_string());
+    c.pass(
+        "snp.signing_key",
+        if vlek { "VLEK" } else { "VCEK" }.to_string(),
+    );
     let product = match product_of(report, certs_in) {
         Ok(p) => p,
         Err(e) => {
@@ -219,12 +279,17 @@ pub(crate) fn verify(
     let sel = match select(certs_in, product, vlek) {
         Ok(s) => s,
         Err(e) => {
-            let hint = if vlek { String::new() } else { format!(" (fetch it from {})", kds_hint(report, product)) };
+            let hint = if vlek {
+                String::new()
+            } else {
+                format!(" (fetch it from {})", kds_hint(report, product))
+            };
             c.fail("snp.cert_chain", format!("{e}{hint}"));
             return out;
         }
     };
-    let mut key_material = Vec::with_capacity(sel.leaf.der().len() + sel.inter.der().len() + sel.ark.der().len());
+    let mut key_material =
+        Vec::with_capacity(sel.leaf.der().len() + sel.inter.der().len() + sel.ark.der().len());
     for part in [sel.leaf.der(), sel.inter.der(), sel.ark.der()] {
         key_material.extend_from_slice(&(part.len() as u32).to_le_bytes());
         key_material.extend_from_slice(part);
@@ -232,7 +297,14 @@ pub(crate) fn verify(
     let cache_key = crate::sha256(&key_material);
     let leaf = match cache.get(&cache_key) {
         Some(l) => l,
-        None => match verify_chain(sel.leaf, sel.inter, sel.ark, product, vlek) {
+        None => match verify_chain(
+            sel.leaf,
+            sel.inter,
+            sel.ark,
+            &certs::roots(product).ark,
+            product,
+            vlek,
+        ) {
             Ok(l) => {
                 cache.put(cache_key, l.clone());
                 l
@@ -244,14 +316,35 @@ pub(crate) fn verify(
         },
     };
     debug_assert!(leaf.product == product && leaf.vlek == vlek);
-    c.pass("snp.cert_chain", format!("{} ← {} ← pinned ARK-{}", sel.leaf.subject_cn().unwrap_or_default(), sel.inter.subject_cn().unwrap_or_default(), product.name()));
+    c.pass(
+        "snp.cert_chain",
+        format!(
+            "{} ← {} ← pinned ARK-{}",
+            sel.leaf.subject_cn().unwrap_or_default(),
+            sel.inter.subject_cn().unwrap_or_default(),
+            product.name()
+        ),
+    );
     if now < leaf.not_before || now > leaf.not_after {
-        let which = [(sel.ark, "ARK"), (sel.inter, "intermediate"), (sel.leaf, if vlek { "VLEK" } else { "VCEK" })];
-        let e = which.iter().find_map(|(cert, w)| cert.check_validity(now, w).err()).unwrap_or_else(|| "outside validity".into());
-        c.fail("snp.cert_validity", format!("{e} (now = {})", crate::time::fmt_unix(now)));
+        let which = [
+            (sel.ark, "ARK"),
+            (sel.inter, "intermediate"),
+            (sel.leaf, if vlek { "VLEK" } else { "VCEK" }),
+        ];
+        let e = which
+            .iter()
+            .find_map(|(cert, w)| cert.check_validity(now, w).err())
+            .unwrap_or_else(|| "outside validity".into());
+        c.fail(
+            "snp.cert_validity",
+            format!("{e} (now = {})", crate::time::fmt_unix(now)),
+        );
         return out;
     }
-    c.pass("snp.cert_validity", format!("valid at {}", crate::time::fmt_unix(now)));
+    c.pass(
+        "snp.cert_validity",
+        format!("valid at {}", crate::time::fmt_unix(now)),
+    );
 
     // 3. The signature over the raw report bytes.
     let sig = match report.signature_fixed() {
@@ -261,8 +354,17 @@ pub(crate) fn verify(
             return out;
         }
     };
-    if UnparsedPublicKey::new(&ECDSA_P384_SHA384_FIXED, &leaf.key).verify(report.signed_bytes(), &sig).is_err() {
-        c.fail("snp.report_signature", format!("signature over bytes 0..0x2a0 does not verify with the {}", if vlek { "VLEK" } else { "VCEK" }));
+    if UnparsedPublicKey::new(&ECDSA_P384_SHA384_FIXED, &leaf.key)
+        .verify(report.signed_bytes(), &sig)
+        .is_err()
+    {
+        c.fail(
+            "snp.report_signature",
+            format!(
+                "signature over bytes 0..0x2a0 does not verify with the {}",
+                if vlek { "VLEK" } else { "VCEK" }
+            ),
+        );
         return out;
     }
     c.pass("snp.report_signature", None);
@@ -273,7 +375,13 @@ pub(crate) fn verify(
 }
 
 /// The checks on authenticated fields: structure, bindings to the certificate, and policy.
-fn judge(out: &mut Outcome, report: &SnpReport, leaf: &VerifiedLeaf, policy: &SnpPolicy, expected_rd: Option<&[u8]>) {
+fn judge(
+    out: &mut Outcome,
+    report: &SnpReport,
+    leaf: &VerifiedLeaf,
+    policy: &SnpPolicy,
+    expected_rd: Option<&[u8]>,
+) {
     let product = leaf.product;
     let reported = Tcb::decode(report.reported_tcb(), product);
     let current = Tcb::decode(report.current_tcb(), product);
@@ -291,14 +399,27 @@ fn judge(out: &mut Outcome, report: &SnpReport, leaf: &VerifiedLeaf, policy: &Sn
         structural.push(format!("guest policy {p:#x} sets reserved bits 63:26"));
     }
     if report.signer_info() & !0x1F != 0 {
-        structural.push(format!("signer info {:#x} sets reserved bits", report.signer_info()));
+        structural.push(format!(
+            "signer info {:#x} sets reserved bits",
+            report.signer_info()
+        ));
     }
-    if let (Some((fam, model, _)), Some(from_cert)) = (report.cpuid(), Product::from_product_name(&leaf.ext.product_name)) {
+    if let (Some((fam, model, _)), Some(from_cert)) = (
+        report.cpuid(),
+        Product::from_product_name(&leaf.ext.product_name),
+    ) {
         if Product::from_cpuid(fam, model) != Some(from_cert) {
             structural.push("CPUID and certificate productName disagree".into());
         }
     }
-    c.record("snp.reserved_fields", if structural.is_empty() { Ok(()) } else { Err(structural.join("; ")) });
+    c.record(
+        "snp.reserved_fields",
+        if structural.is_empty() {
+            Ok(())
+        } else {
+            Err(structural.join("; "))
+        },
+    );
 
     // Bindings of the report to its certificate.
     c.record(
@@ -306,20 +427,37 @@ fn judge(out: &mut Outcome, report: &SnpReport, leaf: &VerifiedLeaf, policy: &Sn
         if report.reported_tcb() == leaf.ext.tcb_raw {
             Ok(())
         } else {
-            Err(format!("REPORTED_TCB ({reported}) differs from the certificate's TCB ({})", leaf.ext.tcb))
+            Err(format!(
+                "REPORTED_TCB ({reported}) differs from the certificate's TCB ({})",
+                leaf.ext.tcb
+            ))
         },
     );
     match &leaf.ext.hwid {
-        None => c.skip("snp.chip_id_binding", format!("VLEK issued to {}", leaf.ext.csp_id.as_deref().unwrap_or("?"))),
-        Some(_) if report.chip_id().iter().all(|&b| b == 0) && report.chip_id_masked() => {
-            c.skip("snp.chip_id_binding", "CHIP_ID is masked by the guest (MASK_CHIP_ID)")
-        }
+        None => c.skip(
+            "snp.chip_id_binding",
+            format!(
+                "VLEK issued to {}",
+                leaf.ext.csp_id.as_deref().unwrap_or("?")
+            ),
+        ),
+        Some(_) if report.chip_id().iter().all(|&b| b == 0) && report.chip_id_masked() => c.skip(
+            "snp.chip_id_binding",
+            "CHIP_ID is masked by the guest (MASK_CHIP_ID)",
+        ),
         Some(hwid) => {
             let chip = report.chip_id();
             let ok = chip[..hwid.len()] == hwid[..] && chip[hwid.len()..].iter().all(|&b| b == 0);
             c.record(
                 "snp.chip_id_binding",
-                if ok { Ok(()) } else { Err("CHIP_ID differs from the VCEK's hwID (the VCEK belongs to another chip)".into()) },
+                if ok {
+                    Ok(())
+                } else {
+                    Err(
+                        "CHIP_ID differs from the VCEK's hwID (the VCEK belongs to another chip)"
+                            .into(),
+                    )
+                },
             );
         }
     }
@@ -328,7 +466,10 @@ fn judge(out: &mut Outcome, report: &SnpReport, leaf: &VerifiedLeaf, policy: &Sn
     c.record(
         "snp.policy.debug",
         if p & pb::DEBUG != 0 && !policy.allow_debug {
-            Err("guest policy allows debugging (DEBUG=1): the host can read and write guest memory".into())
+            Err(
+                "guest policy allows debugging (DEBUG=1): the host can read and write guest memory"
+                    .into(),
+            )
         } else {
             Ok(())
         },
@@ -351,20 +492,44 @@ fn judge(out: &mut Outcome, report: &SnpReport, leaf: &VerifiedLeaf, policy: &Sn
     );
     c.record(
         "snp.policy.vmpl",
-        if report.vmpl() == policy.vmpl { Ok(()) } else { Err(format!("VMPL {} is not the required {}", report.vmpl(), policy.vmpl)) },
+        if report.vmpl() == policy.vmpl {
+            Ok(())
+        } else {
+            Err(format!(
+                "VMPL {} is not the required {}",
+                report.vmpl(),
+                policy.vmpl
+            ))
+        },
     );
     let mut tcb_problems = Vec::new();
     if !reported.at_least(&policy.min_tcb) {
-        tcb_problems.push(format!("REPORTED_TCB ({reported}) is below the minimum ({})", policy.min_tcb));
+        tcb_problems.push(format!(
+            "REPORTED_TCB ({reported}) is below the minimum ({})",
+            policy.min_tcb
+        ));
     }
     if !launch.at_least(&policy.min_tcb) {
-        tcb_problems.push(format!("LAUNCH_TCB ({launch}) is below the minimum ({})", policy.min_tcb));
+        tcb_problems.push(format!(
+            "LAUNCH_TCB ({launch}) is below the minimum ({})",
+            policy.min_tcb
+        ));
     }
     if !current.at_least(&reported) {
-        tcb_problems.push(format!("REPORTED_TCB ({reported}) is above CURRENT_TCB ({current})"));
+        tcb_problems.push(format!(
+            "REPORTED_TCB ({reported}) is above CURRENT_TCB ({current})"
+        ));
     }
-    c.record("snp.policy.min_tcb", if tcb_problems.is_empty() { Ok(()) } else { Err(tcb_problems.join("; ")) });
-    let provisional = report.committed_tcb() != report.current_tcb() || report.committed_version() != report.current_version();
+    c.record(
+        "snp.policy.min_tcb",
+        if tcb_problems.is_empty() {
+            Ok(())
+        } else {
+            Err(tcb_problems.join("; "))
+        },
+    );
+    let provisional = report.committed_tcb() != report.current_tcb()
+        || report.committed_version() != report.current_version();
     c.record(
         "snp.policy.committed_tcb",
         if provisional && !policy.allow_provisional_firmware {
@@ -378,14 +543,30 @@ fn judge(out: &mut Outcome, report: &SnpReport, leaf: &VerifiedLeaf, policy: &Sn
         if report.guest_svn() >= policy.min_guest_svn {
             Ok(())
         } else {
-            Err(format!("GUEST_SVN {} is below {}", report.guest_svn(), policy.min_guest_svn))
+            Err(format!(
+                "GUEST_SVN {} is below {}",
+                report.guest_svn(),
+                policy.min_guest_svn
+            ))
         },
     );
     if policy.required_mitigations != 0 {
         let r = match (report.launch_mit_vector(), report.current_mit_vector()) {
-            (Some(l), Some(cur)) if l & policy.required_mitigations == policy.required_mitigations && cur & policy.required_mitigations == policy.required_mitigations => Ok(()),
-            (Some(l), Some(cur)) => Err(format!("mitigation vectors (launch {l:#x}, current {cur:#x}) lack required bits {:#x}", policy.required_mitigations)),
-            _ => Err(format!("report version {} has no mitigation vectors, and the policy requires {:#x}", report.version(), policy.required_mitigations)),
+            (Some(l), Some(cur))
+                if l & policy.required_mitigations == policy.required_mitigations
+                    && cur & policy.required_mitigations == policy.required_mitigations =>
+            {
+                Ok(())
+            }
+            (Some(l), Some(cur)) => Err(format!(
+                "mitigation vectors (launch {l:#x}, current {cur:#x}) lack required bits {:#x}",
+                policy.required_mitigations
+            )),
+            _ => Err(format!(
+                "report version {} has no mitigation vectors, and the policy requires {:#x}",
+                report.version(),
+                policy.required_mitigations
+            )),
         };
         c.record("snp.policy.mitigations", r);
     }
@@ -394,7 +575,10 @@ fn judge(out: &mut Outcome, report: &SnpReport, leaf: &VerifiedLeaf, policy: &Sn
         if allowed(&policy.measurements, report.measurement()) {
             Ok(())
         } else {
-            Err(format!("MEASUREMENT {} is not in the allowed list", hex::encode(report.measurement())))
+            Err(format!(
+                "MEASUREMENT {} is not in the allowed list",
+                hex::encode(report.measurement())
+            ))
         },
     );
     c.record(
@@ -402,19 +586,26 @@ fn judge(out: &mut Outcome, report: &SnpReport, leaf: &VerifiedLeaf, policy: &Sn
         if allowed(&policy.host_data, report.host_data()) {
             Ok(())
         } else {
-            Err(format!("HOST_DATA {} is not in the allowed list", hex::encode(report.host_data())))
+            Err(format!(
+                "HOST_DATA {} is not in the allowed list",
+                hex::encode(report.host_data())
+            ))
         },
     );
     match expected_rd.or(policy.report_data.as_ref().map(|h| h.0.as_slice())) {
         Some(want) => {
             c.record(
-            "snp.report_data",
-            if want == report.report_data() {
-                Ok(())
-            } else {
-                Err(format!("REPORT_DATA {} differs from the expected {}", hex::encode(report.report_data()), hex::encode(want)))
-            },
-        );
+                "snp.report_data",
+                if want == report.report_data() {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "REPORT_DATA {} differs from the expected {}",
+                        hex::encode(report.report_data()),
+                        hex::encode(want)
+                    ))
+                },
+            );
         }
         None => c.skip("snp.report_data", "no expected REPORT_DATA given"),
     };

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs what building and testing Sigil needs on a fresh Debian machine. Idempotent; quiet when done.
+set -euo pipefail
+need_apt=()
+# Debian packages the build needs. Later issues add libclang-dev and clang (librocksdb-sys).
+APT_PACKAGES=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
+done
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "setup: installing ${need_apt[*]}"
+  if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+command -v cargo >/dev/null || { echo "setup: cargo not found; install Rust with rustup first" >&2; exit 2; }
+rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt clippy
+echo "setup: ok ($(cargo --version))"
