@@ -644,3 +644,214 @@ fn judge(
 fn fmt_ver((major, minor, build): (u8, u8, u8)) -> String {
     format!("{major}.{minor}.{build}")
 }
+
+/// The checks that run after the signature, each shown to fire on its own. The signature binds every field, so
+/// real evidence cannot isolate them: these tests call [`judge`] directly on a genuine report with one field
+/// changed, as if AMD's firmware had signed it.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::result::CheckStatus;
+
+    const REPORT_HEX: &str = include_str!("../../testdata/sev-snp/virtee-milan-v2.report.hex");
+    const VCEK: &[u8] = include_bytes!("../../testdata/sev-snp/virtee-milan-v2.vcek.der");
+
+    fn genuine() -> (Vec<u8>, VerifiedLeaf) {
+        let raw = hex::decode(REPORT_HEX.trim()).unwrap();
+        let vcek = Cert::from_der(VCEK, "VCEK").unwrap();
+        let roots = certs::roots(Product::Milan);
+        let leaf = verify_chain(
+            &vcek,
+            &roots.ask,
+            &roots.ark,
+            &roots.ark,
+            Product::Milan,
+            false,
+        )
+        .unwrap();
+        (raw, leaf)
+    }
+
+    fn judged(raw: &[u8], leaf: &VerifiedLeaf, policy: &SnpPolicy) -> Vec<String> {
+        let report = SnpReport::parse(raw).unwrap();
+        let mut out = Outcome::new(Platform::SevSnp);
+        judge(&mut out, &report, leaf, policy, None);
+        out.checks
+            .into_vec()
+            .into_iter()
+            .filter(|c| c.status == CheckStatus::Fail)
+            .map(|c| c.name)
+            .collect()
+    }
+
+    fn with(mutate: impl FnOnce(&mut Vec<u8>)) -> Vec<String> {
+        let (mut raw, leaf) = genuine();
+        mutate(&mut raw);
+        judged(&raw, &leaf, &SnpPolicy::default())
+    }
+
+    #[test]
+    fn genuine_report_passes_every_check() {
+        assert!(with(|_| {}).is_empty());
+    }
+
+    #[test]
+    fn reserved_bytes_must_be_zero() {
+        for off in [0x4C, 0x188, 0x1EB, 0x1EF, 0x1F8, 0x250, 0x29F, 0x330, 0x49F] {
+            assert_eq!(
+                with(|r| r[off] = 1),
+                ["snp.reserved_fields"],
+                "offset {off:#x}"
+            );
+        }
+    }
+
+    #[test]
+    fn policy_reserved_bits() {
+        assert_eq!(
+            with(|r| r[0x0A] &= !0x02),
+            ["snp.reserved_fields"],
+            "bit 17 must be one"
+        );
+        assert_eq!(
+            with(|r| r[0x0F] |= 0x80),
+            ["snp.reserved_fields"],
+            "bit 63 must be zero"
+        );
+        assert_eq!(
+            with(|r| r[0x48] |= 0x40),
+            ["snp.reserved_fields"],
+            "signer info reserved bit"
+        );
+    }
+
+    #[test]
+    fn reported_tcb_must_match_the_vcek() {
+        assert!(
+            with(|r| r[0x186] += 1).contains(&"snp.tcb_binding".to_string()),
+            "snp SPL"
+        );
+        assert!(
+            with(|r| r[0x187] -= 1).contains(&"snp.tcb_binding".to_string()),
+            "ucode SPL"
+        );
+        assert!(
+            with(|r| r[0x183] = 1).contains(&"snp.tcb_binding".to_string()),
+            "reserved TCB byte"
+        );
+    }
+
+    #[test]
+    fn chip_id_must_match_the_vcek() {
+        assert_eq!(with(|r| r[0x1A0] ^= 1), ["snp.chip_id_binding"]);
+        assert_eq!(with(|r| r[0x1DF] ^= 1), ["snp.chip_id_binding"]);
+        // All-zero chip id without MASK_CHIP_ID is a mismatch, with it the binding is skipped.
+        assert_eq!(with(|r| r[0x1A0..0x1E0].fill(0)), ["snp.chip_id_binding"]);
+        assert!(with(|r| {
+            r[0x1A0..0x1E0].fill(0);
+            r[0x48] |= 0b10;
+        })
+        .is_empty());
+    }
+
+    #[test]
+    fn turin_chip_id_binds_eight_bytes_and_the_rest_is_zero() {
+        let raw = include_bytes!("../../testdata/sev-snp/oak-turin-v5.report.bin").to_vec();
+        let vcek = Cert::from_der(
+            include_bytes!("../../testdata/sev-snp/oak-turin-v5.vcek.der"),
+            "VCEK",
+        )
+        .unwrap();
+        let roots = certs::roots(Product::Turin);
+        let leaf = verify_chain(
+            &vcek,
+            &roots.ask,
+            &roots.ark,
+            &roots.ark,
+            Product::Turin,
+            false,
+        )
+        .unwrap();
+        assert!(judged(&raw, &leaf, &SnpPolicy::default()).is_empty());
+        let mut r = raw.clone();
+        r[0x1A8] = 1;
+        assert_eq!(
+            judged(&r, &leaf, &SnpPolicy::default()),
+            ["snp.chip_id_binding"]
+        );
+        let mut r = raw;
+        r[0x1A7] ^= 1;
+        assert_eq!(
+            judged(&r, &leaf, &SnpPolicy::default()),
+            ["snp.chip_id_binding"]
+        );
+    }
+
+    #[test]
+    fn guest_policy_bits() {
+        assert_eq!(with(|r| r[0x0A] |= 0x08), ["snp.policy.debug"]);
+        assert_eq!(with(|r| r[0x0A] |= 0x04), ["snp.policy.migrate_ma"]);
+    }
+
+    #[test]
+    fn provisional_firmware_is_refused_by_default() {
+        assert_eq!(
+            with(|r| r[0x1E7] = r[0x1E7].wrapping_add(1)),
+            ["snp.policy.committed_tcb"]
+        );
+        assert_eq!(
+            with(|r| r[0x1EC] ^= 1),
+            ["snp.policy.committed_tcb"],
+            "committed build"
+        );
+        let (mut raw, leaf) = genuine();
+        raw[0x1EC] ^= 1;
+        let lax = SnpPolicy {
+            allow_provisional_firmware: true,
+            ..SnpPolicy::default()
+        };
+        assert!(judged(&raw, &leaf, &lax).is_empty());
+    }
+
+    #[test]
+    fn reported_above_current_tcb_is_refused() {
+        // CURRENT_TCB below REPORTED_TCB (and COMMITTED kept equal to CURRENT).
+        let v = with(|r| {
+            r[0x3E] = 0;
+            r[0x1E6] = 0;
+        });
+        assert_eq!(v, ["snp.policy.min_tcb"]);
+    }
+
+    #[test]
+    fn launch_tcb_below_minimum_is_refused() {
+        let (mut raw, leaf) = genuine();
+        raw[0x1F7] = 1; // LAUNCH_TCB ucode
+        let p = SnpPolicy {
+            min_tcb: Tcb {
+                ucode: 100,
+                ..Tcb::default()
+            },
+            ..SnpPolicy::default()
+        };
+        assert_eq!(judged(&raw, &leaf, &p), ["snp.policy.min_tcb"]);
+    }
+
+    #[test]
+    fn the_pin_is_what_stops_a_self_consistent_foreign_root() {
+        // Another product's genuine ARK is a valid self-signed root; only the pin refuses it for Milan.
+        let vcek = Cert::from_der(VCEK, "VCEK").unwrap();
+        let milan = certs::roots(Product::Milan);
+        let genoa = certs::roots(Product::Genoa);
+        let e = verify_chain(
+            &vcek,
+            &milan.ask,
+            &genoa.ark,
+            &milan.ark,
+            Product::Milan,
+            false,
+        )
+        .unwrap_err();
+        assert!(e.contains("pinned ARK-Milan"), "{e}");
+    }
+}
