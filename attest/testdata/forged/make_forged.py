@@ -706,9 +706,9 @@ def part_b():
 
     out("dcap-forged-root.der", root.public_bytes(serialization.Encoding.DER))
     out("dcap-forged.quote.bin", quote)
-    out("dcap-forged.collateral.json", json.dumps(collateral(pck_crl_ok), indent=1).encode() + b"\n")
+    out("dcap-forged.collateral.json", json.dumps(collateral(pck_crl_ok), indent=2).encode())
     out("dcap-forged-revoked.collateral.json",
-        json.dumps(collateral(pck_crl_revoked), indent=1).encode() + b"\n")
+        json.dumps(collateral(pck_crl_revoked), indent=2).encode())
     for name, key in [("root", root_key), ("platform-ca", platform_key), ("pck", pck_key),
                       ("tcb-signing", tcbsign_key), ("attestation", attest_key)]:
         out(f"dcap-forged-{name}.key.pem", key_pem(key))
