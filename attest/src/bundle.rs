@@ -60,13 +60,6 @@ pub(crate) fn cbor_exact<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Resul
     Ok(v)
 }
 
-/// Whether `bytes` looks like a bundle (a CBOR map whose first key is "sigil-evidence").
-pub fn sniff(bytes: &[u8]) -> bool {
-    bytes.len() > 16
-        && bytes[0] & 0xE0 == 0xA0
-        && bytes[1..16].windows(14).any(|w| w == b"sigil-evidence")
-}
-
 impl Bundle {
     /// A bundle for `platform` with `evidence` and DER `certs`.
     pub fn new(platform: Platform, evidence: Vec<u8>, certs: Vec<Vec<u8>>) -> Bundle {
@@ -110,7 +103,8 @@ impl Bundle {
         Ok(b)
     }
 
-    /// Canonical CBOR encoding (fields in declaration order, definite lengths).
+    /// CBOR encoding: definite lengths, keys in a fixed order (the format key first). Decoders accept any key
+    /// order.
     pub fn encode(&self) -> Result<Vec<u8>, Error> {
         let mut out = Vec::new();
         ciborium::into_writer(self, &mut out).map_err(|e| Error::Encode(e.to_string()))?;

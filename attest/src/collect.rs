@@ -21,17 +21,19 @@ use crate::sim::{SimClaims, SimEvidence};
 /// Where configfs-tsm lives.
 pub const TSM_REPORT_DIR: &str = "/sys/kernel/config/tsm/report";
 
-/// Which TEE this machine offers, if any.
+/// Which TEE [`collect`] can reach on this machine, if any (configfs-tsm present, and the guest device that
+/// names the platform).
 pub fn detect() -> Option<Platform> {
-    let tsm = Path::new(TSM_REPORT_DIR);
-    if tsm.is_dir() || Path::new("/dev/sev-guest").exists() || Path::new("/dev/tdx_guest").exists()
-    {
-        if Path::new("/dev/tdx_guest").exists() {
-            return Some(Platform::Tdx);
-        }
-        return Some(Platform::SevSnp);
+    if !Path::new(TSM_REPORT_DIR).is_dir() {
+        return None;
     }
-    None
+    if Path::new("/dev/tdx_guest").exists() {
+        Some(Platform::Tdx)
+    } else if Path::new("/dev/sev-guest").exists() {
+        Some(Platform::SevSnp)
+    } else {
+        None
+    }
 }
 
 /// Collects hardware evidence binding `report_data`, through configfs-tsm.

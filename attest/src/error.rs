@@ -12,7 +12,7 @@ use thiserror::Error;
 pub enum Error {
     /// The evidence bytes could not be parsed.
     #[error("malformed evidence: {0}")]
-    Parse(#[from] ParseError),
+    Parse(ParseError),
     /// A certificate could not be parsed or does not have the expected profile.
     #[error("certificate {which}: {reason}")]
     Certificate {
@@ -101,6 +101,14 @@ pub enum ParseError {
     /// JSON that does not decode into the expected shape.
     #[error("JSON: {0}")]
     Json(String),
+}
+
+// Not `#[from]`: that would also make the ParseError the error's `source`, and reports that print the chain
+// would say everything twice.
+impl From<ParseError> for Error {
+    fn from(e: ParseError) -> Self {
+        Error::Parse(e)
+    }
 }
 
 impl Error {

@@ -110,11 +110,15 @@ impl Evidence {
         if azure::sniff(bytes) {
             return Ok(Evidence::AzureHcl(bytes.to_vec()));
         }
-        if bundle::sniff(bytes) {
-            return Bundle::decode(bytes).map(Evidence::Bundle);
-        }
-        if sim::sniff(bytes) {
-            return Ok(Evidence::Sim(bytes.to_vec()));
+        // A CBOR map: a bundle or sim evidence, whatever the order of their keys. No other format starts with
+        // a map header (0xA0..=0xBF): SNP reports start with their version, quotes with 03..05 00, HCL with "H",
+        // hex text with a digit or a..f.
+        if bytes[0] & 0xE0 == 0xA0 {
+            return match Bundle::decode(bytes) {
+                Ok(b) => Ok(Evidence::Bundle(b)),
+                Err(_) if sim::sniff(bytes) => Ok(Evidence::Sim(bytes.to_vec())),
+                Err(e) => Err(e),
+            };
         }
         if bytes.len() == snp::report::REPORT_LEN
             && (2..=5).contains(&u32::from_le_bytes(bytes[..4].try_into().expect("4")))
@@ -249,6 +253,13 @@ impl Verifier {
             if e.collateral.is_none() {
                 e.collateral = Some(Endorsements::parse_collateral(col.as_bytes())?);
             }
+        }
+        if b.azure_hcl.is_some() && b.platform != Platform::Tdx {
+            let msg =
+                "azure_hcl belongs in TDX bundles only (an SNP HCL report is itself the evidence)"
+                    .to_string();
+            return Ok(format_failure_msg(b.platform, "bundle.azure_hcl", msg)
+                .finish(now, self.policy_digest));
         }
         let inner = Evidence::detect_inner(&b.evidence, false);
         let out = match (b.platform, inner) {

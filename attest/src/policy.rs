@@ -1,6 +1,7 @@
 //! Attestation policy: what evidence a verifier accepts beyond "genuine hardware signed it".
 //!
-//! Written as TOML by people (see `docs/policy.md` and [`Policy::from_toml`]); every key is optional and the
+//! Written as TOML by people (`docs/policy.default.toml` shows every key, `docs/attestation.md` explains them;
+//! see [`Policy::from_toml`]); every key is optional and the
 //! defaults are the safe choice: no debug guests, VMPL 0, committed firmware only, TDX TCB not Revoked and
 //! collateral required, simulated evidence refused.
 

@@ -72,11 +72,9 @@ pub struct SimEvidence {
     sig: Vec<u8>,
 }
 
-/// Whether `bytes` decodes as a sim envelope (cheap check on the first key).
+/// Whether `bytes` is a CBOR map that names the sim envelope's key (in any position).
 pub fn sniff(bytes: &[u8]) -> bool {
-    bytes.len() > 12
-        && bytes[0] & 0xE0 == 0xA0
-        && bytes.windows(9).take(4).any(|w| w == b"sigil-sim")
+    bytes.len() > 12 && bytes[0] & 0xE0 == 0xA0 && bytes.windows(9).any(|w| w == b"sigil-sim")
 }
 
 impl SimEvidence {

@@ -825,3 +825,97 @@ fn default_policy_text_matches_the_default_policy() {
         "typos must not pass silently"
     );
 }
+
+#[test]
+fn bundle_keys_may_come_in_any_order() {
+    use ciborium::Value;
+    let vcek = file(VIRTEE_VCEK);
+    // Keys sorted (as a deterministic CBOR encoder would), the format key last.
+    let map = Value::Map(vec![
+        (
+            Value::Text("certs".into()),
+            Value::Array(vec![Value::Bytes(vcek)]),
+        ),
+        (Value::Text("evidence".into()), Value::Bytes(virtee_raw())),
+        (
+            Value::Text("platform".into()),
+            Value::Text("sev-snp".into()),
+        ),
+        (
+            Value::Text("sigil-evidence".into()),
+            Value::Integer(1.into()),
+        ),
+    ]);
+    let mut bytes = Vec::new();
+    ciborium::into_writer(&map, &mut bytes).unwrap();
+    assert_accepted(&run(
+        &Verifier::new(Policy::default()),
+        &bytes,
+        &Endorsements::default(),
+        at("2025-01-01"),
+    ));
+}
+
+#[test]
+fn the_same_vcek_twice_is_fine_two_different_ones_are_not() {
+    let v = Verifier::new(Policy::default());
+    let twice = certs(&[VIRTEE_VCEK, VIRTEE_VCEK]);
+    assert_accepted(&run(&v, &file(VIRTEE), &twice, at("2025-01-01")));
+    let two = certs(&[VIRTEE_VCEK, "sev-snp/gsg-milan-v2.vcek.der"]);
+    let r = run(&v, &file(VIRTEE), &two, at("2025-01-01"));
+    assert_rejected_for(&r, &["snp.cert_chain"]);
+    assert!(!r.reasons[0].contains("kdsintf"), "{}", r.reasons[0]);
+}
+
+#[test]
+fn azure_hcl_is_refused_outside_tdx_bundles() {
+    let vcek = file(VIRTEE_VCEK);
+    let mut b = attest::Bundle::new(attest::Platform::SevSnp, virtee_raw(), vec![vcek]);
+    b.azure_hcl = Some(serde_bytes::ByteBuf::from(file(
+        "tdx/azure-00806f05-v4.hcl.bin",
+    )));
+    let r = run(
+        &Verifier::new(Policy::default()),
+        &b.encode().unwrap(),
+        &Endorsements::default(),
+        at("2025-01-01"),
+    );
+    assert_rejected_for(&r, &["bundle.azure_hcl"]);
+}
+
+#[test]
+fn tcb_minimums_refuse_typos_and_fmc_applies_to_turin_only() {
+    assert!(Policy::from_toml("[snp]\nmin_tcb = { bl = 1, ucod = 250 }").is_err());
+    let fmc = verifier("[snp]\nmin_tcb = { fmc = 1 }");
+    // Milan has no FMC: the minimum does not apply.
+    assert_accepted(&run(
+        &fmc,
+        &file(VIRTEE),
+        &certs(&[VIRTEE_VCEK]),
+        at("2025-01-01"),
+    ));
+    // The Turin report has fmc = 0.
+    let turin = run(
+        &fmc,
+        &file("sev-snp/oak-turin-v5.report.bin"),
+        &certs(&["sev-snp/oak-turin-v5.vcek.der"]),
+        at("2025-09-01"),
+    );
+    assert_rejected_for(&turin, &["snp.policy.min_tcb"]);
+}
+
+#[test]
+fn malformed_evidence_errors_say_it_once() {
+    let e = Verifier::new(Policy::default())
+        .verify(b"zz not evidence", &Endorsements::default(), 0)
+        .unwrap_err();
+    let shown = format!("{e}");
+    assert!(
+        shown.starts_with("malformed evidence: unrecognised evidence format"),
+        "{shown}"
+    );
+    assert!(
+        std::error::Error::source(&e).is_none(),
+        "the cause is in the message, not repeated as a source"
+    );
+}

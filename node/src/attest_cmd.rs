@@ -35,8 +35,35 @@ pub enum AttestCommand {
     /// --report-data. With --sim it produces INSECURE simulated evidence, for tests and devnets.
     /// Without --out the bundle is printed as hex.
     Collect(CollectArgs),
+    /// Pack evidence and its endorsements into one Sigil evidence bundle (CBOR) for offline verifiers.
+    ///
+    /// The platform is detected from EVIDENCE. Azure vTPM evidence JSON becomes an SNP bundle with its VCEK;
+    /// an Azure TDX quote takes its HCL report with --azure-hcl.
+    ///
+    /// Example:
+    ///   sigil attest bundle quote.bin --collateral collateral.json --out evidence.cbor
+    #[command(verbatim_doc_comment)]
+    Bundle(BundleArgs),
     /// Print the default policy, every key documented (a starting point for --policy files).
     Policy,
+}
+
+#[derive(Args)]
+pub struct BundleArgs {
+    /// Evidence file (any format `sigil attest verify` reads, except a bundle), or `-` for standard input.
+    evidence: PathBuf,
+    /// Certificate file (DER or PEM) to include.
+    #[arg(long = "cert", value_name = "FILE")]
+    certs: Vec<PathBuf>,
+    /// Intel PCS collateral JSON to include.
+    #[arg(long, value_name = "FILE")]
+    collateral: Option<PathBuf>,
+    /// Azure TDX: the HCL report whose runtime claims the quote's REPORT_DATA binds.
+    #[arg(long, value_name = "FILE")]
+    azure_hcl: Option<PathBuf>,
+    /// Where to write the bundle.
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
 }
 
 #[derive(Args)]
@@ -90,6 +117,7 @@ pub fn run(cmd: AttestCommand) -> ExitCode {
     let r = match cmd {
         AttestCommand::Verify(a) => verify(a),
         AttestCommand::Collect(a) => collect(a).map(|()| ExitCode::SUCCESS),
+        AttestCommand::Bundle(a) => bundle(a).map(|()| ExitCode::SUCCESS),
         AttestCommand::Policy => {
             print!("{}", DEFAULT_POLICY);
             Ok(ExitCode::SUCCESS)
@@ -275,6 +303,67 @@ fn collect(a: CollectArgs) -> anyhow::Result<()> {
         }
         None => println!("{}", hex::encode(&bytes)),
     }
+    Ok(())
+}
+
+fn bundle(a: BundleArgs) -> anyhow::Result<()> {
+    use attest::{Evidence, Platform};
+    let raw = read_input(&a.evidence)?;
+    let mut certs = Vec::new();
+    for path in &a.certs {
+        let bytes = std::fs::read(path)
+            .with_context(|| format!("reading certificate {}", path.display()))?;
+        certs.extend(
+            parse_cert_file(&bytes, &path.display().to_string())?
+                .iter()
+                .map(|c| c.der().to_vec()),
+        );
+    }
+    let ev =
+        Evidence::detect(&raw).with_context(|| format!("evidence {}", a.evidence.display()))?;
+    let (platform, evidence) = match ev {
+        Evidence::Snp(b) | Evidence::AzureHcl(b) => (Platform::SevSnp, b),
+        Evidence::Quote(b) => (Platform::Tdx, b),
+        Evidence::Sim(b) => (Platform::Sim, b),
+        Evidence::AzureJson { hcl, vcek_pem } => {
+            certs.extend(
+                parse_cert_file(vcek_pem.as_bytes(), "VCEK in Azure evidence")?
+                    .iter()
+                    .map(|c| c.der().to_vec()),
+            );
+            (Platform::SevSnp, hcl)
+        }
+        Evidence::Bundle(_) => bail!("{} is already a bundle", a.evidence.display()),
+    };
+    let mut b = attest::Bundle::new(platform, evidence, certs);
+    if let Some(p) = &a.collateral {
+        let text = std::fs::read_to_string(p)
+            .with_context(|| format!("reading collateral {}", p.display()))?;
+        Endorsements::parse_collateral(text.as_bytes())
+            .with_context(|| format!("collateral {}", p.display()))?;
+        b.collateral = Some(text);
+    }
+    if let Some(p) = &a.azure_hcl {
+        if platform != Platform::Tdx {
+            bail!(
+                "--azure-hcl goes with an Azure TDX quote; {} is {} evidence",
+                a.evidence.display(),
+                platform.as_str()
+            );
+        }
+        let hcl = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+        attest::azure::HclReport::parse(&hcl).with_context(|| format!("{}", p.display()))?;
+        b.azure_hcl = Some(hcl.into());
+    }
+    let bytes = b.encode()?;
+    std::fs::write(&a.out, &bytes).with_context(|| format!("writing {}", a.out.display()))?;
+    eprintln!(
+        "wrote {} evidence bundle ({} bytes, {} certificates) to {}",
+        platform.as_str(),
+        bytes.len(),
+        b.certs.len(),
+        a.out.display()
+    );
     Ok(())
 }
 

@@ -263,3 +263,91 @@ fn collect_without_a_tee_explains_itself() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--sim"));
 }
+
+#[test]
+fn bundle_packs_an_azure_tdx_quote_with_its_hcl_report() {
+    let out_path = tmp("azure-tdx.cbor");
+    let out = sigil(&[
+        "attest",
+        "bundle",
+        &vectors("tdx/azure-00806f05-v4.quote.bin"),
+        "--azure-hcl",
+        &vectors("tdx/azure-00806f05-v4.hcl.bin"),
+        "--out",
+        out_path.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let policy = tmp("azure-tdx.toml");
+    std::fs::write(
+        &policy,
+        "[tdx]\nrequire_collateral = false\nrequire_sept_ve_disable = false\n",
+    )
+    .unwrap();
+    let v = sigil(&[
+        "attest",
+        "verify",
+        out_path.to_str().unwrap(),
+        "--policy",
+        policy.to_str().unwrap(),
+        "--now",
+        "2025-07-01T00:00:00Z",
+        "--json",
+    ]);
+    assert_eq!(
+        v.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&v.stdout)
+    );
+    let j = json(&v);
+    assert_eq!(
+        j["claims"]["azure_runtime_claims"]["keys"][0]["kid"],
+        "HCLAkPub"
+    );
+    // --azure-hcl with SNP evidence is a usage error.
+    let bad = sigil(&[
+        "attest",
+        "bundle",
+        &vectors("sev-snp/gsg-milan-v2.report.bin"),
+        "--azure-hcl",
+        &vectors("tdx/azure-00806f05-v4.hcl.bin"),
+        "--out",
+        out_path.to_str().unwrap(),
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+}
+
+#[test]
+fn bundle_of_tdx_quote_and_collateral_verifies_alone() {
+    let out_path = tmp("tdx.cbor");
+    let out = sigil(&[
+        "attest",
+        "bundle",
+        &vectors("tdx/dcapqvl-b0c06f-v4.quote.bin"),
+        "--collateral",
+        &vectors("tdx/dcapqvl-b0c06f-v4.collateral.json"),
+        "--out",
+        out_path.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = sigil(&[
+        "attest",
+        "verify",
+        out_path.to_str().unwrap(),
+        "--now",
+        "2025-07-01T00:00:00Z",
+        "--json",
+    ]);
+    assert_eq!(v.status.code(), Some(0));
+    assert_eq!(json(&v)["tcb_status"], "UpToDate");
+}

@@ -33,7 +33,8 @@ pub(crate) struct VerifiedLeaf {
     not_after: u64,
 }
 
-/// Verified chains keyed by SHA-256 of (leaf DER ‖ intermediate DER). Chains change per chip and TCB only.
+/// Verified chains keyed by SHA-256 over the length-prefixed DER of leaf, intermediate and ARK. Chains change per
+/// chip and TCB only, so most reports hit the cache and cost one P-384 verification.
 #[derive(Default, Debug)]
 pub(crate) struct ChainCache {
     map: Mutex<HashMap<[u8; 32], VerifiedLeaf>>,
@@ -137,7 +138,12 @@ struct Selected<'a> {
     ark: &'a Cert,
 }
 
-fn select<'a>(certs_in: &'a [Cert], product: Product, vlek: bool) -> Result<Selected<'a>, String> {
+/// Errors say what is wrong, and whether the leaf is simply missing (so the caller can say where to get it).
+fn select<'a>(
+    certs_in: &'a [Cert],
+    product: Product,
+    vlek: bool,
+) -> Result<Selected<'a>, (String, bool)> {
     let roots = certs::roots(product);
     let (leaf_role, inter_role) = if vlek {
         (Role::Vlek, Role::Asvk(product))
@@ -150,11 +156,9 @@ fn select<'a>(certs_in: &'a [Cert], product: Product, vlek: bool) -> Result<Sele
     for c in certs_in {
         match Role::of(c) {
             Some(r) if r == leaf_role => {
-                if leaf.is_some() {
-                    return Err(format!(
-                        "more than one {} certificate supplied",
-                        if vlek { "VLEK" } else { "VCEK" }
-                    ));
+                if leaf.is_some_and(|l: &Cert| l.der() != c.der()) {
+                    let kind = if vlek { "VLEK" } else { "VCEK" };
+                    return Err((format!("two different {kind} certificates supplied"), false));
                 }
                 leaf = Some(c);
             }
@@ -165,13 +169,16 @@ fn select<'a>(certs_in: &'a [Cert], product: Product, vlek: bool) -> Result<Sele
         }
     }
     let leaf = leaf.ok_or_else(|| {
-        if vlek {
-            "the report is signed by a VLEK, but no VLEK certificate (CN=SEV-VLEK) was supplied"
-                .to_string()
-        } else {
-            "the report is signed by a VCEK, but no VCEK certificate (CN=SEV-VCEK) was supplied"
-                .to_string()
-        }
+        let msg = {
+            if vlek {
+                "the report is signed by a VLEK, but no VLEK certificate (CN=SEV-VLEK) was supplied"
+                    .to_string()
+            } else {
+                "the report is signed by a VCEK, but no VCEK certificate (CN=SEV-VCEK) was supplied"
+                    .to_string()
+            }
+        };
+        (msg, true)
     })?;
     Ok(Selected {
         leaf,
@@ -278,11 +285,11 @@ pub(crate) fn verify(
     // 2. Chain to the pinned ARK (cached by content).
     let sel = match select(certs_in, product, vlek) {
         Ok(s) => s,
-        Err(e) => {
-            let hint = if vlek {
-                String::new()
-            } else {
+        Err((e, missing)) => {
+            let hint = if missing && !vlek {
                 format!(" (fetch it from {})", kds_hint(report, product))
+            } else {
+                String::new()
             };
             c.fail("snp.cert_chain", format!("{e}{hint}"));
             return out;

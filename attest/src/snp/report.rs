@@ -69,6 +69,7 @@ pub enum SigningKey {
 
 /// A TCB version, decoded with the layout of its product.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Tcb {
     /// Turin only: FMC firmware SPL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -110,13 +111,18 @@ impl Tcb {
         }
     }
 
-    /// Every component is at least `min`'s (an absent `fmc` in `min` means no minimum).
+    /// Every component is at least `min`'s. `fmc` exists on Turin only: a minimum for it applies to TCBs that
+    /// have one, so one policy can serve a fleet of several generations.
     pub fn at_least(&self, min: &Tcb) -> bool {
+        let fmc_ok = match (self.fmc, min.fmc) {
+            (Some(have), Some(want)) => have >= want,
+            _ => true,
+        };
         self.bl >= min.bl
             && self.tee >= min.tee
             && self.snp >= min.snp
             && self.ucode >= min.ucode
-            && self.fmc.unwrap_or(0) >= min.fmc.unwrap_or(0)
+            && fmc_ok
     }
 }
 
