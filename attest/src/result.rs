@@ -177,6 +177,10 @@ impl Checks {
     pub fn any_failed(&self) -> bool {
         self.list.iter().any(|c| c.status == CheckStatus::Fail)
     }
+    #[cfg(test)]
+    pub fn list(&self) -> &[Check] {
+        &self.list
+    }
     pub fn into_vec(self) -> Vec<Check> {
         self.list
     }

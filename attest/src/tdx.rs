@@ -710,3 +710,163 @@ fn judge(
         }),
     );
 }
+
+/// Checks proven against a forged but self-consistent Intel hierarchy (testdata/forged, test keys): a PCK
+/// revoked by the CRL, and each offline check failing on its own.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::result::CheckStatus;
+    use ring::rand::SystemRandom;
+    use ring::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+
+    const ROOT: &[u8] = include_bytes!("../testdata/forged/dcap-forged-root.der");
+    const QUOTE: &[u8] = include_bytes!("../testdata/forged/dcap-forged.quote.bin");
+    const COLLATERAL: &[u8] = include_bytes!("../testdata/forged/dcap-forged.collateral.json");
+    const REVOKED: &[u8] = include_bytes!("../testdata/forged/dcap-forged-revoked.collateral.json");
+    const PCK_KEY: &str = include_str!("../testdata/forged/dcap-forged-pck.key.pem");
+    /// 2025-07-01, inside the forged collateral's window.
+    const NOW: u64 = 1_751_328_000;
+    const QE_REPORT_AT: usize = 770;
+    const QE_SIG_AT: usize = QE_REPORT_AT + QE_REPORT_LEN;
+
+    fn root() -> Cert {
+        Cert::from_der(ROOT, "forged root").unwrap()
+    }
+
+    fn failed(out: &Outcome) -> Vec<(String, String)> {
+        out.checks
+            .list()
+            .iter()
+            .filter(|c| c.status == CheckStatus::Fail)
+            .map(|c| (c.name.clone(), c.detail.clone().unwrap_or_default()))
+            .collect()
+    }
+
+    fn offline_policy() -> TdxPolicy {
+        TdxPolicy {
+            require_collateral: false,
+            ..TdxPolicy::default()
+        }
+    }
+
+    fn offline(quote: &[u8]) -> Vec<(String, String)> {
+        let q = Quote::parse(quote).unwrap();
+        failed(&verify_with_root(
+            &q,
+            None,
+            &offline_policy(),
+            None,
+            NOW,
+            &root(),
+        ))
+    }
+
+    fn resign_qe_report(quote: &mut [u8]) {
+        let der = crate::x509::pem_private_key(PCK_KEY).unwrap();
+        let key =
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der, &SystemRandom::new())
+                .unwrap();
+        let sig = key
+            .sign(&SystemRandom::new(), &quote[QE_REPORT_AT..QE_SIG_AT])
+            .unwrap();
+        quote[QE_SIG_AT..QE_SIG_AT + 64].copy_from_slice(sig.as_ref());
+    }
+
+    #[test]
+    fn forged_world_verifies_under_its_own_root() {
+        let q = Quote::parse(QUOTE).unwrap();
+        let col: dcap_qvl::QuoteCollateralV3 = serde_json::from_slice(COLLATERAL).unwrap();
+        let out = verify_with_root(&q, Some(&col), &TdxPolicy::default(), None, NOW, &root());
+        assert!(failed(&out).is_empty(), "{:?}", failed(&out));
+        assert_eq!(out.tcb_status.as_deref(), Some("UpToDate"));
+        assert!(offline(QUOTE).is_empty(), "{:?}", offline(QUOTE));
+    }
+
+    #[test]
+    fn pck_revoked_by_the_crl_is_rejected() {
+        let q = Quote::parse(QUOTE).unwrap();
+        let col: dcap_qvl::QuoteCollateralV3 = serde_json::from_slice(REVOKED).unwrap();
+        let out = verify_with_root(&q, Some(&col), &TdxPolicy::default(), None, NOW, &root());
+        let f = failed(&out);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].0, "tdx.dcap");
+        assert!(f[0].1.contains("CertRevoked"), "{}", f[0].1);
+    }
+
+    #[test]
+    fn forged_world_is_refused_by_the_pinned_root() {
+        let q = Quote::parse(QUOTE).unwrap();
+        let col: dcap_qvl::QuoteCollateralV3 = serde_json::from_slice(COLLATERAL).unwrap();
+        let with = verify(&q, Some(&col), &TdxPolicy::default(), None, NOW);
+        assert_eq!(failed(&with)[0].0, "tdx.dcap");
+        let without = verify(&q, None, &offline_policy(), None, NOW);
+        let f = failed(&without);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].0, "tdx.pck_chain");
+        assert!(f[0].1.contains("pinned Intel SGX Root CA"), "{}", f[0].1);
+    }
+
+    #[test]
+    fn quote_signature_covers_header_and_body() {
+        for off in [8usize, 48, 48 + 136, 48 + 583] {
+            let mut q = QUOTE.to_vec();
+            q[off] ^= 1;
+            let f = offline(&q);
+            assert_eq!(
+                f.iter().map(|x| x.0.as_str()).collect::<Vec<_>>(),
+                ["tdx.quote_signature"],
+                "offset {off}"
+            );
+        }
+    }
+
+    #[test]
+    fn qe_report_must_be_signed_by_the_pck() {
+        let mut q = QUOTE.to_vec();
+        q[QE_REPORT_AT + 10] ^= 1;
+        assert_eq!(offline(&q)[0].0, "tdx.qe_report_signature");
+    }
+
+    #[test]
+    fn qe_report_data_must_bind_the_attestation_key() {
+        // The QE auth data is outside the QE report: its signature still verifies, the binding does not.
+        let mut q = QUOTE.to_vec();
+        q[QE_SIG_AT + 64 + 2] ^= 1;
+        assert_eq!(offline(&q)[0].0, "tdx.qe_report_data");
+        // A different attestation key (re-signing the QE report would not help: it binds the old key).
+        let mut q = QUOTE.to_vec();
+        q[700] ^= 1;
+        assert_eq!(offline(&q)[0].0, "tdx.qe_report_data");
+    }
+
+    #[test]
+    fn qe_must_be_intels_td_quoting_enclave() {
+        // A QE report with another MRSIGNER, correctly signed by the PCK key.
+        let mut q = QUOTE.to_vec();
+        q[QE_REPORT_AT + 128] ^= 1;
+        resign_qe_report(&mut q);
+        assert_eq!(
+            offline(&q).iter().map(|x| x.0.as_str()).collect::<Vec<_>>(),
+            ["tdx.qe_identity"]
+        );
+        // ISVPRODID 1 is the SGX QE, not the TD QE.
+        let mut q = QUOTE.to_vec();
+        q[QE_REPORT_AT + 256] = 1;
+        resign_qe_report(&mut q);
+        assert_eq!(
+            offline(&q).iter().map(|x| x.0.as_str()).collect::<Vec<_>>(),
+            ["tdx.qe_identity"]
+        );
+    }
+
+    #[test]
+    fn pck_chain_validity_is_checked_at_now() {
+        let q = Quote::parse(QUOTE).unwrap();
+        // 2033-05-18: the forged PCK leaf (2032) and CA (2033-01-01) have expired.
+        let out = verify_with_root(&q, None, &offline_policy(), None, 2_000_000_000, &root());
+        let f = failed(&out);
+        assert_eq!(f[0].0, "tdx.pck_chain");
+        assert!(f[0].1.contains("expired"), "{}", f[0].1);
+    }
+}

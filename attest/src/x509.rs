@@ -386,3 +386,14 @@ pub fn pem_blocks(text: &[u8]) -> Result<Vec<Vec<u8>>, String> {
     }
     Ok(out)
 }
+
+/// The DER of the first `PRIVATE KEY` (PKCS#8) block of a PEM text. Test keys only: `attest` never holds
+/// private keys.
+#[cfg(test)]
+pub(crate) fn pem_private_key(text: &str) -> Result<Vec<u8>, String> {
+    let (label, der) = der::pem::decode_vec(text.as_bytes()).map_err(|e| e.to_string())?;
+    if label != "PRIVATE KEY" {
+        return Err(format!("PEM block {label} is not a PKCS#8 PRIVATE KEY"));
+    }
+    Ok(der)
+}

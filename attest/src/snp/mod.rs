@@ -862,3 +862,75 @@ mod tests {
         assert!(e.contains("pinned ARK-Milan"), "{e}");
     }
 }
+
+/// A forged but self-consistent AMD hierarchy (testdata/forged, test keys): every signature verifies, so only
+/// the ARK pin stands between it and acceptance.
+#[cfg(test)]
+mod forged {
+    use super::*;
+    use crate::x509::parse_cert_file;
+
+    const ARK: &[u8] = include_bytes!("../../testdata/forged/snp-forged-ark.pem");
+    const ASK: &[u8] = include_bytes!("../../testdata/forged/snp-forged-ask.pem");
+    const VCEK: &[u8] = include_bytes!("../../testdata/forged/snp-forged-vcek.der");
+    const REPORT: &[u8] = include_bytes!("../../testdata/forged/snp-forged-milan.report.bin");
+
+    fn chain() -> (Cert, Cert, Cert) {
+        let one = |b: &[u8]| parse_cert_file(b, "forged").unwrap().remove(0);
+        (
+            one(ARK),
+            one(ASK),
+            Cert::from_der(VCEK, "forged VCEK").unwrap(),
+        )
+    }
+
+    #[test]
+    fn forged_hierarchy_is_internally_valid() {
+        let (ark, ask, vcek) = chain();
+        // Trusting the forged ARK as if it were pinned: the chain, the signature and every check pass.
+        let leaf = verify_chain(&vcek, &ask, &ark, &ark, Product::Milan, false).unwrap();
+        let report = SnpReport::parse(REPORT).unwrap();
+        let key = UnparsedPublicKey::new(&ECDSA_P384_SHA384_FIXED, &leaf.key);
+        assert!(key
+            .verify(report.signed_bytes(), &report.signature_fixed().unwrap())
+            .is_ok());
+        let mut out = Outcome::new(Platform::SevSnp);
+        judge(&mut out, &report, &leaf, &SnpPolicy::default(), None);
+        assert!(!out.checks.any_failed());
+    }
+
+    #[test]
+    fn forged_hierarchy_is_refused_by_the_pin() {
+        let (ark, ask, vcek) = chain();
+        let err = verify_chain(
+            &vcek,
+            &ask,
+            &ark,
+            &certs::roots(Product::Milan).ark,
+            Product::Milan,
+            false,
+        )
+        .unwrap_err();
+        assert!(err.contains("pinned ARK-Milan"), "{err}");
+        // And through the public entry point, with or without the forged ARK supplied.
+        let verifier = crate::Verifier::new(crate::Policy::default());
+        for certs in [
+            vec![ark.clone(), ask.clone(), vcek.clone()],
+            vec![ask.clone(), vcek.clone()],
+            vec![vcek.clone()],
+        ] {
+            let e = crate::Endorsements {
+                certs,
+                ..Default::default()
+            };
+            let r = verifier.verify(REPORT, &e, 1_750_000_000).unwrap();
+            assert!(!r.accepted());
+            assert_eq!(r.reasons.len(), 1, "{:?}", r.reasons);
+            assert!(
+                r.reasons[0].starts_with("snp.cert_chain"),
+                "{:?}",
+                r.reasons
+            );
+        }
+    }
+}
