@@ -71,6 +71,7 @@ const MAX_CERT_LEN: usize = 16 * 1024;
 #[derive(Clone, Debug)]
 pub struct Cert {
     der: Vec<u8>,
+    fingerprint: [u8; 32],
     tbs: core::ops::Range<usize>,
     parsed: Certificate,
 }
@@ -93,6 +94,7 @@ impl Cert {
             tbs_range(der).ok_or_else(|| Error::cert(which, "cannot locate tbsCertificate"))?;
         Ok(Cert {
             der: der.to_vec(),
+            fingerprint: crate::sha256(der),
             tbs,
             parsed,
         })
@@ -108,9 +110,9 @@ impl Cert {
         &self.parsed
     }
 
-    /// SHA-256 of the DER encoding.
+    /// SHA-256 of the DER encoding (computed once, at parse time).
     pub fn fingerprint(&self) -> [u8; 32] {
-        crate::sha256(&self.der)
+        self.fingerprint
     }
 
     /// Subject common name, if any.

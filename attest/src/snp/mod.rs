@@ -7,8 +7,8 @@
 pub mod certs;
 pub mod report;
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, OnceLock};
 
 use ring::signature::{UnparsedPublicKey, ECDSA_P384_SHA384_FIXED};
 use serde_json::json;
@@ -33,7 +33,7 @@ pub(crate) struct VerifiedLeaf {
     not_after: u64,
 }
 
-/// Verified chains keyed by SHA-256 over the length-prefixed DER of leaf, intermediate and ARK. Chains change per
+/// Verified chains keyed by SHA-256 over the fingerprints (SHA-256 of the DER) of leaf, intermediate and ARK. Chains change per
 /// chip and TCB only, so most reports hit the cache and cost one P-384 verification.
 #[derive(Default, Debug)]
 pub(crate) struct ChainCache {
@@ -73,7 +73,51 @@ fn verify_chain(
     } else {
         ("ASK", "VCEK")
     };
-    for (c, which) in [(ark, "ARK"), (inter, inter_name), (leaf, leaf_name)] {
+    verify_ca(inter, ark, product, vlek)?;
+    if !leaf.is_v3() {
+        return Err(format!("{leaf_name} is not an X.509 v3 certificate"));
+    }
+    if Role::of(leaf) != Some(if vlek { Role::Vlek } else { Role::Vcek }) {
+        return Err(format!(
+            "leaf has subject CN {:?}, expected SEV-{leaf_name}",
+            leaf.subject_cn()
+        ));
+    }
+    if !leaf.issued_by_name(inter) {
+        return Err(format!(
+            "{leaf_name} issuer is not the {inter_name} {:?}",
+            inter.subject_cn()
+        ));
+    }
+    leaf.verify_signed_by_rsa_pss_sha384(inter)
+        .map_err(|e| format!("{leaf_name} signed by {inter_name}: {e}"))?;
+    certs::check_leaf_key(leaf).map_err(|e| format!("{leaf_name} {e}"))?;
+    let ext = certs::leaf_extensions(leaf, product, vlek)
+        .map_err(|e| format!("{leaf_name} extensions: {e}"))?;
+    let windows = [ark.validity(), inter.validity(), leaf.validity()];
+    Ok(VerifiedLeaf {
+        product,
+        vlek,
+        key: leaf.public_key_bits().to_vec(),
+        ext,
+        not_before: windows.iter().map(|w| w.0).max().unwrap_or(0),
+        not_after: windows.iter().map(|w| w.1).min().unwrap_or(0),
+    })
+}
+
+/// ARK → ASK/ASVK checks. The pairs that passed are remembered for the life of the process: AMD's ARKs and
+/// intermediates are a handful of constant certificates, so a new chip's VCEK costs one RSA verification.
+/// Only successes are cached, keyed by the exact DER of both certificates; the ARK has already been compared
+/// with the pin.
+fn verify_ca(inter: &Cert, ark: &Cert, product: Product, vlek: bool) -> Result<(), String> {
+    static VERIFIED: OnceLock<Mutex<HashSet<[u8; 32]>>> = OnceLock::new();
+    let verified = VERIFIED.get_or_init(Default::default);
+    let key = crate::sha256(&[ark.fingerprint(), inter.fingerprint()].concat());
+    if verified.lock().map(|v| v.contains(&key)).unwrap_or(false) {
+        return Ok(());
+    }
+    let inter_name = if vlek { "ASVK" } else { "ASK" };
+    for (c, which) in [(ark, "ARK"), (inter, inter_name)] {
         if !c.is_v3() {
             return Err(format!("{which} is not an X.509 v3 certificate"));
         }
@@ -103,32 +147,10 @@ fn verify_chain(
     inter
         .verify_signed_by_rsa_pss_sha384(ark)
         .map_err(|e| format!("{inter_name} signed by ARK: {e}"))?;
-    if Role::of(leaf) != Some(if vlek { Role::Vlek } else { Role::Vcek }) {
-        return Err(format!(
-            "leaf has subject CN {:?}, expected SEV-{leaf_name}",
-            leaf.subject_cn()
-        ));
+    if let Ok(mut v) = verified.lock() {
+        v.insert(key);
     }
-    if !leaf.issued_by_name(inter) {
-        return Err(format!(
-            "{leaf_name} issuer is not the {inter_name} {:?}",
-            inter.subject_cn()
-        ));
-    }
-    leaf.verify_signed_by_rsa_pss_sha384(inter)
-        .map_err(|e| format!("{leaf_name} signed by {inter_name}: {e}"))?;
-    certs::check_leaf_key(leaf).map_err(|e| format!("{leaf_name} {e}"))?;
-    let ext = certs::leaf_extensions(leaf, product, vlek)
-        .map_err(|e| format!("{leaf_name} extensions: {e}"))?;
-    let windows = [ark.validity(), inter.validity(), leaf.validity()];
-    Ok(VerifiedLeaf {
-        product,
-        vlek,
-        key: leaf.public_key_bits().to_vec(),
-        ext,
-        not_before: windows.iter().map(|w| w.0).max().unwrap_or(0),
-        not_after: windows.iter().map(|w| w.1).min().unwrap_or(0),
-    })
+    Ok(())
 }
 
 /// Picks the certificates for this report from those supplied (any order) and the built-in intermediates.
@@ -295,12 +317,12 @@ pub(crate) fn verify(
             return out;
         }
     };
-    let mut key_material =
-        Vec::with_capacity(sel.leaf.der().len() + sel.inter.der().len() + sel.ark.der().len());
-    for part in [sel.leaf.der(), sel.inter.der(), sel.ark.der()] {
-        key_material.extend_from_slice(&(part.len() as u32).to_le_bytes());
-        key_material.extend_from_slice(part);
-    }
+    let key_material = [
+        sel.leaf.fingerprint(),
+        sel.inter.fingerprint(),
+        sel.ark.fingerprint(),
+    ]
+    .concat();
     let cache_key = crate::sha256(&key_material);
     let leaf = match cache.get(&cache_key) {
         Some(l) => l,
