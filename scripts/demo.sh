@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The main job, until `sigil devnet` exists (it comes with the node issue): build `sigil` and verify the real
+# AMD SEV-SNP and Intel TDX evidence bundled in attest/testdata, plus simulated evidence, showing each verdict.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sigil-target}"
+cargo build --release --locked --bin sigil
+sigil="$CARGO_TARGET_DIR/release/sigil"
+v=attest/testdata
+run() { echo; echo "\$ sigil $*"; "$sigil" "$@" || echo "(exit $?)"; }
+echo "== Real evidence from AMD and Intel hardware (see attest/testdata/SOURCES.md)"
+run attest verify "$v/sev-snp/virtee-milan-v2.report.hex" --cert "$v/sev-snp/virtee-milan-v2.vcek.der" --now 2025-01-01T00:00:00Z
+run attest verify "$v/sev-snp/gsg-milan-v2.report.bin" --cert "$v/sev-snp/gsg-milan-v2.vcek.der" --now 2025-01-01T00:00:00Z
+run attest verify "$v/tdx/dcapqvl-b0c06f-v4.quote.bin" --collateral "$v/tdx/dcapqvl-b0c06f-v4.collateral.json" --now 2025-07-01T00:00:00Z
+echo
+echo "== Simulated TEE (INSECURE; refused unless the policy opts in)"
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+"$sigil" attest collect --sim --report-data "$(printf '%0128x' 42)" --out "$tmp/sim.cbor"
+printf '[sim]\nallow = true\n' > "$tmp/sim.toml"
+run attest verify "$tmp/sim.cbor"
+run attest verify "$tmp/sim.cbor" --policy "$tmp/sim.toml"
+echo
+echo "Next: sigil attest verify --help, sigil attest policy, docs/attestation.md."
+echo "sigil devnet (a local pod) is not built yet: it arrives with the node issue."
