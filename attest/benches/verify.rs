@@ -24,16 +24,11 @@ const NOW: u64 = 1_751_328_000;
 
 fn snp(c: &mut Criterion) {
     let report = hex::decode(REPORT_HEX.trim()).unwrap();
-    let e = Endorsements {
-        certs: parse_cert_file(VCEK, "vcek").unwrap(),
-        ..Default::default()
-    };
+    let e = Endorsements { certs: parse_cert_file(VCEK, "vcek").unwrap(), ..Default::default() };
     let mut g = c.benchmark_group("snp");
     g.bench_function("verify/chain=cold", |b| {
         b.iter(|| {
-            let r = Verifier::new(Policy::default())
-                .verify(black_box(&report), &e, NOW)
-                .unwrap();
+            let r = Verifier::new(Policy::default()).verify(black_box(&report), &e, NOW).unwrap();
             assert!(r.accepted());
         })
     });
@@ -45,28 +40,18 @@ fn snp(c: &mut Criterion) {
         })
     });
     // The floor: one P-384 signature check over the same bytes with ring, nothing else.
-    let vcek_key = parse_cert_file(VCEK, "vcek")
-        .unwrap()
-        .remove(0)
-        .public_key_bits()
-        .to_vec();
+    let vcek_key = parse_cert_file(VCEK, "vcek").unwrap().remove(0).public_key_bits().to_vec();
     let parsed = attest::snp::SnpReport::parse(&report).unwrap();
     let sig = parsed.signature_fixed().unwrap();
     g.bench_function("ring_p384_verify/floor", |b| {
         b.iter(|| {
-            ring::signature::UnparsedPublicKey::new(
-                &ring::signature::ECDSA_P384_SHA384_FIXED,
-                &vcek_key,
-            )
-            .verify(black_box(parsed.signed_bytes()), &sig)
-            .unwrap()
+            ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P384_SHA384_FIXED, &vcek_key)
+                .verify(black_box(parsed.signed_bytes()), &sig)
+                .unwrap()
         })
     });
     let chain = Chain {
-        ca: ca::Chain {
-            ark: Certificate::from_pem(ARK).unwrap(),
-            ask: Certificate::from_pem(ASK).unwrap(),
-        },
+        ca: ca::Chain { ark: Certificate::from_pem(ARK).unwrap(), ask: Certificate::from_pem(ASK).unwrap() },
         vek: Certificate::from_der(VCEK).unwrap(),
     };
     g.bench_function("sev_crate/baseline", |b| {
@@ -80,10 +65,7 @@ fn snp(c: &mut Criterion) {
 
 fn tdx(c: &mut Criterion) {
     let collateral = Endorsements::parse_collateral(COLLATERAL).unwrap();
-    let e = Endorsements {
-        collateral: Some(collateral.clone()),
-        ..Default::default()
-    };
+    let e = Endorsements { collateral: Some(collateral.clone()), ..Default::default() };
     let v = Verifier::new(Policy::default());
     let mut g = c.benchmark_group("tdx");
     g.bench_function("verify/collateral", |b| {
@@ -98,9 +80,7 @@ fn tdx(c: &mut Criterion) {
     let offline = Verifier::new(Policy::from_toml("[tdx]\nrequire_collateral = false").unwrap());
     g.bench_function("verify/offline", |b| {
         b.iter(|| {
-            let r = offline
-                .verify(black_box(QUOTE), &Endorsements::default(), NOW)
-                .unwrap();
+            let r = offline.verify(black_box(QUOTE), &Endorsements::default(), NOW).unwrap();
             assert!(r.accepted());
         })
     });

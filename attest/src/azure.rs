@@ -58,17 +58,10 @@ impl HclReport {
     /// Parses an HCL report; bytes after the claims must be zero padding.
     pub fn parse(bytes: &[u8]) -> Result<HclReport, ParseError> {
         if bytes.len() < CLAIMS_AT {
-            return Err(ParseError::Truncated {
-                what: WHAT,
-                need: CLAIMS_AT,
-                have: bytes.len(),
-            });
+            return Err(ParseError::Truncated { what: WHAT, need: CLAIMS_AT, have: bytes.len() });
         }
         if !sniff(bytes) {
-            return Err(ParseError::Field {
-                what: WHAT,
-                detail: "missing HCLA signature".into(),
-            });
+            return Err(ParseError::Field { what: WHAT, detail: "missing HCLA signature".into() });
         }
         let kind = match le32(bytes, RUNTIME_HDR + 8) {
             2 => HclKind::Snp,
@@ -84,12 +77,7 @@ impl HclReport {
             1 => HashType::Sha256,
             2 => HashType::Sha384,
             3 => HashType::Sha512,
-            t => {
-                return Err(ParseError::Field {
-                    what: WHAT,
-                    detail: format!("unknown runtime claims hash type {t}"),
-                })
-            }
+            t => return Err(ParseError::Field { what: WHAT, detail: format!("unknown runtime claims hash type {t}") }),
         };
         let claim_size = le32(bytes, RUNTIME_HDR + 16) as usize;
         if claim_size > MAX_CLAIMS {
@@ -100,37 +88,23 @@ impl HclReport {
         }
         let end = CLAIMS_AT + claim_size;
         if end > bytes.len() {
-            return Err(ParseError::Truncated {
-                what: WHAT,
-                need: end,
-                have: bytes.len(),
-            });
+            return Err(ParseError::Truncated { what: WHAT, need: end, have: bytes.len() });
         }
         let data_size = le32(bytes, RUNTIME_HDR) as usize;
         if data_size != claim_size + 20 {
             return Err(ParseError::Field {
                 what: WHAT,
-                detail: format!(
-                    "runtime data size {data_size} does not match claim size {claim_size} + 20"
-                ),
+                detail: format!("runtime data size {data_size} does not match claim size {claim_size} + 20"),
             });
         }
         let rest = &bytes[end..];
         if rest.iter().any(|&b| b != 0) {
-            return Err(ParseError::TrailingBytes {
-                what: WHAT,
-                count: rest.len(),
-            });
+            return Err(ParseError::TrailingBytes { what: WHAT, count: rest.len() });
         }
         let claims = bytes[CLAIMS_AT..end].to_vec();
         serde_json::from_slice::<serde_json::Value>(&claims)
             .map_err(|e| ParseError::Json(format!("runtime claims: {e}")))?;
-        Ok(HclReport {
-            kind,
-            hw_report: bytes[0x20..0x20 + 1184].to_vec(),
-            hash_type,
-            runtime_claims: claims,
-        })
+        Ok(HclReport { kind, hw_report: bytes[0x20..0x20 + 1184].to_vec(), hash_type, runtime_claims: claims })
     }
 
     /// The 64 bytes REPORT_DATA must hold: hash of the claims, zero-padded.
@@ -154,8 +128,5 @@ pub fn runtime_claims_binding(claims: &[u8], hash: HashType) -> [u8; 64] {
 
 /// The guest's `user-data` runtime claim (64 bytes, hex in the JSON), if present.
 pub fn user_data(claims: &serde_json::Value) -> Option<Vec<u8>> {
-    claims
-        .get("user-data")
-        .and_then(|v| v.as_str())
-        .and_then(|s| hex::decode(s).ok())
+    claims.get("user-data").and_then(|v| v.as_str()).and_then(|s| hex::decode(s).ok())
 }

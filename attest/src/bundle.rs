@@ -49,13 +49,9 @@ pub struct Bundle {
 /// Decodes CBOR into `T`, rejecting trailing bytes.
 pub(crate) fn cbor_exact<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, ParseError> {
     let mut rest = bytes;
-    let v: T =
-        ciborium::from_reader(&mut rest).map_err(|e| ParseError::Cbor(format!("{what}: {e}")))?;
+    let v: T = ciborium::from_reader(&mut rest).map_err(|e| ParseError::Cbor(format!("{what}: {e}")))?;
     if !rest.is_empty() {
-        return Err(ParseError::Cbor(format!(
-            "{what}: {} trailing bytes",
-            rest.len()
-        )));
+        return Err(ParseError::Cbor(format!("{what}: {} trailing bytes", rest.len())));
     }
     Ok(v)
 }
@@ -83,10 +79,7 @@ impl Bundle {
         }
         let b: Bundle = cbor_exact(bytes, "evidence bundle")?;
         if b.version != 1 {
-            return Err(ParseError::Version {
-                what: "evidence bundle",
-                version: b.version,
-            });
+            return Err(ParseError::Version { what: "evidence bundle", version: b.version });
         }
         if b.certs.len() > MAX_CERTS {
             return Err(ParseError::Field {
@@ -95,10 +88,7 @@ impl Bundle {
             });
         }
         if b.evidence.is_empty() {
-            return Err(ParseError::Field {
-                what: "evidence bundle",
-                detail: "evidence is empty".into(),
-            });
+            return Err(ParseError::Field { what: "evidence bundle", detail: "evidence is empty".into() });
         }
         Ok(b)
     }

@@ -59,30 +59,20 @@ pub fn collect_at(root: &Path, report_data: &[u8; 64]) -> Result<Bundle> {
         )));
     }
     let io = |what: &str, e: std::io::Error| Error::Collect(format!("{what}: {e}"));
-    let dir = root.join(format!(
-        "sigil-{}-{}",
-        std::process::id(),
-        nonce_suffix(report_data)
-    ));
+    let dir = root.join(format!("sigil-{}-{}", std::process::id(), nonce_suffix(report_data)));
     fs::create_dir(&dir).map_err(|e| io(&format!("creating {}", dir.display()), e))?;
     let entry = TsmEntry(dir);
     let gen_before = fs::read_to_string(entry.0.join("generation")).ok();
     fs::write(entry.0.join("inblob"), report_data).map_err(|e| io("writing inblob", e))?;
     let out = fs::read(entry.0.join("outblob")).map_err(|e| io("reading outblob", e))?;
-    let provider =
-        fs::read_to_string(entry.0.join("provider")).map_err(|e| io("reading provider", e))?;
+    let provider = fs::read_to_string(entry.0.join("provider")).map_err(|e| io("reading provider", e))?;
     let aux = fs::read(entry.0.join("auxblob")).unwrap_or_default();
     let gen_after = fs::read_to_string(entry.0.join("generation")).ok();
     if let (Some(a), Some(b)) = (&gen_before, &gen_after) {
         // Each inblob write bumps the generation once; more means another writer raced us.
-        let (a, b) = (
-            a.trim().parse::<u64>().unwrap_or(0),
-            b.trim().parse::<u64>().unwrap_or(0),
-        );
+        let (a, b) = (a.trim().parse::<u64>().unwrap_or(0), b.trim().parse::<u64>().unwrap_or(0));
         if b != a + 1 {
-            return Err(Error::Collect(
-                "configfs-tsm entry was written concurrently; retry".into(),
-            ));
+            return Err(Error::Collect("configfs-tsm entry was written concurrently; retry".into()));
         }
     }
     drop(entry);
@@ -92,9 +82,7 @@ pub fn collect_at(root: &Path, report_data: &[u8; 64]) -> Result<Bundle> {
             Ok(Bundle::new(Platform::SevSnp, out, certs))
         }
         "tdx_guest" => Ok(Bundle::new(Platform::Tdx, out, Vec::new())),
-        p => Err(Error::Collect(format!(
-            "unknown configfs-tsm provider {p:?}"
-        ))),
+        p => Err(Error::Collect(format!("unknown configfs-tsm provider {p:?}"))),
     }
 }
 
@@ -124,26 +112,16 @@ pub fn parse_cert_table(table: &[u8]) -> Result<Vec<Vec<u8>>> {
         let blob = off
             .checked_add(len)
             .and_then(|end| table.get(off..end))
-            .ok_or_else(|| {
-                Error::Collect(format!(
-                    "certificate table entry {i} points outside the table"
-                ))
-            })?;
+            .ok_or_else(|| Error::Collect(format!("certificate table entry {i} points outside the table")))?;
         if crate::x509::Cert::from_der(blob, "cert table entry").is_ok() {
             certs.push(blob.to_vec());
         }
     }
-    Err(Error::Collect(format!(
-        "certificate table has more than {MAX_ENTRIES} entries"
-    )))
+    Err(Error::Collect(format!("certificate table has more than {MAX_ENTRIES} entries")))
 }
 
 /// Produces **insecure** simulated evidence, wrapped in a bundle.
-pub fn collect_sim(
-    measurement: [u8; 48],
-    report_data: [u8; 64],
-    host_data: [u8; 32],
-) -> Result<Bundle> {
+pub fn collect_sim(measurement: [u8; 48], report_data: [u8; 64], host_data: [u8; 32]) -> Result<Bundle> {
     let claims = SimClaims {
         measurement: measurement.to_vec(),
         report_data: report_data.to_vec(),
@@ -151,9 +129,5 @@ pub fn collect_sim(
         debug: false,
         svn: 1,
     };
-    Ok(Bundle::new(
-        Platform::Sim,
-        SimEvidence::generate(&claims)?,
-        Vec::new(),
-    ))
+    Ok(Bundle::new(Platform::Sim, SimEvidence::generate(&claims)?, Vec::new()))
 }

@@ -113,10 +113,7 @@ impl From<ParseError> for Error {
 
 impl Error {
     pub(crate) fn cert(which: impl Into<String>, reason: impl Into<String>) -> Self {
-        Error::Certificate {
-            which: which.into(),
-            reason: reason.into(),
-        }
+        Error::Certificate { which: which.into(), reason: reason.into() }
     }
 }
 

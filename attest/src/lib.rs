@@ -41,10 +41,7 @@ use x509::Cert;
 
 /// SHA-256.
 pub fn sha256(data: &[u8]) -> [u8; 32] {
-    ring::digest::digest(&ring::digest::SHA256, data)
-        .as_ref()
-        .try_into()
-        .expect("32 bytes")
+    ring::digest::digest(&ring::digest::SHA256, data).as_ref().try_into().expect("32 bytes")
 }
 
 /// Largest evidence input accepted (a bundle with everything is well under this).
@@ -64,8 +61,7 @@ pub struct Endorsements {
 impl Endorsements {
     /// Reads collateral JSON (the dcap-qvl `QuoteCollateralV3` shape, as Intel PCS data is usually stored).
     pub fn parse_collateral(json: &[u8]) -> Result<dcap_qvl::QuoteCollateralV3> {
-        serde_json::from_slice(json)
-            .map_err(|e| Error::Collateral(format!("not dcap-qvl QuoteCollateralV3 JSON: {e}")))
+        serde_json::from_slice(json).map_err(|e| Error::Collateral(format!("not dcap-qvl QuoteCollateralV3 JSON: {e}")))
     }
 }
 
@@ -132,17 +128,8 @@ impl Evidence {
         if text.first() == Some(&b'{') {
             return azure_json(text);
         }
-        if allow_hex
-            && text.len() >= 2
-            && text
-                .iter()
-                .all(|b| b.is_ascii_hexdigit() || b.is_ascii_whitespace())
-        {
-            let clean: Vec<u8> = text
-                .iter()
-                .copied()
-                .filter(|b| !b.is_ascii_whitespace())
-                .collect();
+        if allow_hex && text.len() >= 2 && text.iter().all(|b| b.is_ascii_hexdigit() || b.is_ascii_whitespace()) {
+            let clean: Vec<u8> = text.iter().copied().filter(|b| !b.is_ascii_whitespace()).collect();
             let raw = hex::decode(&clean).map_err(|e| ParseError::Hex(e.to_string()))?;
             return Self::detect_inner(&raw, false);
         }
@@ -156,15 +143,9 @@ fn azure_json(text: &[u8]) -> core::result::Result<Evidence, ParseError> {
         report: Vec<u8>,
         vcek: String,
     }
-    let ev: AzureEvidence = serde_json::from_slice(text).map_err(|e| {
-        ParseError::Json(format!(
-            "not Azure vTPM evidence JSON {{report, vcek, quote}}: {e}"
-        ))
-    })?;
-    Ok(Evidence::AzureJson {
-        hcl: ev.report,
-        vcek_pem: ev.vcek,
-    })
+    let ev: AzureEvidence = serde_json::from_slice(text)
+        .map_err(|e| ParseError::Json(format!("not Azure vTPM evidence JSON {{report, vcek, quote}}: {e}")))?;
+    Ok(Evidence::AzureJson { hcl: ev.report, vcek_pem: ev.vcek })
 }
 
 /// Verifies evidence under one policy. Keeps a cache of verified SNP certificate chains, so it is meant to be
@@ -180,11 +161,7 @@ impl Verifier {
     /// A verifier for `policy`.
     pub fn new(policy: Policy) -> Verifier {
         let policy_digest = policy.digest();
-        Verifier {
-            policy,
-            policy_digest,
-            chains: snp::ChainCache::default(),
-        }
+        Verifier { policy, policy_digest, chains: snp::ChainCache::default() }
     }
 
     /// The policy.
@@ -196,23 +173,13 @@ impl Verifier {
     ///
     /// Returns `Err` only when the bytes are not evidence of any known kind, or an endorsement cannot be read;
     /// evidence of a known kind that is malformed or fails a check yields a rejected result listing why.
-    pub fn verify(
-        &self,
-        evidence: &[u8],
-        endorsements: &Endorsements,
-        now: u64,
-    ) -> Result<AttestationResult> {
+    pub fn verify(&self, evidence: &[u8], endorsements: &Endorsements, now: u64) -> Result<AttestationResult> {
         let ev = Evidence::detect(evidence)?;
         self.verify_detected(ev, endorsements, now)
     }
 
     /// Verifies already-detected evidence.
-    pub fn verify_detected(
-        &self,
-        ev: Evidence,
-        endorsements: &Endorsements,
-        now: u64,
-    ) -> Result<AttestationResult> {
+    pub fn verify_detected(&self, ev: Evidence, endorsements: &Endorsements, now: u64) -> Result<AttestationResult> {
         let rd = endorsements.expected_report_data.as_deref();
         let p = &self.policy;
         let out = match ev {
@@ -223,10 +190,7 @@ impl Verifier {
             Evidence::AzureHcl(raw) => self.verify_hcl(&raw, endorsements, now),
             Evidence::AzureJson { hcl, vcek_pem } => {
                 let mut e = endorsements.clone();
-                e.certs.extend(x509::parse_cert_file(
-                    vcek_pem.as_bytes(),
-                    "VCEK in Azure evidence",
-                )?);
+                e.certs.extend(x509::parse_cert_file(vcek_pem.as_bytes(), "VCEK in Azure evidence")?);
                 self.verify_hcl(&hcl, &e, now)
             }
             Evidence::Quote(raw) => self.verify_quote(&raw, None, endorsements, now),
@@ -239,12 +203,7 @@ impl Verifier {
         Ok(out.finish(now, self.policy_digest))
     }
 
-    fn verify_bundle(
-        &self,
-        b: Bundle,
-        endorsements: &Endorsements,
-        now: u64,
-    ) -> Result<AttestationResult> {
+    fn verify_bundle(&self, b: Bundle, endorsements: &Endorsements, now: u64) -> Result<AttestationResult> {
         let mut e = endorsements.clone();
         for der in &b.certs {
             e.certs.push(Cert::from_der(der, "certificate in bundle")?);
@@ -255,11 +214,8 @@ impl Verifier {
             }
         }
         if b.azure_hcl.is_some() && b.platform != Platform::Tdx {
-            let msg =
-                "azure_hcl belongs in TDX bundles only (an SNP HCL report is itself the evidence)"
-                    .to_string();
-            return Ok(format_failure_msg(b.platform, "bundle.azure_hcl", msg)
-                .finish(now, self.policy_digest));
+            let msg = "azure_hcl belongs in TDX bundles only (an SNP HCL report is itself the evidence)".to_string();
+            return Ok(format_failure_msg(b.platform, "bundle.azure_hcl", msg).finish(now, self.policy_digest));
         }
         let inner = Evidence::detect_inner(&b.evidence, false);
         let out = match (b.platform, inner) {
@@ -273,10 +229,7 @@ impl Verifier {
             (platform, Ok(_)) => format_failure_msg(
                 platform,
                 "bundle.platform",
-                format!(
-                    "the bundle says {} but its evidence is of another kind",
-                    platform.as_str()
-                ),
+                format!("the bundle says {} but its evidence is of another kind", platform.as_str()),
             ),
             (platform, Err(err)) => format_failure(platform, "bundle.evidence", err),
         };
@@ -300,34 +253,16 @@ impl Verifier {
             Err(err) => return format_failure(Platform::SevSnp, "snp.format", err),
         };
         let binding = hcl.expected_report_data();
-        let mut out = snp::verify(
-            &report,
-            &e.certs,
-            &self.policy.snp,
-            Some(&binding),
-            now,
-            &self.chains,
-        );
+        let mut out = snp::verify(&report, &e.certs, &self.policy.snp, Some(&binding), now, &self.chains);
         bind_runtime_claims(
             &mut out,
             &hcl.runtime_claims,
-            e.expected_report_data.as_deref().or(self
-                .policy
-                .snp
-                .report_data
-                .as_ref()
-                .map(|h| h.0.as_slice())),
+            policy::expected_report_data(e.expected_report_data.as_deref(), &self.policy.snp.report_data),
         );
         out
     }
 
-    fn verify_quote(
-        &self,
-        raw: &[u8],
-        azure_hcl: Option<&[u8]>,
-        e: &Endorsements,
-        now: u64,
-    ) -> Outcome {
+    fn verify_quote(&self, raw: &[u8], azure_hcl: Option<&[u8]>, e: &Endorsements, now: u64) -> Outcome {
         let q = match tdx::Quote::parse(raw) {
             Ok(q) => q,
             Err(err) => return format_failure(Platform::Tdx, "tdx.format", err),
@@ -337,31 +272,14 @@ impl Verifier {
             Err(err) => return format_failure(Platform::Tdx, "azure.format", err),
         };
         match hcl {
-            None => tdx::verify(
-                &q,
-                e.collateral.as_ref(),
-                &self.policy.tdx,
-                e.expected_report_data.as_deref(),
-                now,
-            ),
+            None => tdx::verify(&q, e.collateral.as_ref(), &self.policy.tdx, e.expected_report_data.as_deref(), now),
             Some(h) => {
                 let binding = h.expected_report_data();
-                let mut out = tdx::verify(
-                    &q,
-                    e.collateral.as_ref(),
-                    &self.policy.tdx,
-                    Some(&binding),
-                    now,
-                );
+                let mut out = tdx::verify(&q, e.collateral.as_ref(), &self.policy.tdx, Some(&binding), now);
                 bind_runtime_claims(
                     &mut out,
                     &h.runtime_claims,
-                    e.expected_report_data.as_deref().or(self
-                        .policy
-                        .tdx
-                        .report_data
-                        .as_ref()
-                        .map(|h| h.0.as_slice())),
+                    policy::expected_report_data(e.expected_report_data.as_deref(), &self.policy.tdx.report_data),
                 );
                 out
             }
@@ -403,8 +321,5 @@ fn format_failure_msg(platform: Platform, check: &str, msg: String) -> Outcome {
 
 /// SHA-384.
 pub fn sha384(data: &[u8]) -> [u8; 48] {
-    ring::digest::digest(&ring::digest::SHA384, data)
-        .as_ref()
-        .try_into()
-        .expect("48 bytes")
+    ring::digest::digest(&ring::digest::SHA384, data).as_ref().try_into().expect("48 bytes")
 }

@@ -24,9 +24,7 @@ impl<'de> Deserialize<'de> for HexBytes {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> core::result::Result<Self, D::Error> {
         let s = String::deserialize(d)?;
         let s = s.trim().trim_start_matches("0x");
-        hex::decode(s)
-            .map(HexBytes)
-            .map_err(|e| serde::de::Error::custom(format!("invalid hex {s:?}: {e}")))
+        hex::decode(s).map(HexBytes).map_err(|e| serde::de::Error::custom(format!("invalid hex {s:?}: {e}")))
     }
 }
 
@@ -172,11 +170,7 @@ pub struct SimPolicy {
 fn check_lengths(list: &[HexBytes], len: usize, key: &str) -> Result<()> {
     for v in list {
         if v.0.len() != len {
-            return Err(Error::Policy(format!(
-                "{key}: {} is {} bytes, expected {len}",
-                hex::encode(&v.0),
-                v.0.len()
-            )));
+            return Err(Error::Policy(format!("{key}: {} is {} bytes, expected {len}", hex::encode(&v.0), v.0.len())));
         }
     }
     Ok(())
@@ -211,9 +205,7 @@ impl Policy {
         check_lengths(self.sim.report_data.as_slice(), 64, "sim.report_data")?;
         for s in &self.tdx.accepted_tcb_status {
             if s == "Revoked" {
-                return Err(Error::Policy(
-                    "tdx.accepted_tcb_status: Revoked is never accepted".into(),
-                ));
+                return Err(Error::Policy("tdx.accepted_tcb_status: Revoked is never accepted".into()));
             }
             if !TDX_NON_REVOKED.contains(&s.as_str()) {
                 return Err(Error::Policy(format!(
@@ -227,12 +219,13 @@ impl Policy {
 
     /// SHA-256 of the policy's canonical JSON: names the policy a verdict was reached under.
     pub fn digest(&self) -> [u8; 32] {
-        crate::sha256(
-            serde_json::to_string(self)
-                .expect("policy serialises")
-                .as_bytes(),
-        )
+        crate::sha256(serde_json::to_string(self).expect("policy serialises").as_bytes())
     }
+}
+
+/// The REPORT_DATA to expect: the caller's (a per-request nonce or key binding), else the policy's.
+pub(crate) fn expected_report_data<'a>(caller: Option<&'a [u8]>, policy: &'a Option<HexBytes>) -> Option<&'a [u8]> {
+    caller.or(policy.as_ref().map(|h| h.0.as_slice()))
 }
 
 /// `value` is in `allowed`, or `allowed` is empty.

@@ -141,25 +141,13 @@ pub(crate) struct Checks {
 
 impl Checks {
     pub fn pass(&mut self, name: &str, detail: impl Into<Option<String>>) {
-        self.list.push(Check {
-            name: name.into(),
-            status: CheckStatus::Pass,
-            detail: detail.into(),
-        });
+        self.list.push(Check { name: name.into(), status: CheckStatus::Pass, detail: detail.into() });
     }
     pub fn fail(&mut self, name: &str, reason: impl Into<String>) {
-        self.list.push(Check {
-            name: name.into(),
-            status: CheckStatus::Fail,
-            detail: Some(reason.into()),
-        });
+        self.list.push(Check { name: name.into(), status: CheckStatus::Fail, detail: Some(reason.into()) });
     }
     pub fn skip(&mut self, name: &str, why: impl Into<String>) {
-        self.list.push(Check {
-            name: name.into(),
-            status: CheckStatus::Skipped,
-            detail: Some(why.into()),
-        });
+        self.list.push(Check { name: name.into(), status: CheckStatus::Skipped, detail: Some(why.into()) });
     }
     /// Records `r`; returns whether it passed.
     pub fn record(&mut self, name: &str, r: Result<(), String>) -> bool {
@@ -172,6 +160,17 @@ impl Checks {
                 self.fail(name, e);
                 false
             }
+        }
+    }
+    /// Compares REPORT_DATA with the expected value, or records that there was none to compare with.
+    pub fn report_data(&mut self, name: &str, got: &[u8], want: Option<&[u8]>) {
+        match want {
+            Some(want) if want == got => self.pass(name, None),
+            Some(want) => self.fail(
+                name,
+                format!("REPORT_DATA {} differs from the expected {}", hex::encode(got), hex::encode(want)),
+            ),
+            None => self.skip(name, "no expected REPORT_DATA given"),
         }
     }
     pub fn any_failed(&self) -> bool {
@@ -210,10 +209,7 @@ impl Outcome {
     }
 
     pub fn claim(&mut self, key: &str, value: impl Serialize) {
-        self.claims.insert(
-            key.into(),
-            serde_json::to_value(value).expect("claims serialise"),
-        );
+        self.claims.insert(key.into(), serde_json::to_value(value).expect("claims serialise"));
     }
 
     pub fn finish(self, now: u64, policy_digest: [u8; 32]) -> AttestationResult {
@@ -228,11 +224,7 @@ impl Outcome {
             })
             .collect();
         AttestationResult {
-            verdict: if accepted {
-                Verdict::Accepted
-            } else {
-                Verdict::Rejected
-            },
+            verdict: if accepted { Verdict::Accepted } else { Verdict::Rejected },
             platform: self.platform,
             measurement: hex::encode(&self.measurement),
             report_data: hex::encode(&self.report_data),
@@ -246,12 +238,7 @@ impl Outcome {
                 developer: "sigil".into(),
                 build: concat!("attest/", env!("CARGO_PKG_VERSION")).into(),
             },
-            ear_status: if accepted {
-                "affirming"
-            } else {
-                "contraindicated"
-            }
-            .into(),
+            ear_status: if accepted { "affirming" } else { "contraindicated" }.into(),
             policy_digest: hex::encode(policy_digest),
         }
     }

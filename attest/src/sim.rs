@@ -28,11 +28,7 @@ fn root_key() -> Ed25519KeyPair {
 
 /// The sim root public key.
 pub fn root_public_key() -> [u8; 32] {
-    root_key()
-        .public_key()
-        .as_ref()
-        .try_into()
-        .expect("32 bytes")
+    root_key().public_key().as_ref().try_into().expect("32 bytes")
 }
 
 /// What a sim TEE attests to.
@@ -86,15 +82,8 @@ impl SimEvidence {
         msg.extend_from_slice(&body);
         let sig = root_key().sign(&msg).as_ref().to_vec();
         let mut out = Vec::new();
-        ciborium::into_writer(
-            &Envelope {
-                version: 1,
-                body,
-                sig,
-            },
-            &mut out,
-        )
-        .map_err(|e| Error::Encode(e.to_string()))?;
+        ciborium::into_writer(&Envelope { version: 1, body, sig }, &mut out)
+            .map_err(|e| Error::Encode(e.to_string()))?;
         Ok(out)
     }
 
@@ -108,15 +97,9 @@ impl SimEvidence {
         }
         let env: Envelope = crate::bundle::cbor_exact(bytes, "sim evidence")?;
         if env.version != 1 {
-            return Err(ParseError::Version {
-                what: "sim evidence",
-                version: env.version,
-            });
+            return Err(ParseError::Version { what: "sim evidence", version: env.version });
         }
-        Ok(SimEvidence {
-            body: env.body,
-            sig: env.sig,
-        })
+        Ok(SimEvidence { body: env.body, sig: env.sig })
     }
 }
 
@@ -125,38 +108,22 @@ pub(crate) fn verify(ev: &SimEvidence, policy: &SimPolicy, expected_rd: Option<&
     let c = &mut out.checks;
     let mut msg = DOMAIN.to_vec();
     msg.extend_from_slice(&ev.body);
-    if UnparsedPublicKey::new(&ED25519, root_public_key())
-        .verify(&msg, &ev.sig)
-        .is_err()
-    {
+    if UnparsedPublicKey::new(&ED25519, root_public_key()).verify(&msg, &ev.sig).is_err() {
         c.fail("sim.signature", "not signed by the sim root");
         return out;
     }
-    c.pass(
-        "sim.signature",
-        "signed by the published sim root (INSECURE: anyone can make this)".to_string(),
-    );
-    let claims: SimClaims =
-        match crate::bundle::cbor_exact::<SimClaims>(&ev.body, "sim evidence body") {
-            Ok(cl)
-                if cl.measurement.len() == 48
-                    && cl.report_data.len() == 64
-                    && cl.host_data.len() == 32 =>
-            {
-                cl
-            }
-            Ok(_) => {
-                c.fail(
-                    "sim.format",
-                    "measurement, report_data or host_data has the wrong length",
-                );
-                return out;
-            }
-            Err(e) => {
-                c.fail("sim.format", e.to_string());
-                return out;
-            }
-        };
+    c.pass("sim.signature", "signed by the published sim root (INSECURE: anyone can make this)".to_string());
+    let claims: SimClaims = match crate::bundle::cbor_exact::<SimClaims>(&ev.body, "sim evidence body") {
+        Ok(cl) if cl.measurement.len() == 48 && cl.report_data.len() == 64 && cl.host_data.len() == 32 => cl,
+        Ok(_) => {
+            c.fail("sim.format", "measurement, report_data or host_data has the wrong length");
+            return out;
+        }
+        Err(e) => {
+            c.fail("sim.format", e.to_string());
+            return out;
+        }
+    };
     out.measurement = claims.measurement.clone();
     out.report_data = claims.report_data.clone();
     let c = &mut out.checks;
@@ -164,42 +131,17 @@ pub(crate) fn verify(ev: &SimEvidence, policy: &SimPolicy, expected_rd: Option<&
         "sim.policy.allow",
         if policy.allow { Ok(()) } else { Err("simulated TEE evidence is insecure and refused by this policy (set [sim] allow = true for tests and devnets)".into()) },
     );
-    c.record(
-        "sim.policy.debug",
-        if claims.debug {
-            Err("debug guest".into())
-        } else {
-            Ok(())
-        },
-    );
+    c.record("sim.policy.debug", if claims.debug { Err("debug guest".into()) } else { Ok(()) });
     c.record(
         "sim.policy.measurement",
         if allowed(&policy.measurements, &claims.measurement) {
             Ok(())
         } else {
-            Err(format!(
-                "measurement {} is not in the allowed list",
-                hex::encode(&claims.measurement)
-            ))
+            Err(format!("measurement {} is not in the allowed list", hex::encode(&claims.measurement)))
         },
     );
-    match expected_rd.or(policy.report_data.as_ref().map(|h| h.0.as_slice())) {
-        Some(want) => {
-            c.record(
-                "sim.report_data",
-                if want == claims.report_data.as_slice() {
-                    Ok(())
-                } else {
-                    Err(format!(
-                        "REPORT_DATA {} differs from the expected {}",
-                        hex::encode(&claims.report_data),
-                        hex::encode(want)
-                    ))
-                },
-            );
-        }
-        None => c.skip("sim.report_data", "no expected REPORT_DATA given"),
-    };
+    let want = crate::policy::expected_report_data(expected_rd, &policy.report_data);
+    c.report_data("sim.report_data", &claims.report_data, want);
     out.claim("sim", json!({ "insecure": true, "host_data": hex::encode(&claims.host_data), "svn": claims.svn, "debug": claims.debug }));
     out
 }

@@ -21,13 +21,12 @@ use crate::x509::{pem_blocks, Cert};
 
 const WHAT: &str = "TDX quote";
 /// Intel's QE vendor ID.
-pub const INTEL_QE_VENDOR_ID: [u8; 16] = [
-    0x93, 0x9a, 0x72, 0x33, 0xf7, 0x9c, 0x4c, 0xa9, 0x94, 0x0a, 0x0d, 0xb3, 0x95, 0x7f, 0x06, 0x07,
-];
+pub const INTEL_QE_VENDOR_ID: [u8; 16] =
+    [0x93, 0x9a, 0x72, 0x33, 0xf7, 0x9c, 0x4c, 0xa9, 0x94, 0x0a, 0x0d, 0xb3, 0x95, 0x7f, 0x06, 0x07];
 /// MRSIGNER of Intel's TD quoting enclave (TD_QE), as Intel's signed QE identity collateral names it.
 pub const INTEL_TD_QE_MRSIGNER: [u8; 32] = [
-    0xdc, 0x9e, 0x2a, 0x7c, 0x6f, 0x94, 0x8f, 0x17, 0x47, 0x4e, 0x34, 0xa7, 0xfc, 0x43, 0xed, 0x03,
-    0x0f, 0x7c, 0x15, 0x63, 0xf1, 0xba, 0xbd, 0xdf, 0x63, 0x40, 0xc8, 0x2e, 0x0e, 0x54, 0xa8, 0xc5,
+    0xdc, 0x9e, 0x2a, 0x7c, 0x6f, 0x94, 0x8f, 0x17, 0x47, 0x4e, 0x34, 0xa7, 0xfc, 0x43, 0xed, 0x03, 0x0f, 0x7c, 0x15,
+    0x63, 0xf1, 0xba, 0xbd, 0xdf, 0x63, 0x40, 0xc8, 0x2e, 0x0e, 0x54, 0xa8, 0xc5,
 ];
 /// ISVPRODID of the TD_QE.
 pub const INTEL_TD_QE_PROD_ID: u16 = 2;
@@ -45,9 +44,7 @@ pub const INTEL_ROOT_CA_DER: &[u8] = include_bytes!("../roots/intel_sgx_root_ca.
 
 fn intel_root() -> &'static Cert {
     static ROOT: OnceLock<Cert> = OnceLock::new();
-    ROOT.get_or_init(|| {
-        Cert::from_der(INTEL_ROOT_CA_DER, "Intel SGX Root CA").expect("built-in Intel root parses")
-    })
+    ROOT.get_or_init(|| Cert::from_der(INTEL_ROOT_CA_DER, "Intel SGX Root CA").expect("built-in Intel root parses"))
 }
 
 /// TD_ATTRIBUTES bits.
@@ -142,11 +139,7 @@ struct Cursor<'a> {
 impl<'a> Cursor<'a> {
     fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], ParseError> {
         let end = self.pos.checked_add(n).filter(|&e| e <= self.buf.len());
-        let end = end.ok_or(ParseError::Truncated {
-            what,
-            need: self.pos.saturating_add(n),
-            have: self.buf.len(),
-        })?;
+        let end = end.ok_or(ParseError::Truncated { what, need: self.pos.saturating_add(n), have: self.buf.len() })?;
         let s = &self.buf[self.pos..end];
         self.pos = end;
         Ok(s)
@@ -182,10 +175,7 @@ impl Quote {
         if bytes.len() > MAX_QUOTE_LEN {
             return Err(ParseError::Field {
                 what: WHAT,
-                detail: format!(
-                    "{} bytes exceeds the {MAX_QUOTE_LEN}-byte limit",
-                    bytes.len()
-                ),
+                detail: format!("{} bytes exceeds the {MAX_QUOTE_LEN}-byte limit", bytes.len()),
             });
         }
         let mut c = Cursor { buf: bytes, pos: 0 };
@@ -199,16 +189,10 @@ impl Quote {
             });
         }
         if tee_type != TEE_TYPE_TDX {
-            return Err(ParseError::Field {
-                what: WHAT,
-                detail: format!("TEE type {tee_type:#x} is not TDX (0x81)"),
-            });
+            return Err(ParseError::Field { what: WHAT, detail: format!("TEE type {tee_type:#x} is not TDX (0x81)") });
         }
         if version != 4 && version != 5 {
-            return Err(ParseError::Version {
-                what: WHAT,
-                version: version.into(),
-            });
+            return Err(ParseError::Version { what: WHAT, version: version.into() });
         }
         if att_key_type != 2 {
             return Err(ParseError::Field {
@@ -233,11 +217,7 @@ impl Quote {
                 }
             };
             if size != want {
-                return Err(ParseError::Length {
-                    what: "TDX quote v5 body",
-                    expected: want,
-                    got: size,
-                });
+                return Err(ParseError::Length { what: "TDX quote v5 body", expected: want, got: size });
             }
             td15
         } else {
@@ -254,23 +234,10 @@ impl Quote {
             mr_config_id: c.arr("TD report")?,
             mr_owner: c.arr("TD report")?,
             mr_owner_config: c.arr("TD report")?,
-            rtmr: [
-                c.arr("TD report")?,
-                c.arr("TD report")?,
-                c.arr("TD report")?,
-                c.arr("TD report")?,
-            ],
+            rtmr: [c.arr("TD report")?, c.arr("TD report")?, c.arr("TD report")?, c.arr("TD report")?],
             report_data: c.arr("TD report")?,
-            tee_tcb_svn2: if td15 {
-                Some(c.arr("TD 1.5 report")?)
-            } else {
-                None
-            },
-            mr_service_td: if td15 {
-                Some(c.arr("TD 1.5 report")?)
-            } else {
-                None
-            },
+            tee_tcb_svn2: if td15 { Some(c.arr("TD 1.5 report")?) } else { None },
+            mr_service_td: if td15 { Some(c.arr("TD 1.5 report")?) } else { None },
         };
         let signed_len = c.pos;
         let sig_len = c.u32("quote signature data length")? as usize;
@@ -281,9 +248,7 @@ impl Quote {
         if outer_type != 6 {
             return Err(ParseError::Field {
                 what: WHAT,
-                detail: format!(
-                    "certification data type {outer_type} is not 6 (QE report certification data)"
-                ),
+                detail: format!("certification data type {outer_type} is not 6 (QE report certification data)"),
             });
         }
         let outer_len = c.u32("certification data")? as usize;
@@ -307,18 +272,12 @@ impl Quote {
         if c.pos - sig_start != sig_len {
             return Err(ParseError::Field {
                 what: WHAT,
-                detail: format!(
-                    "signature data size {sig_len} does not match its contents ({})",
-                    c.pos - sig_start
-                ),
+                detail: format!("signature data size {sig_len} does not match its contents ({})", c.pos - sig_start),
             });
         }
         let rest = &bytes[c.pos..];
         if rest.iter().any(|&b| b != 0) {
-            return Err(ParseError::TrailingBytes {
-                what: WHAT,
-                count: rest.len(),
-            });
+            return Err(ParseError::TrailingBytes { what: WHAT, count: rest.len() });
         }
         Ok(Quote {
             raw: bytes[..c.pos].to_vec(),
@@ -360,13 +319,7 @@ fn p256_point(xy: &[u8; 64]) -> [u8; 65] {
 fn verify_offline(q: &Quote, root: &Cert, now: u64, out: &mut Outcome) -> bool {
     let c = &mut out.checks;
     if q.qe_vendor_id != INTEL_QE_VENDOR_ID {
-        c.fail(
-            "tdx.qe_vendor",
-            format!(
-                "QE vendor ID {} is not Intel's",
-                hex::encode(q.qe_vendor_id)
-            ),
-        );
+        c.fail("tdx.qe_vendor", format!("QE vendor ID {} is not Intel's", hex::encode(q.qe_vendor_id)));
         return false;
     }
     c.pass("tdx.qe_vendor", None);
@@ -392,29 +345,17 @@ fn verify_offline(q: &Quote, root: &Cert, now: u64, out: &mut Outcome) -> bool {
         }
         let inter_cn = inter.subject_cn().unwrap_or_default();
         if inter_cn != "Intel SGX PCK Platform CA" && inter_cn != "Intel SGX PCK Processor CA" {
-            return Err(format!(
-                "intermediate CN {inter_cn:?} is not an Intel SGX PCK CA"
-            ));
+            return Err(format!("intermediate CN {inter_cn:?} is not an Intel SGX PCK CA"));
         }
         if leaf.subject_cn().as_deref() != Some("Intel SGX PCK Certificate") {
-            return Err(format!(
-                "leaf CN {:?} is not \"Intel SGX PCK Certificate\"",
-                leaf.subject_cn()
-            ));
+            return Err(format!("leaf CN {:?} is not \"Intel SGX PCK Certificate\"", leaf.subject_cn()));
         }
         if !inter.issued_by_name(root) || !leaf.issued_by_name(inter) {
             return Err("issuer names do not link leaf → CA → root".into());
         }
-        inter
-            .verify_signed_by_ecdsa_p256(root)
-            .map_err(|e| format!("PCK CA signed by root: {e}"))?;
-        leaf.verify_signed_by_ecdsa_p256(inter)
-            .map_err(|e| format!("PCK leaf signed by CA: {e}"))?;
-        for (cert, which) in [
-            (root, "Intel SGX Root CA"),
-            (inter, "PCK CA"),
-            (leaf, "PCK leaf"),
-        ] {
+        inter.verify_signed_by_ecdsa_p256(root).map_err(|e| format!("PCK CA signed by root: {e}"))?;
+        leaf.verify_signed_by_ecdsa_p256(inter).map_err(|e| format!("PCK leaf signed by CA: {e}"))?;
+        for (cert, which) in [(root, "Intel SGX Root CA"), (inter, "PCK CA"), (leaf, "PCK leaf")] {
             cert.check_validity(now, which)?;
         }
         Ok(())
@@ -424,14 +365,9 @@ fn verify_offline(q: &Quote, root: &Cert, now: u64, out: &mut Outcome) -> bool {
     }
     // QE report signed by the PCK key.
     let leaf_key = chain[0].public_key_bits();
-    if UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, leaf_key)
-        .verify(&q.qe_report, &q.qe_report_signature)
-        .is_err()
+    if UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, leaf_key).verify(&q.qe_report, &q.qe_report_signature).is_err()
     {
-        c.fail(
-            "tdx.qe_report_signature",
-            "the QE report is not signed by the PCK key",
-        );
+        c.fail("tdx.qe_report_signature", "the QE report is not signed by the PCK key");
         return false;
     }
     c.pass("tdx.qe_report_signature", None);
@@ -441,35 +377,26 @@ fn verify_offline(q: &Quote, root: &Cert, now: u64, out: &mut Outcome) -> bool {
     h.extend_from_slice(&q.qe_auth_data);
     let want = crate::sha256(&h);
     if qe_rd[..32] != want || qe_rd[32..].iter().any(|&b| b != 0) {
-        c.fail(
-            "tdx.qe_report_data",
-            "QE REPORTDATA is not SHA-256(attestation key ‖ QE auth data) ‖ 0³²",
-        );
+        c.fail("tdx.qe_report_data", "QE REPORTDATA is not SHA-256(attestation key ‖ QE auth data) ‖ 0³²");
         return false;
     }
     c.pass("tdx.qe_report_data", None);
     if mrsigner != INTEL_TD_QE_MRSIGNER || prod_id != INTEL_TD_QE_PROD_ID {
         c.fail(
             "tdx.qe_identity",
-            format!(
-                "QE MRSIGNER {} / ISVPRODID {prod_id} is not Intel's TD quoting enclave",
-                hex::encode(mrsigner)
-            ),
+            format!("QE MRSIGNER {} / ISVPRODID {prod_id} is not Intel's TD quoting enclave", hex::encode(mrsigner)),
         );
         return false;
     }
-    c.pass("tdx.qe_identity", format!("Intel QE, ISVPRODID {prod_id}, ISVSVN {isv_svn} (TCB of the QE not evaluated without collateral)"));
-    if UnparsedPublicKey::new(
-        &ECDSA_P256_SHA256_FIXED,
-        &p256_point(&q.attestation_key)[..],
-    )
-    .verify(&q.raw[..q.signed_len], &q.signature)
-    .is_err()
+    c.pass(
+        "tdx.qe_identity",
+        format!("Intel QE, ISVPRODID {prod_id}, ISVSVN {isv_svn} (TCB of the QE not evaluated without collateral)"),
+    );
+    if UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, &p256_point(&q.attestation_key)[..])
+        .verify(&q.raw[..q.signed_len], &q.signature)
+        .is_err()
     {
-        c.fail(
-            "tdx.quote_signature",
-            "the quote is not signed by the attestation key",
-        );
+        c.fail("tdx.quote_signature", "the quote is not signed by the attestation key");
         return false;
     }
     c.pass("tdx.quote_signature", None);
@@ -490,10 +417,7 @@ fn pck_chain(q: &Quote) -> Result<Vec<Cert>, String> {
         .map(|d| Cert::from_der(d, "PCK chain").map_err(|e| e.to_string()))
         .collect::<Result<Vec<_>, _>>()?;
     if certs.len() < 2 || certs.len() > 3 {
-        return Err(format!(
-            "PCK chain has {} certificates, expected leaf, CA and optionally root",
-            certs.len()
-        ));
+        return Err(format!("PCK chain has {} certificates, expected leaf, CA and optionally root", certs.len()));
     }
     Ok(certs)
 }
@@ -506,14 +430,7 @@ pub(crate) fn verify(
     expected_report_data: Option<&[u8]>,
     now: u64,
 ) -> Outcome {
-    verify_with_root(
-        q,
-        collateral,
-        policy,
-        expected_report_data,
-        now,
-        intel_root(),
-    )
+    verify_with_root(q, collateral, policy, expected_report_data, now, intel_root())
 }
 
 /// [`verify`] against a given root. Production code always passes the pinned Intel root; unit tests pass the
@@ -531,27 +448,22 @@ fn verify_with_root(
     out.report_data = q.body.report_data.to_vec();
     out.checks.pass(
         "tdx.format",
-        format!(
-            "quote v{}, {} body",
-            q.version,
-            if q.body.mr_service_td.is_some() {
-                "TD 1.5"
-            } else {
-                "TD 1.0"
-            }
-        ),
+        format!("quote v{}, {} body", q.version, if q.body.mr_service_td.is_some() { "TD 1.5" } else { "TD 1.0" }),
     );
     let mut advisories = Vec::new();
     match collateral {
         Some(col) => {
             // dcap-qvl checks everything cryptographic and the TCB; its TD-attribute checks for debug and
             // service TDs are disabled here so that Sigil's policy below decides (and names) them.
-            let verifier = dcap_qvl::verify::QuoteVerifier::new(root.der().to_vec())
-                .allow_debug(true)
-                .allow_service_td(true);
+            let verifier =
+                dcap_qvl::verify::QuoteVerifier::new(root.der().to_vec()).allow_debug(true).allow_service_td(true);
             match verifier.verify(&q.raw, col, now) {
                 Ok(rep) => {
-                    out.checks.pass("tdx.dcap", "quote, QE, PCK chain, CRLs, TCB info, QE identity and TDX module verified by dcap-qvl".to_string());
+                    out.checks.pass(
+                        "tdx.dcap",
+                        "quote, QE, PCK chain, CRLs, TCB info, QE identity and TDX module verified by dcap-qvl"
+                            .to_string(),
+                    );
                     out.tcb_status = Some(rep.status.clone());
                     advisories = rep.advisory_ids.clone();
                 }
@@ -571,13 +483,7 @@ fn verify_with_root(
     out
 }
 
-fn judge(
-    out: &mut Outcome,
-    q: &Quote,
-    policy: &TdxPolicy,
-    expected_rd: Option<&[u8]>,
-    advisories: &[String],
-) {
+fn judge(out: &mut Outcome, q: &Quote, policy: &TdxPolicy, expected_rd: Option<&[u8]>, advisories: &[String]) {
     use td_attributes as ta;
     let b = &q.body;
     let c = &mut out.checks;
@@ -593,26 +499,16 @@ fn judge(
         ),
         None => c.skip("tdx.tcb_status", "no collateral; the policy accepts signatures alone"),
     }
-    let bad: Vec<_> = advisories
-        .iter()
-        .filter(|a| policy.rejected_advisories.contains(a))
-        .cloned()
-        .collect();
+    let bad: Vec<_> = advisories.iter().filter(|a| policy.rejected_advisories.contains(a)).cloned().collect();
     c.record(
         "tdx.advisories",
-        if bad.is_empty() {
-            Ok(())
-        } else {
-            Err(format!("advisories rejected by policy: {}", bad.join(", ")))
-        },
+        if bad.is_empty() { Ok(()) } else { Err(format!("advisories rejected by policy: {}", bad.join(", "))) },
     );
     let attrs = b.td_attributes;
     c.record(
         "tdx.policy.debug",
         if attrs & (ta::DEBUG | ta::TUD_OTHER) != 0 && !policy.allow_debug {
-            Err(format!(
-                "debug TD (TD_ATTRIBUTES {attrs:#x} sets TUD bits): the host can read its memory"
-            ))
+            Err(format!("debug TD (TD_ATTRIBUTES {attrs:#x} sets TUD bits): the host can read its memory"))
         } else {
             Ok(())
         },
@@ -628,7 +524,9 @@ fn judge(
     c.record(
         "tdx.policy.attributes",
         if attrs & !(ta::ALLOWED | ta::TUD_OTHER) != 0 {
-            Err(format!("TD_ATTRIBUTES {attrs:#x} sets bits outside DEBUG, SEPT_VE_DISABLE, PKS, PERFMON (e.g. MIGRATABLE)"))
+            Err(format!(
+                "TD_ATTRIBUTES {attrs:#x} sets bits outside DEBUG, SEPT_VE_DISABLE, PKS, PERFMON (e.g. MIGRATABLE)"
+            ))
         } else {
             Ok(())
         },
@@ -636,10 +534,7 @@ fn judge(
     c.record(
         "tdx.policy.xfam",
         if b.xfam & 0b11 != 0b11 || b.xfam & !policy.xfam_allowed != 0 {
-            Err(format!(
-                "XFAM {:#x} is outside the allowed {:#x} (bits 0 and 1 required)",
-                b.xfam, policy.xfam_allowed
-            ))
+            Err(format!("XFAM {:#x} is outside the allowed {:#x} (bits 0 and 1 required)", b.xfam, policy.xfam_allowed))
         } else {
             Ok(())
         },
@@ -672,23 +567,8 @@ fn judge(
             );
         }
     }
-    match expected_rd.or(policy.report_data.as_ref().map(|h| h.0.as_slice())) {
-        Some(want) => {
-            c.record(
-                "tdx.report_data",
-                if want == b.report_data {
-                    Ok(())
-                } else {
-                    Err(format!(
-                        "REPORT_DATA {} differs from the expected {}",
-                        hex::encode(b.report_data),
-                        hex::encode(want)
-                    ))
-                },
-            );
-        }
-        None => c.skip("tdx.report_data", "no expected REPORT_DATA given"),
-    };
+    let want = crate::policy::expected_report_data(expected_rd, &policy.report_data);
+    c.report_data("tdx.report_data", &b.report_data, want);
     out.claim(
         "tdx",
         json!({
@@ -744,32 +624,18 @@ mod tests {
     }
 
     fn offline_policy() -> TdxPolicy {
-        TdxPolicy {
-            require_collateral: false,
-            ..TdxPolicy::default()
-        }
+        TdxPolicy { require_collateral: false, ..TdxPolicy::default() }
     }
 
     fn offline(quote: &[u8]) -> Vec<(String, String)> {
         let q = Quote::parse(quote).unwrap();
-        failed(&verify_with_root(
-            &q,
-            None,
-            &offline_policy(),
-            None,
-            NOW,
-            &root(),
-        ))
+        failed(&verify_with_root(&q, None, &offline_policy(), None, NOW, &root()))
     }
 
     fn resign_qe_report(quote: &mut [u8]) {
         let der = crate::x509::pem_private_key(PCK_KEY).unwrap();
-        let key =
-            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der, &SystemRandom::new())
-                .unwrap();
-        let sig = key
-            .sign(&SystemRandom::new(), &quote[QE_REPORT_AT..QE_SIG_AT])
-            .unwrap();
+        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der, &SystemRandom::new()).unwrap();
+        let sig = key.sign(&SystemRandom::new(), &quote[QE_REPORT_AT..QE_SIG_AT]).unwrap();
         quote[QE_SIG_AT..QE_SIG_AT + 64].copy_from_slice(sig.as_ref());
     }
 
@@ -813,11 +679,7 @@ mod tests {
             let mut q = QUOTE.to_vec();
             q[off] ^= 1;
             let f = offline(&q);
-            assert_eq!(
-                f.iter().map(|x| x.0.as_str()).collect::<Vec<_>>(),
-                ["tdx.quote_signature"],
-                "offset {off}"
-            );
+            assert_eq!(f.iter().map(|x| x.0.as_str()).collect::<Vec<_>>(), ["tdx.quote_signature"], "offset {off}");
         }
     }
 
@@ -846,18 +708,12 @@ mod tests {
         let mut q = QUOTE.to_vec();
         q[QE_REPORT_AT + 128] ^= 1;
         resign_qe_report(&mut q);
-        assert_eq!(
-            offline(&q).iter().map(|x| x.0.as_str()).collect::<Vec<_>>(),
-            ["tdx.qe_identity"]
-        );
+        assert_eq!(offline(&q).iter().map(|x| x.0.as_str()).collect::<Vec<_>>(), ["tdx.qe_identity"]);
         // ISVPRODID 1 is the SGX QE, not the TD QE.
         let mut q = QUOTE.to_vec();
         q[QE_REPORT_AT + 256] = 1;
         resign_qe_report(&mut q);
-        assert_eq!(
-            offline(&q).iter().map(|x| x.0.as_str()).collect::<Vec<_>>(),
-            ["tdx.qe_identity"]
-        );
+        assert_eq!(offline(&q).iter().map(|x| x.0.as_str()).collect::<Vec<_>>(), ["tdx.qe_identity"]);
     }
 
     #[test]

@@ -17,21 +17,14 @@ pub const OID_ECDSA_SHA256: der::asn1::ObjectIdentifier =
 pub const OID_ECDSA_SHA384: der::asn1::ObjectIdentifier =
     der::asn1::ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.3");
 /// OID of id-ecPublicKey.
-pub const OID_EC_PUBLIC_KEY: der::asn1::ObjectIdentifier =
-    der::asn1::ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+pub const OID_EC_PUBLIC_KEY: der::asn1::ObjectIdentifier = der::asn1::ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
 /// OID of the P-256 curve.
-pub const OID_P256: der::asn1::ObjectIdentifier =
-    der::asn1::ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
+pub const OID_P256: der::asn1::ObjectIdentifier = der::asn1::ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
 /// OID of the P-384 curve.
-pub const OID_P384: der::asn1::ObjectIdentifier =
-    der::asn1::ObjectIdentifier::new_unwrap("1.3.132.0.34");
+pub const OID_P384: der::asn1::ObjectIdentifier = der::asn1::ObjectIdentifier::new_unwrap("1.3.132.0.34");
 
-const SHA384_OID: [u8; 11] = [
-    0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02,
-];
-const MGF1_OID: [u8; 11] = [
-    0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x08,
-];
+const SHA384_OID: [u8; 11] = [0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02];
+const MGF1_OID: [u8; 11] = [0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x08];
 
 /// Whether `params` (the DER of RSASSA-PSS-params) says {SHA-384, MGF1-SHA-384, salt 48, trailer 1}, in any of
 /// the encodings seen in AMD certificates: hash parameters NULL or absent, trailer field explicit or default.
@@ -40,16 +33,9 @@ const MGF1_OID: [u8; 11] = [
 fn is_pss_sha384_params(params: &[u8]) -> bool {
     let tlv = |tag: u8, body: &[u8]| -> Vec<u8> { [&[tag, body.len() as u8][..], body].concat() };
     for null in [true, false] {
-        let alg = if null {
-            [&SHA384_OID[..], &[0x05, 0x00]].concat()
-        } else {
-            SHA384_OID.to_vec()
-        };
+        let alg = if null { [&SHA384_OID[..], &[0x05, 0x00]].concat() } else { SHA384_OID.to_vec() };
         let hash = tlv(0xa0, &tlv(0x30, &alg));
-        let mgf = tlv(
-            0xa1,
-            &tlv(0x30, &[&MGF1_OID[..], &tlv(0x30, &alg)].concat()),
-        );
+        let mgf = tlv(0xa1, &tlv(0x30, &[&MGF1_OID[..], &tlv(0x30, &alg)].concat()));
         let salt = tlv(0xa2, &[0x02, 0x01, 0x30]);
         for trailer in [true, false] {
             let mut body = [hash.clone(), mgf.clone(), salt.clone()].concat();
@@ -82,22 +68,13 @@ impl Cert {
         if der.len() > MAX_CERT_LEN {
             return Err(Error::cert(
                 which,
-                format!(
-                    "{} bytes is larger than any certificate expected here",
-                    der.len()
-                ),
+                format!("{} bytes is larger than any certificate expected here", der.len()),
             ));
         }
-        let parsed = Certificate::from_der(der)
-            .map_err(|e| Error::cert(which, format!("not a DER X.509 certificate: {e}")))?;
-        let tbs =
-            tbs_range(der).ok_or_else(|| Error::cert(which, "cannot locate tbsCertificate"))?;
-        Ok(Cert {
-            der: der.to_vec(),
-            fingerprint: crate::sha256(der),
-            tbs,
-            parsed,
-        })
+        let parsed =
+            Certificate::from_der(der).map_err(|e| Error::cert(which, format!("not a DER X.509 certificate: {e}")))?;
+        let tbs = tbs_range(der).ok_or_else(|| Error::cert(which, "cannot locate tbsCertificate"))?;
+        Ok(Cert { der: der.to_vec(), fingerprint: crate::sha256(der), tbs, parsed })
     }
 
     /// The certificate's DER bytes.
@@ -117,24 +94,12 @@ impl Cert {
 
     /// Subject common name, if any.
     pub fn subject_cn(&self) -> Option<String> {
-        self.parsed
-            .tbs_certificate()
-            .subject()
-            .common_name()
-            .ok()
-            .flatten()
-            .map(String::from)
+        self.parsed.tbs_certificate().subject().common_name().ok().flatten().map(String::from)
     }
 
     /// Issuer common name, if any.
     pub fn issuer_cn(&self) -> Option<String> {
-        self.parsed
-            .tbs_certificate()
-            .issuer()
-            .common_name()
-            .ok()
-            .flatten()
-            .map(String::from)
+        self.parsed.tbs_certificate().issuer().common_name().ok().flatten().map(String::from)
     }
 
     /// Whether this certificate's issuer name equals `issuer`'s subject name.
@@ -157,20 +122,14 @@ impl Cert {
     /// Validity window as Unix seconds (not_before, not_after).
     pub fn validity(&self) -> (u64, u64) {
         let v = self.parsed.tbs_certificate().validity();
-        (
-            v.not_before.to_unix_duration().as_secs(),
-            v.not_after.to_unix_duration().as_secs(),
-        )
+        (v.not_before.to_unix_duration().as_secs(), v.not_after.to_unix_duration().as_secs())
     }
 
     /// Checks `now` (Unix seconds) is inside the validity window.
     pub fn check_validity(&self, now: u64, which: &str) -> Result<(), String> {
         let (nb, na) = self.validity();
         if now < nb {
-            return Err(format!(
-                "{which} is not valid yet (valid from {})",
-                crate::time::fmt_unix(nb)
-            ));
+            return Err(format!("{which} is not valid yet (valid from {})", crate::time::fmt_unix(nb)));
         }
         if now > na {
             return Err(format!("{which} expired at {}", crate::time::fmt_unix(na)));
@@ -180,42 +139,20 @@ impl Cert {
 
     /// The raw subject public key bits (RSAPublicKey DER for RSA, the SEC1 point for EC).
     pub fn public_key_bits(&self) -> &[u8] {
-        self.parsed
-            .tbs_certificate()
-            .subject_public_key_info()
-            .subject_public_key
-            .raw_bytes()
+        self.parsed.tbs_certificate().subject_public_key_info().subject_public_key.raw_bytes()
     }
 
     /// The SPKI algorithm and curve OIDs.
-    pub fn public_key_algorithm(
-        &self,
-    ) -> (
-        der::asn1::ObjectIdentifier,
-        Option<der::asn1::ObjectIdentifier>,
-    ) {
-        let alg = &self
-            .parsed
-            .tbs_certificate()
-            .subject_public_key_info()
-            .algorithm;
-        let curve = alg
-            .parameters
-            .as_ref()
-            .and_then(|p| p.decode_as::<der::asn1::ObjectIdentifier>().ok());
+    pub fn public_key_algorithm(&self) -> (der::asn1::ObjectIdentifier, Option<der::asn1::ObjectIdentifier>) {
+        let alg = &self.parsed.tbs_certificate().subject_public_key_info().algorithm;
+        let curve = alg.parameters.as_ref().and_then(|p| p.decode_as::<der::asn1::ObjectIdentifier>().ok());
         (alg.oid, curve)
     }
 
     /// The raw `extnValue` contents of the extension with this OID (None if absent; error if repeated).
     pub fn extension(&self, oid: &der::asn1::ObjectIdentifier) -> Result<Option<&[u8]>, String> {
         let mut found = None;
-        for ext in self
-            .parsed
-            .tbs_certificate()
-            .extensions()
-            .into_iter()
-            .flatten()
-        {
+        for ext in self.parsed.tbs_certificate().extensions().into_iter().flatten() {
             if &ext.extn_id == oid {
                 if found.is_some() {
                     return Err(format!("extension {oid} appears twice"));
@@ -234,23 +171,13 @@ impl Cert {
             return Err("signatureAlgorithm differs from tbsCertificate.signature".into());
         }
         if outer.oid != OID_RSASSA_PSS {
-            return Err(format!(
-                "signature algorithm {} is not RSASSA-PSS",
-                outer.oid
-            ));
+            return Err(format!("signature algorithm {} is not RSASSA-PSS", outer.oid));
         }
-        let params = outer
-            .parameters
-            .as_ref()
-            .and_then(|p| p.to_der().ok())
-            .unwrap_or_default();
+        let params = outer.parameters.as_ref().and_then(|p| p.to_der().ok()).unwrap_or_default();
         if !is_pss_sha384_params(&params) {
             return Err("RSASSA-PSS parameters are not SHA-384 / MGF1-SHA-384 / salt 48".into());
         }
-        self.verify_with(
-            &signature::RSA_PSS_2048_8192_SHA384,
-            issuer.public_key_bits(),
-        )
+        self.verify_with(&signature::RSA_PSS_2048_8192_SHA384, issuer.public_key_bits())
     }
 
     /// Checks that `issuer` signed this certificate with ECDSA P-256 SHA-256 (Intel's profile).
@@ -260,10 +187,7 @@ impl Cert {
             return Err("signatureAlgorithm differs from tbsCertificate.signature".into());
         }
         if outer.oid != OID_ECDSA_SHA256 {
-            return Err(format!(
-                "signature algorithm {} is not ecdsa-with-SHA256",
-                outer.oid
-            ));
+            return Err(format!("signature algorithm {} is not ecdsa-with-SHA256", outer.oid));
         }
         if issuer.public_key_algorithm() != (OID_EC_PUBLIC_KEY, Some(OID_P256)) {
             return Err("issuer key is not an EC P-256 key".into());
@@ -271,16 +195,8 @@ impl Cert {
         self.verify_with(&signature::ECDSA_P256_SHA256_ASN1, issuer.public_key_bits())
     }
 
-    fn verify_with(
-        &self,
-        alg: &'static dyn VerificationAlgorithm,
-        key: &[u8],
-    ) -> Result<(), String> {
-        let sig = self
-            .parsed
-            .signature()
-            .as_bytes()
-            .ok_or("signature BIT STRING has unused bits")?;
+    fn verify_with(&self, alg: &'static dyn VerificationAlgorithm, key: &[u8]) -> Result<(), String> {
+        let sig = self.parsed.signature().as_bytes().ok_or("signature BIT STRING has unused bits")?;
         UnparsedPublicKey::new(alg, key)
             .verify(&self.der[self.tbs.clone()], sig)
             .map_err(|_| "signature does not verify".to_string())
@@ -330,12 +246,8 @@ pub fn parse_cert_file(bytes: &[u8], what: &str) -> Result<Vec<Cert>> {
     let mut out = Vec::new();
     let mut pos = 0;
     while pos < bytes.len() {
-        let (hdr, len) =
-            der_header(bytes, pos).ok_or_else(|| Error::cert(what, "neither PEM nor DER"))?;
-        let end = pos
-            .checked_add(hdr)
-            .and_then(|v| v.checked_add(len))
-            .filter(|&e| e <= bytes.len());
+        let (hdr, len) = der_header(bytes, pos).ok_or_else(|| Error::cert(what, "neither PEM nor DER"))?;
+        let end = pos.checked_add(hdr).and_then(|v| v.checked_add(len)).filter(|&e| e <= bytes.len());
         let end = end.ok_or_else(|| Error::cert(what, "DER certificate is truncated"))?;
         out.push(Cert::from_der(&bytes[pos..end], what)?);
         pos = end;
@@ -347,14 +259,8 @@ pub fn parse_cert_file(bytes: &[u8], what: &str) -> Result<Vec<Cert>> {
 }
 
 fn trim_ascii(b: &[u8]) -> &[u8] {
-    let start = b
-        .iter()
-        .position(|c| !c.is_ascii_whitespace())
-        .unwrap_or(b.len());
-    let end = b
-        .iter()
-        .rposition(|c| !c.is_ascii_whitespace())
-        .map_or(start, |e| e + 1);
+    let start = b.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(b.len());
+    let end = b.iter().rposition(|c| !c.is_ascii_whitespace()).map_or(start, |e| e + 1);
     &b[start..end]
 }
 
@@ -369,16 +275,10 @@ pub fn pem_blocks(text: &[u8]) -> Result<Vec<Vec<u8>>, String> {
         let label = &after[..label_end];
         let body_start = &after[label_end + 5..];
         let end_marker = format!("-----END {label}-----");
-        let body_end = body_start
-            .find(&end_marker)
-            .ok_or_else(|| format!("PEM block {label} has no END line"))?;
+        let body_end = body_start.find(&end_marker).ok_or_else(|| format!("PEM block {label} has no END line"))?;
         if label == "CERTIFICATE" {
             let der = der::pem::decode_vec(
-                format!(
-                    "-----BEGIN {label}-----{}{end_marker}\n",
-                    &body_start[..body_end]
-                )
-                .as_bytes(),
+                format!("-----BEGIN {label}-----{}{end_marker}\n", &body_start[..body_end]).as_bytes(),
             )
             .map_err(|e| format!("bad PEM certificate: {e}"))?
             .1;

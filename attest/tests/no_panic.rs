@@ -14,16 +14,8 @@ fn verify(bytes: &[u8]) {
 
 /// Seeds that look like each format, so mutations reach deep into the parsers.
 fn seeds() -> Vec<Vec<u8>> {
-    let bundle = attest::collect::collect_sim([1; 48], [2; 64], [3; 32])
-        .unwrap()
-        .encode()
-        .unwrap();
-    vec![
-        hex::decode(VIRTEE_HEX.trim()).unwrap(),
-        QUOTE.to_vec(),
-        HCL.to_vec(),
-        bundle,
-    ]
+    let bundle = attest::collect::collect_sim([1; 48], [2; 64], [3; 32]).unwrap().encode().unwrap();
+    vec![hex::decode(VIRTEE_HEX.trim()).unwrap(), QUOTE.to_vec(), HCL.to_vec(), bundle]
 }
 
 proptest! {

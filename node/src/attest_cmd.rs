@@ -135,9 +135,7 @@ pub const DEFAULT_POLICY: &str = include_str!("../../docs/policy.default.toml");
 fn read_input(path: &Path) -> anyhow::Result<Vec<u8>> {
     if path == Path::new("-") {
         let mut v = Vec::new();
-        std::io::stdin()
-            .read_to_end(&mut v)
-            .context("reading standard input")?;
+        std::io::stdin().read_to_end(&mut v).context("reading standard input")?;
         return Ok(v);
     }
     std::fs::read(path).with_context(|| format!("reading {}", path.display()))
@@ -145,14 +143,10 @@ fn read_input(path: &Path) -> anyhow::Result<Vec<u8>> {
 
 fn parse_now(s: Option<&str>) -> anyhow::Result<u64> {
     match s {
-        None => Ok(std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)?
-            .as_secs()),
+        None => Ok(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs()),
         Some(s) => {
             let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-                .with_context(|| {
-                    format!("--now {s:?} is not an RFC 3339 time such as 2025-07-01T00:00:00Z")
-                })?;
+                .with_context(|| format!("--now {s:?} is not an RFC 3339 time such as 2025-07-01T00:00:00Z"))?;
             u64::try_from(t.unix_timestamp()).map_err(|_| anyhow!("--now {s:?} is before 1970"))
         }
     }
@@ -176,8 +170,7 @@ fn padded<const N: usize>(v: &[u8]) -> [u8; N] {
 fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
     let policy = match &a.policy {
         Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .with_context(|| format!("reading policy {}", p.display()))?;
+            let text = std::fs::read_to_string(p).with_context(|| format!("reading policy {}", p.display()))?;
             Policy::from_toml(&text).with_context(|| format!("policy {}", p.display()))?
         }
         None => Policy::default(),
@@ -185,34 +178,24 @@ fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
     let now = parse_now(a.now.as_deref())?;
     let mut e = Endorsements::default();
     for path in &a.certs {
-        let bytes = std::fs::read(path)
-            .with_context(|| format!("reading certificate {}", path.display()))?;
-        e.certs
-            .extend(parse_cert_file(&bytes, &path.display().to_string())?);
+        let bytes = std::fs::read(path).with_context(|| format!("reading certificate {}", path.display()))?;
+        e.certs.extend(parse_cert_file(&bytes, &path.display().to_string())?);
     }
     if let Some(p) = &a.collateral {
-        let bytes =
-            std::fs::read(p).with_context(|| format!("reading collateral {}", p.display()))?;
-        e.collateral = Some(
-            Endorsements::parse_collateral(&bytes)
-                .with_context(|| format!("collateral {}", p.display()))?,
-        );
+        let bytes = std::fs::read(p).with_context(|| format!("reading collateral {}", p.display()))?;
+        e.collateral =
+            Some(Endorsements::parse_collateral(&bytes).with_context(|| format!("collateral {}", p.display()))?);
     }
     if let Some(rd) = &a.report_data {
         let v = hex_arg(rd, 64, "--report-data")?;
         if v.len() != 64 {
-            bail!(
-                "--report-data must be exactly 64 bytes (128 hex digits), got {}",
-                v.len()
-            );
+            bail!("--report-data must be exactly 64 bytes (128 hex digits), got {}", v.len());
         }
         e.expected_report_data = Some(v);
     }
     let evidence = read_input(&a.evidence)?;
     let verifier = Verifier::new(policy);
-    let result = verifier
-        .verify(&evidence, &e, now)
-        .with_context(|| format!("evidence {}", a.evidence.display()))?;
+    let result = verifier.verify(&evidence, &e, now).with_context(|| format!("evidence {}", a.evidence.display()))?;
     if let Some(p) = &a.cbor_out {
         std::fs::write(p, result.to_cbor()?).with_context(|| format!("writing {}", p.display()))?;
     }
@@ -220,19 +203,11 @@ fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
     if a.json {
         writeln!(stdout, "{}", serde_json::to_string(&result)?)?;
     } else {
-        let verdict = if result.accepted() {
-            "ACCEPTED"
-        } else {
-            "REJECTED"
-        };
+        let verdict = if result.accepted() { "ACCEPTED" } else { "REJECTED" };
         writeln!(stdout, "{verdict}  {}", result.platform.as_str())?;
         writeln!(stdout, "  measurement  {}", result.measurement)?;
         writeln!(stdout, "  report_data  {}", result.report_data)?;
-        writeln!(
-            stdout,
-            "  tcb_status   {}",
-            result.tcb_status.as_deref().unwrap_or("-")
-        )?;
+        writeln!(stdout, "  tcb_status   {}", result.tcb_status.as_deref().unwrap_or("-"))?;
         writeln!(stdout, "  checks:")?;
         for c in &result.checks {
             let mark = match c.status {
@@ -252,21 +227,12 @@ fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    Ok(if result.accepted() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(EXIT_REJECTED)
-    })
+    Ok(if result.accepted() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_REJECTED) })
 }
 
 fn collect(a: CollectArgs) -> anyhow::Result<()> {
-    let rd: [u8; 64] = padded(
-        &a.report_data
-            .as_deref()
-            .map(|s| hex_arg(s, 64, "--report-data"))
-            .transpose()?
-            .unwrap_or_default(),
-    );
+    let rd: [u8; 64] =
+        padded(&a.report_data.as_deref().map(|s| hex_arg(s, 64, "--report-data")).transpose()?.unwrap_or_default());
     let bundle = if a.sim {
         let m = match &a.measurement {
             Some(s) => {
@@ -279,11 +245,7 @@ fn collect(a: CollectArgs) -> anyhow::Result<()> {
             None => ring_sha384(b"sigil-sim"),
         };
         let hd = padded::<32>(
-            &a.host_data
-                .as_deref()
-                .map(|s| hex_arg(s, 32, "--host-data"))
-                .transpose()?
-                .unwrap_or_default(),
+            &a.host_data.as_deref().map(|s| hex_arg(s, 32, "--host-data")).transpose()?.unwrap_or_default(),
         );
         eprintln!("warning: simulated evidence is INSECURE: anyone can produce it. Verifiers refuse it unless their policy sets [sim] allow = true.");
         attest::collect::collect_sim(m, rd, hd)?
@@ -294,12 +256,7 @@ fn collect(a: CollectArgs) -> anyhow::Result<()> {
     match &a.out {
         Some(p) => {
             std::fs::write(p, &bytes).with_context(|| format!("writing {}", p.display()))?;
-            eprintln!(
-                "wrote {} evidence bundle ({} bytes) to {}",
-                bundle.platform.as_str(),
-                bytes.len(),
-                p.display()
-            );
+            eprintln!("wrote {} evidence bundle ({} bytes) to {}", bundle.platform.as_str(), bytes.len(), p.display());
         }
         None => println!("{}", hex::encode(&bytes)),
     }
@@ -311,25 +268,17 @@ fn bundle(a: BundleArgs) -> anyhow::Result<()> {
     let raw = read_input(&a.evidence)?;
     let mut certs = Vec::new();
     for path in &a.certs {
-        let bytes = std::fs::read(path)
-            .with_context(|| format!("reading certificate {}", path.display()))?;
-        certs.extend(
-            parse_cert_file(&bytes, &path.display().to_string())?
-                .iter()
-                .map(|c| c.der().to_vec()),
-        );
+        let bytes = std::fs::read(path).with_context(|| format!("reading certificate {}", path.display()))?;
+        certs.extend(parse_cert_file(&bytes, &path.display().to_string())?.iter().map(|c| c.der().to_vec()));
     }
-    let ev =
-        Evidence::detect(&raw).with_context(|| format!("evidence {}", a.evidence.display()))?;
+    let ev = Evidence::detect(&raw).with_context(|| format!("evidence {}", a.evidence.display()))?;
     let (platform, evidence) = match ev {
         Evidence::Snp(b) | Evidence::AzureHcl(b) => (Platform::SevSnp, b),
         Evidence::Quote(b) => (Platform::Tdx, b),
         Evidence::Sim(b) => (Platform::Sim, b),
         Evidence::AzureJson { hcl, vcek_pem } => {
             certs.extend(
-                parse_cert_file(vcek_pem.as_bytes(), "VCEK in Azure evidence")?
-                    .iter()
-                    .map(|c| c.der().to_vec()),
+                parse_cert_file(vcek_pem.as_bytes(), "VCEK in Azure evidence")?.iter().map(|c| c.der().to_vec()),
             );
             (Platform::SevSnp, hcl)
         }
@@ -337,10 +286,8 @@ fn bundle(a: BundleArgs) -> anyhow::Result<()> {
     };
     let mut b = attest::Bundle::new(platform, evidence, certs);
     if let Some(p) = &a.collateral {
-        let text = std::fs::read_to_string(p)
-            .with_context(|| format!("reading collateral {}", p.display()))?;
-        Endorsements::parse_collateral(text.as_bytes())
-            .with_context(|| format!("collateral {}", p.display()))?;
+        let text = std::fs::read_to_string(p).with_context(|| format!("reading collateral {}", p.display()))?;
+        Endorsements::parse_collateral(text.as_bytes()).with_context(|| format!("collateral {}", p.display()))?;
         b.collateral = Some(text);
     }
     if let Some(p) = &a.azure_hcl {

@@ -4,27 +4,17 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
 fn vectors(rel: &str) -> String {
-    let p: PathBuf = [env!("CARGO_MANIFEST_DIR"), "..", "attest", "testdata", rel]
-        .iter()
-        .collect();
+    let p: PathBuf = [env!("CARGO_MANIFEST_DIR"), "..", "attest", "testdata", rel].iter().collect();
     p.to_string_lossy().into_owned()
 }
 
 fn sigil(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sigil"))
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run sigil")
+    Command::new(env!("CARGO_BIN_EXE_sigil")).args(args).stdin(Stdio::null()).output().expect("run sigil")
 }
 
 fn json(out: &Output) -> serde_json::Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not one JSON object ({e}): {}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}): {}", String::from_utf8_lossy(&out.stdout)))
 }
 
 fn tmp(name: &str) -> PathBuf {
@@ -45,16 +35,14 @@ fn accepted_snp_report_exits_0_with_the_json_contract() {
         "2025-01-01T00:00:00Z",
         "--json",
     ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let j = json(&out);
     assert_eq!(j["verdict"], "accepted");
     assert_eq!(j["platform"], "sev-snp");
-    assert_eq!(j["measurement"], "7a1e5c266c0108dbc9bb94fa926951320940915d0aafb42464bd88b579ea158d3e1a0dc39b2c60bd95b9c480cd81841f");
+    assert_eq!(
+        j["measurement"],
+        "7a1e5c266c0108dbc9bb94fa926951320940915d0aafb42464bd88b579ea158d3e1a0dc39b2c60bd95b9c480cd81841f"
+    );
     assert!(j["report_data"].as_str().unwrap().starts_with("d447b55d"));
     assert!(j["tcb_status"].is_null());
     assert_eq!(j["reasons"], serde_json::json!([]));
@@ -77,14 +65,7 @@ fn rejected_evidence_exits_1_with_reasons() {
     assert_eq!(out.status.code(), Some(1));
     let j = json(&out);
     assert_eq!(j["verdict"], "rejected");
-    assert!(
-        j["reasons"][0]
-            .as_str()
-            .unwrap()
-            .starts_with("snp.policy.debug"),
-        "{}",
-        j["reasons"]
-    );
+    assert!(j["reasons"][0].as_str().unwrap().starts_with("snp.policy.debug"), "{}", j["reasons"]);
 }
 
 #[test]
@@ -99,12 +80,7 @@ fn tdx_with_collateral_reports_the_tcb_status() {
         "2025-07-01T00:00:00Z",
         "--json",
     ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
     let j = json(&out);
     assert_eq!(j["platform"], "tdx");
     assert_eq!(j["tcb_status"], "UpToDate");
@@ -115,14 +91,7 @@ fn policy_file_changes_the_verdict() {
     let policy = tmp("lax-tdx.toml");
     std::fs::write(&policy, "[tdx]\nrequire_collateral = false\n").unwrap();
     let quote = vectors("tdx/dcapqvl-b0c06f-v4.quote.bin");
-    let strict = sigil(&[
-        "attest",
-        "verify",
-        &quote,
-        "--now",
-        "2025-07-01T00:00:00Z",
-        "--json",
-    ]);
+    let strict = sigil(&["attest", "verify", &quote, "--now", "2025-07-01T00:00:00Z", "--json"]);
     assert_eq!(strict.status.code(), Some(1));
     let lax = sigil(&[
         "attest",
@@ -143,13 +112,7 @@ fn usage_and_io_errors_exit_2() {
     let missing = sigil(&["attest", "verify", "/nonexistent/evidence.bin"]);
     assert_eq!(missing.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/evidence.bin"));
-    let bad_now = sigil(&[
-        "attest",
-        "verify",
-        &vectors("sev-snp/gsg-milan-v2.report.bin"),
-        "--now",
-        "yesterday",
-    ]);
+    let bad_now = sigil(&["attest", "verify", &vectors("sev-snp/gsg-milan-v2.report.bin"), "--now", "yesterday"]);
     assert_eq!(bad_now.status.code(), Some(2));
     let garbage = tmp("garbage.bin");
     std::fs::write(&garbage, b"definitely not evidence").unwrap();
@@ -175,21 +138,8 @@ fn usage_and_io_errors_exit_2() {
 fn sim_collect_then_verify_round_trip() {
     let bundle = tmp("sim.cbor");
     let rd = "ab".repeat(64);
-    let out = sigil(&[
-        "attest",
-        "collect",
-        "--sim",
-        "--report-data",
-        &rd,
-        "--out",
-        bundle.to_str().unwrap(),
-    ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = sigil(&["attest", "collect", "--sim", "--report-data", &rd, "--out", bundle.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains("INSECURE"));
     // Refused by default...
     let refused = sigil(&["attest", "verify", bundle.to_str().unwrap(), "--json"]);
@@ -208,12 +158,7 @@ fn sim_collect_then_verify_round_trip() {
         &rd,
         "--json",
     ]);
-    assert_eq!(
-        ok.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&ok.stdout)
-    );
+    assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stdout));
     let wrong = sigil(&[
         "attest",
         "verify",
@@ -248,10 +193,7 @@ fn default_policy_prints_and_parses() {
     let out = sigil(&["attest", "policy"]);
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8(out.stdout).unwrap();
-    assert_eq!(
-        attest::Policy::from_toml(&text).unwrap(),
-        attest::Policy::default()
-    );
+    assert_eq!(attest::Policy::from_toml(&text).unwrap(), attest::Policy::default());
 }
 
 #[test]
@@ -276,18 +218,9 @@ fn bundle_packs_an_azure_tdx_quote_with_its_hcl_report() {
         "--out",
         out_path.to_str().unwrap(),
     ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let policy = tmp("azure-tdx.toml");
-    std::fs::write(
-        &policy,
-        "[tdx]\nrequire_collateral = false\nrequire_sept_ve_disable = false\n",
-    )
-    .unwrap();
+    std::fs::write(&policy, "[tdx]\nrequire_collateral = false\nrequire_sept_ve_disable = false\n").unwrap();
     let v = sigil(&[
         "attest",
         "verify",
@@ -298,17 +231,9 @@ fn bundle_packs_an_azure_tdx_quote_with_its_hcl_report() {
         "2025-07-01T00:00:00Z",
         "--json",
     ]);
-    assert_eq!(
-        v.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&v.stdout)
-    );
+    assert_eq!(v.status.code(), Some(0), "{}", String::from_utf8_lossy(&v.stdout));
     let j = json(&v);
-    assert_eq!(
-        j["claims"]["azure_runtime_claims"]["keys"][0]["kid"],
-        "HCLAkPub"
-    );
+    assert_eq!(j["claims"]["azure_runtime_claims"]["keys"][0]["kid"], "HCLAkPub");
     // --azure-hcl with SNP evidence is a usage error.
     let bad = sigil(&[
         "attest",
@@ -334,20 +259,8 @@ fn bundle_of_tdx_quote_and_collateral_verifies_alone() {
         "--out",
         out_path.to_str().unwrap(),
     ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v = sigil(&[
-        "attest",
-        "verify",
-        out_path.to_str().unwrap(),
-        "--now",
-        "2025-07-01T00:00:00Z",
-        "--json",
-    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let v = sigil(&["attest", "verify", out_path.to_str().unwrap(), "--now", "2025-07-01T00:00:00Z", "--json"]);
     assert_eq!(v.status.code(), Some(0));
     assert_eq!(json(&v)["tcb_status"], "UpToDate");
 }

@@ -75,16 +75,8 @@ fn load(product: Product) -> ProductRoots {
             include_bytes!("../../roots/turin.asvk-ark.pem"),
         ),
     };
-    let one = |b: &[u8]| {
-        parse_cert_file(b, "built-in AMD root")
-            .expect("built-in AMD roots parse")
-            .remove(0)
-    };
-    ProductRoots {
-        ark: one(ark),
-        ask: one(ask),
-        asvk: one(asvk_ark),
-    }
+    let one = |b: &[u8]| parse_cert_file(b, "built-in AMD root").expect("built-in AMD roots parse").remove(0);
+    ProductRoots { ark: one(ark), ask: one(ask), asvk: one(asvk_ark) }
 }
 
 /// The pinned roots of `product`.
@@ -145,9 +137,7 @@ fn der_u8(v: &[u8], what: &str) -> Result<u8, String> {
 
 fn der_string(v: &[u8], what: &str) -> Result<String, String> {
     match v {
-        [tag, len, rest @ ..]
-            if (*tag == 0x16 || *tag == 0x0C || *tag == 0x13) && *len as usize == rest.len() =>
-        {
+        [tag, len, rest @ ..] if (*tag == 0x16 || *tag == 0x0C || *tag == 0x13) && *len as usize == rest.len() => {
             String::from_utf8(rest.to_vec()).map_err(|_| format!("{what} is not text"))
         }
         _ => Err(format!("{what} is not a short DER string")),
@@ -155,28 +145,17 @@ fn der_string(v: &[u8], what: &str) -> Result<String, String> {
 }
 
 /// Parses and checks the AMD extensions of a VCEK/VLEK for `product`.
-pub fn leaf_extensions(
-    cert: &Cert,
-    product: Product,
-    vlek: bool,
-) -> Result<LeafExtensions, String> {
+pub fn leaf_extensions(cert: &Cert, product: Product, vlek: bool) -> Result<LeafExtensions, String> {
     let req = |oid: &ObjectIdentifier, name: &str| -> Result<&[u8], String> {
-        cert.extension(oid)?
-            .ok_or_else(|| format!("missing extension {name} ({oid})"))
+        cert.extension(oid)?.ok_or_else(|| format!("missing extension {name} ({oid})"))
     };
     let opt_u8 = |oid: &ObjectIdentifier, name: &str| -> Result<u8, String> {
-        cert.extension(oid)?
-            .map(|v| der_u8(v, name))
-            .transpose()
-            .map(|v| v.unwrap_or(0))
+        cert.extension(oid)?.map(|v| der_u8(v, name)).transpose().map(|v| v.unwrap_or(0))
     };
     let struct_version = der_u8(req(&OID_STRUCT_VERSION, "structVersion")?, "structVersion")?;
     let product_name = der_string(req(&OID_PRODUCT_NAME, "productName")?, "productName")?;
     if Product::from_product_name(&product_name) != Some(product) {
-        return Err(format!(
-            "productName {product_name:?} is not a {} product",
-            product.name()
-        ));
+        return Err(format!("productName {product_name:?} is not a {} product", product.name()));
     }
     let bl = der_u8(req(&OID_BL_SPL, "blSPL")?, "blSPL")?;
     let tee = der_u8(req(&OID_TEE_SPL, "teeSPL")?, "teeSPL")?;
@@ -185,79 +164,43 @@ pub fn leaf_extensions(
     let (tcb, tcb_raw) = if product == Product::Turin {
         let fmc = der_u8(req(&OID_FMC_SPL, "fmcSPL")?, "fmcSPL")?;
         let raw = u64::from_le_bytes([fmc, bl, tee, snp, 0, 0, 0, ucode]);
-        (
-            Tcb {
-                fmc: Some(fmc),
-                bl,
-                tee,
-                snp,
-                ucode,
-            },
-            raw,
-        )
+        (Tcb { fmc: Some(fmc), bl, tee, snp, ucode }, raw)
     } else {
         let s4 = opt_u8(&OID_SPL4, "spl4")?;
         let s5 = opt_u8(&OID_SPL5, "spl5")?;
         let s6 = opt_u8(&OID_SPL6, "spl6")?;
         let s7 = opt_u8(&OID_SPL7, "spl7")?;
         let raw = u64::from_le_bytes([bl, tee, s4, s5, s6, s7, snp, ucode]);
-        (
-            Tcb {
-                fmc: None,
-                bl,
-                tee,
-                snp,
-                ucode,
-            },
-            raw,
-        )
+        (Tcb { fmc: None, bl, tee, snp, ucode }, raw)
     };
     let hwid = cert.extension(&OID_HWID)?.map(|v| {
         // Usually the raw chip id; some KDS versions wrap it in an OCTET STRING.
         match v {
-            [0x04, len, rest @ ..]
-                if *len as usize == rest.len() && (rest.len() == 64 || rest.len() == 8) =>
-            {
+            [0x04, len, rest @ ..] if *len as usize == rest.len() && (rest.len() == 64 || rest.len() == 8) => {
                 rest.to_vec()
             }
             _ => v.to_vec(),
         }
     });
-    let csp_id = cert
-        .extension(&OID_CSP_ID)?
-        .map(|v| der_string(v, "cspID"))
-        .transpose()?;
+    let csp_id = cert.extension(&OID_CSP_ID)?.map(|v| der_string(v, "cspID")).transpose()?;
     match (vlek, &hwid, &csp_id) {
         (false, Some(h), None) => {
             let want = if product == Product::Turin { 8 } else { 64 };
             if h.len() != want {
-                return Err(format!(
-                    "hwID is {} bytes, expected {want} for {}",
-                    h.len(),
-                    product.name()
-                ));
+                return Err(format!("hwID is {} bytes, expected {want} for {}", h.len(), product.name()));
             }
         }
         (false, _, _) => return Err("a VCEK must carry hwID and no cspID".into()),
         (true, None, Some(_)) => {}
         (true, _, _) => return Err("a VLEK must carry cspID and no hwID".into()),
     }
-    Ok(LeafExtensions {
-        struct_version,
-        product_name,
-        tcb,
-        tcb_raw,
-        hwid,
-        csp_id,
-    })
+    Ok(LeafExtensions { struct_version, product_name, tcb, tcb_raw, hwid, csp_id })
 }
 
 /// The subject/issuer attributes every AMD certificate carries besides its CN.
 pub fn check_amd_name(cert: &Cert, which: &str) -> Result<(), String> {
     let name = cert.parsed().tbs_certificate().subject();
-    let get = |r: der::Result<Option<x509_cert::ext::pkix::name::DirectoryString>>| {
-        r.ok().flatten().map(String::from)
-    };
+    let get = |r: der::Result<Option<x509_cert::ext::pkix::name::DirectoryString>>| r.ok().flatten().map(String::from);
     let org = get(name.organization());
     let ou = get(name.organization_unit());
     let country = name.country().ok().flatten().map(|s| s.to_string());
@@ -265,9 +208,7 @@ pub fn check_amd_name(cert: &Cert, which: &str) -> Result<(), String> {
         || ou.as_deref() != Some("Engineering")
         || country.as_deref() != Some("US")
     {
-        return Err(format!(
-            "{which} subject is not an AMD name (O=Advanced Micro Devices, OU=Engineering, C=US)"
-        ));
+        return Err(format!("{which} subject is not an AMD name (O=Advanced Micro Devices, OU=Engineering, C=US)"));
     }
     Ok(())
 }

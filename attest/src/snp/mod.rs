@@ -68,32 +68,20 @@ fn verify_chain(
     if ark.der() != pinned.der() {
         return Err(format!("ARK is not AMD's pinned ARK-{}", product.name()));
     }
-    let (inter_name, leaf_name) = if vlek {
-        ("ASVK", "VLEK")
-    } else {
-        ("ASK", "VCEK")
-    };
+    let (inter_name, leaf_name) = if vlek { ("ASVK", "VLEK") } else { ("ASK", "VCEK") };
     verify_ca(inter, ark, product, vlek)?;
     if !leaf.is_v3() {
         return Err(format!("{leaf_name} is not an X.509 v3 certificate"));
     }
     if Role::of(leaf) != Some(if vlek { Role::Vlek } else { Role::Vcek }) {
-        return Err(format!(
-            "leaf has subject CN {:?}, expected SEV-{leaf_name}",
-            leaf.subject_cn()
-        ));
+        return Err(format!("leaf has subject CN {:?}, expected SEV-{leaf_name}", leaf.subject_cn()));
     }
     if !leaf.issued_by_name(inter) {
-        return Err(format!(
-            "{leaf_name} issuer is not the {inter_name} {:?}",
-            inter.subject_cn()
-        ));
+        return Err(format!("{leaf_name} issuer is not the {inter_name} {:?}", inter.subject_cn()));
     }
-    leaf.verify_signed_by_rsa_pss_sha384(inter)
-        .map_err(|e| format!("{leaf_name} signed by {inter_name}: {e}"))?;
+    leaf.verify_signed_by_rsa_pss_sha384(inter).map_err(|e| format!("{leaf_name} signed by {inter_name}: {e}"))?;
     certs::check_leaf_key(leaf).map_err(|e| format!("{leaf_name} {e}"))?;
-    let ext = certs::leaf_extensions(leaf, product, vlek)
-        .map_err(|e| format!("{leaf_name} extensions: {e}"))?;
+    let ext = certs::leaf_extensions(leaf, product, vlek).map_err(|e| format!("{leaf_name} extensions: {e}"))?;
     let windows = [ark.validity(), inter.validity(), leaf.validity()];
     Ok(VerifiedLeaf {
         product,
@@ -127,13 +115,8 @@ fn verify_ca(inter: &Cert, ark: &Cert, product: Product, vlek: bool) -> Result<(
     if !ark.is_self_issued() {
         return Err("ARK is not self-issued".into());
     }
-    ark.verify_signed_by_rsa_pss_sha384(ark)
-        .map_err(|e| format!("ARK self-signature: {e}"))?;
-    let want_role = if vlek {
-        Role::Asvk(product)
-    } else {
-        Role::Ask(product)
-    };
+    ark.verify_signed_by_rsa_pss_sha384(ark).map_err(|e| format!("ARK self-signature: {e}"))?;
+    let want_role = if vlek { Role::Asvk(product) } else { Role::Ask(product) };
     if Role::of(inter) != Some(want_role) {
         return Err(format!(
             "{inter_name} has subject CN {:?}, not the {} {inter_name}",
@@ -144,9 +127,7 @@ fn verify_ca(inter: &Cert, ark: &Cert, product: Product, vlek: bool) -> Result<(
     if !inter.issued_by_name(ark) {
         return Err(format!("{inter_name} issuer is not ARK-{}", product.name()));
     }
-    inter
-        .verify_signed_by_rsa_pss_sha384(ark)
-        .map_err(|e| format!("{inter_name} signed by ARK: {e}"))?;
+    inter.verify_signed_by_rsa_pss_sha384(ark).map_err(|e| format!("{inter_name} signed by ARK: {e}"))?;
     if let Ok(mut v) = verified.lock() {
         v.insert(key);
     }
@@ -161,17 +142,10 @@ struct Selected<'a> {
 }
 
 /// Errors say what is wrong, and whether the leaf is simply missing (so the caller can say where to get it).
-fn select<'a>(
-    certs_in: &'a [Cert],
-    product: Product,
-    vlek: bool,
-) -> Result<Selected<'a>, (String, bool)> {
+fn select<'a>(certs_in: &'a [Cert], product: Product, vlek: bool) -> Result<Selected<'a>, (String, bool)> {
     let roots = certs::roots(product);
-    let (leaf_role, inter_role) = if vlek {
-        (Role::Vlek, Role::Asvk(product))
-    } else {
-        (Role::Vcek, Role::Ask(product))
-    };
+    let (leaf_role, inter_role) =
+        if vlek { (Role::Vlek, Role::Asvk(product)) } else { (Role::Vcek, Role::Ask(product)) };
     let mut leaf = None;
     let mut inter = None;
     let mut ark = None;
@@ -193,11 +167,9 @@ fn select<'a>(
     let leaf = leaf.ok_or_else(|| {
         let msg = {
             if vlek {
-                "the report is signed by a VLEK, but no VLEK certificate (CN=SEV-VLEK) was supplied"
-                    .to_string()
+                "the report is signed by a VLEK, but no VLEK certificate (CN=SEV-VLEK) was supplied".to_string()
             } else {
-                "the report is signed by a VCEK, but no VCEK certificate (CN=SEV-VCEK) was supplied"
-                    .to_string()
+                "the report is signed by a VCEK, but no VCEK certificate (CN=SEV-VCEK) was supplied".to_string()
             }
         };
         (msg, true)
@@ -221,10 +193,8 @@ fn product_of(report: &SnpReport, certs_in: &[Cert]) -> Result<Product, String> 
     for c in certs_in {
         if matches!(Role::of(c), Some(Role::Vcek | Role::Vlek)) {
             let cn = c.issuer_cn().unwrap_or_default();
-            let p = cn
-                .strip_prefix("SEV-VLEK-")
-                .or_else(|| cn.strip_prefix("SEV-"))
-                .and_then(Product::from_product_name);
+            let p =
+                cn.strip_prefix("SEV-VLEK-").or_else(|| cn.strip_prefix("SEV-")).and_then(Product::from_product_name);
             found = found.or(p);
         }
     }
@@ -240,11 +210,7 @@ fn product_of(report: &SnpReport, certs_in: &[Cert]) -> Result<Product, String> 
 /// KDS URL to fetch the VCEK for this report (for the error message when it is missing).
 fn kds_hint(report: &SnpReport, product: Product) -> String {
     let tcb = Tcb::decode(report.reported_tcb(), product);
-    let hwid = if product == Product::Turin {
-        &report.chip_id()[..8]
-    } else {
-        report.chip_id()
-    };
+    let hwid = if product == Product::Turin { &report.chip_id()[..8] } else { report.chip_id() };
     let fmc = tcb.fmc.map(|f| format!("&fmcSPL={f}")).unwrap_or_default();
     format!(
         "https://kdsintf.amd.com/vcek/v1/{}/{}?blSPL={}&teeSPL={}&snpSPL={}&ucodeSPL={}{fmc}",
@@ -270,20 +236,14 @@ pub(crate) fn verify(
     out.measurement = report.measurement().to_vec();
     out.report_data = report.report_data().to_vec();
     let c = &mut out.checks;
-    c.pass(
-        "snp.format",
-        format!("version {}, 1184 bytes, ECDSA P-384", report.version()),
-    );
+    c.pass("snp.format", format!("version {}, 1184 bytes, ECDSA P-384", report.version()));
 
     // 1. Which key signed, and which product: these only choose the chain.
     let vlek = match report.signing_key() {
         Ok(SigningKey::Vcek) => false,
         Ok(SigningKey::Vlek) => true,
         Ok(SigningKey::None) => {
-            c.fail(
-                "snp.signing_key",
-                "the report is unsigned (SIGNING_KEY = none)",
-            );
+            c.fail("snp.signing_key", "the report is unsigned (SIGNING_KEY = none)");
             return out;
         }
         Err(v) => {
@@ -291,10 +251,7 @@ pub(crate) fn verify(
             return out;
         }
     };
-    c.pass(
-        "snp.signing_key",
-        if vlek { "VLEK" } else { "VCEK" }.to_string(),
-    );
+    c.pass("snp.signing_key", if vlek { "VLEK" } else { "VCEK" }.to_string());
     let product = match product_of(report, certs_in) {
         Ok(p) => p,
         Err(e) => {
@@ -317,23 +274,11 @@ pub(crate) fn verify(
             return out;
         }
     };
-    let key_material = [
-        sel.leaf.fingerprint(),
-        sel.inter.fingerprint(),
-        sel.ark.fingerprint(),
-    ]
-    .concat();
+    let key_material = [sel.leaf.fingerprint(), sel.inter.fingerprint(), sel.ark.fingerprint()].concat();
     let cache_key = crate::sha256(&key_material);
     let leaf = match cache.get(&cache_key) {
         Some(l) => l,
-        None => match verify_chain(
-            sel.leaf,
-            sel.inter,
-            sel.ark,
-            &certs::roots(product).ark,
-            product,
-            vlek,
-        ) {
+        None => match verify_chain(sel.leaf, sel.inter, sel.ark, &certs::roots(product).ark, product, vlek) {
             Ok(l) => {
                 cache.put(cache_key, l.clone());
                 l
@@ -355,25 +300,15 @@ pub(crate) fn verify(
         ),
     );
     if now < leaf.not_before || now > leaf.not_after {
-        let which = [
-            (sel.ark, "ARK"),
-            (sel.inter, "intermediate"),
-            (sel.leaf, if vlek { "VLEK" } else { "VCEK" }),
-        ];
+        let which = [(sel.ark, "ARK"), (sel.inter, "intermediate"), (sel.leaf, if vlek { "VLEK" } else { "VCEK" })];
         let e = which
             .iter()
             .find_map(|(cert, w)| cert.check_validity(now, w).err())
             .unwrap_or_else(|| "outside validity".into());
-        c.fail(
-            "snp.cert_validity",
-            format!("{e} (now = {})", crate::time::fmt_unix(now)),
-        );
+        c.fail("snp.cert_validity", format!("{e} (now = {})", crate::time::fmt_unix(now)));
         return out;
     }
-    c.pass(
-        "snp.cert_validity",
-        format!("valid at {}", crate::time::fmt_unix(now)),
-    );
+    c.pass("snp.cert_validity", format!("valid at {}", crate::time::fmt_unix(now)));
 
     // 3. The signature over the raw report bytes.
     let sig = match report.signature_fixed() {
@@ -383,16 +318,10 @@ pub(crate) fn verify(
             return out;
         }
     };
-    if UnparsedPublicKey::new(&ECDSA_P384_SHA384_FIXED, &leaf.key)
-        .verify(report.signed_bytes(), &sig)
-        .is_err()
-    {
+    if UnparsedPublicKey::new(&ECDSA_P384_SHA384_FIXED, &leaf.key).verify(report.signed_bytes(), &sig).is_err() {
         c.fail(
             "snp.report_signature",
-            format!(
-                "signature over bytes 0..0x2a0 does not verify with the {}",
-                if vlek { "VLEK" } else { "VCEK" }
-            ),
+            format!("signature over bytes 0..0x2a0 does not verify with the {}", if vlek { "VLEK" } else { "VCEK" }),
         );
         return out;
     }
@@ -404,13 +333,7 @@ pub(crate) fn verify(
 }
 
 /// The checks on authenticated fields: structure, bindings to the certificate, and policy.
-fn judge(
-    out: &mut Outcome,
-    report: &SnpReport,
-    leaf: &VerifiedLeaf,
-    policy: &SnpPolicy,
-    expected_rd: Option<&[u8]>,
-) {
+fn judge(out: &mut Outcome, report: &SnpReport, leaf: &VerifiedLeaf, policy: &SnpPolicy, expected_rd: Option<&[u8]>) {
     let product = leaf.product;
     let reported = Tcb::decode(report.reported_tcb(), product);
     let current = Tcb::decode(report.current_tcb(), product);
@@ -428,27 +351,16 @@ fn judge(
         structural.push(format!("guest policy {p:#x} sets reserved bits 63:26"));
     }
     if report.signer_info() & !0x1F != 0 {
-        structural.push(format!(
-            "signer info {:#x} sets reserved bits",
-            report.signer_info()
-        ));
+        structural.push(format!("signer info {:#x} sets reserved bits", report.signer_info()));
     }
-    if let (Some((fam, model, _)), Some(from_cert)) = (
-        report.cpuid(),
-        Product::from_product_name(&leaf.ext.product_name),
-    ) {
+    if let (Some((fam, model, _)), Some(from_cert)) =
+        (report.cpuid(), Product::from_product_name(&leaf.ext.product_name))
+    {
         if Product::from_cpuid(fam, model) != Some(from_cert) {
             structural.push("CPUID and certificate productName disagree".into());
         }
     }
-    c.record(
-        "snp.reserved_fields",
-        if structural.is_empty() {
-            Ok(())
-        } else {
-            Err(structural.join("; "))
-        },
-    );
+    c.record("snp.reserved_fields", if structural.is_empty() { Ok(()) } else { Err(structural.join("; ")) });
 
     // Bindings of the report to its certificate.
     c.record(
@@ -456,24 +368,14 @@ fn judge(
         if report.reported_tcb() == leaf.ext.tcb_raw {
             Ok(())
         } else {
-            Err(format!(
-                "REPORTED_TCB ({reported}) differs from the certificate's TCB ({})",
-                leaf.ext.tcb
-            ))
+            Err(format!("REPORTED_TCB ({reported}) differs from the certificate's TCB ({})", leaf.ext.tcb))
         },
     );
     match &leaf.ext.hwid {
-        None => c.skip(
-            "snp.chip_id_binding",
-            format!(
-                "VLEK issued to {}",
-                leaf.ext.csp_id.as_deref().unwrap_or("?")
-            ),
-        ),
-        Some(_) if report.chip_id().iter().all(|&b| b == 0) && report.chip_id_masked() => c.skip(
-            "snp.chip_id_binding",
-            "CHIP_ID is masked by the guest (MASK_CHIP_ID)",
-        ),
+        None => c.skip("snp.chip_id_binding", format!("VLEK issued to {}", leaf.ext.csp_id.as_deref().unwrap_or("?"))),
+        Some(_) if report.chip_id().iter().all(|&b| b == 0) && report.chip_id_masked() => {
+            c.skip("snp.chip_id_binding", "CHIP_ID is masked by the guest (MASK_CHIP_ID)")
+        }
         Some(hwid) => {
             let chip = report.chip_id();
             let ok = chip[..hwid.len()] == hwid[..] && chip[hwid.len()..].iter().all(|&b| b == 0);
@@ -482,10 +384,7 @@ fn judge(
                 if ok {
                     Ok(())
                 } else {
-                    Err(
-                        "CHIP_ID differs from the VCEK's hwID (the VCEK belongs to another chip)"
-                            .into(),
-                    )
+                    Err("CHIP_ID differs from the VCEK's hwID (the VCEK belongs to another chip)".into())
                 },
             );
         }
@@ -495,10 +394,7 @@ fn judge(
     c.record(
         "snp.policy.debug",
         if p & pb::DEBUG != 0 && !policy.allow_debug {
-            Err(
-                "guest policy allows debugging (DEBUG=1): the host can read and write guest memory"
-                    .into(),
-            )
+            Err("guest policy allows debugging (DEBUG=1): the host can read and write guest memory".into())
         } else {
             Ok(())
         },
@@ -524,41 +420,22 @@ fn judge(
         if report.vmpl() == policy.vmpl {
             Ok(())
         } else {
-            Err(format!(
-                "VMPL {} is not the required {}",
-                report.vmpl(),
-                policy.vmpl
-            ))
+            Err(format!("VMPL {} is not the required {}", report.vmpl(), policy.vmpl))
         },
     );
     let mut tcb_problems = Vec::new();
     if !reported.at_least(&policy.min_tcb) {
-        tcb_problems.push(format!(
-            "REPORTED_TCB ({reported}) is below the minimum ({})",
-            policy.min_tcb
-        ));
+        tcb_problems.push(format!("REPORTED_TCB ({reported}) is below the minimum ({})", policy.min_tcb));
     }
     if !launch.at_least(&policy.min_tcb) {
-        tcb_problems.push(format!(
-            "LAUNCH_TCB ({launch}) is below the minimum ({})",
-            policy.min_tcb
-        ));
+        tcb_problems.push(format!("LAUNCH_TCB ({launch}) is below the minimum ({})", policy.min_tcb));
     }
     if !current.at_least(&reported) {
-        tcb_problems.push(format!(
-            "REPORTED_TCB ({reported}) is above CURRENT_TCB ({current})"
-        ));
+        tcb_problems.push(format!("REPORTED_TCB ({reported}) is above CURRENT_TCB ({current})"));
     }
-    c.record(
-        "snp.policy.min_tcb",
-        if tcb_problems.is_empty() {
-            Ok(())
-        } else {
-            Err(tcb_problems.join("; "))
-        },
-    );
-    let provisional = report.committed_tcb() != report.current_tcb()
-        || report.committed_version() != report.current_version();
+    c.record("snp.policy.min_tcb", if tcb_problems.is_empty() { Ok(()) } else { Err(tcb_problems.join("; ")) });
+    let provisional =
+        report.committed_tcb() != report.current_tcb() || report.committed_version() != report.current_version();
     c.record(
         "snp.policy.committed_tcb",
         if provisional && !policy.allow_provisional_firmware {
@@ -572,11 +449,7 @@ fn judge(
         if report.guest_svn() >= policy.min_guest_svn {
             Ok(())
         } else {
-            Err(format!(
-                "GUEST_SVN {} is below {}",
-                report.guest_svn(),
-                policy.min_guest_svn
-            ))
+            Err(format!("GUEST_SVN {} is below {}", report.guest_svn(), policy.min_guest_svn))
         },
     );
     if policy.required_mitigations != 0 {
@@ -604,10 +477,7 @@ fn judge(
         if allowed(&policy.measurements, report.measurement()) {
             Ok(())
         } else {
-            Err(format!(
-                "MEASUREMENT {} is not in the allowed list",
-                hex::encode(report.measurement())
-            ))
+            Err(format!("MEASUREMENT {} is not in the allowed list", hex::encode(report.measurement())))
         },
     );
     c.record(
@@ -615,29 +485,11 @@ fn judge(
         if allowed(&policy.host_data, report.host_data()) {
             Ok(())
         } else {
-            Err(format!(
-                "HOST_DATA {} is not in the allowed list",
-                hex::encode(report.host_data())
-            ))
+            Err(format!("HOST_DATA {} is not in the allowed list", hex::encode(report.host_data())))
         },
     );
-    match expected_rd.or(policy.report_data.as_ref().map(|h| h.0.as_slice())) {
-        Some(want) => {
-            c.record(
-                "snp.report_data",
-                if want == report.report_data() {
-                    Ok(())
-                } else {
-                    Err(format!(
-                        "REPORT_DATA {} differs from the expected {}",
-                        hex::encode(report.report_data()),
-                        hex::encode(want)
-                    ))
-                },
-            );
-        }
-        None => c.skip("snp.report_data", "no expected REPORT_DATA given"),
-    };
+    let want = crate::policy::expected_report_data(expected_rd, &policy.report_data);
+    c.report_data("snp.report_data", report.report_data(), want);
 
     let signing = if leaf.vlek { "vlek" } else { "vcek" };
     out.claim(
@@ -689,15 +541,7 @@ mod tests {
         let raw = hex::decode(REPORT_HEX.trim()).unwrap();
         let vcek = Cert::from_der(VCEK, "VCEK").unwrap();
         let roots = certs::roots(Product::Milan);
-        let leaf = verify_chain(
-            &vcek,
-            &roots.ask,
-            &roots.ark,
-            &roots.ark,
-            Product::Milan,
-            false,
-        )
-        .unwrap();
+        let leaf = verify_chain(&vcek, &roots.ask, &roots.ark, &roots.ark, Product::Milan, false).unwrap();
         (raw, leaf)
     }
 
@@ -705,12 +549,7 @@ mod tests {
         let report = SnpReport::parse(raw).unwrap();
         let mut out = Outcome::new(Platform::SevSnp);
         judge(&mut out, &report, leaf, policy, None);
-        out.checks
-            .into_vec()
-            .into_iter()
-            .filter(|c| c.status == CheckStatus::Fail)
-            .map(|c| c.name)
-            .collect()
+        out.checks.into_vec().into_iter().filter(|c| c.status == CheckStatus::Fail).map(|c| c.name).collect()
     }
 
     fn with(mutate: impl FnOnce(&mut Vec<u8>)) -> Vec<String> {
@@ -727,47 +566,22 @@ mod tests {
     #[test]
     fn reserved_bytes_must_be_zero() {
         for off in [0x4C, 0x188, 0x1EB, 0x1EF, 0x1F8, 0x250, 0x29F, 0x330, 0x49F] {
-            assert_eq!(
-                with(|r| r[off] = 1),
-                ["snp.reserved_fields"],
-                "offset {off:#x}"
-            );
+            assert_eq!(with(|r| r[off] = 1), ["snp.reserved_fields"], "offset {off:#x}");
         }
     }
 
     #[test]
     fn policy_reserved_bits() {
-        assert_eq!(
-            with(|r| r[0x0A] &= !0x02),
-            ["snp.reserved_fields"],
-            "bit 17 must be one"
-        );
-        assert_eq!(
-            with(|r| r[0x0F] |= 0x80),
-            ["snp.reserved_fields"],
-            "bit 63 must be zero"
-        );
-        assert_eq!(
-            with(|r| r[0x48] |= 0x40),
-            ["snp.reserved_fields"],
-            "signer info reserved bit"
-        );
+        assert_eq!(with(|r| r[0x0A] &= !0x02), ["snp.reserved_fields"], "bit 17 must be one");
+        assert_eq!(with(|r| r[0x0F] |= 0x80), ["snp.reserved_fields"], "bit 63 must be zero");
+        assert_eq!(with(|r| r[0x48] |= 0x40), ["snp.reserved_fields"], "signer info reserved bit");
     }
 
     #[test]
     fn reported_tcb_must_match_the_vcek() {
-        assert!(
-            with(|r| r[0x186] += 1).contains(&"snp.tcb_binding".to_string()),
-            "snp SPL"
-        );
-        assert!(
-            with(|r| r[0x187] -= 1).contains(&"snp.tcb_binding".to_string()),
-            "ucode SPL"
-        );
-        assert!(
-            with(|r| r[0x183] = 1).contains(&"snp.tcb_binding".to_string()),
-            "reserved TCB byte"
-        );
+        assert!(with(|r| r[0x186] += 1).contains(&"snp.tcb_binding".to_string()), "snp SPL");
+        assert!(with(|r| r[0x187] -= 1).contains(&"snp.tcb_binding".to_string()), "ucode SPL");
+        assert!(with(|r| r[0x183] = 1).contains(&"snp.tcb_binding".to_string()), "reserved TCB byte");
     }
 
     #[test]
@@ -786,34 +600,16 @@ mod tests {
     #[test]
     fn turin_chip_id_binds_eight_bytes_and_the_rest_is_zero() {
         let raw = include_bytes!("../../testdata/sev-snp/oak-turin-v5.report.bin").to_vec();
-        let vcek = Cert::from_der(
-            include_bytes!("../../testdata/sev-snp/oak-turin-v5.vcek.der"),
-            "VCEK",
-        )
-        .unwrap();
+        let vcek = Cert::from_der(include_bytes!("../../testdata/sev-snp/oak-turin-v5.vcek.der"), "VCEK").unwrap();
         let roots = certs::roots(Product::Turin);
-        let leaf = verify_chain(
-            &vcek,
-            &roots.ask,
-            &roots.ark,
-            &roots.ark,
-            Product::Turin,
-            false,
-        )
-        .unwrap();
+        let leaf = verify_chain(&vcek, &roots.ask, &roots.ark, &roots.ark, Product::Turin, false).unwrap();
         assert!(judged(&raw, &leaf, &SnpPolicy::default()).is_empty());
         let mut r = raw.clone();
         r[0x1A8] = 1;
-        assert_eq!(
-            judged(&r, &leaf, &SnpPolicy::default()),
-            ["snp.chip_id_binding"]
-        );
+        assert_eq!(judged(&r, &leaf, &SnpPolicy::default()), ["snp.chip_id_binding"]);
         let mut r = raw;
         r[0x1A7] ^= 1;
-        assert_eq!(
-            judged(&r, &leaf, &SnpPolicy::default()),
-            ["snp.chip_id_binding"]
-        );
+        assert_eq!(judged(&r, &leaf, &SnpPolicy::default()), ["snp.chip_id_binding"]);
     }
 
     #[test]
@@ -824,21 +620,11 @@ mod tests {
 
     #[test]
     fn provisional_firmware_is_refused_by_default() {
-        assert_eq!(
-            with(|r| r[0x1E7] = r[0x1E7].wrapping_add(1)),
-            ["snp.policy.committed_tcb"]
-        );
-        assert_eq!(
-            with(|r| r[0x1EC] ^= 1),
-            ["snp.policy.committed_tcb"],
-            "committed build"
-        );
+        assert_eq!(with(|r| r[0x1E7] = r[0x1E7].wrapping_add(1)), ["snp.policy.committed_tcb"]);
+        assert_eq!(with(|r| r[0x1EC] ^= 1), ["snp.policy.committed_tcb"], "committed build");
         let (mut raw, leaf) = genuine();
         raw[0x1EC] ^= 1;
-        let lax = SnpPolicy {
-            allow_provisional_firmware: true,
-            ..SnpPolicy::default()
-        };
+        let lax = SnpPolicy { allow_provisional_firmware: true, ..SnpPolicy::default() };
         assert!(judged(&raw, &leaf, &lax).is_empty());
     }
 
@@ -856,13 +642,7 @@ mod tests {
     fn launch_tcb_below_minimum_is_refused() {
         let (mut raw, leaf) = genuine();
         raw[0x1F7] = 1; // LAUNCH_TCB ucode
-        let p = SnpPolicy {
-            min_tcb: Tcb {
-                ucode: 100,
-                ..Tcb::default()
-            },
-            ..SnpPolicy::default()
-        };
+        let p = SnpPolicy { min_tcb: Tcb { ucode: 100, ..Tcb::default() }, ..SnpPolicy::default() };
         assert_eq!(judged(&raw, &leaf, &p), ["snp.policy.min_tcb"]);
     }
 
@@ -872,15 +652,7 @@ mod tests {
         let vcek = Cert::from_der(VCEK, "VCEK").unwrap();
         let milan = certs::roots(Product::Milan);
         let genoa = certs::roots(Product::Genoa);
-        let e = verify_chain(
-            &vcek,
-            &milan.ask,
-            &genoa.ark,
-            &milan.ark,
-            Product::Milan,
-            false,
-        )
-        .unwrap_err();
+        let e = verify_chain(&vcek, &milan.ask, &genoa.ark, &milan.ark, Product::Milan, false).unwrap_err();
         assert!(e.contains("pinned ARK-Milan"), "{e}");
     }
 }
@@ -899,11 +671,7 @@ mod forged {
 
     fn chain() -> (Cert, Cert, Cert) {
         let one = |b: &[u8]| parse_cert_file(b, "forged").unwrap().remove(0);
-        (
-            one(ARK),
-            one(ASK),
-            Cert::from_der(VCEK, "forged VCEK").unwrap(),
-        )
+        (one(ARK), one(ASK), Cert::from_der(VCEK, "forged VCEK").unwrap())
     }
 
     #[test]
@@ -913,9 +681,7 @@ mod forged {
         let leaf = verify_chain(&vcek, &ask, &ark, &ark, Product::Milan, false).unwrap();
         let report = SnpReport::parse(REPORT).unwrap();
         let key = UnparsedPublicKey::new(&ECDSA_P384_SHA384_FIXED, &leaf.key);
-        assert!(key
-            .verify(report.signed_bytes(), &report.signature_fixed().unwrap())
-            .is_ok());
+        assert!(key.verify(report.signed_bytes(), &report.signature_fixed().unwrap()).is_ok());
         let mut out = Outcome::new(Platform::SevSnp);
         judge(&mut out, &report, &leaf, &SnpPolicy::default(), None);
         assert!(!out.checks.any_failed());
@@ -924,35 +690,18 @@ mod forged {
     #[test]
     fn forged_hierarchy_is_refused_by_the_pin() {
         let (ark, ask, vcek) = chain();
-        let err = verify_chain(
-            &vcek,
-            &ask,
-            &ark,
-            &certs::roots(Product::Milan).ark,
-            Product::Milan,
-            false,
-        )
-        .unwrap_err();
+        let err =
+            verify_chain(&vcek, &ask, &ark, &certs::roots(Product::Milan).ark, Product::Milan, false).unwrap_err();
         assert!(err.contains("pinned ARK-Milan"), "{err}");
         // And through the public entry point, with or without the forged ARK supplied.
         let verifier = crate::Verifier::new(crate::Policy::default());
-        for certs in [
-            vec![ark.clone(), ask.clone(), vcek.clone()],
-            vec![ask.clone(), vcek.clone()],
-            vec![vcek.clone()],
-        ] {
-            let e = crate::Endorsements {
-                certs,
-                ..Default::default()
-            };
+        for certs in [vec![ark.clone(), ask.clone(), vcek.clone()], vec![ask.clone(), vcek.clone()], vec![vcek.clone()]]
+        {
+            let e = crate::Endorsements { certs, ..Default::default() };
             let r = verifier.verify(REPORT, &e, 1_750_000_000).unwrap();
             assert!(!r.accepted());
             assert_eq!(r.reasons.len(), 1, "{:?}", r.reasons);
-            assert!(
-                r.reasons[0].starts_with("snp.cert_chain"),
-                "{:?}",
-                r.reasons
-            );
+            assert!(r.reasons[0].starts_with("snp.cert_chain"), "{:?}", r.reasons);
         }
     }
 }

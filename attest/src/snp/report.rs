@@ -49,9 +49,7 @@ impl Product {
     /// From a certificate `productName` extension ("Milan-B0", "Genoa", "Turin", VLEK: "Milan").
     pub fn from_product_name(name: &str) -> Option<Product> {
         let base = name.split('-').next().unwrap_or(name);
-        [Product::Milan, Product::Genoa, Product::Turin]
-            .into_iter()
-            .find(|p| p.name() == base)
+        [Product::Milan, Product::Genoa, Product::Turin].into_iter().find(|p| p.name() == base)
     }
 }
 
@@ -94,20 +92,8 @@ impl Tcb {
     pub fn decode(raw: u64, product: Product) -> Tcb {
         let b = raw.to_le_bytes();
         match product {
-            Product::Turin => Tcb {
-                fmc: Some(b[0]),
-                bl: b[1],
-                tee: b[2],
-                snp: b[3],
-                ucode: b[7],
-            },
-            _ => Tcb {
-                fmc: None,
-                bl: b[0],
-                tee: b[1],
-                snp: b[6],
-                ucode: b[7],
-            },
+            Product::Turin => Tcb { fmc: Some(b[0]), bl: b[1], tee: b[2], snp: b[3], ucode: b[7] },
+            _ => Tcb { fmc: None, bl: b[0], tee: b[1], snp: b[6], ucode: b[7] },
         }
     }
 
@@ -118,11 +104,7 @@ impl Tcb {
             (Some(have), Some(want)) => have >= want,
             _ => true,
         };
-        self.bl >= min.bl
-            && self.tee >= min.tee
-            && self.snp >= min.snp
-            && self.ucode >= min.ucode
-            && fmc_ok
+        self.bl >= min.bl && self.tee >= min.tee && self.snp >= min.snp && self.ucode >= min.ucode && fmc_ok
     }
 }
 
@@ -131,11 +113,7 @@ impl core::fmt::Display for Tcb {
         if let Some(fmc) = self.fmc {
             write!(f, "fmc={fmc} ")?;
         }
-        write!(
-            f,
-            "bl={} tee={} snp={} ucode={}",
-            self.bl, self.tee, self.snp, self.ucode
-        )
+        write!(f, "bl={} tee={} snp={} ucode={}", self.bl, self.tee, self.snp, self.ucode)
     }
 }
 
@@ -156,19 +134,12 @@ impl SnpReport {
     /// Parses a report: exactly 1184 bytes, VERSION 2..=5, SIGNATURE_ALGO 1 (ECDSA P-384 SHA-384).
     pub fn parse(bytes: &[u8]) -> Result<SnpReport, ParseError> {
         if bytes.len() != REPORT_LEN {
-            return Err(ParseError::Length {
-                what: WHAT,
-                expected: REPORT_LEN,
-                got: bytes.len(),
-            });
+            return Err(ParseError::Length { what: WHAT, expected: REPORT_LEN, got: bytes.len() });
         }
         let raw: Box<[u8; REPORT_LEN]> = Box::new(bytes.try_into().expect("length checked"));
         let version = le32(&raw[..], 0);
         if !(2..=5).contains(&version) {
-            return Err(ParseError::Version {
-                what: WHAT,
-                version,
-            });
+            return Err(ParseError::Version { what: WHAT, version });
         }
         let algo = le32(&raw[..], 0x34);
         if algo != 1 {
@@ -319,18 +290,12 @@ impl SnpReport {
 
     /// The product this report's CPUID names (version 3 and later).
     pub fn product_from_cpuid(&self) -> Option<Product> {
-        self.cpuid()
-            .and_then(|(fam, model, _)| Product::from_cpuid(fam, model))
+        self.cpuid().and_then(|(fam, model, _)| Product::from_cpuid(fam, model))
     }
 
     /// Reserved ranges that must be zero for this version (after the signature is checked these are trusted).
     pub fn nonzero_reserved(&self) -> Vec<String> {
-        let mut ranges: Vec<(usize, usize)> = vec![
-            (0x4C, 0x50),
-            (0x1EB, 0x1EC),
-            (0x1EF, 0x1F0),
-            (0x330, REPORT_LEN),
-        ];
+        let mut ranges: Vec<(usize, usize)> = vec![(0x4C, 0x50), (0x1EB, 0x1EC), (0x1EF, 0x1F0), (0x330, REPORT_LEN)];
         ranges.push((if self.version() >= 3 { 0x18B } else { 0x188 }, 0x1A0));
         ranges.push((if self.version() >= 5 { 0x208 } else { 0x1F8 }, 0x2A0));
         ranges
