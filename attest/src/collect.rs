@@ -7,8 +7,9 @@
 //!
 //! The simulated TEE ([`collect_sim`]) needs no hardware and is insecure by design (see [`crate::sim`]).
 //!
-//! Not implemented yet: the older `/dev/sev-guest` ioctl path (kernels before 6.7) and `/dev/tdx_guest`;
-//! [`collect`] says so when configfs-tsm is absent.
+//! On SEV-SNP guests whose kernel predates configfs-tsm, [`collect`] falls back to `/dev/sev-guest`
+//! (`SNP_GET_EXT_REPORT` through the virtee `sev` crate; feature `sev-guest`), which also returns the host's
+//! certificate table. Not implemented: `/dev/tdx_guest` (TDX needs configfs-tsm).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -21,24 +22,56 @@ use crate::sim::{SimClaims, SimEvidence};
 /// Where configfs-tsm lives.
 pub const TSM_REPORT_DIR: &str = "/sys/kernel/config/tsm/report";
 
-/// Which TEE [`collect`] can reach on this machine, if any (configfs-tsm present, and the guest device that
-/// names the platform).
+/// The SEV-SNP guest device.
+pub const SEV_GUEST_DEVICE: &str = "/dev/sev-guest";
+
+/// Which TEE [`collect`] can reach on this machine, if any.
 pub fn detect() -> Option<Platform> {
-    if !Path::new(TSM_REPORT_DIR).is_dir() {
-        return None;
-    }
-    if Path::new("/dev/tdx_guest").exists() {
+    let tsm = Path::new(TSM_REPORT_DIR).is_dir();
+    let sev_guest = Path::new(SEV_GUEST_DEVICE).exists();
+    if tsm && Path::new("/dev/tdx_guest").exists() {
         Some(Platform::Tdx)
-    } else if Path::new("/dev/sev-guest").exists() {
+    } else if sev_guest && (tsm || cfg!(feature = "sev-guest")) {
         Some(Platform::SevSnp)
     } else {
         None
     }
 }
 
-/// Collects hardware evidence binding `report_data`, through configfs-tsm.
+/// Collects hardware evidence binding `report_data`: through configfs-tsm where the kernel has it, else (SNP)
+/// through `/dev/sev-guest`.
 pub fn collect(report_data: &[u8; 64]) -> Result<Bundle> {
+    if !Path::new(TSM_REPORT_DIR).is_dir() && Path::new(SEV_GUEST_DEVICE).exists() {
+        return collect_sev_guest(report_data);
+    }
     collect_at(Path::new(TSM_REPORT_DIR), report_data)
+}
+
+/// SEV-SNP evidence through the `/dev/sev-guest` ioctl: the raw report as the firmware signed it, and every
+/// certificate in the host's certificate table.
+#[cfg(all(feature = "sev-guest", target_os = "linux"))]
+pub fn collect_sev_guest(report_data: &[u8; 64]) -> Result<Bundle> {
+    use sev_guest::firmware::guest::Firmware;
+    let mut fw = Firmware::open().map_err(|e| Error::Collect(format!("opening {SEV_GUEST_DEVICE}: {e}")))?;
+    // VMPL None: the firmware reports at the VMPL the guest runs at.
+    let (report, table) = fw
+        .get_ext_report(None, Some(*report_data), None)
+        .map_err(|e| Error::Collect(format!("SNP_GET_EXT_REPORT: {e}")))?;
+    let certs = table
+        .unwrap_or_default()
+        .into_iter()
+        .map(|entry| entry.data().to_vec())
+        .filter(|der| crate::x509::Cert::from_der(der, "cert table entry").is_ok())
+        .collect();
+    Ok(Bundle::new(Platform::SevSnp, report, certs))
+}
+
+/// Without the `sev-guest` feature there is no ioctl path.
+#[cfg(not(all(feature = "sev-guest", target_os = "linux")))]
+pub fn collect_sev_guest(_report_data: &[u8; 64]) -> Result<Bundle> {
+    Err(Error::Collect(format!(
+        "{TSM_REPORT_DIR} is missing and this build has no {SEV_GUEST_DEVICE} support (attest feature `sev-guest`)"
+    )))
 }
 
 /// Removes the report directory when dropped.

@@ -28,6 +28,39 @@ impl<'de> Deserialize<'de> for HexBytes {
     }
 }
 
+/// A "major.minor" version (ABI or firmware).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Version {
+    /// Major.
+    pub major: u8,
+    /// Minor.
+    pub minor: u8,
+}
+
+impl core::fmt::Display for Version {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{}.{}", self.major, self.minor)
+    }
+}
+
+impl Serialize for Version {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> core::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for Version {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> core::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let parse = |p: Option<&str>| p.and_then(|x| x.trim().parse::<u8>().ok());
+        let mut it = s.split('.');
+        match (parse(it.next()), parse(it.next()), it.next()) {
+            (Some(major), Some(minor), None) => Ok(Version { major, minor }),
+            _ => Err(serde::de::Error::custom(format!("{s:?} is not a \"major.minor\" version such as \"1.55\""))),
+        }
+    }
+}
+
 /// The whole policy.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -64,6 +97,20 @@ pub struct SnpPolicy {
     pub min_guest_svn: u32,
     /// Bits that must be set in LAUNCH_MIT_VECTOR and CURRENT_MIT_VECTOR (report v5+). Default 0.
     pub required_mitigations: u64,
+    /// Require the guest policy's SINGLE_SOCKET bit. Default false.
+    pub require_single_socket: bool,
+    /// Minimum ABI version the guest policy demands, "major.minor" (e.g. "1.51"). Default none.
+    pub min_abi: Option<Version>,
+    /// Minimum current and committed SEV firmware version, "major.minor" (e.g. "1.55"). Default none.
+    pub min_firmware: Option<Version>,
+    /// Allowed FAMILY_ID values (16-byte hex, from the ID block); empty allows any.
+    pub family_ids: Vec<HexBytes>,
+    /// Allowed IMAGE_ID values (16-byte hex); empty allows any.
+    pub image_ids: Vec<HexBytes>,
+    /// Allowed ID_KEY_DIGEST values (48-byte hex); empty allows any.
+    pub id_key_digests: Vec<HexBytes>,
+    /// Allowed AUTHOR_KEY_DIGEST values (48-byte hex); empty allows any.
+    pub author_key_digests: Vec<HexBytes>,
     /// Expected REPORT_DATA (64-byte hex). Usually supplied per request instead.
     pub report_data: Option<HexBytes>,
 }
@@ -81,6 +128,13 @@ impl Default for SnpPolicy {
             host_data: Vec::new(),
             min_guest_svn: 0,
             required_mitigations: 0,
+            require_single_socket: false,
+            min_abi: None,
+            min_firmware: None,
+            family_ids: Vec::new(),
+            image_ids: Vec::new(),
+            id_key_digests: Vec::new(),
+            author_key_digests: Vec::new(),
             report_data: None,
         }
     }
@@ -128,6 +182,14 @@ pub struct TdxPolicy {
     pub rtmr3: Vec<HexBytes>,
     /// Allowed MRCONFIGID values; empty allows any.
     pub mrconfigid: Vec<HexBytes>,
+    /// Allowed MROWNER values; empty allows any.
+    pub mrowner: Vec<HexBytes>,
+    /// Allowed MROWNERCONFIG values; empty allows any.
+    pub mrownerconfig: Vec<HexBytes>,
+    /// Allowed MRSEAM values (TDX module measurements); empty allows any.
+    pub mrseam: Vec<HexBytes>,
+    /// Minimum TEE_TCB_SVN (16-byte hex), component-wise. Default none.
+    pub min_tee_tcb_svn: Option<HexBytes>,
     /// XFAM bits that may be set. Default 0x6DBE7 (go-tdx-guest's mask); bits 0 and 1 must always be set.
     pub xfam_allowed: u64,
     /// Expected REPORT_DATA (64-byte hex).
@@ -149,6 +211,10 @@ impl Default for TdxPolicy {
             rtmr2: Vec::new(),
             rtmr3: Vec::new(),
             mrconfigid: Vec::new(),
+            mrowner: Vec::new(),
+            mrownerconfig: Vec::new(),
+            mrseam: Vec::new(),
+            min_tee_tcb_svn: None,
             xfam_allowed: 0x6DBE7,
             report_data: None,
         }
@@ -189,6 +255,11 @@ impl Policy {
     pub fn validate(&self) -> Result<()> {
         check_lengths(&self.snp.measurements, 48, "snp.measurements")?;
         check_lengths(&self.snp.host_data, 32, "snp.host_data")?;
+        check_lengths(&self.snp.family_ids, 16, "snp.family_ids")?;
+        check_lengths(&self.snp.image_ids, 16, "snp.image_ids")?;
+        check_lengths(&self.snp.id_key_digests, 48, "snp.id_key_digests")?;
+        check_lengths(&self.snp.author_key_digests, 48, "snp.author_key_digests")?;
+        check_lengths(self.tdx.min_tee_tcb_svn.as_slice(), 16, "tdx.min_tee_tcb_svn")?;
         check_lengths(self.snp.report_data.as_slice(), 64, "snp.report_data")?;
         for (k, l) in [
             ("tdx.mrtd", &self.tdx.mrtd),
@@ -197,6 +268,9 @@ impl Policy {
             ("tdx.rtmr2", &self.tdx.rtmr2),
             ("tdx.rtmr3", &self.tdx.rtmr3),
             ("tdx.mrconfigid", &self.tdx.mrconfigid),
+            ("tdx.mrowner", &self.tdx.mrowner),
+            ("tdx.mrownerconfig", &self.tdx.mrownerconfig),
+            ("tdx.mrseam", &self.tdx.mrseam),
         ] {
             check_lengths(l, 48, k)?;
         }

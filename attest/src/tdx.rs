@@ -555,6 +555,9 @@ fn judge(out: &mut Outcome, q: &Quote, policy: &TdxPolicy, expected_rd: Option<&
         ("tdx.policy.rtmr2", &policy.rtmr2, &b.rtmr[2]),
         ("tdx.policy.rtmr3", &policy.rtmr3, &b.rtmr[3]),
         ("tdx.policy.mrconfigid", &policy.mrconfigid, &b.mr_config_id),
+        ("tdx.policy.mrowner", &policy.mrowner, &b.mr_owner),
+        ("tdx.policy.mrownerconfig", &policy.mrownerconfig, &b.mr_owner_config),
+        ("tdx.policy.mrseam", &policy.mrseam, &b.mr_seam),
     ] {
         if !list.is_empty() {
             c.record(
@@ -566,6 +569,16 @@ fn judge(out: &mut Outcome, q: &Quote, policy: &TdxPolicy, expected_rd: Option<&
                 },
             );
         }
+    }
+    if let Some(min) = &policy.min_tee_tcb_svn {
+        let low: Vec<String> = (0..16)
+            .filter(|&i| b.tee_tcb_svn[i] < min.0[i])
+            .map(|i| format!("component {i}: {} < {}", b.tee_tcb_svn[i], min.0[i]))
+            .collect();
+        c.record(
+            "tdx.policy.min_tee_tcb_svn",
+            if low.is_empty() { Ok(()) } else { Err(format!("TEE_TCB_SVN below the minimum ({})", low.join(", "))) },
+        );
     }
     let want = crate::policy::expected_report_data(expected_rd, &policy.report_data);
     c.report_data("tdx.report_data", &b.report_data, want);

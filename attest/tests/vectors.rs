@@ -303,7 +303,10 @@ fn snp_policy_allow_lists_and_minimums_are_enforced() {
     let now = at("2025-01-01");
     let m_other = format!("[snp]\nmeasurements = [\"{}\"]", "11".repeat(48));
     let h_other = format!("[snp]\nhost_data = [\"{}\"]", "11".repeat(32));
-    let cases: [(&str, &str); 8] = [
+    let f_other = format!("[snp]\nfamily_ids = [\"{}\"]", "11".repeat(16));
+    let i_other = format!("[snp]\nimage_ids = [\"{}\"]", "11".repeat(16));
+    let k_other = format!("[snp]\nid_key_digests = [\"{}\"]", "11".repeat(48));
+    let cases: [(&str, &str); 14] = [
         (&m_other, "snp.policy.measurement"),
         (&h_other, "snp.policy.host_data"),
         ("[snp]\nmin_tcb = { bl = 3, tee = 0, snp = 9, ucode = 0 }", "snp.policy.min_tcb"),
@@ -312,14 +315,26 @@ fn snp_policy_allow_lists_and_minimums_are_enforced() {
         ("[snp]\nallow_smt = false", "snp.policy.smt"),
         ("[snp]\nvmpl = 2", "snp.policy.vmpl"),
         ("[snp]\nrequired_mitigations = 1", "snp.policy.mitigations"),
+        ("[snp]\nrequire_single_socket = true", "snp.policy.single_socket"),
+        ("[snp]\nmin_abi = \"0.1\"", "snp.policy.versions"),
+        ("[snp]\nmin_firmware = \"1.53\"", "snp.policy.versions"),
+        (&f_other, "snp.policy.family_id"),
+        (&i_other, "snp.policy.image_id"),
+        (&k_other, "snp.policy.id_key_digest"),
     ];
     for (toml, check) in cases {
         assert_rejected_for(&run(&verifier(toml), &ev, &e, now), &[check]);
     }
     let m = hex::encode(&virtee_raw()[0x90..0xC0]);
-    let ok = format!("[snp]\nmeasurements = [\"{m}\"]\nmin_tcb = {{ bl = 3, snp = 8, ucode = 115 }}");
+    let raw = virtee_raw();
+    let (fam, img, idk) =
+        (hex::encode(&raw[0x10..0x20]), hex::encode(&raw[0x20..0x30]), hex::encode(&raw[0xE0..0x110]));
+    let ok = format!(
+        "[snp]\nmeasurements = [\"{m}\"]\nmin_tcb = {{ bl = 3, snp = 8, ucode = 115 }}\nmin_firmware = \"1.52\"\nmin_abi = \"0.0\"\nfamily_ids = [\"{fam}\"]\nimage_ids = [\"{img}\"]\nid_key_digests = [\"{idk}\"]"
+    );
     assert_accepted(&run(&verifier(&ok), &ev, &e, now));
     assert!(Policy::from_toml("[snp]\nmeasurements = [\"00\"]").is_err(), "a 1-byte measurement is refused");
+    assert!(Policy::from_toml("[snp]\nmin_firmware = \"1\"").is_err(), "versions are major.minor");
 }
 
 #[test]
@@ -481,6 +496,12 @@ fn tdx_expected_report_data_and_measurement_allow_lists() {
     assert_rejected_for(&r, &["tdx.policy.mrtd"]);
     let r = run(&verifier(&format!("[tdx]\nrtmr0 = [\"{other}\"]")), &ev, &e, at("2025-07-01"));
     assert_rejected_for(&r, &["tdx.policy.rtmr0"]);
+    let r = run(&verifier(&format!("[tdx]\nmrseam = [\"{other}\"]")), &ev, &e, at("2025-07-01"));
+    assert_rejected_for(&r, &["tdx.policy.mrseam"]);
+    // TEE_TCB_SVN is 06 01 03 00...: a minimum of 07 in component 0 fails, 06 passes.
+    let min = |first: &str| format!("[tdx]\nmin_tee_tcb_svn = \"{first}{}\"", "00".repeat(15));
+    assert_rejected_for(&run(&verifier(&min("07")), &ev, &e, at("2025-07-01")), &["tdx.policy.min_tee_tcb_svn"]);
+    assert_accepted(&run(&verifier(&min("06")), &ev, &e, at("2025-07-01")));
     let mut e2 = e.clone();
     e2.expected_report_data = Some(vec![0; 64]);
     assert_rejected_for(&run(&Verifier::new(Policy::default()), &ev, &e2, at("2025-07-01")), &["tdx.report_data"]);

@@ -220,3 +220,53 @@ pub fn check_leaf_key(cert: &Cert) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cert(der: &[u8]) -> Cert {
+        Cert::from_der(der, "test").unwrap()
+    }
+
+    #[test]
+    fn turin_vcek_extensions_use_the_turin_layout() {
+        // virtee's Turin VCEK: structVersion 1, fmcSPL present, spl_4 absent, 8-byte hwID.
+        let c = cert(include_bytes!("../../testdata/sev-snp/virtee-turin.vcek.der"));
+        assert_eq!(Role::of(&c), Some(Role::Vcek));
+        let ext = leaf_extensions(&c, Product::Turin, false).unwrap();
+        assert_eq!(ext.struct_version, 1);
+        assert_eq!(ext.product_name, "Turin");
+        assert_eq!(ext.hwid.as_deref(), Some(&hex::decode("1e550a8ee5cf9f4d").unwrap()[..]));
+        assert_eq!(ext.tcb, Tcb { fmc: Some(0), bl: 0, tee: 0, snp: 0, ucode: 9 });
+        assert_eq!(ext.tcb_raw, 9u64 << 56);
+        // Its chain: the pinned Turin ASK signed it.
+        assert!(c.verify_signed_by_rsa_pss_sha384(&roots(Product::Turin).ask).is_ok());
+        // It is not a Milan certificate.
+        assert!(leaf_extensions(&c, Product::Milan, false).is_err());
+    }
+
+    #[test]
+    fn vcek_and_vlek_extensions_are_exclusive() {
+        let vcek = cert(include_bytes!("../../testdata/sev-snp/virtee-milan-v2.vcek.der"));
+        assert!(leaf_extensions(&vcek, Product::Milan, true).unwrap_err().contains("cspID"));
+        let vlek = cert(include_bytes!("../../testdata/sev-snp/trustee-aws-milan-vlek-v3.vlek.der"));
+        assert_eq!(Role::of(&vlek), Some(Role::Vlek));
+        let ext = leaf_extensions(&vlek, Product::Milan, true).unwrap();
+        assert_eq!(ext.csp_id.as_deref(), Some("CN=cc-us-east-2.amazonaws.com"));
+        assert!(leaf_extensions(&vlek, Product::Milan, false).is_err());
+    }
+
+    #[test]
+    fn pinned_roots_are_amds() {
+        for p in [Product::Milan, Product::Genoa, Product::Turin] {
+            let r = roots(p);
+            assert_eq!(Role::of(&r.ark), Some(Role::Ark(p)));
+            assert_eq!(Role::of(&r.ask), Some(Role::Ask(p)));
+            assert_eq!(Role::of(&r.asvk), Some(Role::Asvk(p)));
+            assert!(r.ark.verify_signed_by_rsa_pss_sha384(&r.ark).is_ok());
+            assert!(r.ask.verify_signed_by_rsa_pss_sha384(&r.ark).is_ok());
+            assert!(r.asvk.verify_signed_by_rsa_pss_sha384(&r.ark).is_ok());
+        }
+    }
+}

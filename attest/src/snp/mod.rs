@@ -15,7 +15,7 @@ use serde_json::json;
 
 pub use report::{Product, SigningKey, SnpReport, Tcb};
 
-use crate::policy::{allowed, SnpPolicy};
+use crate::policy::{allowed, SnpPolicy, Version};
 use crate::result::{Outcome, Platform};
 use crate::x509::Cert;
 use certs::Role;
@@ -472,6 +472,56 @@ fn judge(out: &mut Outcome, report: &SnpReport, leaf: &VerifiedLeaf, policy: &Sn
         };
         c.record("snp.policy.mitigations", r);
     }
+    let abi = Version { major: (p >> 8) as u8, minor: p as u8 };
+    let mut version_problems = Vec::new();
+    if let Some(min) = policy.min_abi {
+        if abi < min {
+            version_problems.push(format!("the guest policy's ABI {abi} is below {min}"));
+        }
+    }
+    if let Some(min) = policy.min_firmware {
+        for (which, (major, minor, _)) in
+            [("current", report.current_version()), ("committed", report.committed_version())]
+        {
+            let have = Version { major, minor };
+            if have < min {
+                version_problems.push(format!("{which} firmware {have} is below {min}"));
+            }
+        }
+    }
+    if policy.min_abi.is_some() || policy.min_firmware.is_some() {
+        c.record(
+            "snp.policy.versions",
+            if version_problems.is_empty() { Ok(()) } else { Err(version_problems.join("; ")) },
+        );
+    }
+    if policy.require_single_socket {
+        c.record(
+            "snp.policy.single_socket",
+            if p & pb::SINGLE_SOCKET != 0 {
+                Ok(())
+            } else {
+                Err("the guest policy does not require a single socket".into())
+            },
+        );
+    }
+    for (name, list, value) in [
+        ("snp.policy.family_id", &policy.family_ids, report.family_id()),
+        ("snp.policy.image_id", &policy.image_ids, report.image_id()),
+        ("snp.policy.id_key_digest", &policy.id_key_digests, report.id_key_digest()),
+        ("snp.policy.author_key_digest", &policy.author_key_digests, report.author_key_digest()),
+    ] {
+        if !list.is_empty() {
+            c.record(
+                name,
+                if allowed(list, value) {
+                    Ok(())
+                } else {
+                    Err(format!("{} is not in the allowed list", hex::encode(value)))
+                },
+            );
+        }
+    }
     c.record(
         "snp.policy.measurement",
         if allowed(&policy.measurements, report.measurement()) {
@@ -508,6 +558,8 @@ fn judge(out: &mut Outcome, report: &SnpReport, leaf: &VerifiedLeaf, policy: &Sn
             "host_data": hex::encode(report.host_data()),
             "id_key_digest": hex::encode(report.id_key_digest()),
             "author_key_digest": hex::encode(report.author_key_digest()),
+            "abi": format!("{}.{}", (p >> 8) as u8, p as u8),
+            "single_socket": p & pb::SINGLE_SOCKET != 0,
             "report_id": hex::encode(report.report_id()),
             "chip_id": hex::encode(report.chip_id()),
             "reported_tcb": reported,
