@@ -51,7 +51,7 @@ pub fn collect(report_data: &[u8; 64]) -> Result<Bundle> {
 /// certificate in the host's certificate table.
 #[cfg(all(feature = "sev-guest", target_os = "linux"))]
 pub fn collect_sev_guest(report_data: &[u8; 64]) -> Result<Bundle> {
-    use sev_guest::firmware::guest::Firmware;
+    use sev::firmware::guest::Firmware;
     let mut fw = Firmware::open().map_err(|e| Error::Collect(format!("opening {SEV_GUEST_DEVICE}: {e}")))?;
     // VMPL None: the firmware reports at the VMPL the guest runs at.
     let (report, table) = fw
