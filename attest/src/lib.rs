@@ -78,7 +78,14 @@ pub enum Evidence {
     Sim(Vec<u8>),
     /// A Sigil evidence bundle.
     Bundle(Bundle),
-    /// Azure vTPM evidence JSON (trustee `az-snp-vtpm` shape): HCL report and VCEK.
+    /// Azure TDX vTPM evidence JSON (trustee `az-tdx-vtpm` shape): the TD quote and the HCL report.
+    AzureTdxJson {
+        /// The HCL report (runtime claims bound by the quote's REPORT_DATA).
+        hcl: Vec<u8>,
+        /// The TD quote.
+        quote: Vec<u8>,
+    },
+    /// Azure SNP vTPM evidence JSON (trustee `az-snp-vtpm` shape): HCL report and VCEK.
     AzureJson {
         /// The HCL report.
         hcl: Vec<u8>,
@@ -137,15 +144,25 @@ impl Evidence {
     }
 }
 
+/// Azure vTPM evidence as trustee's `az-snp-vtpm` (`{report, vcek, quote}`) and `az-tdx-vtpm`
+/// (`{hcl_report, td_quote, tpm_quote}`) verifiers take it. The TPM quote is not verified (see docs).
 fn azure_json(text: &[u8]) -> core::result::Result<Evidence, ParseError> {
     #[derive(serde::Deserialize)]
-    struct AzureEvidence {
-        report: Vec<u8>,
-        vcek: String,
+    #[serde(untagged)]
+    enum AzureEvidence {
+        Snp { report: Vec<u8>, vcek: String },
+        Tdx { hcl_report: Vec<u8>, td_quote: Vec<u8> },
     }
-    let ev: AzureEvidence = serde_json::from_slice(text)
-        .map_err(|e| ParseError::Json(format!("not Azure vTPM evidence JSON {{report, vcek, quote}}: {e}")))?;
-    Ok(Evidence::AzureJson { hcl: ev.report, vcek_pem: ev.vcek })
+    let ev: AzureEvidence = serde_json::from_slice(text).map_err(|_| {
+        ParseError::Json(
+            "not Azure vTPM evidence JSON: expected {report, vcek, ...} (SNP) or {hcl_report, td_quote, ...} (TDX)"
+                .into(),
+        )
+    })?;
+    Ok(match ev {
+        AzureEvidence::Snp { report, vcek } => Evidence::AzureJson { hcl: report, vcek_pem: vcek },
+        AzureEvidence::Tdx { hcl_report, td_quote } => Evidence::AzureTdxJson { hcl: hcl_report, quote: td_quote },
+    })
 }
 
 /// Verifies evidence under one policy. Keeps a cache of verified SNP certificate chains, so it is meant to be
@@ -188,6 +205,7 @@ impl Verifier {
                 Err(e) => format_failure(Platform::SevSnp, "snp.format", e),
             },
             Evidence::AzureHcl(raw) => self.verify_hcl(&raw, endorsements, now),
+            Evidence::AzureTdxJson { hcl, quote } => self.verify_quote(&quote, Some(&hcl), endorsements, now),
             Evidence::AzureJson { hcl, vcek_pem } => {
                 let mut e = endorsements.clone();
                 e.certs.extend(x509::parse_cert_file(vcek_pem.as_bytes(), "VCEK in Azure evidence")?);

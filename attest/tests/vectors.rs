@@ -645,3 +645,20 @@ fn malformed_evidence_errors_say_it_once() {
     assert!(shown.starts_with("malformed evidence: unrecognised evidence format"), "{shown}");
     assert!(std::error::Error::source(&e).is_none(), "the cause is in the message, not repeated as a source");
 }
+
+#[test]
+fn azure_tdx_vtpm_evidence_json_is_read() {
+    // The trustee az-tdx-vtpm shape, built from the two Azure TDX vectors.
+    let json = serde_json::json!({
+        "version": 0,
+        "tpm_quote": { "signature": [], "message": [], "pcrs": [] },
+        "hcl_report": file("tdx/azure-00806f05-v4.hcl.bin"),
+        "td_quote": file("tdx/azure-00806f05-v4.quote.bin"),
+    });
+    let bytes = serde_json::to_vec(&json).unwrap();
+    let v = verifier("[tdx]\nrequire_collateral = false\nrequire_sept_ve_disable = false");
+    let r = run(&v, &bytes, &Endorsements::default(), at("2025-07-01"));
+    assert_accepted(&r);
+    assert!(passed(&r, "tdx.report_data"), "the runtime claims binding is checked");
+    assert_eq!(r.claims["azure_runtime_claims"]["keys"][0]["kid"], "HCLAkPub");
+}

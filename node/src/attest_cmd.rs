@@ -271,6 +271,10 @@ fn bundle(a: BundleArgs) -> anyhow::Result<()> {
         let bytes = std::fs::read(path).with_context(|| format!("reading certificate {}", path.display()))?;
         certs.extend(parse_cert_file(&bytes, &path.display().to_string())?.iter().map(|c| c.der().to_vec()));
     }
+    let mut azure_hcl = match &a.azure_hcl {
+        Some(p) => Some(std::fs::read(p).with_context(|| format!("reading {}", p.display()))?),
+        None => None,
+    };
     let ev = Evidence::detect(&raw).with_context(|| format!("evidence {}", a.evidence.display()))?;
     let (platform, evidence) = match ev {
         Evidence::Snp(b) | Evidence::AzureHcl(b) => (Platform::SevSnp, b),
@@ -282,6 +286,12 @@ fn bundle(a: BundleArgs) -> anyhow::Result<()> {
             );
             (Platform::SevSnp, hcl)
         }
+        Evidence::AzureTdxJson { hcl, quote } => {
+            if azure_hcl.replace(hcl).is_some() {
+                bail!("{} already carries its HCL report; drop --azure-hcl", a.evidence.display());
+            }
+            (Platform::Tdx, quote)
+        }
         Evidence::Bundle(_) => bail!("{} is already a bundle", a.evidence.display()),
     };
     let mut b = attest::Bundle::new(platform, evidence, certs);
@@ -290,7 +300,7 @@ fn bundle(a: BundleArgs) -> anyhow::Result<()> {
         Endorsements::parse_collateral(text.as_bytes()).with_context(|| format!("collateral {}", p.display()))?;
         b.collateral = Some(text);
     }
-    if let Some(p) = &a.azure_hcl {
+    if let Some(hcl) = azure_hcl {
         if platform != Platform::Tdx {
             bail!(
                 "--azure-hcl goes with an Azure TDX quote; {} is {} evidence",
@@ -298,19 +308,13 @@ fn bundle(a: BundleArgs) -> anyhow::Result<()> {
                 platform.as_str()
             );
         }
-        let hcl = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
-        attest::azure::HclReport::parse(&hcl).with_context(|| format!("{}", p.display()))?;
+        attest::azure::HclReport::parse(&hcl).context("Azure HCL report")?;
         b.azure_hcl = Some(hcl.into());
     }
     let bytes = b.encode()?;
     std::fs::write(&a.out, &bytes).with_context(|| format!("writing {}", a.out.display()))?;
-    eprintln!(
-        "wrote {} evidence bundle ({} bytes, {} certificates) to {}",
-        platform.as_str(),
-        bytes.len(),
-        b.certs.len(),
-        a.out.display()
-    );
+    let (kind, n, out) = (platform.as_str(), b.certs.len(), a.out.display());
+    eprintln!("wrote {kind} evidence bundle ({} bytes, {n} certificates) to {out}", bytes.len());
     Ok(())
 }
 
