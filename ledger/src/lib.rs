@@ -1,10 +1,20 @@
 //! # ledger: the pod's append-only, provable log
 //!
-//! **Not implemented yet** (issue "Ledger core"). This crate will hold the ledger's pure core — entries,
-//! the RFC 9162 Merkle log, inclusion and consistency proofs, checkpoints and receipts — with RocksDB storage and
-//! the BFT state machine as adapters at its edge.
+//! The ledger is what makes a receipt worth something: an append-only log whose every entry can be proven to
+//! anyone, offline, with nothing but the pod's genesis. This crate is its **pure core**: hashes and the
+//! RFC 9162 Merkle tree with inclusion and consistency proofs ([`merkle`]). Entries, checkpoints, receipts and
+//! storage adapters arrive with the rest of the ledger issue.
 //!
-//! What it must never do: depend on RocksDB, libp2p or HTTP in its core (storage and consensus are adapters),
-//! or use `unsafe`.
+//! What it must never do: depend on RocksDB, libp2p or HTTP in its core (storage and consensus are adapters
+//! behind traits such as [`merkle::NodeReader`]); panic on untrusted input (proofs, entries, receipts); or use
+//! `unsafe`. It must keep building for a verifier that runs in a browser.
 
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod error;
+pub mod hash;
+pub mod merkle;
+
+pub use error::{LedgerError, ProofError};
+pub use hash::Hash;

@@ -1,0 +1,91 @@
+//! SHA-256 hashes and the RFC 9162 tree-hash domain separation.
+
+use core::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// A SHA-256 hash: a leaf hash, a tree node, a root, an entry digest.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Hash(pub [u8; 32]);
+
+impl Hash {
+    /// Hash length in bytes.
+    pub const LEN: usize = 32;
+
+    /// SHA-256 of `data`.
+    pub fn digest(data: &[u8]) -> Hash {
+        Hash(ring::digest::digest(&ring::digest::SHA256, data).as_ref().try_into().expect("32 bytes"))
+    }
+
+    /// From exactly 32 bytes.
+    pub fn from_slice(b: &[u8]) -> Option<Hash> {
+        b.try_into().ok().map(Hash)
+    }
+
+    /// The bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// Lower-case hex.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+impl fmt::Debug for Hash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Hash({})", self.to_hex())
+    }
+}
+
+impl fmt::Display for Hash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl Serialize for Hash {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.serialize_str(&self.to_hex())
+        } else {
+            s.serialize_bytes(&self.0)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Hash {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if d.is_human_readable() {
+            let s = String::deserialize(d)?;
+            let v = hex::decode(&s).map_err(serde::de::Error::custom)?;
+            Hash::from_slice(&v).ok_or_else(|| serde::de::Error::custom("a hash is 32 bytes"))
+        } else {
+            let v = serde_bytes::ByteBuf::deserialize(d)?;
+            Hash::from_slice(&v).ok_or_else(|| serde::de::Error::custom("a hash is 32 bytes"))
+        }
+    }
+}
+
+/// The root of the empty tree: SHA-256 of the empty string (RFC 9162 §2.1.1).
+pub fn empty_root() -> Hash {
+    Hash::digest(&[])
+}
+
+/// RFC 9162 leaf hash: SHA-256(0x00 ‖ entry).
+pub fn leaf_hash(entry: &[u8]) -> Hash {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    ctx.update(&[0x00]);
+    ctx.update(entry);
+    Hash(ctx.finish().as_ref().try_into().expect("32 bytes"))
+}
+
+/// RFC 9162 interior node hash: SHA-256(0x01 ‖ left ‖ right).
+pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
+    let mut buf = [0u8; 65];
+    buf[0] = 0x01;
+    buf[1..33].copy_from_slice(&left.0);
+    buf[33..].copy_from_slice(&right.0);
+    Hash::digest(&buf)
+}
