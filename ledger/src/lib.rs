@@ -2,7 +2,8 @@
 //!
 //! The ledger is what makes a receipt worth something: an append-only log whose every entry can be proven to
 //! anyone, offline, with nothing but the pod's genesis. This crate is its **pure core**: hashes and the
-//! RFC 9162 Merkle tree with inclusion and consistency proofs ([`merkle`]). Entries, checkpoints, receipts and
+//! RFC 9162 Merkle tree with inclusion and consistency proofs ([`merkle`]), and checkpoints cosigned by the
+//! validators ([`checkpoint`]). Entries, checkpoints, receipts and
 //! storage adapters arrive with the rest of the ledger issue.
 //!
 //! What it must never do: depend on RocksDB, libp2p or HTTP in its core (storage and consensus are adapters
@@ -12,6 +13,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod checkpoint;
 pub mod error;
 pub mod hash;
 pub mod merkle;
