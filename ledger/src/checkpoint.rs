@@ -33,6 +33,7 @@ fn err(detail: impl Into<String>) -> LedgerError {
 
 /// A validator's checkpoint-signing identity.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Validator {
     /// Key name in signed notes (no spaces, no '+').
     pub name: String,

@@ -56,14 +56,27 @@ impl Serialize for Hash {
 }
 
 impl<'de> Deserialize<'de> for Hash {
+    /// Accepts 32 raw bytes or 64 hex digits, whatever the format claims to be: serde's buffering of internally
+    /// tagged enums does not carry `is_human_readable` through.
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Hash;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a 32-byte hash (bytes or hex)")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Hash, E> {
+                Hash::from_slice(v).ok_or_else(|| E::custom(format!("a hash is 32 bytes, got {}", v.len())))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Hash, E> {
+                let b = hex::decode(v).map_err(E::custom)?;
+                self.visit_bytes(&b)
+            }
+        }
         if d.is_human_readable() {
-            let s = String::deserialize(d)?;
-            let v = hex::decode(&s).map_err(serde::de::Error::custom)?;
-            Hash::from_slice(&v).ok_or_else(|| serde::de::Error::custom("a hash is 32 bytes"))
+            d.deserialize_str(V)
         } else {
-            let v = serde_bytes::ByteBuf::deserialize(d)?;
-            Hash::from_slice(&v).ok_or_else(|| serde::de::Error::custom("a hash is 32 bytes"))
+            d.deserialize_bytes(V)
         }
     }
 }

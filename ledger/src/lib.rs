@@ -14,9 +14,11 @@
 #![deny(missing_docs)]
 
 pub mod checkpoint;
+pub mod entry;
 pub mod error;
 pub mod hash;
 pub mod merkle;
 
+pub use entry::Entry;
 pub use error::{LedgerError, ProofError};
 pub use hash::Hash;

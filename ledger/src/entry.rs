@@ -1,0 +1,329 @@
+//! Ledger entries: what a pod records, in canonical CBOR with a stable hash.
+//!
+//! Encoding: the envelope `{"v": 1, "entry": {"kind": "<kind>", ...fields}}` in RFC 8949 §4.2.1 core
+//! deterministic CBOR (definite lengths, shortest integers, map keys sorted by their encoding). Decoding accepts
+//! exactly that: any other encoding of the same data (reordered keys, long integers, indefinite lengths),
+//! unknown fields, trailing bytes or more than [`MAX_ENTRY_LEN`] bytes are refused, so every entry has one
+//! encoding and one hash. The leaf hash of an entry in the Merkle log is RFC 9162's H(0x00 ‖ encoding).
+//!
+//! Validator-set and policy changes are entries, so the validator set at any size is derived from the log
+//! ([`ValidatorSet::apply`]).
+
+use ciborium::Value;
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+
+use crate::checkpoint::{Validator, ValidatorSet};
+use crate::error::LedgerError;
+use crate::hash::{leaf_hash, Hash};
+
+/// Entry format version.
+pub const ENTRY_VERSION: u32 = 1;
+/// Largest encoded entry accepted.
+pub const MAX_ENTRY_LEN: usize = 4 << 20;
+
+/// A governance member (operator or enterprise key) of a pod.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Member {
+    /// Display name.
+    pub name: String,
+    /// Ed25519 public key.
+    pub public_key: ByteBuf,
+}
+
+/// A member's signature approving a governance entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Approval {
+    /// The member's name.
+    pub member: String,
+    /// Ed25519 signature over the entry's approval payload.
+    pub signature: ByteBuf,
+}
+
+/// The first entry of every pod.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Genesis {
+    /// The pod id (the checkpoint origin).
+    pub pod: String,
+    /// Jurisdiction label, e.g. "EU".
+    pub jurisdiction: String,
+    /// Creation time, Unix seconds.
+    pub created_at: u64,
+    /// Initial validators.
+    pub validators: Vec<Validator>,
+    /// Each initial validator's evidence bundle, in the same order.
+    pub evidence: Vec<ByteBuf>,
+    /// Governance members.
+    pub members: Vec<Member>,
+    /// Member approvals needed for governance entries.
+    pub threshold: u32,
+    /// The attestation policy (TOML, as `attest::Policy` reads it).
+    pub policy: String,
+}
+
+/// A node joins the validator set.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeAdmitted {
+    /// The node's name and key.
+    pub validator: Validator,
+    /// Its evidence bundle.
+    pub evidence: ByteBuf,
+    /// The attestation result (CBOR) the admitting nodes reached.
+    pub attestation_result: ByteBuf,
+    /// Member approvals.
+    pub approvals: Vec<Approval>,
+}
+
+/// A node leaves the validator set.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeRemoved {
+    /// The node's name.
+    pub name: String,
+    /// Why.
+    pub reason: String,
+    /// Member approvals.
+    pub approvals: Vec<Approval>,
+}
+
+/// The attestation policy changes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyChanged {
+    /// The new policy (TOML).
+    pub policy: String,
+    /// Member approvals.
+    pub approvals: Vec<Approval>,
+}
+
+/// An applet is deployed (or a new version of it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppletDeployed {
+    /// Applet name.
+    pub name: String,
+    /// Applet version.
+    pub version: String,
+    /// The signed manifest (canonical CBOR).
+    pub manifest: ByteBuf,
+    /// SHA-256 of the wasm module.
+    pub code_digest: Hash,
+    /// Member approvals.
+    pub approvals: Vec<Approval>,
+}
+
+/// One executed request: the execution receipt the node's enclave produced.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Invocation {
+    /// SHA-256 of the signed request.
+    pub request_hash: Hash,
+    /// The caller's Ed25519 key.
+    pub caller: ByteBuf,
+    /// Applet name.
+    pub applet: String,
+    /// Method called.
+    pub method: String,
+    /// SHA-256 of the wasm module that ran.
+    pub code_digest: Hash,
+    /// SHA-256 of the input.
+    pub input_hash: Hash,
+    /// SHA-256 of the output.
+    pub output_hash: Hash,
+    /// SHA-256 of the state write set.
+    pub write_set_hash: Hash,
+    /// The executing node.
+    pub executor: String,
+    /// Ledger index of the executing node's latest attestation entry.
+    pub executor_attestation: u64,
+    /// "ok", or the error or trap that ended the run.
+    pub outcome: String,
+    /// Fuel the run consumed.
+    pub fuel_used: u64,
+    /// Execution time, Unix milliseconds.
+    pub at_ms: u64,
+}
+
+/// A request refused before it ran (audited too).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestRejected {
+    /// SHA-256 of the signed request.
+    pub request_hash: Hash,
+    /// The caller's key, as claimed.
+    pub caller: ByteBuf,
+    /// Applet name.
+    pub applet: String,
+    /// Method.
+    pub method: String,
+    /// Why it was refused.
+    pub reason: String,
+    /// The node that refused it.
+    pub node: String,
+    /// When, Unix milliseconds.
+    pub at_ms: u64,
+}
+
+/// A node refreshed its evidence (periodically or on TCB change).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reattested {
+    /// The node.
+    pub node: String,
+    /// Its new evidence bundle.
+    pub evidence: ByteBuf,
+    /// The attestation result (CBOR).
+    pub attestation_result: ByteBuf,
+}
+
+/// Everything a pod's ledger records.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Entry {
+    /// See [`Genesis`].
+    Genesis(Genesis),
+    /// See [`NodeAdmitted`].
+    NodeAdmitted(NodeAdmitted),
+    /// See [`NodeRemoved`].
+    NodeRemoved(NodeRemoved),
+    /// See [`PolicyChanged`].
+    PolicyChanged(PolicyChanged),
+    /// See [`AppletDeployed`].
+    AppletDeployed(AppletDeployed),
+    /// See [`Invocation`].
+    Invocation(Invocation),
+    /// See [`RequestRejected`].
+    RequestRejected(RequestRejected),
+    /// See [`Reattested`].
+    Reattested(Reattested),
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Envelope {
+    v: u32,
+    entry: Entry,
+}
+
+impl Entry {
+    /// The kind, as written in the encoding.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Entry::Genesis(_) => "genesis",
+            Entry::NodeAdmitted(_) => "node_admitted",
+            Entry::NodeRemoved(_) => "node_removed",
+            Entry::PolicyChanged(_) => "policy_changed",
+            Entry::AppletDeployed(_) => "applet_deployed",
+            Entry::Invocation(_) => "invocation",
+            Entry::RequestRejected(_) => "request_rejected",
+            Entry::Reattested(_) => "reattested",
+        }
+    }
+
+    /// Canonical encoding.
+    pub fn encode(&self) -> Vec<u8> {
+        canonical_encode(&Envelope { v: ENTRY_VERSION, entry: self.clone() })
+    }
+
+    /// Decodes a canonical encoding (and nothing else).
+    pub fn decode(bytes: &[u8]) -> Result<Entry, LedgerError> {
+        let env: Envelope = canonical_decode(bytes, "entry", MAX_ENTRY_LEN)?;
+        if env.v != ENTRY_VERSION {
+            return Err(LedgerError::Decode { what: "entry", detail: format!("unsupported version {}", env.v) });
+        }
+        Ok(env.entry)
+    }
+
+    /// The entry's leaf hash in the Merkle log.
+    pub fn leaf_hash(&self) -> Hash {
+        leaf_hash(&self.encode())
+    }
+}
+
+impl ValidatorSet {
+    /// The set after `entry`: genesis sets it, admissions add, removals remove; other entries leave it.
+    pub fn apply(&mut self, entry: &Entry) -> Result<(), LedgerError> {
+        let bad = |detail: String| Err(LedgerError::Decode { what: "validator set change", detail });
+        match entry {
+            Entry::Genesis(g) => {
+                if !self.members.is_empty() {
+                    return bad("a second genesis".into());
+                }
+                self.members = g.validators.clone();
+            }
+            Entry::NodeAdmitted(a) => {
+                if self.members.iter().any(|m| m.name == a.validator.name || m.public_key == a.validator.public_key) {
+                    return bad(format!("{} is already a validator", a.validator.name));
+                }
+                self.members.push(a.validator.clone());
+            }
+            Entry::NodeRemoved(r) => {
+                let before = self.members.len();
+                self.members.retain(|m| m.name != r.name);
+                if self.members.len() == before {
+                    return bad(format!("{} is not a validator", r.name));
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Whether `entry` changes the validator set.
+    pub fn changes_with(entry: &Entry) -> bool {
+        matches!(entry, Entry::Genesis(_) | Entry::NodeAdmitted(_) | Entry::NodeRemoved(_))
+    }
+}
+
+/// RFC 8949 §4.2.1 core deterministic encoding of `value`.
+pub fn canonical_encode<T: Serialize>(value: &T) -> Vec<u8> {
+    let mut v = Value::serialized(value).expect("ledger types serialise to CBOR");
+    sort_maps(&mut v);
+    let mut out = Vec::new();
+    ciborium::into_writer(&v, &mut out).expect("writing to a Vec cannot fail");
+    out
+}
+
+fn key_bytes(k: &Value) -> Vec<u8> {
+    let mut out = Vec::new();
+    ciborium::into_writer(k, &mut out).expect("writing to a Vec cannot fail");
+    out
+}
+
+fn sort_maps(v: &mut Value) {
+    match v {
+        Value::Map(entries) => {
+            for (k, val) in entries.iter_mut() {
+                sort_maps(k);
+                sort_maps(val);
+            }
+            entries.sort_by_cached_key(|(k, _)| key_bytes(k));
+        }
+        Value::Array(items) => items.iter_mut().for_each(sort_maps),
+        Value::Tag(_, inner) => sort_maps(inner),
+        _ => {}
+    }
+}
+
+/// Decodes `bytes` as `T`, accepting only the canonical encoding.
+pub fn canonical_decode<T: DeserializeOwned>(bytes: &[u8], what: &'static str, max: usize) -> Result<T, LedgerError> {
+    let fail = |detail: String| LedgerError::Decode { what, detail };
+    if bytes.len() > max {
+        return Err(fail(format!("{} bytes exceeds {max}", bytes.len())));
+    }
+    let mut rest = bytes;
+    let value: Value = ciborium::from_reader(&mut rest).map_err(|e| fail(format!("not CBOR: {e}")))?;
+    if !rest.is_empty() {
+        return Err(fail(format!("{} trailing bytes", rest.len())));
+    }
+    let mut sorted = value.clone();
+    sort_maps(&mut sorted);
+    if key_bytes(&sorted) != bytes {
+        return Err(fail("not in canonical CBOR form (key order, integer sizes or lengths)".into()));
+    }
+    value.deserialized().map_err(|e| fail(e.to_string()))
+}
