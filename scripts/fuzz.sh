@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 secs="${1:-15}"; shift || true
-targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(snp_report tdx_quote azure_hcl bundle verify_any)
+targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(snp_report tdx_quote azure_hcl bundle verify_any ledger_entry checkpoint proof_malleability)
 export CARGO_TARGET_DIR="${FUZZ_TARGET_DIR:-${CARGO_TARGET_DIR:-$HOME/.cache/sigil-target}/fuzz}"
 export RUSTFLAGS="--cfg fuzzing -Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table -Cllvm-args=-sanitizer-coverage-trace-compares -Cdebug-assertions -Coverflow-checks"
 # An explicit --target keeps the instrumentation out of build scripts and proc macros (as cargo-fuzz does).
@@ -19,6 +19,9 @@ for t in "${targets[@]}"; do
     tdx_quote) cp "$v"/tdx/*.quote.bin "$corpus"/ ;;
     azure_hcl) cp "$v"/sev-snp-azure/*.hcl.bin "$v"/tdx/*.hcl.bin "$corpus"/ ;;
     bundle|verify_any) cp "$v"/sev-snp/*.report.bin "$v"/tdx/*.quote.bin "$v"/sev-snp-azure/*.hcl.bin "$corpus"/ ;;
+    ledger_entry) python3 -c "import sys; sys.stdout.buffer.write(bytes.fromhex(open(sys.argv[1]).read()))" ../ledger/testdata/conformance/genesis.cbor.hex > "$corpus/genesis.cbor" ;;
+    checkpoint) printf 'pod.example\n42\nn4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg=\n\n\xe2\x80\x94 node-0 AAAAAAAAAAAA\n' > "$corpus/note" ;;
+    proof_malleability) printf '\x10\x02\x07\x00\x00\x03\x05\x99' > "$corpus/seed" ;;
   esac
   echo "== fuzz $t for ${secs}s"
   "$CARGO_TARGET_DIR/$host/release/$t" -max_total_time="$secs" -max_len=8192 -print_final_stats=1 "$corpus" 2>&1 | grep -E "^(Done|stat::number_of_executed_units|==|SUMMARY)|panicked|ERROR" || true
