@@ -20,7 +20,7 @@ for t in "${targets[@]}"; do
     azure_hcl) cp "$v"/sev-snp-azure/*.hcl.bin "$v"/tdx/*.hcl.bin "$corpus"/ ;;
     bundle|verify_any) cp "$v"/sev-snp/*.report.bin "$v"/tdx/*.quote.bin "$v"/sev-snp-azure/*.hcl.bin "$corpus"/ ;;
     ledger_entry) python3 -c "import sys; sys.stdout.buffer.write(bytes.fromhex(open(sys.argv[1]).read()))" ../ledger/testdata/conformance/genesis.cbor.hex > "$corpus/genesis.cbor" ;;
-    checkpoint) printf 'pod.example\n42\nn4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg=\n\n\xe2\x80\x94 node-0 AAAAAAAAAAAA\n' > "$corpus/note" ;;
+    checkpoint) printf 'pod.example\n42\nn4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg=\nsigil-validators n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg=\n\n\xe2\x80\x94 node-0 AAAAAAAAAAAA\n' > "$corpus/note" ;;
     proof_malleability) printf '\x10\x02\x07\x00\x00\x03\x05\x99' > "$corpus/seed" ;;
   esac
   echo "== fuzz $t for ${secs}s"

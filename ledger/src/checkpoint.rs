@@ -5,14 +5,18 @@
 //! <origin: the pod id>
 //! <tree size, decimal>
 //! <root hash, base64>
+//! sigil-validators <SHA-256 of the validator set at this size, base64>
 //!
 //! — <validator name> <base64(key id ‖ Ed25519 signature)>
 //! — <validator name> <base64(key id ‖ Ed25519 signature)>
 //! ```
 //! The key id is the first 4 bytes of SHA-256(name ‖ "\n" ‖ 0x01 ‖ public key); each signature covers the note
-//! text (the first three lines, newline-terminated). A checkpoint is valid for a validator set when at least a
-//! quorum (2f+1 of 3f+1) of its members signed it; signatures from unknown keys are ignored, a signature from a
-//! member that does not verify invalidates the note.
+//! text (the lines above the blank line, newline-terminated). The fourth line is a C2SP extension line: it
+//! commits the signers to the validator set the log defines at this size, so a verifier that rebuilds the set
+//! from validator-set changes (as receipts carry them) knows none was left out. A checkpoint is valid for a
+//! validator set when the set hashes to that line and at least a quorum (2f+1 of 3f+1) of its members signed it;
+//! signatures from unknown keys are ignored, a signature from a member that does not verify invalidates the
+//! note.
 
 use base64::Engine;
 use ring::signature::{Ed25519KeyPair, KeyPair, UnparsedPublicKey, ED25519};
@@ -81,7 +85,15 @@ pub struct ValidatorSet {
     pub members: Vec<Validator>,
 }
 
+/// The extension line's prefix.
+pub const VALIDATORS_LINE: &str = "sigil-validators ";
+
 impl ValidatorSet {
+    /// SHA-256 of the members' canonical CBOR encoding: what checkpoints commit to.
+    pub fn digest(&self) -> Hash {
+        Hash::digest(&crate::entry::canonical_encode(&self.members))
+    }
+
     /// Signatures needed: n − f where f = ⌊(n − 1) / 3⌋ (2f+1 when n = 3f+1).
     pub fn quorum(&self) -> usize {
         let n = self.members.len();
@@ -101,20 +113,31 @@ pub struct Checkpoint {
     pub size: u64,
     /// Root hash of the tree of `size` entries.
     pub root: Hash,
+    /// [`ValidatorSet::digest`] of the validator set the log defines at `size`.
+    pub validators: Hash,
 }
 
 impl Checkpoint {
     /// The note text that signatures cover.
     pub fn body(&self) -> String {
-        format!("{}\n{}\n{}\n", self.origin, self.size, B64.encode(self.root.0))
+        format!(
+            "{}\n{}\n{}\n{VALIDATORS_LINE}{}\n",
+            self.origin,
+            self.size,
+            B64.encode(self.root.0),
+            B64.encode(self.validators.0)
+        )
     }
 
-    /// Parses the note text (exactly three lines; extension lines are not used by Sigil and are refused).
+    /// Parses the note text: origin, size, root and the `sigil-validators` extension line, nothing else.
     pub fn parse_body(body: &str) -> Result<Checkpoint, LedgerError> {
         let lines: Vec<&str> =
             body.strip_suffix('\n').ok_or_else(|| err("note text must end with a newline"))?.split('\n').collect();
-        let [origin, size, root] = lines[..] else {
-            return Err(err(format!("checkpoint has {} lines, expected origin, size and root", lines.len())));
+        let [origin, size, root, validators] = lines[..] else {
+            return Err(err(format!(
+                "checkpoint has {} lines, expected origin, size, root and the sigil-validators line",
+                lines.len()
+            )));
         };
         if origin.is_empty() || origin.trim() != origin {
             return Err(err("origin is empty or has surrounding spaces"));
@@ -128,7 +151,12 @@ impl Checkpoint {
             .ok()
             .and_then(|r| Hash::from_slice(&r))
             .ok_or_else(|| err("root is not a base64 32-byte hash"))?;
-        Ok(Checkpoint { origin: origin.to_string(), size, root })
+        let validators = validators
+            .strip_prefix(VALIDATORS_LINE)
+            .and_then(|v| B64.decode(v).ok())
+            .and_then(|v| Hash::from_slice(&v))
+            .ok_or_else(|| err("the fourth line is not \"sigil-validators <base64 hash>\""))?;
+        Ok(Checkpoint { origin: origin.to_string(), size, root, validators })
     }
 
     /// Signs the checkpoint as `name` with an Ed25519 key pair; returns the signature line.
@@ -207,6 +235,12 @@ impl SignedCheckpoint {
     pub fn verify(&self, origin: &str, set: &ValidatorSet) -> Result<Vec<String>, LedgerError> {
         if self.checkpoint.origin != origin {
             return Err(err(format!("checkpoint is for {:?}, not for pod {origin:?}", self.checkpoint.origin)));
+        }
+        if self.checkpoint.validators != set.digest() {
+            return Err(err(format!(
+                "the checkpoint commits to another validator set than the {} members given",
+                set.members.len()
+            )));
         }
         let body = self.checkpoint.body();
         let mut signers: Vec<String> = Vec::new();

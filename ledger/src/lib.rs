@@ -3,8 +3,9 @@
 //! The ledger is what makes a receipt worth something: an append-only log whose every entry can be proven to
 //! anyone, offline, with nothing but the pod's genesis. This crate is its **pure core**: hashes and the
 //! RFC 9162 Merkle tree with inclusion and consistency proofs ([`merkle`]), and checkpoints cosigned by the
-//! validators ([`checkpoint`]). Entries, checkpoints, receipts and
-//! storage adapters arrive with the rest of the ledger issue.
+//! validators ([`checkpoint`]), entries in canonical CBOR ([`entry`]) and COSE receipts that prove an entry to
+//! anyone holding the genesis ([`receipt`]). The storage adapters (memory, RocksDB) arrive with the rest of the
+//! ledger issue.
 //!
 //! What it must never do: depend on RocksDB, libp2p or HTTP in its core (storage and consensus are adapters
 //! behind traits such as [`merkle::NodeReader`]); panic on untrusted input (proofs, entries, receipts); or use
@@ -17,7 +18,9 @@ pub mod checkpoint;
 pub mod entry;
 pub mod error;
 pub mod hash;
+pub mod log;
 pub mod merkle;
+pub mod receipt;
 
 pub use entry::Entry;
 pub use error::{LedgerError, ProofError};

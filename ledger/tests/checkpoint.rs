@@ -23,7 +23,12 @@ fn pod(n: u8) -> (Vec<Ed25519KeyPair>, ValidatorSet) {
 }
 
 fn checkpoint() -> Checkpoint {
-    Checkpoint { origin: "pod.eu-west.example".into(), size: 42, root: Hash::digest(b"root") }
+    Checkpoint {
+        origin: "pod.eu-west.example".into(),
+        size: 42,
+        root: Hash::digest(b"root"),
+        validators: pod(4).1.digest(),
+    }
 }
 
 fn signed_by(cp: &Checkpoint, keys: &[Ed25519KeyPair], who: &[usize]) -> SignedCheckpoint {
@@ -63,6 +68,7 @@ fn quorum_signed_checkpoint_verifies_and_round_trips() {
     assert_eq!(s.verify("pod.eu-west.example", &set).unwrap(), ["node-0", "node-2", "node-3"]);
     let note = s.to_note();
     assert!(note.starts_with("pod.eu-west.example\n42\n"), "{note}");
+    assert!(note.contains("\nsigil-validators "), "{note}");
     assert_eq!(SignedCheckpoint::parse(&note).unwrap(), s);
 }
 
@@ -108,9 +114,14 @@ fn tampering_is_detected() {
     let mut t = s.clone();
     t.signatures[1].2[10] ^= 1;
     assert!(t.verify("pod.eu-west.example", &set).is_err());
-    // Verified against another validator set (e.g. before these nodes were admitted).
+    // Verified against another validator set (e.g. before these nodes were admitted): the extension line
+    // commits the signers to the set of four.
     let (_, other) = pod(7);
-    assert!(s.verify("pod.eu-west.example", &other).is_err());
+    assert!(s.verify("pod.eu-west.example", &other).unwrap_err().to_string().contains("another validator set"));
+    // A set with a member left out does not match either, even where the signers are all still in it.
+    let mut fewer = set.clone();
+    fewer.members.pop();
+    assert!(s.verify("pod.eu-west.example", &fewer).unwrap_err().to_string().contains("another validator set"));
 }
 
 #[test]
@@ -118,20 +129,23 @@ fn malformed_notes_are_refused() {
     let (keys, _) = pod(4);
     let good = signed_by(&checkpoint(), &keys, &[0]).to_note();
     let root = B64.encode(Hash::digest(b"root").0);
+    let vals = format!("sigil-validators {root}");
     let sig_line = good.lines().last().unwrap().to_string();
     for bad in [
         String::new(),
         "pod\n42\n".to_string(),
-        format!("pod\n42\n{root}\n"),
-        format!("pod\n042\n{root}\n\n{sig_line}\n"),
-        format!("pod\n-1\n{root}\n\n{sig_line}\n"),
-        format!("pod\n42\n{}\n\n{sig_line}\n", B64.encode([0u8; 31])),
-        format!("pod\n42\n{root}\next\n\n{sig_line}\n"),
-        format!(" pod\n42\n{root}\n\n{sig_line}\n"),
-        format!("pod\n42\n{root}\n\n{sig_line}"),
-        format!("pod\n42\n{root}\n\n- node-0 AAAA\n"),
-        format!("pod\n42\n{root}\n\n\u{2014} node-0 !!!\n"),
-        format!("pod\n18446744073709551616\n{root}\n\n{sig_line}\n"),
+        format!("pod\n42\n{root}\n{vals}\n"),
+        format!("pod\n42\n{root}\n\n{sig_line}\n"),
+        format!("pod\n042\n{root}\n{vals}\n\n{sig_line}\n"),
+        format!("pod\n-1\n{root}\n{vals}\n\n{sig_line}\n"),
+        format!("pod\n42\n{}\n{vals}\n\n{sig_line}\n", B64.encode([0u8; 31])),
+        format!("pod\n42\n{root}\n{vals}\next\n\n{sig_line}\n"),
+        format!("pod\n42\n{root}\nsigil-validators AAAA\n\n{sig_line}\n"),
+        format!(" pod\n42\n{root}\n{vals}\n\n{sig_line}\n"),
+        format!("pod\n42\n{root}\n{vals}\n\n{sig_line}"),
+        format!("pod\n42\n{root}\n{vals}\n\n- node-0 AAAA\n"),
+        format!("pod\n42\n{root}\n{vals}\n\n\u{2014} node-0 !!!\n"),
+        format!("pod\n18446744073709551616\n{root}\n{vals}\n\n{sig_line}\n"),
     ] {
         assert!(SignedCheckpoint::parse(&bad).is_err(), "accepted {bad:?}");
     }

@@ -1,0 +1,442 @@
+//! Receipts: what a caller keeps to prove, offline, that an entry is in a pod's ledger.
+//!
+//! A receipt is a COSE_Sign1 in the shape of RFC 9942 (COSE Receipts) with the RFC 9162 SHA-256 verifiable data
+//! structure, plus what a verifier holding only the pod's genesis needs to trust the checkpoint:
+//!
+//! ```text
+//! COSE_Sign1 (tag 18) [
+//!   protected:   { 1 (alg): -8 (EdDSA), 4 (kid): validator name, 395 (vds): 1 (RFC9162_SHA256) },
+//!   unprotected: { 396 (vdp): { -1 (inclusion proofs): [ bstr .cbor [tree_size, leaf_index, [+ bstr]] ] },
+//!                  -70001: bstr,   ; the entry (canonical CBOR)
+//!                  -70002: tstr,   ; the checkpoint (signed note) at tree_size, cosigned by a quorum
+//!                  -70003: [* [leaf_index, bstr entry, [* bstr]]] },   ; validator-set changes since genesis
+//!   payload:     nil (detached: the root the inclusion proof leads to),
+//!   signature:   Ed25519 by the kid validator over Sig_structure(protected, h'', root)
+//! ]
+//! ```
+//!
+//! Verification ([`Receipt::verify`]) rebuilds the validator set at `tree_size` from the genesis and the
+//! listed changes (each proven in the same tree), checks that the checkpoint commits to exactly that set and
+//! carries a quorum of its signatures, that the entry's inclusion proof leads to the checkpoint's root, and
+//! that a member of the set signed the receipt. Every step is reported by name.
+
+use ciborium::Value;
+use coset::{iana, CborSerializable, CoseSign1, CoseSign1Builder, HeaderBuilder, Label, TaggedCborSerializable};
+use ring::signature::{Ed25519KeyPair, UnparsedPublicKey, ED25519};
+use serde::Serialize;
+
+use crate::checkpoint::{SignedCheckpoint, ValidatorSet};
+use crate::entry::Entry;
+use crate::error::LedgerError;
+use crate::hash::{leaf_hash, Hash};
+use crate::merkle::{root_from_inclusion, verify_inclusion};
+
+/// COSE header label of the verifiable data structure (RFC 9942).
+pub const LABEL_VDS: i64 = 395;
+/// COSE header label of the verifiable data proofs (RFC 9942).
+pub const LABEL_VDP: i64 = 396;
+/// `vds` value for RFC 9162 SHA-256 trees.
+pub const VDS_RFC9162_SHA256: i64 = 1;
+/// Key of inclusion proofs in the `vdp` map.
+pub const VDP_INCLUSION: i64 = -1;
+/// Private header label: the entry.
+pub const LABEL_ENTRY: i64 = -70001;
+/// Private header label: the signed checkpoint.
+pub const LABEL_CHECKPOINT: i64 = -70002;
+/// Private header label: validator-set changes since genesis.
+pub const LABEL_CHANGES: i64 = -70003;
+/// Largest receipt accepted.
+pub const MAX_RECEIPT_LEN: usize = 16 << 20;
+/// Most validator-set changes a receipt may carry.
+pub const MAX_CHANGES: usize = 100_000;
+
+/// A validator-set change with its inclusion proof.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SetChange {
+    /// Leaf index of the entry.
+    pub index: u64,
+    /// The entry (canonical CBOR).
+    pub entry: Vec<u8>,
+    /// Its inclusion proof at the receipt's tree size.
+    pub proof: Vec<Hash>,
+}
+
+/// A decoded receipt (nothing in it is trusted until [`Receipt::verify`] says so).
+#[derive(Clone, Debug)]
+pub struct Receipt {
+    /// The entry (canonical CBOR).
+    pub entry: Vec<u8>,
+    /// Its leaf index.
+    pub index: u64,
+    /// Tree size of the inclusion proof.
+    pub tree_size: u64,
+    /// The inclusion proof.
+    pub proof: Vec<Hash>,
+    /// The checkpoint at `tree_size`.
+    pub checkpoint: SignedCheckpoint,
+    /// Validator-set changes since genesis, genesis first.
+    pub changes: Vec<SetChange>,
+    /// The validator that signed the receipt.
+    pub signer: String,
+    cose: CoseSign1,
+}
+
+/// Outcome of one check.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ReceiptCheck {
+    /// Stable name, e.g. `receipt.inclusion`.
+    pub name: &'static str,
+    /// Passed or not.
+    pub ok: bool,
+    /// What was found.
+    pub detail: String,
+}
+
+/// What a receipt proves, once verified.
+#[derive(Clone, Debug, Serialize)]
+pub struct ReceiptReport {
+    /// Whether every check passed.
+    pub valid: bool,
+    /// The pod.
+    pub pod: String,
+    /// Leaf index of the entry.
+    pub index: u64,
+    /// Entry kind ("invocation", ...), if the entry decoded.
+    pub entry_kind: Option<String>,
+    /// The entry itself (JSON), if it decoded.
+    pub entry: Option<serde_json::Value>,
+    /// Tree size of the checkpoint.
+    pub checkpoint_size: u64,
+    /// Root of the checkpoint (hex).
+    pub checkpoint_root: String,
+    /// Validators whose checkpoint signatures verified.
+    pub cosigners: Vec<String>,
+    /// The validator that signed the receipt.
+    pub signer: String,
+    /// Every check, in order.
+    pub checks: Vec<ReceiptCheck>,
+    /// One line per failed check.
+    pub reasons: Vec<String>,
+}
+
+fn decode_err(detail: impl Into<String>) -> LedgerError {
+    LedgerError::Decode { what: "receipt", detail: detail.into() }
+}
+
+fn proof_value(size: u64, index: u64, proof: &[Hash]) -> Value {
+    Value::Array(vec![
+        Value::Integer(size.into()),
+        Value::Integer(index.into()),
+        Value::Array(proof.iter().map(|h| Value::Bytes(h.0.to_vec())).collect()),
+    ])
+}
+
+fn as_u64(v: &Value, what: &str) -> Result<u64, LedgerError> {
+    match v {
+        Value::Integer(i) => u64::try_from(*i).map_err(|_| decode_err(format!("{what} is not a u64"))),
+        _ => Err(decode_err(format!("{what} is not an integer"))),
+    }
+}
+
+fn as_hashes(v: &Value, what: &str) -> Result<Vec<Hash>, LedgerError> {
+    let Value::Array(items) = v else { return Err(decode_err(format!("{what} is not an array"))) };
+    if items.len() > 64 {
+        return Err(decode_err(format!("{what} has more than 64 hashes")));
+    }
+    items
+        .iter()
+        .map(|h| match h {
+            Value::Bytes(b) => Hash::from_slice(b).ok_or_else(|| decode_err(format!("{what}: a hash is not 32 bytes"))),
+            _ => Err(decode_err(format!("{what}: a hash is not a byte string"))),
+        })
+        .collect()
+}
+
+fn parse_proof(bytes: &[u8]) -> Result<(u64, u64, Vec<Hash>), LedgerError> {
+    let v: Value = ciborium::from_reader(bytes).map_err(|e| decode_err(format!("inclusion proof: {e}")))?;
+    match v {
+        Value::Array(a) if a.len() == 3 => {
+            Ok((as_u64(&a[0], "tree size")?, as_u64(&a[1], "leaf index")?, as_hashes(&a[2], "inclusion path")?))
+        }
+        _ => Err(decode_err("inclusion proof is not [tree_size, leaf_index, path]")),
+    }
+}
+
+impl Receipt {
+    /// Issues a receipt: the validator `signer` signs the root the inclusion proof leads to.
+    #[allow(clippy::too_many_arguments)]
+    pub fn issue(
+        entry: &[u8],
+        index: u64,
+        proof: &[Hash],
+        checkpoint: &SignedCheckpoint,
+        changes: &[SetChange],
+        signer: &str,
+        key: &Ed25519KeyPair,
+    ) -> Result<Vec<u8>, LedgerError> {
+        let size = checkpoint.checkpoint.size;
+        let root = root_from_inclusion(index, size, &leaf_hash(entry), proof)?;
+        if root != checkpoint.checkpoint.root {
+            return Err(decode_err("the inclusion proof does not lead to the checkpoint's root"));
+        }
+        let mut proof_bytes = Vec::new();
+        ciborium::into_writer(&proof_value(size, index, proof), &mut proof_bytes).expect("Vec write");
+        let protected = HeaderBuilder::new()
+            .algorithm(iana::Algorithm::EdDSA)
+            .key_id(signer.as_bytes().to_vec())
+            .value(LABEL_VDS, Value::Integer(VDS_RFC9162_SHA256.into()))
+            .build();
+        let changes_v = Value::Array(
+            changes
+                .iter()
+                .map(|c| {
+                    Value::Array(vec![
+                        Value::Integer(c.index.into()),
+                        Value::Bytes(c.entry.clone()),
+                        Value::Array(c.proof.iter().map(|h| Value::Bytes(h.0.to_vec())).collect()),
+                    ])
+                })
+                .collect(),
+        );
+        let unprotected = HeaderBuilder::new()
+            .value(
+                LABEL_VDP,
+                Value::Map(vec![(Value::Integer(VDP_INCLUSION.into()), Value::Array(vec![Value::Bytes(proof_bytes)]))]),
+            )
+            .value(LABEL_ENTRY, Value::Bytes(entry.to_vec()))
+            .value(LABEL_CHECKPOINT, Value::Text(checkpoint.to_note()))
+            .value(LABEL_CHANGES, changes_v)
+            .build();
+        let sign1 = CoseSign1Builder::new()
+            .protected(protected)
+            .unprotected(unprotected)
+            .create_detached_signature(&root.0, b"", |tbs| key.sign(tbs).as_ref().to_vec())
+            .build();
+        sign1.to_tagged_vec().map_err(|e| decode_err(format!("encoding: {e:?}")))
+    }
+
+    /// Decodes a receipt (tagged or untagged COSE_Sign1), checking its shape.
+    pub fn decode(bytes: &[u8]) -> Result<Receipt, LedgerError> {
+        if bytes.len() > MAX_RECEIPT_LEN {
+            return Err(decode_err(format!("{} bytes exceeds {MAX_RECEIPT_LEN}", bytes.len())));
+        }
+        let cose = CoseSign1::from_tagged_slice(bytes)
+            .or_else(|_| CoseSign1::from_slice(bytes))
+            .map_err(|e| decode_err(format!("not a COSE_Sign1: {e:?}")))?;
+        if cose.payload.is_some() {
+            return Err(decode_err("the payload must be detached (nil)"));
+        }
+        let p = &cose.protected.header;
+        if p.alg != Some(coset::RegisteredLabelWithPrivate::Assigned(iana::Algorithm::EdDSA)) {
+            return Err(decode_err("protected alg is not EdDSA"));
+        }
+        let vds = p.rest.iter().find(|(l, _)| *l == Label::Int(LABEL_VDS)).map(|(_, v)| v);
+        if vds != Some(&Value::Integer(VDS_RFC9162_SHA256.into())) {
+            return Err(decode_err("protected vds is not RFC9162_SHA256 (1)"));
+        }
+        let signer = String::from_utf8(p.key_id.clone()).map_err(|_| decode_err("kid is not a validator name"))?;
+        let u = &cose.unprotected.rest;
+        let get = |label: i64| u.iter().find(|(l, _)| *l == Label::Int(label)).map(|(_, v)| v);
+        let vdp = match get(LABEL_VDP) {
+            Some(Value::Map(m)) => m,
+            _ => return Err(decode_err("missing vdp map")),
+        };
+        let proofs = match vdp.iter().find(|(k, _)| *k == Value::Integer(VDP_INCLUSION.into())).map(|(_, v)| v) {
+            Some(Value::Array(a)) if a.len() == 1 => a,
+            _ => return Err(decode_err("vdp must hold exactly one inclusion proof")),
+        };
+        let Value::Bytes(proof_bytes) = &proofs[0] else {
+            return Err(decode_err("inclusion proof is not a byte string"));
+        };
+        let (tree_size, index, proof) = parse_proof(proof_bytes)?;
+        let Some(Value::Bytes(entry)) = get(LABEL_ENTRY) else { return Err(decode_err("missing entry")) };
+        let Some(Value::Text(note)) = get(LABEL_CHECKPOINT) else { return Err(decode_err("missing checkpoint")) };
+        let checkpoint = SignedCheckpoint::parse(note)?;
+        let Some(Value::Array(changes_v)) = get(LABEL_CHANGES) else {
+            return Err(decode_err("missing validator-set changes"));
+        };
+        if changes_v.len() > MAX_CHANGES {
+            return Err(decode_err("too many validator-set changes"));
+        }
+        let mut changes = Vec::with_capacity(changes_v.len());
+        for c in changes_v {
+            match c {
+                Value::Array(a) if a.len() == 3 => {
+                    let Value::Bytes(e) = &a[1] else { return Err(decode_err("change entry is not a byte string")) };
+                    changes.push(SetChange {
+                        index: as_u64(&a[0], "change index")?,
+                        entry: e.clone(),
+                        proof: as_hashes(&a[2], "change proof")?,
+                    });
+                }
+                _ => return Err(decode_err("a validator-set change is not [index, entry, proof]")),
+            }
+        }
+        Ok(Receipt { entry: entry.clone(), index, tree_size, proof, checkpoint, changes, signer, cose })
+    }
+
+    /// Verifies the receipt against the pod's genesis entry (its canonical encoding).
+    pub fn verify(&self, genesis: &[u8]) -> ReceiptReport {
+        let mut checks: Vec<ReceiptCheck> = Vec::new();
+        let mut check = |name: &'static str, r: Result<String, String>| -> bool {
+            let ok = r.is_ok();
+            checks.push(ReceiptCheck { name, ok, detail: r.unwrap_or_else(|e| e) });
+            ok
+        };
+        let cp = &self.checkpoint.checkpoint;
+        let decoded = Entry::decode(&self.entry).ok();
+        let mut report = ReceiptReport {
+            valid: false,
+            pod: String::new(),
+            index: self.index,
+            entry_kind: decoded.as_ref().map(|e| e.kind().to_string()),
+            entry: decoded.as_ref().and_then(|e| serde_json::to_value(e).ok()),
+            checkpoint_size: cp.size,
+            checkpoint_root: cp.root.to_hex(),
+            cosigners: Vec::new(),
+            signer: self.signer.clone(),
+            checks: Vec::new(),
+            reasons: Vec::new(),
+        };
+        let finish = |mut report: ReceiptReport, checks: Vec<ReceiptCheck>| {
+            report.reasons = checks.iter().filter(|c| !c.ok).map(|c| format!("{}: {}", c.name, c.detail)).collect();
+            report.valid = report.reasons.is_empty();
+            report.checks = checks;
+            report
+        };
+        // The genesis names the pod; it must be leaf 0 of this very tree.
+        let pod = match Entry::decode(genesis) {
+            Ok(Entry::Genesis(g)) => g.pod,
+            Ok(other) => {
+                check("receipt.genesis", Err(format!("the genesis file holds a {} entry", other.kind())));
+                return finish(report, checks);
+            }
+            Err(e) => {
+                check("receipt.genesis", Err(format!("the genesis file does not decode: {e}")));
+                return finish(report, checks);
+            }
+        };
+        report.pod = pod.clone();
+        let first_ok = self.changes.first().is_some_and(|c| c.index == 0 && c.entry == genesis);
+        if !check(
+            "receipt.genesis",
+            if first_ok {
+                Ok(format!("pod {pod}"))
+            } else {
+                Err("the first validator-set change is not this genesis at index 0".into())
+            },
+        ) {
+            return finish(report, checks);
+        }
+        if !check(
+            "receipt.checkpoint.origin",
+            if cp.origin == pod {
+                Ok(cp.origin.clone())
+            } else {
+                Err(format!("the checkpoint is of pod {:?}, the genesis of pod {pod:?}", cp.origin))
+            },
+        ) {
+            return finish(report, checks);
+        }
+        if !check(
+            "receipt.tree_size",
+            if self.tree_size == cp.size {
+                Ok(cp.size.to_string())
+            } else {
+                Err(format!("the proof is for size {}, the checkpoint for size {}", self.tree_size, cp.size))
+            },
+        ) {
+            return finish(report, checks);
+        }
+        // Rebuild the validator set at this size.
+        let mut set = ValidatorSet::default();
+        let mut last: Option<u64> = None;
+        let mut replay = || -> Result<String, String> {
+            for c in &self.changes {
+                if last.is_some_and(|l| c.index <= l) || c.index >= cp.size {
+                    return Err(format!("change at index {} is out of order or beyond the tree", c.index));
+                }
+                last = Some(c.index);
+                let e = Entry::decode(&c.entry).map_err(|e| format!("change at {}: {e}", c.index))?;
+                if !ValidatorSet::changes_with(&e) {
+                    return Err(format!("entry at {} ({}) does not change the validator set", c.index, e.kind()));
+                }
+                verify_inclusion(c.index, cp.size, &leaf_hash(&c.entry), &c.proof, &cp.root)
+                    .map_err(|e| format!("change at {} is not in the checkpoint's tree: {e}", c.index))?;
+                set.apply(&e).map_err(|e| e.to_string())?;
+            }
+            Ok(format!("{} members after {} changes", set.members.len(), self.changes.len()))
+        };
+        let replayed = replay();
+        if !check("receipt.validator_set", replayed) {
+            return finish(report, checks);
+        }
+        match self.checkpoint.verify(&pod, &set) {
+            Ok(signers) => {
+                check(
+                    "receipt.checkpoint",
+                    Ok(format!(
+                        "{} of {} validators signed (quorum {})",
+                        signers.len(),
+                        set.members.len(),
+                        set.quorum()
+                    )),
+                );
+                report.cosigners = signers;
+            }
+            Err(e) => {
+                check("receipt.checkpoint", Err(e.to_string()));
+                return finish(report, checks);
+            }
+        }
+        let inclusion = verify_inclusion(self.index, cp.size, &leaf_hash(&self.entry), &self.proof, &cp.root);
+        if !check(
+            "receipt.inclusion",
+            inclusion.map(|()| format!("leaf {} of {}", self.index, cp.size)).map_err(|e| e.to_string()),
+        ) {
+            return finish(report, checks);
+        }
+        check(
+            "receipt.entry",
+            decoded.as_ref().map(|e| e.kind().to_string()).ok_or_else(|| "the entry does not decode".to_string()),
+        );
+        let signer = set.members.iter().find(|m| m.name == self.signer);
+        let sig = match signer {
+            None => Err(format!("{:?} is not a validator at size {}", self.signer, cp.size)),
+            Some(m) => self
+                .cose
+                .verify_detached_signature(&cp.root.0, b"", |sig, data| {
+                    UnparsedPublicKey::new(&ED25519, &m.public_key).verify(data, sig)
+                })
+                .map(|()| format!("signed by {}", m.name))
+                .map_err(|_| "the COSE signature does not verify".to_string()),
+        };
+        check("receipt.signature", sig);
+        finish(report, checks)
+    }
+
+    /// Checks that this receipt's checkpoint is consistent with a trusted checkpoint of the same pod: the same
+    /// tree head, or a later one with a consistency proof from this one.
+    pub fn check_trusted(&self, trusted: &SignedCheckpoint, consistency: &[Hash]) -> Result<String, String> {
+        let (mine, t) = (&self.checkpoint.checkpoint, &trusted.checkpoint);
+        if t.origin != mine.origin {
+            return Err(format!("the trusted checkpoint is of pod {:?}", t.origin));
+        }
+        if t.size < mine.size {
+            return Err(format!(
+                "the trusted checkpoint (size {}) is older than the receipt's ({})",
+                t.size, mine.size
+            ));
+        }
+        if t.size == mine.size {
+            return if t.root == mine.root {
+                Ok("same tree head".into())
+            } else {
+                Err("same size, different root: the log forked".into())
+            };
+        }
+        crate::merkle::verify_consistency(mine.size, t.size, &mine.root, &t.root, consistency)
+            .map(|()| format!("consistent with the trusted checkpoint at size {}", t.size))
+            .map_err(|e| format!("no valid consistency proof from size {} to {}: {e}", mine.size, t.size))
+    }
+}
