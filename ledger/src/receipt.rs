@@ -415,6 +415,17 @@ impl Receipt {
         finish(report, checks)
     }
 
+    /// Adds a check to a report made by [`Receipt::verify`] (e.g. the trusted-checkpoint check), updating its
+    /// verdict.
+    pub fn add_check(report: &mut ReceiptReport, name: &'static str, r: Result<String, String>) {
+        if let Err(e) = &r {
+            report.reasons.push(format!("{name}: {e}"));
+            report.valid = false;
+        }
+        let ok = r.is_ok();
+        report.checks.push(ReceiptCheck { name, ok, detail: r.unwrap_or_else(|e| e) });
+    }
+
     /// Checks that this receipt's checkpoint is consistent with a trusted checkpoint of the same pod: the same
     /// tree head, or a later one with a consistency proof from this one.
     pub fn check_trusted(&self, trusted: &SignedCheckpoint, consistency: &[Hash]) -> Result<String, String> {

@@ -1,9 +1,11 @@
 //! `sigil`: the Sigil node and its command-line client.
 //!
-//! Today this binary carries the attestation commands (`sigil attest verify`, `sigil attest collect`,
-//! `sigil attest policy`). The node, the devnet and the client commands of DESIGN.md arrive with their issues.
+//! Today this binary carries the attestation commands (`sigil attest verify | collect | bundle | policy`) and the
+//! offline receipt verifier (`sigil receipt verify`). The node, the devnet and the other client commands of
+//! DESIGN.md arrive with their issues.
 
 mod attest_cmd;
+mod receipt_cmd;
 
 use std::process::ExitCode;
 
@@ -22,6 +24,9 @@ enum Command {
     /// Verify and collect TEE attestation evidence (AMD SEV-SNP, Intel TDX, simulated).
     #[command(subcommand)]
     Attest(attest_cmd::AttestCommand),
+    /// Verify ledger receipts offline: prove an entry is in a pod's log with nothing but its genesis.
+    #[command(subcommand)]
+    Receipt(receipt_cmd::ReceiptCommand),
 }
 
 fn main() -> ExitCode {
@@ -32,5 +37,6 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Attest(cmd) => attest_cmd::run(cmd),
+        Command::Receipt(cmd) => receipt_cmd::run(cmd),
     }
 }
