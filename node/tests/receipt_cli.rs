@@ -1,6 +1,6 @@
 //! `sigil receipt verify`: exit 0 valid, 1 invalid, 2 usage or I/O error; the JSON says what was proven.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use ledger::checkpoint::{SignedCheckpoint, Validator};
@@ -81,7 +81,7 @@ fn fixture() -> (PathBuf, PathBuf, PathBuf, PathBuf) {
     (gp, rp, cp, pp)
 }
 
-fn s(p: &PathBuf) -> &str {
+fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
