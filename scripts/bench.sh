@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the attestation benchmarks and prints each measurement as a ratio to its baseline from the same run.
+# Runs the attestation and ledger benchmarks and prints each measurement as a ratio to its baseline from the
+# same run.
 #   scripts/bench.sh [criterion args...]     e.g. scripts/bench.sh --measurement-time 5
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,6 +9,7 @@ mkdir -p "${CARGO_TARGET_DIR:=$HOME/.cache/sigil-target}"
 CARGO_TARGET_DIR=$(cd "$CARGO_TARGET_DIR" && pwd)
 export CARGO_TARGET_DIR
 cargo bench -p attest --bench verify --locked -- "$@"
+cargo bench -p ledger --bench ledger --locked -- "$@"
 crit="$CARGO_TARGET_DIR/criterion"
 median() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["median"]["point_estimate"])' "$crit/$1/new/estimates.json"; }
 ratio() { python3 -c 'import sys; a,b=float(sys.argv[1]),float(sys.argv[2]); print(f"{a/1000:9.1f} us  {a/b:5.2f}x of baseline ({b/1000:.1f} us)")' "$1" "$2"; }
@@ -21,3 +23,6 @@ printf '%-28s %s\n' "snp verify, chain cached" "$(ratio "$(median "snp/verify_ch
 printf '%-28s %s\n' "  (cached, vs P-384 floor)" "$(ratio "$(median "snp/verify_chain=cached")" "$floor")"
 printf '%-28s %s\n' "tdx verify, collateral" "$(ratio "$(median "tdx/verify_collateral")" "$dcap")"
 printf '%-28s %s\n' "tdx verify, offline" "$(ratio "$(median "tdx/verify_offline")" "$dcap")"
+printf '%-28s %s\n' "merkle append" "$(ratio "$(median "merkle/append")" "$(median "merkle/sha256_leaf")")"
+printf '%-28s %s\n' "receipt verify (4 validators)" "$(ratio "$(median "receipt/verify_validators=4")" "$(median "receipt/ed25519_verify_x4")")"
+printf '%-28s %s\n' "inclusion proof, 2^20 leaves" "$(ratio "$(median "merkle/inclusion_proof_size=2^20")" "$(median "merkle/sha256_leaf")")"
