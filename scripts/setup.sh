@@ -2,8 +2,8 @@
 # Installs what building and testing Sigil needs on a fresh Debian machine. Idempotent; quiet when done.
 set -euo pipefail
 need_apt=()
-# Debian packages the build needs. Later issues add libclang-dev and clang (librocksdb-sys).
-APT_PACKAGES=()
+# Debian packages the build needs: libclang for librocksdb-sys (bindgen), clang to compile RocksDB.
+APT_PACKAGES=(libclang-dev clang)
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done

@@ -25,6 +25,12 @@ pub enum LedgerError {
     /// A checkpoint that does not verify.
     #[error("checkpoint: {0}")]
     Checkpoint(String),
+    /// The storage backend failed.
+    #[error("storage: {0}")]
+    Storage(String),
+    /// Stored data does not match its hashes: the store is damaged.
+    #[error("corrupted ledger data: {0}")]
+    Corrupt(String),
 }
 
 /// Why a Merkle proof is refused.

@@ -4,8 +4,8 @@
 //! anyone, offline, with nothing but the pod's genesis. This crate is its **pure core**: hashes and the
 //! RFC 9162 Merkle tree with inclusion and consistency proofs ([`merkle`]), and checkpoints cosigned by the
 //! validators ([`checkpoint`]), entries in canonical CBOR ([`entry`]) and COSE receipts that prove an entry to
-//! anyone holding the genesis ([`receipt`]). The storage adapters (memory, RocksDB) arrive with the rest of the
-//! ledger issue.
+//! anyone holding the genesis ([`receipt`]). Storage ([`store`]) keeps it on a key-value adapter: in memory, or RocksDB behind
+//! the `rocksdb` feature.
 //!
 //! What it must never do: depend on RocksDB, libp2p or HTTP in its core (storage and consensus are adapters
 //! behind traits such as [`merkle::NodeReader`]); panic on untrusted input (proofs, entries, receipts); or use
@@ -21,6 +21,7 @@ pub mod hash;
 pub mod log;
 pub mod merkle;
 pub mod receipt;
+pub mod store;
 
 pub use entry::Entry;
 pub use error::{LedgerError, ProofError};
