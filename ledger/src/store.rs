@@ -30,15 +30,18 @@ use crate::hash::{leaf_hash, Hash};
 use crate::merkle::{inclusion_proof, root_at, Frontier, NodePos, NodeReader};
 use crate::receipt::{Receipt, SetChange};
 
+/// A key and its value.
+pub type Pair = (Vec<u8>, Vec<u8>);
+
 /// Key-value adapter.
 pub trait Kv: Send {
     /// The value at `key`.
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, LedgerError>;
     /// Up to `limit` pairs whose key starts with `prefix`, in key order, starting at `from` (inclusive) when
     /// given.
-    fn scan(&self, prefix: &[u8], from: Option<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, LedgerError>;
+    fn scan(&self, prefix: &[u8], from: Option<&[u8]>, limit: usize) -> Result<Vec<Pair>, LedgerError>;
     /// Writes all pairs atomically; durable (synced) when it returns.
-    fn write(&mut self, batch: Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), LedgerError>;
+    fn write(&mut self, batch: Vec<Pair>) -> Result<(), LedgerError>;
 }
 
 /// An in-memory [`Kv`].
@@ -58,7 +61,7 @@ impl Kv for MemKv {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, LedgerError> {
         Ok(self.map.get(key).cloned())
     }
-    fn scan(&self, prefix: &[u8], from: Option<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, LedgerError> {
+    fn scan(&self, prefix: &[u8], from: Option<&[u8]>, limit: usize) -> Result<Vec<Pair>, LedgerError> {
         let start = from.unwrap_or(prefix).to_vec();
         Ok(self
             .map
@@ -68,7 +71,7 @@ impl Kv for MemKv {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect())
     }
-    fn write(&mut self, batch: Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), LedgerError> {
+    fn write(&mut self, batch: Vec<Pair>) -> Result<(), LedgerError> {
         self.map.extend(batch);
         Ok(())
     }
@@ -97,7 +100,7 @@ impl Kv for RocksKv {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, LedgerError> {
         self.db.get(key).map_err(|e| storage(e.to_string()))
     }
-    fn scan(&self, prefix: &[u8], from: Option<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, LedgerError> {
+    fn scan(&self, prefix: &[u8], from: Option<&[u8]>, limit: usize) -> Result<Vec<Pair>, LedgerError> {
         let start = from.unwrap_or(prefix);
         let mut out = Vec::new();
         for item in self.db.iterator(rocksdb::IteratorMode::From(start, rocksdb::Direction::Forward)) {
@@ -109,7 +112,7 @@ impl Kv for RocksKv {
         }
         Ok(out)
     }
-    fn write(&mut self, batch: Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), LedgerError> {
+    fn write(&mut self, batch: Vec<Pair>) -> Result<(), LedgerError> {
         let mut wb = rocksdb::WriteBatch::default();
         for (k, v) in batch {
             wb.put(k, v);
@@ -446,7 +449,7 @@ impl Ledger {
     }
 }
 
-fn index_entry(batch: &mut Vec<(Vec<u8>, Vec<u8>)>, e: &Entry, index: u64) {
+fn index_entry(batch: &mut Vec<Pair>, e: &Entry, index: u64) {
     let (req, caller, applet, at_ms) = match e {
         Entry::Invocation(i) => (i.request_hash, &i.caller, &i.applet, i.at_ms),
         Entry::RequestRejected(r) => (r.request_hash, &r.caller, &r.applet, r.at_ms),

@@ -82,7 +82,7 @@ fn sigkill_at_random_points_loses_nothing() {
     std::fs::create_dir_all(&dir).unwrap();
     let mut acked: Vec<(u64, String)> = Vec::new();
     // A fixed sequence of kill delays (a simple LCG, seeded): reproducible, and spread over a block's write.
-    let mut seed: u64 = 0x5167_11;
+    let mut seed: u64 = 0x0051_6711;
     let rounds = 25;
     for round in 0..rounds {
         seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);

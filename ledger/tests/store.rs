@@ -4,7 +4,7 @@
 use ledger::checkpoint::{SignedCheckpoint, Validator};
 use ledger::entry::{Genesis, Invocation, Member, NodeAdmitted, RequestRejected};
 use ledger::receipt::Receipt;
-use ledger::store::{Kv, Ledger, MemKv, Query};
+use ledger::store::{Kv, Ledger, MemKv, Pair, Query};
 use ledger::{Entry, Hash, LedgerError};
 use ring::signature::{Ed25519KeyPair, KeyPair};
 use serde_bytes::ByteBuf;
@@ -57,10 +57,10 @@ impl Kv for Shared {
     fn get(&self, k: &[u8]) -> Result<Option<Vec<u8>>, LedgerError> {
         self.0.lock().unwrap().get(k)
     }
-    fn scan(&self, p: &[u8], f: Option<&[u8]>, l: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, LedgerError> {
+    fn scan(&self, p: &[u8], f: Option<&[u8]>, l: usize) -> Result<Vec<Pair>, LedgerError> {
         self.0.lock().unwrap().scan(p, f, l)
     }
-    fn write(&mut self, b: Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), LedgerError> {
+    fn write(&mut self, b: Vec<Pair>) -> Result<(), LedgerError> {
         self.0.lock().unwrap().write(b)
     }
 }
