@@ -9,7 +9,7 @@ mkdir -p "${CARGO_TARGET_DIR:=$HOME/.cache/sigil-target}"
 CARGO_TARGET_DIR=$(cd "$CARGO_TARGET_DIR" && pwd)
 export CARGO_TARGET_DIR
 cargo bench -p attest --bench verify --locked -- "$@"
-cargo bench -p ledger --bench ledger --locked -- "$@"
+cargo bench -p ledger --bench ledger --features rocksdb --locked -- "$@"
 crit="$CARGO_TARGET_DIR/criterion"
 median() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["median"]["point_estimate"])' "$crit/$1/new/estimates.json"; }
 ratio() { python3 -c 'import sys; a,b=float(sys.argv[1]),float(sys.argv[2]); print(f"{a/1000:9.1f} us  {a/b:5.2f}x of baseline ({b/1000:.1f} us)")' "$1" "$2"; }
@@ -26,3 +26,7 @@ printf '%-28s %s\n' "tdx verify, offline" "$(ratio "$(median "tdx/verify_offline
 printf '%-28s %s\n' "merkle append" "$(ratio "$(median "merkle/append")" "$(median "merkle/sha256_leaf")")"
 printf '%-28s %s\n' "receipt verify (4 validators)" "$(ratio "$(median "receipt/verify_validators=4")" "$(median "receipt/ed25519_verify_x4")")"
 printf '%-28s %s\n' "inclusion proof, 2^20 leaves" "$(ratio "$(median "merkle/inclusion_proof_size=2^20")" "$(median "merkle/sha256_leaf")")"
+mem=$(median "store/append_block_kv=memory,entries=100")
+rocks=$(median "store/append_block_kv=rocksdb,entries=100")
+printf '%-28s %s\n' "block of 100, RocksDB" "$(ratio "$rocks" "$mem")"
+python3 -c 'import sys; m,r=float(sys.argv[1]),float(sys.argv[2]); print(f"appends/s: memory {100e9/m:,.0f}, RocksDB (synced per block of 100) {100e9/r:,.0f}")' "$mem" "$rocks"

@@ -109,5 +109,46 @@ fn receipt(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, merkle, receipt);
+/// Blocks of 100 invocations: one batch each (synced, for RocksDB). Entries per second = 100 / time.
+fn store(c: &mut Criterion) {
+    use ledger::store::{Ledger, MemKv};
+    let keys: Vec<Validator> =
+        (0..4u8).map(|i| Validator { name: format!("node-{i}"), public_key: vec![i + 1; 32] }).collect();
+    let genesis = Entry::Genesis(Genesis {
+        pod: "pod.bench".into(),
+        jurisdiction: "EU".into(),
+        created_at: 0,
+        validators: keys,
+        evidence: vec![],
+        members: vec![],
+        threshold: 1,
+        policy: String::new(),
+    });
+    let block = |start: u64| (start..start + 100).map(invocation).collect::<Vec<_>>();
+    let mut g = c.benchmark_group("store");
+    let mut mem = Ledger::create(Box::new(MemKv::default()), &genesis).unwrap();
+    g.bench_function("append_block/kv=memory,entries=100", |b| {
+        b.iter(|| {
+            let s = mem.size();
+            mem.append_block(&block(s)).unwrap()
+        })
+    });
+    #[cfg(feature = "rocksdb")]
+    {
+        let dir = std::env::temp_dir().join(format!("sigil-bench-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut rocks = Ledger::create(Box::new(ledger::store::RocksKv::open(&dir).unwrap()), &genesis).unwrap();
+        g.bench_function("append_block/kv=rocksdb,entries=100", |b| {
+            b.iter(|| {
+                let s = rocks.size();
+                rocks.append_block(&block(s)).unwrap()
+            })
+        });
+        drop(rocks);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    g.finish();
+}
+
+criterion_group!(benches, merkle, receipt, store);
 criterion_main!(benches);
