@@ -228,3 +228,24 @@ fn garbage_is_an_error_not_a_panic() {
         assert!(Receipt::decode(&bytes).is_err());
     }
 }
+
+#[test]
+fn the_receipt_format_is_pinned() {
+    // Ed25519 signatures are deterministic, so the same log yields the same receipt, byte for byte.
+    let p = pod("pod.eu");
+    let cp = p.checkpoint(20, &[0, 1, 3, 4]);
+    let receipt = hex::encode(p.receipt(15, &cp));
+    let genesis = hex::encode(&p.genesis);
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/conformance");
+    if std::env::var_os("SIGIL_BLESS").is_some() {
+        std::fs::write(format!("{dir}/receipt.cose.hex"), format!("{receipt}\n")).unwrap();
+        std::fs::write(format!("{dir}/receipt-genesis.cbor.hex"), format!("{genesis}\n")).unwrap();
+    }
+    let want = std::fs::read_to_string(format!("{dir}/receipt.cose.hex")).expect("run with SIGIL_BLESS=1 once");
+    let want_genesis = std::fs::read_to_string(format!("{dir}/receipt-genesis.cbor.hex")).unwrap();
+    assert_eq!(genesis, want_genesis.trim(), "the genesis encoding changed");
+    assert_eq!(receipt, want.trim(), "the receipt format changed: existing receipts would no longer verify");
+    // And the pinned receipt still verifies.
+    let r = Receipt::decode(&hex::decode(want.trim()).unwrap()).unwrap();
+    assert!(r.verify(&hex::decode(want_genesis.trim()).unwrap()).valid);
+}
