@@ -25,7 +25,7 @@ printf '%-28s %s\n' "tdx verify, collateral" "$(ratio "$(median "tdx/verify_coll
 printf '%-28s %s\n' "tdx verify, offline" "$(ratio "$(median "tdx/verify_offline")" "$dcap")"
 printf '%-28s %s\n' "merkle append" "$(ratio "$(median "merkle/append")" "$(median "merkle/sha256_leaf")")"
 printf '%-28s %s\n' "receipt verify (4 validators)" "$(ratio "$(median "receipt/verify_validators=4")" "$(median "receipt/ed25519_verify_x4")")"
-printf '%-28s %s\n' "inclusion proof, 2^20 leaves" "$(ratio "$(median "merkle/inclusion_proof_size=2^20")" "$(median "merkle/sha256_leaf")")"
+printf '%-28s %s\n' "inclusion proof, 2^20 leaves" "$(ratio "$(median "merkle/inclusion_proof_size=2_20")" "$(median "merkle/sha256_leaf")")"
 mem=$(median "store/append_block_kv=memory,entries=100")
 rocks=$(median "store/append_block_kv=rocksdb,entries=100")
 printf '%-28s %s\n' "block of 100, RocksDB" "$(ratio "$rocks" "$mem")"

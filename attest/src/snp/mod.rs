@@ -33,8 +33,9 @@ pub(crate) struct VerifiedLeaf {
     not_after: u64,
 }
 
-/// Verified chains keyed by SHA-256 over the fingerprints (SHA-256 of the DER) of leaf, intermediate and ARK. Chains change per
-/// chip and TCB only, so most reports hit the cache and cost one P-384 verification.
+/// Verified chains keyed by SHA-256 over the fingerprints (SHA-256 of the DER) of leaf, intermediate and ARK, with
+/// the product and key kind. Chains change per chip and TCB only, so most reports hit the cache and cost one
+/// P-384 verification.
 #[derive(Default, Debug)]
 pub(crate) struct ChainCache {
     map: Mutex<HashMap<[u8; 32], VerifiedLeaf>>,
@@ -274,7 +275,10 @@ pub(crate) fn verify(
             return out;
         }
     };
-    let key_material = [sel.leaf.fingerprint(), sel.inter.fingerprint(), sel.ark.fingerprint()].concat();
+    // The product and key kind are part of the key: a cached chain is only ever reused for the same question.
+    let mut key_material = [sel.leaf.fingerprint(), sel.inter.fingerprint(), sel.ark.fingerprint()].concat();
+    key_material.extend_from_slice(product.name().as_bytes());
+    key_material.push(vlek as u8);
     let cache_key = crate::sha256(&key_material);
     let leaf = match cache.get(&cache_key) {
         Some(l) => l,
@@ -289,7 +293,6 @@ pub(crate) fn verify(
             }
         },
     };
-    debug_assert!(leaf.product == product && leaf.vlek == vlek);
     c.pass(
         "snp.cert_chain",
         format!(
