@@ -242,7 +242,7 @@ fn collect(a: CollectArgs) -> anyhow::Result<()> {
                 }
                 padded::<48>(&v)
             }
-            None => ring_sha384(b"sigil-sim"),
+            None => attest::sha384(b"sigil-sim"),
         };
         let hd = padded::<32>(
             &a.host_data.as_deref().map(|s| hex_arg(s, 32, "--host-data")).transpose()?.unwrap_or_default(),
@@ -316,8 +316,4 @@ fn bundle(a: BundleArgs) -> anyhow::Result<()> {
     let (kind, n, out) = (platform.as_str(), b.certs.len(), a.out.display());
     eprintln!("wrote {kind} evidence bundle ({} bytes, {n} certificates) to {out}", bytes.len());
     Ok(())
-}
-
-fn ring_sha384(data: &[u8]) -> [u8; 48] {
-    attest::sha384(data)
 }
