@@ -21,5 +21,9 @@ printf '[sim]\nallow = true\n' > "$tmp/sim.toml"
 run attest verify "$tmp/sim.cbor"
 run attest verify "$tmp/sim.cbor" --policy "$tmp/sim.toml"
 echo
-echo "Next: sigil attest verify --help, sigil attest policy, docs/attestation.md."
-echo "sigil devnet (a local pod) is not built yet: it arrives with the node issue."
+echo "== A ledger receipt, verified offline with nothing but the pod's genesis (example log, TEST keys)"
+"$sigil" receipt example --out "$tmp/example"
+run receipt verify "$tmp/example/receipt.cose" --genesis "$tmp/example/genesis.cbor"
+echo
+echo "Next: sigil attest verify --help, sigil receipt verify --help, docs/attestation.md, docs/receipts.md."
+echo "sigil devnet (a local pod) is not built yet: it arrives with the consensus and node issues."

@@ -27,6 +27,14 @@ pub enum ReceiptCommand {
     ///   sigil receipt verify receipt.cose --genesis pod-genesis.cbor --json
     #[command(verbatim_doc_comment)]
     Verify(VerifyArgs),
+    /// Write an example pod log's genesis, a receipt and a checkpoint, to try `sigil receipt verify` before a
+    /// pod runs. The pod is an in-memory log of four validators with fixed, published TEST keys: the files
+    /// prove nothing about any real pod.
+    Example {
+        /// Directory to write genesis.cbor, receipt.cose and checkpoint.note into.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Args)]
@@ -50,6 +58,7 @@ pub struct VerifyArgs {
 pub fn run(cmd: ReceiptCommand) -> ExitCode {
     let r = match cmd {
         ReceiptCommand::Verify(a) => verify(a),
+        ReceiptCommand::Example { out } => example(&out).map(|()| ExitCode::SUCCESS),
     };
     r.unwrap_or_else(|e| {
         eprintln!("error: {e:#}");
@@ -142,4 +151,67 @@ fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(if report.valid { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// An example log: genesis (four validators with TEST keys), 12 invocations, a checkpoint signed by three.
+fn example(out: &Path) -> anyhow::Result<()> {
+    use ledger::checkpoint::Validator;
+    use ledger::entry::{Genesis, Invocation, Member};
+    use ring::signature::{Ed25519KeyPair, KeyPair};
+    let keys: Vec<Ed25519KeyPair> = (0..4u8)
+        .map(|i| {
+            Ed25519KeyPair::from_seed_unchecked(
+                &ledger::Hash::digest(format!("sigil example TEST key {i}").as_bytes()).0,
+            )
+        })
+        .collect::<Result<_, _>>()
+        .map_err(|_| anyhow::anyhow!("bad test key"))?;
+    let genesis = Entry::Genesis(Genesis {
+        pod: "example.pod.invalid".into(),
+        jurisdiction: "EXAMPLE".into(),
+        created_at: 1_764_000_000,
+        validators: keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| Validator { name: format!("node-{i}"), public_key: k.public_key().as_ref().to_vec() })
+            .collect(),
+        evidence: vec![],
+        members: vec![Member { name: "example-operator".into(), public_key: serde_bytes::ByteBuf::from(vec![0; 32]) }],
+        threshold: 1,
+        policy: "[sim]\nallow = true\n".into(),
+    });
+    let mut log = ledger::log::MemLog::new(&genesis)?;
+    for n in 0..12u64 {
+        let h = Hash::digest(format!("example request {n}").as_bytes());
+        log.append(&Entry::Invocation(Invocation {
+            request_hash: h,
+            caller: serde_bytes::ByteBuf::from(Hash::digest(b"example caller").0.to_vec()),
+            applet: "notes".into(),
+            method: if n % 3 == 0 { "read".into() } else { "append".into() },
+            code_digest: Hash::digest(b"notes.wasm"),
+            input_hash: h,
+            output_hash: Hash::digest(&h.0),
+            write_set_hash: Hash::digest(&n.to_le_bytes()),
+            executor: format!("node-{}", n % 4),
+            executor_attestation: 0,
+            outcome: "ok".into(),
+            fuel_used: 10_000 + n,
+            at_ms: 1_764_000_000_000 + n * 1000,
+        }))?;
+    }
+    let cp = log.checkpoint_at(log.size())?;
+    let lines: Vec<String> = (0..3).map(|i| cp.sign(&format!("node-{i}"), &keys[i])).collect();
+    let signed = SignedCheckpoint::from_lines(cp, &lines)?;
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let write =
+        |name: &str, bytes: &[u8]| std::fs::write(out.join(name), bytes).with_context(|| format!("writing {name}"));
+    write("genesis.cbor", &genesis.encode())?;
+    write("receipt.cose", &log.receipt(7, &signed, "node-3", &keys[3])?)?;
+    write("checkpoint.note", signed.to_note().as_bytes())?;
+    eprintln!(
+        "wrote genesis.cbor, receipt.cose (entry 7) and checkpoint.note to {} (TEST keys: an example only)",
+        out.display()
+    );
+    eprintln!("next: sigil receipt verify {0}/receipt.cose --genesis {0}/genesis.cbor", out.display());
+    Ok(())
 }

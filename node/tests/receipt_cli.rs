@@ -163,3 +163,16 @@ fn usage_and_io_errors_exit_2() {
     assert_eq!(sigil(&["receipt", "verify", s(&r), "--genesis", s(&r)]).status.code(), Some(2));
     assert_eq!(sigil(&["receipt", "verify", s(&r)]).status.code(), Some(2), "--genesis is required");
 }
+
+#[test]
+fn the_example_receipt_verifies_and_matches_its_checkpoint() {
+    let d = dir();
+    let out = sigil(&["receipt", "example", "--out", s(&d)]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let (r, g, c) = (d.join("receipt.cose"), d.join("genesis.cbor"), d.join("checkpoint.note"));
+    let v = sigil(&["receipt", "verify", s(&r), "--genesis", s(&g), "--checkpoint", s(&c), "--json"]);
+    assert_eq!(v.status.code(), Some(0), "{}", String::from_utf8_lossy(&v.stdout));
+    let j: serde_json::Value = serde_json::from_slice(&v.stdout).unwrap();
+    assert_eq!(j["pod"], "example.pod.invalid");
+    assert!(j["checks"].as_array().unwrap().iter().any(|c| c["name"] == "receipt.trusted_checkpoint" && c["ok"] == true));
+}
