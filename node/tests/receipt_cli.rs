@@ -174,5 +174,9 @@ fn the_example_receipt_verifies_and_matches_its_checkpoint() {
     assert_eq!(v.status.code(), Some(0), "{}", String::from_utf8_lossy(&v.stdout));
     let j: serde_json::Value = serde_json::from_slice(&v.stdout).unwrap();
     assert_eq!(j["pod"], "example.pod.invalid");
-    assert!(j["checks"].as_array().unwrap().iter().any(|c| c["name"] == "receipt.trusted_checkpoint" && c["ok"] == true));
+    assert!(j["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["name"] == "receipt.trusted_checkpoint" && c["ok"] == true));
 }
