@@ -162,6 +162,14 @@ impl Checks {
             }
         }
     }
+    /// Passes when `allowed` is empty (any value) or holds `value`.
+    pub fn allow_list(&mut self, name: &str, allowed: &[crate::policy::HexBytes], value: &[u8]) {
+        if crate::policy::allowed(allowed, value) {
+            self.pass(name, None);
+        } else {
+            self.fail(name, format!("{} is not in the allowed list", hex::encode(value)));
+        }
+    }
     /// Compares REPORT_DATA with the expected value, or records that there was none to compare with.
     pub fn report_data(&mut self, name: &str, got: &[u8], want: Option<&[u8]>) {
         match want {

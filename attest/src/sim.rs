@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::error::{Error, ParseError};
-use crate::policy::{allowed, SimPolicy};
+use crate::policy::SimPolicy;
 use crate::result::{Outcome, Platform};
 
 /// The published seed of the sim root. It is public on purpose: sim evidence is not secure.
@@ -132,14 +132,7 @@ pub(crate) fn verify(ev: &SimEvidence, policy: &SimPolicy, expected_rd: Option<&
         if policy.allow { Ok(()) } else { Err("simulated TEE evidence is insecure and refused by this policy (set [sim] allow = true for tests and devnets)".into()) },
     );
     c.record("sim.policy.debug", if claims.debug { Err("debug guest".into()) } else { Ok(()) });
-    c.record(
-        "sim.policy.measurement",
-        if allowed(&policy.measurements, &claims.measurement) {
-            Ok(())
-        } else {
-            Err(format!("measurement {} is not in the allowed list", hex::encode(&claims.measurement)))
-        },
-    );
+    c.allow_list("sim.policy.measurement", &policy.measurements, &claims.measurement);
     let want = crate::policy::expected_report_data(expected_rd, &policy.report_data);
     c.report_data("sim.report_data", &claims.report_data, want);
     out.claim("sim", json!({ "insecure": true, "host_data": hex::encode(&claims.host_data), "svn": claims.svn, "debug": claims.debug }));

@@ -15,7 +15,7 @@ use ring::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_FIXED};
 use serde_json::json;
 
 use crate::error::ParseError;
-use crate::policy::{allowed, TdxPolicy};
+use crate::policy::TdxPolicy;
 use crate::result::{Outcome, Platform};
 use crate::x509::{pem_blocks, Cert};
 
@@ -560,14 +560,7 @@ fn judge(out: &mut Outcome, q: &Quote, policy: &TdxPolicy, expected_rd: Option<&
         ("tdx.policy.mrseam", &policy.mrseam, &b.mr_seam),
     ] {
         if !list.is_empty() {
-            c.record(
-                name,
-                if allowed(list, value) {
-                    Ok(())
-                } else {
-                    Err(format!("{} is not in the allowed list", hex::encode(value)))
-                },
-            );
+            c.allow_list(name, list, value);
         }
     }
     if let Some(min) = &policy.min_tee_tcb_svn {

@@ -15,7 +15,7 @@ use serde_json::json;
 
 pub use report::{Product, SigningKey, SnpReport, Tcb};
 
-use crate::policy::{allowed, SnpPolicy, Version};
+use crate::policy::{SnpPolicy, Version};
 use crate::result::{Outcome, Platform};
 use crate::x509::Cert;
 use certs::Role;
@@ -515,32 +515,11 @@ fn judge(out: &mut Outcome, report: &SnpReport, leaf: &VerifiedLeaf, policy: &Sn
         ("snp.policy.author_key_digest", &policy.author_key_digests, report.author_key_digest()),
     ] {
         if !list.is_empty() {
-            c.record(
-                name,
-                if allowed(list, value) {
-                    Ok(())
-                } else {
-                    Err(format!("{} is not in the allowed list", hex::encode(value)))
-                },
-            );
+            c.allow_list(name, list, value);
         }
     }
-    c.record(
-        "snp.policy.measurement",
-        if allowed(&policy.measurements, report.measurement()) {
-            Ok(())
-        } else {
-            Err(format!("MEASUREMENT {} is not in the allowed list", hex::encode(report.measurement())))
-        },
-    );
-    c.record(
-        "snp.policy.host_data",
-        if allowed(&policy.host_data, report.host_data()) {
-            Ok(())
-        } else {
-            Err(format!("HOST_DATA {} is not in the allowed list", hex::encode(report.host_data())))
-        },
-    );
+    c.allow_list("snp.policy.measurement", &policy.measurements, report.measurement());
+    c.allow_list("snp.policy.host_data", &policy.host_data, report.host_data());
     let want = crate::policy::expected_report_data(expected_rd, &policy.report_data);
     c.report_data("snp.report_data", report.report_data(), want);
 
