@@ -11,9 +11,9 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use ledger::checkpoint::{SignedCheckpoint, Validator};
 use ledger::entry::{Genesis, Invocation, Member};
 use ledger::hash::leaf_hash;
-use ledger::log::MemLog;
 use ledger::merkle::{inclusion_proof, verify_inclusion, MemTree};
 use ledger::receipt::Receipt;
+use ledger::store::Ledger;
 use ledger::{Entry, Hash};
 use ring::signature::{Ed25519KeyPair, KeyPair, UnparsedPublicKey, ED25519};
 use serde_bytes::ByteBuf;
@@ -80,7 +80,7 @@ fn receipt(c: &mut Criterion) {
         threshold: 1,
         policy: String::new(),
     });
-    let mut log = MemLog::new(&genesis).unwrap();
+    let mut log = Ledger::in_memory(&genesis).unwrap();
     for n in 0..100_000 {
         log.append(&invocation(n)).unwrap();
     }
@@ -111,7 +111,7 @@ fn receipt(c: &mut Criterion) {
 
 /// Blocks of 100 invocations: one batch each (synced, for RocksDB). Entries per second = 100 / time.
 fn store(c: &mut Criterion) {
-    use ledger::store::{Ledger, MemKv};
+    use ledger::store::MemKv;
     let keys: Vec<Validator> =
         (0..4u8).map(|i| Validator { name: format!("node-{i}"), public_key: vec![i + 1; 32] }).collect();
     let genesis = Entry::Genesis(Genesis {

@@ -18,7 +18,6 @@ pub mod checkpoint;
 pub mod entry;
 pub mod error;
 pub mod hash;
-pub mod log;
 pub mod merkle;
 pub mod receipt;
 pub mod store;

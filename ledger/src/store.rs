@@ -219,6 +219,11 @@ impl Ledger {
         Ok(l)
     }
 
+    /// A new ledger in memory ([`MemKv`]): tests, benchmarks and examples.
+    pub fn in_memory(genesis: &Entry) -> Result<Ledger, LedgerError> {
+        Ledger::create(Box::new(MemKv::default()), genesis)
+    }
+
     /// Opens an existing ledger, checking that the stored tree reproduces the stored root.
     pub fn open(kv: Box<dyn Kv>) -> Result<Ledger, LedgerError> {
         let raw = kv.get(b"m")?.ok_or_else(|| storage("the store holds no ledger".into()))?;
@@ -303,6 +308,21 @@ impl Ledger {
         self.history.extend(history);
         self.meta = meta;
         Ok((self.meta.size, self.meta.root))
+    }
+
+    /// Appends one entry as a block of its own; returns its index.
+    pub fn append(&mut self, entry: &Entry) -> Result<u64, LedgerError> {
+        let index = self.meta.size;
+        self.append_block(std::slice::from_ref(entry))?;
+        Ok(index)
+    }
+
+    /// A consistency proof between two sizes of this ledger.
+    pub fn consistency(&self, old: u64, new: u64) -> Result<Vec<Hash>, LedgerError> {
+        if new > self.meta.size {
+            return Err(crate::ProofError::BadSizes { old, new }.into());
+        }
+        crate::merkle::consistency_proof(&KvNodes(self.kv.as_ref()), old, new)
     }
 
     /// The entry at `index`, checked against its stored leaf hash.

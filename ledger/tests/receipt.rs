@@ -3,15 +3,15 @@
 
 use ledger::checkpoint::{SignedCheckpoint, Validator};
 use ledger::entry::*;
-use ledger::log::MemLog;
 use ledger::receipt::Receipt;
+use ledger::store::Ledger;
 use ledger::{Entry, Hash};
 use ring::signature::{Ed25519KeyPair, KeyPair};
 use serde_bytes::ByteBuf;
 
 struct Pod {
     keys: Vec<Ed25519KeyPair>,
-    log: MemLog,
+    log: Ledger,
     genesis: Vec<u8>,
 }
 
@@ -54,7 +54,7 @@ fn pod(pod_id: &str) -> Pod {
         threshold: 1,
         policy: "[sim]\nallow = true\n".into(),
     });
-    let mut log = MemLog::new(&genesis).unwrap();
+    let mut log = Ledger::in_memory(&genesis).unwrap();
     for n in 1..=10 {
         log.append(&invocation(n)).unwrap();
     }
@@ -180,7 +180,7 @@ fn tampered_checkpoints_and_validator_sets_are_refused() {
     assert_eq!(failed(&r.verify(&p.genesis)), ["receipt.validator_set"]);
     // A non-change entry presented as a change.
     let mut r = good.clone();
-    r.changes[1].entry = p.log.entry(12).unwrap().to_vec();
+    r.changes[1].entry = p.log.entry_bytes(12).unwrap();
     r.changes[1].index = 12;
     assert_eq!(failed(&r.verify(&p.genesis)), ["receipt.validator_set"]);
 }

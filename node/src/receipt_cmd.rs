@@ -180,7 +180,7 @@ fn example(out: &Path) -> anyhow::Result<()> {
         threshold: 1,
         policy: "[sim]\nallow = true\n".into(),
     });
-    let mut log = ledger::log::MemLog::new(&genesis)?;
+    let mut log = ledger::store::Ledger::in_memory(&genesis)?;
     for n in 0..12u64 {
         let h = Hash::digest(format!("example request {n}").as_bytes());
         log.append(&Entry::Invocation(Invocation {

@@ -5,7 +5,7 @@ use std::process::{Command, Output};
 
 use ledger::checkpoint::{SignedCheckpoint, Validator};
 use ledger::entry::{Genesis, Invocation, Member};
-use ledger::log::MemLog;
+use ledger::store::Ledger;
 use ledger::{Entry, Hash};
 use ring::signature::{Ed25519KeyPair, KeyPair};
 use serde_bytes::ByteBuf;
@@ -45,7 +45,7 @@ fn genesis(pod: &str) -> Entry {
 /// Writes genesis, a receipt for entry 3 at size 6, a trusted checkpoint at size 9 and the consistency proof.
 fn fixture() -> (PathBuf, PathBuf, PathBuf, PathBuf) {
     let g = genesis("pod.eu");
-    let mut log = MemLog::new(&g).unwrap();
+    let mut log = Ledger::in_memory(&g).unwrap();
     for n in 0..8u64 {
         let h = Hash::digest(&n.to_le_bytes());
         log.append(&Entry::Invocation(Invocation {
