@@ -1,7 +1,60 @@
 //! # enclave-runtime: the wasmtime host for applets
 //!
-//! **Not implemented yet** (issue "Enclave runtime"). This crate will run applets (WebAssembly modules with a
-//! manifest) inside the enclave with fuel/epoch deadlines, memory limits and only the capabilities they were
-//! granted, and describe every execution as a receipt.
+//! Runs applets — WebAssembly modules with a [`Manifest`] — inside the node's enclave, gives them only the
+//! capabilities their manifest grants, stops them at their fuel, memory and time limits, and describes every
+//! execution precisely enough to be committed and audited ([`Execution`], [`ReceiptFields`]).
 //!
-//! What it must never do: know about libp2p or HTTP, or give an applet any ambient authority.
+//! ```text
+//! Runtime::new(config)                 one engine, pooling allocator, epoch ticker
+//!   .load(manifest, wasm) -> Applet    digest check, import/export check, compile, InstancePre (cached by digest)
+//!   .invoke(&applet, &call, state)     authorize -> instantiate -> call -> Execution { outcome, output,
+//!                                      write_set, fuel_used, logs, receipt: ReceiptFields }
+//! ```
+//!
+//! The host ABI applets see (imports from module `sigil`, plus a small WASI preview 1 subset that maps onto the
+//! same capabilities) is documented in `docs/applets.md`; `applets/sdk` wraps it for Rust.
+//!
+//! What this crate never does: know about libp2p or the node's HTTP API, or give an applet ambient authority. The
+//! only network it touches is applet egress, through the allow-list in [`egress`].
+
+#![deny(missing_docs)]
+
+pub mod egress;
+mod host;
+pub mod manifest;
+mod runtime;
+pub mod state;
+
+pub use manifest::{Manifest, Refusal};
+pub use runtime::{Applet, Call, Execution, LogLine, Outcome, ReceiptFields, Runtime, RuntimeConfig};
+pub use state::{MemState, State, WriteSet};
+
+use ledger::Hash;
+
+/// Errors loading applets or running the runtime (not applet outcomes: those are [`Outcome`]s).
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The manifest is malformed or breaks a rule.
+    #[error("manifest: {0}")]
+    Manifest(String),
+    /// The module is not the one the manifest names.
+    #[error("module digest {module} differs from the manifest's code_digest {manifest}")]
+    DigestMismatch {
+        /// What the manifest says.
+        manifest: Hash,
+        /// SHA-256 of the module given.
+        module: Hash,
+    },
+    /// The module does not compile, or its imports or exports break the ABI.
+    #[error("module: {0}")]
+    Module(String),
+    /// The request was refused before any code ran.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    /// The runtime could not run it now (e.g. every instance slot is busy); nothing ran.
+    #[error("runtime unavailable: {0}")]
+    Unavailable(String),
+    /// Engine setup failed.
+    #[error("engine: {0}")]
+    Engine(String),
+}

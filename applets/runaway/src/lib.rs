@@ -1,0 +1,65 @@
+//! `runaway`: misbehaviour on purpose, for the runtime's negative tests. Each method must end in a precise outcome
+//! and never harm the host.
+//!
+//! `spin` loops forever (out of fuel / deadline), `bomb` allocates without bound (out of memory), `recurse` overflows
+//! the stack, `panic` panics (trapped), `egress` calls HTTP though its manifest grants none (denied), `write` writes
+//! to a namespace it may only read (denied), `clock` reads the clock it was not granted (denied).
+
+use sigil_sdk::{http, kv, Error};
+
+fn spin(_: &[u8]) -> Result<Vec<u8>, Error> {
+    let mut x: u64 = 1;
+    loop {
+        x = core::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+    }
+}
+
+fn bomb(_: &[u8]) -> Result<Vec<u8>, Error> {
+    let mut hoard: Vec<Vec<u8>> = Vec::new();
+    loop {
+        let mut chunk = vec![0u8; 1 << 20];
+        chunk[0] = 1;
+        hoard.push(core::hint::black_box(chunk));
+    }
+}
+
+fn depth(n: u64) -> u64 {
+    if n == u64::MAX {
+        return 0;
+    }
+    let pad = core::hint::black_box([n; 16]);
+    depth(n + 1).wrapping_add(pad[3])
+}
+
+fn recurse(_: &[u8]) -> Result<Vec<u8>, Error> {
+    Ok(depth(0).to_le_bytes().to_vec())
+}
+
+fn panic(_: &[u8]) -> Result<Vec<u8>, Error> {
+    panic!("runaway panicked on purpose");
+}
+
+fn egress(input: &[u8]) -> Result<Vec<u8>, Error> {
+    let url = String::from_utf8_lossy(input);
+    let r = http::get(&url)?;
+    Ok(r.body)
+}
+
+fn write(_: &[u8]) -> Result<Vec<u8>, Error> {
+    kv::put("shared", b"k", b"v");
+    Ok(Vec::new())
+}
+
+fn clock(_: &[u8]) -> Result<Vec<u8>, Error> {
+    Ok(sigil_sdk::now_ms().to_le_bytes().to_vec())
+}
+
+sigil_sdk::methods! {
+    spin => spin,
+    bomb => bomb,
+    recurse => recurse,
+    panic => panic,
+    egress => egress,
+    write => write,
+    clock => clock,
+}

@@ -1,0 +1,341 @@
+//! Outbound HTTP for applets granted `http`: an allow-list enforced on every hop, SSRF-safe address checks, and a
+//! small HTTP/1.1 client over the vetted address (never a second DNS lookup).
+//!
+//! Rules (each has a test in `tests/egress.rs`):
+//! - Only `http://HOST[:PORT]/...` URLs; no user-info. `https` is not implemented yet and is refused with that
+//!   reason.
+//! - HOST[:PORT] must match an allow-list entry exactly (names case-insensitively; port 80 when omitted).
+//! - A listed *name* must resolve only to public addresses: loopback, private, link-local, CGNAT, unique-local,
+//!   multicast, documentation and other special ranges are refused (so a name cannot be pointed at the node's own
+//!   network — the DNS-rebinding form of SSRF). Such addresses are reachable only when listed as IP literals.
+//! - Redirects are followed (at most the applet's request budget) only when the new location passes the same checks;
+//!   a redirect off the list ends the run as `denied` (cf. Spin's GHSA-f3h7-gpjj-wcvh, which followed redirects
+//!   to unlisted hosts).
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::time::Instant;
+
+/// One allow-list entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AllowEntry {
+    /// Lower-case host name or IP literal (without brackets).
+    pub host: String,
+    /// Port.
+    pub port: u16,
+}
+
+impl AllowEntry {
+    /// Parses `HOST[:PORT]` (IPv6 literals in brackets).
+    pub fn parse(s: &str) -> Result<AllowEntry, String> {
+        let (host, port) = split_host_port(s).ok_or_else(|| format!("{s:?} is not HOST[:PORT]"))?;
+        if host.is_empty() || host.contains(['/', '@', '?', '#', '*']) {
+            return Err(format!("{s:?}: bad host"));
+        }
+        Ok(AllowEntry { host: host.to_ascii_lowercase(), port: port.unwrap_or(80) })
+    }
+}
+
+fn split_host_port(s: &str) -> Option<(&str, Option<u16>)> {
+    if let Some(rest) = s.strip_prefix('[') {
+        let (h, after) = rest.split_once(']')?;
+        h.parse::<Ipv6Addr>().ok()?;
+        return match after {
+            "" => Some((h, None)),
+            p => Some((h, Some(p.strip_prefix(':')?.parse().ok()?))),
+        };
+    }
+    match s.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') => Some((h, Some(p.parse().ok()?))),
+        Some(_) => None,
+        None => Some((s, None)),
+    }
+}
+
+/// A parsed `http://` URL.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Url {
+    /// Lower-case host (IPv6 without brackets).
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// Path and query, starting with `/`.
+    pub path: String,
+}
+
+impl Url {
+    /// Parses an absolute `http://` URL.
+    pub fn parse(s: &str) -> Result<Url, EgressError> {
+        let bad = |why: &str| EgressError::Failed(format!("bad URL {s:?}: {why}"));
+        let (scheme, rest) = s.split_once("://").ok_or_else(|| bad("not absolute"))?;
+        match scheme.to_ascii_lowercase().as_str() {
+            "http" => {}
+            "https" => return Err(EgressError::Failed(format!("{s}: https egress is not implemented yet"))),
+            _ => return Err(bad("only http:// URLs")),
+        }
+        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let (authority, tail) = rest.split_at(end);
+        if authority.contains('@') {
+            return Err(bad("user-info is not allowed"));
+        }
+        let (host, port) = split_host_port(authority).ok_or_else(|| bad("bad host or port"))?;
+        if host.is_empty() {
+            return Err(bad("no host"));
+        }
+        let tail = tail.split('#').next().unwrap_or("");
+        let path = if tail.is_empty() || tail.starts_with('?') { format!("/{tail}") } else { tail.to_string() };
+        if path.bytes().any(|b| b <= b' ' || b == 0x7f) {
+            return Err(bad("control characters or spaces in the path"));
+        }
+        Ok(Url { host: host.to_ascii_lowercase(), port: port.unwrap_or(80), path })
+    }
+
+    fn authority(&self) -> String {
+        let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
+        if self.port == 80 {
+            host
+        } else {
+            format!("{host}:{}", self.port)
+        }
+    }
+
+    /// Resolves a `Location` header against this URL.
+    fn join(&self, location: &str) -> Result<Url, EgressError> {
+        if location.contains("://") {
+            Url::parse(location)
+        } else if location.starts_with("//") {
+            Url::parse(&format!("http:{location}"))
+        } else if location.starts_with('/') {
+            Url::parse(&format!("http://{}{location}", self.authority()))
+        } else {
+            let base = self.path.rsplit_once('/').map_or("", |(b, _)| b);
+            Url::parse(&format!("http://{}{base}/{location}", self.authority()))
+        }
+    }
+}
+
+/// Why a request was not made or did not complete.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EgressError {
+    /// The policy forbids it: the run ends with the outcome `denied`.
+    Denied(String),
+    /// It was allowed but failed (bad URL, connection refused, timeout, malformed response): the applet gets the
+    /// error and may carry on.
+    Failed(String),
+}
+
+/// Whether `ip` is a special-purpose address (anything but the public unicast internet).
+pub fn is_special(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(a) => is_special_v4(a),
+        IpAddr::V6(a) => {
+            if let Some(v4) = a.to_ipv4_mapped() {
+                return is_special_v4(v4);
+            }
+            let s = a.segments();
+            a.is_unspecified()
+                || a.is_loopback()
+                || a.is_multicast()
+                || (s[0] & 0xfe00) == 0xfc00 // unique local fc00::/7
+                || (s[0] & 0xffc0) == 0xfe80 // link-local fe80::/10
+                || (s[0] & 0xffc0) == 0xfec0 // site-local (deprecated) fec0::/10
+                || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation
+                || (s[0] == 0x0064 && s[1] == 0xff9b) // NAT64 64:ff9b::/96 (embeds IPv4)
+                || s[0] == 0x2002 // 6to4 (embeds IPv4)
+                || (s[0] == 0x2001 && s[1] == 0) // Teredo
+                || (s[0..6] == [0; 6]) // IPv4-compatible ::a.b.c.d
+        }
+    }
+}
+
+fn is_special_v4(a: Ipv4Addr) -> bool {
+    let o = a.octets();
+    a.is_unspecified()
+        || a.is_loopback()
+        || a.is_private()
+        || a.is_link_local()
+        || a.is_multicast()
+        || a.is_broadcast()
+        || a.is_documentation()
+        || o[0] == 0 // "this network"
+        || (o[0] == 100 && (o[1] & 0xc0) == 64) // CGNAT 100.64/10
+        || (o[0] == 192 && o[1] == 0 && o[2] == 0) // IETF protocol assignments
+        || (o[0] == 198 && (o[1] & 0xfe) == 18) // benchmarking 198.18/15
+        || o[0] >= 240 // reserved
+}
+
+/// The allow-list and limits for one invocation's egress.
+pub struct Egress {
+    allow: Vec<AllowEntry>,
+    max_response: u64,
+}
+
+/// A response.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Response {
+    /// Status code.
+    pub status: u16,
+    /// Body.
+    pub body: Vec<u8>,
+}
+
+const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"];
+const MAX_HEAD: usize = 16 << 10;
+
+impl Egress {
+    /// From a manifest's allow-list (entries already validated) and response limit.
+    pub fn new(allow: &[String], max_response: u64) -> Egress {
+        Egress { allow: allow.iter().filter_map(|a| AllowEntry::parse(a).ok()).collect(), max_response }
+    }
+
+    /// Checks `url` against the allow-list and resolves it to the one address to connect to.
+    pub fn vet(&self, url: &Url) -> Result<SocketAddr, EgressError> {
+        let listed = self.allow.iter().any(|a| a.host == url.host && a.port == url.port);
+        if !listed {
+            return Err(EgressError::Denied(format!("{}:{} is not in the applet's http allow-list", url.host, url.port)));
+        }
+        if let Ok(ip) = url.host.parse::<IpAddr>() {
+            // Listed as a literal: reachable even if special (the manifest's signers said so).
+            return Ok(SocketAddr::new(ip, url.port));
+        }
+        let addrs: Vec<SocketAddr> = (url.host.as_str(), url.port)
+            .to_socket_addrs()
+            .map_err(|e| EgressError::Failed(format!("cannot resolve {}: {e}", url.host)))?
+            .collect();
+        if let Some(bad) = addrs.iter().find(|a| is_special(a.ip())) {
+            return Err(EgressError::Denied(format!(
+                "{} resolves to {}, a private or special-purpose address; list the address itself to allow it",
+                url.host,
+                bad.ip()
+            )));
+        }
+        addrs.into_iter().next().ok_or_else(|| EgressError::Failed(format!("{} has no addresses", url.host)))
+    }
+
+    /// Sends a request, following allowed redirects. `budget` is decremented per request sent; `deadline` bounds the
+    /// whole exchange.
+    pub fn request(
+        &self,
+        method: &str,
+        url: &str,
+        body: &[u8],
+        budget: &mut u64,
+        deadline: Instant,
+    ) -> Result<Response, EgressError> {
+        let mut method = method.to_ascii_uppercase();
+        if !METHODS.contains(&method.as_str()) {
+            return Err(EgressError::Failed(format!("method {method:?} is not one of {}", METHODS.join(", "))));
+        }
+        let mut url = Url::parse(url)?;
+        let mut body = body.to_vec();
+        loop {
+            let addr = self.vet(&url)?;
+            if *budget == 0 {
+                return Err(EgressError::Denied("the applet's HTTP request budget (limits.max_http_requests) is spent".into()));
+            }
+            *budget -= 1;
+            let (status, location, resp) = self.exchange(addr, &url, &method, &body, deadline)?;
+            match (status, location) {
+                (301 | 302 | 303 | 307 | 308, Some(loc)) => {
+                    if status == 303 || (matches!(status, 301 | 302) && method == "POST") {
+                        method = "GET".into();
+                        body.clear();
+                    }
+                    url = url.join(&loc).map_err(|e| match e {
+                        EgressError::Failed(m) => EgressError::Denied(format!("redirect refused: {m}")),
+                        d => d,
+                    })?;
+                    if let Err(EgressError::Denied(why)) = self.vet(&url) {
+                        return Err(EgressError::Denied(format!("redirect to {loc:?} refused: {why}")));
+                    }
+                }
+                _ => return Ok(Response { status, body: resp }),
+            }
+        }
+    }
+
+    fn exchange(
+        &self,
+        addr: SocketAddr,
+        url: &Url,
+        method: &str,
+        body: &[u8],
+        deadline: Instant,
+    ) -> Result<(u16, Option<String>, Vec<u8>), EgressError> {
+        let fail = |what: &str, e: std::io::Error| EgressError::Failed(format!("{what} {}:{}: {e}", url.host, url.port));
+        let left = || {
+            deadline
+                .checked_duration_since(Instant::now())
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| EgressError::Failed("deadline reached".into()))
+        };
+        let mut s = TcpStream::connect_timeout(&addr, left()?).map_err(|e| fail("connect to", e))?;
+        s.set_write_timeout(Some(left()?)).map_err(|e| fail("socket", e))?;
+        let head = format!(
+            "{method} {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: sigil-applet\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+            url.path,
+            url.authority(),
+            body.len()
+        );
+        s.write_all(head.as_bytes()).and_then(|_| s.write_all(body)).map_err(|e| fail("write to", e))?;
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 8192];
+        let limit = self.max_response as usize + MAX_HEAD;
+        loop {
+            s.set_read_timeout(Some(left()?)).map_err(|e| fail("socket", e))?;
+            let n = s.read(&mut chunk).map_err(|e| fail("read from", e))?;
+            if n == 0 {
+                break;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            if buf.len() > limit {
+                return Err(EgressError::Failed(format!("response exceeds {} bytes", self.max_response)));
+            }
+        }
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let mut resp = httparse::Response::new(&mut headers);
+        let head_len = match resp.parse(&buf) {
+            Ok(httparse::Status::Complete(n)) => n,
+            Ok(httparse::Status::Partial) => return Err(EgressError::Failed("truncated response head".into())),
+            Err(e) => return Err(EgressError::Failed(format!("malformed response: {e}"))),
+        };
+        let status = resp.code.unwrap_or(0);
+        let header = |name: &str| {
+            resp.headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case(name))
+                .map(|h| String::from_utf8_lossy(h.value).trim().to_string())
+        };
+        let location = header("location");
+        let rest = &buf[head_len..];
+        let body = if header("transfer-encoding").is_some_and(|t| t.eq_ignore_ascii_case("chunked")) {
+            dechunk(rest)?
+        } else if let Some(len) = header("content-length") {
+            let len: usize = len.parse().map_err(|_| EgressError::Failed("bad Content-Length".into()))?;
+            rest.get(..len).ok_or_else(|| EgressError::Failed("body shorter than Content-Length".into()))?.to_vec()
+        } else {
+            rest.to_vec()
+        };
+        if body.len() as u64 > self.max_response {
+            return Err(EgressError::Failed(format!("response exceeds {} bytes", self.max_response)));
+        }
+        Ok((status, location, body))
+    }
+}
+
+fn dechunk(mut rest: &[u8]) -> Result<Vec<u8>, EgressError> {
+    let bad = || EgressError::Failed("malformed chunked body".into());
+    let mut out = Vec::new();
+    loop {
+        let line_end = rest.windows(2).position(|w| w == b"\r\n").ok_or_else(bad)?;
+        let size_text = std::str::from_utf8(&rest[..line_end]).map_err(|_| bad())?;
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16).map_err(|_| bad())?;
+        rest = &rest[line_end + 2..];
+        if size == 0 {
+            return Ok(out);
+        }
+        out.extend_from_slice(rest.get(..size).ok_or_else(bad)?);
+        rest = rest.get(size + 2..).ok_or_else(bad)?;
+    }
+}
+

@@ -1,0 +1,441 @@
+//! The runtime: one wasmtime engine (pooling allocator, fuel, epoch deadlines, NaN canonicalisation), applets
+//! pre-instantiated and cached by code digest, and invocations that always end in an [`Outcome`].
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use ledger::entry::Invocation;
+use ledger::Hash;
+use serde_bytes::ByteBuf;
+use wasmtime::{
+    Config, Engine, ExternType, InstanceAllocationStrategy, InstancePre, Module, ModuleExport, PoolingAllocationConfig,
+    Store, Trap, ValType,
+};
+
+use crate::host::{linker, Host, HostStop, PROVIDED};
+use crate::manifest::Manifest;
+use crate::state::{State, WriteSet};
+use crate::RuntimeError;
+
+/// Runtime-wide settings: the ceilings no manifest can raise.
+#[derive(Clone, Debug)]
+pub struct RuntimeConfig {
+    /// Instances that may run at once (pool slots).
+    pub max_instances: u32,
+    /// Largest linear memory of any applet, bytes.
+    pub max_memory_bytes: u64,
+    /// Most fuel any invocation gets.
+    pub max_fuel: u64,
+    /// Longest deadline any invocation gets.
+    pub max_deadline: Duration,
+    /// Epoch tick: deadlines are enforced to this granularity.
+    pub epoch_tick: Duration,
+    /// Wasm stack, bytes.
+    pub max_wasm_stack: usize,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            max_instances: 64,
+            max_memory_bytes: 256 << 20,
+            max_fuel: 10_000_000_000,
+            max_deadline: Duration::from_secs(30),
+            epoch_tick: Duration::from_millis(5),
+            max_wasm_stack: 512 << 10,
+        }
+    }
+}
+
+/// One invocation's inputs: everything an auditor needs (with the state read) to replay it.
+#[derive(Clone, Debug)]
+pub struct Call<'a> {
+    /// SHA-256 of the signed request (it also seeds the applet's `random`).
+    pub request_hash: Hash,
+    /// The caller's Ed25519 key (already verified by the node).
+    pub caller: [u8; 32],
+    /// Method.
+    pub method: &'a str,
+    /// Input (the request's arguments).
+    pub input: &'a [u8],
+    /// The clock the applet sees, Unix milliseconds; recorded in the receipt.
+    pub now_ms: u64,
+}
+
+/// How an invocation ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Ran to completion; its write set may be committed.
+    Ok,
+    /// The applet reported an error (its message is the output); writes discarded.
+    Error(String),
+    /// A wasm trap (panic, unreachable, out-of-bounds access, stack overflow, exit, ABI misuse).
+    Trapped(String),
+    /// Used all its fuel.
+    OutOfFuel,
+    /// Tried to grow memory past its limit.
+    OutOfMemory,
+    /// Called a capability it was not granted, or broke a limit on one (message says which).
+    Denied(String),
+    /// Ran past its wall-clock deadline.
+    Deadline,
+}
+
+impl Outcome {
+    /// The short name: `ok`, `error`, `trapped`, `out_of_fuel`, `out_of_memory`, `denied`, `deadline`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Error(_) => "error",
+            Outcome::Trapped(_) => "trapped",
+            Outcome::OutOfFuel => "out_of_fuel",
+            Outcome::OutOfMemory => "out_of_memory",
+            Outcome::Denied(_) => "denied",
+            Outcome::Deadline => "deadline",
+        }
+    }
+
+    /// Whether the run completed (`ok`).
+    pub fn is_ok(&self) -> bool {
+        matches!(self, Outcome::Ok)
+    }
+}
+
+impl fmt::Display for Outcome {
+    /// The receipt's `outcome` string: the kind, then `: message` where there is one.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::Error(m) | Outcome::Trapped(m) | Outcome::Denied(m) => write!(f, "{}: {m}", self.kind()),
+            _ => f.write_str(self.kind()),
+        }
+    }
+}
+
+/// A log line an applet wrote (capability `log`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogLine {
+    /// 0 debug, 1 info, 2 warn, 3 error.
+    pub level: u8,
+    /// Text.
+    pub message: String,
+}
+
+/// The receipt fields of one execution, ready for the node to sign and the ledger to commit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReceiptFields {
+    /// SHA-256 of the signed request.
+    pub request_hash: Hash,
+    /// SHA-256 of the wasm module that ran.
+    pub code_digest: Hash,
+    /// SHA-256 of the input.
+    pub input_hash: Hash,
+    /// SHA-256 of the output.
+    pub output_hash: Hash,
+    /// SHA-256 of the write set's canonical encoding (of the empty write set unless the outcome is `ok`).
+    pub write_set_hash: Hash,
+    /// The outcome string.
+    pub outcome: String,
+    /// Fuel consumed.
+    pub fuel_used: u64,
+    /// The clock the applet saw.
+    pub at_ms: u64,
+}
+
+impl ReceiptFields {
+    /// The ledger's `invocation` entry for this execution.
+    pub fn to_invocation(
+        &self,
+        caller: &[u8; 32],
+        applet: &str,
+        method: &str,
+        executor: &str,
+        executor_attestation: u64,
+    ) -> Invocation {
+        Invocation {
+            request_hash: self.request_hash,
+            caller: ByteBuf::from(caller.to_vec()),
+            applet: applet.to_string(),
+            method: method.to_string(),
+            code_digest: self.code_digest,
+            input_hash: self.input_hash,
+            output_hash: self.output_hash,
+            write_set_hash: self.write_set_hash,
+            executor: executor.to_string(),
+            executor_attestation,
+            outcome: self.outcome.clone(),
+            fuel_used: self.fuel_used,
+            at_ms: self.at_ms,
+        }
+    }
+}
+
+/// The result of one invocation.
+#[derive(Clone, Debug)]
+pub struct Execution {
+    /// How it ended.
+    pub outcome: Outcome,
+    /// The output (the error message for `error`; empty for other failures).
+    pub output: Vec<u8>,
+    /// Reads, listings and writes (empty unless `ok`: a failed run changes nothing).
+    pub write_set: WriteSet,
+    /// Fuel consumed.
+    pub fuel_used: u64,
+    /// Log lines (capability `log`).
+    pub logs: Vec<LogLine>,
+    /// Receipt fields.
+    pub receipt: ReceiptFields,
+}
+
+/// A loaded applet: its manifest and pre-instantiated module. Cheap to clone.
+#[derive(Clone)]
+pub struct Applet {
+    inner: Arc<Loaded>,
+}
+
+struct Loaded {
+    manifest: Arc<Manifest>,
+    pre: InstancePre<Host>,
+    memory: ModuleExport,
+    methods: HashMap<String, ModuleExport>,
+    initialize: Option<ModuleExport>,
+}
+
+impl Applet {
+    /// Its manifest.
+    pub fn manifest(&self) -> &Manifest {
+        &self.inner.manifest
+    }
+}
+
+/// The applet host. One per node; share it (`&Runtime`) across threads.
+pub struct Runtime {
+    engine: Engine,
+    linker: wasmtime::Linker<Host>,
+    config: RuntimeConfig,
+    cache: RwLock<HashMap<(Hash, Hash), Applet>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Runtime {
+    /// Creates the engine and starts its epoch ticker (a thread that ends when the runtime is dropped).
+    pub fn new(config: RuntimeConfig) -> Result<Runtime, RuntimeError> {
+        let engine_err = |e: wasmtime::Error| RuntimeError::Engine(e.to_string());
+        let mut pool = PoolingAllocationConfig::new();
+        pool.total_core_instances(config.max_instances)
+            .total_memories(config.max_instances)
+            .total_tables(config.max_instances)
+            .max_memories_per_module(1)
+            .max_tables_per_module(1)
+            .table_elements(100_000)
+            .max_memory_size(config.max_memory_bytes as usize);
+        let mut c = Config::new();
+        c.consume_fuel(true)
+            .epoch_interruption(true)
+            .cranelift_nan_canonicalization(true)
+            .max_wasm_stack(config.max_wasm_stack)
+            .wasm_relaxed_simd(false)
+            .wasm_multi_memory(false)
+            .wasm_memory64(false)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&c).map_err(engine_err)?;
+        let linker = linker(&engine).map_err(engine_err)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ticker, flag, tick) = (engine.clone(), stop.clone(), config.epoch_tick);
+        std::thread::Builder::new()
+            .name("sigil-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(tick);
+                    ticker.increment_epoch();
+                }
+            })
+            .map_err(|e| RuntimeError::Engine(format!("cannot start the epoch thread: {e}")))?;
+        Ok(Runtime { engine, linker, config, cache: RwLock::new(HashMap::new()), stop })
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.config
+    }
+
+    /// Loads `wasm` under `manifest`: checks the digest, the manifest, every import (only what the host provides)
+    /// and every method export, compiles, and pre-instantiates. Cached by (code digest, manifest digest).
+    pub fn load(&self, manifest: &Manifest, wasm: &[u8]) -> Result<Applet, RuntimeError> {
+        let digest = Hash::digest(wasm);
+        if digest != manifest.code_digest {
+            return Err(RuntimeError::DigestMismatch { manifest: manifest.code_digest, module: digest });
+        }
+        manifest.validate()?;
+        let key = (digest, manifest.digest());
+        if let Some(a) = self.cache.read().expect("cache lock").get(&key) {
+            return Ok(a.clone());
+        }
+        if manifest.limits.memory_bytes > self.config.max_memory_bytes {
+            return Err(RuntimeError::Manifest(format!(
+                "limits.memory_bytes {} exceeds this node's maximum {}",
+                manifest.limits.memory_bytes, self.config.max_memory_bytes
+            )));
+        }
+        let module = Module::new(&self.engine, wasm).map_err(|e| RuntimeError::Module(format!("{e:#}")))?;
+        for imp in module.imports() {
+            let provided = PROVIDED.iter().any(|(m, names)| *m == imp.module() && names.contains(&imp.name()));
+            if !provided {
+                return Err(RuntimeError::Module(format!(
+                    "imports {}::{}, which the Sigil host does not provide (applets get no files, sockets, \
+                     environment or other ambient authority; see docs/applets.md for the ABI)",
+                    imp.module(),
+                    imp.name()
+                )));
+            }
+        }
+        let memory = match module.get_export("memory") {
+            Some(ExternType::Memory(_)) => module.get_export_index("memory").expect("export exists"),
+            _ => return Err(RuntimeError::Module("the module must export its linear memory as \"memory\"".into())),
+        };
+        let mut methods = HashMap::new();
+        for m in &manifest.methods {
+            let name = format!("sigil:{}", m.name);
+            match module.get_export(&name) {
+                Some(ExternType::Func(f)) if f.params().len() == 0 && f.results().map(|r| r.matches(&ValType::I32)).eq([true]) => {}
+                Some(_) => return Err(RuntimeError::Module(format!("export {name:?} must be a function () -> i32"))),
+                None => {
+                    return Err(RuntimeError::Module(format!(
+                        "method {:?} is in the manifest but the module exports no {name:?}",
+                        m.name
+                    )))
+                }
+            }
+            methods.insert(m.name.clone(), module.get_export_index(&name).expect("export exists"));
+        }
+        let initialize = match module.get_export("_initialize") {
+            Some(ExternType::Func(_)) => module.get_export_index("_initialize"),
+            _ => None,
+        };
+        let pre = self.linker.instantiate_pre(&module).map_err(|e| RuntimeError::Module(format!("{e:#}")))?;
+        let applet = Applet {
+            inner: Arc::new(Loaded { manifest: Arc::new(manifest.clone()), pre, memory, methods, initialize }),
+        };
+        self.cache.write().expect("cache lock").insert(key, applet.clone());
+        Ok(applet)
+    }
+
+    /// Runs `call` on `applet` against `state`. Refusals (unknown method, caller not in the access rules, input too
+    /// large) come back as `Err` before any code runs; everything that happens once the applet starts is an
+    /// [`Outcome`] in the returned [`Execution`].
+    pub fn invoke(&self, applet: &Applet, call: &Call<'_>, state: Arc<dyn State>) -> Result<Execution, RuntimeError> {
+        let loaded = &applet.inner;
+        let manifest = &loaded.manifest;
+        manifest.authorize(&call.caller, call.method, call.input.len())?;
+        let export = &loaded.methods[call.method];
+        let limits = &manifest.limits;
+        let fuel = limits.fuel.min(self.config.max_fuel);
+        let deadline = Duration::from_millis(limits.deadline_ms).min(self.config.max_deadline);
+        let mut seed_input = b"sigil-random-v1".to_vec();
+        seed_input.extend_from_slice(call.request_hash.as_bytes());
+        let host = Host {
+            manifest: manifest.clone(),
+            memory: None,
+            input: call.input.to_vec(),
+            caller: call.caller,
+            output: Vec::new(),
+            result: Vec::new(),
+            state,
+            write_set: WriteSet::default(),
+            writes: 0,
+            logs: Vec::new(),
+            log_bytes: 0,
+            diagnostics: Vec::new(),
+            now_ms: call.now_ms,
+            seed: Hash::digest(&seed_input),
+            random_counter: 0,
+            http_budget: limits.max_http_requests,
+            deadline: Instant::now() + deadline,
+            memory_limit: limits.memory_bytes as usize,
+            memory_hit: false,
+        };
+        let mut store = Store::new(&self.engine, host);
+        store.limiter(|h| h);
+        store.set_fuel(fuel).expect("fuel is enabled");
+        let ticks = deadline.as_nanos().div_ceil(self.config.epoch_tick.as_nanos().max(1)) as u64 + 1;
+        store.set_epoch_deadline(ticks);
+        store.epoch_deadline_trap();
+
+        let run = (|| -> wasmtime::Result<i32> {
+            let instance = loaded.pre.instantiate(&mut store)?;
+            let memory = instance
+                .get_module_export(&mut store, &loaded.memory)
+                .and_then(|e| e.into_memory())
+                .expect("checked at load");
+            store.data_mut().memory = Some(memory);
+            if let Some(init) = &loaded.initialize {
+                let f = instance.get_module_export(&mut store, init).and_then(|e| e.into_func()).expect("checked");
+                f.typed::<(), ()>(&store)?.call(&mut store, ())?;
+            }
+            let f = instance.get_module_export(&mut store, export).and_then(|e| e.into_func()).expect("checked");
+            f.typed::<(), i32>(&store)?.call(&mut store, ())
+        })();
+
+        let fuel_used = fuel - store.get_fuel().unwrap_or(0);
+        let host = store.into_data();
+        let outcome = match &run {
+            Ok(0) => Outcome::Ok,
+            Ok(_) => Outcome::Error(String::from_utf8_lossy(&host.output).into_owned()),
+            Err(e) => classify(e, &host),
+        };
+        let (output, write_set) = match &outcome {
+            Outcome::Ok => (host.output, host.write_set),
+            Outcome::Error(_) => (host.output, WriteSet::default()),
+            _ => (Vec::new(), WriteSet::default()),
+        };
+        if let Err(e) = &run {
+            if e.downcast_ref::<Trap>().is_none() && e.downcast_ref::<HostStop>().is_none() && !host.memory_hit {
+                // Not the applet's doing (e.g. the instance pool is exhausted): nothing ran to speak of.
+                let msg = format!("{e:#}");
+                if msg.contains("maximum concurrent") || msg.contains("pooling") {
+                    return Err(RuntimeError::Unavailable(msg));
+                }
+            }
+        }
+        let receipt = ReceiptFields {
+            request_hash: call.request_hash,
+            code_digest: manifest.code_digest,
+            input_hash: Hash::digest(call.input),
+            output_hash: Hash::digest(&output),
+            write_set_hash: write_set.hash(),
+            outcome: outcome.to_string(),
+            fuel_used,
+            at_ms: call.now_ms,
+        };
+        Ok(Execution { outcome, output, write_set, fuel_used, logs: host.logs, receipt })
+    }
+}
+
+fn classify(e: &wasmtime::Error, host: &Host) -> Outcome {
+    if let Some(s) = e.downcast_ref::<HostStop>() {
+        return match s {
+            HostStop::Denied(m) | HostStop::Limit(m) => Outcome::Denied(m.clone()),
+            HostStop::Abi(_) | HostStop::Exit(_) => Outcome::Trapped(s.to_string()),
+        };
+    }
+    if host.memory_hit {
+        return Outcome::OutOfMemory;
+    }
+    let diagnostics = String::from_utf8_lossy(&host.diagnostics);
+    let said = diagnostics.trim();
+    match e.downcast_ref::<Trap>() {
+        Some(Trap::OutOfFuel) => Outcome::OutOfFuel,
+        Some(Trap::Interrupt) => Outcome::Deadline,
+        Some(t) if said.is_empty() => Outcome::Trapped(t.to_string()),
+        Some(t) => Outcome::Trapped(format!("{t} ({said})")),
+        None => Outcome::Trapped(format!("{e:#}")),
+    }
+}
