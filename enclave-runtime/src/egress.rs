@@ -192,7 +192,10 @@ impl Egress {
     pub fn vet(&self, url: &Url) -> Result<SocketAddr, EgressError> {
         let listed = self.allow.iter().any(|a| a.host == url.host && a.port == url.port);
         if !listed {
-            return Err(EgressError::Denied(format!("{}:{} is not in the applet's http allow-list", url.host, url.port)));
+            return Err(EgressError::Denied(format!(
+                "{}:{} is not in the applet's http allow-list",
+                url.host, url.port
+            )));
         }
         if let Ok(ip) = url.host.parse::<IpAddr>() {
             // Listed as a literal: reachable even if special (the manifest's signers said so).
@@ -231,7 +234,9 @@ impl Egress {
         loop {
             let addr = self.vet(&url)?;
             if *budget == 0 {
-                return Err(EgressError::Denied("the applet's HTTP request budget (limits.max_http_requests) is spent".into()));
+                return Err(EgressError::Denied(
+                    "the applet's HTTP request budget (limits.max_http_requests) is spent".into(),
+                ));
             }
             *budget -= 1;
             let (status, location, resp) = self.exchange(addr, &url, &method, &body, deadline)?;
@@ -262,7 +267,8 @@ impl Egress {
         body: &[u8],
         deadline: Instant,
     ) -> Result<(u16, Option<String>, Vec<u8>), EgressError> {
-        let fail = |what: &str, e: std::io::Error| EgressError::Failed(format!("{what} {}:{}: {e}", url.host, url.port));
+        let fail =
+            |what: &str, e: std::io::Error| EgressError::Failed(format!("{what} {}:{}: {e}", url.host, url.port));
         let left = || {
             deadline
                 .checked_duration_since(Instant::now())
@@ -338,4 +344,3 @@ fn dechunk(mut rest: &[u8]) -> Result<Vec<u8>, EgressError> {
         rest = rest.get(size + 2..).ok_or_else(bad)?;
     }
 }
-

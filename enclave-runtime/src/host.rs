@@ -106,8 +106,7 @@ fn bytes(mem: &[u8], ptr: i32, len: i32, max: usize, what: &str) -> wasmtime::Re
 }
 
 fn text(mem: &[u8], ptr: i32, len: i32, max: usize, what: &str) -> wasmtime::Result<String> {
-    String::from_utf8(bytes(mem, ptr, len, max, what)?)
-        .map_err(|_| stop(HostStop::Abi(format!("{what} is not UTF-8"))))
+    String::from_utf8(bytes(mem, ptr, len, max, what)?).map_err(|_| stop(HostStop::Abi(format!("{what} is not UTF-8"))))
 }
 
 fn kv_check(host: &Host, ns: &str, write: bool) -> wasmtime::Result<()> {

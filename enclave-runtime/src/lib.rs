@@ -20,6 +20,7 @@
 #![deny(missing_docs)]
 
 pub mod egress;
+pub mod examples;
 mod host;
 pub mod manifest;
 mod runtime;

@@ -243,7 +243,10 @@ impl Manifest {
     pub fn validate(&self) -> Result<(), RuntimeError> {
         let bad = |msg: String| Err(RuntimeError::Manifest(msg));
         if !valid_name(&self.name, true) {
-            return bad(format!("name {:?}: use lower-case letters, digits, '-' and '_', start with a letter", self.name));
+            return bad(format!(
+                "name {:?}: use lower-case letters, digits, '-' and '_', start with a letter",
+                self.name
+            ));
         }
         if self.version.is_empty() || self.version.len() > 64 {
             return bad("version: 1 to 64 characters".into());
@@ -280,12 +283,15 @@ impl Manifest {
                 return bad("deterministic applets may not have the http capability (egress cannot be replayed)".into());
             }
             for a in &http.allow {
-                crate::egress::AllowEntry::parse(a).map_err(|e| RuntimeError::Manifest(format!("capabilities.http.allow: {e}")))?;
+                crate::egress::AllowEntry::parse(a)
+                    .map_err(|e| RuntimeError::Manifest(format!("capabilities.http.allow: {e}")))?;
             }
         }
         let l = &self.limits;
         if l.fuel == 0 || l.memory_bytes < 64 << 10 || l.deadline_ms == 0 {
-            return bad("limits: fuel and deadline_ms must be positive and memory_bytes at least one page (65536)".into());
+            return bad(
+                "limits: fuel and deadline_ms must be positive and memory_bytes at least one page (65536)".into()
+            );
         }
         for (name, keys) in &self.groups {
             if !valid_name(name, true) {
@@ -308,7 +314,9 @@ impl Manifest {
                     || parse_key(c).is_some()
                     || c.strip_prefix("group:").is_some_and(|g| self.groups.contains_key(g));
                 if !ok {
-                    return bad(format!("access[{i}].callers: {c:?} is not \"*\", ed25519:<64 hex digits> or group:<a defined group>"));
+                    return bad(format!(
+                        "access[{i}].callers: {c:?} is not \"*\", ed25519:<64 hex digits> or group:<a defined group>"
+                    ));
                 }
             }
         }
@@ -318,10 +326,11 @@ impl Manifest {
     /// The method `method`, if `caller` may call it and `input_len` is within the limit. Checked before any code
     /// runs; the node audits a refusal as a `request_rejected` entry.
     pub fn authorize(&self, caller: &[u8; 32], method: &str, input_len: usize) -> Result<&Method, Refusal> {
-        let m = self.methods.iter().find(|m| m.name == method).ok_or_else(|| Refusal::UnknownMethod {
-            applet: self.name.clone(),
-            method: method.to_string(),
-        })?;
+        let m = self
+            .methods
+            .iter()
+            .find(|m| m.name == method)
+            .ok_or_else(|| Refusal::UnknownMethod { applet: self.name.clone(), method: method.to_string() })?;
         let is_caller = |c: &str| {
             c == "*"
                 || parse_key(c).is_some_and(|k| &k == caller)

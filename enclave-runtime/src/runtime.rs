@@ -305,7 +305,8 @@ impl Runtime {
         for m in &manifest.methods {
             let name = format!("sigil:{}", m.name);
             match module.get_export(&name) {
-                Some(ExternType::Func(f)) if f.params().len() == 0 && f.results().map(|r| r.matches(&ValType::I32)).eq([true]) => {}
+                Some(ExternType::Func(f))
+                    if f.params().len() == 0 && f.results().map(|r| r.matches(&ValType::I32)).eq([true]) => {}
                 Some(_) => return Err(RuntimeError::Module(format!("export {name:?} must be a function () -> i32"))),
                 None => {
                     return Err(RuntimeError::Module(format!(

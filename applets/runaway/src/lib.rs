@@ -2,7 +2,7 @@
 //! and never harm the host.
 //!
 //! `spin` loops forever (out of fuel / deadline), `bomb` allocates without bound (out of memory), `recurse` overflows
-//! the stack, `panic` panics (trapped), `egress` calls HTTP though its manifest grants none (denied), `write` writes
+//! the stack (Rust's shadow stack in linear memory: an out-of-bounds trap), `panic` panics (trapped), `egress` calls HTTP though its manifest grants none (denied), `write` writes
 //! to a namespace it may only read (denied), `clock` reads the clock it was not granted (denied).
 
 use sigil_sdk::{http, kv, Error};
