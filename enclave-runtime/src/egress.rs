@@ -29,11 +29,20 @@ impl AllowEntry {
     /// Parses `HOST[:PORT]` (IPv6 literals in brackets).
     pub fn parse(s: &str) -> Result<AllowEntry, String> {
         let (host, port) = split_host_port(s).ok_or_else(|| format!("{s:?} is not HOST[:PORT]"))?;
-        if host.is_empty() || host.contains(['/', '@', '?', '#', '*']) {
-            return Err(format!("{s:?}: bad host"));
+        if !valid_host(host) {
+            return Err(format!("{s:?}: bad host (a DNS name or an IP address)"));
         }
         Ok(AllowEntry { host: host.to_ascii_lowercase(), port: port.unwrap_or(80) })
     }
+}
+
+/// A DNS name (letters, digits, `-`, `.`) or an IP literal.
+fn valid_host(h: &str) -> bool {
+    h.parse::<IpAddr>().is_ok()
+        || (!h.is_empty()
+            && h.len() <= 253
+            && h.split('.')
+                .all(|l| !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')))
 }
 
 fn split_host_port(s: &str) -> Option<(&str, Option<u16>)> {
@@ -79,8 +88,8 @@ impl Url {
             return Err(bad("user-info is not allowed"));
         }
         let (host, port) = split_host_port(authority).ok_or_else(|| bad("bad host or port"))?;
-        if host.is_empty() {
-            return Err(bad("no host"));
+        if !valid_host(host) {
+            return Err(bad("the host is not a DNS name or an IP address"));
         }
         let tail = tail.split('#').next().unwrap_or("");
         let path = if tail.is_empty() || tail.starts_with('?') { format!("/{tail}") } else { tail.to_string() };

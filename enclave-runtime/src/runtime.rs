@@ -215,6 +215,9 @@ pub struct Runtime {
     engine: Engine,
     linker: wasmtime::Linker<Host>,
     config: RuntimeConfig,
+    /// Compiled modules by code digest (one compilation whatever manifests name the code).
+    modules: RwLock<HashMap<Hash, Module>>,
+    /// Loaded applets by (code digest, manifest digest).
     cache: RwLock<HashMap<(Hash, Hash), Applet>>,
     stop: Arc<AtomicBool>,
 }
@@ -259,7 +262,14 @@ impl Runtime {
                 }
             })
             .map_err(|e| RuntimeError::Engine(format!("cannot start the epoch thread: {e}")))?;
-        Ok(Runtime { engine, linker, config, cache: RwLock::new(HashMap::new()), stop })
+        Ok(Runtime {
+            engine,
+            linker,
+            config,
+            modules: RwLock::new(HashMap::new()),
+            cache: RwLock::new(HashMap::new()),
+            stop,
+        })
     }
 
     /// The settings.
@@ -285,7 +295,15 @@ impl Runtime {
                 manifest.limits.memory_bytes, self.config.max_memory_bytes
             )));
         }
-        let module = Module::new(&self.engine, wasm).map_err(|e| RuntimeError::Module(format!("{e:#}")))?;
+        let cached = self.modules.read().expect("cache lock").get(&digest).cloned();
+        let module = match cached {
+            Some(m) => m,
+            None => {
+                let m = Module::new(&self.engine, wasm).map_err(|e| RuntimeError::Module(format!("{e:#}")))?;
+                self.modules.write().expect("cache lock").insert(digest, m.clone());
+                m
+            }
+        };
         for imp in module.imports() {
             let provided = PROVIDED.iter().any(|(m, names)| *m == imp.module() && names.contains(&imp.name()));
             if !provided {

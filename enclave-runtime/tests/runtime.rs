@@ -18,71 +18,71 @@ fn output(e: &enclave_runtime::Execution) -> String {
 
 #[test]
 fn notes_put_get_list_delete_through_committed_write_sets() {
-    let rt = runtime();
+    let rt = shared();
     let (m, wasm) = applet("notes");
     let state = Arc::new(MemState::new());
 
-    let put = run(&rt, &m, &wasm, "put", r#"{"key":"greeting","value":"hello"}"#, &state);
+    let put = run(rt, &m, &wasm, "put", r#"{"key":"greeting","value":"hello"}"#, &state);
     assert_eq!(put.outcome, Outcome::Ok, "{}", output(&put));
     assert_eq!(put.write_set.writes.len(), 1);
     assert_eq!(put.write_set.reads.len(), 1, "put reads the previous value");
     // Not applied yet: a read sees nothing.
-    let get = run(&rt, &m, &wasm, "get", r#"{"key":"greeting"}"#, &state);
+    let get = run(rt, &m, &wasm, "get", r#"{"key":"greeting"}"#, &state);
     assert_eq!(get.outcome.kind(), "error");
     assert!(output(&get).contains("no note"), "{}", output(&get));
     assert!(get.write_set.is_empty() && get.write_set.reads.is_empty(), "a failed run's write set is empty");
 
     state.apply(&put.write_set, 1).unwrap();
-    let get = run(&rt, &m, &wasm, "get", r#"{"key":"greeting"}"#, &state);
+    let get = run(rt, &m, &wasm, "get", r#"{"key":"greeting"}"#, &state);
     assert_eq!(get.outcome, Outcome::Ok);
     assert_eq!(output(&get), r#"{"key":"greeting","value":"hello"}"#);
     assert!(get.write_set.writes.is_empty());
     assert_eq!(get.write_set.reads.values().copied().collect::<Vec<_>>(), vec![1], "version read is recorded");
 
     for (i, k) in ["a/1", "a/2", "b/1"].iter().enumerate() {
-        let e = run(&rt, &m, &wasm, "put", &format!(r#"{{"key":"{k}","value":"v"}}"#), &state);
+        let e = run(rt, &m, &wasm, "put", &format!(r#"{{"key":"{k}","value":"v"}}"#), &state);
         state.apply(&e.write_set, 2 + i as u64).unwrap();
     }
-    let list = run(&rt, &m, &wasm, "list", r#"{"prefix":"a/"}"#, &state);
+    let list = run(rt, &m, &wasm, "list", r#"{"prefix":"a/"}"#, &state);
     assert_eq!(output(&list), r#"{"keys":["a/1","a/2"]}"#);
-    let del = run(&rt, &m, &wasm, "delete", r#"{"key":"a/1"}"#, &state);
+    let del = run(rt, &m, &wasm, "delete", r#"{"key":"a/1"}"#, &state);
     assert_eq!(output(&del), r#"{"deleted":true,"key":"a/1"}"#);
     state.apply(&del.write_set, 9).unwrap();
-    let list = run(&rt, &m, &wasm, "list", "", &state);
+    let list = run(rt, &m, &wasm, "list", "", &state);
     assert_eq!(output(&list), r#"{"keys":["a/2","b/1","greeting"]}"#);
 
-    let bad = run(&rt, &m, &wasm, "put", r#"{"key":"x"}"#, &state);
+    let bad = run(rt, &m, &wasm, "put", r#"{"key":"x"}"#, &state);
     assert_eq!(bad.outcome.kind(), "error");
     assert!(output(&bad).contains("missing field `value`"), "{}", output(&bad));
 }
 
 #[test]
 fn stale_reads_conflict_and_change_nothing() {
-    let rt = runtime();
+    let rt = shared();
     let (m, wasm) = applet("notes");
     let state = Arc::new(MemState::new());
-    let first = run(&rt, &m, &wasm, "put", r#"{"key":"k","value":"one"}"#, &state);
-    let second = run(&rt, &m, &wasm, "put", r#"{"key":"k","value":"two"}"#, &state);
+    let first = run(rt, &m, &wasm, "put", r#"{"key":"k","value":"one"}"#, &state);
+    let second = run(rt, &m, &wasm, "put", r#"{"key":"k","value":"two"}"#, &state);
     state.apply(&first.write_set, 1).unwrap();
     let err = state.apply(&second.write_set, 2).unwrap_err();
     assert!(matches!(err, Conflict::Read { read: 0, now: 1, .. }), "{err}");
     assert_eq!(state.get("notes", b"k").unwrap(), (b"one".to_vec(), 1));
 
     // A listing that has changed since is a conflict too.
-    let list = run(&rt, &m, &wasm, "list", "", &state);
+    let list = run(rt, &m, &wasm, "list", "", &state);
     let mut ws = list.write_set.clone();
     ws.writes.insert(("notes".into(), b"z".to_vec()), Some(b"1".to_vec()));
-    state.apply(&run(&rt, &m, &wasm, "put", r#"{"key":"k2","value":"v"}"#, &state).write_set, 3).unwrap();
+    state.apply(&run(rt, &m, &wasm, "put", r#"{"key":"k2","value":"v"}"#, &state).write_set, 3).unwrap();
     assert!(matches!(state.apply(&ws, 4), Err(Conflict::List { .. })));
     assert!(state.get("notes", b"z").is_none());
 }
 
 #[test]
 fn runaway_outcomes_are_precise_and_the_host_survives() {
-    let rt = runtime();
+    let rt = shared();
     let (m, wasm) = applet("runaway");
     let state = Arc::new(MemState::new());
-    let go = |method: &str| run(&rt, &m, &wasm, method, "", &state);
+    let go = |method: &str| run(rt, &m, &wasm, method, "", &state);
 
     let spin = go("spin");
     assert_eq!(spin.outcome, Outcome::OutOfFuel);
@@ -121,30 +121,30 @@ fn runaway_outcomes_are_precise_and_the_host_survives() {
         assert_eq!(e.receipt.write_set_hash, WriteSet::default().hash());
     }
     let (hm, hw) = applet("hash");
-    assert_eq!(run(&rt, &hm, &hw, "sha256", "abc", &state).outcome, Outcome::Ok);
+    assert_eq!(run(rt, &hm, &hw, "sha256", "abc", &state).outcome, Outcome::Ok);
 }
 
 #[test]
 fn wall_clock_deadline_stops_a_loop_that_still_has_fuel() {
-    let rt = runtime();
+    let rt = shared();
     let (mut m, wasm) = applet("runaway");
     m.limits.fuel = u64::MAX / 4;
     m.limits.deadline_ms = 100;
-    let e = run(&rt, &m, &wasm, "spin", "", &Arc::new(MemState::new()));
+    let e = run(rt, &m, &wasm, "spin", "", &Arc::new(MemState::new()));
     assert_eq!(e.outcome, Outcome::Deadline);
     assert!(e.fuel_used > 0 && e.fuel_used < m.limits.fuel);
 }
 
 #[test]
 fn memory_limit_is_the_manifest_s_not_the_pool_s() {
-    let rt = runtime();
+    let rt = shared();
     let (mut m, wasm) = applet("runaway");
     let state = Arc::new(MemState::new());
     m.limits.memory_bytes = 2 << 20;
     m.limits.fuel = 1_000_000_000;
-    let small = run(&rt, &m, &wasm, "bomb", "", &state);
+    let small = run(rt, &m, &wasm, "bomb", "", &state);
     m.limits.memory_bytes = 32 << 20;
-    let big = run(&rt, &m, &wasm, "bomb", "", &state);
+    let big = run(rt, &m, &wasm, "bomb", "", &state);
     assert_eq!((small.outcome.clone(), big.outcome.clone()), (Outcome::OutOfMemory, Outcome::OutOfMemory));
     assert!(big.fuel_used > 4 * small.fuel_used, "a bigger limit lets it allocate more before stopping");
 }
@@ -164,7 +164,7 @@ impl State for Spy {
 
 #[test]
 fn callers_outside_the_access_rules_are_refused_before_any_code_runs() {
-    let rt = runtime();
+    let rt = shared();
     let (mut m, wasm) = applet("notes");
     m.groups.insert("editors".into(), vec![format!("ed25519:{}", hex::encode(ALICE))]);
     m.access = vec![
@@ -206,12 +206,12 @@ fn deterministic_replay_gives_the_same_hashes() {
         Call { request_hash: Hash::digest(b"request-1"), caller: ALICE, method: "create_ticket", input, now_ms: 42 };
     // Two runtimes (two "nodes"), each from its own copy of the same state.
     let a = {
-        let rt = runtime();
+        let rt = shared();
         let applet = rt.load(&m, &wasm).unwrap();
         rt.invoke(&applet, &c, Arc::new(start.snapshot())).unwrap()
     };
     let b = {
-        let rt = runtime();
+        let rt = shared();
         let applet = rt.load(&m, &wasm).unwrap();
         rt.invoke(&applet, &c, Arc::new(start.snapshot())).unwrap()
     };
@@ -221,7 +221,7 @@ fn deterministic_replay_gives_the_same_hashes() {
     assert!(output(&a).contains(r#""created_ms":42"#) && output(&a).contains(&hex::encode(ALICE)));
     assert_eq!(a.logs[0].message, "ticket 1 created");
     // A different clock is a different execution.
-    let rt = runtime();
+    let rt = shared();
     let applet = rt.load(&m, &wasm).unwrap();
     let later = rt.invoke(&applet, &Call { now_ms: 43, ..c.clone() }, Arc::new(start.snapshot())).unwrap();
     assert_ne!(later.receipt.output_hash, a.receipt.output_hash);
@@ -230,18 +230,18 @@ fn deterministic_replay_gives_the_same_hashes() {
 
 #[test]
 fn nans_are_canonical() {
-    let rt = runtime();
+    let rt = shared();
     let (m, wasm) = applet("hash");
-    let e = run(&rt, &m, &wasm, "nan", "x", &Arc::new(MemState::new()));
+    let e = run(rt, &m, &wasm, "nan", "x", &Arc::new(MemState::new()));
     // x86 computes 0/0 as 0xffc00000; with canonicalisation every platform gives 0x7fc00000.
     assert_eq!(output(&e), "7fc00000");
 }
 
 #[test]
 fn receipt_fields_describe_the_execution_and_fit_the_ledger_entry() {
-    let rt = runtime();
+    let rt = shared();
     let (m, wasm) = applet("hash");
-    let e = run(&rt, &m, &wasm, "sha256", "abc", &Arc::new(MemState::new()));
+    let e = run(rt, &m, &wasm, "sha256", "abc", &Arc::new(MemState::new()));
     assert_eq!(output(&e), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     let r = &e.receipt;
     assert_eq!(r.code_digest, Hash::digest(&wasm));
@@ -258,7 +258,7 @@ fn receipt_fields_describe_the_execution_and_fit_the_ledger_entry() {
 
 #[test]
 fn a_module_that_is_not_the_manifest_s_is_refused() {
-    let rt = runtime();
+    let rt = shared();
     let (m, mut wasm) = applet("hash");
     let last = wasm.len() - 1;
     wasm[last] ^= 1;
@@ -277,7 +277,7 @@ fn wat_manifest(wasm: &[u8], methods: &[&str]) -> Manifest {
 
 #[test]
 fn imports_beyond_the_abi_and_missing_methods_are_refused_at_load() {
-    let rt = runtime();
+    let rt = shared();
     let fs = wat::parse_str(
         r#"(module (import "wasi_snapshot_preview1" "path_open" (func (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
                    (memory (export "memory") 1) (func (export "sigil:m") (result i32) i32.const 0))"#,
@@ -307,27 +307,27 @@ fn imports_beyond_the_abi_and_missing_methods_are_refused_at_load() {
 
 #[test]
 fn bad_guest_pointers_trap_without_touching_the_host() {
-    let rt = runtime();
+    let rt = shared();
     let wasm = wat::parse_str(
         r#"(module (import "sigil" "output_write" (func $out (param i32 i32)))
                    (memory (export "memory") 1)
                    (func (export "sigil:m") (result i32) (call $out (i32.const 65000) (i32.const 1000)) i32.const 0))"#,
     )
     .unwrap();
-    let e = run(&rt, &wat_manifest(&wasm, &["m"]), &wasm, "m", "", &Arc::new(MemState::new()));
+    let e = run(rt, &wat_manifest(&wasm, &["m"]), &wasm, "m", "", &Arc::new(MemState::new()));
     assert!(matches!(&e.outcome, Outcome::Trapped(m) if m.contains("outside linear memory")), "{:?}", e.outcome);
 }
 
 #[test]
 fn native_stack_overflow_is_a_trap() {
-    let rt = runtime();
+    let rt = shared();
     let wasm = wat::parse_str(
         r#"(module (memory (export "memory") 1)
                    (func $f (param i64) (result i64) (i64.add (call $f (i64.add (local.get 0) (i64.const 1))) (i64.const 1)))
                    (func (export "sigil:m") (result i32) (drop (call $f (i64.const 0))) i32.const 0))"#,
     )
     .unwrap();
-    let e = run(&rt, &wat_manifest(&wasm, &["m"]), &wasm, "m", "", &Arc::new(MemState::new()));
+    let e = run(rt, &wat_manifest(&wasm, &["m"]), &wasm, "m", "", &Arc::new(MemState::new()));
     assert!(matches!(&e.outcome, Outcome::Trapped(m) if m.contains("call stack exhausted")), "{:?}", e.outcome);
 }
 

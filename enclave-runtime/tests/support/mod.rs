@@ -23,8 +23,15 @@ pub fn applet(name: &str) -> (Manifest, Vec<u8>) {
     examples::load(&wasm_dir(), name).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
+/// A fresh runtime.
 pub fn runtime() -> Runtime {
     Runtime::new(RuntimeConfig::default()).expect("runtime")
+}
+
+/// One runtime per test process (modules compile once: wasmtime's compiler is slow in debug builds).
+pub fn shared() -> &'static Runtime {
+    static RT: OnceLock<Runtime> = OnceLock::new();
+    RT.get_or_init(runtime)
 }
 
 pub const ALICE: [u8; 32] = [0xa1; 32];
