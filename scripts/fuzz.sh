@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 secs="${1:-15}"; shift || true
-targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(snp_report tdx_quote azure_hcl bundle verify_any ledger_entry checkpoint proof_malleability receipt)
+targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(snp_report tdx_quote azure_hcl bundle verify_any ledger_entry checkpoint proof_malleability receipt applet_manifest http_response)
 export CARGO_TARGET_DIR="${FUZZ_TARGET_DIR:-${CARGO_TARGET_DIR:-$HOME/.cache/sigil-target}/fuzz}"
 export RUSTFLAGS="--cfg fuzzing -Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table -Cllvm-args=-sanitizer-coverage-trace-compares -Cdebug-assertions -Coverflow-checks"
 # An explicit --target keeps the instrumentation out of build scripts and proc macros (as cargo-fuzz does).
@@ -22,6 +22,9 @@ for t in "${targets[@]}"; do
     ledger_entry) python3 -c "import sys; sys.stdout.buffer.write(bytes.fromhex(open(sys.argv[1]).read()))" ../ledger/testdata/conformance/genesis.cbor.hex > "$corpus/genesis.cbor" ;;
     checkpoint) printf 'pod.example\n42\nn4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg=\nsigil-validators n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg=\n\n\xe2\x80\x94 node-0 AAAAAAAAAAAA\n' > "$corpus/note" ;;
     receipt) python3 -c "import sys; sys.stdout.buffer.write(bytes.fromhex(open(sys.argv[1]).read()))" ../ledger/testdata/conformance/receipt.cose.hex > "$corpus/receipt.cose" ;;
+    applet_manifest) cp ../applets/*/sigil.toml "$corpus"/ ;;
+    http_response) printf 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n' > "$corpus/chunked"
+                   printf 'HTTP/1.1 302 Found\r\nLocation: /x\r\nContent-Length: 2\r\n\r\nok' > "$corpus/redirect" ;;
     proof_malleability) printf '\x10\x02\x07\x00\x00\x03\x05\x99' > "$corpus/seed" ;;
   esac
   echo "== fuzz $t for ${secs}s"

@@ -307,35 +307,41 @@ impl Egress {
                 return Err(EgressError::Failed(format!("response exceeds {} bytes", self.max_response)));
             }
         }
-        let mut headers = [httparse::EMPTY_HEADER; 64];
-        let mut resp = httparse::Response::new(&mut headers);
-        let head_len = match resp.parse(&buf) {
-            Ok(httparse::Status::Complete(n)) => n,
-            Ok(httparse::Status::Partial) => return Err(EgressError::Failed("truncated response head".into())),
-            Err(e) => return Err(EgressError::Failed(format!("malformed response: {e}"))),
-        };
-        let status = resp.code.unwrap_or(0);
-        let header = |name: &str| {
-            resp.headers
-                .iter()
-                .find(|h| h.name.eq_ignore_ascii_case(name))
-                .map(|h| String::from_utf8_lossy(h.value).trim().to_string())
-        };
-        let location = header("location");
-        let rest = &buf[head_len..];
-        let body = if header("transfer-encoding").is_some_and(|t| t.eq_ignore_ascii_case("chunked")) {
-            dechunk(rest)?
-        } else if let Some(len) = header("content-length") {
-            let len: usize = len.parse().map_err(|_| EgressError::Failed("bad Content-Length".into()))?;
-            rest.get(..len).ok_or_else(|| EgressError::Failed("body shorter than Content-Length".into()))?.to_vec()
-        } else {
-            rest.to_vec()
-        };
-        if body.len() as u64 > self.max_response {
-            return Err(EgressError::Failed(format!("response exceeds {} bytes", self.max_response)));
-        }
-        Ok((status, location, body))
+        parse_response(&buf, self.max_response)
     }
+}
+
+/// Parses a complete HTTP/1.1 response (the connection was closed after it): status, `Location`, and the body
+/// (Content-Length, chunked, or up to the end), at most `max_body` bytes.
+pub fn parse_response(buf: &[u8], max_body: u64) -> Result<(u16, Option<String>, Vec<u8>), EgressError> {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut resp = httparse::Response::new(&mut headers);
+    let head_len = match resp.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Err(EgressError::Failed("truncated response head".into())),
+        Err(e) => return Err(EgressError::Failed(format!("malformed response: {e}"))),
+    };
+    let status = resp.code.unwrap_or(0);
+    let header = |name: &str| {
+        resp.headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| String::from_utf8_lossy(h.value).trim().to_string())
+    };
+    let location = header("location");
+    let rest = &buf[head_len..];
+    let body = if header("transfer-encoding").is_some_and(|t| t.eq_ignore_ascii_case("chunked")) {
+        dechunk(rest)?
+    } else if let Some(len) = header("content-length") {
+        let len: usize = len.parse().map_err(|_| EgressError::Failed("bad Content-Length".into()))?;
+        rest.get(..len).ok_or_else(|| EgressError::Failed("body shorter than Content-Length".into()))?.to_vec()
+    } else {
+        rest.to_vec()
+    };
+    if body.len() as u64 > max_body {
+        return Err(EgressError::Failed(format!("response exceeds {} bytes", max_body)));
+    }
+    Ok((status, location, body))
 }
 
 fn dechunk(mut rest: &[u8]) -> Result<Vec<u8>, EgressError> {
@@ -350,6 +356,6 @@ fn dechunk(mut rest: &[u8]) -> Result<Vec<u8>, EgressError> {
             return Ok(out);
         }
         out.extend_from_slice(rest.get(..size).ok_or_else(bad)?);
-        rest = rest.get(size + 2..).ok_or_else(bad)?;
+        rest = rest.get(size.checked_add(2).ok_or_else(bad)?..).ok_or_else(bad)?;
     }
 }

@@ -14,6 +14,9 @@
 //! The host ABI applets see (imports from module `sigil`, plus a small WASI preview 1 subset that maps onto the
 //! same capabilities) is documented in `docs/applets.md`; `applets/sdk` wraps it for Rust.
 //!
+//! Feature `engine` (default) brings wasmtime. Without it the crate still parses and validates manifests, checks
+//! access rules, and encodes and applies write sets: what clients, validators and fuzzers need.
+//!
 //! What this crate never does: know about libp2p or the node's HTTP API, or give an applet ambient authority. The
 //! only network it touches is applet egress, through the allow-list in [`egress`].
 
@@ -21,12 +24,15 @@
 
 pub mod egress;
 pub mod examples;
+#[cfg(feature = "engine")]
 mod host;
 pub mod manifest;
+#[cfg(feature = "engine")]
 mod runtime;
 pub mod state;
 
 pub use manifest::{Manifest, Refusal};
+#[cfg(feature = "engine")]
 pub use runtime::{Applet, Call, Execution, LogLine, Outcome, ReceiptFields, Runtime, RuntimeConfig};
 pub use state::{MemState, State, WriteSet};
 
