@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the attestation and ledger benchmarks and prints each measurement as a ratio to its baseline from the
+# Runs the attestation, ledger and enclave-runtime benchmarks and prints each measurement as a ratio to its baseline from the
 # same run.
 #   scripts/bench.sh [criterion args...]     e.g. scripts/bench.sh --measurement-time 5
 set -euo pipefail
@@ -10,6 +10,8 @@ CARGO_TARGET_DIR=$(cd "$CARGO_TARGET_DIR" && pwd)
 export CARGO_TARGET_DIR
 cargo bench -p attest --bench verify --locked -- "$@"
 cargo bench -p ledger --bench ledger --features rocksdb --locked -- "$@"
+# A bench binary of its own (p50/p99 need every sample): prints its ratios to raw wasmtime itself.
+cargo bench -p enclave-runtime --bench invoke --locked
 crit="$CARGO_TARGET_DIR/criterion"
 median() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["median"]["point_estimate"])' "$crit/$1/new/estimates.json"; }
 ratio() { python3 -c 'import sys; a,b=float(sys.argv[1]),float(sys.argv[2]); print(f"{a/1000:9.1f} us  {a/b:5.2f}x of baseline ({b/1000:.1f} us)")' "$1" "$2"; }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job, until `sigil devnet` exists (it comes with the node issue): build `sigil` and verify the real
-# AMD SEV-SNP and Intel TDX evidence bundled in attest/testdata, plus simulated evidence, showing each verdict.
+# AMD SEV-SNP and Intel TDX evidence bundled in attest/testdata, plus simulated evidence, showing each verdict;
+# verify an example receipt; run the example applets in the enclave runtime.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
@@ -25,5 +26,15 @@ echo "== A ledger receipt, verified offline with nothing but the pod's genesis (
 "$sigil" receipt example --out "$tmp/example"
 run receipt verify "$tmp/example/receipt.cose" --genesis "$tmp/example/genesis.cbor"
 echo
-echo "Next: sigil attest verify --help, sigil receipt verify --help, docs/attestation.md, docs/receipts.md."
+echo "== Applets in the enclave runtime (built from applets/ for wasm32-wasip1; nothing is signed or committed)"
+(cd applets && cargo build --release --locked --quiet --target wasm32-wasip1)
+w="$CARGO_TARGET_DIR/wasm32-wasip1/release"
+run applet check applets/notes/sigil.toml "$w/notes.wasm"
+run applet run applets/notes/sigil.toml "$w/notes.wasm" put --args '{"key":"hello","value":"world"}' --state "$tmp/state.json"
+run applet run applets/notes/sigil.toml "$w/notes.wasm" get --args '{"key":"hello"}' --state "$tmp/state.json"
+run applet run applets/runaway/sigil.toml "$w/runaway.wasm" spin
+run applet run applets/runaway/sigil.toml "$w/runaway.wasm" egress --args http://169.254.169.254/latest/meta-data/
+echo
+echo "Next: sigil attest verify --help, sigil receipt verify --help, sigil applet run --help, docs/attestation.md,"
+echo "docs/receipts.md, docs/applets.md."
 echo "sigil devnet (a local pod) is not built yet: it arrives with the consensus and node issues."

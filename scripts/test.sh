@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# The test command: format check, clippy with warnings denied, the whole test suite, a short fuzz smoke run
+# The test command: format check, clippy with warnings denied (the main workspace and the applets), the whole test suite, a short fuzz smoke run
 # of every fuzz target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sigil-target}"
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
+cargo fmt --all --manifest-path applets/Cargo.toml -- --check
 echo "== cargo clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
+(cd applets && cargo clippy --target wasm32-wasip1 --release --locked -- -D warnings)
 echo "== cargo test"
 log=$(mktemp); trap 'rm -f "$log"' EXIT
 cargo test --workspace --all-features --locked 2>&1 | tee "$log"

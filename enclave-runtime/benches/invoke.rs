@@ -98,6 +98,45 @@ fn main() {
         black_box(e)
     };
     assert_eq!(raw_once(), sigil_once().output, "both paths compute the same digest");
+    let fuel = sigil_once().fuel_used;
+
+    // The floor: a one-page module with no imports that returns at once (DESIGN.md's 1.64 µs baseline).
+    let tiny = Module::new(
+        &engine,
+        wat::parse_str(r#"(module (memory (export "memory") 1) (func (export "m") (result i32) i32.const 0))"#)
+            .unwrap(),
+    )
+    .unwrap();
+    let tiny_pre = Linker::<Raw>::new(&engine).instantiate_pre(&tiny).unwrap();
+    let tiny_once = || {
+        let mut store = Store::new(&engine, Raw { input: Vec::new(), output: Vec::new() });
+        store.set_fuel(1_000).unwrap();
+        store.set_epoch_deadline(1_000);
+        let inst = tiny_pre.instantiate(&mut store).unwrap();
+        let f = inst.get_typed_func::<(), i32>(&mut store, "m").unwrap();
+        black_box(f.call(&mut store, ()).unwrap())
+    };
+    let mut floor: Vec<Duration> = (0..SAMPLES)
+        .map(|_| {
+            let t = Instant::now();
+            tiny_once();
+            t.elapsed()
+        })
+        .collect();
+    floor.sort();
+    // Instantiating the hash module without calling it: the rest of a raw invocation is the applet's own work.
+    let mut inst_only: Vec<Duration> = (0..SAMPLES)
+        .map(|_| {
+            let t = Instant::now();
+            let mut store = Store::new(&engine, Raw { input: input.clone(), output: Vec::new() });
+            store.set_fuel(1_000).unwrap();
+            black_box(pre.instantiate(&mut store).unwrap());
+            drop(store);
+            t.elapsed()
+        })
+        .collect();
+    inst_only.sort();
+    let mem_pages = module.exports().find_map(|e| e.ty().memory().map(|m| m.minimum())).unwrap_or(0);
 
     let mut raw = Vec::with_capacity(SAMPLES * ROUNDS);
     let mut sigil = Vec::with_capacity(SAMPLES * ROUNDS);
@@ -122,6 +161,17 @@ fn main() {
     let (r50, r99, s50, s99) =
         (percentile(&raw, 0.5), percentile(&raw, 0.99), percentile(&sigil, 0.5), percentile(&sigil, 0.99));
     println!("invoke hash.sha256 (64-byte input), {} samples each, interleaved in {ROUNDS} rounds", SAMPLES * ROUNDS);
+    println!(
+        "  floor: one-page empty module, instantiate + call: p50 {:7.2} µs  p99 {:7.2} µs   (hash.wasm: {} KiB, {mem_pages} initial pages, {fuel} fuel per call)",
+        us(percentile(&floor, 0.5)),
+        us(percentile(&floor, 0.99)),
+        wasm.len() / 1024
+    );
+    println!(
+        "  raw wasmtime InstancePre instantiate only:   p50 {:7.2} µs  p99 {:7.2} µs",
+        us(percentile(&inst_only, 0.5)),
+        us(percentile(&inst_only, 0.99))
+    );
     println!("  raw wasmtime InstancePre instantiate + call: p50 {:7.2} µs  p99 {:7.2} µs", us(r50), us(r99));
     println!(
         "  sigil invoke + receipt fields:               p50 {:7.2} µs  p99 {:7.2} µs  = {:.2}x / {:.2}x raw",

@@ -9,8 +9,8 @@
 //!   multicast, documentation and other special ranges are refused (so a name cannot be pointed at the node's own
 //!   network — the DNS-rebinding form of SSRF). Such addresses are reachable only when listed as IP literals.
 //! - Redirects are followed (at most the applet's request budget) only when the new location passes the same checks;
-//!   a redirect off the list ends the run as `denied` (cf. Spin's GHSA-f3h7-gpjj-wcvh, which followed redirects
-//!   to unlisted hosts).
+//!   a redirect off the list ends the run as `denied` (Spin's outbound HTTP once followed redirects inside its
+//!   client, bypassing its allow-list: spinframework/spin#1881).
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, ToSocketAddrs};

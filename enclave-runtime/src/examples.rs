@@ -20,6 +20,8 @@ pub fn source_dir() -> PathBuf {
 pub fn build(target_dir: &Path) -> Result<PathBuf, String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = Command::new(cargo)
+        // From applets/, so that applets/.cargo/config.toml (the applets' stack size) applies.
+        .current_dir(source_dir())
         .args(["build", "--release", "--locked", "--quiet", "--target", "wasm32-wasip1", "--manifest-path"])
         .arg(source_dir().join("Cargo.toml"))
         .arg("--target-dir")

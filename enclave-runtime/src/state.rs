@@ -141,6 +141,21 @@ impl MemState {
         Ok(())
     }
 
+    /// Sets a value directly (loading saved state).
+    pub fn insert(&self, namespace: &str, key: &[u8], value: &[u8], version: u64) {
+        self.map.write().expect("state lock").insert((namespace.to_string(), key.to_vec()), (value.to_vec(), version));
+    }
+
+    /// Every (namespace, key, value, version), in order (saving state).
+    pub fn entries(&self) -> Vec<(String, Vec<u8>, Vec<u8>, u64)> {
+        self.map
+            .read()
+            .expect("state lock")
+            .iter()
+            .map(|((n, k), (v, ver))| (n.clone(), k.clone(), v.clone(), *ver))
+            .collect()
+    }
+
     /// A copy (for replays from the same starting point).
     pub fn snapshot(&self) -> MemState {
         MemState { map: RwLock::new(self.map.read().expect("state lock").clone()) }

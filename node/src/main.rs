@@ -1,9 +1,10 @@
 //! `sigil`: the Sigil node and its command-line client.
 //!
-//! Today this binary carries the attestation commands (`sigil attest verify | collect | bundle | policy`) and the
-//! offline receipt verifier (`sigil receipt verify`). The node, the devnet and the other client commands of
+//! Today this binary carries the attestation commands (`sigil attest verify | collect | bundle | policy`), the
+//! offline receipt verifier (`sigil receipt verify`) and the local applet runner (`sigil applet check | run`). The node, the devnet and the other client commands of
 //! DESIGN.md arrive with their issues.
 
+mod applet_cmd;
 mod attest_cmd;
 mod receipt_cmd;
 
@@ -24,6 +25,9 @@ enum Command {
     /// Verify and collect TEE attestation evidence (AMD SEV-SNP, Intel TDX, simulated).
     #[command(subcommand)]
     Attest(attest_cmd::AttestCommand),
+    /// Check and run applets (WebAssembly + manifest) locally, in the node's enclave runtime.
+    #[command(subcommand)]
+    Applet(applet_cmd::AppletCommand),
     /// Verify ledger receipts offline: prove an entry is in a pod's log with nothing but its genesis.
     #[command(subcommand)]
     Receipt(receipt_cmd::ReceiptCommand),
@@ -38,5 +42,6 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Attest(cmd) => attest_cmd::run(cmd),
         Command::Receipt(cmd) => receipt_cmd::run(cmd),
+        Command::Applet(cmd) => applet_cmd::run(cmd),
     }
 }
