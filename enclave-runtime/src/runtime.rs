@@ -388,8 +388,15 @@ impl Runtime {
         store.set_epoch_deadline(ticks);
         store.epoch_deadline_trap();
 
-        let run = (|| -> wasmtime::Result<i32> {
-            let instance = loaded.pre.instantiate(&mut store)?;
+        let instance = match loaded.pre.instantiate(&mut store) {
+            Ok(i) => Ok(i),
+            // Refused for the applet's own reasons (a start function trapped, its initial memory exceeds its
+            // limit): an outcome like any other.
+            Err(e) if e.downcast_ref::<Trap>().is_some() || store.data().memory_hit => Err(e),
+            // Not the applet's doing (every pool slot busy, the host out of memory): nothing ran.
+            Err(e) => return Err(RuntimeError::Unavailable(format!("{e:#}"))),
+        };
+        let run = instance.and_then(|instance| {
             let memory = instance
                 .get_module_export(&mut store, &loaded.memory)
                 .and_then(|e| e.into_memory())
@@ -401,7 +408,7 @@ impl Runtime {
             }
             let f = instance.get_module_export(&mut store, export).and_then(|e| e.into_func()).expect("checked");
             f.typed::<(), i32>(&store)?.call(&mut store, ())
-        })();
+        });
 
         let fuel_used = fuel - store.get_fuel().unwrap_or(0);
         let host = store.into_data();
@@ -415,15 +422,6 @@ impl Runtime {
             Outcome::Error(_) => (host.output, WriteSet::default()),
             _ => (Vec::new(), WriteSet::default()),
         };
-        if let Err(e) = &run {
-            if e.downcast_ref::<Trap>().is_none() && e.downcast_ref::<HostStop>().is_none() && !host.memory_hit {
-                // Not the applet's doing (e.g. the instance pool is exhausted): nothing ran to speak of.
-                let msg = format!("{e:#}");
-                if msg.contains("maximum concurrent") || msg.contains("pooling") {
-                    return Err(RuntimeError::Unavailable(msg));
-                }
-            }
-        }
         let receipt = ReceiptFields {
             request_hash: call.request_hash,
             code_digest: manifest.code_digest,

@@ -360,3 +360,33 @@ fn manifests_validate_and_encode_canonically() {
     let bad_method = base.replace("name = \"put\"", "name = \"Put\"");
     assert!(Manifest::from_toml(&bad_method, wasm).unwrap_err().to_string().contains("methods[0].name"));
 }
+
+#[test]
+fn a_full_instance_pool_is_unavailable_not_an_outcome() {
+    let rt = enclave_runtime::Runtime::new(enclave_runtime::RuntimeConfig { max_instances: 1, ..Default::default() })
+        .unwrap();
+    let (mut spin_m, spin_w) = applet("runaway");
+    spin_m.limits.fuel = u64::MAX / 4;
+    spin_m.limits.deadline_ms = 1_500;
+    let (hash_m, hash_w) = applet("hash");
+    let (spinner, hasher) = (rt.load(&spin_m, &spin_w).unwrap(), rt.load(&hash_m, &hash_w).unwrap());
+    let state: Arc<dyn State> = Arc::new(MemState::new());
+    std::thread::scope(|s| {
+        let busy = s.spawn(|| rt.invoke(&spinner, &call("spin", b""), state.clone()).unwrap());
+        // Wait until the spinner holds the only slot, then try to run something else.
+        let mut refused = None;
+        for _ in 0..100 {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            if let Err(e) = rt.invoke(&hasher, &call("sha256", b"x"), state.clone()) {
+                refused = Some(e);
+                break;
+            }
+        }
+        let err = refused.expect("the second invocation must find the pool full");
+        assert!(matches!(&err, RuntimeError::Unavailable(m) if m.contains("limit")), "{err}");
+        // The spinner ends at its deadline or at the runtime's fuel ceiling, whichever this machine reaches first.
+        assert!(matches!(busy.join().unwrap().outcome, Outcome::Deadline | Outcome::OutOfFuel));
+    });
+    // The slot is free again.
+    assert!(rt.invoke(&hasher, &call("sha256", b"x"), state).unwrap().outcome.is_ok());
+}
