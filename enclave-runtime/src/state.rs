@@ -100,10 +100,13 @@ pub enum Conflict {
     },
 }
 
+/// (namespace, key) → (value, version).
+type Map = BTreeMap<(String, Vec<u8>), (Vec<u8>, u64)>;
+
 /// State in memory: for tests, replays and tools. The node keeps state in its store.
 #[derive(Default)]
 pub struct MemState {
-    map: RwLock<BTreeMap<(String, Vec<u8>), (Vec<u8>, u64)>>,
+    map: RwLock<Map>,
 }
 
 impl MemState {
@@ -162,7 +165,7 @@ impl MemState {
     }
 }
 
-fn list_in(map: &BTreeMap<(String, Vec<u8>), (Vec<u8>, u64)>, ns: &str, prefix: &[u8], limit: usize) -> Vec<Vec<u8>> {
+fn list_in(map: &Map, ns: &str, prefix: &[u8], limit: usize) -> Vec<Vec<u8>> {
     map.range((ns.to_string(), prefix.to_vec())..)
         .take_while(|((n, k), _)| n == ns && k.starts_with(prefix))
         .take(limit)
