@@ -240,8 +240,15 @@ impl Egress {
         }
         let mut url = Url::parse(url)?;
         let mut body = body.to_vec();
+        let mut redirected_by: Option<String> = None;
         loop {
-            let addr = self.vet(&url)?;
+            // The address checked here is the one connected to: no second lookup between check and use.
+            let addr = self.vet(&url).map_err(|e| match (e, &redirected_by) {
+                (EgressError::Denied(why), Some(loc)) => {
+                    EgressError::Denied(format!("redirect to {loc:?} refused: {why}"))
+                }
+                (e, _) => e,
+            })?;
             if *budget == 0 {
                 return Err(EgressError::Denied(
                     "the applet's HTTP request budget (limits.max_http_requests) is spent".into(),
@@ -256,12 +263,10 @@ impl Egress {
                         body.clear();
                     }
                     url = url.join(&loc).map_err(|e| match e {
-                        EgressError::Failed(m) => EgressError::Denied(format!("redirect refused: {m}")),
+                        EgressError::Failed(m) => EgressError::Denied(format!("redirect to {loc:?} refused: {m}")),
                         d => d,
                     })?;
-                    if let Err(EgressError::Denied(why)) = self.vet(&url) {
-                        return Err(EgressError::Denied(format!("redirect to {loc:?} refused: {why}")));
-                    }
+                    redirected_by = Some(loc);
                 }
                 _ => return Ok(Response { status, body: resp }),
             }
@@ -306,6 +311,9 @@ impl Egress {
             if buf.len() > limit {
                 return Err(EgressError::Failed(format!("response exceeds {} bytes", self.max_response)));
             }
+            if complete(&buf) {
+                break;
+            }
         }
         parse_response(&buf, self.max_response)
     }
@@ -342,6 +350,20 @@ pub fn parse_response(buf: &[u8], max_body: u64) -> Result<(u16, Option<String>,
         return Err(EgressError::Failed(format!("response exceeds {} bytes", max_body)));
     }
     Ok((status, location, body))
+}
+
+/// Whether `buf` holds a whole response whose body length is given by Content-Length (servers that keep the
+/// connection open despite `Connection: close` are not waited on). Chunked and close-delimited bodies read to EOF.
+fn complete(buf: &[u8]) -> bool {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut resp = httparse::Response::new(&mut headers);
+    let Ok(httparse::Status::Complete(head)) = resp.parse(buf) else { return false };
+    let len = resp.headers.iter().find(|h| h.name.eq_ignore_ascii_case("content-length"));
+    let chunked = resp.headers.iter().any(|h| h.name.eq_ignore_ascii_case("transfer-encoding"));
+    match len.and_then(|h| std::str::from_utf8(h.value).ok()?.trim().parse::<usize>().ok()) {
+        Some(n) if !chunked => buf.len() >= head.saturating_add(n),
+        _ => false,
+    }
 }
 
 fn dechunk(mut rest: &[u8]) -> Result<Vec<u8>, EgressError> {

@@ -19,30 +19,42 @@ fn server() -> u16 {
     let port = listener.local_addr().unwrap().port();
     thread::spawn(move || {
         for stream in listener.incoming() {
-            let Ok(mut s) = stream else { continue };
-            let mut line = String::new();
-            let mut r = BufReader::new(s.try_clone().unwrap());
-            r.read_line(&mut line).unwrap();
-            loop {
-                let mut h = String::new();
-                if r.read_line(&mut h).unwrap() == 0 || h == "\r\n" {
-                    break;
-                }
-            }
-            let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
-            let resp = match path.as_str() {
-                "/hello" => "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello".to_string(),
-                "/chunked" => "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n".into(),
-                "/in" => "HTTP/1.1 302 Found\r\nLocation: /hello\r\nContent-Length: 0\r\n\r\n".into(),
-                "/off" => "HTTP/1.1 302 Found\r\nLocation: http://169.254.169.254/latest/meta-data/\r\nContent-Length: 0\r\n\r\n".into(),
-                "/loop" => "HTTP/1.1 302 Found\r\nLocation: /loop\r\nContent-Length: 0\r\n\r\n".into(),
-                "/big" => format!("HTTP/1.1 200 OK\r\nContent-Length: 4096\r\n\r\n{}", "x".repeat(4096)),
-                _ => "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".into(),
-            };
-            let _ = s.write_all(resp.as_bytes());
+            let Ok(s) = stream else { continue };
+            thread::spawn(move || serve(s));
         }
     });
     port
+}
+
+fn serve(mut s: std::net::TcpStream) {
+    let mut line = String::new();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    r.read_line(&mut line).unwrap();
+    loop {
+        let mut h = String::new();
+        if r.read_line(&mut h).unwrap() == 0 || h == "\r\n" {
+            break;
+        }
+    }
+    let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+    let resp = match path.as_str() {
+        "/hello" => "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello".to_string(),
+        "/chunked" => "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n".into(),
+        "/in" => "HTTP/1.1 302 Found\r\nLocation: /hello\r\nContent-Length: 0\r\n\r\n".into(),
+        "/off" => {
+            "HTTP/1.1 302 Found\r\nLocation: http://169.254.169.254/latest/meta-data/\r\nContent-Length: 0\r\n\r\n"
+                .into()
+        }
+        "/loop" => "HTTP/1.1 302 Found\r\nLocation: /loop\r\nContent-Length: 0\r\n\r\n".into(),
+        "/big" => format!("HTTP/1.1 200 OK\r\nContent-Length: 4096\r\n\r\n{}", "x".repeat(4096)),
+        "/linger" => "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nkept".into(),
+        _ => "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".into(),
+    };
+    let _ = s.write_all(resp.as_bytes());
+    if path == "/linger" {
+        // Ignores `Connection: close` and keeps the connection open.
+        thread::sleep(std::time::Duration::from_secs(60));
+    }
 }
 
 fn fetch(allow: &[String], url: &str) -> enclave_runtime::Execution {
@@ -68,6 +80,10 @@ fn listed_hosts_are_reachable_and_follow_listed_redirects() {
     assert_eq!(out(&chunked), r#"{"body":"abcde","status":200}"#);
     let redirected = fetch(&allow, &format!("http://127.0.0.1:{port}/in"));
     assert_eq!(out(&redirected), r#"{"body":"hello","status":200}"#);
+    // A server that ignores `Connection: close` is not waited on once Content-Length bytes have arrived (the fetch
+    // manifest's deadline is 5 s: waiting for the close would end the run with an error).
+    let linger = fetch(&allow, &format!("http://127.0.0.1:{port}/linger"));
+    assert_eq!(out(&linger), r#"{"body":"kept","status":200}"#);
     let missing = fetch(&allow, &format!("http://127.0.0.1:{port}/nothing"));
     assert_eq!(out(&missing), r#"{"body":"","status":404}"#);
 }
