@@ -33,7 +33,9 @@ pub mod state;
 
 pub use manifest::{Manifest, Refusal};
 #[cfg(feature = "engine")]
-pub use runtime::{Applet, Call, Execution, LogLine, Outcome, ReceiptFields, Runtime, RuntimeConfig};
+pub use runtime::{
+    Applet, Call, Execution, LogLine, Outcome, ReceiptFields, Runtime, RuntimeConfig, MAX_OUTCOME_MESSAGE,
+};
 pub use state::{MemState, State, WriteSet};
 
 use ledger::Hash;

@@ -65,6 +65,9 @@ pub struct Call<'a> {
     pub now_ms: u64,
 }
 
+/// Longest message an [`Outcome`] carries.
+pub const MAX_OUTCOME_MESSAGE: usize = 512;
+
 /// How an invocation ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -95,6 +98,28 @@ impl Outcome {
             Outcome::OutOfMemory => "out_of_memory",
             Outcome::Denied(_) => "denied",
             Outcome::Deadline => "deadline",
+        }
+    }
+
+    /// The same outcome with its message cut to [`MAX_OUTCOME_MESSAGE`] bytes: the message goes into every
+    /// receipt and ledger entry, the full text of an `error` stays in the output.
+    fn clipped(self) -> Outcome {
+        let clip = |mut m: String| {
+            if m.len() > MAX_OUTCOME_MESSAGE {
+                let mut end = MAX_OUTCOME_MESSAGE;
+                while !m.is_char_boundary(end) {
+                    end -= 1;
+                }
+                m.truncate(end);
+                m.push('…');
+            }
+            m
+        };
+        match self {
+            Outcome::Error(m) => Outcome::Error(clip(m)),
+            Outcome::Trapped(m) => Outcome::Trapped(clip(m)),
+            Outcome::Denied(m) => Outcome::Denied(clip(m)),
+            o => o,
         }
     }
 
@@ -416,7 +441,8 @@ impl Runtime {
             Ok(0) => Outcome::Ok,
             Ok(_) => Outcome::Error(String::from_utf8_lossy(&host.output).into_owned()),
             Err(e) => classify(e, &host),
-        };
+        }
+        .clipped();
         let (output, write_set) = match &outcome {
             Outcome::Ok => (host.output, host.write_set),
             Outcome::Error(_) => (host.output, WriteSet::default()),

@@ -51,6 +51,15 @@ fn notes_put_get_list_delete_through_committed_write_sets() {
     let list = run(rt, &m, &wasm, "list", "", &state);
     assert_eq!(output(&list), r#"{"keys":["a/2","b/1","greeting"]}"#);
 
+    // An error's message is clipped in the outcome (it goes into every receipt) but whole in the output.
+    let long_key = "k".repeat(900);
+    let missing = run(rt, &m, &wasm, "get", &format!(r#"{{"key":"{long_key}"}}"#), &state);
+    assert!(output(&missing).contains(&long_key));
+    assert!(
+        missing.receipt.outcome.len() < 600 && missing.receipt.outcome.ends_with('…'),
+        "{}",
+        missing.receipt.outcome
+    );
     let bad = run(rt, &m, &wasm, "put", r#"{"key":"x"}"#, &state);
     assert_eq!(bad.outcome.kind(), "error");
     assert!(output(&bad).contains("missing field `value`"), "{}", output(&bad));
