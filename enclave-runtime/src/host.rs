@@ -176,19 +176,9 @@ pub(crate) fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<Host>
         "kv_get",
         |mut c: Caller<'_, Host>, nsp: i32, nsl: i32, kp: i32, kl: i32| -> wasmtime::Result<i64> {
             let (mem, h) = split(&mut c)?;
-            let ns = text(mem, nsp, nsl, 64, "namespace")?;
-            let key = bytes(mem, kp, kl, MAX_KEY, "key")?;
-            kv_check(h, &ns, false)?;
-            let id = (ns, key);
-            let value = match h.write_set.writes.get(&id) {
-                Some(own) => own.clone(),
-                None => {
-                    let got = h.state.get(&id.0, &id.1);
-                    h.write_set.reads.entry(id).or_insert(got.as_ref().map_or(ABSENT, |(_, v)| *v));
-                    got.map(|(v, _)| v)
-                }
-            };
-            Ok(match value {
+            let id = ns_key(mem, nsp, nsl, kp, kl)?;
+            kv_check(h, &id.0, false)?;
+            Ok(match current(h, &id) {
                 Some(v) => {
                     h.result = v;
                     h.result.len() as i64
@@ -202,8 +192,7 @@ pub(crate) fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<Host>
         "kv_put",
         |mut c: Caller<'_, Host>, nsp: i32, nsl: i32, kp: i32, kl: i32, vp: i32, vl: i32| -> wasmtime::Result<()> {
             let (mem, h) = split(&mut c)?;
-            let ns = text(mem, nsp, nsl, 64, "namespace")?;
-            let key = bytes(mem, kp, kl, MAX_KEY, "key")?;
+            let (ns, key) = ns_key(mem, nsp, nsl, kp, kl)?;
             let value = bytes(mem, vp, vl, MAX_VALUE, "value")?;
             kv_check(h, &ns, true)?;
             write(h, ns, key, Some(value))
@@ -214,18 +203,9 @@ pub(crate) fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<Host>
         "kv_delete",
         |mut c: Caller<'_, Host>, nsp: i32, nsl: i32, kp: i32, kl: i32| -> wasmtime::Result<i32> {
             let (mem, h) = split(&mut c)?;
-            let ns = text(mem, nsp, nsl, 64, "namespace")?;
-            let key = bytes(mem, kp, kl, MAX_KEY, "key")?;
-            kv_check(h, &ns, true)?;
-            let id = (ns, key);
-            let existed = match h.write_set.writes.get(&id) {
-                Some(own) => own.is_some(),
-                None => {
-                    let got = h.state.get(&id.0, &id.1);
-                    h.write_set.reads.entry(id.clone()).or_insert(got.as_ref().map_or(ABSENT, |(_, v)| *v));
-                    got.is_some()
-                }
-            };
+            let id = ns_key(mem, nsp, nsl, kp, kl)?;
+            kv_check(h, &id.0, true)?;
+            let existed = current(h, &id).is_some();
             write(h, id.0, id.1, None)?;
             Ok(existed as i32)
         },
@@ -391,6 +371,22 @@ pub(crate) fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<Host>
         },
     )?;
     Ok(l)
+}
+
+/// The namespace and key an import names.
+fn ns_key(mem: &[u8], nsp: i32, nsl: i32, kp: i32, kl: i32) -> wasmtime::Result<(String, Vec<u8>)> {
+    Ok((text(mem, nsp, nsl, 64, "namespace")?, bytes(mem, kp, kl, MAX_KEY, "key")?))
+}
+
+/// The value the run sees at `id`: its own write if it made one, else the state's, whose version is recorded as
+/// read (once, the first time).
+fn current(h: &mut Host, id: &(String, Vec<u8>)) -> Option<Vec<u8>> {
+    if let Some(own) = h.write_set.writes.get(id) {
+        return own.clone();
+    }
+    let got = h.state.get(&id.0, &id.1);
+    h.write_set.reads.entry(id.clone()).or_insert(got.as_ref().map_or(ABSENT, |(_, v)| *v));
+    got.map(|(v, _)| v)
 }
 
 fn write(h: &mut Host, ns: String, key: Vec<u8>, value: Option<Vec<u8>>) -> wasmtime::Result<()> {
