@@ -2,9 +2,10 @@
 //! small HTTP/1.1 client over the vetted address (never a second DNS lookup).
 //!
 //! Rules (each has a test in `tests/egress.rs`):
-//! - Only `http://HOST[:PORT]/...` URLs; no user-info. `https` is not implemented yet and is refused with that
-//!   reason.
-//! - HOST[:PORT] must match an allow-list entry exactly (names case-insensitively; port 80 when omitted).
+//! - `https://` (rustls, the runtime's trust roots: Mozilla's by default) and `http://` URLs; no user-info.
+//! - HOST[:PORT] must match an allow-list entry exactly (names case-insensitively). An entry without a port allows
+//!   the scheme's default port (443 or 80).
+//! - A redirect from `https` to `http` is refused (no downgrade).
 //! - A listed *name* must resolve only to public addresses: loopback, private, link-local, CGNAT, unique-local,
 //!   multicast, documentation and other special ranges are refused (so a name cannot be pointed at the node's own
 //!   network — the DNS-rebinding form of SSRF). Such addresses are reachable only when listed as IP literals.
@@ -14,15 +15,20 @@
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::Arc;
 use std::time::Instant;
+
+/// A byte stream: TCP, or TLS over TCP.
+trait ReadWrite: Read + Write {}
+impl<T: Read + Write> ReadWrite for T {}
 
 /// One allow-list entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AllowEntry {
     /// Lower-case host name or IP literal (without brackets).
     pub host: String,
-    /// Port.
-    pub port: u16,
+    /// Port; `None` allows the default port of the URL's scheme.
+    pub port: Option<u16>,
 }
 
 impl AllowEntry {
@@ -32,7 +38,7 @@ impl AllowEntry {
         if !valid_host(host) {
             return Err(format!("{s:?}: bad host (a DNS name or an IP address)"));
         }
-        Ok(AllowEntry { host: host.to_ascii_lowercase(), port: port.unwrap_or(80) })
+        Ok(AllowEntry { host: host.to_ascii_lowercase(), port })
     }
 }
 
@@ -61,9 +67,11 @@ fn split_host_port(s: &str) -> Option<(&str, Option<u16>)> {
     }
 }
 
-/// A parsed `http://` URL.
+/// A parsed `http://` or `https://` URL.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Url {
+    /// `https`.
+    pub tls: bool,
     /// Lower-case host (IPv6 without brackets).
     pub host: String,
     /// Port.
@@ -73,15 +81,15 @@ pub struct Url {
 }
 
 impl Url {
-    /// Parses an absolute `http://` URL.
+    /// Parses an absolute `http://` or `https://` URL.
     pub fn parse(s: &str) -> Result<Url, EgressError> {
         let bad = |why: &str| EgressError::Failed(format!("bad URL {s:?}: {why}"));
         let (scheme, rest) = s.split_once("://").ok_or_else(|| bad("not absolute"))?;
-        match scheme.to_ascii_lowercase().as_str() {
-            "http" => {}
-            "https" => return Err(EgressError::Failed(format!("{s}: https egress is not implemented yet"))),
-            _ => return Err(bad("only http:// URLs")),
-        }
+        let tls = match scheme.to_ascii_lowercase().as_str() {
+            "http" => false,
+            "https" => true,
+            _ => return Err(bad("only http:// and https:// URLs")),
+        };
         let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
         let (authority, tail) = rest.split_at(end);
         if authority.contains('@') {
@@ -96,12 +104,28 @@ impl Url {
         if path.bytes().any(|b| b <= b' ' || b == 0x7f) {
             return Err(bad("control characters or spaces in the path"));
         }
-        Ok(Url { host: host.to_ascii_lowercase(), port: port.unwrap_or(80), path })
+        Ok(Url { tls, host: host.to_ascii_lowercase(), port: port.unwrap_or(if tls { 443 } else { 80 }), path })
+    }
+
+    fn scheme(&self) -> &'static str {
+        if self.tls {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    fn default_port(&self) -> u16 {
+        if self.tls {
+            443
+        } else {
+            80
+        }
     }
 
     fn authority(&self) -> String {
         let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
-        if self.port == 80 {
+        if self.port == self.default_port() {
             host
         } else {
             format!("{host}:{}", self.port)
@@ -110,15 +134,16 @@ impl Url {
 
     /// Resolves a `Location` header against this URL.
     fn join(&self, location: &str) -> Result<Url, EgressError> {
+        let (scheme, authority) = (self.scheme(), self.authority());
         if location.contains("://") {
             Url::parse(location)
         } else if location.starts_with("//") {
-            Url::parse(&format!("http:{location}"))
+            Url::parse(&format!("{scheme}:{location}"))
         } else if location.starts_with('/') {
-            Url::parse(&format!("http://{}{location}", self.authority()))
+            Url::parse(&format!("{scheme}://{authority}{location}"))
         } else {
             let base = self.path.rsplit_once('/').map_or("", |(b, _)| b);
-            Url::parse(&format!("http://{}{base}/{location}", self.authority()))
+            Url::parse(&format!("{scheme}://{authority}{base}/{location}"))
         }
     }
 }
@@ -177,6 +202,30 @@ fn is_special_v4(a: Ipv4Addr) -> bool {
 pub struct Egress {
     allow: Vec<AllowEntry>,
     max_response: u64,
+    tls: Arc<rustls::ClientConfig>,
+}
+
+/// The TLS client configuration for egress: ring, TLS 1.2 and 1.3, and these trust roots (DER certificates), or
+/// Mozilla's (webpki-roots) when `None`.
+pub fn tls_config(roots: Option<&[Vec<u8>]>) -> Result<Arc<rustls::ClientConfig>, String> {
+    let mut store = rustls::RootCertStore::empty();
+    match roots {
+        Some(ders) => {
+            for der in ders {
+                store
+                    .add(rustls::pki_types::CertificateDer::from(der.clone()))
+                    .map_err(|e| format!("egress trust root: {e}"))?;
+            }
+        }
+        None => store.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS configuration: {e}"))?
+        .with_root_certificates(store)
+        .with_no_client_auth();
+    Ok(Arc::new(cfg))
 }
 
 /// A response.
@@ -192,14 +241,14 @@ const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"];
 const MAX_HEAD: usize = 16 << 10;
 
 impl Egress {
-    /// From a manifest's allow-list (entries already validated) and response limit.
-    pub fn new(allow: &[String], max_response: u64) -> Egress {
-        Egress { allow: allow.iter().filter_map(|a| AllowEntry::parse(a).ok()).collect(), max_response }
+    /// From a manifest's allow-list (entries already validated), response limit and TLS configuration.
+    pub fn new(allow: &[String], max_response: u64, tls: Arc<rustls::ClientConfig>) -> Egress {
+        Egress { allow: allow.iter().filter_map(|a| AllowEntry::parse(a).ok()).collect(), max_response, tls }
     }
 
     /// Checks `url` against the allow-list and resolves it to the one address to connect to.
     pub fn vet(&self, url: &Url) -> Result<SocketAddr, EgressError> {
-        let listed = self.allow.iter().any(|a| a.host == url.host && a.port == url.port);
+        let listed = self.allow.iter().any(|a| a.host == url.host && a.port.unwrap_or(url.default_port()) == url.port);
         if !listed {
             return Err(EgressError::Denied(format!(
                 "{}:{} is not in the applet's http allow-list",
@@ -262,10 +311,16 @@ impl Egress {
                         method = "GET".into();
                         body.clear();
                     }
-                    url = url.join(&loc).map_err(|e| match e {
+                    let next = url.join(&loc).map_err(|e| match e {
                         EgressError::Failed(m) => EgressError::Denied(format!("redirect to {loc:?} refused: {m}")),
                         d => d,
                     })?;
+                    if url.tls && !next.tls {
+                        return Err(EgressError::Denied(format!(
+                            "redirect to {loc:?} refused: it downgrades https to http"
+                        )));
+                    }
+                    url = next;
                     redirected_by = Some(loc);
                 }
                 _ => return Ok(Response { status, body: resp }),
@@ -289,8 +344,18 @@ impl Egress {
                 .filter(|d| !d.is_zero())
                 .ok_or_else(|| EgressError::Failed("deadline reached".into()))
         };
-        let mut s = TcpStream::connect_timeout(&addr, left()?).map_err(|e| fail("connect to", e))?;
-        s.set_write_timeout(Some(left()?)).map_err(|e| fail("socket", e))?;
+        let tcp = TcpStream::connect_timeout(&addr, left()?).map_err(|e| fail("connect to", e))?;
+        tcp.set_write_timeout(Some(left()?)).map_err(|e| fail("socket", e))?;
+        let sock = tcp.try_clone().map_err(|e| fail("socket", e))?;
+        let mut s: Box<dyn ReadWrite> = if url.tls {
+            let name = rustls::pki_types::ServerName::try_from(url.host.clone())
+                .map_err(|e| EgressError::Failed(format!("{}: not a TLS server name: {e}", url.host)))?;
+            let conn = rustls::ClientConnection::new(self.tls.clone(), name)
+                .map_err(|e| EgressError::Failed(format!("TLS: {e}")))?;
+            Box::new(rustls::StreamOwned::new(conn, tcp))
+        } else {
+            Box::new(tcp)
+        };
         let head = format!(
             "{method} {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: sigil-applet\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
             url.path,
@@ -302,8 +367,14 @@ impl Egress {
         let mut chunk = [0u8; 8192];
         let limit = self.max_response as usize + MAX_HEAD;
         loop {
-            s.set_read_timeout(Some(left()?)).map_err(|e| fail("socket", e))?;
-            let n = s.read(&mut chunk).map_err(|e| fail("read from", e))?;
+            sock.set_read_timeout(Some(left()?)).map_err(|e| fail("socket", e))?;
+            let n = match s.read(&mut chunk) {
+                Ok(n) => n,
+                // A TLS peer that closes without close_notify: the end of a close-delimited body, as browsers
+                // treat it (Content-Length and chunked bodies are checked for completeness anyway).
+                Err(e) if url.tls && e.kind() == std::io::ErrorKind::UnexpectedEof => 0,
+                Err(e) => return Err(fail("read from", e)),
+            };
             if n == 0 {
                 break;
             }

@@ -59,6 +59,7 @@ pub(crate) struct Host {
     pub seed: Hash,
     pub random_counter: u64,
     pub http_budget: u64,
+    pub tls: Arc<rustls::ClientConfig>,
     pub deadline: Instant,
     pub memory_limit: usize,
     pub memory_hit: bool,
@@ -278,7 +279,7 @@ pub(crate) fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<Host>
             let method = text(mem, mp, ml, 16, "HTTP method")?;
             let url = text(mem, up, ul, 8 << 10, "URL")?;
             let body = bytes(mem, bp, bl, MAX_VALUE, "request body")?;
-            let egress = Egress::new(&grant.allow, h.limits().max_http_response_bytes);
+            let egress = Egress::new(&grant.allow, h.limits().max_http_response_bytes, h.tls.clone());
             match egress.request(&method, &url, &body, &mut h.http_budget, h.deadline) {
                 Ok(resp) => {
                     h.result = resp.body;

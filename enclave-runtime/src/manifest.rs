@@ -108,8 +108,8 @@ pub enum KvAccess {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpGrant {
-    /// Allowed destinations, `HOST[:PORT]` (port 80 when omitted). A HOST that is a name must resolve to public
-    /// addresses only; loopback, private, link-local and other special addresses are reachable only when listed
+    /// Allowed destinations, `HOST[:PORT]` (the scheme's default port, 443 or 80, when omitted). A HOST that is a
+    /// name must resolve to public addresses only; loopback, private, link-local and other special addresses are reachable only when listed
     /// as IP literals.
     pub allow: Vec<String>,
 }

@@ -35,6 +35,8 @@ pub struct RuntimeConfig {
     pub epoch_tick: Duration,
     /// Wasm stack, bytes.
     pub max_wasm_stack: usize,
+    /// Trust roots for HTTPS egress (DER certificates); `None`: Mozilla's, from webpki-roots.
+    pub egress_roots: Option<Vec<Vec<u8>>>,
 }
 
 impl Default for RuntimeConfig {
@@ -46,6 +48,7 @@ impl Default for RuntimeConfig {
             max_deadline: Duration::from_secs(30),
             epoch_tick: Duration::from_millis(5),
             max_wasm_stack: 512 << 10,
+            egress_roots: None,
         }
     }
 }
@@ -245,6 +248,7 @@ pub struct Runtime {
     /// Loaded applets by (code digest, manifest digest).
     cache: RwLock<HashMap<(Hash, Hash), Applet>>,
     stop: Arc<AtomicBool>,
+    tls: Arc<rustls::ClientConfig>,
 }
 
 impl Drop for Runtime {
@@ -276,6 +280,7 @@ impl Runtime {
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&c).map_err(engine_err)?;
         let linker = linker(&engine).map_err(engine_err)?;
+        let tls = crate::egress::tls_config(config.egress_roots.as_deref()).map_err(RuntimeError::Engine)?;
         let stop = Arc::new(AtomicBool::new(false));
         let (ticker, flag, tick) = (engine.clone(), stop.clone(), config.epoch_tick);
         std::thread::Builder::new()
@@ -294,6 +299,7 @@ impl Runtime {
             modules: RwLock::new(HashMap::new()),
             cache: RwLock::new(HashMap::new()),
             stop,
+            tls,
         })
     }
 
@@ -402,6 +408,7 @@ impl Runtime {
             seed: Hash::digest(&seed_input),
             random_counter: 0,
             http_budget: limits.max_http_requests,
+            tls: self.tls.clone(),
             deadline: Instant::now() + deadline,
             memory_limit: limits.memory_bytes as usize,
             memory_hit: false,

@@ -10,7 +10,7 @@ use std::thread;
 
 use enclave_runtime::egress::{is_special, AllowEntry, Url};
 use enclave_runtime::manifest::HttpGrant;
-use enclave_runtime::{MemState, Outcome};
+use enclave_runtime::{MemState, Outcome, Runtime, RuntimeConfig};
 use support::*;
 
 /// Serves a few paths until the test process ends; returns its port.
@@ -58,7 +58,10 @@ fn serve(mut s: std::net::TcpStream) {
 }
 
 fn fetch(allow: &[String], url: &str) -> enclave_runtime::Execution {
-    let rt = shared();
+    fetch_with(shared(), allow, url)
+}
+
+fn fetch_with(rt: &Runtime, allow: &[String], url: &str) -> enclave_runtime::Execution {
     let (mut m, wasm) = applet("fetch");
     m.capabilities.http = Some(HttpGrant { allow: allow.to_vec() });
     m.limits.max_http_response_bytes = 1024;
@@ -130,8 +133,9 @@ fn failures_the_applet_can_handle_are_errors_not_denials() {
     let big = fetch(&allow, &format!("http://127.0.0.1:{port}/big"));
     assert_eq!(big.outcome.kind(), "error");
     assert!(out(&big).contains("exceeds 1024 bytes"), "{}", out(&big));
+    // TLS to a server that speaks plain HTTP fails as a TLS error, not a denial.
     let tls = fetch(&allow, &format!("https://127.0.0.1:{port}/hello"));
-    assert!(out(&tls).contains("https egress is not implemented yet"), "{}", out(&tls));
+    assert_eq!(tls.outcome.kind(), "error", "{:?}", tls.outcome);
     // Nothing listens on port 9 of 127.0.0.1 (discard), so the connection is refused.
     let refused = fetch(&["127.0.0.1:9".into()], "http://127.0.0.1:9/");
     assert_eq!(refused.outcome.kind(), "error");
@@ -180,9 +184,80 @@ fn urls_and_allow_entries_parse_strictly() {
     for bad in ["ftp://x/", "http://", "http://a b/", "http://x:99999/", "//x/", "http://x/a b"] {
         assert!(Url::parse(bad).is_err(), "{bad}");
     }
-    assert_eq!(AllowEntry::parse("Api.Example.com").unwrap(), AllowEntry { host: "api.example.com".into(), port: 80 });
-    assert_eq!(AllowEntry::parse("[::1]:81").unwrap().port, 81);
+    assert_eq!(
+        AllowEntry::parse("Api.Example.com").unwrap(),
+        AllowEntry { host: "api.example.com".into(), port: None }
+    );
+    assert_eq!(AllowEntry::parse("[::1]:81").unwrap().port, Some(81));
+    let tls = Url::parse("https://example.com/x").unwrap();
+    assert!(tls.tls && tls.port == 443);
     for bad in ["*.example.com", "a/b", "x:y", "::1", ""] {
         assert!(AllowEntry::parse(bad).is_err(), "{bad}");
     }
+}
+
+/// A TLS server for 127.0.0.1 with a fresh self-signed certificate; returns its port and the certificate (DER).
+fn tls_server() -> (u16, Vec<u8>) {
+    let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
+    let cert = ck.cert.der().to_vec();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(ck.signing_key.serialize_der().into());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = Arc::new(
+        rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.clone().into()], key)
+            .unwrap(),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(tcp) = stream else { continue };
+            let cfg = cfg.clone();
+            thread::spawn(move || {
+                let mut s = rustls::StreamOwned::new(rustls::ServerConnection::new(cfg).unwrap(), tcp);
+                let mut req = Vec::new();
+                let mut byte = [0u8; 1];
+                while !req.ends_with(b"\r\n\r\n") {
+                    match std::io::Read::read(&mut s, &mut byte) {
+                        Ok(1) => req.push(byte[0]),
+                        _ => return,
+                    }
+                }
+                let path = String::from_utf8_lossy(&req).split_whitespace().nth(1).unwrap_or("/").to_string();
+                let resp = match path.as_str() {
+                    "/secret" => "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecret".to_string(),
+                    _ => format!(
+                        "HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:{port}/secret\r\nContent-Length: 0\r\n\r\n"
+                    ),
+                };
+                let _ = s.write_all(resp.as_bytes());
+                s.conn.send_close_notify();
+                let _ = s.flush();
+            });
+        }
+    });
+    (port, cert)
+}
+
+#[test]
+fn https_egress_verifies_the_server_and_refuses_downgrades() {
+    let (port, cert) = tls_server();
+    let allow = [format!("127.0.0.1:{port}")];
+    let trusting = Runtime::new(RuntimeConfig { egress_roots: Some(vec![cert]), ..Default::default() }).unwrap();
+    let ok = fetch_with(&trusting, &allow, &format!("https://127.0.0.1:{port}/secret"));
+    assert_eq!(out(&ok), r#"{"body":"secret","status":200}"#, "{:?}", ok.outcome);
+    // An https page redirecting to http (even on a listed host) is a downgrade.
+    let down = fetch_with(&trusting, &allow, &format!("https://127.0.0.1:{port}/downgrade"));
+    assert!(
+        matches!(&down.outcome, Outcome::Denied(m) if m.contains("downgrades https to http")),
+        "{:?}",
+        down.outcome
+    );
+    // With the default roots (Mozilla's) the self-signed server is not trusted: an error for the applet.
+    let untrusted = fetch(&allow, &format!("https://127.0.0.1:{port}/secret"));
+    assert_eq!(untrusted.outcome.kind(), "error");
+    assert!(out(&untrusted).contains("certificate"), "{}", out(&untrusted));
 }
