@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs the attestation, ledger and enclave-runtime benchmarks and prints each measurement as a ratio to its baseline from the
-# same run.
+# Runs the attestation, ledger and enclave-runtime benchmarks and prints each measurement as a ratio to its
+# baseline from the same run.
 #   scripts/bench.sh [criterion args...]     e.g. scripts/bench.sh --measurement-time 5
 set -euo pipefail
 cd "$(dirname "$0")/.."

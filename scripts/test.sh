@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The test command: format check, clippy with warnings denied (the main workspace and the applets), the whole test suite, a short fuzz smoke run
+# The test command: format check, clippy with warnings denied (the main workspace and the applets), the whole
+# test suite, a short fuzz smoke run
 # of every fuzz target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
