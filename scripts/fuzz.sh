@@ -22,7 +22,7 @@ for t in "${targets[@]}"; do
     ledger_entry) python3 -c "import sys; sys.stdout.buffer.write(bytes.fromhex(open(sys.argv[1]).read()))" ../ledger/testdata/conformance/genesis.cbor.hex > "$corpus/genesis.cbor" ;;
     checkpoint) printf 'pod.example\n42\nn4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg=\nsigil-validators n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg=\n\n\xe2\x80\x94 node-0 AAAAAAAAAAAA\n' > "$corpus/note" ;;
     receipt) python3 -c "import sys; sys.stdout.buffer.write(bytes.fromhex(open(sys.argv[1]).read()))" ../ledger/testdata/conformance/receipt.cose.hex > "$corpus/receipt.cose" ;;
-    applet_manifest) cp ../applets/*/sigil.toml "$corpus"/ ;;
+    applet_manifest) for f in ../applets/*/sigil.toml; do cp "$f" "$corpus/$(basename "$(dirname "$f")").toml"; done ;;
     http_response) printf 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n' > "$corpus/chunked"
                    printf 'HTTP/1.1 302 Found\r\nLocation: /x\r\nContent-Length: 2\r\n\r\nok' > "$corpus/redirect" ;;
     proof_malleability) printf '\x10\x02\x07\x00\x00\x03\x05\x99' > "$corpus/seed" ;;
