@@ -103,7 +103,17 @@ fn check(manifest: &Path, module: &Path, as_json: bool) -> anyhow::Result<ExitCo
         }
     };
     let caps = &m.capabilities;
-    let mut granted: Vec<String> = caps.kv.iter().map(|g| format!("kv {} ({:?})", g.namespace, g.access)).collect();
+    let mut granted: Vec<String> = caps
+        .kv
+        .iter()
+        .map(|g| {
+            let access = match g.access {
+                enclave_runtime::manifest::KvAccess::Read => "read",
+                enclave_runtime::manifest::KvAccess::ReadWrite => "read_write",
+            };
+            format!("kv {} ({access})", g.namespace)
+        })
+        .collect();
     if let Some(h) = &caps.http {
         granted.push(format!("http to {}", h.allow.join(", ")));
     }

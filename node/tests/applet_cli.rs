@@ -69,7 +69,7 @@ fn check_reports_what_an_applet_may_do_and_refuses_a_wrong_module() {
     let (code, out, _) = sigil(&["applet", "check", &m, &w]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("create_ticket, get_ticket, search_tickets"), "{out}");
-    assert!(out.contains("kv tickets (ReadWrite); log; clock"), "{out}");
+    assert!(out.contains("kv tickets (read_write); log; clock"), "{out}");
     let (_, other) = paths("hash");
     let pinned = tempdir("pinned").join("sigil.toml");
     let digest = {
