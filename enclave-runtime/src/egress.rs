@@ -247,7 +247,7 @@ impl Egress {
     }
 
     /// Checks `url` against the allow-list and resolves it to the one address to connect to.
-    pub fn vet(&self, url: &Url) -> Result<SocketAddr, EgressError> {
+    pub fn vet(&self, url: &Url, deadline: Instant) -> Result<SocketAddr, EgressError> {
         let listed = self.allow.iter().any(|a| a.host == url.host && a.port.unwrap_or(url.default_port()) == url.port);
         if !listed {
             return Err(EgressError::Denied(format!(
@@ -259,10 +259,7 @@ impl Egress {
             // Listed as a literal: reachable even if special (the manifest's signers said so).
             return Ok(SocketAddr::new(ip, url.port));
         }
-        let addrs: Vec<SocketAddr> = (url.host.as_str(), url.port)
-            .to_socket_addrs()
-            .map_err(|e| EgressError::Failed(format!("cannot resolve {}: {e}", url.host)))?
-            .collect();
+        let addrs = resolve(&url.host, url.port, deadline)?;
         if let Some(bad) = addrs.iter().find(|a| is_special(a.ip())) {
             return Err(EgressError::Denied(format!(
                 "{} resolves to {}, a private or special-purpose address; list the address itself to allow it",
@@ -292,7 +289,7 @@ impl Egress {
         let mut redirected_by: Option<String> = None;
         loop {
             // The address checked here is the one connected to: no second lookup between check and use.
-            let addr = self.vet(&url).map_err(|e| match (e, &redirected_by) {
+            let addr = self.vet(&url, deadline).map_err(|e| match (e, &redirected_by) {
                 (EgressError::Denied(why), Some(loc)) => {
                     EgressError::Denied(format!("redirect to {loc:?} refused: {why}"))
                 }
@@ -387,6 +384,25 @@ impl Egress {
             }
         }
         parse_response(&buf, self.max_response)
+    }
+}
+
+/// Resolves `host` with the system resolver, giving up at `deadline` (getaddrinfo has no timeout of its own: the
+/// lookup runs on a helper thread, abandoned if it is late).
+fn resolve(host: &str, port: u16, deadline: Instant) -> Result<Vec<SocketAddr>, EgressError> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let name = host.to_string();
+    std::thread::Builder::new()
+        .name("sigil-resolve".into())
+        .spawn(move || {
+            let _ = tx.send((name.as_str(), port).to_socket_addrs().map(|a| a.collect::<Vec<_>>()));
+        })
+        .map_err(|e| EgressError::Failed(format!("cannot resolve {host}: {e}")))?;
+    let wait = deadline.saturating_duration_since(Instant::now());
+    match rx.recv_timeout(wait) {
+        Ok(Ok(addrs)) => Ok(addrs),
+        Ok(Err(e)) => Err(EgressError::Failed(format!("cannot resolve {host}: {e}"))),
+        Err(_) => Err(EgressError::Failed(format!("cannot resolve {host}: deadline reached"))),
     }
 }
 

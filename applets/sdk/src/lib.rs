@@ -211,8 +211,8 @@ pub fn now_ms() -> u64 {
     unsafe { sys::clock_ms() as u64 }
 }
 
-/// Fills `buf` with bytes from the host's generator for this run (capability `random`): unpredictable to the
-/// caller, derived from the request so that a replay sees the same bytes.
+/// Fills `buf` with bytes from the host's generator for this run (capability `random`). The stream is derived
+/// from the request hash so that a replay sees the same bytes: good for ids and sampling, never for secrets.
 pub fn random(buf: &mut [u8]) {
     unsafe { sys::random_fill(buf.as_mut_ptr(), len32(buf)) }
 }
