@@ -367,8 +367,11 @@ impl Runtime {
             methods.insert(m.name.clone(), module.get_export_index(&name).expect("export exists"));
         }
         let initialize = match module.get_export("_initialize") {
-            Some(ExternType::Func(_)) => module.get_export_index("_initialize"),
-            _ => None,
+            Some(ExternType::Func(f)) if f.params().len() == 0 && f.results().len() == 0 => {
+                module.get_export_index("_initialize")
+            }
+            Some(_) => return Err(RuntimeError::Module("export \"_initialize\" must be a function () -> ()".into())),
+            None => None,
         };
         let pre = self.linker.instantiate_pre(&module).map_err(|e| RuntimeError::Module(format!("{e:#}")))?;
         let applet = Applet {

@@ -312,6 +312,23 @@ fn imports_beyond_the_abi_and_missing_methods_are_refused_at_load() {
     let err = rt.load(&wat_manifest(&no_memory, &["m"]), &no_memory).err().unwrap().to_string();
     assert!(err.contains("\"memory\""), "{err}");
     assert!(rt.load(&wat_manifest(&ok, &["m"]), &ok).is_ok());
+    let bad_init = wat::parse_str(
+        r#"(module (memory (export "memory") 1) (func (export "_initialize") (param i32))
+                   (func (export "sigil:m") (result i32) i32.const 0))"#,
+    )
+    .unwrap();
+    let err = rt.load(&wat_manifest(&bad_init, &["m"]), &bad_init).err().unwrap().to_string();
+    assert!(err.contains("_initialize"), "{err}");
+    // A reactor's _initialize runs before the method, once per instance.
+    let init = wat::parse_str(
+        r#"(module (import "sigil" "output_write" (func $out (param i32 i32)))
+                   (memory (export "memory") 1) (data (i32.const 0) "no")
+                   (func (export "_initialize") (i32.store8 (i32.const 0) (i32.const 121)))
+                   (func (export "sigil:m") (result i32) (call $out (i32.const 0) (i32.const 2)) i32.const 0))"#,
+    )
+    .unwrap();
+    let e = run(rt, &wat_manifest(&init, &["m"]), &init, "m", "", &Arc::new(MemState::new()));
+    assert_eq!(e.output, b"yo");
 }
 
 #[test]
