@@ -147,16 +147,11 @@ pub(crate) fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<Host>
     l.func_wrap(s, "input_len", |c: Caller<'_, Host>| c.data().input.len() as i32)?;
     l.func_wrap(s, "input_read", |mut c: Caller<'_, Host>, ptr: i32, len: i32| -> wasmtime::Result<()> {
         let (mem, h) = split(&mut c)?;
-        let n = (len.max(0) as usize).min(h.input.len());
-        let r = range(mem, ptr, n as i32)?;
-        mem[r].copy_from_slice(&h.input[..n]);
-        Ok(())
+        copy_out(mem, ptr, len, &h.input)
     })?;
     l.func_wrap(s, "caller_read", |mut c: Caller<'_, Host>, ptr: i32| -> wasmtime::Result<()> {
         let (mem, h) = split(&mut c)?;
-        let r = range(mem, ptr, 32)?;
-        mem[r].copy_from_slice(&h.caller);
-        Ok(())
+        copy_out(mem, ptr, 32, &h.caller)
     })?;
     l.func_wrap(s, "output_write", |mut c: Caller<'_, Host>, ptr: i32, len: i32| -> wasmtime::Result<()> {
         let (mem, h) = split(&mut c)?;
@@ -166,10 +161,7 @@ pub(crate) fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<Host>
     })?;
     l.func_wrap(s, "result_read", |mut c: Caller<'_, Host>, ptr: i32, len: i32| -> wasmtime::Result<()> {
         let (mem, h) = split(&mut c)?;
-        let n = (len.max(0) as usize).min(h.result.len());
-        let r = range(mem, ptr, n as i32)?;
-        mem[r].copy_from_slice(&h.result[..n]);
-        Ok(())
+        copy_out(mem, ptr, len, &h.result)
     })?;
 
     l.func_wrap(
@@ -260,13 +252,7 @@ pub(crate) fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<Host>
         Ok(h.now_ms as i64)
     })?;
     l.func_wrap(s, "random_fill", |mut c: Caller<'_, Host>, ptr: i32, len: i32| -> wasmtime::Result<()> {
-        let (mem, h) = split(&mut c)?;
-        if !h.manifest.capabilities.random {
-            return Err(denied("random", h));
-        }
-        let r = range(mem, ptr, len)?;
-        random_bytes(h, &mut mem[r]);
-        Ok(())
+        fill_random(&mut c, ptr, len, "random")
     })?;
     l.func_wrap(
         s,
@@ -300,24 +286,19 @@ pub(crate) fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<Host>
     const ERRNO_SUCCESS: i32 = 0;
     const ERRNO_BADF: i32 = 8;
     const ERRNO_INVAL: i32 = 28;
-    l.func_wrap(w, "environ_sizes_get", |mut c: Caller<'_, Host>, np: i32, sp: i32| -> wasmtime::Result<i32> {
+    // No environment and no arguments: both counts (and sizes) are zero, and there is nothing to copy.
+    let none_sizes = |mut c: Caller<'_, Host>, count_ptr: i32, size_ptr: i32| -> wasmtime::Result<i32> {
         let (mem, _) = split(&mut c)?;
-        for p in [np, sp] {
-            let r = range(mem, p, 4)?;
-            mem[r].copy_from_slice(&0u32.to_le_bytes());
+        for p in [count_ptr, size_ptr] {
+            copy_out(mem, p, 4, &0u32.to_le_bytes())?;
         }
         Ok(ERRNO_SUCCESS)
-    })?;
-    l.func_wrap(w, "environ_get", |_: Caller<'_, Host>, _: i32, _: i32| ERRNO_SUCCESS)?;
-    l.func_wrap(w, "args_sizes_get", |mut c: Caller<'_, Host>, np: i32, sp: i32| -> wasmtime::Result<i32> {
-        let (mem, _) = split(&mut c)?;
-        for p in [np, sp] {
-            let r = range(mem, p, 4)?;
-            mem[r].copy_from_slice(&0u32.to_le_bytes());
-        }
-        Ok(ERRNO_SUCCESS)
-    })?;
-    l.func_wrap(w, "args_get", |_: Caller<'_, Host>, _: i32, _: i32| ERRNO_SUCCESS)?;
+    };
+    let none = |_: Caller<'_, Host>, _: i32, _: i32| ERRNO_SUCCESS;
+    l.func_wrap(w, "environ_sizes_get", none_sizes)?;
+    l.func_wrap(w, "args_sizes_get", none_sizes)?;
+    l.func_wrap(w, "environ_get", none)?;
+    l.func_wrap(w, "args_get", none)?;
     l.func_wrap(w, "sched_yield", |_: Caller<'_, Host>| ERRNO_SUCCESS)?;
     l.func_wrap(w, "proc_exit", |_: Caller<'_, Host>, code: i32| -> wasmtime::Result<()> {
         Err(stop(HostStop::Exit(code)))
@@ -350,13 +331,7 @@ pub(crate) fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<Host>
         },
     )?;
     l.func_wrap(w, "random_get", |mut c: Caller<'_, Host>, ptr: i32, len: i32| -> wasmtime::Result<i32> {
-        let (mem, h) = split(&mut c)?;
-        if !h.manifest.capabilities.random {
-            return Err(denied("random (via WASI random_get)", h));
-        }
-        let r = range(mem, ptr, len)?;
-        random_bytes(h, &mut mem[r]);
-        Ok(ERRNO_SUCCESS)
+        fill_random(&mut c, ptr, len, "random (via WASI random_get)").map(|()| ERRNO_SUCCESS)
     })?;
     l.func_wrap(
         w,
@@ -372,6 +347,26 @@ pub(crate) fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<Host>
         },
     )?;
     Ok(l)
+}
+
+/// Copies up to `len` bytes of `src` (all of it, if shorter) to guest memory at `ptr`.
+fn copy_out(mem: &mut [u8], ptr: i32, len: i32, src: &[u8]) -> wasmtime::Result<()> {
+    let n = (len.max(0) as usize).min(src.len());
+    let r = range(mem, ptr, n as i32)?;
+    mem[r].copy_from_slice(&src[..n]);
+    Ok(())
+}
+
+/// Fills guest memory at `ptr..ptr+len` from the run's generator, if the applet has the `random` capability (`cap`
+/// names the import in the denial).
+fn fill_random(c: &mut Caller<'_, Host>, ptr: i32, len: i32, cap: &str) -> wasmtime::Result<()> {
+    let (mem, h) = split(c)?;
+    if !h.manifest.capabilities.random {
+        return Err(denied(cap, h));
+    }
+    let r = range(mem, ptr, len)?;
+    random_bytes(h, &mut mem[r]);
+    Ok(())
 }
 
 /// The namespace and key an import names.
