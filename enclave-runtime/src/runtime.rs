@@ -303,6 +303,11 @@ impl Runtime {
         })
     }
 
+    /// The engine, for baselines and tools that must run with exactly the runtime's settings.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
     /// The settings.
     pub fn config(&self) -> &RuntimeConfig {
         &self.config
