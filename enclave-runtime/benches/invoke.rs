@@ -69,12 +69,15 @@ fn main() {
     let engine = rt.engine().clone();
     let module = Module::new(&engine, &wasm).unwrap();
     let pre = raw_linker(&engine).instantiate_pre(&module).unwrap();
+    // The export resolved once, as the runtime does at load: only instantiate + call are per invocation.
+    let export = module.get_export_index("sigil:sha256").unwrap();
     let raw_once = || {
         let mut store = Store::new(&engine, Raw { input: input.clone(), output: Vec::new() });
         store.set_fuel(10_000_000).unwrap();
         store.set_epoch_deadline(1_000);
         let inst = pre.instantiate(&mut store).unwrap();
-        let f = inst.get_typed_func::<(), i32>(&mut store, "sigil:sha256").unwrap();
+        let f = inst.get_module_export(&mut store, &export).and_then(|e| e.into_func()).unwrap();
+        let f = f.typed::<(), i32>(&store).unwrap();
         assert_eq!(f.call(&mut store, ()).unwrap(), 0);
         black_box(store.into_data().output)
     };

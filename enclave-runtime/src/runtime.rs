@@ -484,14 +484,19 @@ fn classify(e: &wasmtime::Error, host: &Host) -> Outcome {
             HostStop::Abi(_) | HostStop::Exit(_) => Outcome::Trapped(s.to_string()),
         };
     }
+    // What stopped the run decides: an applet that once hit its memory limit, recovered, and then ran out of
+    // fuel or time is out of fuel or time.
+    match e.downcast_ref::<Trap>() {
+        Some(Trap::OutOfFuel) => return Outcome::OutOfFuel,
+        Some(Trap::Interrupt) => return Outcome::Deadline,
+        _ => {}
+    }
     if host.memory_hit {
         return Outcome::OutOfMemory;
     }
     let diagnostics = String::from_utf8_lossy(&host.diagnostics);
     let said = diagnostics.trim();
     match e.downcast_ref::<Trap>() {
-        Some(Trap::OutOfFuel) => Outcome::OutOfFuel,
-        Some(Trap::Interrupt) => Outcome::Deadline,
         Some(t) if said.is_empty() => Outcome::Trapped(t.to_string()),
         Some(t) => Outcome::Trapped(format!("{t} ({said})")),
         None => Outcome::Trapped(format!("{e:#}")),

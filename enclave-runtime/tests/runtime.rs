@@ -213,14 +213,15 @@ fn deterministic_replay_gives_the_same_hashes() {
     let input = br#"{"title":"Disk full","body":"node-3 /var at 98%","priority":"high"}"#;
     let c =
         Call { request_hash: Hash::digest(b"request-1"), caller: ALICE, method: "create_ticket", input, now_ms: 42 };
-    // Two runtimes (two "nodes"), each from its own copy of the same state.
+    // Two runtimes (two "nodes": separate engines, each compiling the module itself), each from its own copy of
+    // the same state.
     let a = {
         let rt = shared();
         let applet = rt.load(&m, &wasm).unwrap();
         rt.invoke(&applet, &c, Arc::new(start.snapshot())).unwrap()
     };
     let b = {
-        let rt = shared();
+        let rt = runtime();
         let applet = rt.load(&m, &wasm).unwrap();
         rt.invoke(&applet, &c, Arc::new(start.snapshot())).unwrap()
     };
