@@ -13,6 +13,7 @@
 //! | `c` ‖ size | a cosigned checkpoint (signed note text) |
 //! | `ir` ‖ request hash | index of the invocation or rejection of that request |
 //! | `ic` ‖ SHA-256(caller key) ‖ index, `ia` ‖ SHA-256(applet) ‖ index, `it` ‖ time (ms, BE) ‖ index | (empty) audit indexes |
+//! | `x` ‖ key | the driving adapter's own data (consensus: decided blocks, certificates), see [`Ledger::append_block_with`] |
 //!
 //! A block's entries, tree nodes, indexes and the new meta go in one batch, so after a crash the store holds
 //! exactly the blocks whose write returned. Reads check what they return: an entry must hash to its stored
@@ -40,8 +41,12 @@ pub trait Kv: Send {
     /// Up to `limit` pairs whose key starts with `prefix`, in key order, starting at `from` (inclusive) when
     /// given.
     fn scan(&self, prefix: &[u8], from: Option<&[u8]>, limit: usize) -> Result<Vec<Pair>, LedgerError>;
+    /// Writes all pairs and removes all `deletes` atomically; durable (synced) when it returns.
+    fn apply(&mut self, batch: Vec<Pair>, deletes: Vec<Vec<u8>>) -> Result<(), LedgerError>;
     /// Writes all pairs atomically; durable (synced) when it returns.
-    fn write(&mut self, batch: Vec<Pair>) -> Result<(), LedgerError>;
+    fn write(&mut self, batch: Vec<Pair>) -> Result<(), LedgerError> {
+        self.apply(batch, Vec::new())
+    }
 }
 
 /// An in-memory [`Kv`].
@@ -71,7 +76,10 @@ impl Kv for MemKv {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect())
     }
-    fn write(&mut self, batch: Vec<Pair>) -> Result<(), LedgerError> {
+    fn apply(&mut self, batch: Vec<Pair>, deletes: Vec<Vec<u8>>) -> Result<(), LedgerError> {
+        for k in deletes {
+            self.map.remove(&k);
+        }
         self.map.extend(batch);
         Ok(())
     }
@@ -112,8 +120,11 @@ impl Kv for RocksKv {
         }
         Ok(out)
     }
-    fn write(&mut self, batch: Vec<Pair>) -> Result<(), LedgerError> {
+    fn apply(&mut self, batch: Vec<Pair>, deletes: Vec<Vec<u8>>) -> Result<(), LedgerError> {
         let mut wb = rocksdb::WriteBatch::default();
+        for k in deletes {
+            wb.delete(k);
+        }
         for (k, v) in batch {
             wb.put(k, v);
         }
@@ -141,6 +152,13 @@ fn key(prefix: &[u8], parts: &[&[u8]]) -> Vec<u8> {
         k.extend_from_slice(p);
     }
     k
+}
+
+/// The namespace of the adapter's keys.
+const AUX: &[u8] = b"x";
+
+fn aux_key(k: &[u8]) -> Vec<u8> {
+    [AUX, k].concat()
 }
 
 fn node_key(pos: NodePos) -> Vec<u8> {
@@ -280,7 +298,16 @@ impl Ledger {
 
     /// Appends a block of entries in one atomic, synced write. Nothing is written if any entry is refused.
     pub fn append_block(&mut self, entries: &[Entry]) -> Result<(u64, Hash), LedgerError> {
-        let mut batch = Vec::new();
+        self.append_inner(entries, Vec::new(), Vec::new())
+    }
+
+    fn append_inner(
+        &mut self,
+        entries: &[Entry],
+        aux: Vec<Pair>,
+        aux_deletes: Vec<Vec<u8>>,
+    ) -> Result<(u64, Hash), LedgerError> {
+        let mut batch: Vec<Pair> = aux.into_iter().map(|(k, v)| (aux_key(&k), v)).collect();
         let mut frontier = self.frontier.clone();
         let mut history = Vec::new();
         let mut set = self.validators_at(self.meta.size);
@@ -303,11 +330,64 @@ impl Ledger {
         }
         let meta = Meta { pod: self.meta.pod.clone(), size: frontier.size(), root: frontier.root() };
         batch.push((b"m".to_vec(), canonical_encode(&meta)));
-        self.kv.write(batch)?;
+        self.kv.apply(batch, aux_deletes.iter().map(|k| aux_key(k)).collect())?;
         self.frontier = frontier;
         self.history.extend(history);
         self.meta = meta;
         Ok((self.meta.size, self.meta.root))
+    }
+
+    /// Appends a block of entries together with `aux` pairs of the adapter that drives the ledger (consensus: the
+    /// decided block and its commit certificate), all in one atomic, synced write. `aux` keys live in their own
+    /// namespace ([`Ledger::aux_get`]); `aux_deletes` are removed from it in the same write.
+    pub fn append_block_with(
+        &mut self,
+        entries: &[Entry],
+        aux: Vec<Pair>,
+        aux_deletes: Vec<Vec<u8>>,
+    ) -> Result<(u64, Hash), LedgerError> {
+        self.append_inner(entries, aux, aux_deletes)
+    }
+
+    /// The adapter's value at `key` (see [`Ledger::append_block_with`]).
+    pub fn aux_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, LedgerError> {
+        self.kv.get(&aux_key(key))
+    }
+
+    /// Up to `limit` adapter pairs whose key starts with `prefix`, from `from` (inclusive), keys without the
+    /// namespace.
+    pub fn aux_scan(&self, prefix: &[u8], from: Option<&[u8]>, limit: usize) -> Result<Vec<Pair>, LedgerError> {
+        let from = from.map(aux_key);
+        Ok(self
+            .kv
+            .scan(&aux_key(prefix), from.as_deref(), limit)?
+            .into_iter()
+            .map(|(k, v)| (k[AUX.len()..].to_vec(), v))
+            .collect())
+    }
+
+    /// Writes adapter pairs (and removes `deletes`) outside any block, atomically and synced.
+    pub fn aux_write(&mut self, pairs: Vec<Pair>, deletes: Vec<Vec<u8>>) -> Result<(), LedgerError> {
+        let pairs = pairs.into_iter().map(|(k, v)| (aux_key(&k), v)).collect();
+        self.kv.apply(pairs, deletes.iter().map(|k| aux_key(k)).collect())
+    }
+
+    /// The root the ledger would have after appending `entries`, and its size; nothing is written.
+    pub fn root_after(&self, entries: &[Entry]) -> (u64, Hash) {
+        let mut frontier = self.frontier.clone();
+        for e in entries {
+            frontier.append(e.leaf_hash());
+        }
+        (frontier.size(), frontier.root())
+    }
+
+    /// The validator set after appending `entries` to the current ledger; nothing is written.
+    pub fn validators_after(&self, entries: &[Entry]) -> Result<ValidatorSet, LedgerError> {
+        let mut set = self.validators_at(self.meta.size);
+        for e in entries {
+            set.apply(e)?;
+        }
+        Ok(set)
     }
 
     /// Appends one entry as a block of its own; returns its index.

@@ -60,8 +60,8 @@ impl Kv for Shared {
     fn scan(&self, p: &[u8], f: Option<&[u8]>, l: usize) -> Result<Vec<Pair>, LedgerError> {
         self.0.lock().unwrap().scan(p, f, l)
     }
-    fn write(&mut self, b: Vec<Pair>) -> Result<(), LedgerError> {
-        self.0.lock().unwrap().write(b)
+    fn apply(&mut self, b: Vec<Pair>, d: Vec<Vec<u8>>) -> Result<(), LedgerError> {
+        self.0.lock().unwrap().apply(b, d)
     }
 }
 
@@ -207,4 +207,32 @@ fn create_refuses_a_used_store() {
     let (kv, _) = filled();
     assert!(Ledger::create(Box::new(kv), &genesis()).is_err());
     assert!(Ledger::open(Box::new(Shared::default())).is_err(), "nothing to open");
+}
+
+#[test]
+fn adapter_pairs_commit_with_their_block_and_stay_in_their_namespace() {
+    let (kv, mut l) = filled();
+    let before = (l.size(), l.root());
+    let block = vec![call(100, 1, "kv"), call(101, 2, "kv")];
+    assert_eq!(l.root_after(&block).0, before.0 + 2);
+    let predicted = l.root_after(&block);
+    l.aux_write(vec![(b"u/1".to_vec(), b"undecided".to_vec())], vec![]).unwrap();
+    let (size, root) = l
+        .append_block_with(&block, vec![(b"b/1".to_vec(), b"block".to_vec())], vec![b"u/1".to_vec()])
+        .unwrap();
+    assert_eq!((size, root), predicted, "root_after predicts the appended root");
+    assert_eq!(l.aux_get(b"b/1").unwrap().as_deref(), Some(&b"block"[..]));
+    assert_eq!(l.aux_get(b"u/1").unwrap(), None, "deleted in the block's write");
+    // Adapter keys never collide with the ledger's own (they are under their own prefix).
+    assert!(kv.get(b"b/1").unwrap().is_none() && kv.get(b"xb/1").unwrap().is_some());
+    let page = l.aux_scan(b"b/", None, 10).unwrap();
+    assert_eq!(page, vec![(b"b/1".to_vec(), b"block".to_vec())]);
+    // Reopened: the block and its pair are both there.
+    let l2 = Ledger::open(Box::new(kv.clone())).unwrap();
+    assert_eq!((l2.size(), l2.root()), (size, root));
+    assert_eq!(l2.aux_get(b"b/1").unwrap().as_deref(), Some(&b"block"[..]));
+    // A refused block writes none of its pairs.
+    let mut l3 = Ledger::open(Box::new(kv.clone())).unwrap();
+    assert!(l3.append_block_with(&[genesis()], vec![(b"b/2".to_vec(), vec![1])], vec![]).is_err());
+    assert_eq!(l3.aux_get(b"b/2").unwrap(), None);
 }
