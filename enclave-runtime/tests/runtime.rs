@@ -124,8 +124,16 @@ fn runaway_outcomes_are_precise_and_the_host_survives() {
     let clock = go("clock");
     assert!(matches!(&clock.outcome, Outcome::Denied(m) if m.contains("capability clock")), "{:?}", clock.outcome);
 
+    let random = go("random");
+    assert!(matches!(&random.outcome, Outcome::Denied(m) if m.contains("capability random")), "{:?}", random.outcome);
+    let log = go("log");
+    assert!(matches!(&log.outcome, Outcome::Denied(m) if m.contains("capability log")), "{:?}", log.outcome);
+    assert!(log.logs.is_empty());
+    let other = go("other_ns");
+    assert!(matches!(&other.outcome, Outcome::Denied(m) if m.contains("secrets")), "{:?}", other.outcome);
+
     // Every failure left an output hash of nothing and an empty write set, and the runtime still works.
-    for e in [&spin, &bomb, &rec, &panic, &egress, &write, &clock] {
+    for e in [&spin, &bomb, &rec, &panic, &egress, &write, &clock, &random, &log, &other] {
         assert_eq!(e.receipt.output_hash, Hash::digest(b""));
         assert_eq!(e.receipt.write_set_hash, WriteSet::default().hash());
     }

@@ -1,11 +1,13 @@
 //! `sigil`: the Sigil node and its command-line client.
 //!
 //! Today this binary carries the attestation commands (`sigil attest verify | collect | bundle | policy`), the
-//! offline receipt verifier (`sigil receipt verify`) and the local applet runner (`sigil applet check | run`). The node, the devnet and the other client commands of
-//! DESIGN.md arrive with their issues.
+//! offline receipt verifier (`sigil receipt verify`), the local applet runner (`sigil applet check | run`) and a
+//! node that takes part in its pod's consensus (`sigil node run`). The node's HTTP API, the devnet and the other
+//! client commands of DESIGN.md arrive with their issues.
 
 mod applet_cmd;
 mod attest_cmd;
+mod node_cmd;
 mod receipt_cmd;
 
 use std::process::ExitCode;
@@ -28,6 +30,9 @@ enum Command {
     /// Check and run applets (WebAssembly + manifest) locally, in the node's enclave runtime.
     #[command(subcommand)]
     Applet(applet_cmd::AppletCommand),
+    /// Run a node of a pod (consensus over libp2p, the ledger in RocksDB).
+    #[command(subcommand)]
+    Node(node_cmd::NodeCommand),
     /// Verify ledger receipts offline: prove an entry is in a pod's log with nothing but its genesis.
     #[command(subcommand)]
     Receipt(receipt_cmd::ReceiptCommand),
@@ -43,5 +48,6 @@ fn main() -> ExitCode {
         Command::Attest(cmd) => attest_cmd::run(cmd),
         Command::Receipt(cmd) => receipt_cmd::run(cmd),
         Command::Applet(cmd) => applet_cmd::run(cmd),
+        Command::Node(cmd) => node_cmd::run(cmd),
     }
 }

@@ -3,7 +3,9 @@
 //!
 //! `spin` loops forever (out of fuel / deadline), `bomb` allocates without bound (out of memory), `recurse` overflows
 //! the stack (Rust's shadow stack in linear memory: an out-of-bounds trap), `panic` panics (trapped), `egress` calls HTTP though its manifest grants none (denied), `write` writes
-//! to a namespace it may only read (denied), `clock` reads the clock it was not granted (denied).
+//! to a namespace it may only read (denied), `clock` reads the clock it was not granted (denied), `random` asks for
+//! randomness and `log` logs without those capabilities (denied), `other_ns` reads a namespace it was not granted
+//! (denied).
 
 use sigil_sdk::{http, kv, Error};
 
@@ -54,6 +56,21 @@ fn clock(_: &[u8]) -> Result<Vec<u8>, Error> {
     Ok(sigil_sdk::now_ms().to_le_bytes().to_vec())
 }
 
+fn random(_: &[u8]) -> Result<Vec<u8>, Error> {
+    let mut b = [0u8; 16];
+    sigil_sdk::random(&mut b);
+    Ok(b.to_vec())
+}
+
+fn log(_: &[u8]) -> Result<Vec<u8>, Error> {
+    sigil_sdk::log(sigil_sdk::Level::Info, "may I?");
+    Ok(Vec::new())
+}
+
+fn other_ns(_: &[u8]) -> Result<Vec<u8>, Error> {
+    Ok(kv::get("secrets", b"k").unwrap_or_default())
+}
+
 sigil_sdk::methods! {
     spin => spin,
     bomb => bomb,
@@ -62,4 +79,7 @@ sigil_sdk::methods! {
     egress => egress,
     write => write,
     clock => clock,
+    random => random,
+    log => log,
+    other_ns => other_ns,
 }

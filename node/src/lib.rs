@@ -1,0 +1,3 @@
+//! The `sigil` node as a library: what the binary and the multi-node tests share.
+
+pub mod pod;

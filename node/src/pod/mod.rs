@@ -1,0 +1,262 @@
+//! # pod: a node's part in its pod's consensus
+//!
+//! Malachite (Tendermint) over libp2p, wired to the ledger: [`context`] holds the types consensus runs on,
+//! [`signing`] the domain-separated Ed25519 signatures and the validator-proof check that keeps unadmitted
+//! peers out, [`codec`] the CBOR encoding of every message on the wire and in the WAL, [`block`] the block
+//! format and the rules every validator checks before voting, and [`app`] the loop that answers the engine:
+//! propose, validate, commit, serve sync.
+//!
+//! What it must never do: vote for a block it has not re-validated against its own ledger; acknowledge a
+//! decision before the block, its certificate and its entries are in one synced write; accept a validator
+//! proof from a key the ledger has not admitted, or from a peer whose network key is not its ledger key.
+
+pub mod app;
+pub mod block;
+pub mod codec;
+pub mod context;
+pub mod signing;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context as _};
+use malachitebft_app_channel::app::config::{
+    ConsensusConfig, DiscoveryConfig, NodeConfig, P2pConfig, PubSubProtocol, ValuePayload, ValueSyncConfig,
+};
+use malachitebft_app_channel::app::net::Multiaddr;
+use malachitebft_app_channel::app::types::codec::Codec;
+use malachitebft_app_channel::app::types::core::LinearTimeouts;
+use malachitebft_app_channel::app::types::Keypair;
+use malachitebft_app_channel::{
+    ConsensusContext, EngineBuilder, EngineHandle, NetworkContext, NetworkIdentity, RequestContext, Signer as _,
+    SyncContext, WalContext,
+};
+use ledger::store::{Ledger, RocksKv};
+use ledger::Entry;
+use tokio::sync::{oneshot, watch, Notify};
+
+use app::{App, AppConfig, Committed, Mempool, Shared, Tip};
+use codec::PodCodec;
+use context::{Address, PodContext};
+use signing::{Admitted, PodSigner, PodVerifier};
+
+/// How one node takes part in its pod.
+#[derive(Clone, Debug)]
+pub struct PodConfig {
+    /// The node's name in the ledger (its checkpoint key name).
+    pub name: String,
+    /// The node's identity seed: its ledger key, consensus key and libp2p key are all derived from it.
+    pub seed: [u8; 32],
+    /// Where the ledger (RocksDB) and the consensus WAL live.
+    pub data_dir: PathBuf,
+    /// The libp2p listen address, e.g. `/ip4/127.0.0.1/tcp/27000`.
+    pub listen: String,
+    /// The other nodes, each `/ip4/…/tcp/…/p2p/<peer id>`.
+    pub peers: Vec<String>,
+    /// The pod's genesis entry (creates the ledger on first start; must match it afterwards).
+    pub genesis: Entry,
+    /// Consensus timeouts.
+    pub timeouts: LinearTimeouts,
+    /// How long a proposer with nothing to propose waits before proposing an empty block.
+    pub idle_block: Duration,
+    /// Most entries queued for a block.
+    pub mempool_capacity: usize,
+}
+
+impl PodConfig {
+    /// Timeouts for a pod on one host or one LAN: short, growing per round.
+    pub fn local_timeouts() -> LinearTimeouts {
+        LinearTimeouts {
+            propose: Duration::from_millis(1000),
+            propose_delta: Duration::from_millis(250),
+            prevote: Duration::from_millis(500),
+            prevote_delta: Duration::from_millis(250),
+            precommit: Duration::from_millis(500),
+            precommit_delta: Duration::from_millis(250),
+            rebroadcast: Duration::from_millis(2000),
+            max_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+struct EngineConfig {
+    moniker: String,
+    consensus: ConsensusConfig,
+    value_sync: ValueSyncConfig,
+}
+
+impl NodeConfig for EngineConfig {
+    fn moniker(&self) -> &str {
+        &self.moniker
+    }
+    fn consensus(&self) -> &ConsensusConfig {
+        &self.consensus
+    }
+    fn consensus_mut(&mut self) -> &mut ConsensusConfig {
+        &mut self.consensus
+    }
+    fn value_sync(&self) -> &ValueSyncConfig {
+        &self.value_sync
+    }
+    fn value_sync_mut(&mut self) -> &mut ValueSyncConfig {
+        &mut self.value_sync
+    }
+}
+
+/// The libp2p peer id of the node with this identity seed.
+pub fn peer_id(seed: &[u8; 32]) -> String {
+    Keypair::ed25519_from_bytes(*seed).expect("32 bytes").public().to_peer_id().to_string()
+}
+
+/// The public (ledger) key of the node with this identity seed.
+pub fn public_key(seed: &[u8; 32]) -> [u8; 32] {
+    PodSigner::new(seed).public_key().0
+}
+
+/// A running node.
+pub struct PodNode {
+    /// The node's consensus address (its ledger key).
+    pub address: Address,
+    name: String,
+    signer: Arc<PodSigner>,
+    engine: EngineHandle,
+    app: tokio::task::JoinHandle<Result<(), String>>,
+    shared: Shared,
+}
+
+impl PodNode {
+    /// Opens (or creates, from the genesis) the node's ledger and starts consensus.
+    pub async fn start(cfg: PodConfig) -> anyhow::Result<PodNode> {
+        std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating {}", cfg.data_dir.display()))?;
+        let kv = RocksKv::open(&cfg.data_dir.join("ledger"))?;
+        let ledger = if kv_has_ledger(&kv)? {
+            let l = Ledger::open(Box::new(kv))?;
+            if l.entry_bytes(0)? != cfg.genesis.encode() {
+                bail!("{} holds the ledger of another genesis (pod {:?})", cfg.data_dir.display(), l.pod());
+            }
+            l
+        } else {
+            Ledger::create(Box::new(kv), &cfg.genesis)?
+        };
+        let signer = Arc::new(PodSigner::new(&cfg.seed));
+        let address = Address(signer.public_key().0);
+        if ledger.validators_at(ledger.size()).members.iter().all(|m| m.public_key != address.0) {
+            tracing::warn!(name = %cfg.name, "this node is not a validator of the pod (yet): it follows without voting");
+        }
+        let (tip, _) = watch::channel(Tip::default());
+        let shared = Shared {
+            ledger: Arc::new(Mutex::new(ledger)),
+            mempool: Arc::new(Mutex::new(Mempool::new(cfg.mempool_capacity))),
+            queued: Arc::new(Notify::new()),
+            tip,
+        };
+        let admitted = Admitted::default();
+        let app = App::new(
+            AppConfig { name: cfg.name.clone(), timeouts: cfg.timeouts, idle_block: cfg.idle_block },
+            signer.clone(),
+            shared.clone(),
+            admitted.clone(),
+        )
+        .map_err(|e| anyhow!(e))?;
+
+        let keypair = Keypair::ed25519_from_bytes(cfg.seed).expect("32 bytes");
+        let peer = keypair.public().to_peer_id();
+        let proof = signer
+            .sign_validator_proof(address.0.to_vec(), peer.to_bytes())
+            .await
+            .map_err(|e| anyhow!("signing the validator proof: {e}"))?;
+        let proof_bytes = PodCodec.encode(&proof)?;
+        let identity = NetworkIdentity::new_validator(cfg.name.clone(), keypair, address.to_string(), proof_bytes);
+        let parse = |a: &str| a.parse::<Multiaddr>().with_context(|| format!("{a:?} is not a multiaddr"));
+        let mut discovery = DiscoveryConfig::default();
+        discovery.enabled = false;
+        discovery.max_connections_per_ip = 64;
+        let p2p = P2pConfig {
+            listen_addr: parse(&cfg.listen)?,
+            persistent_peers: cfg.peers.iter().map(|p| parse(p)).collect::<anyhow::Result<_>>()?,
+            persistent_peers_only: true,
+            discovery,
+            protocol: PubSubProtocol::default(),
+            ..P2pConfig::default()
+        };
+        let engine_cfg = EngineConfig {
+            moniker: cfg.name.clone(),
+            consensus: ConsensusConfig { p2p, value_payload: ValuePayload::ProposalAndParts, ..ConsensusConfig::default() },
+            value_sync: ValueSyncConfig { status_update_interval: Duration::from_millis(500), ..ValueSyncConfig::default() },
+        };
+        let verifier = PodVerifier { admitted };
+        let (channels, engine) = EngineBuilder::new(PodContext, engine_cfg)
+            .with_default_wal(WalContext::new(cfg.data_dir.join("wal").join("consensus.wal"), PodCodec))
+            .with_default_network(NetworkContext::new(identity, PodCodec))
+            .with_default_sync(SyncContext::new(PodCodec))
+            .with_default_consensus(ConsensusContext::new_validator(
+                address,
+                Box::new(verifier),
+                Box::new(PodSigner::new(&cfg.seed)),
+            ))
+            .with_default_request(RequestContext::new(100))
+            .build()
+            .await
+            .map_err(|e| anyhow!("starting consensus: {e:#}"))?;
+        let name = cfg.name.clone();
+        let app = tokio::spawn(async move {
+            let r = app.run(channels).await;
+            if let Err(e) = &r {
+                tracing::error!(node = %name, "the consensus app stopped: {e}");
+            }
+            r
+        });
+        Ok(PodNode { address, name: cfg.name, signer, engine, app, shared })
+    }
+
+    /// Queues an entry for a block; the receiver fires once it is committed (dropped if it never will be). An
+    /// invocation or rejection this node executed is signed with its key here.
+    pub fn submit(&self, entry: Entry) -> Result<oneshot::Receiver<Committed>, String> {
+        let mine = match &entry {
+            Entry::Invocation(i) => i.executor == self.name,
+            Entry::RequestRejected(r) => r.node == self.name,
+            _ => false,
+        };
+        let sig = if mine { self.signer.sign(&signing::receipt_bytes(&entry.leaf_hash())).0.to_vec() } else { Vec::new() };
+        self.submit_signed(entry, sig)
+    }
+
+    /// Queues an entry with the signature that vouches for it (see [`block::Item`]).
+    pub fn submit_signed(&self, entry: Entry, signature: Vec<u8>) -> Result<oneshot::Receiver<Committed>, String> {
+        if matches!(entry, Entry::Genesis(_)) {
+            return Err("a genesis cannot be submitted".into());
+        }
+        let rx = self.shared.mempool.lock().expect("not poisoned").push(entry, signature)?;
+        self.shared.queued.notify_one();
+        Ok(rx)
+    }
+
+    /// The tip after each commit.
+    pub fn tip(&self) -> watch::Receiver<Tip> {
+        self.shared.tip.subscribe()
+    }
+
+    /// The node's ledger.
+    pub fn ledger(&self) -> Arc<Mutex<Ledger>> {
+        self.shared.ledger.clone()
+    }
+
+    /// Whether the app loop has stopped (an error it logged, or the engine closed).
+    pub fn app_stopped(&self) -> bool {
+        self.app.is_finished()
+    }
+
+    /// Stops consensus and the app, and waits for them.
+    pub async fn stop(self) {
+        self.engine.actor.stop(None);
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.engine.handle).await;
+        self.app.abort();
+        let _ = self.app.await;
+    }
+}
+
+fn kv_has_ledger(kv: &RocksKv) -> anyhow::Result<bool> {
+    use ledger::store::Kv;
+    Ok(kv.get(b"m")?.is_some())
+}

@@ -1,0 +1,202 @@
+//! A pod of 4 nodes on 127.0.0.1 running Malachite consensus over libp2p, committing into RocksDB ledgers.
+
+mod support;
+
+use std::time::Duration;
+
+use sigil::pod::app::root_at_height;
+use sigil::pod::PodNode;
+use support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_nodes_commit_a_stream_of_entries_with_identical_ledgers() {
+    init_logs();
+    let dir = tempdir();
+    let mut nodes = Vec::new();
+    for cfg in configs(4, dir.path()) {
+        nodes.push(PodNode::start(cfg).await.expect("node starts"));
+    }
+    // Entries go to every node: each executes its own requests and proposes them in its turn.
+    let mut waiting = Vec::new();
+    for n in 0..200u64 {
+        let i = (n % 4) as usize;
+        waiting.push(nodes[i].submit(invocation(i, n)).expect("queued"));
+    }
+    let mut indexes = Vec::new();
+    for rx in waiting {
+        let c = tokio::time::timeout(Duration::from_secs(90), rx).await.expect("committed in time").expect("committed");
+        indexes.push(c.index);
+    }
+    indexes.sort();
+    indexes.dedup();
+    assert_eq!(indexes.len(), 200, "every entry has its own index");
+    assert!(indexes.iter().all(|i| (1..=200).contains(i)), "entries follow the genesis: {indexes:?}");
+
+    // Every node reaches the same tip; every height has the same root everywhere.
+    let target = nodes.iter().map(|n| n.tip().borrow().height).max().unwrap();
+    for n in &nodes {
+        let mut tip = n.tip();
+        tokio::time::timeout(Duration::from_secs(30), tip.wait_for(|t| t.height >= target)).await.unwrap().unwrap();
+    }
+    for h in 1..=target {
+        let roots: Vec<_> = nodes.iter().map(|n| root_at_height(&n.ledger().lock().unwrap(), h).unwrap()).collect();
+        assert!(roots[0].is_some(), "height {h} committed");
+        assert!(roots.iter().all(|r| r == &roots[0]), "height {h}: {roots:?}");
+    }
+    for (i, n) in nodes.iter().enumerate() {
+        let l = n.ledger();
+        let l = l.lock().unwrap();
+        l.verify_integrity().unwrap();
+        assert!(l.size() >= 201);
+        // The precommits' extensions are the validators' checkpoint signatures: a quorum-signed checkpoint per
+        // block, from which a receipt verifies with nothing but the genesis.
+        let cp = l.latest_checkpoint().unwrap().expect("a cosigned checkpoint");
+        assert_eq!(cp.checkpoint.size, l.size());
+        assert!(cp.signatures.len() >= 3, "{} signatures", cp.signatures.len());
+        let receipt = l.receipt(indexes[17], &cp, &name(i), &ring::signature::Ed25519KeyPair::from_seed_unchecked(&seed(i)).unwrap()).unwrap();
+        let report = ledger::receipt::Receipt::decode(&receipt).unwrap().verify(&genesis(4).encode());
+        assert!(report.valid, "{report:?}");
+    }
+    for n in nodes {
+        n.stop().await;
+    }
+}
+
+/// Submits `count` entries round-robin to `nodes` (each executes its own) and waits for all to commit.
+async fn commit_batch(nodes: &[PodNode], executors: &[usize], from: u64, count: u64) -> Vec<(u64, ledger::Entry)> {
+    let mut waiting = Vec::new();
+    for n in from..from + count {
+        let k = (n % nodes.len() as u64) as usize;
+        let e = invocation(executors[k], n);
+        waiting.push((nodes[k].submit(e.clone()).expect("queued"), e));
+    }
+    let mut out = Vec::new();
+    for (rx, e) in waiting {
+        let c = tokio::time::timeout(Duration::from_secs(90), rx).await.expect("committed in time").expect("committed");
+        out.push((c.index, e));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_killed_with_sigkill_catches_up_from_its_store_and_peers_losing_nothing() {
+    init_logs();
+    let dir = tempdir();
+    let cfgs = configs(4, dir.path());
+    // Node 3 is a `sigil node run` process; the others run in this process and take the entries.
+    let config3 = write_config(&cfgs[3]);
+    let mut p3 = ProcessNode::spawn(&config3);
+    let mut nodes = Vec::new();
+    for cfg in cfgs[..3].iter().cloned() {
+        nodes.push(PodNode::start(cfg).await.expect("node starts"));
+    }
+    let mut acked = commit_batch(&nodes, &[0, 1, 2], 0, 60).await;
+    let h1 = nodes[0].tip().borrow().height;
+    p3.wait_height(h1, Duration::from_secs(60)).await;
+
+    // SIGKILL at an arbitrary point; the three others keep committing (3 of 4 is a quorum).
+    p3.kill();
+    acked.extend(commit_batch(&nodes, &[0, 1, 2], 60, 90).await);
+    let h2 = nodes[0].tip().borrow().height;
+    assert!(h2 > h1, "commits went on without node 3");
+
+    // Restarted on the same store: it syncs the blocks it missed from its peers and takes part again.
+    let p3b = ProcessNode::spawn(&config3);
+    p3b.wait_height(h2, Duration::from_secs(90)).await;
+    acked.extend(commit_batch(&nodes, &[0, 1, 2], 150, 30).await);
+    let h3 = nodes.iter().map(|n| n.tip().borrow().height).max().unwrap();
+    p3b.wait_height(h3, Duration::from_secs(60)).await;
+    let mut tip0 = nodes[0].tip();
+    tokio::time::timeout(Duration::from_secs(30), tip0.wait_for(|t| t.height >= h3)).await.unwrap().unwrap();
+    let mut p3b = p3b;
+    assert!(p3b.terminate().success(), "node 3 stops cleanly on SIGTERM");
+
+    // Its store: every height's root equals the others', every acknowledged entry is there.
+    let l3 = ledger::store::Ledger::open(Box::new(ledger::store::RocksKv::open(&cfgs[3].data_dir.join("ledger")).unwrap())).unwrap();
+    l3.verify_integrity().unwrap();
+    for h in 1..=h3 {
+        let mine = root_at_height(&l3, h).unwrap();
+        let theirs = root_at_height(&nodes[0].ledger().lock().unwrap(), h).unwrap();
+        assert!(mine.is_some() && mine == theirs, "height {h}: {mine:?} vs {theirs:?}");
+    }
+    for (index, e) in &acked {
+        assert_eq!(l3.entry_bytes(*index).unwrap(), e.encode(), "acknowledged entry {index}");
+    }
+    assert_eq!(acked.len(), 180);
+    for n in nodes {
+        n.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_2_2_partition_commits_nothing_and_heals_without_a_fork() {
+    init_logs();
+    let dir = tempdir();
+    let (cfgs, links) = configs_with_links(4, dir.path()).await;
+    let mut nodes = Vec::new();
+    for cfg in cfgs {
+        nodes.push(PodNode::start(cfg).await.expect("node starts"));
+    }
+    commit_batch(&nodes, &[0, 1, 2, 3], 0, 40).await;
+
+    // Cut every link between {0, 1} and {2, 3}.
+    let across = |f: &dyn Fn(&Link)| {
+        for (i, j) in [(0, 2), (0, 3), (1, 2), (1, 3)] {
+            f(links[i][j].as_ref().unwrap());
+            f(links[j][i].as_ref().unwrap());
+        }
+    };
+    across(&|l| l.cut());
+    tokio::time::sleep(Duration::from_millis(500)).await; // what was in flight settles
+    let before: Vec<u64> = nodes.iter().map(|n| n.tip().borrow().height).collect();
+    let mut waiting = Vec::new();
+    for n in 40..80u64 {
+        let k = (n % 4) as usize;
+        waiting.push(nodes[k].submit(invocation(k, n)).expect("queued"));
+    }
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let during: Vec<u64> = nodes.iter().map(|n| n.tip().borrow().height).collect();
+    assert_eq!(before, during, "neither half (2 of 4) has a quorum: no commits");
+
+    // Healed: the entries queued during the partition commit, and every height agrees everywhere.
+    across(&|l| l.restore());
+    for rx in waiting {
+        tokio::time::timeout(Duration::from_secs(120), rx).await.expect("committed after healing").expect("committed");
+    }
+    let target = nodes.iter().map(|n| n.tip().borrow().height).max().unwrap();
+    for n in &nodes {
+        let mut tip = n.tip();
+        tokio::time::timeout(Duration::from_secs(30), tip.wait_for(|t| t.height >= target)).await.unwrap().unwrap();
+    }
+    for h in 1..=target {
+        let roots: Vec<_> = nodes.iter().map(|n| root_at_height(&n.ledger().lock().unwrap(), h).unwrap()).collect();
+        assert!(roots[0].is_some() && roots.iter().all(|r| r == &roots[0]), "height {h}: {roots:?}");
+    }
+    for n in nodes {
+        n.stop().await;
+    }
+}
+
+fn tempdir() -> TempDir {
+    TempDir::new()
+}
+
+/// A directory removed when dropped.
+pub struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new() -> TempDir {
+        let p = std::env::temp_dir().join(format!("sigil-pod-{}-{}", std::process::id(), now_ms()));
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

@@ -1,0 +1,286 @@
+//! A pod of nodes on 127.0.0.1 for the consensus tests: genesis, keys, entries.
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ledger::checkpoint::Validator;
+use ledger::entry::{Genesis, Invocation, Member};
+use ledger::{Entry, Hash};
+use serde_bytes::ByteBuf;
+use sigil::pod::{self, PodConfig};
+
+/// The identity seed of node `i` (test keys: never use outside tests).
+pub fn seed(i: usize) -> [u8; 32] {
+    [i as u8 + 1; 32]
+}
+
+pub fn name(i: usize) -> String {
+    format!("node-{i}")
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub fn genesis(n: usize) -> Entry {
+    Entry::Genesis(Genesis {
+        pod: "test-pod".into(),
+        jurisdiction: "EU".into(),
+        created_at: 1_764_000_000,
+        validators: (0..n).map(|i| Validator { name: name(i), public_key: pod::public_key(&seed(i)).to_vec() }).collect(),
+        evidence: vec![],
+        members: vec![Member { name: "ops".into(), public_key: ByteBuf::from(vec![7; 32]) }],
+        threshold: 1,
+        policy: String::new(),
+    })
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
+}
+
+/// An invocation executed by node `executor`, request number `n`.
+pub fn invocation(executor: usize, n: u64) -> Entry {
+    Entry::Invocation(Invocation {
+        request_hash: Hash::digest(format!("request {executor} {n}").as_bytes()),
+        caller: ByteBuf::from(vec![0xa1; 32]),
+        applet: "notes".into(),
+        method: "put".into(),
+        code_digest: Hash::digest(b"notes.wasm"),
+        input_hash: Hash::digest(&n.to_be_bytes()),
+        output_hash: Hash::digest(b"ok"),
+        write_set_hash: Hash::digest(b"ws"),
+        executor: name(executor),
+        executor_attestation: 0,
+        outcome: "ok".into(),
+        fuel_used: 1000,
+        at_ms: now_ms(),
+    })
+}
+
+/// Configs of an `n`-node pod whose data lives under `dir`.
+pub fn configs(n: usize, dir: &Path) -> Vec<PodConfig> {
+    let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+    (0..n)
+        .map(|i| PodConfig {
+            name: name(i),
+            seed: seed(i),
+            data_dir: dir.join(name(i)),
+            listen: format!("/ip4/127.0.0.1/tcp/{}", ports[i]),
+            peers: (0..n)
+                .filter(|j| *j != i)
+                .map(|j| format!("/ip4/127.0.0.1/tcp/{}/p2p/{}", ports[j], pod::peer_id(&seed(j))))
+                .collect(),
+            genesis: genesis(n),
+            timeouts: PodConfig::local_timeouts(),
+            idle_block: Duration::from_millis(100),
+            mempool_capacity: 100_000,
+        })
+        .collect()
+}
+
+/// Logs to the test's output when `SIGIL_LOG` is set (e.g. `SIGIL_LOG=info,sigil=debug`).
+pub fn init_logs() {
+    if let Ok(filter) = std::env::var("SIGIL_LOG") {
+        let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::new(filter)).with_ansi(false).with_test_writer().try_init();
+    }
+}
+
+/// A node running as its own `sigil node run` process; killed when dropped.
+pub struct ProcessNode {
+    pub child: Option<std::process::Child>,
+    pub config: std::path::PathBuf,
+    /// The last committed height it logged.
+    pub height: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// Writes node `cfg`'s configuration (identity, genesis, TOML) under its data directory's parent.
+pub fn write_config(cfg: &PodConfig) -> std::path::PathBuf {
+    let dir = cfg.data_dir.parent().unwrap().to_path_buf();
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = dir.join(format!("{}.key", cfg.name));
+    std::fs::write(&key, hex::encode(cfg.seed)).unwrap();
+    let genesis = dir.join("genesis.cbor");
+    std::fs::write(&genesis, cfg.genesis.encode()).unwrap();
+    let path = dir.join(format!("{}.toml", cfg.name));
+    let peers: Vec<String> = cfg.peers.iter().map(|p| format!("{p:?}")).collect();
+    std::fs::write(
+        &path,
+        format!(
+            "name = {:?}\nidentity = {:?}\ndata_dir = {:?}\ngenesis = \"genesis.cbor\"\n\n[p2p]\nlisten = {:?}\npeers = [{}]\n\n[consensus]\nidle_block_ms = {}\n",
+            cfg.name,
+            key.file_name().unwrap().to_str().unwrap(),
+            cfg.data_dir.to_str().unwrap(),
+            cfg.listen,
+            peers.join(", "),
+            cfg.idle_block.as_millis()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+impl ProcessNode {
+    pub fn spawn(config: &std::path::Path) -> ProcessNode {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sigil"))
+            .args(["node", "run", "--config"])
+            .arg(config)
+            .env("SIGIL_LOG", "warn,sigil::commit=info")
+            .env("NO_COLOR", "1")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn sigil node run");
+        let height = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let h = height.clone();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                let plain = strip_ansi(&line);
+                if let Some(rest) = plain.split("committed height=").nth(1) {
+                    if let Ok(n) = rest.split_whitespace().next().unwrap_or("").parse::<u64>() {
+                        h.store(n, std::sync::atomic::Ordering::SeqCst);
+                    }
+                } else if std::env::var("SIGIL_LOG").is_ok() {
+                    eprintln!("[child] {plain}");
+                }
+            }
+        });
+        ProcessNode { child: Some(child), config: config.to_path_buf(), height }
+    }
+
+    pub fn height(&self) -> u64 {
+        self.height.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Waits until it has logged a commit of `height` or later.
+    pub async fn wait_height(&self, height: u64, within: Duration) {
+        let t = std::time::Instant::now();
+        while self.height() < height {
+            assert!(t.elapsed() < within, "the process node reached height {} of {height} in {within:?}", self.height());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// SIGKILL: no chance to flush or clean up.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    /// SIGTERM, and waits for a clean exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("running");
+        let _ = std::process::Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+        let t = std::time::Instant::now();
+        loop {
+            if let Some(s) = c.try_wait().unwrap() {
+                return s;
+            }
+            if t.elapsed() > Duration::from_secs(20) {
+                c.kill().unwrap();
+                panic!("the node did not stop within 20 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for ProcessNode {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for d in chars.by_ref() {
+                if d.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A TCP link between two nodes through a proxy on 127.0.0.1 that the test can cut and restore.
+#[derive(Clone)]
+pub struct Link {
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    tasks: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl Link {
+    /// Starts a proxy forwarding to 127.0.0.1:`target`; returns its port.
+    pub async fn start(target: u16) -> (u16, Link) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let link = Link { cut: Default::default(), tasks: Default::default() };
+        let l = link.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else { return };
+                if l.is_cut() {
+                    drop(inbound);
+                    continue;
+                }
+                let task = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                let mut tasks = l.tasks.lock().unwrap();
+                tasks.retain(|t| !t.is_finished());
+                tasks.push(task.abort_handle());
+            }
+        });
+        (port, link)
+    }
+
+    pub fn is_cut(&self) -> bool {
+        self.cut.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Drops every connection through the link and refuses new ones.
+    pub fn cut(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+        for t in self.tasks.lock().unwrap().drain(..) {
+            t.abort();
+        }
+    }
+
+    pub fn restore(&self) {
+        self.cut.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Configs of an `n`-node pod in which node i reaches node j only through `links[i][j]`.
+pub async fn configs_with_links(n: usize, dir: &Path) -> (Vec<PodConfig>, Vec<Vec<Option<Link>>>) {
+    let mut cfgs = configs(n, dir);
+    let ports: Vec<u16> = cfgs.iter().map(|c| c.listen.rsplit('/').next().unwrap().parse().unwrap()).collect();
+    let mut links = vec![vec![None; n]; n];
+    for i in 0..n {
+        let mut peers = Vec::new();
+        for j in (0..n).filter(|j| *j != i) {
+            let (port, link) = Link::start(ports[j]).await;
+            peers.push(format!("/ip4/127.0.0.1/tcp/{port}/p2p/{}", pod::peer_id(&seed(j))));
+            links[i][j] = Some(link);
+        }
+        cfgs[i].peers = peers;
+    }
+    (cfgs, links)
+}
