@@ -242,6 +242,62 @@ impl Entry {
     pub fn leaf_hash(&self) -> Hash {
         leaf_hash(&self.encode())
     }
+
+    /// The approvals of a governance entry (admission, removal, policy change, applet deployment); `None` for
+    /// entries that take none.
+    pub fn approvals(&self) -> Option<&[Approval]> {
+        match self {
+            Entry::NodeAdmitted(e) => Some(&e.approvals),
+            Entry::NodeRemoved(e) => Some(&e.approvals),
+            Entry::PolicyChanged(e) => Some(&e.approvals),
+            Entry::AppletDeployed(e) => Some(&e.approvals),
+            _ => None,
+        }
+    }
+
+    /// What a member signs (Ed25519) to approve a governance entry of pod `pod`:
+    /// `"sigil/approval\0" ‖ pod ‖ 0x00 ‖ SHA-256(canonical encoding of the entry with no approvals)`. So an
+    /// approval is bound to one pod and one exact entry, and approvals can be gathered in any order. `None` for
+    /// entries that take no approvals.
+    pub fn approval_payload(&self, pod: &str) -> Option<Vec<u8>> {
+        let mut bare = self.clone();
+        match &mut bare {
+            Entry::NodeAdmitted(e) => e.approvals.clear(),
+            Entry::NodeRemoved(e) => e.approvals.clear(),
+            Entry::PolicyChanged(e) => e.approvals.clear(),
+            Entry::AppletDeployed(e) => e.approvals.clear(),
+            _ => return None,
+        }
+        let mut out = b"sigil/approval\0".to_vec();
+        out.extend_from_slice(pod.as_bytes());
+        out.push(0);
+        out.extend_from_slice(&Hash::digest(&bare.encode()).0);
+        Some(out)
+    }
+
+    /// Checks that at least `threshold` distinct `members` approved this governance entry for `pod` with
+    /// signatures that verify. Returns the approving members' names.
+    pub fn check_approvals(&self, pod: &str, members: &[Member], threshold: u32) -> Result<Vec<String>, String> {
+        let (Some(approvals), Some(payload)) = (self.approvals(), self.approval_payload(pod)) else {
+            return Err(format!("a {} entry takes no approvals", self.kind()));
+        };
+        let mut names: Vec<String> = Vec::new();
+        for a in approvals {
+            let m =
+                members.iter().find(|m| m.name == a.member).ok_or_else(|| format!("{:?} is not a member", a.member))?;
+            ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, &m.public_key)
+                .verify(&payload, &a.signature)
+                .map_err(|_| format!("the approval of {:?} does not verify", a.member))?;
+            if names.contains(&a.member) {
+                return Err(format!("{:?} approved twice", a.member));
+            }
+            names.push(a.member.clone());
+        }
+        if (names.len() as u64) < threshold.max(1) as u64 {
+            return Err(format!("{} of the {threshold} member approvals it needs", names.len()));
+        }
+        Ok(names)
+    }
 }
 
 impl ValidatorSet {

@@ -217,9 +217,8 @@ fn adapter_pairs_commit_with_their_block_and_stay_in_their_namespace() {
     assert_eq!(l.root_after(&block).0, before.0 + 2);
     let predicted = l.root_after(&block);
     l.aux_write(vec![(b"u/1".to_vec(), b"undecided".to_vec())], vec![]).unwrap();
-    let (size, root) = l
-        .append_block_with(&block, vec![(b"b/1".to_vec(), b"block".to_vec())], vec![b"u/1".to_vec()])
-        .unwrap();
+    let (size, root) =
+        l.append_block_with(&block, vec![(b"b/1".to_vec(), b"block".to_vec())], vec![b"u/1".to_vec()]).unwrap();
     assert_eq!((size, root), predicted, "root_after predicts the appended root");
     assert_eq!(l.aux_get(b"b/1").unwrap().as_deref(), Some(&b"block"[..]));
     assert_eq!(l.aux_get(b"u/1").unwrap(), None, "deleted in the block's write");

@@ -111,19 +111,24 @@ fn d_delta() -> u64 {
 pub fn read_seed(path: &Path) -> anyhow::Result<[u8; 32]> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading identity {}", path.display()))?;
     let bytes = hex::decode(text.trim()).with_context(|| format!("{} is not hex", path.display()))?;
-    bytes.try_into().map_err(|b: Vec<u8>| anyhow::anyhow!("{}: {} bytes; an identity seed is 32", path.display(), b.len()))
+    bytes
+        .try_into()
+        .map_err(|b: Vec<u8>| anyhow::anyhow!("{}: {} bytes; an identity seed is 32", path.display(), b.len()))
 }
 
 fn load(path: &Path) -> anyhow::Result<PodConfig> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let f: FileConfig = toml::from_str(&text).with_context(|| format!("{} is not a valid node configuration", path.display()))?;
+    let f: FileConfig =
+        toml::from_str(&text).with_context(|| format!("{} is not a valid node configuration", path.display()))?;
     let base = path.parent().unwrap_or(Path::new("."));
     let rel = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
     let seed = read_seed(&rel(&f.identity))?;
     let gpath = rel(&f.genesis);
     let gbytes = std::fs::read(&gpath).with_context(|| format!("reading genesis {}", gpath.display()))?;
     let genesis = Entry::decode(&gbytes).with_context(|| format!("{} is not a genesis entry", gpath.display()))?;
-    let Entry::Genesis(g) = &genesis else { bail!("{} holds a {} entry, not a genesis", gpath.display(), genesis.kind()) };
+    let Entry::Genesis(g) = &genesis else {
+        bail!("{} holds a {} entry, not a genesis", gpath.display(), genesis.kind())
+    };
     if !g.validators.iter().any(|v| v.name == f.name) {
         tracing::warn!(name = %f.name, pod = %g.pod, "this node is not among the genesis validators");
     }
@@ -150,6 +155,7 @@ fn load(path: &Path) -> anyhow::Result<PodConfig> {
         },
         idle_block: Duration::from_millis(c.idle_block_ms),
         mempool_capacity: c.mempool_capacity,
+        fault: pod::Fault::None,
     })
 }
 

@@ -4,8 +4,8 @@ mod support;
 
 use std::time::Duration;
 
-use sigil::pod::app::root_at_height;
-use sigil::pod::PodNode;
+use sigil::pod::app::{decided_round, root_at_height};
+use sigil::pod::{Fault, PodNode};
 use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -53,7 +53,14 @@ async fn four_nodes_commit_a_stream_of_entries_with_identical_ledgers() {
         let cp = l.latest_checkpoint().unwrap().expect("a cosigned checkpoint");
         assert_eq!(cp.checkpoint.size, l.size());
         assert!(cp.signatures.len() >= 3, "{} signatures", cp.signatures.len());
-        let receipt = l.receipt(indexes[17], &cp, &name(i), &ring::signature::Ed25519KeyPair::from_seed_unchecked(&seed(i)).unwrap()).unwrap();
+        let receipt = l
+            .receipt(
+                indexes[17],
+                &cp,
+                &name(i),
+                &ring::signature::Ed25519KeyPair::from_seed_unchecked(&seed(i)).unwrap(),
+            )
+            .unwrap();
         let report = ledger::receipt::Receipt::decode(&receipt).unwrap().verify(&genesis(4).encode());
         assert!(report.valid, "{report:?}");
     }
@@ -112,7 +119,9 @@ async fn a_node_killed_with_sigkill_catches_up_from_its_store_and_peers_losing_n
     assert!(p3b.terminate().success(), "node 3 stops cleanly on SIGTERM");
 
     // Its store: every height's root equals the others', every acknowledged entry is there.
-    let l3 = ledger::store::Ledger::open(Box::new(ledger::store::RocksKv::open(&cfgs[3].data_dir.join("ledger")).unwrap())).unwrap();
+    let l3 =
+        ledger::store::Ledger::open(Box::new(ledger::store::RocksKv::open(&cfgs[3].data_dir.join("ledger")).unwrap()))
+            .unwrap();
     l3.verify_integrity().unwrap();
     for h in 1..=h3 {
         let mine = root_at_height(&l3, h).unwrap();
@@ -162,6 +171,84 @@ async fn a_2_2_partition_commits_nothing_and_heals_without_a_fork() {
     across(&|l| l.restore());
     for rx in waiting {
         tokio::time::timeout(Duration::from_secs(120), rx).await.expect("committed after healing").expect("committed");
+    }
+    let target = nodes.iter().map(|n| n.tip().borrow().height).max().unwrap();
+    for n in &nodes {
+        let mut tip = n.tip();
+        tokio::time::timeout(Duration::from_secs(30), tip.wait_for(|t| t.height >= target)).await.unwrap().unwrap();
+    }
+    for h in 1..=target {
+        let roots: Vec<_> = nodes.iter().map(|n| root_at_height(&n.ledger().lock().unwrap(), h).unwrap()).collect();
+        assert!(roots[0].is_some() && roots.iter().all(|r| r == &roots[0]), "height {h}: {roots:?}");
+    }
+    for n in nodes {
+        n.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_byzantine_proposer_s_forged_replayed_and_stale_entries_are_refused_and_the_pod_goes_on() {
+    init_logs();
+    let dir = tempdir();
+    let mut cfgs = configs(4, dir.path());
+    cfgs[3].fault = Fault::UncheckedProposals; // node 3 proposes its mempool unchecked
+    let mut nodes = Vec::new();
+    for cfg in cfgs {
+        nodes.push(PodNode::start(cfg).await.expect("node starts"));
+    }
+    let first = commit_batch(&nodes[..3], &[0, 1, 2], 0, 30).await;
+
+    let sign = |by: usize, e: &ledger::Entry| {
+        let key = ring::signature::Ed25519KeyPair::from_seed_unchecked(&seed(by)).unwrap();
+        key.sign(&sigil::pod::signing::receipt_bytes(&e.leaf_hash())).as_ref().to_vec()
+    };
+    // A receipt that names node 0 as its executor, signed by node 3.
+    let forged = invocation(0, 1000);
+    // A replay of a committed request, with node 0's genuine signature (it was in a block).
+    let replay = first[0].1.clone();
+    // A genuine receipt of node 3, ten minutes old.
+    let mut stale = invocation(3, 1001);
+    if let ledger::Entry::Invocation(i) = &mut stale {
+        i.at_ms -= 600_000;
+    }
+    let bad =
+        [(forged.clone(), sign(3, &forged)), (replay.clone(), sign(0, &replay)), (stale.clone(), sign(3, &stale))];
+    let mut pending = Vec::new();
+    for (e, sig) in bad {
+        pending.push(nodes[3].submit_signed(e, sig).expect("node 3 queues anything"));
+    }
+
+    // The honest three keep committing through node 3's turns (its blocks are refused, the round moves on).
+    let h0 = nodes[0].tip().borrow().height;
+    commit_batch(&nodes[..3], &[0, 1, 2], 100, 120).await;
+    let mut tip = nodes[0].tip();
+    tokio::time::timeout(Duration::from_secs(60), tip.wait_for(|t| t.height >= h0 + 9))
+        .await
+        .expect("liveness")
+        .unwrap();
+
+    // Node 3 was the first proposer of at least two of those heights: its blocks were refused, and those heights
+    // were decided in a later round. None of its bad entries ever committed.
+    let later_rounds = (h0 + 1..=h0 + 9)
+        .filter(|h| decided_round(&nodes[0].ledger().lock().unwrap(), *h).unwrap().is_some_and(|r| r.as_i64() > 0))
+        .count();
+    assert!(later_rounds >= 2, "{later_rounds} heights decided after round 0");
+    for rx in &mut pending {
+        assert!(
+            matches!(rx.try_recv(), Err(tokio::sync::oneshot::error::TryRecvError::Empty)),
+            "a bad entry committed"
+        );
+    }
+    for n in &nodes {
+        let l = n.ledger();
+        let l = l.lock().unwrap();
+        let request = |e: &ledger::Entry| match e {
+            ledger::Entry::Invocation(i) => i.request_hash,
+            _ => unreachable!(),
+        };
+        assert_eq!(l.by_request(&request(&forged)).unwrap(), None);
+        assert_eq!(l.by_request(&request(&stale)).unwrap(), None);
+        assert_eq!(l.by_request(&request(&replay)).unwrap(), Some(first[0].0), "the request is in the ledger once");
     }
     let target = nodes.iter().map(|n| n.tip().borrow().height).max().unwrap();
     for n in &nodes {

@@ -7,20 +7,20 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use ledger::checkpoint::{Checkpoint, SignedCheckpoint};
+use ledger::store::Ledger;
+use ledger::{Entry, Hash};
+use malachitebft_app_channel::app::consensus::VoteExtensionError;
 use malachitebft_app_channel::app::engine::host::{Next, SyncedValueOutcome};
 use malachitebft_app_channel::app::streaming::{StreamContent, StreamId, StreamMessage};
 use malachitebft_app_channel::app::types::codec::Codec;
 use malachitebft_app_channel::app::types::core::{
-    CommitCertificate, Context as _, ExtendedCommitCertificate, HeightParams, LinearTimeouts, Round, Validity,
-    ValidatorSet as _, VoteExtensionPolicy, VoteExtensions,
+    CommitCertificate, Context as _, ExtendedCommitCertificate, HeightParams, LinearTimeouts, Round, ValidatorSet as _,
+    Validity, VoteExtensionPolicy, VoteExtensions,
 };
-use malachitebft_app_channel::app::consensus::VoteExtensionError;
-use ledger::checkpoint::{Checkpoint, SignedCheckpoint};
 use malachitebft_app_channel::app::types::sync::RawDecidedValue;
 use malachitebft_app_channel::app::types::{LocallyProposedValue, MisbehaviorEvidence, PeerId, ProposedValue};
 use malachitebft_app_channel::{AppMsg, Channels, NetworkMsg};
-use ledger::store::Ledger;
-use ledger::{Entry, Hash};
 use serde_bytes::ByteBuf;
 use tokio::sync::{oneshot, watch, Notify};
 
@@ -137,6 +137,8 @@ pub struct AppConfig {
     pub timeouts: LinearTimeouts,
     /// How long a proposer with an empty mempool waits for entries before proposing an empty block.
     pub idle_block: Duration,
+    /// Injected misbehaviour (tests).
+    pub fault: super::Fault,
 }
 
 struct Partial {
@@ -222,6 +224,14 @@ pub fn root_at_height(ledger: &Ledger, height: u64) -> Result<Option<(u64, Hash)
     }))
 }
 
+/// The round in which `height` was decided, from its stored commit certificate.
+pub fn decided_round(ledger: &Ledger, height: u64) -> Result<Option<Round>, String> {
+    let Some(c) = ledger.aux_get(&height_key(keys::CERT, height)).map_err(|e| e.to_string())? else { return Ok(None) };
+    let cert: ExtendedCommitCertificate<PodContext> =
+        PodCodec.decode(Bytes::from(c)).map_err(|e: super::codec::CodecError| e.to_string())?;
+    Ok(Some(cert.round))
+}
+
 impl App {
     /// The app for a node whose ledger is in `shared`.
     pub fn new(cfg: AppConfig, signer: Arc<PodSigner>, shared: Shared, admitted: Admitted) -> Result<App, String> {
@@ -266,7 +276,8 @@ impl App {
     }
 
     fn params(&self) -> HeightParams<PodContext> {
-        HeightParams::new(self.set.clone(), self.cfg.timeouts, None).with_vote_extension_policy(VoteExtensionPolicy::Required)
+        HeightParams::new(self.set.clone(), self.cfg.timeouts, None)
+            .with_vote_extension_policy(VoteExtensionPolicy::Required)
     }
 
     /// Runs until consensus closes its channel.
@@ -285,7 +296,8 @@ impl App {
             let (pv, bytes): (ByteBuf, ByteBuf) =
                 ciborium::from_reader(v.as_slice()).map_err(|e| format!("a stored undecided block: {e}"))?;
             let pv: ProposedValue<PodContext> =
-                Codec::<ProposedValue<PodContext>>::decode(&PodCodec, Bytes::from(pv.into_vec())).map_err(|e| e.to_string())?;
+                Codec::<ProposedValue<PodContext>>::decode(&PodCodec, Bytes::from(pv.into_vec()))
+                    .map_err(|e| e.to_string())?;
             if pv.proposer == self.me {
                 self.mine.insert((pv.height, pv.round), pv.value);
             }
@@ -302,7 +314,12 @@ impl App {
         let enc = PodCodec.encode(&pv).map_err(|e| e.to_string())?;
         let mut v = Vec::new();
         ciborium::into_writer(&(ByteBuf::from(enc.to_vec()), ByteBuf::from(bytes.clone())), &mut v).expect("Vec");
-        self.shared.ledger.lock().expect("not poisoned").aux_write(vec![(key, v)], vec![]).map_err(|e| e.to_string())?;
+        self.shared
+            .ledger
+            .lock()
+            .expect("not poisoned")
+            .aux_write(vec![(key, v)], vec![])
+            .map_err(|e| e.to_string())?;
         self.undecided.insert(pv.value, (pv, bytes));
         Ok(())
     }
@@ -317,10 +334,15 @@ impl App {
                 tracing::debug!(%height, %round, %proposer, ?role, "round started");
                 self.height = height;
                 self.round = round;
-                let mut values: Vec<ProposedValue<PodContext>> =
-                    self.undecided.values().filter(|(pv, _)| pv.height == height && pv.round == round).map(|(pv, _)| pv.clone()).collect();
+                let mut values: Vec<ProposedValue<PodContext>> = self
+                    .undecided
+                    .values()
+                    .filter(|(pv, _)| pv.height == height && pv.round == round)
+                    .map(|(pv, _)| pv.clone())
+                    .collect();
                 let ready: Vec<Assembled> = {
-                    let (now, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.future).into_iter().partition(|a| a.height == height);
+                    let (now, later): (Vec<_>, Vec<_>) =
+                        std::mem::take(&mut self.future).into_iter().partition(|a| a.height == height);
                     self.future = later.into_iter().filter(|a| a.height > height).collect();
                     now
                 };
@@ -359,7 +381,9 @@ impl App {
                     // certificate's extensions before it hands over the block) or was already committed. The
                     // engine has checked each extension's own signature; whether it signs the right checkpoint
                     // is checked again at commit, where only those that verify make the cosigned checkpoint.
-                    Err(_) if !self.undecided.contains_key(&value_id) => extensions.into_iter().map(|(a, _)| (a, Ok(()))).collect(),
+                    Err(_) if !self.undecided.contains_key(&value_id) => {
+                        extensions.into_iter().map(|(a, _)| (a, Ok(()))).collect()
+                    }
                     Ok(cp) => {
                         let body = cp.body();
                         extensions
@@ -377,7 +401,10 @@ impl App {
                     }
                     Err(why) => {
                         tracing::warn!(%height, block = %value_id, "cannot check checkpoint signatures: {why}");
-                        extensions.into_iter().map(|(a, _)| (a, Err(VoteExtensionError::InvalidVoteExtension))).collect()
+                        extensions
+                            .into_iter()
+                            .map(|(a, _)| (a, Err(VoteExtensionError::InvalidVoteExtension)))
+                            .collect()
                     }
                 };
                 let _ = reply.send(verdicts);
@@ -413,7 +440,8 @@ impl App {
             AppMsg::GetDecidedValues { range, reply } => {
                 let l = self.shared.ledger.lock().expect("not poisoned");
                 let mut out = Vec::new();
-                let (start, end) = (range.start().0, range.end().0.min(range.start().0.saturating_add(MAX_SYNC_BATCH - 1)));
+                let (start, end) =
+                    (range.start().0, range.end().0.min(range.start().0.saturating_add(MAX_SYNC_BATCH - 1)));
                 for h in start..=end {
                     let (Some(b), Some(c)) = (
                         l.aux_get(&height_key(keys::DECIDED, h)).map_err(|e| e.to_string())?,
@@ -440,7 +468,8 @@ impl App {
                     Ok(b) => {
                         let id = Block::id_of(&value_bytes);
                         let validity = self.check(&b, height, &proposer);
-                        let pv = ProposedValue { height, round, valid_round: Round::Nil, proposer, value: id, validity };
+                        let pv =
+                            ProposedValue { height, round, valid_round: Round::Nil, proposer, value: id, validity };
                         self.store_undecided(pv.clone(), value_bytes.to_vec())?;
                         SyncedValueOutcome::Verdict(pv)
                     }
@@ -455,7 +484,12 @@ impl App {
     fn checkpoint_of(&self, id: &BlockId) -> Result<Checkpoint, String> {
         let (_, bytes) = self.undecided.get(id).ok_or("the block is not known here")?;
         let b = Block::decode(bytes)?;
-        let entries = b.entries.iter().map(|i| Entry::decode(&i.entry)).collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())?;
+        let entries = b
+            .entries
+            .iter()
+            .map(|i| Entry::decode(&i.entry))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())?;
         let l = self.shared.ledger.lock().expect("not poisoned");
         if b.parent_size != l.size() || b.parent_root != l.root() {
             return Err("the block does not extend this ledger".into());
@@ -468,7 +502,12 @@ impl App {
     /// The cosigned checkpoint of a decided block: the precommits' extensions that verify, or `None` when they
     /// are not a quorum of the set after the block (a block that changes the set; the next block's checkpoint
     /// covers it).
-    fn cosigned(&self, cp: &Checkpoint, extensions: &VoteExtensions<PodContext>, after: &ledger::checkpoint::ValidatorSet) -> Option<SignedCheckpoint> {
+    fn cosigned(
+        &self,
+        cp: &Checkpoint,
+        extensions: &VoteExtensions<PodContext>,
+        after: &ledger::checkpoint::ValidatorSet,
+    ) -> Option<SignedCheckpoint> {
         let body = cp.body();
         let mut signatures = Vec::new();
         for (addr, ext) in &extensions.extensions {
@@ -488,7 +527,8 @@ impl App {
     fn check(&self, b: &Block, height: Height, proposer: &Address) -> Validity {
         let l = self.shared.ledger.lock().expect("not poisoned");
         let att = |n: &str| self.attestations.get(n).copied();
-        match block::validate(b, &l, &self.set, &att, height, proposer, self.parent_time_ms, now_ms()) {
+        let at = block::Slot { height, proposer: *proposer, parent_time_ms: self.parent_time_ms, now_ms: now_ms() };
+        match block::validate(b, &l, &self.set, &att, &at) {
             Ok(_) => Validity::Valid,
             Err(why) => {
                 tracing::warn!(%height, proposer = %proposer, "refusing a block: {why}");
@@ -532,7 +572,11 @@ impl App {
                     break;
                 }
                 let item = block::Item { entry: ByteBuf::from(enc), signature: ByteBuf::from(sig) };
-                match checker.item(b.entries.len(), &item) {
+                let checked = match self.cfg.fault {
+                    super::Fault::UncheckedProposals => Ok(e),
+                    super::Fault::None => checker.item(b.entries.len(), &item),
+                };
+                match checked {
                     Ok(_) => {
                         b.entries.push(item);
                         bytes_total += len;
@@ -553,14 +597,28 @@ impl App {
         let bytes = b.encode();
         let id = Block::id_of(&bytes);
         tracing::debug!(%height, %round, entries = b.entries.len(), block = %id, "proposing");
-        let pv = ProposedValue { height, round, valid_round: Round::Nil, proposer: self.me, value: id, validity: Validity::Valid };
+        let pv = ProposedValue {
+            height,
+            round,
+            valid_round: Round::Nil,
+            proposer: self.me,
+            value: id,
+            validity: Validity::Valid,
+        };
         self.store_undecided(pv, bytes)?;
         self.mine.insert((height, round), id);
         Ok(id)
     }
 
     /// Publishes the parts of block `id` for (height, round).
-    async fn stream(&self, height: Height, round: Round, pol_round: Round, id: &BlockId, channels: &Channels<PodContext>) {
+    async fn stream(
+        &self,
+        height: Height,
+        round: Round,
+        pol_round: Round,
+        id: &BlockId,
+        channels: &Channels<PodContext>,
+    ) {
         let Some((_, bytes)) = self.undecided.get(id) else { return };
         let stream_id = StreamId::new(Bytes::from([height.0.to_be_bytes(), round.as_i64().to_be_bytes()].concat()));
         let mut parts = vec![ProposalPart::Init { height, round, pol_round, proposer: self.me }];
@@ -573,7 +631,10 @@ impl App {
             let _ = channels.network.send(NetworkMsg::PublishProposalPart(msg)).await;
             seq += 1;
         }
-        let _ = channels.network.send(NetworkMsg::PublishProposalPart(StreamMessage::new(stream_id, seq, StreamContent::Fin))).await;
+        let _ = channels
+            .network
+            .send(NetworkMsg::PublishProposalPart(StreamMessage::new(stream_id, seq, StreamContent::Fin)))
+            .await;
     }
 
     /// Adds a part to its stream; returns the stream once complete.
@@ -586,7 +647,8 @@ impl App {
                 }
             }
             self.stream_order.push_back(key.clone());
-            self.streams.insert(key.clone(), Partial { init: None, data: BTreeMap::new(), fin: None, end: None, bytes: 0 });
+            self.streams
+                .insert(key.clone(), Partial { init: None, data: BTreeMap::new(), fin: None, end: None, bytes: 0 });
         }
         let s = self.streams.get_mut(&key).expect("inserted");
         match msg.content {
@@ -642,13 +704,24 @@ impl App {
                 Validity::Invalid
             }
         };
-        let pv = ProposedValue { height: a.height, round: a.round, valid_round: a.pol_round, proposer: a.proposer, value: id, validity };
+        let pv = ProposedValue {
+            height: a.height,
+            round: a.round,
+            valid_round: a.pol_round,
+            proposer: a.proposer,
+            value: id,
+            validity,
+        };
         self.store_undecided(pv.clone(), a.bytes)?;
         Ok(Some(pv))
     }
 
     /// Appends the decided block: entries, block, certificate, tip and root in one synced write.
-    fn commit(&mut self, cert: CommitCertificate<PodContext>, extensions: VoteExtensions<PodContext>) -> Result<(), String> {
+    fn commit(
+        &mut self,
+        cert: CommitCertificate<PodContext>,
+        extensions: VoteExtensions<PodContext>,
+    ) -> Result<(), String> {
         let h = cert.height;
         let (_, bytes) = self
             .undecided
@@ -656,7 +729,12 @@ impl App {
             .cloned()
             .ok_or_else(|| format!("decided block {} at height {h} is not in the store", cert.value_id))?;
         let b = Block::decode(&bytes).map_err(|e| format!("decided block at {h}: {e}"))?;
-        let entries = b.entries.iter().map(|i| Entry::decode(&i.entry)).collect::<Result<Vec<_>, _>>().map_err(|e| format!("decided block at {h}: {e}"))?;
+        let entries = b
+            .entries
+            .iter()
+            .map(|i| Entry::decode(&i.entry))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("decided block at {h}: {e}"))?;
         let ext = ExtendedCommitCertificate::from_commit_certificate_and_extensions(cert, extensions.clone());
         let cert_bytes = PodCodec.encode(&ext).map_err(|e| e.to_string())?;
         let checkpoint = self.checkpoint_of(&ext.value_id).ok();
@@ -693,7 +771,12 @@ impl App {
         drop(l);
         match checkpoint.as_ref().and_then(|cp| self.cosigned(cp, &extensions, &after)) {
             Some(cp) => {
-                self.shared.ledger.lock().expect("not poisoned").add_checkpoint(&cp).map_err(|e| format!("storing the checkpoint at {h}: {e}"))?;
+                self.shared
+                    .ledger
+                    .lock()
+                    .expect("not poisoned")
+                    .add_checkpoint(&cp)
+                    .map_err(|e| format!("storing the checkpoint at {h}: {e}"))?;
             }
             None => tracing::info!(height = %h, "no quorum-signed checkpoint for this block; the next one covers it"),
         }
@@ -705,8 +788,11 @@ impl App {
             self.admitted.set(set.validators.iter().map(|v| v.public_key.0));
             self.set = set;
         }
-        let committed: HashMap<Hash, Committed> =
-            entries.iter().enumerate().map(|(i, e)| (e.leaf_hash(), Committed { index: first + i as u64, height: h.0 })).collect();
+        let committed: HashMap<Hash, Committed> = entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.leaf_hash(), Committed { index: first + i as u64, height: h.0 }))
+            .collect();
         self.shared.mempool.lock().expect("not poisoned").committed(&committed);
         self.parent_time_ms = b.time_ms;
         self.height = Height(h.0 + 1);

@@ -72,8 +72,8 @@ impl Block {
 /// Why a block was refused.
 pub type Refusal = String;
 
-/// Everything a validator checks before it votes for `block` at `height`, proposed by `proposer`, on top of
-/// `ledger` (which must be at the parent). Returns the decoded entries.
+/// Everything a validator checks before it votes for `block` in `at`, on top of `ledger` (which must be at the
+/// parent). Returns the decoded entries.
 ///
 /// - the block is for this pod and this height, by the proposer consensus chose, on top of this ledger;
 /// - its time is not before the parent block's and not ahead of this validator's clock by more than
@@ -83,6 +83,8 @@ pub type Refusal = String;
 /// - an invocation or rejection names an executing node that is a current validator and its latest attestation
 ///   entry, was made within [`FRESHNESS_MS`] of the block's time and no later than it, and records a request
 ///   that neither the ledger nor this block already holds (replays are refused);
+/// - a governance entry (admission, removal, policy, applet) carries the approvals of at least the genesis'
+///   threshold of members, each verifying over the entry's approval payload;
 /// - validator-set changes apply to the current set (no duplicate admission, no removal of a non-member) and
 ///   leave at least one validator.
 pub fn validate(
@@ -90,12 +92,9 @@ pub fn validate(
     ledger: &Ledger,
     set: &ValidatorSet,
     attestations: &dyn Fn(&str) -> Option<u64>,
-    height: Height,
-    proposer: &Address,
-    parent_time_ms: u64,
-    now_ms: u64,
+    at: &Slot,
 ) -> Result<Vec<Entry>, Refusal> {
-    check_header(block, ledger, height, proposer, parent_time_ms, now_ms)?;
+    check_header(block, ledger, at)?;
     if block.entries.len() > MAX_BLOCK_ENTRIES {
         return Err(format!("{} entries; a block holds at most {MAX_BLOCK_ENTRIES}", block.entries.len()));
     }
@@ -103,15 +102,22 @@ pub fn validate(
     block.entries.iter().enumerate().map(|(i, item)| checker.item(i, item)).collect()
 }
 
+/// Where a block is proposed: what its header must say.
+#[derive(Clone, Copy, Debug)]
+pub struct Slot {
+    /// The height.
+    pub height: Height,
+    /// The round's proposer.
+    pub proposer: Address,
+    /// The parent block's time (0 before the first block).
+    pub parent_time_ms: u64,
+    /// The validating node's clock.
+    pub now_ms: u64,
+}
+
 /// The block's own fields: pod, height, proposer, parent, time.
-pub fn check_header(
-    block: &Block,
-    ledger: &Ledger,
-    height: Height,
-    proposer: &Address,
-    parent_time_ms: u64,
-    now_ms: u64,
-) -> Result<(), Refusal> {
+pub fn check_header(block: &Block, ledger: &Ledger, at: &Slot) -> Result<(), Refusal> {
+    let Slot { height, proposer, parent_time_ms, now_ms } = *at;
     if block.pod != ledger.pod() {
         return Err(format!("the block is for pod {:?}, not {:?}", block.pod, ledger.pod()));
     }
@@ -134,7 +140,11 @@ pub fn check_header(
         return Err(format!("the block's time {} is before its parent's {parent_time_ms}", block.time_ms));
     }
     if block.time_ms > now_ms + MAX_CLOCK_DRIFT_MS {
-        return Err(format!("the block's time {} is {} ms ahead of this node's clock", block.time_ms, block.time_ms - now_ms));
+        return Err(format!(
+            "the block's time {} is {} ms ahead of this node's clock",
+            block.time_ms,
+            block.time_ms - now_ms
+        ));
     }
     Ok(())
 }
@@ -148,6 +158,7 @@ pub struct Checker<'a> {
     block_time_ms: u64,
     requests: HashSet<Hash>,
     members: ledger::checkpoint::ValidatorSet,
+    governance: Option<(Vec<ledger::entry::Member>, u32)>,
 }
 
 impl<'a> Checker<'a> {
@@ -165,6 +176,10 @@ impl<'a> Checker<'a> {
             block_time_ms,
             requests: HashSet::new(),
             members: ledger.validators_at(ledger.size()),
+            governance: match ledger.entry(0) {
+                Ok(Entry::Genesis(g)) => Some((g.members, g.threshold)),
+                _ => None,
+            },
         }
     }
 
@@ -172,9 +187,22 @@ impl<'a> Checker<'a> {
     pub fn item(&mut self, i: usize, item: &Item) -> Result<Entry, Refusal> {
         let e = Entry::decode(&item.entry).map_err(|e| format!("entry {i}: {e}"))?;
         let mut requests = std::mem::take(&mut self.requests);
-        let checked = check_entry(&e, &item.signature, self.block_time_ms, self.ledger, self.set, self.attestations, &mut requests);
+        let checked = check_entry(
+            &e,
+            &item.signature,
+            self.block_time_ms,
+            self.ledger,
+            self.set,
+            self.attestations,
+            &mut requests,
+        );
         self.requests = requests;
         checked.map_err(|why| format!("entry {i} ({}): {why}", e.kind()))?;
+        if e.approvals().is_some() {
+            let (members, threshold) = self.governance.as_ref().ok_or("the ledger's genesis is unreadable")?;
+            e.check_approvals(self.ledger.pod(), members, *threshold)
+                .map_err(|why| format!("entry {i} ({}): {why}", e.kind()))?;
+        }
         if ledger::checkpoint::ValidatorSet::changes_with(&e) {
             let mut members = self.members.clone();
             members.apply(&e).map_err(|why| format!("entry {i}: {why}"))?;
@@ -200,7 +228,8 @@ fn check_entry(
         let Some(v) = set.by_name(node) else {
             return Err(format!("{node:?} is not a validator of this pod"));
         };
-        let sig = <[u8; 64]>::try_from(signature).map_err(|_| format!("no signature of {node:?} ({} bytes)", signature.len()))?;
+        let sig = <[u8; 64]>::try_from(signature)
+            .map_err(|_| format!("no signature of {node:?} ({} bytes)", signature.len()))?;
         if !signing::verify(&v.public_key, &signing::receipt_bytes(&e.leaf_hash()), &Signature(sig)) {
             return Err(format!("the signature is not {node:?}'s (a forged receipt)"));
         }
@@ -230,5 +259,203 @@ fn check_entry(
         Entry::RequestRejected(r) => executed(&r.node, r.at_ms, &r.request_hash, None),
         _ if !signature.is_empty() => Err("a signature on an entry that takes none".into()),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pod::local;
+    use crate::pod::signing::PodSigner;
+    use ledger::entry::{Invocation, NodeRemoved};
+
+    const T: u64 = 1_764_000_100_000;
+
+    fn invocation(executor: usize, n: u64, at_ms: u64) -> Entry {
+        Entry::Invocation(Invocation {
+            request_hash: Hash::digest(format!("r{n}").as_bytes()),
+            caller: ByteBuf::from(vec![1; 32]),
+            applet: "notes".into(),
+            method: "put".into(),
+            code_digest: Hash::digest(b"c"),
+            input_hash: Hash::digest(b"i"),
+            output_hash: Hash::digest(b"o"),
+            write_set_hash: Hash::digest(b"w"),
+            executor: local::name(executor),
+            executor_attestation: 0,
+            outcome: "ok".into(),
+            fuel_used: 1,
+            at_ms,
+        })
+    }
+
+    fn signed(e: &Entry, by: usize) -> Item {
+        let sig = PodSigner::new(&local::seed(by)).sign(&signing::receipt_bytes(&e.leaf_hash()));
+        Item { entry: ByteBuf::from(e.encode()), signature: ByteBuf::from(sig.0.to_vec()) }
+    }
+
+    struct Fixture {
+        ledger: Ledger,
+        set: ValidatorSet,
+        proposer: Address,
+    }
+
+    fn fixture() -> Fixture {
+        let mut ledger = Ledger::in_memory(&local::genesis("p", 4)).unwrap();
+        ledger.append(&invocation(0, 999, T - 1000)).unwrap();
+        let set = ValidatorSet::from_ledger(&ledger.validators_at(ledger.size())).unwrap();
+        let proposer = set.validators[1].address;
+        Fixture { ledger, set, proposer }
+    }
+
+    fn block(f: &Fixture, entries: Vec<Item>) -> Block {
+        Block {
+            pod: "p".into(),
+            height: 2,
+            proposer: ByteBuf::from(f.proposer.0.to_vec()),
+            time_ms: T,
+            parent_size: f.ledger.size(),
+            parent_root: f.ledger.root(),
+            entries,
+        }
+    }
+
+    fn check(f: &Fixture, b: &Block) -> Result<Vec<Entry>, Refusal> {
+        let att = |n: &str| n.starts_with("node-").then_some(0);
+        let at = Slot { height: Height(2), proposer: f.proposer, parent_time_ms: T - 500, now_ms: T + 100 };
+        validate(b, &f.ledger, &f.set, &att, &at)
+    }
+
+    fn refused(f: &Fixture, b: &Block, why: &str) {
+        match check(f, b) {
+            Ok(_) => panic!("accepted a block that should be refused for {why:?}"),
+            Err(e) => assert!(e.contains(why), "{e:?} does not say {why:?}"),
+        }
+    }
+
+    #[test]
+    fn a_valid_block_passes_and_every_rule_refuses_what_breaks_it() {
+        let f = fixture();
+        let good = vec![signed(&invocation(0, 1, T - 10), 0), signed(&invocation(2, 2, T - 10), 2)];
+        assert_eq!(check(&f, &block(&f, good.clone())).unwrap().len(), 2);
+        assert!(check(&f, &block(&f, vec![])).is_ok(), "an empty block is valid");
+
+        let mut b = block(&f, good.clone());
+        b.pod = "q".into();
+        refused(&f, &b, "for pod");
+        let mut b = block(&f, good.clone());
+        b.height = 3;
+        refused(&f, &b, "for height 3");
+        let mut b = block(&f, good.clone());
+        b.proposer = ByteBuf::from(f.set.validators[2].address.0.to_vec());
+        refused(&f, &b, "another proposer");
+        let mut b = block(&f, good.clone());
+        b.parent_root = Hash::digest(b"other");
+        refused(&f, &b, "extends size");
+        let mut b = block(&f, good.clone());
+        b.parent_size -= 1;
+        refused(&f, &b, "extends size");
+        let mut b = block(&f, good.clone());
+        b.time_ms = T - 501;
+        refused(&f, &b, "before its parent");
+        let mut b = block(&f, good.clone());
+        b.time_ms = T + 100 + MAX_CLOCK_DRIFT_MS + 1;
+        refused(&f, &b, "ahead of this node's clock");
+
+        // Entries.
+        refused(
+            &f,
+            &block(&f, vec![Item { entry: ByteBuf::from(local::genesis("p", 4).encode()), signature: ByteBuf::new() }]),
+            "genesis",
+        );
+        let e = invocation(0, 3, T - 10);
+        refused(
+            &f,
+            &block(&f, vec![Item { entry: ByteBuf::from(e.encode()), signature: ByteBuf::new() }]),
+            "no signature",
+        );
+        refused(&f, &block(&f, vec![signed(&e, 3)]), "forged receipt");
+        let mut flipped = signed(&e, 0);
+        flipped.signature[5] ^= 1;
+        refused(&f, &block(&f, vec![flipped]), "forged receipt");
+        let mut swapped = signed(&e, 0);
+        swapped.entry = ByteBuf::from(invocation(0, 4, T - 10).encode());
+        refused(&f, &block(&f, vec![swapped]), "forged receipt");
+        refused(&f, &block(&f, vec![signed(&invocation(7, 5, T - 10), 7)]), "not a validator");
+        let mut wrong_att = invocation(0, 6, T - 10);
+        if let Entry::Invocation(i) = &mut wrong_att {
+            i.executor_attestation = 1;
+        }
+        refused(&f, &block(&f, vec![signed(&wrong_att, 0)]), "latest attestation");
+        refused(&f, &block(&f, vec![signed(&invocation(0, 7, T - FRESHNESS_MS - 1), 0)]), "stale");
+        refused(&f, &block(&f, vec![signed(&invocation(0, 8, T + 1), 0)]), "after its block's time");
+        let twice = signed(&invocation(0, 9, T - 10), 0);
+        refused(&f, &block(&f, vec![twice.clone(), twice]), "twice in the block");
+        refused(&f, &block(&f, vec![signed(&invocation(0, 999, T - 10), 0)]), "a replay");
+        let mut noncanonical = signed(&e, 0);
+        noncanonical.entry.push(0);
+        refused(&f, &block(&f, vec![noncanonical]), "entry 0");
+        let removal = |name: &str| Item {
+            entry: ByteBuf::from(
+                Entry::NodeRemoved(NodeRemoved { name: name.into(), reason: "r".into(), approvals: vec![] }).encode(),
+            ),
+            signature: ByteBuf::new(),
+        };
+        refused(&f, &block(&f, vec![removal("node-2")]), "0 of the 1 member approvals");
+        let approve = |item: &mut Item, seed: [u8; 32], member: &str| {
+            let mut e = Entry::decode(&item.entry).unwrap();
+            let payload = e.approval_payload("p").unwrap();
+            let sig = PodSigner::new(&seed).sign(&payload);
+            if let Entry::NodeRemoved(r) = &mut e {
+                r.approvals
+                    .push(ledger::entry::Approval { member: member.into(), signature: ByteBuf::from(sig.0.to_vec()) });
+            }
+            item.entry = ByteBuf::from(e.encode());
+        };
+        let mut approved = removal("node-2");
+        approve(&mut approved, [0xee; 32], "ops");
+        assert!(check(&f, &block(&f, vec![approved.clone()])).is_ok(), "an approved removal passes");
+        let mut outsider = removal("node-2");
+        approve(&mut outsider, [0xef; 32], "ops");
+        refused(&f, &block(&f, vec![outsider]), "does not verify");
+        let mut stranger = removal("node-2");
+        approve(&mut stranger, [0xee; 32], "eve");
+        refused(&f, &block(&f, vec![stranger]), "not a member");
+        // An approval is for one entry: moved onto another, it does not verify.
+        let mut moved = removal("node-1");
+        if let (Entry::NodeRemoved(src), Entry::NodeRemoved(mut dst)) =
+            (Entry::decode(&approved.entry).unwrap(), Entry::decode(&moved.entry).unwrap())
+        {
+            dst.approvals = src.approvals;
+            moved.entry = ByteBuf::from(Entry::NodeRemoved(dst).encode());
+        }
+        refused(&f, &block(&f, vec![moved]), "does not verify");
+        let mut approved9 = removal("node-9");
+        approve(&mut approved9, [0xee; 32], "ops");
+        refused(&f, &block(&f, vec![approved9]), "not a validator");
+        let mut signed_removal = removal("node-2");
+        signed_removal.signature = ByteBuf::from(vec![1; 64]);
+        refused(&f, &block(&f, vec![signed_removal]), "takes none");
+        let all: Vec<Item> = (0..4)
+            .map(|i| {
+                let mut r = removal(&local::name(i));
+                approve(&mut r, [0xee; 32], "ops");
+                r
+            })
+            .collect();
+        refused(&f, &block(&f, all), "the last validator");
+    }
+
+    #[test]
+    fn blocks_have_one_encoding() {
+        let f = fixture();
+        let b = block(&f, vec![signed(&invocation(0, 1, T - 10), 0)]);
+        let bytes = b.encode();
+        assert_eq!(Block::decode(&bytes).unwrap(), b);
+        assert_eq!(Block::id_of(&bytes), Block::id_of(&b.encode()));
+        let mut trailing = bytes.clone();
+        trailing.push(0);
+        assert!(Block::decode(&trailing).is_err());
+        assert!(Block::decode(&bytes[..bytes.len() - 1]).is_err());
     }
 }

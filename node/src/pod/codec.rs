@@ -9,9 +9,9 @@ use malachitebft_app_channel::app::consensus::{LivenessMsg, ProposedValue, Signe
 use malachitebft_app_channel::app::streaming::{StreamContent, StreamId, StreamMessage};
 use malachitebft_app_channel::app::types::codec::{Codec, HasEncodedLen};
 use malachitebft_app_channel::app::types::core::{
-    CommitCertificate, CommitSignature, ExtendedCommitCertificate, ExtendedCommitSignature, NilOrVal,
-    PolkaCertificate, PolkaSignature, Round, RoundCertificate, RoundCertificateType, RoundSignature,
-    SignedMessage, ValidatorProof, Validity, VoteType,
+    CommitCertificate, CommitSignature, ExtendedCommitCertificate, ExtendedCommitSignature, NilOrVal, PolkaCertificate,
+    PolkaSignature, Round, RoundCertificate, RoundCertificateType, RoundSignature, SignedMessage, ValidatorProof,
+    Validity, VoteType,
 };
 use malachitebft_app_channel::app::types::sync::{RawDecidedValue, Request, Response, Status};
 use malachitebft_app_channel::app::types::PeerId;
@@ -148,7 +148,11 @@ struct WSignedVote {
 
 impl WSignedVote {
     fn from(v: &SignedMessage<PodContext, Vote>) -> WSignedVote {
-        WSignedVote { vote: WVote::from(&v.message), ext: v.message.extension.as_ref().map(WSigned::from), s: buf(&v.signature.0) }
+        WSignedVote {
+            vote: WVote::from(&v.message),
+            ext: v.message.extension.as_ref().map(WSigned::from),
+            s: buf(&v.signature.0),
+        }
     }
     fn into(self) -> Result<SignedMessage<PodContext, Vote>, CodecError> {
         let s = sig(&self.s)?;
@@ -228,7 +232,11 @@ impl WPolka {
             h: c.height.0,
             r: c.round.as_i64(),
             v: buf(&c.value_id.0 .0),
-            sigs: c.polka_signatures.iter().map(|s| WAddrSig { a: buf(&s.address.0), s: buf(&s.signature.0) }).collect(),
+            sigs: c
+                .polka_signatures
+                .iter()
+                .map(|s| WAddrSig { a: buf(&s.address.0), s: buf(&s.signature.0) })
+                .collect(),
         }
     }
     fn into(self) -> Result<PolkaCertificate<PodContext>, CodecError> {
@@ -397,7 +405,13 @@ cbor_codec!(
     |w| match w {
         WConsensus::Vote(v) => Ok(SignedConsensusMsg::Vote(v.into()?)),
         WConsensus::Proposal(p) => Ok(SignedConsensusMsg::Proposal(SignedMessage::new(
-            Proposal { height: Height(p.h), round: round(p.r)?, value: id(&p.v)?, pol_round: round(p.pol)?, proposer: addr(&p.p)? },
+            Proposal {
+                height: Height(p.h),
+                round: round(p.r)?,
+                value: id(&p.v)?,
+                pol_round: round(p.pol)?,
+                proposer: addr(&p.p)?
+            },
             sig(&p.s)?,
         ))),
     }
@@ -513,18 +527,24 @@ fn response_wire(r: &Response<PodContext>) -> WResponse {
     match r {
         Response::ValueResponse(v) => WResponse {
             start: v.start_height.0,
-            values: v.values.iter().map(|d| WDecided { value: buf(&d.value_bytes), cert: WCert::from(&d.certificate) }).collect(),
+            values: v
+                .values
+                .iter()
+                .map(|d| WDecided { value: buf(&d.value_bytes), cert: WCert::from(&d.certificate) })
+                .collect(),
         },
     }
 }
 
-cbor_codec!(Response<PodContext>, WResponse, |r| response_wire(r), |w| Ok(Response::ValueResponse(ValueResponse::new(
-    Height(w.start),
-    w.values
-        .into_iter()
-        .map(|d| Ok(RawDecidedValue::new(Bytes::from(d.value.into_vec()), d.cert.into()?)))
-        .collect::<Result<_, CodecError>>()?,
-))));
+cbor_codec!(Response<PodContext>, WResponse, |r| response_wire(r), |w| Ok(Response::ValueResponse(
+    ValueResponse::new(
+        Height(w.start),
+        w.values
+            .into_iter()
+            .map(|d| Ok(RawDecidedValue::new(Bytes::from(d.value.into_vec()), d.cert.into()?)))
+            .collect::<Result<_, CodecError>>()?,
+    )
+)));
 
 impl HasEncodedLen<Response<PodContext>> for PodCodec {
     fn encoded_len(&self, msg: &Response<PodContext>) -> Result<usize, CodecError> {
@@ -564,10 +584,6 @@ pub fn plain_certificate(c: &ExtendedCommitCertificate<PodContext>) -> CommitCer
         height: c.height,
         round: c.round,
         value_id: c.value_id,
-        commit_signatures: c
-            .commit_signatures
-            .iter()
-            .map(|s| CommitSignature::new(s.address, s.signature))
-            .collect(),
+        commit_signatures: c.commit_signatures.iter().map(|s| CommitSignature::new(s.address, s.signature)).collect(),
     }
 }

@@ -326,7 +326,14 @@ impl mc::Context for PodContext {
         &set.validators[i]
     }
 
-    fn new_proposal(&self, height: Height, round: Round, value: BlockId, pol_round: Round, address: Address) -> Proposal {
+    fn new_proposal(
+        &self,
+        height: Height,
+        round: Round,
+        value: BlockId,
+        pol_round: Round,
+        address: Address,
+    ) -> Proposal {
         Proposal { height, round, value, pol_round, proposer: address }
     }
 

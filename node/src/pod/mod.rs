@@ -14,6 +14,7 @@ pub mod app;
 pub mod block;
 pub mod codec;
 pub mod context;
+pub mod local;
 pub mod signing;
 
 use std::path::PathBuf;
@@ -21,6 +22,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context as _};
+use ledger::store::{Ledger, RocksKv};
+use ledger::Entry;
 use malachitebft_app_channel::app::config::{
     ConsensusConfig, DiscoveryConfig, NodeConfig, P2pConfig, PubSubProtocol, ValuePayload, ValueSyncConfig,
 };
@@ -32,8 +35,6 @@ use malachitebft_app_channel::{
     ConsensusContext, EngineBuilder, EngineHandle, NetworkContext, NetworkIdentity, RequestContext, Signer as _,
     SyncContext, WalContext,
 };
-use ledger::store::{Ledger, RocksKv};
-use ledger::Entry;
 use tokio::sync::{oneshot, watch, Notify};
 
 use app::{App, AppConfig, Committed, Mempool, Shared, Tip};
@@ -62,6 +63,20 @@ pub struct PodConfig {
     pub idle_block: Duration,
     /// Most entries queued for a block.
     pub mempool_capacity: usize,
+    /// Misbehaviour to inject, for the tests of the pod's fault tolerance. Always [`Fault::None`] for a real node:
+    /// `sigil node run` has no way to set it.
+    pub fault: Fault,
+}
+
+/// Ways a node can be made to misbehave (tests of fault tolerance).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Fault {
+    /// An honest node.
+    #[default]
+    None,
+    /// Proposes whatever its mempool holds without checking it: forged receipts, replays and stale entries reach
+    /// the other validators, which must refuse the block.
+    UncheckedProposals,
 }
 
 impl PodConfig {
@@ -153,7 +168,7 @@ impl PodNode {
         };
         let admitted = Admitted::default();
         let app = App::new(
-            AppConfig { name: cfg.name.clone(), timeouts: cfg.timeouts, idle_block: cfg.idle_block },
+            AppConfig { name: cfg.name.clone(), timeouts: cfg.timeouts, idle_block: cfg.idle_block, fault: cfg.fault },
             signer.clone(),
             shared.clone(),
             admitted.clone(),
@@ -169,9 +184,7 @@ impl PodNode {
         let proof_bytes = PodCodec.encode(&proof)?;
         let identity = NetworkIdentity::new_validator(cfg.name.clone(), keypair, address.to_string(), proof_bytes);
         let parse = |a: &str| a.parse::<Multiaddr>().with_context(|| format!("{a:?} is not a multiaddr"));
-        let mut discovery = DiscoveryConfig::default();
-        discovery.enabled = false;
-        discovery.max_connections_per_ip = 64;
+        let discovery = DiscoveryConfig { enabled: false, max_connections_per_ip: 64, ..DiscoveryConfig::default() };
         let p2p = P2pConfig {
             listen_addr: parse(&cfg.listen)?,
             persistent_peers: cfg.peers.iter().map(|p| parse(p)).collect::<anyhow::Result<_>>()?,
@@ -182,8 +195,15 @@ impl PodNode {
         };
         let engine_cfg = EngineConfig {
             moniker: cfg.name.clone(),
-            consensus: ConsensusConfig { p2p, value_payload: ValuePayload::ProposalAndParts, ..ConsensusConfig::default() },
-            value_sync: ValueSyncConfig { status_update_interval: Duration::from_millis(500), ..ValueSyncConfig::default() },
+            consensus: ConsensusConfig {
+                p2p,
+                value_payload: ValuePayload::ProposalAndParts,
+                ..ConsensusConfig::default()
+            },
+            value_sync: ValueSyncConfig {
+                status_update_interval: Duration::from_millis(500),
+                ..ValueSyncConfig::default()
+            },
         };
         let verifier = PodVerifier { admitted };
         let (channels, engine) = EngineBuilder::new(PodContext, engine_cfg)
@@ -218,7 +238,8 @@ impl PodNode {
             Entry::RequestRejected(r) => r.node == self.name,
             _ => false,
         };
-        let sig = if mine { self.signer.sign(&signing::receipt_bytes(&entry.leaf_hash())).0.to_vec() } else { Vec::new() };
+        let sig =
+            if mine { self.signer.sign(&signing::receipt_bytes(&entry.leaf_hash())).0.to_vec() } else { Vec::new() };
         self.submit_signed(entry, sig)
     }
 

@@ -208,7 +208,8 @@ impl Verifier<PodContext> for PodVerifier {
             return Ok(VerificationResult::Invalid);
         };
         let same_identity = peer_id_of(&key).map(|p| p.to_bytes()) == Some(proof.peer_id.clone());
-        let signed = verify(&PublicKey(key), &validator_proof_bytes(&proof.public_key, &proof.peer_id), &proof.signature);
+        let signed =
+            verify(&PublicKey(key), &validator_proof_bytes(&proof.public_key, &proof.peer_id), &proof.signature);
         let admitted = self.admitted.contains(&key);
         if !(same_identity && signed && admitted) {
             tracing::warn!(

@@ -2,41 +2,18 @@
 
 #![allow(dead_code)]
 
-use std::net::TcpListener;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use ledger::checkpoint::Validator;
-use ledger::entry::{Genesis, Invocation, Member};
+use ledger::entry::Invocation;
 use ledger::{Entry, Hash};
 use serde_bytes::ByteBuf;
 use sigil::pod::{self, PodConfig};
 
-/// The identity seed of node `i` (test keys: never use outside tests).
-pub fn seed(i: usize) -> [u8; 32] {
-    [i as u8 + 1; 32]
-}
-
-pub fn name(i: usize) -> String {
-    format!("node-{i}")
-}
-
-/// A free TCP port on 127.0.0.1.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+pub use sigil::pod::local::{name, seed};
 
 pub fn genesis(n: usize) -> Entry {
-    Entry::Genesis(Genesis {
-        pod: "test-pod".into(),
-        jurisdiction: "EU".into(),
-        created_at: 1_764_000_000,
-        validators: (0..n).map(|i| Validator { name: name(i), public_key: pod::public_key(&seed(i)).to_vec() }).collect(),
-        evidence: vec![],
-        members: vec![Member { name: "ops".into(), public_key: ByteBuf::from(vec![7; 32]) }],
-        threshold: 1,
-        policy: String::new(),
-    })
+    sigil::pod::local::genesis("test-pod", n)
 }
 
 pub fn now_ms() -> u64 {
@@ -64,29 +41,17 @@ pub fn invocation(executor: usize, n: u64) -> Entry {
 
 /// Configs of an `n`-node pod whose data lives under `dir`.
 pub fn configs(n: usize, dir: &Path) -> Vec<PodConfig> {
-    let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
-    (0..n)
-        .map(|i| PodConfig {
-            name: name(i),
-            seed: seed(i),
-            data_dir: dir.join(name(i)),
-            listen: format!("/ip4/127.0.0.1/tcp/{}", ports[i]),
-            peers: (0..n)
-                .filter(|j| *j != i)
-                .map(|j| format!("/ip4/127.0.0.1/tcp/{}/p2p/{}", ports[j], pod::peer_id(&seed(j))))
-                .collect(),
-            genesis: genesis(n),
-            timeouts: PodConfig::local_timeouts(),
-            idle_block: Duration::from_millis(100),
-            mempool_capacity: 100_000,
-        })
-        .collect()
+    sigil::pod::local::configs("test-pod", n, dir)
 }
 
 /// Logs to the test's output when `SIGIL_LOG` is set (e.g. `SIGIL_LOG=info,sigil=debug`).
 pub fn init_logs() {
     if let Ok(filter) = std::env::var("SIGIL_LOG") {
-        let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::new(filter)).with_ansi(false).with_test_writer().try_init();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_ansi(false)
+            .with_test_writer()
+            .try_init();
     }
 }
 
@@ -163,7 +128,11 @@ impl ProcessNode {
     pub async fn wait_height(&self, height: u64, within: Duration) {
         let t = std::time::Instant::now();
         while self.height() < height {
-            assert!(t.elapsed() < within, "the process node reached height {} of {height} in {within:?}", self.height());
+            assert!(
+                t.elapsed() < within,
+                "the process node reached height {} of {height} in {within:?}",
+                self.height()
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }

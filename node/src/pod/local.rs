@@ -1,0 +1,64 @@
+//! A pod on one machine: `n` nodes on 127.0.0.1 whose identity seeds are fixed and published. Insecure by
+//! construction (anyone can sign as these nodes): for the devnet, the tests and the benchmarks only.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::time::Duration;
+
+use ledger::checkpoint::Validator;
+use ledger::entry::{Genesis, Member};
+use ledger::Entry;
+use serde_bytes::ByteBuf;
+
+use super::{peer_id, public_key, PodConfig};
+
+/// The published identity seed of local node `i`.
+pub fn seed(i: usize) -> [u8; 32] {
+    [i as u8 + 1; 32]
+}
+
+/// The name of local node `i`.
+pub fn name(i: usize) -> String {
+    format!("node-{i}")
+}
+
+/// A free TCP port on 127.0.0.1 (free when asked; a race with other programs is possible).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port on 127.0.0.1")
+}
+
+/// The genesis of a local pod of `n` validators.
+pub fn genesis(pod: &str, n: usize) -> Entry {
+    Entry::Genesis(Genesis {
+        pod: pod.into(),
+        jurisdiction: "local".into(),
+        created_at: 1_764_000_000,
+        validators: (0..n).map(|i| Validator { name: name(i), public_key: public_key(&seed(i)).to_vec() }).collect(),
+        evidence: vec![],
+        members: vec![Member { name: "ops".into(), public_key: ByteBuf::from(public_key(&[0xee; 32]).to_vec()) }],
+        threshold: 1,
+        policy: String::new(),
+    })
+}
+
+/// Configurations of a local pod of `n` nodes, data under `dir/node-i`, each connected to all others.
+pub fn configs(pod: &str, n: usize, dir: &Path) -> Vec<PodConfig> {
+    let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+    (0..n)
+        .map(|i| PodConfig {
+            name: name(i),
+            seed: seed(i),
+            data_dir: dir.join(name(i)),
+            listen: format!("/ip4/127.0.0.1/tcp/{}", ports[i]),
+            peers: (0..n)
+                .filter(|j| *j != i)
+                .map(|j| format!("/ip4/127.0.0.1/tcp/{}/p2p/{}", ports[j], peer_id(&seed(j))))
+                .collect(),
+            genesis: genesis(pod, n),
+            timeouts: PodConfig::local_timeouts(),
+            idle_block: Duration::from_millis(100),
+            mempool_capacity: 100_000,
+            fault: super::Fault::None,
+        })
+        .collect()
+}
