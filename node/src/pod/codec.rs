@@ -587,3 +587,164 @@ pub fn plain_certificate(c: &ExtendedCommitCertificate<PodContext>) -> CommitCer
         commit_signatures: c.commit_signatures.iter().map(|s| CommitSignature::new(s.address, s.signature)).collect(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pod::block::{Block, Item};
+    use malachitebft_app_channel::app::types::core::VoteExtensions;
+
+    fn vote(t: VoteType, value: NilOrVal<BlockId>) -> Vote {
+        Vote {
+            vote_type: t,
+            height: Height(7),
+            round: Round::new(2),
+            value,
+            validator: Address([3; 32]),
+            extension: None,
+        }
+    }
+
+    fn samples() -> Vec<(&'static str, Bytes)> {
+        let id = BlockId(ledger::Hash([9; 32]));
+        let s = Signature([5; 64]);
+        let signed_vote = SignedMessage::new(vote(VoteType::Precommit, NilOrVal::Val(id)), s);
+        let ext_cert = ExtendedCommitCertificate::from_commit_certificate_and_extensions(
+            CommitCertificate {
+                height: Height(7),
+                round: Round::new(1),
+                value_id: id,
+                commit_signatures: vec![CommitSignature::new(Address([3; 32]), s)],
+            },
+            VoteExtensions::new(vec![(Address([3; 32]), SignedMessage::new(Bytes::from_static(&[1; 64]), s))]),
+        );
+        let block = Block {
+            pod: "p".into(),
+            height: 7,
+            proposer: ByteBuf::from(vec![3; 32]),
+            time_ms: 1,
+            parent_size: 1,
+            parent_root: ledger::Hash([1; 32]),
+            entries: vec![Item { entry: ByteBuf::from(vec![1, 2, 3]), signature: ByteBuf::new() }],
+        };
+        let c = PodCodec;
+        vec![
+            ("vote", c.encode(&SignedConsensusMsg::Vote(signed_vote.clone())).unwrap()),
+            (
+                "proposal",
+                c.encode(&SignedConsensusMsg::<PodContext>::Proposal(SignedMessage::new(
+                    Proposal {
+                        height: Height(7),
+                        round: Round::new(0),
+                        value: id,
+                        pol_round: Round::Nil,
+                        proposer: Address([3; 32]),
+                    },
+                    s,
+                )))
+                .unwrap(),
+            ),
+            ("liveness", c.encode(&LivenessMsg::Vote(signed_vote)).unwrap()),
+            ("part", c.encode(&ProposalPart::Fin { signature: s }).unwrap()),
+            (
+                "stream",
+                c.encode(&StreamMessage::new(
+                    StreamId::new(Bytes::from_static(b"s")),
+                    1,
+                    StreamContent::Data(ProposalPart::Data(Bytes::from_static(b"d"))),
+                ))
+                .unwrap(),
+            ),
+            ("cert", c.encode(&ext_cert).unwrap()),
+            (
+                "response",
+                c.encode(&Response::ValueResponse(ValueResponse::new(
+                    Height(7),
+                    vec![RawDecidedValue::new(Bytes::from(block.encode()), ext_cert)],
+                )))
+                .unwrap(),
+            ),
+            ("block", Bytes::from(block.encode())),
+        ]
+    }
+
+    fn decode_all(b: &Bytes) {
+        let c = PodCodec;
+        let _ = Codec::<SignedConsensusMsg<PodContext>>::decode(&c, b.clone());
+        let _ = Codec::<LivenessMsg<PodContext>>::decode(&c, b.clone());
+        let _ = Codec::<ProposalPart>::decode(&c, b.clone());
+        let _ = Codec::<StreamMessage<ProposalPart>>::decode(&c, b.clone());
+        let _ = Codec::<ExtendedCommitCertificate<PodContext>>::decode(&c, b.clone());
+        let _ = Codec::<Response<PodContext>>::decode(&c, b.clone());
+        let _ = Codec::<Request<PodContext>>::decode(&c, b.clone());
+        let _ = Codec::<Status<PodContext>>::decode(&c, b.clone());
+        let _ = Codec::<ValidatorProof<PodContext>>::decode(&c, b.clone());
+        let _ = Codec::<ProposedValue<PodContext>>::decode(&c, b.clone());
+        let _ = Codec::<PolkaCertificate<PodContext>>::decode(&c, b.clone());
+        let _ = Block::decode(b);
+    }
+
+    #[test]
+    fn messages_round_trip() {
+        let c = PodCodec;
+        for (t, value) in
+            [(VoteType::Prevote, NilOrVal::Nil), (VoteType::Precommit, NilOrVal::Val(BlockId(ledger::Hash([4; 32]))))]
+        {
+            let m = SignedConsensusMsg::Vote(SignedMessage::new(vote(t, value), Signature([8; 64])));
+            assert_eq!(Codec::<SignedConsensusMsg<PodContext>>::decode(&c, c.encode(&m).unwrap()).unwrap(), m);
+        }
+        let bytes = samples().into_iter().find(|(n, _)| *n == "cert").unwrap().1;
+        let cert: ExtendedCommitCertificate<PodContext> = c.decode(bytes.clone()).unwrap();
+        assert_eq!(c.encode(&cert).unwrap(), bytes);
+    }
+
+    #[test]
+    fn mutated_and_random_bytes_never_panic_a_decoder() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for (_, good) in samples() {
+            decode_all(&good);
+            for _ in 0..400 {
+                let mut b = good.to_vec();
+                match next() % 4 {
+                    0 => {
+                        let i = next() as usize % b.len();
+                        b[i] ^= 1 << (next() % 8);
+                    }
+                    1 => b.truncate(next() as usize % b.len()),
+                    2 => {
+                        let i = next() as usize % b.len();
+                        b[i] = next() as u8;
+                    }
+                    _ => b.extend((0..next() % 16).map(|_| next() as u8)),
+                }
+                decode_all(&Bytes::from(b));
+            }
+        }
+        for _ in 0..2000 {
+            let len = (next() % 96) as usize;
+            decode_all(&Bytes::from((0..len).map(|_| next() as u8).collect::<Vec<u8>>()));
+        }
+    }
+
+    #[test]
+    fn wrong_lengths_and_rounds_are_refused() {
+        let c = PodCodec;
+        let mut w = WVote { t: 1, h: 1, r: 0, v: Some(ByteBuf::from(vec![1; 31])), a: ByteBuf::from(vec![2; 32]) };
+        assert!(w.into(None).is_err(), "a 31-byte block id");
+        w = WVote { t: 3, h: 1, r: 0, v: None, a: ByteBuf::from(vec![2; 32]) };
+        assert!(w.into(None).is_err(), "vote type 3");
+        w = WVote { t: 1, h: 1, r: -2, v: None, a: ByteBuf::from(vec![2; 32]) };
+        assert!(w.into(None).is_err(), "round -2");
+        let p = to_cbor(&WPart::Fin(ByteBuf::from(vec![0; 63])));
+        assert!(Codec::<ProposalPart>::decode(&c, p).is_err(), "a 63-byte signature");
+        let mut trailing = c.encode(&ProposalPart::Data(Bytes::from_static(b"x"))).unwrap().to_vec();
+        trailing.push(0);
+        assert!(Codec::<ProposalPart>::decode(&c, Bytes::from(trailing)).is_err(), "trailing bytes");
+    }
+}
