@@ -300,6 +300,45 @@ impl Entry {
     }
 }
 
+/// An entry with its canonical encoding and leaf hash, made only by encoding an entry or by decoding a canonical
+/// encoding, so the three always agree. Lets a caller that has checked an entry's bytes append it without
+/// encoding it again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Encoded {
+    entry: Entry,
+    bytes: Vec<u8>,
+    leaf: Hash,
+}
+
+impl Encoded {
+    /// Encodes `entry`.
+    pub fn new(entry: Entry) -> Encoded {
+        let bytes = entry.encode();
+        Encoded { leaf: leaf_hash(&bytes), entry, bytes }
+    }
+
+    /// Decodes a canonical encoding (and nothing else), keeping the bytes.
+    pub fn decode(bytes: &[u8]) -> Result<Encoded, LedgerError> {
+        let entry = Entry::decode(bytes)?;
+        Ok(Encoded { leaf: leaf_hash(bytes), entry, bytes: bytes.to_vec() })
+    }
+
+    /// The entry.
+    pub fn entry(&self) -> &Entry {
+        &self.entry
+    }
+
+    /// Its canonical encoding.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Its leaf hash in the Merkle log.
+    pub fn leaf_hash(&self) -> Hash {
+        self.leaf
+    }
+}
+
 impl ValidatorSet {
     /// The set after `entry`: genesis sets it, admissions add, removals remove; other entries leave it.
     pub fn apply(&mut self, entry: &Entry) -> Result<(), LedgerError> {

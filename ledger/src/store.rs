@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{SignedCheckpoint, ValidatorSet};
-use crate::entry::{canonical_decode, canonical_encode, Entry};
+use crate::entry::{canonical_decode, canonical_encode, Encoded, Entry};
 use crate::error::LedgerError;
 use crate::hash::{leaf_hash, Hash};
 use crate::merkle::{inclusion_proof, root_at, Frontier, NodePos, NodeReader};
@@ -298,20 +298,23 @@ impl Ledger {
 
     /// Appends a block of entries in one atomic, synced write. Nothing is written if any entry is refused.
     pub fn append_block(&mut self, entries: &[Entry]) -> Result<(u64, Hash), LedgerError> {
-        self.append_inner(entries, Vec::new(), Vec::new())
+        let encoded: Vec<Encoded> = entries.iter().cloned().map(Encoded::new).collect();
+        self.append_inner(&encoded, Vec::new(), Vec::new(), None)
     }
 
     fn append_inner(
         &mut self,
-        entries: &[Entry],
+        entries: &[Encoded],
         aux: Vec<Pair>,
         aux_deletes: Vec<Vec<u8>>,
+        checkpoint: Option<&SignedCheckpoint>,
     ) -> Result<(u64, Hash), LedgerError> {
         let mut batch: Vec<Pair> = aux.into_iter().map(|(k, v)| (aux_key(&k), v)).collect();
         let mut frontier = self.frontier.clone();
         let mut history = Vec::new();
         let mut set = self.validators_at(self.meta.size);
-        for e in entries {
+        for enc in entries {
+            let e = enc.entry();
             let index = frontier.size();
             if index > 0 && matches!(e, Entry::Genesis(_)) {
                 return Err(LedgerError::Decode { what: "block", detail: "a genesis after the first entry".into() });
@@ -321,14 +324,21 @@ impl Ledger {
                 history.push((index, set.clone()));
                 batch.push((key(b"v", &[&be(index)]), Vec::new()));
             }
-            let bytes = e.encode();
-            for (pos, h) in frontier.append(leaf_hash(&bytes)) {
+            for (pos, h) in frontier.append(enc.leaf_hash()) {
                 batch.push((node_key(pos), h.0.to_vec()));
             }
             index_entry(&mut batch, e, index);
-            batch.push((key(b"e", &[&be(index)]), bytes));
+            batch.push((key(b"e", &[&be(index)]), enc.bytes().to_vec()));
         }
         let meta = Meta { pod: self.meta.pod.clone(), size: frontier.size(), root: frontier.root() };
+        if let Some(cp) = checkpoint {
+            let c = &cp.checkpoint;
+            if c.origin != meta.pod || c.size != meta.size || c.root != meta.root || c.validators != set.digest() {
+                return Err(LedgerError::Checkpoint("it does not describe the ledger after this block".into()));
+            }
+            cp.verify(&meta.pod, &set)?;
+            batch.push((key(b"c", &[&be(c.size)]), cp.to_note().into_bytes()));
+        }
         batch.push((b"m".to_vec(), canonical_encode(&meta)));
         self.kv.apply(batch, aux_deletes.iter().map(|k| aux_key(k)).collect())?;
         self.frontier = frontier;
@@ -340,13 +350,17 @@ impl Ledger {
     /// Appends a block of entries together with `aux` pairs of the adapter that drives the ledger (consensus: the
     /// decided block and its commit certificate), all in one atomic, synced write. `aux` keys live in their own
     /// namespace ([`Ledger::aux_get`]); `aux_deletes` are removed from it in the same write.
+    ///
+    /// `checkpoint`, when given, must be the cosigned checkpoint of the ledger after this block (its size, root
+    /// and validator set, signed by a quorum of that set); it is stored in the same write, or nothing is.
     pub fn append_block_with(
         &mut self,
-        entries: &[Entry],
+        entries: &[Encoded],
         aux: Vec<Pair>,
         aux_deletes: Vec<Vec<u8>>,
+        checkpoint: Option<&SignedCheckpoint>,
     ) -> Result<(u64, Hash), LedgerError> {
-        self.append_inner(entries, aux, aux_deletes)
+        self.append_inner(entries, aux, aux_deletes, checkpoint)
     }
 
     /// The adapter's value at `key` (see [`Ledger::append_block_with`]).
@@ -373,7 +387,7 @@ impl Ledger {
     }
 
     /// The root the ledger would have after appending `entries`, and its size; nothing is written.
-    pub fn root_after(&self, entries: &[Entry]) -> (u64, Hash) {
+    pub fn root_after(&self, entries: &[Encoded]) -> (u64, Hash) {
         let mut frontier = self.frontier.clone();
         for e in entries {
             frontier.append(e.leaf_hash());
@@ -382,10 +396,10 @@ impl Ledger {
     }
 
     /// The validator set after appending `entries` to the current ledger; nothing is written.
-    pub fn validators_after(&self, entries: &[Entry]) -> Result<ValidatorSet, LedgerError> {
+    pub fn validators_after(&self, entries: &[Encoded]) -> Result<ValidatorSet, LedgerError> {
         let mut set = self.validators_at(self.meta.size);
         for e in entries {
-            set.apply(e)?;
+            set.apply(e.entry())?;
         }
         Ok(set)
     }

@@ -213,12 +213,13 @@ fn create_refuses_a_used_store() {
 fn adapter_pairs_commit_with_their_block_and_stay_in_their_namespace() {
     let (kv, mut l) = filled();
     let before = (l.size(), l.root());
-    let block = vec![call(100, 1, "kv"), call(101, 2, "kv")];
+    let block: Vec<ledger::entry::Encoded> =
+        vec![call(100, 1, "kv"), call(101, 2, "kv")].into_iter().map(ledger::entry::Encoded::new).collect();
     assert_eq!(l.root_after(&block).0, before.0 + 2);
     let predicted = l.root_after(&block);
     l.aux_write(vec![(b"u/1".to_vec(), b"undecided".to_vec())], vec![]).unwrap();
     let (size, root) =
-        l.append_block_with(&block, vec![(b"b/1".to_vec(), b"block".to_vec())], vec![b"u/1".to_vec()]).unwrap();
+        l.append_block_with(&block, vec![(b"b/1".to_vec(), b"block".to_vec())], vec![b"u/1".to_vec()], None).unwrap();
     assert_eq!((size, root), predicted, "root_after predicts the appended root");
     assert_eq!(l.aux_get(b"b/1").unwrap().as_deref(), Some(&b"block"[..]));
     assert_eq!(l.aux_get(b"u/1").unwrap(), None, "deleted in the block's write");
@@ -232,6 +233,7 @@ fn adapter_pairs_commit_with_their_block_and_stay_in_their_namespace() {
     assert_eq!(l2.aux_get(b"b/1").unwrap().as_deref(), Some(&b"block"[..]));
     // A refused block writes none of its pairs.
     let mut l3 = Ledger::open(Box::new(kv.clone())).unwrap();
-    assert!(l3.append_block_with(&[genesis()], vec![(b"b/2".to_vec(), vec![1])], vec![]).is_err());
+    let g = [ledger::entry::Encoded::new(genesis())];
+    assert!(l3.append_block_with(&g, vec![(b"b/2".to_vec(), vec![1])], vec![], None).is_err());
     assert_eq!(l3.aux_get(b"b/2").unwrap(), None);
 }

@@ -4,6 +4,8 @@ mod support;
 
 use std::time::Duration;
 
+#[cfg(feature = "byzantine")]
+use sigil::pod::app::misbehaviour;
 use sigil::pod::app::{decided_round, root_at_height};
 use sigil::pod::{Fault, PodNode};
 use support::*;
@@ -204,15 +206,32 @@ async fn a_byzantine_proposer_s_forged_replayed_and_stale_entries_are_refused_an
     };
     // A receipt that names node 0 as its executor, signed by node 3.
     let forged = invocation(0, 1000);
-    // A replay of a committed request, with node 0's genuine signature (it was in a block).
-    let replay = first[0].1.clone();
+    // A replay: node 3 executes a request that is already committed (node 0 ran it) once more, and signs that.
+    let original = match &first[0].1 {
+        ledger::Entry::Invocation(i) => i.request_hash,
+        _ => unreachable!(),
+    };
+    let mut replay = invocation(3, 1002);
+    if let ledger::Entry::Invocation(i) = &mut replay {
+        i.request_hash = original;
+    }
     // A genuine receipt of node 3, ten minutes old.
     let mut stale = invocation(3, 1001);
     if let ledger::Entry::Invocation(i) = &mut stale {
         i.at_ms -= 600_000;
     }
-    let bad =
-        [(forged.clone(), sign(3, &forged)), (replay.clone(), sign(0, &replay)), (stale.clone(), sign(3, &stale))];
+    // An approved admission of a node whose evidence is forged (sim evidence with a byte flipped after the sim
+    // root signed it).
+    let mut forged_evidence = sigil::pod::local::evidence("test-pod", 5);
+    let at = forged_evidence.len() / 2;
+    forged_evidence[at] ^= 1;
+    let forged_admission = approved(admission(5, forged_evidence));
+    let bad = [
+        (forged.clone(), sign(3, &forged)),
+        (replay.clone(), sign(3, &replay)),
+        (stale.clone(), sign(3, &stale)),
+        (forged_admission, Vec::new()),
+    ];
     let mut pending = Vec::new();
     for (e, sig) in bad {
         pending.push(nodes[3].submit_signed(e, sig).expect("node 3 queues anything"));
@@ -233,11 +252,9 @@ async fn a_byzantine_proposer_s_forged_replayed_and_stale_entries_are_refused_an
         .filter(|h| decided_round(&nodes[0].ledger().lock().unwrap(), *h).unwrap().is_some_and(|r| r.as_i64() > 0))
         .count();
     assert!(later_rounds >= 2, "{later_rounds} heights decided after round 0");
-    for rx in &mut pending {
-        assert!(
-            matches!(rx.try_recv(), Err(tokio::sync::oneshot::error::TryRecvError::Empty)),
-            "a bad entry committed"
-        );
+    for (k, rx) in pending.iter_mut().enumerate() {
+        let r = rx.try_recv();
+        assert!(matches!(r, Err(tokio::sync::oneshot::error::TryRecvError::Empty)), "bad entry {k}: {r:?}");
     }
     for n in &nodes {
         let l = n.ledger();
@@ -249,6 +266,7 @@ async fn a_byzantine_proposer_s_forged_replayed_and_stale_entries_are_refused_an
         assert_eq!(l.by_request(&request(&forged)).unwrap(), None);
         assert_eq!(l.by_request(&request(&stale)).unwrap(), None);
         assert_eq!(l.by_request(&request(&replay)).unwrap(), Some(first[0].0), "the request is in the ledger once");
+        assert_eq!(l.validators_at(l.size()).members.len(), 4, "the forged admission never committed");
     }
     let target = nodes.iter().map(|n| n.tip().borrow().height).max().unwrap();
     for n in &nodes {
@@ -264,6 +282,205 @@ async fn a_byzantine_proposer_s_forged_replayed_and_stale_entries_are_refused_an
     }
 }
 
+#[cfg(feature = "byzantine")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_double_signing_node_is_recorded_as_misbehaving_and_the_pod_keeps_committing() {
+    init_logs();
+    let dir = tempdir();
+    let mut cfgs = configs(4, dir.path());
+    cfgs[3].fault = Fault::Equivocate; // every vote and proposal of node 3 is followed by a conflicting one
+    let mut nodes = Vec::new();
+    for cfg in cfgs {
+        nodes.push(PodNode::start(cfg).await.expect("node starts"));
+    }
+    let h0 = nodes[0].tip().borrow().height;
+    commit_batch(&nodes[..3], &[0, 1, 2], 0, 60).await;
+    let mut tip = nodes[0].tip();
+    tokio::time::timeout(Duration::from_secs(60), tip.wait_for(|t| t.height >= h0 + 8))
+        .await
+        .expect("liveness")
+        .unwrap();
+    let target = tip.borrow().height;
+    for n in &nodes[..3] {
+        let mut t = n.tip();
+        tokio::time::timeout(Duration::from_secs(30), t.wait_for(|t| t.height >= target)).await.unwrap().unwrap();
+    }
+    // The honest nodes recorded node 3's double votes (with both signed votes), and agree at every height.
+    let recorded: Vec<String> = nodes[..3]
+        .iter()
+        .flat_map(|n| misbehaviour(&n.ledger().lock().unwrap()).unwrap())
+        .flat_map(|(_, lines)| lines)
+        .collect();
+    assert!(recorded.iter().any(|l| l.starts_with("node-3 double-voted")), "{recorded:?}");
+    assert!(recorded.iter().all(|l| l.starts_with("node-3 ")), "only node 3 misbehaved: {recorded:?}");
+    for h in 1..=target {
+        let roots: Vec<_> =
+            nodes[..3].iter().map(|n| root_at_height(&n.ledger().lock().unwrap(), h).unwrap()).collect();
+        assert!(roots[0].is_some() && roots.iter().all(|r| r == &roots[0]), "height {h}: {roots:?}");
+    }
+    for n in nodes {
+        n.stop().await;
+    }
+}
+
+fn approved(mut e: ledger::Entry) -> ledger::Entry {
+    let payload = e.approval_payload("test-pod").unwrap();
+    let sig =
+        ring::signature::Ed25519KeyPair::from_seed_unchecked(&sigil::pod::local::MEMBER_SEED).unwrap().sign(&payload);
+    let a =
+        ledger::entry::Approval { member: "ops".into(), signature: serde_bytes::ByteBuf::from(sig.as_ref().to_vec()) };
+    match &mut e {
+        ledger::Entry::NodeAdmitted(x) => x.approvals.push(a),
+        ledger::Entry::NodeRemoved(x) => x.approvals.push(a),
+        _ => unreachable!(),
+    }
+    e
+}
+
+fn admission(i: usize, evidence: Vec<u8>) -> ledger::Entry {
+    ledger::Entry::NodeAdmitted(ledger::entry::NodeAdmitted {
+        validator: ledger::checkpoint::Validator {
+            name: name(i),
+            public_key: sigil::pod::public_key(&seed(i)).to_vec(),
+        },
+        evidence: serde_bytes::ByteBuf::from(evidence),
+        attestation_result: serde_bytes::ByteBuf::new(),
+        approvals: vec![],
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fifth_node_joins_by_attestation_and_approval_and_a_node_is_removed() {
+    init_logs();
+    let dir = tempdir();
+    // Nodes 0-3 are the genesis validators; node 4 starts from the same genesis, follows, and asks to join.
+    let mut cfgs = configs(5, dir.path());
+    for c in &mut cfgs {
+        c.genesis = genesis(4);
+    }
+    let mut nodes = Vec::new();
+    for cfg in cfgs {
+        nodes.push(PodNode::start(cfg).await.expect("node starts"));
+    }
+    commit_batch(&nodes[..4], &[0, 1, 2, 3], 0, 20).await;
+    let h = nodes[0].tip().borrow().height;
+    let mut tip4 = nodes[4].tip();
+    tokio::time::timeout(Duration::from_secs(30), tip4.wait_for(|t| t.height >= h))
+        .await
+        .expect("node 4 follows")
+        .unwrap();
+
+    // Refused, each with its reason: no evidence at all, a measurement the policy does not allow, evidence that
+    // binds another key, and no member approval.
+    let refused = |e: ledger::Entry, why: &str| {
+        let err = nodes[0].submit(e).expect_err("refused");
+        assert!(err.contains(why), "{err:?} does not say {why:?}");
+    };
+    refused(approved(admission(4, b"not evidence".to_vec())), "unreadable evidence");
+    let wrong = sigil::pod::admission::sim_evidence("test-pod", &sigil::pod::public_key(&seed(4)), [0x66; 48]);
+    refused(approved(admission(4, wrong)), "measurement");
+    refused(approved(admission(4, sigil::pod::local::evidence("test-pod", 5))), "report_data");
+    refused(approved(admission(4, sigil::pod::local::evidence("other-pod", 4))), "report_data");
+    refused(admission(4, sigil::pod::local::evidence("test-pod", 4)), "member approvals");
+
+    // Attested and approved: admitted.
+    let admitted = nodes[0].submit(approved(admission(4, sigil::pod::local::evidence("test-pod", 4)))).unwrap();
+    let index4 = tokio::time::timeout(Duration::from_secs(60), admitted).await.unwrap().unwrap().index;
+    tokio::time::timeout(Duration::from_secs(30), tip4.wait_for(|t| t.size > index4))
+        .await
+        .expect("node 4 commits its admission")
+        .unwrap();
+
+    // Node 4 votes from the next height: with node 3 stopped, 0, 1, 2 and 4 are 4 of 5, a quorum only with it.
+    let node3 = nodes.remove(3);
+    node3.stop().await;
+    let mut waiting = Vec::new();
+    for n in 200..240u64 {
+        let k = (n % 4) as usize; // nodes[3] is node 4 now
+        let executor = if k == 3 { 4 } else { k };
+        let mut e = invocation(executor, n);
+        if let ledger::Entry::Invocation(i) = &mut e {
+            i.executor_attestation = if executor == 4 { index4 } else { 0 };
+        }
+        waiting.push(nodes[k].submit(e).expect("queued"));
+    }
+    for rx in waiting {
+        tokio::time::timeout(Duration::from_secs(90), rx)
+            .await
+            .expect("committed with node 4's votes")
+            .expect("committed");
+    }
+
+    // Node 3 is removed: the set is 0, 1, 2, 4 (a quorum of 3).
+    let removal = ledger::Entry::NodeRemoved(ledger::entry::NodeRemoved {
+        name: name(3),
+        reason: "decommissioned".into(),
+        approvals: vec![],
+    });
+    let removed = nodes[0].submit(approved(removal)).unwrap();
+    tokio::time::timeout(Duration::from_secs(60), removed).await.unwrap().unwrap();
+    let last = commit_batch(&nodes[..3], &[0, 1, 2], 300, 12).await;
+
+    // Checkpoints after both changes are cosigned by the new set and verify from the genesis alone.
+    let mut tip = nodes[0].tip();
+    let size = last.iter().map(|(i, _)| *i).max().unwrap() + 1;
+    tokio::time::timeout(Duration::from_secs(30), tip.wait_for(|t| t.size >= size)).await.unwrap().unwrap();
+    let l = nodes[0].ledger();
+    let l = l.lock().unwrap();
+    assert_eq!(
+        l.validators_at(l.size()).members.iter().map(|m| m.name.clone()).collect::<Vec<_>>(),
+        ["node-0", "node-1", "node-2", "node-4"]
+    );
+    let cp = l.latest_checkpoint().unwrap().expect("a checkpoint");
+    assert!(cp.checkpoint.size >= size, "a checkpoint after the changes");
+    let key = ring::signature::Ed25519KeyPair::from_seed_unchecked(&seed(0)).unwrap();
+    let receipt = l.receipt(last[0].0, &cp, &name(0), &key).unwrap();
+    let report = ledger::receipt::Receipt::decode(&receipt).unwrap().verify(&genesis(4).encode());
+    assert!(report.valid, "{report:?}");
+    drop(l);
+    for n in nodes {
+        n.stop().await;
+    }
+}
+
+#[test]
+fn node_run_refuses_a_bad_configuration_with_a_clear_error_and_exit_2() {
+    let dir = tempdir();
+    let cfgs = configs(1, dir.path());
+    let good = write_config(&cfgs[0]);
+    let text = std::fs::read_to_string(&good).unwrap();
+    let run = |config: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_sigil"))
+            .args(["node", "run", "--config"])
+            .arg(config)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let case = |name: &str, body: &str, says: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, body).unwrap();
+        let out = run(&p);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {err}");
+        assert!(err.contains(says), "{name}: {err:?} does not say {says:?}");
+    };
+    let out = run(&dir.path().join("missing.toml"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.toml"));
+    case("unknown.toml", &format!("{text}colour = \"blue\"\n"), "unknown field");
+    case("nokey.toml", &text.replace("identity = \"node-0.key\"", "identity = \"absent.key\""), "absent.key");
+    std::fs::write(dir.path().join("short.key"), "abcd").unwrap();
+    case(
+        "short.toml",
+        &text.replace("identity = \"node-0.key\"", "identity = \"short.key\""),
+        "an identity seed is 32",
+    );
+    std::fs::write(dir.path().join("entry.cbor"), invocation(0, 1).encode()).unwrap();
+    case("notgenesis.toml", &text.replace("genesis = \"genesis.cbor\"", "genesis = \"entry.cbor\""), "not a genesis");
+    assert!(!cfgs[0].data_dir.exists(), "nothing was created");
+}
+
 fn tempdir() -> TempDir {
     TempDir::new()
 }
@@ -273,7 +490,9 @@ pub struct TempDir(std::path::PathBuf);
 
 impl TempDir {
     fn new() -> TempDir {
-        let p = std::env::temp_dir().join(format!("sigil-pod-{}-{}", std::process::id(), now_ms()));
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let p = std::env::temp_dir().join(format!("sigil-pod-{}-{n}-{}", std::process::id(), now_ms()));
         std::fs::create_dir_all(&p).unwrap();
         TempDir(p)
     }

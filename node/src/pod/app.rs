@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use ledger::checkpoint::{Checkpoint, SignedCheckpoint};
+use ledger::entry::Encoded;
 use ledger::store::Ledger;
 use ledger::{Entry, Hash};
 use malachitebft_app_channel::app::consensus::VoteExtensionError;
@@ -61,7 +62,7 @@ pub struct Committed {
 /// Entries waiting for a block, and who waits for them.
 #[derive(Default)]
 pub struct Mempool {
-    queue: VecDeque<(Hash, Entry, Vec<u8>)>,
+    queue: VecDeque<(Hash, Encoded, Vec<u8>)>,
     waiters: HashMap<Hash, Vec<oneshot::Sender<Committed>>>,
     /// Limit on queued entries.
     pub capacity: usize,
@@ -75,7 +76,7 @@ impl Mempool {
 
     /// Queues `entry` with its signature (see [`block::Item`]); the receiver fires once it commits. A full pool
     /// refuses.
-    pub fn push(&mut self, entry: Entry, signature: Vec<u8>) -> Result<oneshot::Receiver<Committed>, String> {
+    pub fn push(&mut self, entry: Encoded, signature: Vec<u8>) -> Result<oneshot::Receiver<Committed>, String> {
         let leaf = entry.leaf_hash();
         let (tx, rx) = oneshot::channel();
         if let Some(w) = self.waiters.get_mut(&leaf) {
@@ -115,9 +116,24 @@ impl Mempool {
     }
 }
 
+/// What checking an entry needs besides the ledger: kept by the app after each commit, read by submitters.
+#[derive(Clone)]
+pub struct View {
+    /// The validator set of the next height.
+    pub set: ValidatorSet,
+    /// Latest attestation entry of each validator.
+    pub attestations: HashMap<String, u64>,
+    /// The pod's attestation policy.
+    pub policy: attest::Policy,
+    /// The last block's time.
+    pub parent_time_ms: u64,
+}
+
 /// What the app shares with the node's handle.
 #[derive(Clone)]
 pub struct Shared {
+    /// See [`View`]; `None` until the app has loaded it.
+    pub view: Arc<Mutex<Option<View>>>,
     /// The ledger (the app writes it; others read).
     pub ledger: Arc<Mutex<Ledger>>,
     /// The mempool.
@@ -158,6 +174,13 @@ struct Assembled {
     signature: Signature,
 }
 
+/// A block that validated: its entries decoded and the checkpoint it leads to, so nothing is decoded or hashed
+/// twice between validation, the precommit's checkpoint signature and the commit.
+struct Prepared {
+    entries: Vec<Encoded>,
+    checkpoint: Checkpoint,
+}
+
 /// The app's state.
 pub struct App {
     ctx: PodContext,
@@ -169,6 +192,7 @@ pub struct App {
     set: ValidatorSet,
     /// Latest attestation entry index of each validator, by name.
     attestations: HashMap<String, u64>,
+    policy: attest::Policy,
     height: Height,
     round: Round,
     parent_time_ms: u64,
@@ -177,10 +201,12 @@ pub struct App {
     future: Vec<Assembled>,
     /// Blocks seen at the current height, by id: (height, round, proposed value, bytes).
     undecided: HashMap<BlockId, (ProposedValue<PodContext>, Vec<u8>)>,
+    prepared: HashMap<BlockId, Arc<Prepared>>,
     mine: HashMap<(Height, Round), BlockId>,
 }
 
-fn now_ms() -> u64 {
+/// This machine's clock, Unix milliseconds.
+pub fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
@@ -204,6 +230,8 @@ pub mod keys {
     pub const ATTESTATION: &[u8] = b"a/";
     /// `ev` ‖ height: misbehaviour seen at that height.
     pub const EVIDENCE: &[u8] = b"ev";
+    /// The pod's current attestation policy (TOML), once a block changed it.
+    pub const POLICY: &[u8] = b"policy";
 }
 
 /// The decided height, its block time, from the store.
@@ -224,6 +252,24 @@ pub fn root_at_height(ledger: &Ledger, height: u64) -> Result<Option<(u64, Hash)
     }))
 }
 
+/// The misbehaviour recorded at finalization, by height (double votes and double proposals, in words).
+pub fn misbehaviour(ledger: &Ledger) -> Result<Vec<(u64, Vec<String>)>, String> {
+    let mut out = Vec::new();
+    for (k, v) in ledger.aux_scan(keys::EVIDENCE, None, 100_000).map_err(|e| e.to_string())? {
+        let Ok(h) = <[u8; 8]>::try_from(&k[keys::EVIDENCE.len()..]) else { continue };
+        let lines: Vec<String> = ciborium::from_reader(v.as_slice()).map_err(|e| format!("stored evidence: {e}"))?;
+        out.push((u64::from_be_bytes(h), lines));
+    }
+    Ok(out)
+}
+
+/// The checkpoint `ledger` reaches by appending `entries`.
+fn checkpoint_after(ledger: &Ledger, entries: &[Encoded]) -> Result<Checkpoint, String> {
+    let (size, root) = ledger.root_after(entries);
+    let validators = ledger.validators_after(entries).map_err(|e| e.to_string())?.digest();
+    Ok(Checkpoint { origin: ledger.pod().to_string(), size, root, validators })
+}
+
 /// The round in which `height` was decided, from its stored commit certificate.
 pub fn decided_round(ledger: &Ledger, height: u64) -> Result<Option<Round>, String> {
     let Some(c) = ledger.aux_get(&height_key(keys::CERT, height)).map_err(|e| e.to_string())? else { return Ok(None) };
@@ -236,7 +282,7 @@ impl App {
     /// The app for a node whose ledger is in `shared`.
     pub fn new(cfg: AppConfig, signer: Arc<PodSigner>, shared: Shared, admitted: Admitted) -> Result<App, String> {
         let me = Address(signer.public_key().0);
-        let (tip, tip_time, set, attestations, size, root) = {
+        let (tip, tip_time, set, attestations, size, root, policy) = {
             let l = shared.ledger.lock().expect("not poisoned");
             let (tip, time) = stored_tip(&l)?;
             let set = ValidatorSet::from_ledger(&l.validators_at(l.size()))?;
@@ -251,10 +297,24 @@ impl App {
                     att.insert(v.name.clone(), 0);
                 }
             }
-            (tip, time, set, att, l.size(), l.root())
+            let text = match l.aux_get(keys::POLICY).map_err(|e| e.to_string())? {
+                Some(t) => String::from_utf8(t).map_err(|_| "the stored policy is not UTF-8")?,
+                None => match l.entry(0).map_err(|e| e.to_string())? {
+                    Entry::Genesis(g) => g.policy,
+                    _ => return Err("the ledger does not start with a genesis".into()),
+                },
+            };
+            let policy = super::admission::parse_policy(&text)?;
+            (tip, time, set, att, l.size(), l.root(), policy)
         };
         admitted.set(set.validators.iter().map(|v| v.public_key.0));
         shared.tip.send_replace(Tip { height: tip, size, root });
+        *shared.view.lock().expect("not poisoned") = Some(View {
+            set: set.clone(),
+            attestations: attestations.clone(),
+            policy: policy.clone(),
+            parent_time_ms: tip_time,
+        });
         Ok(App {
             ctx: PodContext,
             cfg,
@@ -264,6 +324,7 @@ impl App {
             admitted,
             set,
             attestations,
+            policy,
             height: Height(tip + 1),
             round: Round::Nil,
             parent_time_ms: tip_time,
@@ -271,6 +332,7 @@ impl App {
             stream_order: VecDeque::new(),
             future: Vec::new(),
             undecided: HashMap::new(),
+            prepared: HashMap::new(),
             mine: HashMap::new(),
         })
     }
@@ -467,7 +529,7 @@ impl App {
                     }
                     Ok(b) => {
                         let id = Block::id_of(&value_bytes);
-                        let validity = self.check(&b, height, &proposer);
+                        let validity = self.check(id, &b, height, &proposer);
                         let pv =
                             ProposedValue { height, round, valid_round: Round::Nil, proposer, value: id, validity };
                         self.store_undecided(pv.clone(), value_bytes.to_vec())?;
@@ -482,21 +544,22 @@ impl App {
 
     /// The checkpoint the ledger reaches by appending block `id` (which must be a block of this height).
     fn checkpoint_of(&self, id: &BlockId) -> Result<Checkpoint, String> {
+        if let Some(p) = self.prepared.get(id) {
+            return Ok(p.checkpoint.clone());
+        }
         let (_, bytes) = self.undecided.get(id).ok_or("the block is not known here")?;
         let b = Block::decode(bytes)?;
         let entries = b
             .entries
             .iter()
-            .map(|i| Entry::decode(&i.entry))
+            .map(|i| Encoded::decode(&i.entry))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| e.to_string())?;
         let l = self.shared.ledger.lock().expect("not poisoned");
         if b.parent_size != l.size() || b.parent_root != l.root() {
             return Err("the block does not extend this ledger".into());
         }
-        let (size, root) = l.root_after(&entries);
-        let validators = l.validators_after(&entries).map_err(|e| e.to_string())?.digest();
-        Ok(Checkpoint { origin: l.pod().to_string(), size, root, validators })
+        checkpoint_after(&l, &entries)
     }
 
     /// The cosigned checkpoint of a decided block: the precommits' extensions that verify, or `None` when they
@@ -523,13 +586,19 @@ impl App {
         signed.verify(&cp.origin, after).ok().map(|_| signed)
     }
 
-    /// Validates a block at the current ledger state.
-    fn check(&self, b: &Block, height: Height, proposer: &Address) -> Validity {
+    /// Validates block `id` at the current ledger state; a valid block is kept prepared for its commit.
+    fn check(&mut self, id: BlockId, b: &Block, height: Height, proposer: &Address) -> Validity {
         let l = self.shared.ledger.lock().expect("not poisoned");
         let att = |n: &str| self.attestations.get(n).copied();
         let at = block::Slot { height, proposer: *proposer, parent_time_ms: self.parent_time_ms, now_ms: now_ms() };
-        match block::validate(b, &l, &self.set, &att, &at) {
-            Ok(_) => Validity::Valid,
+        let checked = block::validate(b, &l, &self.set, &att, &self.policy, &at)
+            .and_then(|entries| Ok(Prepared { checkpoint: checkpoint_after(&l, &entries)?, entries }));
+        drop(l);
+        match checked {
+            Ok(p) => {
+                self.prepared.insert(id, Arc::new(p));
+                Validity::Valid
+            }
             Err(why) => {
                 tracing::warn!(%height, proposer = %proposer, "refusing a block: {why}");
                 Validity::Invalid
@@ -557,28 +626,32 @@ impl App {
             entries: Vec::new(),
         };
         // Take what validates, in order; drop what never will.
-        let candidates: Vec<(Hash, Entry, Vec<u8>)> =
+        let candidates: Vec<(Hash, Encoded, Vec<u8>)> =
             self.shared.mempool.lock().expect("not poisoned").queue.iter().take(MAX_BLOCK_ENTRIES).cloned().collect();
         let mut bytes_total = 0;
         let mut refused = Vec::new();
+        let mut taken = Vec::new();
+        let checkpoint;
         {
             let l = self.shared.ledger.lock().expect("not poisoned");
             let att = |n: &str| self.attestations.get(n).copied();
-            let mut checker = block::Checker::new(&l, &self.set, &att, b.time_ms);
-            for (leaf, e, sig) in candidates {
-                let enc = e.encode();
-                let len = enc.len() + sig.len() + 16;
+            let mut checker = block::Checker::new(&l, &self.set, &att, &self.policy, b.time_ms);
+            for (leaf, enc, sig) in candidates {
+                let len = enc.bytes().len() + sig.len() + 16;
                 if bytes_total + len > MAX_BLOCK_BYTES - 4096 {
                     break;
                 }
-                let item = block::Item { entry: ByteBuf::from(enc), signature: ByteBuf::from(sig) };
                 let checked = match self.cfg.fault {
-                    super::Fault::UncheckedProposals => Ok(e),
-                    super::Fault::None => checker.item(b.entries.len(), &item),
+                    super::Fault::None => checker.check(b.entries.len(), &enc, &sig),
+                    _ => Ok(()),
                 };
                 match checked {
-                    Ok(_) => {
-                        b.entries.push(item);
+                    Ok(()) => {
+                        b.entries.push(block::Item {
+                            entry: ByteBuf::from(enc.bytes().to_vec()),
+                            signature: ByteBuf::from(sig),
+                        });
+                        taken.push(enc);
                         bytes_total += len;
                     }
                     Err(why) => {
@@ -587,6 +660,7 @@ impl App {
                     }
                 }
             }
+            checkpoint = checkpoint_after(&l, &taken);
         }
         {
             let mut m = self.shared.mempool.lock().expect("not poisoned");
@@ -606,6 +680,9 @@ impl App {
             validity: Validity::Valid,
         };
         self.store_undecided(pv, bytes)?;
+        if let Ok(checkpoint) = checkpoint {
+            self.prepared.insert(id, Arc::new(Prepared { entries: taken, checkpoint }));
+        }
         self.mine.insert((height, round), id);
         Ok(id)
     }
@@ -698,7 +775,7 @@ impl App {
             return Ok(None);
         }
         let validity = match Block::decode(&a.bytes) {
-            Ok(b) => self.check(&b, a.height, &a.proposer),
+            Ok(b) => self.check(id, &b, a.height, &a.proposer),
             Err(e) => {
                 tracing::warn!(height = %a.height, "a proposed block that does not decode: {e}");
                 Validity::Invalid
@@ -729,18 +806,27 @@ impl App {
             .cloned()
             .ok_or_else(|| format!("decided block {} at height {h} is not in the store", cert.value_id))?;
         let b = Block::decode(&bytes).map_err(|e| format!("decided block at {h}: {e}"))?;
-        let entries = b
-            .entries
-            .iter()
-            .map(|i| Entry::decode(&i.entry))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| format!("decided block at {h}: {e}"))?;
+        let prepared = match self.prepared.get(&cert.value_id) {
+            Some(p) => p.clone(),
+            None => {
+                let entries = b
+                    .entries
+                    .iter()
+                    .map(|i| Encoded::decode(&i.entry))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| format!("decided block at {h}: {e}"))?;
+                let checkpoint = checkpoint_after(&self.shared.ledger.lock().expect("not poisoned"), &entries)?;
+                Arc::new(Prepared { entries, checkpoint })
+            }
+        };
+        let encoded = &prepared.entries;
         let ext = ExtendedCommitCertificate::from_commit_certificate_and_extensions(cert, extensions.clone());
         let cert_bytes = PodCodec.encode(&ext).map_err(|e| e.to_string())?;
-        let checkpoint = self.checkpoint_of(&ext.value_id).ok();
+        let checkpoint = Some(prepared.checkpoint.clone());
         let mut l = self.shared.ledger.lock().expect("not poisoned");
         let first = l.size();
-        let (size, root) = l.root_after(&entries);
+        let (size, root) = (prepared.checkpoint.size, prepared.checkpoint.root);
+        let entries: Vec<&Entry> = encoded.iter().map(|e| e.entry()).collect();
         let mut aux = vec![
             (height_key(keys::DECIDED, h.0), bytes.clone()),
             (height_key(keys::CERT, h.0), cert_bytes.to_vec()),
@@ -748,6 +834,16 @@ impl App {
             (height_key(keys::ROOT, h.0), [size.to_be_bytes().as_slice(), &root.0].concat()),
         ];
         let mut attested = Vec::new();
+        let new_policy = entries
+            .iter()
+            .filter_map(|e| match e {
+                Entry::PolicyChanged(p) => Some(p.policy.clone()),
+                _ => None,
+            })
+            .last();
+        if let Some(text) = &new_policy {
+            aux.push((keys::POLICY.to_vec(), text.as_bytes().to_vec()));
+        }
         for (i, e) in entries.iter().enumerate() {
             let name = match e {
                 Entry::NodeAdmitted(a) => Some(a.validator.name.clone()),
@@ -766,29 +862,33 @@ impl App {
             .map(|(k, _)| k)
             .filter(|k| k.len() >= 9 && u64::from_be_bytes(k[1..9].try_into().unwrap()) <= h.0)
             .collect();
-        l.append_block_with(&entries, aux, undecided).map_err(|e| format!("committing height {h}: {e}"))?;
-        let after = l.validators_at(l.size());
-        drop(l);
-        match checkpoint.as_ref().and_then(|cp| self.cosigned(cp, &extensions, &after)) {
-            Some(cp) => {
-                self.shared
-                    .ledger
-                    .lock()
-                    .expect("not poisoned")
-                    .add_checkpoint(&cp)
-                    .map_err(|e| format!("storing the checkpoint at {h}: {e}"))?;
-            }
-            None => tracing::info!(height = %h, "no quorum-signed checkpoint for this block; the next one covers it"),
+        let after = l.validators_after(encoded).map_err(|e| format!("height {h}: {e}"))?;
+        let cosigned = checkpoint.as_ref().and_then(|cp| self.cosigned(cp, &extensions, &after));
+        if cosigned.is_none() {
+            tracing::info!(height = %h, "no quorum-signed checkpoint for this block; the next one covers it");
         }
+        let (size2, root2) = l
+            .append_block_with(encoded, aux, undecided, cosigned.as_ref())
+            .map_err(|e| format!("committing height {h}: {e}"))?;
+        if (size2, root2) != (size, root) {
+            return Err(format!(
+                "height {h}: the ledger reached size {size2} root {root2}, not the checkpoint's {size} {root}"
+            ));
+        }
+        drop(l);
         let set = ValidatorSet::from_ledger(&after)?;
         tracing::debug!(height = %h, entries = entries.len(), size, root = %root, "committed");
         self.attestations.extend(attested);
+        if let Some(text) = new_policy {
+            self.policy = super::admission::parse_policy(&text)?;
+            tracing::info!(height = %h, "the pod's attestation policy changes");
+        }
         if set != self.set {
             tracing::info!(height = %h, validators = set.validators.len(), "the validator set changes from the next height");
             self.admitted.set(set.validators.iter().map(|v| v.public_key.0));
             self.set = set;
         }
-        let committed: HashMap<Hash, Committed> = entries
+        let committed: HashMap<Hash, Committed> = encoded
             .iter()
             .enumerate()
             .map(|(i, e)| (e.leaf_hash(), Committed { index: first + i as u64, height: h.0 }))
@@ -797,7 +897,14 @@ impl App {
         self.parent_time_ms = b.time_ms;
         self.height = Height(h.0 + 1);
         self.undecided.clear();
+        self.prepared.clear();
         self.mine.retain(|(hh, _), _| *hh > h);
+        *self.shared.view.lock().expect("not poisoned") = Some(View {
+            set: self.set.clone(),
+            attestations: self.attestations.clone(),
+            policy: self.policy.clone(),
+            parent_time_ms: self.parent_time_ms,
+        });
         self.shared.tip.send_replace(Tip { height: h.0, size, root });
         Ok(())
     }

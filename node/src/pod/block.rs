@@ -2,6 +2,7 @@
 
 use std::collections::HashSet;
 
+use ledger::entry::Encoded;
 use ledger::entry::{canonical_decode, canonical_encode};
 use ledger::store::Ledger;
 use ledger::{Entry, Hash};
@@ -9,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
 use super::context::{Address, BlockId, Height, Signature, ValidatorSet};
-use super::signing;
+use super::{admission, signing};
 
 /// Largest encoded block.
 pub const MAX_BLOCK_BYTES: usize = 8 << 20;
@@ -83,6 +84,8 @@ pub type Refusal = String;
 /// - an invocation or rejection names an executing node that is a current validator and its latest attestation
 ///   entry, was made within [`FRESHNESS_MS`] of the block's time and no later than it, and records a request
 ///   that neither the ledger nor this block already holds (replays are refused);
+/// - an admission's or re-attestation's evidence binds the node's key to this pod and satisfies the pod's policy
+///   at the block's time; a re-attestation is signed by its node; a new policy parses;
 /// - a governance entry (admission, removal, policy, applet) carries the approvals of at least the genesis'
 ///   threshold of members, each verifying over the entry's approval payload;
 /// - validator-set changes apply to the current set (no duplicate admission, no removal of a non-member) and
@@ -92,13 +95,14 @@ pub fn validate(
     ledger: &Ledger,
     set: &ValidatorSet,
     attestations: &dyn Fn(&str) -> Option<u64>,
+    policy: &attest::Policy,
     at: &Slot,
-) -> Result<Vec<Entry>, Refusal> {
+) -> Result<Vec<Encoded>, Refusal> {
     check_header(block, ledger, at)?;
     if block.entries.len() > MAX_BLOCK_ENTRIES {
         return Err(format!("{} entries; a block holds at most {MAX_BLOCK_ENTRIES}", block.entries.len()));
     }
-    let mut checker = Checker::new(ledger, set, attestations, block.time_ms);
+    let mut checker = Checker::new(ledger, set, attestations, policy, block.time_ms);
     block.entries.iter().enumerate().map(|(i, item)| checker.item(i, item)).collect()
 }
 
@@ -155,6 +159,7 @@ pub struct Checker<'a> {
     ledger: &'a Ledger,
     set: &'a ValidatorSet,
     attestations: &'a dyn Fn(&str) -> Option<u64>,
+    policy: &'a attest::Policy,
     block_time_ms: u64,
     requests: HashSet<Hash>,
     members: ledger::checkpoint::ValidatorSet,
@@ -162,17 +167,48 @@ pub struct Checker<'a> {
 }
 
 impl<'a> Checker<'a> {
-    /// A checker for the entries of a block at `block_time_ms` on top of `ledger`.
+    /// Evidence in an admission or re-attestation must bind the node's key to this pod and satisfy the pod's
+    /// policy, judged at the block's time (so every validator reaches the same verdict); a policy change must
+    /// parse (a policy nobody can read would stop every later admission).
+    fn attested(&self, e: &Entry) -> Result<(), String> {
+        let now = self.block_time_ms / 1000;
+        let pod = self.ledger.pod();
+        match e {
+            Entry::NodeAdmitted(a) => {
+                if !ledger::checkpoint::valid_key_name(&a.validator.name) {
+                    return Err(format!("{:?} is not a valid node name", a.validator.name));
+                }
+                let key: [u8; 32] =
+                    a.validator.public_key.as_slice().try_into().map_err(|_| "the node's key is not 32 bytes")?;
+                admission::verify(self.policy, pod, &key, &a.evidence, now)
+                    .map(|_| ())
+                    .map_err(|why| format!("{} is not admitted: {why}", a.validator.name))
+            }
+            Entry::Reattested(r) => {
+                let v = self.set.by_name(&r.node).ok_or_else(|| format!("{:?} is not a validator", r.node))?;
+                admission::verify(self.policy, pod, &v.public_key.0, &r.evidence, now)
+                    .map(|_| ())
+                    .map_err(|why| format!("{}: {why}", r.node))
+            }
+            Entry::PolicyChanged(p) => admission::parse_policy(&p.policy).map(|_| ()),
+            _ => Ok(()),
+        }
+    }
+
+    /// A checker for the entries of a block at `block_time_ms` on top of `ledger`, with the pod's attestation
+    /// `policy`.
     pub fn new(
         ledger: &'a Ledger,
         set: &'a ValidatorSet,
         attestations: &'a dyn Fn(&str) -> Option<u64>,
+        policy: &'a attest::Policy,
         block_time_ms: u64,
     ) -> Checker<'a> {
         Checker {
             ledger,
             set,
             attestations,
+            policy,
             block_time_ms,
             requests: HashSet::new(),
             members: ledger.validators_at(ledger.size()),
@@ -184,39 +220,67 @@ impl<'a> Checker<'a> {
     }
 
     /// Checks entry `i`; returns it decoded. A refused entry changes nothing.
-    pub fn item(&mut self, i: usize, item: &Item) -> Result<Entry, Refusal> {
-        let e = Entry::decode(&item.entry).map_err(|e| format!("entry {i}: {e}"))?;
+    pub fn item(&mut self, i: usize, item: &Item) -> Result<Encoded, Refusal> {
+        let enc = Encoded::decode(&item.entry).map_err(|e| format!("entry {i}: {e}"))?;
+        self.check(i, &enc, &item.signature)?;
+        Ok(enc)
+    }
+
+    /// Checks entry `i`, already decoded, with its `signature`. A refused entry changes nothing.
+    pub fn check(&mut self, i: usize, enc: &Encoded, signature: &[u8]) -> Result<(), Refusal> {
+        let e = enc.entry();
         let mut requests = std::mem::take(&mut self.requests);
-        let checked = check_entry(
-            &e,
-            &item.signature,
-            self.block_time_ms,
-            self.ledger,
-            self.set,
-            self.attestations,
-            &mut requests,
-        );
-        self.requests = requests;
-        checked.map_err(|why| format!("entry {i} ({}): {why}", e.kind()))?;
-        if e.approvals().is_some() {
-            let (members, threshold) = self.governance.as_ref().ok_or("the ledger's genesis is unreadable")?;
-            e.check_approvals(self.ledger.pod(), members, *threshold)
-                .map_err(|why| format!("entry {i} ({}): {why}", e.kind()))?;
+        let checked =
+            check_entry(enc, signature, self.block_time_ms, self.ledger, self.set, self.attestations, &mut requests);
+        let failed_early = checked.is_err();
+        let fail = |why: String| format!("entry {i} ({}): {why}", e.kind());
+        let result = checked.map_err(fail).and_then(|()| self.attested(e).map_err(fail)).and_then(|()| {
+            if e.approvals().is_some() {
+                let (members, threshold) = self.governance.as_ref().ok_or("the ledger's genesis is unreadable")?;
+                e.check_approvals(self.ledger.pod(), members, *threshold).map_err(fail)?;
+            }
+            Ok(())
+        });
+        if let Err(why) = result {
+            // The request was not recorded if the entry failed before; if it failed after, take it back.
+            if !failed_early {
+                if let Some(r) = request_of(e) {
+                    requests.remove(&r);
+                }
+            }
+            self.requests = requests;
+            return Err(why);
         }
-        if ledger::checkpoint::ValidatorSet::changes_with(&e) {
+        if ledger::checkpoint::ValidatorSet::changes_with(e) {
             let mut members = self.members.clone();
-            members.apply(&e).map_err(|why| format!("entry {i}: {why}"))?;
+            if let Err(why) = members.apply(e) {
+                if let Some(r) = request_of(e) {
+                    requests.remove(&r);
+                }
+                self.requests = requests;
+                return Err(format!("entry {i}: {why}"));
+            }
             if members.members.is_empty() {
+                self.requests = requests;
                 return Err(format!("entry {i} removes the last validator"));
             }
             self.members = members;
         }
-        Ok(e)
+        self.requests = requests;
+        Ok(())
+    }
+}
+
+fn request_of(e: &Entry) -> Option<Hash> {
+    match e {
+        Entry::Invocation(i) => Some(i.request_hash),
+        Entry::RequestRejected(r) => Some(r.request_hash),
+        _ => None,
     }
 }
 
 fn check_entry(
-    e: &Entry,
+    enc: &Encoded,
     signature: &[u8],
     block_time_ms: u64,
     ledger: &Ledger,
@@ -224,13 +288,15 @@ fn check_entry(
     attestations: &dyn Fn(&str) -> Option<u64>,
     requests: &mut HashSet<Hash>,
 ) -> Result<(), String> {
+    let e = enc.entry();
+    let leaf = enc.leaf_hash();
     let mut executed = |node: &str, at_ms: u64, request: &Hash, att: Option<u64>| -> Result<(), String> {
         let Some(v) = set.by_name(node) else {
             return Err(format!("{node:?} is not a validator of this pod"));
         };
         let sig = <[u8; 64]>::try_from(signature)
             .map_err(|_| format!("no signature of {node:?} ({} bytes)", signature.len()))?;
-        if !signing::verify(&v.public_key, &signing::receipt_bytes(&e.leaf_hash()), &Signature(sig)) {
+        if !signing::verify(&v.public_key, &signing::receipt_bytes(&leaf), &Signature(sig)) {
             return Err(format!("the signature is not {node:?}'s (a forged receipt)"));
         }
         if let Some(att) = att {
@@ -257,6 +323,14 @@ fn check_entry(
         Entry::Genesis(_) => Err("a genesis after the first entry".into()),
         Entry::Invocation(i) => executed(&i.executor, i.at_ms, &i.request_hash, Some(i.executor_attestation)),
         Entry::RequestRejected(r) => executed(&r.node, r.at_ms, &r.request_hash, None),
+        Entry::Reattested(r) => {
+            let v = set.by_name(&r.node).ok_or_else(|| format!("{:?} is not a validator of this pod", r.node))?;
+            let sig = <[u8; 64]>::try_from(signature).map_err(|_| format!("no signature of {:?}", r.node))?;
+            if !signing::verify(&v.public_key, &signing::receipt_bytes(&leaf), &Signature(sig)) {
+                return Err(format!("the signature is not {:?}'s", r.node));
+            }
+            Ok(())
+        }
         _ if !signature.is_empty() => Err("a signature on an entry that takes none".into()),
         _ => Ok(()),
     }
@@ -320,10 +394,11 @@ mod tests {
         }
     }
 
-    fn check(f: &Fixture, b: &Block) -> Result<Vec<Entry>, Refusal> {
+    fn check(f: &Fixture, b: &Block) -> Result<Vec<Encoded>, Refusal> {
         let att = |n: &str| n.starts_with("node-").then_some(0);
         let at = Slot { height: Height(2), proposer: f.proposer, parent_time_ms: T - 500, now_ms: T + 100 };
-        validate(b, &f.ledger, &f.set, &att, &at)
+        let policy = admission::parse_policy(&local::policy()).unwrap();
+        validate(b, &f.ledger, &f.set, &att, &policy, &at)
     }
 
     fn refused(f: &Fixture, b: &Block, why: &str) {

@@ -12,6 +12,9 @@ use serde_bytes::ByteBuf;
 
 use super::{peer_id, public_key, PodConfig};
 
+/// The published seed of the local pod's governance member `ops`.
+pub const MEMBER_SEED: [u8; 32] = [0xee; 32];
+
 /// The published identity seed of local node `i`.
 pub fn seed(i: usize) -> [u8; 32] {
     [i as u8 + 1; 32]
@@ -27,6 +30,19 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port on 127.0.0.1")
 }
 
+/// The simulated launch measurement of a local node's image.
+pub const MEASUREMENT: [u8; 48] = [0x5a; 48];
+
+/// The attestation policy of a local pod: sim evidence (insecure) of [`MEASUREMENT`] only.
+pub fn policy() -> String {
+    format!("[sim]\nallow = true\nmeasurements = [\"{}\"]\n", hex::encode(MEASUREMENT))
+}
+
+/// Sim evidence of local node `i` for `pod`.
+pub fn evidence(pod: &str, i: usize) -> Vec<u8> {
+    super::admission::sim_evidence(pod, &public_key(&seed(i)), MEASUREMENT)
+}
+
 /// The genesis of a local pod of `n` validators.
 pub fn genesis(pod: &str, n: usize) -> Entry {
     Entry::Genesis(Genesis {
@@ -34,10 +50,10 @@ pub fn genesis(pod: &str, n: usize) -> Entry {
         jurisdiction: "local".into(),
         created_at: 1_764_000_000,
         validators: (0..n).map(|i| Validator { name: name(i), public_key: public_key(&seed(i)).to_vec() }).collect(),
-        evidence: vec![],
-        members: vec![Member { name: "ops".into(), public_key: ByteBuf::from(public_key(&[0xee; 32]).to_vec()) }],
+        evidence: (0..n).map(|i| ByteBuf::from(evidence(pod, i))).collect(),
+        members: vec![Member { name: "ops".into(), public_key: ByteBuf::from(public_key(&MEMBER_SEED).to_vec()) }],
         threshold: 1,
-        policy: String::new(),
+        policy: policy(),
     })
 }
 

@@ -10,6 +10,7 @@
 //! decision before the block, its certificate and its entries are in one synced write; accept a validator
 //! proof from a key the ledger has not admitted, or from a peer whose network key is not its ledger key.
 
+pub mod admission;
 pub mod app;
 pub mod block;
 pub mod codec;
@@ -22,6 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context as _};
+use ledger::entry::Encoded;
 use ledger::store::{Ledger, RocksKv};
 use ledger::Entry;
 use malachitebft_app_channel::app::config::{
@@ -77,6 +79,47 @@ pub enum Fault {
     /// Proposes whatever its mempool holds without checking it: forged receipts, replays and stale entries reach
     /// the other validators, which must refuse the block.
     UncheckedProposals,
+    /// Double-signs: every vote it sends is followed by a conflicting one, every proposal by a proposal of
+    /// another block (Malachite's Byzantine network proxy; feature `byzantine`).
+    #[cfg(feature = "byzantine")]
+    Equivocate,
+}
+
+#[cfg(feature = "byzantine")]
+mod byzantine {
+    use malachitebft_app_channel::{ByzantineContext, NetworkIdentity};
+    use malachitebft_engine_byzantine::{ByzantineConfig, Trigger};
+
+    use super::codec::PodCodec;
+    use super::context::{Address, BlockId, PodContext};
+    use super::signing::PodSigner;
+
+    /// A network proxy that equivocates every vote and proposal.
+    pub fn context(
+        identity: NetworkIdentity,
+        seed: &[u8; 32],
+        address: Address,
+    ) -> ByzantineContext<PodContext, PodCodec> {
+        let flip = |id: &BlockId| {
+            let mut h = id.0;
+            h.0[31] ^= 0xff;
+            BlockId(h)
+        };
+        ByzantineContext {
+            identity,
+            codec: PodCodec,
+            config: ByzantineConfig::new(Some(7))
+                .with_equivocate_votes(Trigger::Always)
+                .with_equivocate_proposals(Trigger::Always),
+            signer: Box::new(PodSigner::new(seed)),
+            address,
+            conflicting_value_fn: Some(Box::new(move |v: &BlockId| flip(v))),
+            conflicting_vote_value_fn: Some(Box::new(move |v: Option<&BlockId>| match v {
+                Some(id) => flip(id),
+                None => BlockId(ledger::Hash::digest(b"sigil: a conflicting vote")),
+            })),
+        }
+    }
 }
 
 impl PodConfig {
@@ -135,6 +178,7 @@ pub struct PodNode {
     pub address: Address,
     name: String,
     signer: Arc<PodSigner>,
+    fault: Fault,
     engine: EngineHandle,
     app: tokio::task::JoinHandle<Result<(), String>>,
     shared: Shared,
@@ -154,13 +198,16 @@ impl PodNode {
         } else {
             Ledger::create(Box::new(kv), &cfg.genesis)?
         };
+        check_genesis(&cfg.genesis)?;
         let signer = Arc::new(PodSigner::new(&cfg.seed));
         let address = Address(signer.public_key().0);
-        if ledger.validators_at(ledger.size()).members.iter().all(|m| m.public_key != address.0) {
-            tracing::warn!(name = %cfg.name, "this node is not a validator of the pod (yet): it follows without voting");
+        let member = ledger.validators_at(ledger.size()).members.iter().any(|m| m.public_key == address.0);
+        if !member {
+            tracing::warn!(name = %cfg.name, "this node is not a validator of the pod (yet): it follows the pod and votes once admitted");
         }
         let (tip, _) = watch::channel(Tip::default());
         let shared = Shared {
+            view: Arc::new(Mutex::new(None)),
             ledger: Arc::new(Mutex::new(ledger)),
             mempool: Arc::new(Mutex::new(Mempool::new(cfg.mempool_capacity))),
             queued: Arc::new(Notify::new()),
@@ -182,7 +229,13 @@ impl PodNode {
             .await
             .map_err(|e| anyhow!("signing the validator proof: {e}"))?;
         let proof_bytes = PodCodec.encode(&proof)?;
-        let identity = NetworkIdentity::new_validator(cfg.name.clone(), keypair, address.to_string(), proof_bytes);
+        // A node that is not (yet) a validator sends no validator proof: the pod's nodes would refuse it and
+        // disconnect. It connects as a follower, syncs, and votes from the height after its admission.
+        let identity = if member {
+            NetworkIdentity::new_validator(cfg.name.clone(), keypair, address.to_string(), proof_bytes)
+        } else {
+            NetworkIdentity::new(cfg.name.clone(), keypair, Some(address.to_string()))
+        };
         let parse = |a: &str| a.parse::<Multiaddr>().with_context(|| format!("{a:?} is not a multiaddr"));
         let discovery = DiscoveryConfig { enabled: false, max_connections_per_ip: 64, ..DiscoveryConfig::default() };
         let p2p = P2pConfig {
@@ -206,19 +259,41 @@ impl PodNode {
             },
         };
         let verifier = PodVerifier { admitted };
-        let (channels, engine) = EngineBuilder::new(PodContext, engine_cfg)
-            .with_default_wal(WalContext::new(cfg.data_dir.join("wal").join("consensus.wal"), PodCodec))
+        let wal = WalContext::new(cfg.data_dir.join("wal").join("consensus.wal"), PodCodec);
+        let consensus =
+            ConsensusContext::new_validator(address, Box::new(verifier), Box::new(PodSigner::new(&cfg.seed)));
+        #[cfg(feature = "byzantine")]
+        let built = if cfg.fault == Fault::Equivocate {
+            EngineBuilder::new(PodContext, engine_cfg)
+                .with_default_wal(wal)
+                .with_byzantine_network(byzantine::context(identity, &cfg.seed, address))
+                .await
+                .map_err(|e| anyhow!("starting the byzantine network proxy: {e:#}"))?
+                .with_default_sync(SyncContext::new(PodCodec))
+                .with_default_consensus(consensus)
+                .with_default_request(RequestContext::new(100))
+                .build()
+                .await
+        } else {
+            EngineBuilder::new(PodContext, engine_cfg)
+                .with_default_wal(wal)
+                .with_default_network(NetworkContext::new(identity, PodCodec))
+                .with_default_sync(SyncContext::new(PodCodec))
+                .with_default_consensus(consensus)
+                .with_default_request(RequestContext::new(100))
+                .build()
+                .await
+        };
+        #[cfg(not(feature = "byzantine"))]
+        let built = EngineBuilder::new(PodContext, engine_cfg)
+            .with_default_wal(wal)
             .with_default_network(NetworkContext::new(identity, PodCodec))
             .with_default_sync(SyncContext::new(PodCodec))
-            .with_default_consensus(ConsensusContext::new_validator(
-                address,
-                Box::new(verifier),
-                Box::new(PodSigner::new(&cfg.seed)),
-            ))
+            .with_default_consensus(consensus)
             .with_default_request(RequestContext::new(100))
             .build()
-            .await
-            .map_err(|e| anyhow!("starting consensus: {e:#}"))?;
+            .await;
+        let (channels, engine) = built.map_err(|e| anyhow!("starting consensus: {e:#}"))?;
         let name = cfg.name.clone();
         let app = tokio::spawn(async move {
             let r = app.run(channels).await;
@@ -227,26 +302,45 @@ impl PodNode {
             }
             r
         });
-        Ok(PodNode { address, name: cfg.name, signer, engine, app, shared })
+        Ok(PodNode { address, name: cfg.name, signer, fault: cfg.fault, engine, app, shared })
     }
 
     /// Queues an entry for a block; the receiver fires once it is committed (dropped if it never will be). An
-    /// invocation or rejection this node executed is signed with its key here.
+    /// invocation or rejection this node executed, or its own re-attestation, is signed with its key here.
     pub fn submit(&self, entry: Entry) -> Result<oneshot::Receiver<Committed>, String> {
         let mine = match &entry {
             Entry::Invocation(i) => i.executor == self.name,
             Entry::RequestRejected(r) => r.node == self.name,
+            Entry::Reattested(r) => r.node == self.name,
             _ => false,
         };
+        let enc = Encoded::new(entry);
         let sig =
-            if mine { self.signer.sign(&signing::receipt_bytes(&entry.leaf_hash())).0.to_vec() } else { Vec::new() };
-        self.submit_signed(entry, sig)
+            if mine { self.signer.sign(&signing::receipt_bytes(&enc.leaf_hash())).0.to_vec() } else { Vec::new() };
+        self.submit_encoded(enc, sig)
     }
 
     /// Queues an entry with the signature that vouches for it (see [`block::Item`]).
     pub fn submit_signed(&self, entry: Entry, signature: Vec<u8>) -> Result<oneshot::Receiver<Committed>, String> {
-        if matches!(entry, Entry::Genesis(_)) {
+        self.submit_encoded(Encoded::new(entry), signature)
+    }
+
+    /// Checks an entry against the ledger as a validator would, then queues it: an entry that cannot be
+    /// committed is refused here, with the reason.
+    fn submit_encoded(&self, entry: Encoded, signature: Vec<u8>) -> Result<oneshot::Receiver<Committed>, String> {
+        if matches!(entry.entry(), Entry::Genesis(_)) {
             return Err("a genesis cannot be submitted".into());
+        }
+        if self.fault != Fault::UncheckedProposals {
+            // Lock order: the view, then the ledger (the app never holds the ledger while it takes the view).
+            let guard = self.shared.view.lock().expect("not poisoned");
+            let view = guard.as_ref().ok_or("the node is starting")?;
+            let l = self.shared.ledger.lock().expect("not poisoned");
+            let att = |n: &str| view.attestations.get(n).copied();
+            let now = app::now_ms().max(view.parent_time_ms);
+            block::Checker::new(&l, &view.set, &att, &view.policy, now)
+                .check(0, &entry, &signature)
+                .map_err(|why| why.replacen("entry 0 ", "", 1))?;
         }
         let rx = self.shared.mempool.lock().expect("not poisoned").push(entry, signature)?;
         self.shared.queued.notify_one();
@@ -275,6 +369,26 @@ impl PodNode {
         self.app.abort();
         let _ = self.app.await;
     }
+}
+
+/// Every genesis validator's evidence must bind its key to the pod and satisfy the genesis policy.
+fn check_genesis(genesis: &Entry) -> anyhow::Result<()> {
+    let Entry::Genesis(g) = genesis else { bail!("the genesis is a {} entry", genesis.kind()) };
+    let policy = admission::parse_policy(&g.policy).map_err(|e| anyhow!(e))?;
+    if g.evidence.len() != g.validators.len() {
+        bail!("the genesis has {} validators but {} evidence bundles", g.validators.len(), g.evidence.len());
+    }
+    let now = app::now_ms() / 1000;
+    for (v, ev) in g.validators.iter().zip(&g.evidence) {
+        let key: [u8; 32] = v
+            .public_key
+            .as_slice()
+            .try_into()
+            .map_err(|_| anyhow!("validator {}: a {}-byte key", v.name, v.public_key.len()))?;
+        admission::verify(&policy, &g.pod, &key, ev, now)
+            .map_err(|why| anyhow!("genesis validator {}: {why}", v.name))?;
+    }
+    Ok(())
 }
 
 fn kv_has_ledger(kv: &RocksKv) -> anyhow::Result<bool> {
