@@ -237,3 +237,28 @@ fn adapter_pairs_commit_with_their_block_and_stay_in_their_namespace() {
     assert!(l3.append_block_with(&g, vec![(b"b/2".to_vec(), vec![1])], vec![], None).is_err());
     assert_eq!(l3.aux_get(b"b/2").unwrap(), None);
 }
+
+#[test]
+fn a_checkpoint_in_the_block_s_write_must_describe_the_ledger_after_it() {
+    let (kv, mut l) = filled();
+    let block: Vec<ledger::entry::Encoded> =
+        vec![call(200, 1, "kv")].into_iter().map(ledger::entry::Encoded::new).collect();
+    let (size, root) = l.root_after(&block);
+    let set = l.validators_after(&block).unwrap();
+    let cp = ledger::checkpoint::Checkpoint { origin: l.pod().to_string(), size, root, validators: set.digest() };
+    let sign = |cp: &ledger::checkpoint::Checkpoint, n: u8| {
+        let lines: Vec<String> = (0..n).map(|i| cp.sign(&format!("node-{i}"), &key(i))).collect();
+        ledger::checkpoint::SignedCheckpoint::from_lines(cp.clone(), &lines).unwrap()
+    };
+    let before = (l.size(), l.root());
+    // Another root, or too few signatures: the whole block is refused and nothing is written.
+    let wrong = ledger::checkpoint::Checkpoint { root: Hash::digest(b"x"), ..cp.clone() };
+    assert!(l.append_block_with(&block, vec![], vec![], Some(&sign(&wrong, 4))).is_err());
+    assert!(l.append_block_with(&block, vec![], vec![], Some(&sign(&cp, 1))).is_err());
+    assert_eq!((l.size(), l.root()), before);
+    let reopened = Ledger::open(Box::new(kv.clone())).unwrap();
+    assert_eq!((reopened.size(), reopened.root()), before);
+    // The right one is stored with the block.
+    l.append_block_with(&block, vec![], vec![], Some(&sign(&cp, 4))).unwrap();
+    assert_eq!(l.latest_checkpoint().unwrap().unwrap().checkpoint, cp);
+}
