@@ -834,13 +834,10 @@ impl App {
             (height_key(keys::ROOT, h.0), [size.to_be_bytes().as_slice(), &root.0].concat()),
         ];
         let mut attested = Vec::new();
-        let new_policy = entries
-            .iter()
-            .filter_map(|e| match e {
-                Entry::PolicyChanged(p) => Some(p.policy.clone()),
-                _ => None,
-            })
-            .last();
+        let new_policy = entries.iter().rev().find_map(|e| match e {
+            Entry::PolicyChanged(p) => Some(p.policy.clone()),
+            _ => None,
+        });
         if let Some(text) = &new_policy {
             aux.push((keys::POLICY.to_vec(), text.as_bytes().to_vec()));
         }
