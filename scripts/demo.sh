@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The main job, until `sigil devnet` exists (it comes with the node issue): build `sigil` and verify the real
-# AMD SEV-SNP and Intel TDX evidence bundled in attest/testdata, plus simulated evidence, showing each verdict;
-# verify an example receipt; run the example applets in the enclave runtime.
+# The main job, as far as it exists: build `sigil`, run a local pod (`sigil devnet`: consensus only until the node
+# issue brings its HTTP API and applets), verify the real AMD SEV-SNP and Intel TDX evidence bundled in
+# attest/testdata plus simulated evidence, verify an example receipt, and run the example applets in the enclave
+# runtime.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
@@ -35,6 +36,10 @@ run applet run applets/notes/sigil.toml "$w/notes.wasm" get --args '{"key":"hell
 run applet run applets/runaway/sigil.toml "$w/runaway.wasm" spin
 run applet run applets/runaway/sigil.toml "$w/runaway.wasm" egress --args http://169.254.169.254/latest/meta-data/
 echo
-echo "Next: sigil attest verify --help, sigil receipt verify --help, sigil applet run --help, docs/attestation.md,"
-echo "docs/receipts.md, docs/applets.md."
-echo "sigil devnet (a local pod) is not built yet: it arrives with the consensus and node issues."
+echo "== A local pod: 4 nodes on 127.0.0.1 agreeing through Malachite consensus (simulated TEEs), then resumed"
+run devnet --nodes 4 --data "$tmp/pod" --for 6
+run devnet --nodes 4 --data "$tmp/pod" --for 4
+echo
+echo "Next: sigil devnet --help, sigil node run --help, sigil attest verify --help, sigil receipt verify --help,"
+echo "sigil applet run --help; docs/consensus.md, docs/attestation.md, docs/receipts.md, docs/applets.md."
+echo "The devnet's HTTP API, deployed applets and devnet.json arrive with the node issue."

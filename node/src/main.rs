@@ -7,6 +7,7 @@
 
 mod applet_cmd;
 mod attest_cmd;
+mod devnet_cmd;
 mod node_cmd;
 mod receipt_cmd;
 
@@ -30,6 +31,8 @@ enum Command {
     /// Check and run applets (WebAssembly + manifest) locally, in the node's enclave runtime.
     #[command(subcommand)]
     Applet(applet_cmd::AppletCommand),
+    /// Run a local pod on 127.0.0.1 with simulated TEEs (consensus only, for now).
+    Devnet(devnet_cmd::DevnetArgs),
     /// Run a node of a pod (consensus over libp2p, the ledger in RocksDB).
     #[command(subcommand)]
     Node(node_cmd::NodeCommand),
@@ -40,7 +43,12 @@ enum Command {
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SIGIL_LOG").unwrap_or_else(|_| "warn".into()))
+        // By default, warnings and errors, less the consensus network's reports of peers it cannot reach yet
+        // (every peer that is still starting): SIGIL_LOG=warn shows those too.
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SIGIL_LOG")
+                .unwrap_or_else(|_| "warn,arc_malachitebft_network=off".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
@@ -49,5 +57,6 @@ fn main() -> ExitCode {
         Command::Receipt(cmd) => receipt_cmd::run(cmd),
         Command::Applet(cmd) => applet_cmd::run(cmd),
         Command::Node(cmd) => node_cmd::run(cmd),
+        Command::Devnet(a) => devnet_cmd::run(a),
     }
 }

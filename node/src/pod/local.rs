@@ -57,9 +57,16 @@ pub fn genesis(pod: &str, n: usize) -> Entry {
     })
 }
 
-/// Configurations of a local pod of `n` nodes, data under `dir/node-i`, each connected to all others.
+/// Configurations of a local pod of `n` nodes, data under `dir/node-i`, each connected to all others, on free
+/// ports.
 pub fn configs(pod: &str, n: usize, dir: &Path) -> Vec<PodConfig> {
     let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+    configs_on(pod, &ports, dir)
+}
+
+/// Configurations of a local pod whose node `i` listens on 127.0.0.1:`ports[i]`.
+pub fn configs_on(pod: &str, ports: &[u16], dir: &Path) -> Vec<PodConfig> {
+    let n = ports.len();
     (0..n)
         .map(|i| PodConfig {
             name: name(i),
