@@ -35,16 +35,7 @@ async fn four_nodes_commit_a_stream_of_entries_with_identical_ledgers() {
     assert!(indexes.iter().all(|i| (1..=200).contains(i)), "entries follow the genesis: {indexes:?}");
 
     // Every node reaches the same tip; every height has the same root everywhere.
-    let target = nodes.iter().map(|n| n.tip().borrow().height).max().unwrap();
-    for n in &nodes {
-        let mut tip = n.tip();
-        tokio::time::timeout(Duration::from_secs(30), tip.wait_for(|t| t.height >= target)).await.unwrap().unwrap();
-    }
-    for h in 1..=target {
-        let roots: Vec<_> = nodes.iter().map(|n| root_at_height(&n.ledger().lock().unwrap(), h).unwrap()).collect();
-        assert!(roots[0].is_some(), "height {h} committed");
-        assert!(roots.iter().all(|r| r == &roots[0]), "height {h}: {roots:?}");
-    }
+    agree(&nodes).await;
     for (i, n) in nodes.iter().enumerate() {
         let l = n.ledger();
         let l = l.lock().unwrap();
@@ -69,6 +60,21 @@ async fn four_nodes_commit_a_stream_of_entries_with_identical_ledgers() {
     for n in nodes {
         n.stop().await;
     }
+}
+
+/// Waits until every node reaches the highest tip among them, then checks that every height has the same root
+/// everywhere. Returns that height.
+async fn agree(nodes: &[PodNode]) -> u64 {
+    let target = nodes.iter().map(|n| n.tip().borrow().height).max().unwrap();
+    for n in nodes {
+        let mut tip = n.tip();
+        tokio::time::timeout(Duration::from_secs(30), tip.wait_for(|t| t.height >= target)).await.unwrap().unwrap();
+    }
+    for h in 1..=target {
+        let roots: Vec<_> = nodes.iter().map(|n| root_at_height(&n.ledger().lock().unwrap(), h).unwrap()).collect();
+        assert!(roots[0].is_some() && roots.iter().all(|r| r == &roots[0]), "height {h}: {roots:?}");
+    }
+    target
 }
 
 /// Submits `count` entries round-robin to `nodes` (each executes its own) and waits for all to commit.
@@ -174,15 +180,7 @@ async fn a_2_2_partition_commits_nothing_and_heals_without_a_fork() {
     for rx in waiting {
         tokio::time::timeout(Duration::from_secs(120), rx).await.expect("committed after healing").expect("committed");
     }
-    let target = nodes.iter().map(|n| n.tip().borrow().height).max().unwrap();
-    for n in &nodes {
-        let mut tip = n.tip();
-        tokio::time::timeout(Duration::from_secs(30), tip.wait_for(|t| t.height >= target)).await.unwrap().unwrap();
-    }
-    for h in 1..=target {
-        let roots: Vec<_> = nodes.iter().map(|n| root_at_height(&n.ledger().lock().unwrap(), h).unwrap()).collect();
-        assert!(roots[0].is_some() && roots.iter().all(|r| r == &roots[0]), "height {h}: {roots:?}");
-    }
+    agree(&nodes).await;
     for n in nodes {
         n.stop().await;
     }
@@ -268,15 +266,7 @@ async fn a_byzantine_proposer_s_forged_replayed_and_stale_entries_are_refused_an
         assert_eq!(l.by_request(&request(&replay)).unwrap(), Some(first[0].0), "the request is in the ledger once");
         assert_eq!(l.validators_at(l.size()).members.len(), 4, "the forged admission never committed");
     }
-    let target = nodes.iter().map(|n| n.tip().borrow().height).max().unwrap();
-    for n in &nodes {
-        let mut tip = n.tip();
-        tokio::time::timeout(Duration::from_secs(30), tip.wait_for(|t| t.height >= target)).await.unwrap().unwrap();
-    }
-    for h in 1..=target {
-        let roots: Vec<_> = nodes.iter().map(|n| root_at_height(&n.ledger().lock().unwrap(), h).unwrap()).collect();
-        assert!(roots[0].is_some() && roots.iter().all(|r| r == &roots[0]), "height {h}: {roots:?}");
-    }
+    agree(&nodes).await;
     for n in nodes {
         n.stop().await;
     }
@@ -300,12 +290,8 @@ async fn a_double_signing_node_is_recorded_as_misbehaving_and_the_pod_keeps_comm
         .await
         .expect("liveness")
         .unwrap();
-    let target = tip.borrow().height;
-    for n in &nodes[..3] {
-        let mut t = n.tip();
-        tokio::time::timeout(Duration::from_secs(30), t.wait_for(|t| t.height >= target)).await.unwrap().unwrap();
-    }
-    // The honest nodes recorded node 3's double votes (with both signed votes), and agree at every height.
+    // The honest nodes agree at every height, and recorded node 3's double votes.
+    agree(&nodes[..3]).await;
     let recorded: Vec<String> = nodes[..3]
         .iter()
         .flat_map(|n| misbehaviour(&n.ledger().lock().unwrap()).unwrap())
@@ -313,11 +299,6 @@ async fn a_double_signing_node_is_recorded_as_misbehaving_and_the_pod_keeps_comm
         .collect();
     assert!(recorded.iter().any(|l| l.starts_with("node-3 double-voted")), "{recorded:?}");
     assert!(recorded.iter().all(|l| l.starts_with("node-3 ")), "only node 3 misbehaved: {recorded:?}");
-    for h in 1..=target {
-        let roots: Vec<_> =
-            nodes[..3].iter().map(|n| root_at_height(&n.ledger().lock().unwrap(), h).unwrap()).collect();
-        assert!(roots[0].is_some() && roots.iter().all(|r| r == &roots[0]), "height {h}: {roots:?}");
-    }
     for n in nodes {
         n.stop().await;
     }

@@ -34,8 +34,8 @@ use malachitebft_app_channel::app::types::codec::Codec;
 use malachitebft_app_channel::app::types::core::LinearTimeouts;
 use malachitebft_app_channel::app::types::Keypair;
 use malachitebft_app_channel::{
-    ConsensusContext, EngineBuilder, EngineHandle, NetworkContext, NetworkIdentity, RequestContext, Signer as _,
-    SyncContext, WalContext,
+    Channels, ConsensusContext, EngineBuilder, EngineHandle, NetworkContext, NetworkIdentity, RequestContext,
+    Signer as _, SyncContext, WalContext,
 };
 use tokio::sync::{oneshot, watch, Notify};
 
@@ -263,7 +263,7 @@ impl PodNode {
         let consensus =
             ConsensusContext::new_validator(address, Box::new(verifier), Box::new(PodSigner::new(&cfg.seed)));
         #[cfg(feature = "byzantine")]
-        let built = if cfg.fault == Fault::Equivocate {
+        let (channels, engine) = if cfg.fault == Fault::Equivocate {
             EngineBuilder::new(PodContext, engine_cfg)
                 .with_default_wal(wal)
                 .with_byzantine_network(byzantine::context(identity, &cfg.seed, address))
@@ -274,26 +274,12 @@ impl PodNode {
                 .with_default_request(RequestContext::new(100))
                 .build()
                 .await
+                .map_err(|e| anyhow!("starting consensus: {e:#}"))?
         } else {
-            EngineBuilder::new(PodContext, engine_cfg)
-                .with_default_wal(wal)
-                .with_default_network(NetworkContext::new(identity, PodCodec))
-                .with_default_sync(SyncContext::new(PodCodec))
-                .with_default_consensus(consensus)
-                .with_default_request(RequestContext::new(100))
-                .build()
-                .await
+            engine(engine_cfg, wal, identity, consensus).await?
         };
         #[cfg(not(feature = "byzantine"))]
-        let built = EngineBuilder::new(PodContext, engine_cfg)
-            .with_default_wal(wal)
-            .with_default_network(NetworkContext::new(identity, PodCodec))
-            .with_default_sync(SyncContext::new(PodCodec))
-            .with_default_consensus(consensus)
-            .with_default_request(RequestContext::new(100))
-            .build()
-            .await;
-        let (channels, engine) = built.map_err(|e| anyhow!("starting consensus: {e:#}"))?;
+        let (channels, engine) = engine(engine_cfg, wal, identity, consensus).await?;
         let name = cfg.name.clone();
         let app = tokio::spawn(async move {
             let r = app.run(channels).await;
@@ -389,6 +375,24 @@ fn check_genesis(genesis: &Entry) -> anyhow::Result<()> {
             .map_err(|why| anyhow!("genesis validator {}: {why}", v.name))?;
     }
     Ok(())
+}
+
+/// Malachite with its own network, WAL, sync and consensus actors.
+async fn engine(
+    cfg: EngineConfig,
+    wal: WalContext<PodCodec>,
+    identity: NetworkIdentity,
+    consensus: ConsensusContext<PodContext>,
+) -> anyhow::Result<(Channels<PodContext>, EngineHandle)> {
+    EngineBuilder::new(PodContext, cfg)
+        .with_default_wal(wal)
+        .with_default_network(NetworkContext::new(identity, PodCodec))
+        .with_default_sync(SyncContext::new(PodCodec))
+        .with_default_consensus(consensus)
+        .with_default_request(RequestContext::new(100))
+        .build()
+        .await
+        .map_err(|e| anyhow!("starting consensus: {e:#}"))
 }
 
 fn kv_has_ledger(kv: &RocksKv) -> anyhow::Result<bool> {
