@@ -479,6 +479,20 @@ fn node_run_refuses_a_bad_configuration_with_a_clear_error_and_exit_2() {
     std::fs::write(dir.path().join("entry.cbor"), invocation(0, 1).encode()).unwrap();
     case("notgenesis.toml", &text.replace("genesis = \"genesis.cbor\"", "genesis = \"entry.cbor\""), "not a genesis");
     assert!(!cfgs[0].data_dir.exists(), "nothing was created");
+
+    // A genesis whose validators' evidence its own policy refuses (the default policy refuses sim evidence).
+    let mut refusing = genesis(1);
+    if let ledger::Entry::Genesis(g) = &mut refusing {
+        g.policy = String::new();
+    }
+    std::fs::write(dir.path().join("refusing.cbor"), refusing.encode()).unwrap();
+    let p = dir.path().join("refusing.toml");
+    std::fs::write(&p, text.replace("genesis = \"genesis.cbor\"", "genesis = \"refusing.cbor\"")).unwrap();
+    let out = run(&p);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("genesis validator node-0: sim evidence refused"), "{err}");
+    assert!(!cfgs[0].data_dir.exists(), "nothing was created");
 }
 
 fn tempdir() -> TempDir {

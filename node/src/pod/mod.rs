@@ -187,6 +187,7 @@ pub struct PodNode {
 impl PodNode {
     /// Opens (or creates, from the genesis) the node's ledger and starts consensus.
     pub async fn start(cfg: PodConfig) -> anyhow::Result<PodNode> {
+        check_genesis(&cfg.genesis)?; // before anything is created
         std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating {}", cfg.data_dir.display()))?;
         let kv = RocksKv::open(&cfg.data_dir.join("ledger"))?;
         let ledger = if kv_has_ledger(&kv)? {
@@ -198,7 +199,6 @@ impl PodNode {
         } else {
             Ledger::create(Box::new(kv), &cfg.genesis)?
         };
-        check_genesis(&cfg.genesis)?;
         let signer = Arc::new(PodSigner::new(&cfg.seed));
         let address = Address(signer.public_key().0);
         let member = ledger.validators_at(ledger.size()).members.iter().any(|m| m.public_key == address.0);
