@@ -8,7 +8,6 @@
 //! and a connecting validator proves it holds an admitted key (`signing::PodVerifier`).
 
 use attest::{AttestationResult, Endorsements, Policy, Verdict, Verifier};
-use ledger::Entry;
 use ring::digest::{digest, SHA512};
 
 const IDENTITY: &[u8] = b"sigil/node-identity/v1\0";
@@ -49,16 +48,7 @@ pub fn verify(
     }
 }
 
-/// The pod's attestation policy after the ledger's last policy change (or the genesis').
+/// Parses a pod's attestation policy (the genesis' or a `policy_changed` entry's TOML).
 pub fn parse_policy(text: &str) -> Result<Policy, String> {
     Policy::from_toml(text).map_err(|e| format!("the pod's policy does not parse: {e}"))
-}
-
-/// The policy text an entry sets, if it sets one.
-pub fn policy_of(e: &Entry) -> Option<&str> {
-    match e {
-        Entry::Genesis(g) => Some(&g.policy),
-        Entry::PolicyChanged(p) => Some(&p.policy),
-        _ => None,
-    }
 }
