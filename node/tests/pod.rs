@@ -304,6 +304,46 @@ async fn a_double_signing_node_is_recorded_as_misbehaving_and_the_pod_keeps_comm
     }
 }
 
+#[test]
+fn devnet_starts_a_pod_commits_and_resumes_it() {
+    let dir = tempdir();
+    let data = dir.path().join("pod");
+    let devnet = |nodes: &str, secs: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_sigil"))
+            .args(["devnet", "--nodes", nodes, "--for", secs, "--data"])
+            .arg(&data)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let heights = |out: &std::process::Output| -> Vec<u64> {
+        String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .filter_map(|l| l.strip_prefix("height")?.split_whitespace().next()?.parse().ok())
+            .collect()
+    };
+    let first = devnet("2", "2");
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    assert!(String::from_utf8_lossy(&first.stdout).contains("2 nodes committing"));
+    let h1 = *heights(&first).last().expect("progress lines");
+    assert!(h1 >= 1, "the pod committed");
+    // Resumed from its directory: the same pod, further along.
+    let again = devnet("2", "2");
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("resuming the pod"));
+    assert!(heights(&again).first().is_some_and(|h| *h >= h1), "resumed at {:?}, was at {h1}", heights(&again));
+    // Another size on the same directory is refused, and changes nothing.
+    let other = devnet("3", "1");
+    assert_eq!(other.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&other.stderr).contains("holds a pod of 2 nodes, not 3"));
+    let l = ledger::store::Ledger::open(Box::new(
+        ledger::store::RocksKv::open(&data.join("node-0").join("ledger")).unwrap(),
+    ))
+    .unwrap();
+    assert_eq!(l.pod(), "devnet");
+    assert!(root_at_height(&l, h1).unwrap().is_some());
+}
+
 fn approved(mut e: ledger::Entry) -> ledger::Entry {
     let payload = e.approval_payload("test-pod").unwrap();
     let sig =
