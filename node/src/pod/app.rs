@@ -286,23 +286,19 @@ impl App {
             let l = shared.ledger.lock().expect("not poisoned");
             let (tip, time) = stored_tip(&l)?;
             let set = ValidatorSet::from_ledger(&l.validators_at(l.size()))?;
-            let mut att = HashMap::new();
+            let Entry::Genesis(genesis) = l.entry(0).map_err(|e| e.to_string())? else {
+                return Err("the ledger does not start with a genesis".into());
+            };
+            // The genesis (entry 0) attests its validators; later admissions and re-attestations, stored as they
+            // commit, replace that.
+            let mut att: HashMap<String, u64> = genesis.validators.iter().map(|v| (v.name.clone(), 0)).collect();
             for (k, v) in l.aux_scan(keys::ATTESTATION, None, 100_000).map_err(|e| e.to_string())? {
                 let name = String::from_utf8_lossy(&k[keys::ATTESTATION.len()..]).into_owned();
                 att.insert(name, u64::from_be_bytes(v.as_slice().try_into().map_err(|_| "bad attestation index")?));
             }
-            if att.is_empty() {
-                // A new ledger: the genesis (entry 0) attests its validators.
-                for v in set.validators.iter() {
-                    att.insert(v.name.clone(), 0);
-                }
-            }
             let text = match l.aux_get(keys::POLICY).map_err(|e| e.to_string())? {
                 Some(t) => String::from_utf8(t).map_err(|_| "the stored policy is not UTF-8")?,
-                None => match l.entry(0).map_err(|e| e.to_string())? {
-                    Entry::Genesis(g) => g.policy,
-                    _ => return Err("the ledger does not start with a genesis".into()),
-                },
+                None => genesis.policy,
             };
             let policy = super::admission::parse_policy(&text)?;
             (tip, time, set, att, l.size(), l.root(), policy)
@@ -940,5 +936,47 @@ impl App {
             .expect("not poisoned")
             .aux_write(vec![(height_key(keys::EVIDENCE, height.0), v)], vec![])
             .map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pod::local;
+    use ledger::entry::NodeAdmitted;
+
+    #[test]
+    fn a_reopened_ledger_keeps_the_genesis_attestations_beside_later_admissions() {
+        let mut ledger = Ledger::in_memory(&local::genesis("p", 4)).unwrap();
+        let admitted = Entry::NodeAdmitted(NodeAdmitted {
+            validator: ledger::checkpoint::Validator { name: local::name(4), public_key: vec![4; 32] },
+            evidence: ByteBuf::new(),
+            attestation_result: ByteBuf::new(),
+            approvals: vec![],
+        });
+        let index = ledger.append(&admitted).unwrap();
+        ledger
+            .aux_write(vec![([keys::ATTESTATION, b"node-4"].concat(), index.to_be_bytes().to_vec())], vec![])
+            .unwrap();
+        let (tip, _) = watch::channel(Tip::default());
+        let shared = Shared {
+            view: Arc::new(Mutex::new(None)),
+            ledger: Arc::new(Mutex::new(ledger)),
+            mempool: Arc::new(Mutex::new(Mempool::new(10))),
+            queued: Arc::new(Notify::new()),
+            tip,
+        };
+        let cfg = AppConfig {
+            name: local::name(0),
+            timeouts: crate::pod::PodConfig::local_timeouts(),
+            idle_block: Duration::from_millis(100),
+            fault: crate::pod::Fault::None,
+        };
+        App::new(cfg, Arc::new(PodSigner::new(&local::seed(0))), shared.clone(), Admitted::default()).unwrap();
+        let view = shared.view.lock().unwrap().clone().unwrap();
+        for i in 0..4 {
+            assert_eq!(view.attestations.get(&local::name(i)), Some(&0), "genesis validator {i}");
+        }
+        assert_eq!(view.attestations.get("node-4"), Some(&index));
     }
 }
