@@ -299,10 +299,16 @@ impl Ledger {
     /// Appends a block of entries in one atomic, synced write. Nothing is written if any entry is refused.
     pub fn append_block(&mut self, entries: &[Entry]) -> Result<(u64, Hash), LedgerError> {
         let encoded: Vec<Encoded> = entries.iter().cloned().map(Encoded::new).collect();
-        self.append_inner(&encoded, Vec::new(), Vec::new(), None)
+        self.append_block_with(&encoded, Vec::new(), Vec::new(), None)
     }
 
-    fn append_inner(
+    /// Appends a block of entries together with `aux` pairs of the adapter that drives the ledger (consensus: the
+    /// decided block and its commit certificate), all in one atomic, synced write. `aux` keys live in their own
+    /// namespace ([`Ledger::aux_get`]); `aux_deletes` are removed from it in the same write.
+    ///
+    /// `checkpoint`, when given, must be the cosigned checkpoint of the ledger after this block (its size, root
+    /// and validator set, signed by a quorum of that set); it is stored in the same write, or nothing is.
+    pub fn append_block_with(
         &mut self,
         entries: &[Encoded],
         aux: Vec<Pair>,
@@ -345,22 +351,6 @@ impl Ledger {
         self.history.extend(history);
         self.meta = meta;
         Ok((self.meta.size, self.meta.root))
-    }
-
-    /// Appends a block of entries together with `aux` pairs of the adapter that drives the ledger (consensus: the
-    /// decided block and its commit certificate), all in one atomic, synced write. `aux` keys live in their own
-    /// namespace ([`Ledger::aux_get`]); `aux_deletes` are removed from it in the same write.
-    ///
-    /// `checkpoint`, when given, must be the cosigned checkpoint of the ledger after this block (its size, root
-    /// and validator set, signed by a quorum of that set); it is stored in the same write, or nothing is.
-    pub fn append_block_with(
-        &mut self,
-        entries: &[Encoded],
-        aux: Vec<Pair>,
-        aux_deletes: Vec<Vec<u8>>,
-        checkpoint: Option<&SignedCheckpoint>,
-    ) -> Result<(u64, Hash), LedgerError> {
-        self.append_inner(entries, aux, aux_deletes, checkpoint)
     }
 
     /// The adapter's value at `key` (see [`Ledger::append_block_with`]).

@@ -25,7 +25,7 @@ use malachitebft_app_channel::{AppMsg, Channels, NetworkMsg};
 use serde_bytes::ByteBuf;
 use tokio::sync::{oneshot, watch, Notify};
 
-use super::block::{self, Block, MAX_BLOCK_BYTES, MAX_BLOCK_ENTRIES};
+use super::block::{self, Block, Rules, MAX_BLOCK_BYTES, MAX_BLOCK_ENTRIES};
 use super::codec::PodCodec;
 use super::context::{Address, BlockId, Height, PodContext, ProposalPart, PublicKey, Signature, ValidatorSet};
 use super::signing::{self, Admitted, PodSigner};
@@ -116,24 +116,11 @@ impl Mempool {
     }
 }
 
-/// What checking an entry needs besides the ledger: kept by the app after each commit, read by submitters.
-#[derive(Clone)]
-pub struct View {
-    /// The validator set of the next height.
-    pub set: ValidatorSet,
-    /// Latest attestation entry of each validator.
-    pub attestations: HashMap<String, u64>,
-    /// The pod's attestation policy.
-    pub policy: attest::Policy,
-    /// The last block's time.
-    pub parent_time_ms: u64,
-}
-
 /// What the app shares with the node's handle.
 #[derive(Clone)]
 pub struct Shared {
-    /// See [`View`]; `None` until the app has loaded it.
-    pub view: Arc<Mutex<Option<View>>>,
+    /// The rules entries are checked by, as of the last commit; `None` until the app has loaded them.
+    pub rules: Arc<Mutex<Option<Rules>>>,
     /// The ledger (the app writes it; others read).
     pub ledger: Arc<Mutex<Ledger>>,
     /// The mempool.
@@ -147,8 +134,6 @@ pub struct Shared {
 /// Tunables of the app.
 #[derive(Clone, Debug)]
 pub struct AppConfig {
-    /// The node's name in the ledger.
-    pub name: String,
     /// Consensus timeouts of every height.
     pub timeouts: LinearTimeouts,
     /// How long a proposer with an empty mempool waits for entries before proposing an empty block.
@@ -189,13 +174,8 @@ pub struct App {
     signer: Arc<PodSigner>,
     shared: Shared,
     admitted: Admitted,
-    set: ValidatorSet,
-    /// Latest attestation entry index of each validator, by name.
-    attestations: HashMap<String, u64>,
-    policy: attest::Policy,
+    rules: Rules,
     height: Height,
-    round: Round,
-    parent_time_ms: u64,
     streams: HashMap<(PeerId, StreamId), Partial>,
     stream_order: VecDeque<(PeerId, StreamId)>,
     future: Vec<Assembled>,
@@ -282,35 +262,40 @@ impl App {
     /// The app for a node whose ledger is in `shared`.
     pub fn new(cfg: AppConfig, signer: Arc<PodSigner>, shared: Shared, admitted: Admitted) -> Result<App, String> {
         let me = Address(signer.public_key().0);
-        let (tip, tip_time, set, attestations, size, root, policy) = {
+        let (tip, rules, size, root) = {
             let l = shared.ledger.lock().expect("not poisoned");
-            let (tip, time) = stored_tip(&l)?;
+            let (tip, parent_time_ms) = stored_tip(&l)?;
             let set = ValidatorSet::from_ledger(&l.validators_at(l.size()))?;
             let Entry::Genesis(genesis) = l.entry(0).map_err(|e| e.to_string())? else {
                 return Err("the ledger does not start with a genesis".into());
             };
             // The genesis (entry 0) attests its validators; later admissions and re-attestations, stored as they
             // commit, replace that.
-            let mut att: HashMap<String, u64> = genesis.validators.iter().map(|v| (v.name.clone(), 0)).collect();
+            let mut attestations: HashMap<String, u64> =
+                genesis.validators.iter().map(|v| (v.name.clone(), 0)).collect();
             for (k, v) in l.aux_scan(keys::ATTESTATION, None, 100_000).map_err(|e| e.to_string())? {
                 let name = String::from_utf8_lossy(&k[keys::ATTESTATION.len()..]).into_owned();
-                att.insert(name, u64::from_be_bytes(v.as_slice().try_into().map_err(|_| "bad attestation index")?));
+                let index = v.as_slice().try_into().map_err(|_| "bad attestation index")?;
+                attestations.insert(name, u64::from_be_bytes(index));
             }
             let text = match l.aux_get(keys::POLICY).map_err(|e| e.to_string())? {
                 Some(t) => String::from_utf8(t).map_err(|_| "the stored policy is not UTF-8")?,
                 None => genesis.policy,
             };
             let policy = super::admission::parse_policy(&text)?;
-            (tip, time, set, att, l.size(), l.root(), policy)
+            let rules = Rules {
+                set,
+                attestations,
+                policy,
+                members: genesis.members,
+                threshold: genesis.threshold,
+                parent_time_ms,
+            };
+            (tip, rules, l.size(), l.root())
         };
-        admitted.set(set.validators.iter().map(|v| v.public_key.0));
+        admitted.set(rules.set.validators.iter().map(|v| v.public_key.0));
         shared.tip.send_replace(Tip { height: tip, size, root });
-        *shared.view.lock().expect("not poisoned") = Some(View {
-            set: set.clone(),
-            attestations: attestations.clone(),
-            policy: policy.clone(),
-            parent_time_ms: tip_time,
-        });
+        *shared.rules.lock().expect("not poisoned") = Some(rules.clone());
         Ok(App {
             ctx: PodContext,
             cfg,
@@ -318,12 +303,8 @@ impl App {
             signer,
             shared,
             admitted,
-            set,
-            attestations,
-            policy,
+            rules,
             height: Height(tip + 1),
-            round: Round::Nil,
-            parent_time_ms: tip_time,
             streams: HashMap::new(),
             stream_order: VecDeque::new(),
             future: Vec::new(),
@@ -334,7 +315,7 @@ impl App {
     }
 
     fn params(&self) -> HeightParams<PodContext> {
-        HeightParams::new(self.set.clone(), self.cfg.timeouts, None)
+        HeightParams::new(self.rules.set.clone(), self.cfg.timeouts, None)
             .with_vote_extension_policy(VoteExtensionPolicy::Required)
     }
 
@@ -385,13 +366,12 @@ impl App {
     async fn handle(&mut self, msg: AppMsg<PodContext>, channels: &Channels<PodContext>) -> Result<(), String> {
         match msg {
             AppMsg::ConsensusReady { reply } => {
-                tracing::info!(height = %self.height, validators = self.set.validators.len(), "consensus ready");
+                tracing::info!(height = %self.height, validators = self.rules.set.validators.len(), "consensus ready");
                 let _ = reply.send((self.height, self.params()));
             }
             AppMsg::StartedRound { height, round, proposer, role, reply_value } => {
                 tracing::debug!(%height, %round, %proposer, ?role, "round started");
                 self.height = height;
-                self.round = round;
                 let mut values: Vec<ProposedValue<PodContext>> = self
                     .undecided
                     .values()
@@ -538,10 +518,11 @@ impl App {
         Ok(())
     }
 
-    /// The checkpoint the ledger reaches by appending block `id` (which must be a block of this height).
-    fn checkpoint_of(&self, id: &BlockId) -> Result<Checkpoint, String> {
+    /// Block `id` of this height, its entries decoded and the checkpoint it leads to: from the cache of validated
+    /// blocks, or worked out from its stored bytes.
+    fn prepared(&self, id: &BlockId) -> Result<Arc<Prepared>, String> {
         if let Some(p) = self.prepared.get(id) {
-            return Ok(p.checkpoint.clone());
+            return Ok(p.clone());
         }
         let (_, bytes) = self.undecided.get(id).ok_or("the block is not known here")?;
         let b = Block::decode(bytes)?;
@@ -555,12 +536,17 @@ impl App {
         if b.parent_size != l.size() || b.parent_root != l.root() {
             return Err("the block does not extend this ledger".into());
         }
-        checkpoint_after(&l, &entries)
+        Ok(Arc::new(Prepared { checkpoint: checkpoint_after(&l, &entries)?, entries }))
     }
 
-    /// The cosigned checkpoint of a decided block: the precommits' extensions that verify, or `None` when they
-    /// are not a quorum of the set after the block (a block that changes the set; the next block's checkpoint
-    /// covers it).
+    /// The checkpoint the ledger reaches by appending block `id` (which must be a block of this height).
+    fn checkpoint_of(&self, id: &BlockId) -> Result<Checkpoint, String> {
+        self.prepared(id).map(|p| p.checkpoint.clone())
+    }
+
+    /// The cosigned checkpoint of a decided block: the precommits' extensions that verify, from members of the set
+    /// after the block, or `None` when they are not a quorum of it (a block that changes the set; the next block's
+    /// checkpoint covers it). The ledger checks it again as it stores it.
     fn cosigned(
         &self,
         cp: &Checkpoint,
@@ -570,24 +556,20 @@ impl App {
         let body = cp.body();
         let mut signatures = Vec::new();
         for (addr, ext) in &extensions.extensions {
-            let Some(v) = self.set.get_by_address(addr) else { continue };
+            let Some(member) = after.members.iter().find(|m| m.public_key == addr.0) else { continue };
             let Ok(sig) = <[u8; 64]>::try_from(ext.message.as_ref()) else { continue };
-            if !signing::verify(&v.public_key, body.as_bytes(), &Signature(sig)) {
-                continue;
+            if signing::verify(&PublicKey(addr.0), body.as_bytes(), &Signature(sig)) {
+                signatures.push((member.name.clone(), member.key_id(), sig.to_vec()));
             }
-            let lv = ledger::checkpoint::Validator { name: v.name.clone(), public_key: v.public_key.0.to_vec() };
-            signatures.push((v.name.clone(), lv.key_id(), sig.to_vec()));
         }
-        let signed = SignedCheckpoint { checkpoint: cp.clone(), signatures };
-        signed.verify(&cp.origin, after).ok().map(|_| signed)
+        (signatures.len() >= after.quorum()).then(|| SignedCheckpoint { checkpoint: cp.clone(), signatures })
     }
 
     /// Validates block `id` at the current ledger state; a valid block is kept prepared for its commit.
     fn check(&mut self, id: BlockId, b: &Block, height: Height, proposer: &Address) -> Validity {
         let l = self.shared.ledger.lock().expect("not poisoned");
-        let att = |n: &str| self.attestations.get(n).copied();
-        let at = block::Slot { height, proposer: *proposer, parent_time_ms: self.parent_time_ms, now_ms: now_ms() };
-        let checked = block::validate(b, &l, &self.set, &att, &self.policy, &at)
+        let at = block::Slot { height, proposer: *proposer, now_ms: now_ms() };
+        let checked = block::validate(b, &l, &self.rules, &at)
             .and_then(|entries| Ok(Prepared { checkpoint: checkpoint_after(&l, &entries)?, entries }));
         drop(l);
         match checked {
@@ -608,18 +590,17 @@ impl App {
         if self.shared.mempool.lock().expect("not poisoned").is_empty() {
             let _ = tokio::time::timeout(wait, self.shared.queued.notified()).await;
         }
-        let (size, root) = {
+        let mut b = {
             let l = self.shared.ledger.lock().expect("not poisoned");
-            (l.size(), l.root())
-        };
-        let mut b = Block {
-            pod: self.shared.ledger.lock().expect("not poisoned").pod().to_string(),
-            height: height.0,
-            proposer: ByteBuf::from(self.me.0.to_vec()),
-            time_ms: now_ms().max(self.parent_time_ms),
-            parent_size: size,
-            parent_root: root,
-            entries: Vec::new(),
+            Block {
+                pod: l.pod().to_string(),
+                height: height.0,
+                proposer: ByteBuf::from(self.me.0.to_vec()),
+                time_ms: now_ms().max(self.rules.parent_time_ms),
+                parent_size: l.size(),
+                parent_root: l.root(),
+                entries: Vec::new(),
+            }
         };
         // Take what validates, in order; drop what never will.
         let candidates: Vec<(Hash, Encoded, Vec<u8>)> =
@@ -630,8 +611,7 @@ impl App {
         let checkpoint;
         {
             let l = self.shared.ledger.lock().expect("not poisoned");
-            let att = |n: &str| self.attestations.get(n).copied();
-            let mut checker = block::Checker::new(&l, &self.set, &att, &self.policy, b.time_ms);
+            let mut checker = block::Checker::new(&l, &self.rules, b.time_ms);
             for (leaf, enc, sig) in candidates {
                 let len = enc.bytes().len() + sig.len() + 16;
                 if bytes_total + len > MAX_BLOCK_BYTES - 4096 {
@@ -759,13 +739,13 @@ impl App {
     /// Checks a complete stream for the current height: the round's proposer sent it and signed it; the block
     /// validates. Returns what consensus should know of it.
     fn accept_stream(&mut self, a: Assembled) -> Result<Option<ProposedValue<PodContext>>, String> {
-        let expected = self.ctx.select_proposer(&self.set, a.height, a.round).address;
+        let expected = self.ctx.select_proposer(&self.rules.set, a.height, a.round).address;
         if a.proposer != expected {
             tracing::warn!(height = %a.height, round = %a.round, claimed = %a.proposer, "a proposal from a node that is not the round's proposer; ignored");
             return Ok(None);
         }
         let id = Block::id_of(&a.bytes);
-        let key = self.set.get_by_address(&a.proposer).expect("the proposer is in the set").public_key;
+        let key = self.rules.set.get_by_address(&a.proposer).expect("the proposer is in the set").public_key;
         if !signing::verify(&key, &signing::block_bytes(a.height, a.round, &id, &a.proposer), &a.signature) {
             tracing::warn!(height = %a.height, round = %a.round, "a proposal whose block signature does not verify; ignored");
             return Ok(None);
@@ -802,23 +782,10 @@ impl App {
             .cloned()
             .ok_or_else(|| format!("decided block {} at height {h} is not in the store", cert.value_id))?;
         let b = Block::decode(&bytes).map_err(|e| format!("decided block at {h}: {e}"))?;
-        let prepared = match self.prepared.get(&cert.value_id) {
-            Some(p) => p.clone(),
-            None => {
-                let entries = b
-                    .entries
-                    .iter()
-                    .map(|i| Encoded::decode(&i.entry))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| format!("decided block at {h}: {e}"))?;
-                let checkpoint = checkpoint_after(&self.shared.ledger.lock().expect("not poisoned"), &entries)?;
-                Arc::new(Prepared { entries, checkpoint })
-            }
-        };
+        let prepared = self.prepared(&cert.value_id).map_err(|e| format!("decided block at {h}: {e}"))?;
         let encoded = &prepared.entries;
         let ext = ExtendedCommitCertificate::from_commit_certificate_and_extensions(cert, extensions.clone());
         let cert_bytes = PodCodec.encode(&ext).map_err(|e| e.to_string())?;
-        let checkpoint = Some(prepared.checkpoint.clone());
         let mut l = self.shared.ledger.lock().expect("not poisoned");
         let first = l.size();
         let (size, root) = (prepared.checkpoint.size, prepared.checkpoint.root);
@@ -856,7 +823,7 @@ impl App {
             .filter(|k| k.len() >= 9 && u64::from_be_bytes(k[1..9].try_into().unwrap()) <= h.0)
             .collect();
         let after = l.validators_after(encoded).map_err(|e| format!("height {h}: {e}"))?;
-        let cosigned = checkpoint.as_ref().and_then(|cp| self.cosigned(cp, &extensions, &after));
+        let cosigned = self.cosigned(&prepared.checkpoint, &extensions, &after);
         if cosigned.is_none() {
             tracing::info!(height = %h, "no quorum-signed checkpoint for this block; the next one covers it");
         }
@@ -871,15 +838,15 @@ impl App {
         drop(l);
         let set = ValidatorSet::from_ledger(&after)?;
         tracing::debug!(height = %h, entries = entries.len(), size, root = %root, "committed");
-        self.attestations.extend(attested);
+        self.rules.attestations.extend(attested);
         if let Some(text) = new_policy {
-            self.policy = super::admission::parse_policy(&text)?;
+            self.rules.policy = super::admission::parse_policy(&text)?;
             tracing::info!(height = %h, "the pod's attestation policy changes");
         }
-        if set != self.set {
+        if set != self.rules.set {
             tracing::info!(height = %h, validators = set.validators.len(), "the validator set changes from the next height");
             self.admitted.set(set.validators.iter().map(|v| v.public_key.0));
-            self.set = set;
+            self.rules.set = set;
         }
         let committed: HashMap<Hash, Committed> = encoded
             .iter()
@@ -887,17 +854,12 @@ impl App {
             .map(|(i, e)| (e.leaf_hash(), Committed { index: first + i as u64, height: h.0 }))
             .collect();
         self.shared.mempool.lock().expect("not poisoned").committed(&committed);
-        self.parent_time_ms = b.time_ms;
+        self.rules.parent_time_ms = b.time_ms;
         self.height = Height(h.0 + 1);
         self.undecided.clear();
         self.prepared.clear();
         self.mine.retain(|(hh, _), _| *hh > h);
-        *self.shared.view.lock().expect("not poisoned") = Some(View {
-            set: self.set.clone(),
-            attestations: self.attestations.clone(),
-            policy: self.policy.clone(),
-            parent_time_ms: self.parent_time_ms,
-        });
+        *self.shared.rules.lock().expect("not poisoned") = Some(self.rules.clone());
         self.shared.tip.send_replace(Tip { height: h.0, size, root });
         Ok(())
     }
@@ -907,7 +869,7 @@ impl App {
             return Ok(());
         }
         let mut lines = Vec::new();
-        for v in self.set.validators.iter() {
+        for v in self.rules.set.validators.iter() {
             if let Some(pairs) = ev.votes.get(&v.address) {
                 for (a, b) in pairs {
                     lines.push(format!(
@@ -960,23 +922,22 @@ mod tests {
             .unwrap();
         let (tip, _) = watch::channel(Tip::default());
         let shared = Shared {
-            view: Arc::new(Mutex::new(None)),
+            rules: Arc::new(Mutex::new(None)),
             ledger: Arc::new(Mutex::new(ledger)),
             mempool: Arc::new(Mutex::new(Mempool::new(10))),
             queued: Arc::new(Notify::new()),
             tip,
         };
         let cfg = AppConfig {
-            name: local::name(0),
             timeouts: crate::pod::PodConfig::local_timeouts(),
             idle_block: Duration::from_millis(100),
             fault: crate::pod::Fault::None,
         };
         App::new(cfg, Arc::new(PodSigner::new(&local::seed(0))), shared.clone(), Admitted::default()).unwrap();
-        let view = shared.view.lock().unwrap().clone().unwrap();
+        let rules = shared.rules.lock().unwrap().clone().unwrap();
         for i in 0..4 {
-            assert_eq!(view.attestations.get(&local::name(i)), Some(&0), "genesis validator {i}");
+            assert_eq!(rules.attestations.get(&local::name(i)), Some(&0), "genesis validator {i}");
         }
-        assert_eq!(view.attestations.get("node-4"), Some(&index));
+        assert_eq!(rules.attestations.get("node-4"), Some(&index));
     }
 }

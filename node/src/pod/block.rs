@@ -1,9 +1,9 @@
 //! Blocks: what a proposer asks the pod to append, and the rules every validator checks before voting for one.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
-use ledger::entry::Encoded;
 use ledger::entry::{canonical_decode, canonical_encode};
+use ledger::entry::{Encoded, Member};
 use ledger::store::Ledger;
 use ledger::{Entry, Hash};
 use serde::{Deserialize, Serialize};
@@ -73,6 +73,24 @@ impl Block {
 /// Why a block was refused.
 pub type Refusal = String;
 
+/// What checking a block needs besides the ledger: the pod's state after the last committed block. The app keeps
+/// it and shares it with submitters.
+#[derive(Clone)]
+pub struct Rules {
+    /// The validator set of the next height.
+    pub set: ValidatorSet,
+    /// Latest attestation entry of each validator, by name.
+    pub attestations: HashMap<String, u64>,
+    /// The pod's attestation policy.
+    pub policy: attest::Policy,
+    /// The governance members (from the genesis).
+    pub members: Vec<Member>,
+    /// Member approvals a governance entry needs.
+    pub threshold: u32,
+    /// The last block's time (0 before the first block).
+    pub parent_time_ms: u64,
+}
+
 /// Everything a validator checks before it votes for `block` in `at`, on top of `ledger` (which must be at the
 /// parent). Returns the decoded entries.
 ///
@@ -90,19 +108,12 @@ pub type Refusal = String;
 ///   threshold of members, each verifying over the entry's approval payload;
 /// - validator-set changes apply to the current set (no duplicate admission, no removal of a non-member) and
 ///   leave at least one validator.
-pub fn validate(
-    block: &Block,
-    ledger: &Ledger,
-    set: &ValidatorSet,
-    attestations: &dyn Fn(&str) -> Option<u64>,
-    policy: &attest::Policy,
-    at: &Slot,
-) -> Result<Vec<Encoded>, Refusal> {
-    check_header(block, ledger, at)?;
+pub fn validate(block: &Block, ledger: &Ledger, rules: &Rules, at: &Slot) -> Result<Vec<Encoded>, Refusal> {
+    check_header(block, ledger, rules, at)?;
     if block.entries.len() > MAX_BLOCK_ENTRIES {
         return Err(format!("{} entries; a block holds at most {MAX_BLOCK_ENTRIES}", block.entries.len()));
     }
-    let mut checker = Checker::new(ledger, set, attestations, policy, block.time_ms);
+    let mut checker = Checker::new(ledger, rules, block.time_ms);
     block.entries.iter().enumerate().map(|(i, item)| checker.item(i, item)).collect()
 }
 
@@ -113,15 +124,14 @@ pub struct Slot {
     pub height: Height,
     /// The round's proposer.
     pub proposer: Address,
-    /// The parent block's time (0 before the first block).
-    pub parent_time_ms: u64,
     /// The validating node's clock.
     pub now_ms: u64,
 }
 
 /// The block's own fields: pod, height, proposer, parent, time.
-pub fn check_header(block: &Block, ledger: &Ledger, at: &Slot) -> Result<(), Refusal> {
-    let Slot { height, proposer, parent_time_ms, now_ms } = *at;
+pub fn check_header(block: &Block, ledger: &Ledger, rules: &Rules, at: &Slot) -> Result<(), Refusal> {
+    let Slot { height, proposer, now_ms } = *at;
+    let parent_time_ms = rules.parent_time_ms;
     if block.pod != ledger.pod() {
         return Err(format!("the block is for pod {:?}, not {:?}", block.pod, ledger.pod()));
     }
@@ -157,13 +167,10 @@ pub fn check_header(block: &Block, ledger: &Ledger, at: &Slot) -> Result<(), Ref
 /// validator-set changes).
 pub struct Checker<'a> {
     ledger: &'a Ledger,
-    set: &'a ValidatorSet,
-    attestations: &'a dyn Fn(&str) -> Option<u64>,
-    policy: &'a attest::Policy,
+    rules: &'a Rules,
     block_time_ms: u64,
     requests: HashSet<Hash>,
     members: ledger::checkpoint::ValidatorSet,
-    governance: Option<(Vec<ledger::entry::Member>, u32)>,
 }
 
 impl<'a> Checker<'a> {
@@ -180,13 +187,13 @@ impl<'a> Checker<'a> {
                 }
                 let key: [u8; 32] =
                     a.validator.public_key.as_slice().try_into().map_err(|_| "the node's key is not 32 bytes")?;
-                admission::verify(self.policy, pod, &key, &a.evidence, now)
+                admission::verify(&self.rules.policy, pod, &key, &a.evidence, now)
                     .map(|_| ())
                     .map_err(|why| format!("{} is not admitted: {why}", a.validator.name))
             }
             Entry::Reattested(r) => {
-                let v = self.set.by_name(&r.node).ok_or_else(|| format!("{:?} is not a validator", r.node))?;
-                admission::verify(self.policy, pod, &v.public_key.0, &r.evidence, now)
+                let v = self.rules.set.by_name(&r.node).ok_or_else(|| format!("{:?} is not a validator", r.node))?;
+                admission::verify(&self.rules.policy, pod, &v.public_key.0, &r.evidence, now)
                     .map(|_| ())
                     .map_err(|why| format!("{}: {why}", r.node))
             }
@@ -195,28 +202,9 @@ impl<'a> Checker<'a> {
         }
     }
 
-    /// A checker for the entries of a block at `block_time_ms` on top of `ledger`, with the pod's attestation
-    /// `policy`.
-    pub fn new(
-        ledger: &'a Ledger,
-        set: &'a ValidatorSet,
-        attestations: &'a dyn Fn(&str) -> Option<u64>,
-        policy: &'a attest::Policy,
-        block_time_ms: u64,
-    ) -> Checker<'a> {
-        Checker {
-            ledger,
-            set,
-            attestations,
-            policy,
-            block_time_ms,
-            requests: HashSet::new(),
-            members: ledger.validators_at(ledger.size()),
-            governance: match ledger.entry(0) {
-                Ok(Entry::Genesis(g)) => Some((g.members, g.threshold)),
-                _ => None,
-            },
-        }
+    /// A checker for the entries of a block at `block_time_ms` on top of `ledger`, under `rules`.
+    pub fn new(ledger: &'a Ledger, rules: &'a Rules, block_time_ms: u64) -> Checker<'a> {
+        Checker { ledger, rules, block_time_ms, requests: HashSet::new(), members: ledger.validators_at(ledger.size()) }
     }
 
     /// Checks entry `i`; returns it decoded. A refused entry changes nothing.
@@ -229,44 +217,24 @@ impl<'a> Checker<'a> {
     /// Checks entry `i`, already decoded, with its `signature`. A refused entry changes nothing.
     pub fn check(&mut self, i: usize, enc: &Encoded, signature: &[u8]) -> Result<(), Refusal> {
         let e = enc.entry();
-        let mut requests = std::mem::take(&mut self.requests);
-        let checked =
-            check_entry(enc, signature, self.block_time_ms, self.ledger, self.set, self.attestations, &mut requests);
-        let failed_early = checked.is_err();
         let fail = |why: String| format!("entry {i} ({}): {why}", e.kind());
-        let result = checked.map_err(fail).and_then(|()| self.attested(e).map_err(fail)).and_then(|()| {
-            if e.approvals().is_some() {
-                let (members, threshold) = self.governance.as_ref().ok_or("the ledger's genesis is unreadable")?;
-                e.check_approvals(self.ledger.pod(), members, *threshold).map_err(fail)?;
-            }
-            Ok(())
-        });
-        if let Err(why) = result {
-            // The request was not recorded if the entry failed before; if it failed after, take it back.
-            if !failed_early {
-                if let Some(r) = request_of(e) {
-                    requests.remove(&r);
-                }
-            }
-            self.requests = requests;
-            return Err(why);
+        check_entry(enc, signature, self.block_time_ms, self.ledger, self.rules, &self.requests).map_err(fail)?;
+        self.attested(e).map_err(fail)?;
+        if e.approvals().is_some() {
+            e.check_approvals(self.ledger.pod(), &self.rules.members, self.rules.threshold).map_err(fail)?;
         }
         if ledger::checkpoint::ValidatorSet::changes_with(e) {
             let mut members = self.members.clone();
-            if let Err(why) = members.apply(e) {
-                if let Some(r) = request_of(e) {
-                    requests.remove(&r);
-                }
-                self.requests = requests;
-                return Err(format!("entry {i}: {why}"));
-            }
+            members.apply(e).map_err(|why| format!("entry {i}: {why}"))?;
             if members.members.is_empty() {
-                self.requests = requests;
                 return Err(format!("entry {i} removes the last validator"));
             }
             self.members = members;
         }
-        self.requests = requests;
+        // Recorded only once every check passed, so a refused entry leaves no trace.
+        if let Some(r) = request_of(e) {
+            self.requests.insert(r);
+        }
         Ok(())
     }
 }
@@ -279,28 +247,36 @@ fn request_of(e: &Entry) -> Option<Hash> {
     }
 }
 
+/// `signature` is `node`'s over the entry's receipt bytes.
+fn signed_by<'s>(
+    rules: &'s Rules,
+    node: &str,
+    signature: &[u8],
+    leaf: &Hash,
+) -> Result<&'s super::context::Validator, String> {
+    let v = rules.set.by_name(node).ok_or_else(|| format!("{node:?} is not a validator of this pod"))?;
+    let sig =
+        <[u8; 64]>::try_from(signature).map_err(|_| format!("no signature of {node:?} ({} bytes)", signature.len()))?;
+    if !signing::verify(&v.public_key, &signing::receipt_bytes(leaf), &Signature(sig)) {
+        return Err(format!("the signature is not {node:?}'s (a forged receipt)"));
+    }
+    Ok(v)
+}
+
 fn check_entry(
     enc: &Encoded,
     signature: &[u8],
     block_time_ms: u64,
     ledger: &Ledger,
-    set: &ValidatorSet,
-    attestations: &dyn Fn(&str) -> Option<u64>,
-    requests: &mut HashSet<Hash>,
+    rules: &Rules,
+    requests: &HashSet<Hash>,
 ) -> Result<(), String> {
     let e = enc.entry();
     let leaf = enc.leaf_hash();
-    let mut executed = |node: &str, at_ms: u64, request: &Hash, att: Option<u64>| -> Result<(), String> {
-        let Some(v) = set.by_name(node) else {
-            return Err(format!("{node:?} is not a validator of this pod"));
-        };
-        let sig = <[u8; 64]>::try_from(signature)
-            .map_err(|_| format!("no signature of {node:?} ({} bytes)", signature.len()))?;
-        if !signing::verify(&v.public_key, &signing::receipt_bytes(&leaf), &Signature(sig)) {
-            return Err(format!("the signature is not {node:?}'s (a forged receipt)"));
-        }
+    let executed = |node: &str, at_ms: u64, request: &Hash, att: Option<u64>| -> Result<(), String> {
+        signed_by(rules, node, signature, &leaf)?;
         if let Some(att) = att {
-            if attestations(node) != Some(att) {
+            if rules.attestations.get(node) != Some(&att) {
                 return Err(format!("{node:?}'s latest attestation is not entry {att}"));
             }
         }
@@ -316,21 +292,13 @@ fn check_entry(
         if ledger.by_request(request).map_err(|e| e.to_string())?.is_some() {
             return Err(format!("request {request} is already in the ledger (a replay)"));
         }
-        requests.insert(*request);
         Ok(())
     };
     match e {
         Entry::Genesis(_) => Err("a genesis after the first entry".into()),
         Entry::Invocation(i) => executed(&i.executor, i.at_ms, &i.request_hash, Some(i.executor_attestation)),
         Entry::RequestRejected(r) => executed(&r.node, r.at_ms, &r.request_hash, None),
-        Entry::Reattested(r) => {
-            let v = set.by_name(&r.node).ok_or_else(|| format!("{:?} is not a validator of this pod", r.node))?;
-            let sig = <[u8; 64]>::try_from(signature).map_err(|_| format!("no signature of {:?}", r.node))?;
-            if !signing::verify(&v.public_key, &signing::receipt_bytes(&leaf), &Signature(sig)) {
-                return Err(format!("the signature is not {:?}'s", r.node));
-            }
-            Ok(())
-        }
+        Entry::Reattested(r) => signed_by(rules, &r.node, signature, &leaf).map(|_| ()),
         _ if !signature.is_empty() => Err("a signature on an entry that takes none".into()),
         _ => Ok(()),
     }
@@ -395,10 +363,16 @@ mod tests {
     }
 
     fn check(f: &Fixture, b: &Block) -> Result<Vec<Encoded>, Refusal> {
-        let att = |n: &str| n.starts_with("node-").then_some(0);
-        let at = Slot { height: Height(2), proposer: f.proposer, parent_time_ms: T - 500, now_ms: T + 100 };
-        let policy = admission::parse_policy(&local::policy()).unwrap();
-        validate(b, &f.ledger, &f.set, &att, &policy, &at)
+        let Entry::Genesis(g) = local::genesis("p", 4) else { unreachable!() };
+        let rules = Rules {
+            set: f.set.clone(),
+            attestations: (0..4).map(|i| (local::name(i), 0)).collect(),
+            policy: admission::parse_policy(&local::policy()).unwrap(),
+            members: g.members,
+            threshold: g.threshold,
+            parent_time_ms: T - 500,
+        };
+        validate(b, &f.ledger, &rules, &Slot { height: Height(2), proposer: f.proposer, now_ms: T + 100 })
     }
 
     fn refused(f: &Fixture, b: &Block, why: &str) {

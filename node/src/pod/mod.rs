@@ -207,7 +207,7 @@ impl PodNode {
         }
         let (tip, _) = watch::channel(Tip::default());
         let shared = Shared {
-            view: Arc::new(Mutex::new(None)),
+            rules: Arc::new(Mutex::new(None)),
             ledger: Arc::new(Mutex::new(ledger)),
             mempool: Arc::new(Mutex::new(Mempool::new(cfg.mempool_capacity))),
             queued: Arc::new(Notify::new()),
@@ -215,7 +215,7 @@ impl PodNode {
         };
         let admitted = Admitted::default();
         let app = App::new(
-            AppConfig { name: cfg.name.clone(), timeouts: cfg.timeouts, idle_block: cfg.idle_block, fault: cfg.fault },
+            AppConfig { timeouts: cfg.timeouts, idle_block: cfg.idle_block, fault: cfg.fault },
             signer.clone(),
             shared.clone(),
             admitted.clone(),
@@ -318,13 +318,12 @@ impl PodNode {
             return Err("a genesis cannot be submitted".into());
         }
         if self.fault != Fault::UncheckedProposals {
-            // Lock order: the view, then the ledger (the app never holds the ledger while it takes the view).
-            let guard = self.shared.view.lock().expect("not poisoned");
-            let view = guard.as_ref().ok_or("the node is starting")?;
+            // Lock order: the rules, then the ledger (the app never holds the ledger while it takes the rules).
+            let guard = self.shared.rules.lock().expect("not poisoned");
+            let rules = guard.as_ref().ok_or("the node is starting")?;
             let l = self.shared.ledger.lock().expect("not poisoned");
-            let att = |n: &str| view.attestations.get(n).copied();
-            let now = app::now_ms().max(view.parent_time_ms);
-            block::Checker::new(&l, &view.set, &att, &view.policy, now)
+            let now = app::now_ms().max(rules.parent_time_ms);
+            block::Checker::new(&l, rules, now)
                 .check(0, &entry, &signature)
                 .map_err(|why| why.replacen("entry 0 ", "", 1))?;
         }
