@@ -42,6 +42,14 @@ struct Encoded<'a> {
     writes: Vec<(&'a str, &'a serde_bytes::Bytes, Option<&'a serde_bytes::Bytes>)>,
 }
 
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Decoded {
+    reads: Vec<(String, serde_bytes::ByteBuf, u64)>,
+    lists: Vec<(String, serde_bytes::ByteBuf, Hash)>,
+    writes: Vec<(String, serde_bytes::ByteBuf, Option<serde_bytes::ByteBuf>)>,
+}
+
 /// Hash of a key listing (each key length-prefixed).
 pub fn list_hash(keys: &[Vec<u8>]) -> Hash {
     let mut buf = Vec::new();
@@ -62,6 +70,34 @@ impl WriteSet {
             lists: self.lists.iter().map(|((n, p), h)| (n.as_str(), b(p), h)).collect(),
             writes: self.writes.iter().map(|((n, k), v)| (n.as_str(), b(k), v.as_deref().map(b))).collect(),
         })
+    }
+
+    /// Decodes [`WriteSet::encode`]'s output and nothing else: canonical CBOR, each list strictly sorted (no
+    /// key twice), at most `max` bytes.
+    pub fn decode(bytes: &[u8], max: usize) -> Result<WriteSet, String> {
+        let d: Decoded = ledger::entry::canonical_decode(bytes, "write set", max).map_err(|e| e.to_string())?;
+        let mut ws = WriteSet::default();
+        fn sorted<K: Ord + Clone, V>(items: Vec<(K, V)>, what: &str, into: &mut BTreeMap<K, V>) -> Result<(), String> {
+            for (k, v) in items {
+                if into.last_key_value().is_some_and(|(last, _)| *last >= k) {
+                    return Err(format!("write set: the {what} are not strictly sorted"));
+                }
+                into.insert(k, v);
+            }
+            Ok(())
+        }
+        let key = |n: String, k: serde_bytes::ByteBuf| (n, k.into_vec());
+        sorted(d.reads.into_iter().map(|(n, k, v)| (key(n, k), v)).collect(), "reads", &mut ws.reads)?;
+        sorted(d.lists.into_iter().map(|(n, p, h)| (key(n, p), h)).collect(), "lists", &mut ws.lists)?;
+        sorted(
+            d.writes.into_iter().map(|(n, k, v)| (key(n, k), v.map(|v| v.into_vec()))).collect(),
+            "writes",
+            &mut ws.writes,
+        )?;
+        if ws.reads.values().any(|v| *v == u64::MAX) {
+            return Err("write set: a read version out of range".into());
+        }
+        Ok(ws)
     }
 
     /// SHA-256 of [`WriteSet::encode`]: the receipt's `write_set_hash`.
@@ -180,5 +216,44 @@ impl State for MemState {
 
     fn list(&self, namespace: &str, prefix: &[u8], limit: usize) -> Vec<Vec<u8>> {
         list_in(&self.map.read().expect("state lock"), namespace, prefix, limit)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ws() -> WriteSet {
+        let mut ws = WriteSet::default();
+        ws.reads.insert(("notes".into(), b"a".to_vec()), 3);
+        ws.reads.insert(("notes".into(), b"b".to_vec()), ABSENT);
+        ws.lists.insert(("notes".into(), b"".to_vec()), list_hash(&[b"a".to_vec()]));
+        ws.writes.insert(("notes".into(), b"a".to_vec()), Some(b"v".to_vec()));
+        ws.writes.insert(("notes".into(), b"c".to_vec()), None);
+        ws
+    }
+
+    #[test]
+    fn a_write_set_decodes_to_itself_and_nothing_else_does() {
+        let bytes = ws().encode();
+        assert_eq!(WriteSet::decode(&bytes, 1 << 20).unwrap(), ws());
+        assert!(WriteSet::decode(&bytes, 8).is_err(), "size limit");
+        let mut t = bytes.clone();
+        t.push(0);
+        assert!(WriteSet::decode(&t, 1 << 20).is_err(), "trailing bytes");
+        // The same writes listed twice, or out of order, encode canonically but are not a write set.
+        let e = |writes: Vec<(&str, &[u8])>| {
+            canonical_encode(&Encoded {
+                reads: vec![],
+                lists: vec![],
+                writes: writes
+                    .into_iter()
+                    .map(|(n, k)| (n, serde_bytes::Bytes::new(k), None::<&serde_bytes::Bytes>))
+                    .collect(),
+            })
+        };
+        assert!(WriteSet::decode(&e(vec![("n", b"a"), ("n", b"b")]), 1 << 20).is_ok());
+        assert!(WriteSet::decode(&e(vec![("n", b"b"), ("n", b"a")]), 1 << 20).unwrap_err().contains("sorted"));
+        assert!(WriteSet::decode(&e(vec![("n", b"a"), ("n", b"a")]), 1 << 20).unwrap_err().contains("sorted"));
     }
 }

@@ -20,6 +20,7 @@ pub mod error;
 pub mod hash;
 pub mod merkle;
 pub mod receipt;
+pub mod request;
 pub mod store;
 
 pub use entry::Entry;

@@ -11,7 +11,8 @@
 //! | `n` ‖ level (u8) ‖ index (u64 BE) | a perfect subtree's hash |
 //! | `v` ‖ index | (empty) a validator-set change at this index |
 //! | `c` ‖ size | a cosigned checkpoint (signed note text) |
-//! | `ir` ‖ request hash | index of the invocation or rejection of that request |
+//! | `ir` ‖ request hash | index of the invocation of that request |
+//! | `ij` ‖ request hash | index of the rejection of that request (one per request: a replay of a rejected request is not recorded again) |
 //! | `ic` ‖ SHA-256(caller key) ‖ index, `ia` ‖ SHA-256(applet) ‖ index, `it` ‖ time (ms, BE) ‖ index | (empty) audit indexes |
 //! | `x` ‖ key | the driving adapter's own data (consensus: decided blocks, certificates), see [`Ledger::append_block_with`] |
 //!
@@ -499,9 +500,36 @@ impl Ledger {
         )
     }
 
-    /// The index of the entry recording request `request_hash`.
+    /// The index of the invocation of request `request_hash`.
     pub fn by_request(&self, request_hash: &Hash) -> Result<Option<u64>, LedgerError> {
-        Ok(self.kv.get(&key(b"ir", &[&request_hash.0]))?.map(|v| u64::from_be_bytes(v.try_into().unwrap_or([0xff; 8]))))
+        self.index_at(&key(b"ir", &[&request_hash.0]))
+    }
+
+    /// The index of the rejection of request `request_hash`.
+    pub fn by_rejection(&self, request_hash: &Hash) -> Result<Option<u64>, LedgerError> {
+        self.index_at(&key(b"ij", &[&request_hash.0]))
+    }
+
+    fn index_at(&self, k: &[u8]) -> Result<Option<u64>, LedgerError> {
+        match self.kv.get(k)? {
+            None => Ok(None),
+            Some(v) => Ok(Some(u64::from_be_bytes(
+                v.try_into().map_err(|_| corrupt("a request index is not 8 bytes".into()))?,
+            ))),
+        }
+    }
+
+    /// The first cosigned checkpoint that covers the entry at `index` (size > index): what a receipt of that entry
+    /// is issued against. `None` until a block at or after it has a quorum-signed checkpoint.
+    pub fn checkpoint_covering(&self, index: u64) -> Result<Option<SignedCheckpoint>, LedgerError> {
+        let from = key(b"c", &[&be(index + 1)]);
+        match self.kv.scan(b"c", Some(&from), 1)?.pop() {
+            None => Ok(None),
+            Some((_, v)) => {
+                let text = String::from_utf8(v).map_err(|_| corrupt("a checkpoint is not UTF-8".into()))?;
+                SignedCheckpoint::parse(&text).map(Some).map_err(|e| corrupt(format!("checkpoint: {e}")))
+            }
+        }
     }
 
     /// One page of an audit query; `after` is the previous page's `next`.
@@ -560,7 +588,8 @@ fn index_entry(batch: &mut Vec<Pair>, e: &Entry, index: u64) {
         _ => return,
     };
     let ix = be(index);
-    batch.push((key(b"ir", &[&req.0]), ix.to_vec()));
+    let by_request: &[u8] = if matches!(e, Entry::Invocation(_)) { b"ir" } else { b"ij" };
+    batch.push((key(by_request, &[&req.0]), ix.to_vec()));
     // Hashed so that keys have fixed widths: no caller or applet name can be a prefix of another's keys.
     batch.push((key(b"ic", &[&Hash::digest(caller).0, &ix]), Vec::new()));
     batch.push((key(b"ia", &[&Hash::digest(applet.as_bytes()).0, &ix]), Vec::new()));

@@ -1,5 +1,5 @@
 //! Consensus throughput and latency of a pod on this machine: committed entries/s and submit-to-commit p50/p99
-//! for ~1 KiB signed entries, against the same pod committing empty blocks, for 4 and 7 nodes, in one run.
+//! for signed invocations (entry, executor signature, the caller's signed request), against the same pod committing empty blocks, for 4 and 7 nodes, in one run.
 //!
 //!   cargo bench -p sigil --bench pod [-- SECONDS]
 //!
@@ -9,9 +9,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use ledger::entry::Invocation;
-use ledger::{Entry, Hash};
-use serde_bytes::ByteBuf;
+use ledger::Entry;
 use sigil::pod::{local, PodNode};
 use tokio::sync::Semaphore;
 
@@ -22,24 +20,10 @@ fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
 }
 
-/// An invocation of about 1 KiB encoded: a failed run whose outcome carries a 512-byte message (the longest the
-/// runtime records).
-fn entry(executor: usize, n: u64) -> Entry {
-    Entry::Invocation(Invocation {
-        request_hash: Hash::digest(format!("bench {executor} {n}").as_bytes()),
-        caller: ByteBuf::from(vec![0xa1; 32]),
-        applet: "tools".into(),
-        method: "create_ticket".into(),
-        code_digest: Hash::digest(b"tools.wasm"),
-        input_hash: Hash::digest(&n.to_be_bytes()),
-        output_hash: Hash::digest(b"out"),
-        write_set_hash: Hash::digest(b"ws"),
-        executor: local::name(executor),
-        executor_attestation: 0,
-        outcome: format!("error: {}", "x".repeat(505)),
-        fuel_used: 123_456,
-        at_ms: now_ms(),
-    })
+/// An invocation of the `probe` applet as validators see it: the entry, the executor's signature, and the
+/// caller's signed request (a second signature every validator verifies) with an empty write set.
+fn entry(executor: usize, n: u64) -> (Entry, sigil::pod::block::Attachments) {
+    local::probe_invocation("bench-pod", &local::name(executor), 0, &local::CALLER_SEED, n, now_ms())
 }
 
 fn pct(sorted: &[Duration], p: f64) -> f64 {
@@ -69,6 +53,12 @@ async fn pod(n: usize, idle: Duration, tag: &str) -> Pod {
         .await
         .expect("the pod commits")
         .unwrap();
+    let (e, a) = local::deployment(&local::probe(), local::PROBE_CODE);
+    let c = nodes[0].submit_with(local::approved("bench-pod", e), a).expect("queued").await.expect("deployed");
+    for node in &nodes {
+        let mut tip = node.tip();
+        tokio::time::timeout(Duration::from_secs(60), tip.wait_for(|t| t.size > c.index)).await.unwrap().unwrap();
+    }
     Pod { nodes, dir }
 }
 
@@ -118,7 +108,8 @@ async fn loaded(n: usize, secs: f64) -> (f64, f64, f64, Vec<Duration>) {
         let permit = window.clone().acquire_owned().await.unwrap();
         let i = (k % n as u64) as usize;
         let submitted = Instant::now();
-        let rx = nodes[i].submit(entry(i, k)).expect("queued");
+        let (e, a) = entry(i, k);
+        let rx = nodes[i].submit_with(e, a).expect("queued");
         let lat = lat.clone();
         committed_tasks.push(tokio::spawn(async move {
             if rx.await.is_ok() {
@@ -156,7 +147,8 @@ async fn paced(n: usize, rate: f64, secs: f64) -> (f64, Vec<Duration>) {
         while k < due {
             let i = (k % n as u64) as usize;
             let submitted = Instant::now();
-            let rx = pod.nodes[i].submit(entry(i, k)).expect("queued");
+            let (e, a) = entry(i, k);
+            let rx = pod.nodes[i].submit_with(e, a).expect("queued");
             let lat = lat.clone();
             tasks.push(tokio::spawn(async move {
                 if rx.await.is_ok() {
@@ -185,9 +177,10 @@ async fn paced(n: usize, rate: f64, secs: f64) -> (f64, Vec<Duration>) {
 fn main() {
     let secs: f64 = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(10.0);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let size = entry(0, 0).encode().len() + 64;
+    let (e, a) = entry(0, 0);
+    let size = e.encode().len() + 64 + a.len();
     println!(
-        "pod consensus on this host ({} cores), {secs} s per measurement, entries {size} bytes with their signature",
+        "pod consensus on this host ({} cores), {secs} s per measurement, entries {size} bytes with their signatures and request",
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
     );
     for n in [4usize, 7] {

@@ -8,6 +8,7 @@ use std::time::Duration;
 use sigil::pod::app::misbehaviour;
 use sigil::pod::app::{decided_round, root_at_height};
 use sigil::pod::{Fault, PodNode};
+use sigil::pod::block::Attachments;
 use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -18,11 +19,12 @@ async fn four_nodes_commit_a_stream_of_entries_with_identical_ledgers() {
     for cfg in configs(4, dir.path()) {
         nodes.push(PodNode::start(cfg).await.expect("node starts"));
     }
+    deploy_probe(&nodes).await; // entry 1
     // Entries go to every node: each executes its own requests and proposes them in its turn.
     let mut waiting = Vec::new();
     for n in 0..200u64 {
         let i = (n % 4) as usize;
-        waiting.push(nodes[i].submit(invocation(i, n)).expect("queued"));
+        waiting.push(submit(&nodes[i], invocation(i, n)).expect("queued"));
     }
     let mut indexes = Vec::new();
     for rx in waiting {
@@ -32,7 +34,7 @@ async fn four_nodes_commit_a_stream_of_entries_with_identical_ledgers() {
     indexes.sort();
     indexes.dedup();
     assert_eq!(indexes.len(), 200, "every entry has its own index");
-    assert!(indexes.iter().all(|i| (1..=200).contains(i)), "entries follow the genesis: {indexes:?}");
+    assert!(indexes.iter().all(|i| (2..=201).contains(i)), "entries follow the genesis and the deployment: {indexes:?}");
 
     // Every node reaches the same tip; every height has the same root everywhere.
     agree(&nodes).await;
@@ -40,7 +42,7 @@ async fn four_nodes_commit_a_stream_of_entries_with_identical_ledgers() {
         let l = n.ledger();
         let l = l.lock().unwrap();
         l.verify_integrity().unwrap();
-        assert!(l.size() >= 201);
+        assert!(l.size() >= 202);
         // The precommits' extensions are the validators' checkpoint signatures: a quorum-signed checkpoint per
         // block, from which a receipt verifies with nothing but the genesis.
         let cp = l.latest_checkpoint().unwrap().expect("a cosigned checkpoint");
@@ -78,20 +80,25 @@ async fn agree(nodes: &[PodNode]) -> u64 {
 }
 
 /// Submits `count` entries round-robin to `nodes` (each executes its own) and waits for all to commit.
-async fn commit_batch(nodes: &[PodNode], executors: &[usize], from: u64, count: u64) -> Vec<(u64, ledger::Entry)> {
+/// Deploys the `probe` applet first if it is not.
+async fn commit_batch(nodes: &[PodNode], executors: &[usize], from: u64, count: u64) -> Vec<(u64, Invocation)> {
+    deploy_probe(nodes).await;
     let mut waiting = Vec::new();
     for n in from..from + count {
         let k = (n % nodes.len() as u64) as usize;
-        let e = invocation(executors[k], n);
-        waiting.push((nodes[k].submit(e.clone()).expect("queued"), e));
+        let inv = invocation(executors[k], n);
+        waiting.push((submit(&nodes[k], inv.clone()).expect("queued"), inv));
     }
     let mut out = Vec::new();
-    for (rx, e) in waiting {
+    for (rx, inv) in waiting {
         let c = tokio::time::timeout(Duration::from_secs(90), rx).await.expect("committed in time").expect("committed");
-        out.push((c.index, e));
+        out.push((c.index, inv));
     }
     out
 }
+
+/// An invocation with its attachments.
+type Invocation = (ledger::Entry, sigil::pod::block::Attachments);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_killed_with_sigkill_catches_up_from_its_store_and_peers_losing_nothing() {
@@ -136,7 +143,7 @@ async fn a_node_killed_with_sigkill_catches_up_from_its_store_and_peers_losing_n
         let theirs = root_at_height(&nodes[0].ledger().lock().unwrap(), h).unwrap();
         assert!(mine.is_some() && mine == theirs, "height {h}: {mine:?} vs {theirs:?}");
     }
-    for (index, e) in &acked {
+    for (index, (e, _)) in &acked {
         assert_eq!(l3.entry_bytes(*index).unwrap(), e.encode(), "acknowledged entry {index}");
     }
     assert_eq!(acked.len(), 180);
@@ -169,7 +176,7 @@ async fn a_2_2_partition_commits_nothing_and_heals_without_a_fork() {
     let mut waiting = Vec::new();
     for n in 40..80u64 {
         let k = (n % 4) as usize;
-        waiting.push(nodes[k].submit(invocation(k, n)).expect("queued"));
+        waiting.push(submit(&nodes[k], invocation(k, n)).expect("queued"));
     }
     tokio::time::sleep(Duration::from_secs(4)).await;
     let during: Vec<u64> = nodes.iter().map(|n| n.tip().borrow().height).collect();
@@ -203,18 +210,14 @@ async fn a_byzantine_proposer_s_forged_replayed_and_stale_entries_are_refused_an
         key.sign(&sigil::pod::signing::receipt_bytes(&e.leaf_hash())).as_ref().to_vec()
     };
     // A receipt that names node 0 as its executor, signed by node 3.
-    let forged = invocation(0, 1000);
+    let (forged, forged_a) = invocation(0, 1000);
     // A replay: node 3 executes a request that is already committed (node 0 ran it) once more, and signs that.
-    let original = match &first[0].1 {
-        ledger::Entry::Invocation(i) => i.request_hash,
-        _ => unreachable!(),
-    };
-    let mut replay = invocation(3, 1002);
+    let (mut replay, replay_a) = first[0].1.clone();
     if let ledger::Entry::Invocation(i) = &mut replay {
-        i.request_hash = original;
+        i.executor = name(3);
     }
     // A genuine receipt of node 3, ten minutes old.
-    let mut stale = invocation(3, 1001);
+    let (mut stale, stale_a) = invocation(3, 1001);
     if let ledger::Entry::Invocation(i) = &mut stale {
         i.at_ms -= 600_000;
     }
@@ -224,15 +227,16 @@ async fn a_byzantine_proposer_s_forged_replayed_and_stale_entries_are_refused_an
     let at = forged_evidence.len() / 2;
     forged_evidence[at] ^= 1;
     let forged_admission = approved(admission(5, forged_evidence));
+    let with = |a: &Attachments, signature: Vec<u8>| Attachments { signature, ..a.clone() };
     let bad = [
-        (forged.clone(), sign(3, &forged)),
-        (replay.clone(), sign(3, &replay)),
-        (stale.clone(), sign(3, &stale)),
-        (forged_admission, Vec::new()),
+        (forged.clone(), with(&forged_a, sign(3, &forged))),
+        (replay.clone(), with(&replay_a, sign(3, &replay))),
+        (stale.clone(), with(&stale_a, sign(3, &stale))),
+        (forged_admission, Attachments::default()),
     ];
     let mut pending = Vec::new();
-    for (e, sig) in bad {
-        pending.push(nodes[3].submit_signed(e, sig).expect("node 3 queues anything"));
+    for (e, a) in bad {
+        pending.push(nodes[3].submit_signed(e, a).expect("node 3 queues anything"));
     }
 
     // The honest three keep committing through node 3's turns (its blocks are refused, the round moves on).
@@ -420,10 +424,10 @@ async fn a_fifth_node_joins_by_attestation_and_approval_and_a_node_is_removed() 
         let k = (n % 4) as usize; // nodes[3] is node 4 now
         let executor = if k == 3 { 4 } else { k };
         let mut e = invocation(executor, n);
-        if let ledger::Entry::Invocation(i) = &mut e {
+        if let ledger::Entry::Invocation(i) = &mut e.0 {
             i.executor_attestation = if executor == 4 { index4 } else { 0 };
         }
-        waiting.push(nodes[k].submit(e).expect("queued"));
+        waiting.push(submit(&nodes[k], e).expect("queued"));
     }
     for rx in waiting {
         tokio::time::timeout(Duration::from_secs(90), rx)
@@ -516,7 +520,7 @@ fn node_run_refuses_a_bad_configuration_with_a_clear_error_and_exit_2() {
         &text.replace("identity = \"node-0.key\"", "identity = \"short.key\""),
         "an identity seed is 32",
     );
-    std::fs::write(dir.path().join("entry.cbor"), invocation(0, 1).encode()).unwrap();
+    std::fs::write(dir.path().join("entry.cbor"), invocation(0, 1).0.encode()).unwrap();
     case("notgenesis.toml", &text.replace("genesis = \"genesis.cbor\"", "genesis = \"entry.cbor\""), "not a genesis");
     assert!(!cfgs[0].data_dir.exists(), "nothing was created");
 

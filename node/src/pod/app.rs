@@ -25,7 +25,7 @@ use malachitebft_app_channel::{AppMsg, Channels, NetworkMsg};
 use serde_bytes::ByteBuf;
 use tokio::sync::{oneshot, watch, Notify};
 
-use super::block::{self, Block, Rules, MAX_BLOCK_BYTES, MAX_BLOCK_ENTRIES};
+use super::block::{self, Attachments, Block, Effects, Rules, MAX_BLOCK_BYTES, MAX_BLOCK_ENTRIES};
 use super::codec::PodCodec;
 use super::context::{Address, BlockId, Height, PodContext, ProposalPart, PublicKey, Signature, ValidatorSet};
 use super::signing::{self, Admitted, PodSigner};
@@ -62,7 +62,7 @@ pub struct Committed {
 /// Entries waiting for a block, and who waits for them.
 #[derive(Default)]
 pub struct Mempool {
-    queue: VecDeque<(Hash, Encoded, Vec<u8>)>,
+    queue: VecDeque<(Hash, Encoded, Attachments)>,
     waiters: HashMap<Hash, Vec<oneshot::Sender<Committed>>>,
     /// Limit on queued entries.
     pub capacity: usize,
@@ -74,9 +74,9 @@ impl Mempool {
         Mempool { capacity, ..Default::default() }
     }
 
-    /// Queues `entry` with its signature (see [`block::Item`]); the receiver fires once it commits. A full pool
-    /// refuses.
-    pub fn push(&mut self, entry: Encoded, signature: Vec<u8>) -> Result<oneshot::Receiver<Committed>, String> {
+    /// Queues `entry` with its attachments (see [`block::Item`]); the receiver fires once it commits. A full
+    /// pool refuses.
+    pub fn push(&mut self, entry: Encoded, attachments: Attachments) -> Result<oneshot::Receiver<Committed>, String> {
         let leaf = entry.leaf_hash();
         let (tx, rx) = oneshot::channel();
         if let Some(w) = self.waiters.get_mut(&leaf) {
@@ -86,7 +86,7 @@ impl Mempool {
         if self.queue.len() >= self.capacity.max(1) {
             return Err(format!("the mempool is full ({} entries); try again shortly", self.queue.len()));
         }
-        self.queue.push_back((leaf, entry, signature));
+        self.queue.push_back((leaf, entry, attachments));
         self.waiters.insert(leaf, vec![tx]);
         Ok(rx)
     }
@@ -163,6 +163,7 @@ struct Assembled {
 /// twice between validation, the precommit's checkpoint signature and the commit.
 struct Prepared {
     entries: Vec<Encoded>,
+    effects: Effects,
     checkpoint: Checkpoint,
 }
 
@@ -290,6 +291,7 @@ impl App {
                 members: genesis.members,
                 threshold: genesis.threshold,
                 parent_time_ms,
+                applets: super::state::load_applets(&l)?,
             };
             (tip, rules, l.size(), l.root())
         };
@@ -526,17 +528,15 @@ impl App {
         }
         let (_, bytes) = self.undecided.get(id).ok_or("the block is not known here")?;
         let b = Block::decode(bytes)?;
-        let entries = b
-            .entries
-            .iter()
-            .map(|i| Encoded::decode(&i.entry))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| e.to_string())?;
         let l = self.shared.ledger.lock().expect("not poisoned");
         if b.parent_size != l.size() || b.parent_root != l.root() {
             return Err("the block does not extend this ledger".into());
         }
-        Ok(Arc::new(Prepared { checkpoint: checkpoint_after(&l, &entries)?, entries }))
+        // Its entries and effects, as a validator works them out.
+        let mut checker = block::Checker::new(&l, &self.rules, b.time_ms);
+        let entries = b.entries.iter().enumerate().map(|(i, item)| checker.item(i, item)).collect::<Result<Vec<_>, _>>()?;
+        let effects = std::mem::take(&mut checker.effects);
+        Ok(Arc::new(Prepared { checkpoint: checkpoint_after(&l, &entries)?, entries, effects }))
     }
 
     /// The checkpoint the ledger reaches by appending block `id` (which must be a block of this height).
@@ -569,8 +569,9 @@ impl App {
     fn check(&mut self, id: BlockId, b: &Block, height: Height, proposer: &Address) -> Validity {
         let l = self.shared.ledger.lock().expect("not poisoned");
         let at = block::Slot { height, proposer: *proposer, now_ms: now_ms() };
-        let checked = block::validate(b, &l, &self.rules, &at)
-            .and_then(|entries| Ok(Prepared { checkpoint: checkpoint_after(&l, &entries)?, entries }));
+        let checked = block::validate(b, &l, &self.rules, &at).and_then(|(entries, effects)| {
+            Ok(Prepared { checkpoint: checkpoint_after(&l, &entries)?, entries, effects })
+        });
         drop(l);
         match checked {
             Ok(p) => {
@@ -603,30 +604,28 @@ impl App {
             }
         };
         // Take what validates, in order; drop what never will.
-        let candidates: Vec<(Hash, Encoded, Vec<u8>)> =
+        let candidates: Vec<(Hash, Encoded, Attachments)> =
             self.shared.mempool.lock().expect("not poisoned").queue.iter().take(MAX_BLOCK_ENTRIES).cloned().collect();
         let mut bytes_total = 0;
         let mut refused = Vec::new();
         let mut taken = Vec::new();
         let checkpoint;
+        let effects;
         {
             let l = self.shared.ledger.lock().expect("not poisoned");
             let mut checker = block::Checker::new(&l, &self.rules, b.time_ms);
-            for (leaf, enc, sig) in candidates {
-                let len = enc.bytes().len() + sig.len() + 16;
+            for (leaf, enc, att) in candidates {
+                let len = enc.bytes().len() + att.len() + 32;
                 if bytes_total + len > MAX_BLOCK_BYTES - 4096 {
                     break;
                 }
                 let checked = match self.cfg.fault {
-                    super::Fault::None => checker.check(b.entries.len(), &enc, &sig),
+                    super::Fault::None => checker.check(b.entries.len(), &enc, &att),
                     _ => Ok(()),
                 };
                 match checked {
                     Ok(()) => {
-                        b.entries.push(block::Item {
-                            entry: ByteBuf::from(enc.bytes().to_vec()),
-                            signature: ByteBuf::from(sig),
-                        });
+                        b.entries.push(block::Item::new(&enc, &att));
                         taken.push(enc);
                         bytes_total += len;
                     }
@@ -637,6 +636,7 @@ impl App {
                 }
             }
             checkpoint = checkpoint_after(&l, &taken);
+            effects = std::mem::take(&mut checker.effects);
         }
         {
             let mut m = self.shared.mempool.lock().expect("not poisoned");
@@ -657,7 +657,9 @@ impl App {
         };
         self.store_undecided(pv, bytes)?;
         if let Ok(checkpoint) = checkpoint {
-            self.prepared.insert(id, Arc::new(Prepared { entries: taken, checkpoint }));
+            if self.cfg.fault == super::Fault::None {
+                self.prepared.insert(id, Arc::new(Prepared { entries: taken, effects, checkpoint }));
+            }
         }
         self.mine.insert((height, round), id);
         Ok(id)
@@ -815,13 +817,29 @@ impl App {
                 attested.push((n, first + i as u64));
             }
         }
-        let undecided: Vec<Vec<u8>> = l
+        let (state_writes, state_deletes) = prepared.effects.split();
+        aux.extend(state_writes);
+        let deployed: Vec<(String, super::state::Deployed)> = prepared
+            .effects
+            .writes
+            .keys()
+            .filter_map(|k| k.strip_prefix(super::state::APPLET))
+            .map(|name| String::from_utf8_lossy(name).into_owned())
+            .filter_map(|name| {
+                let index = entries.iter().rposition(|e| matches!(e, Entry::AppletDeployed(d) if d.name == name))?;
+                let Entry::AppletDeployed(d) = entries[index] else { return None };
+                let m = enclave_runtime::Manifest::from_cbor(&d.manifest).ok()?;
+                Some((name, super::state::Deployed { index: first + index as u64, manifest: Arc::new(m) }))
+            })
+            .collect();
+        let mut undecided: Vec<Vec<u8>> = l
             .aux_scan(keys::UNDECIDED, None, 100_000)
             .map_err(|e| e.to_string())?
             .into_iter()
             .map(|(k, _)| k)
             .filter(|k| k.len() >= 9 && u64::from_be_bytes(k[1..9].try_into().unwrap()) <= h.0)
             .collect();
+        undecided.extend(state_deletes);
         let after = l.validators_after(encoded).map_err(|e| format!("height {h}: {e}"))?;
         let cosigned = self.cosigned(&prepared.checkpoint, &extensions, &after);
         if cosigned.is_none() {
@@ -839,6 +857,7 @@ impl App {
         let set = ValidatorSet::from_ledger(&after)?;
         tracing::debug!(height = %h, entries = entries.len(), size, root = %root, "committed");
         self.rules.attestations.extend(attested);
+        self.rules.applets.extend(deployed);
         if let Some(text) = new_policy {
             self.rules.policy = super::admission::parse_policy(&text)?;
             tracing::info!(height = %h, "the pod's attestation policy changes");

@@ -1,15 +1,19 @@
 //! Blocks: what a proposer asks the pod to append, and the rules every validator checks before voting for one.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 use ledger::entry::{canonical_decode, canonical_encode};
-use ledger::entry::{Encoded, Member};
+use enclave_runtime::WriteSet;
+use ledger::entry::{AppletDeployed, Encoded, Invocation, Member};
+use ledger::request::SignedRequest;
 use ledger::store::Ledger;
 use ledger::{Entry, Hash};
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
 use super::context::{Address, BlockId, Height, Signature, ValidatorSet};
+use super::state::{self, Deployed};
 use super::{admission, signing};
 
 /// Largest encoded block.
@@ -41,7 +45,7 @@ pub struct Block {
     pub entries: Vec<Item>,
 }
 
-/// One entry of a block, with the signature that vouches for it.
+/// One entry of a block, with the signature that vouches for it and what validators need to re-check it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Item {
@@ -51,6 +55,72 @@ pub struct Item {
     /// [`signing::receipt_bytes`](super::signing::receipt_bytes) of the entry, so no proposer can put words in
     /// another node's mouth. Empty for other entries (their authority is their members' approvals).
     pub signature: ByteBuf,
+    /// For an invocation: the caller's signed request (canonical CBOR), whose hash the entry records.
+    #[serde(default, skip_serializing_if = "is_empty")]
+    pub request: ByteBuf,
+    /// For an invocation: its write set (canonical CBOR), whose hash the entry records.
+    #[serde(default, skip_serializing_if = "is_empty")]
+    pub write_set: ByteBuf,
+    /// For an applet deployment: the wasm module, whose digest the entry records.
+    #[serde(default, skip_serializing_if = "is_empty")]
+    pub code: ByteBuf,
+}
+
+fn is_empty(b: &ByteBuf) -> bool {
+    b.is_empty()
+}
+
+/// What travels with an entry besides its encoding (see [`Item`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Attachments {
+    /// The executing node's signature.
+    pub signature: Vec<u8>,
+    /// The signed request.
+    pub request: Vec<u8>,
+    /// The write set.
+    pub write_set: Vec<u8>,
+    /// Applet code.
+    pub code: Vec<u8>,
+}
+
+impl Attachments {
+    /// Just a signature.
+    pub fn signed(signature: Vec<u8>) -> Attachments {
+        Attachments { signature, ..Default::default() }
+    }
+
+    /// Bytes they add to a block.
+    pub fn len(&self) -> usize {
+        self.signature.len() + self.request.len() + self.write_set.len() + self.code.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Item {
+    /// The item of an encoded entry with its attachments.
+    pub fn new(enc: &Encoded, a: &Attachments) -> Item {
+        Item {
+            entry: ByteBuf::from(enc.bytes().to_vec()),
+            signature: ByteBuf::from(a.signature.clone()),
+            request: ByteBuf::from(a.request.clone()),
+            write_set: ByteBuf::from(a.write_set.clone()),
+            code: ByteBuf::from(a.code.clone()),
+        }
+    }
+
+    /// Its attachments.
+    pub fn attachments(&self) -> Attachments {
+        Attachments {
+            signature: self.signature.to_vec(),
+            request: self.request.to_vec(),
+            write_set: self.write_set.to_vec(),
+            code: self.code.to_vec(),
+        }
+    }
 }
 
 impl Block {
@@ -89,10 +159,35 @@ pub struct Rules {
     pub threshold: u32,
     /// The last block's time (0 before the first block).
     pub parent_time_ms: u64,
+    /// The deployed applets, by name.
+    pub applets: HashMap<String, Deployed>,
+}
+
+/// What a valid block does besides appending its entries: pod-state writes and deletes (aux keys, see
+/// [`super::state`]), applied in the block's write.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Effects {
+    /// Aux key → new value, or `None` to delete.
+    pub writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+}
+
+impl Effects {
+    /// The writes and the deletes.
+    pub fn split(&self) -> (Vec<(Vec<u8>, Vec<u8>)>, Vec<Vec<u8>>) {
+        let mut puts = Vec::new();
+        let mut deletes = Vec::new();
+        for (k, v) in &self.writes {
+            match v {
+                Some(v) => puts.push((k.clone(), v.clone())),
+                None => deletes.push(k.clone()),
+            }
+        }
+        (puts, deletes)
+    }
 }
 
 /// Everything a validator checks before it votes for `block` in `at`, on top of `ledger` (which must be at the
-/// parent). Returns the decoded entries.
+/// parent). Returns the decoded entries and what they change in pod state.
 ///
 /// - the block is for this pod and this height, by the proposer consensus chose, on top of this ledger;
 /// - its time is not before the parent block's and not ahead of this validator's clock by more than
@@ -102,19 +197,32 @@ pub struct Rules {
 /// - an invocation or rejection names an executing node that is a current validator and its latest attestation
 ///   entry, was made within [`FRESHNESS_MS`] of the block's time and no later than it, and records a request
 ///   that neither the ledger nor this block already holds (replays are refused);
+/// - an invocation carries the caller's signed request, which hashes to its request hash, verifies with the
+///   caller's key, is for this pod, fresh at the block's time, with a nonce the caller never used, and names
+///   the invocation's applet, method and input; the applet is deployed with the code digest the invocation
+///   names, and its access rules let the caller call the method; its write set hashes to the recorded hash,
+///   writes only namespaces the applet may write (nothing unless the outcome is `ok`), and every version it
+///   read and every listing it made still hold (no lost update);
+/// - an applet deployment carries a valid manifest that matches the entry and the code whose digest both name;
 /// - an admission's or re-attestation's evidence binds the node's key to this pod and satisfies the pod's policy
 ///   at the block's time; a re-attestation is signed by its node; a new policy parses;
 /// - a governance entry (admission, removal, policy, applet) carries the approvals of at least the genesis'
 ///   threshold of members, each verifying over the entry's approval payload;
 /// - validator-set changes apply to the current set (no duplicate admission, no removal of a non-member) and
 ///   leave at least one validator.
-pub fn validate(block: &Block, ledger: &Ledger, rules: &Rules, at: &Slot) -> Result<Vec<Encoded>, Refusal> {
+pub fn validate(
+    block: &Block,
+    ledger: &Ledger,
+    rules: &Rules,
+    at: &Slot,
+) -> Result<(Vec<Encoded>, Effects), Refusal> {
     check_header(block, ledger, rules, at)?;
     if block.entries.len() > MAX_BLOCK_ENTRIES {
         return Err(format!("{} entries; a block holds at most {MAX_BLOCK_ENTRIES}", block.entries.len()));
     }
     let mut checker = Checker::new(ledger, rules, block.time_ms);
-    block.entries.iter().enumerate().map(|(i, item)| checker.item(i, item)).collect()
+    let entries = block.entries.iter().enumerate().map(|(i, item)| checker.item(i, item)).collect::<Result<_, _>>()?;
+    Ok((entries, checker.effects))
 }
 
 /// Where a block is proposed: what its header must say.
@@ -163,14 +271,18 @@ pub fn check_header(block: &Block, ledger: &Ledger, rules: &Rules, at: &Slot) ->
     Ok(())
 }
 
-/// Checks a block's entries one after the other (what earlier entries did is remembered: requests seen,
-/// validator-set changes).
+/// Checks a block's entries one after the other (what earlier entries did is remembered: requests and nonces
+/// seen, validator-set changes, applets deployed, state written).
 pub struct Checker<'a> {
     ledger: &'a Ledger,
     rules: &'a Rules,
     block_time_ms: u64,
     requests: HashSet<Hash>,
+    rejections: HashSet<Hash>,
     members: ledger::checkpoint::ValidatorSet,
+    deployed: HashMap<String, Deployed>,
+    /// The block's effects so far.
+    pub effects: Effects,
 }
 
 impl<'a> Checker<'a> {
@@ -204,21 +316,42 @@ impl<'a> Checker<'a> {
 
     /// A checker for the entries of a block at `block_time_ms` on top of `ledger`, under `rules`.
     pub fn new(ledger: &'a Ledger, rules: &'a Rules, block_time_ms: u64) -> Checker<'a> {
-        Checker { ledger, rules, block_time_ms, requests: HashSet::new(), members: ledger.validators_at(ledger.size()) }
+        Checker {
+            ledger,
+            rules,
+            block_time_ms,
+            requests: HashSet::new(),
+            rejections: HashSet::new(),
+            members: ledger.validators_at(ledger.size()),
+            deployed: HashMap::new(),
+            effects: Effects::default(),
+        }
     }
 
     /// Checks entry `i`; returns it decoded. A refused entry changes nothing.
     pub fn item(&mut self, i: usize, item: &Item) -> Result<Encoded, Refusal> {
         let enc = Encoded::decode(&item.entry).map_err(|e| format!("entry {i}: {e}"))?;
-        self.check(i, &enc, &item.signature)?;
+        self.check(i, &enc, &item.attachments())?;
         Ok(enc)
     }
 
-    /// Checks entry `i`, already decoded, with its `signature`. A refused entry changes nothing.
-    pub fn check(&mut self, i: usize, enc: &Encoded, signature: &[u8]) -> Result<(), Refusal> {
+    /// Checks entry `i` of the block, already decoded, with its attachments. A refused entry changes nothing.
+    pub fn check(&mut self, i: usize, enc: &Encoded, a: &Attachments) -> Result<(), Refusal> {
         let e = enc.entry();
         let fail = |why: String| format!("entry {i} ({}): {why}", e.kind());
-        check_entry(enc, signature, self.block_time_ms, self.ledger, self.rules, &self.requests).map_err(fail)?;
+        let index = self.ledger.size() + i as u64;
+        self.executed(enc, &a.signature).map_err(fail)?;
+        let (effects, deployed) = match e {
+            Entry::Invocation(inv) => (self.invocation(inv, a, index).map_err(fail)?, None),
+            Entry::AppletDeployed(d) => {
+                let (eff, dep) = self.deployment(d, a, index).map_err(fail)?;
+                (eff, Some(dep))
+            }
+            _ if !(a.request.is_empty() && a.write_set.is_empty() && a.code.is_empty()) => {
+                return Err(fail("attachments on an entry that takes none".into()))
+            }
+            _ => (Vec::new(), None),
+        };
         self.attested(e).map_err(fail)?;
         if e.approvals().is_some() {
             e.check_approvals(self.ledger.pod(), &self.rules.members, self.rules.threshold).map_err(fail)?;
@@ -232,20 +365,181 @@ impl<'a> Checker<'a> {
             self.members = members;
         }
         // Recorded only once every check passed, so a refused entry leaves no trace.
-        if let Some(r) = request_of(e) {
-            self.requests.insert(r);
+        match e {
+            Entry::Invocation(inv) => {
+                self.requests.insert(inv.request_hash);
+            }
+            Entry::RequestRejected(r) => {
+                self.rejections.insert(r.request_hash);
+            }
+            _ => {}
+        }
+        self.effects.writes.extend(effects);
+        if let Some((name, dep)) = deployed {
+            self.deployed.insert(name, dep);
         }
         Ok(())
     }
-}
 
-fn request_of(e: &Entry) -> Option<Hash> {
-    match e {
-        Entry::Invocation(i) => Some(i.request_hash),
-        Entry::RequestRejected(r) => Some(r.request_hash),
-        _ => None,
+    /// The stored or pending value of an aux key.
+    fn current(&self, key: &[u8]) -> Result<Option<Vec<u8>>, String> {
+        match self.effects.writes.get(key) {
+            Some(v) => Ok(v.clone()),
+            None => self.ledger.aux_get(key).map_err(|e| e.to_string()),
+        }
+    }
+
+    fn applet(&self, name: &str) -> Option<&Deployed> {
+        self.deployed.get(name).or_else(|| self.rules.applets.get(name))
+    }
+
+    /// An invocation's request, authorization and write set; returns its state effects.
+    fn invocation(&self, inv: &Invocation, a: &Attachments, index: u64) -> Result<Vec<Effect>, String> {
+        if a.request.is_empty() {
+            return Err("no signed request".into());
+        }
+        if SignedRequest::hash_of(&a.request) != inv.request_hash {
+            return Err("the signed request does not hash to the request hash".into());
+        }
+        let req = SignedRequest::decode(&a.request)?;
+        let caller = req.verify(self.ledger.pod(), self.block_time_ms).map_err(|why| format!("the request: {why}"))?;
+        let r = &req.request;
+        if inv.caller.as_slice() != caller {
+            return Err("the invocation names another caller than its request".into());
+        }
+        if r.applet != inv.applet || r.method != inv.method {
+            return Err("the invocation names another applet or method than its request".into());
+        }
+        if Hash::digest(&r.args) != inv.input_hash {
+            return Err("the input hash is not the request's arguments'".into());
+        }
+        let nonce = state::nonce_key(&caller, &r.nonce);
+        if self.current(&nonce)?.is_some() {
+            return Err("the caller used this nonce before (a replay)".into());
+        }
+        let dep = self.applet(&r.applet).ok_or_else(|| format!("applet {:?} is not deployed", r.applet))?;
+        let m = &dep.manifest;
+        if m.code_digest != inv.code_digest {
+            return Err(format!("applet {:?} runs code {}, not {}", r.applet, m.code_digest, inv.code_digest));
+        }
+        m.authorize(&caller, &r.method, r.args.len()).map_err(|why| format!("not authorized: {why}"))?;
+        if Hash::digest(&a.write_set) != inv.write_set_hash {
+            return Err("the write set does not hash to the recorded write-set hash".into());
+        }
+        let ws = WriteSet::decode(&a.write_set, MAX_BLOCK_BYTES)?;
+        if !ws.is_empty() && inv.outcome != "ok" {
+            return Err(format!("an invocation that ended {:?} writes state", inv.outcome));
+        }
+        let mut effects = vec![(nonce, Some(index.to_be_bytes().to_vec()))];
+        for ((ns, key), read) in &ws.reads {
+            if m.kv_access(ns).is_none() {
+                return Err(format!("read namespace {ns:?}, which the applet is not granted"));
+            }
+            let now = match self.current(&state::state_key(ns, key))? {
+                Some(v) => state::parse_value(&v).ok_or("a stored state value is corrupt")?.1,
+                None => enclave_runtime::state::ABSENT,
+            };
+            if now != *read {
+                return Err(format!("a conflict: {ns}/{} was read at version {read}, is now {now}", hex::encode(key)));
+            }
+        }
+        for ((ns, prefix), h) in &ws.lists {
+            if m.kv_access(ns).is_none() {
+                return Err(format!("listed namespace {ns:?}, which the applet is not granted"));
+            }
+            let under = state::state_key(ns, prefix);
+            if self.effects.writes.keys().any(|k| k.starts_with(&under)) {
+                return Err(format!("a conflict: {ns}/{} was listed and written since", hex::encode(prefix)));
+            }
+            let keys = state::list(self.ledger, ns, prefix, enclave_runtime::state::MAX_LIST);
+            if enclave_runtime::state::list_hash(&keys) != *h {
+                return Err(format!("a conflict: the keys under {ns}/{} changed since they were listed", hex::encode(prefix)));
+            }
+        }
+        for ((ns, key), value) in &ws.writes {
+            if m.kv_access(ns) != Some(enclave_runtime::manifest::KvAccess::ReadWrite) {
+                return Err(format!("wrote namespace {ns:?}, which the applet may not write"));
+            }
+            effects.push((state::state_key(ns, key), value.as_ref().map(|v| state::value_bytes(v, index))));
+        }
+        Ok(effects)
+    }
+
+    /// A deployment's manifest and code; returns its effects and the applet.
+    fn deployment(
+        &self,
+        d: &AppletDeployed,
+        a: &Attachments,
+        index: u64,
+    ) -> Result<(Vec<Effect>, (String, Deployed)), String> {
+        if !a.signature.is_empty() || !a.request.is_empty() || !a.write_set.is_empty() {
+            return Err("a deployment carries only its code".into());
+        }
+        if Hash::digest(&a.code) != d.code_digest {
+            return Err("the code does not hash to the code digest".into());
+        }
+        let m = enclave_runtime::Manifest::from_cbor(&d.manifest).map_err(|e| e.to_string())?;
+        if m.name != d.name || m.version != d.version || m.code_digest != d.code_digest {
+            return Err("the manifest's name, version or code digest differs from the entry's".into());
+        }
+        let effects = vec![
+            (state::applet_key(&d.name), Some(index.to_be_bytes().to_vec())),
+            (state::code_key(&d.code_digest), Some(a.code.clone())),
+        ];
+        Ok((effects, (d.name.clone(), Deployed { index, manifest: Arc::new(m) })))
+    }
+
+    /// An invocation or rejection must be signed by the node it names, fresh, and not a replay; a re-attestation
+    /// is signed by its node; nothing else is signed.
+    fn executed(&self, enc: &Encoded, signature: &[u8]) -> Result<(), String> {
+        let (rules, ledger, block_time_ms) = (self.rules, self.ledger, self.block_time_ms);
+        let leaf = enc.leaf_hash();
+        let executed = |node: &str, at_ms: u64, att: Option<u64>| -> Result<(), String> {
+            signed_by(rules, node, signature, &leaf)?;
+            if let Some(att) = att {
+                if rules.attestations.get(node) != Some(&att) {
+                    return Err(format!("{node:?}'s latest attestation is not entry {att}"));
+                }
+            }
+            if at_ms > block_time_ms {
+                return Err(format!("made at {at_ms}, after its block's time {block_time_ms}"));
+            }
+            if block_time_ms - at_ms > FRESHNESS_MS {
+                return Err(format!("made {} s before its block: stale", (block_time_ms - at_ms) / 1000));
+            }
+            Ok(())
+        };
+        let io = |e: ledger::LedgerError| e.to_string();
+        match enc.entry() {
+            Entry::Genesis(_) => Err("a genesis after the first entry".into()),
+            Entry::Invocation(i) => {
+                executed(&i.executor, i.at_ms, Some(i.executor_attestation))?;
+                let request = &i.request_hash;
+                if self.requests.contains(request) {
+                    return Err(format!("request {request} appears twice in the block"));
+                }
+                if ledger.by_request(request).map_err(io)?.is_some() {
+                    return Err(format!("request {request} is already in the ledger (a replay)"));
+                }
+                Ok(())
+            }
+            Entry::RequestRejected(r) => {
+                executed(&r.node, r.at_ms, None)?;
+                let request = &r.request_hash;
+                if self.rejections.contains(request) || ledger.by_rejection(request).map_err(io)?.is_some() {
+                    return Err(format!("the rejection of request {request} is already recorded"));
+                }
+                Ok(())
+            }
+            Entry::Reattested(r) => signed_by(rules, &r.node, signature, &leaf).map(|_| ()),
+            _ if !signature.is_empty() => Err("a signature on an entry that takes none".into()),
+            _ => Ok(()),
+        }
     }
 }
+
+/// One pod-state change: aux key → value, or `None` to delete.
+type Effect = (Vec<u8>, Option<Vec<u8>>);
 
 /// `signature` is `node`'s over the entry's receipt bytes.
 fn signed_by<'s>(
@@ -263,77 +557,68 @@ fn signed_by<'s>(
     Ok(v)
 }
 
-fn check_entry(
-    enc: &Encoded,
-    signature: &[u8],
-    block_time_ms: u64,
-    ledger: &Ledger,
-    rules: &Rules,
-    requests: &HashSet<Hash>,
-) -> Result<(), String> {
-    let e = enc.entry();
-    let leaf = enc.leaf_hash();
-    let executed = |node: &str, at_ms: u64, request: &Hash, att: Option<u64>| -> Result<(), String> {
-        signed_by(rules, node, signature, &leaf)?;
-        if let Some(att) = att {
-            if rules.attestations.get(node) != Some(&att) {
-                return Err(format!("{node:?}'s latest attestation is not entry {att}"));
-            }
-        }
-        if at_ms > block_time_ms {
-            return Err(format!("made at {at_ms}, after its block's time {block_time_ms}"));
-        }
-        if block_time_ms - at_ms > FRESHNESS_MS {
-            return Err(format!("made {} s before its block: stale", (block_time_ms - at_ms) / 1000));
-        }
-        if requests.contains(request) {
-            return Err(format!("request {request} appears twice in the block"));
-        }
-        if ledger.by_request(request).map_err(|e| e.to_string())?.is_some() {
-            return Err(format!("request {request} is already in the ledger (a replay)"));
-        }
-        Ok(())
-    };
-    match e {
-        Entry::Genesis(_) => Err("a genesis after the first entry".into()),
-        Entry::Invocation(i) => executed(&i.executor, i.at_ms, &i.request_hash, Some(i.executor_attestation)),
-        Entry::RequestRejected(r) => executed(&r.node, r.at_ms, &r.request_hash, None),
-        Entry::Reattested(r) => signed_by(rules, &r.node, signature, &leaf).map(|_| ()),
-        _ if !signature.is_empty() => Err("a signature on an entry that takes none".into()),
-        _ => Ok(()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::pod::local;
     use crate::pod::signing::PodSigner;
-    use ledger::entry::{Invocation, NodeRemoved};
+    use ledger::entry::NodeRemoved;
 
     const T: u64 = 1_764_000_100_000;
 
-    fn invocation(executor: usize, n: u64, at_ms: u64) -> Entry {
-        Entry::Invocation(Invocation {
-            request_hash: Hash::digest(format!("r{n}").as_bytes()),
-            caller: ByteBuf::from(vec![1; 32]),
-            applet: "notes".into(),
-            method: "put".into(),
-            code_digest: Hash::digest(b"c"),
-            input_hash: Hash::digest(b"i"),
-            output_hash: Hash::digest(b"o"),
-            write_set_hash: Hash::digest(b"w"),
-            executor: local::name(executor),
+    /// An invocation of `probe.run` by node `executor`, request `n`, made at `at_ms`.
+    fn invocation(executor: usize, n: u64, at_ms: u64) -> (Entry, Attachments) {
+        local::probe_invocation("p", &local::name(executor), 0, &local::CALLER_SEED, n, at_ms)
+    }
+
+    /// An invocation built by hand: `request` and `ws` as given, then `edit` on the entry.
+    fn custom(
+        n: u64,
+        request: impl FnOnce(&mut ledger::request::Request),
+        ws: WriteSet,
+        edit: impl FnOnce(&mut Invocation),
+    ) -> (Entry, Attachments) {
+        use ring::signature::KeyPair;
+        let key = ring::signature::Ed25519KeyPair::from_seed_unchecked(&local::CALLER_SEED).unwrap();
+        let mut r = ledger::request::Request {
+            pod: "p".into(),
+            applet: "probe".into(),
+            method: "run".into(),
+            args: ByteBuf::from(format!("{{\"n\":{n}}}").into_bytes()),
+            nonce: ByteBuf::from(vec![n as u8; 16]),
+            issued_at_ms: T - 10,
+            caller: ByteBuf::from(key.public_key().as_ref().to_vec()),
+        };
+        request(&mut r);
+        let args = r.args.to_vec();
+        let req = r.sign(&key).encode();
+        let wsb = ws.encode();
+        let mut i = Invocation {
+            request_hash: SignedRequest::hash_of(&req),
+            caller: ByteBuf::from(key.public_key().as_ref().to_vec()),
+            applet: "probe".into(),
+            method: "run".into(),
+            code_digest: local::probe().code_digest,
+            input_hash: Hash::digest(&args),
+            output_hash: Hash::digest(b"{}"),
+            write_set_hash: Hash::digest(&wsb),
+            executor: local::name(0),
             executor_attestation: 0,
             outcome: "ok".into(),
             fuel_used: 1,
-            at_ms,
-        })
+            at_ms: T - 10,
+        };
+        edit(&mut i);
+        (Entry::Invocation(i), Attachments { request: req, write_set: wsb, ..Default::default() })
     }
 
-    fn signed(e: &Entry, by: usize) -> Item {
+    fn signed((e, a): &(Entry, Attachments), by: usize) -> Item {
         let sig = PodSigner::new(&local::seed(by)).sign(&signing::receipt_bytes(&e.leaf_hash()));
-        Item { entry: ByteBuf::from(e.encode()), signature: ByteBuf::from(sig.0.to_vec()) }
+        Item::new(&Encoded::new(e.clone()), &Attachments { signature: sig.0.to_vec(), ..a.clone() })
+    }
+
+    fn plain(e: &Entry) -> Item {
+        Item::new(&Encoded::new(e.clone()), &Attachments::default())
     }
 
     struct Fixture {
@@ -342,9 +627,18 @@ mod tests {
         proposer: Address,
     }
 
+    /// A ledger with `probe` deployed (entry 1), request 999 invoked (entry 2) and state `probe/k` at version 2.
     fn fixture() -> Fixture {
         let mut ledger = Ledger::in_memory(&local::genesis("p", 4)).unwrap();
-        ledger.append(&invocation(0, 999, T - 1000)).unwrap();
+        let (deploy, code) = local::deployment(&local::probe(), local::PROBE_CODE);
+        let deploy = Encoded::new(local::approved("p", deploy));
+        let done = Encoded::new(invocation(0, 999, T - 1000).0);
+        let aux = vec![
+            (state::applet_key("probe"), 1u64.to_be_bytes().to_vec()),
+            (state::code_key(&local::probe().code_digest), code.code),
+            (state::state_key("probe", b"k"), state::value_bytes(b"v", 2)),
+        ];
+        ledger.append_block_with(&[deploy, done], aux, vec![], None).unwrap();
         let set = ValidatorSet::from_ledger(&ledger.validators_at(ledger.size())).unwrap();
         let proposer = set.validators[1].address;
         Fixture { ledger, set, proposer }
@@ -362,17 +656,22 @@ mod tests {
         }
     }
 
-    fn check(f: &Fixture, b: &Block) -> Result<Vec<Encoded>, Refusal> {
+    fn rules(f: &Fixture) -> Rules {
         let Entry::Genesis(g) = local::genesis("p", 4) else { unreachable!() };
-        let rules = Rules {
+        Rules {
             set: f.set.clone(),
             attestations: (0..4).map(|i| (local::name(i), 0)).collect(),
             policy: admission::parse_policy(&local::policy()).unwrap(),
             members: g.members,
             threshold: g.threshold,
             parent_time_ms: T - 500,
-        };
-        validate(b, &f.ledger, &rules, &Slot { height: Height(2), proposer: f.proposer, now_ms: T + 100 })
+            applets: state::load_applets(&f.ledger).unwrap(),
+        }
+    }
+
+    fn check(f: &Fixture, b: &Block) -> Result<Vec<Encoded>, Refusal> {
+        let slot = Slot { height: Height(2), proposer: f.proposer, now_ms: T + 100 };
+        validate(b, &f.ledger, &rules(f), &slot).map(|(entries, _)| entries)
     }
 
     fn refused(f: &Fixture, b: &Block, why: &str) {
@@ -380,6 +679,133 @@ mod tests {
             Ok(_) => panic!("accepted a block that should be refused for {why:?}"),
             Err(e) => assert!(e.contains(why), "{e:?} does not say {why:?}"),
         }
+    }
+
+    fn refused1(f: &Fixture, item: Item, why: &str) {
+        refused(f, &block(f, vec![item]), why)
+    }
+
+    #[test]
+    fn an_invocation_needs_its_signed_request_authorization_and_a_write_set_that_still_holds() {
+        let f = fixture();
+        let ok = custom(1, |_| {}, WriteSet::default(), |_| {});
+        assert!(check(&f, &block(&f, vec![signed(&ok, 0)])).is_ok());
+
+        // The request: missing, altered, swapped, forged, for another pod, stale, another caller, applet, input.
+        let mut none = signed(&ok, 0);
+        none.request = ByteBuf::new();
+        refused1(&f, none, "no signed request");
+        let mut flipped = signed(&ok, 0);
+        let last = flipped.request.len() - 1;
+        flipped.request[last] ^= 1;
+        refused1(&f, flipped, "does not hash");
+        let mut swapped = signed(&ok, 0);
+        swapped.request = ByteBuf::from(custom(2, |_| {}, WriteSet::default(), |_| {}).1.request);
+        refused1(&f, swapped, "does not hash");
+        let (e, mut a) = custom(3, |_| {}, WriteSet::default(), |_| {});
+        let mut req = SignedRequest::decode(&a.request).unwrap();
+        req.signature[7] ^= 1;
+        a.request = req.encode();
+        let forged = match e {
+            Entry::Invocation(mut i) => {
+                i.request_hash = SignedRequest::hash_of(&a.request);
+                (Entry::Invocation(i), a)
+            }
+            _ => unreachable!(),
+        };
+        refused1(&f, signed(&forged, 0), "signature does not verify");
+        refused1(&f, signed(&custom(4, |r| r.pod = "q".into(), WriteSet::default(), |_| {}), 0), "for pod");
+        let stale = custom(5, |r| r.issued_at_ms = T - ledger::request::MAX_AGE_MS - 1, WriteSet::default(), |_| {});
+        refused1(&f, signed(&stale, 0), "ago");
+        let other = custom(6, |_| {}, WriteSet::default(), |i| i.caller = ByteBuf::from(vec![3; 32]));
+        refused1(&f, signed(&other, 0), "another caller");
+        let method = custom(7, |_| {}, WriteSet::default(), |i| i.method = "walk".into());
+        refused1(&f, signed(&method, 0), "another applet or method");
+        let input = custom(8, |_| {}, WriteSet::default(), |i| i.input_hash = Hash::digest(b"x"));
+        refused1(&f, signed(&input, 0), "input hash");
+
+        // The applet: deployed, with this code, and the caller allowed.
+        let unknown = custom(9, |r| r.applet = "nope".into(), WriteSet::default(), |i| i.applet = "nope".into());
+        refused1(&f, signed(&unknown, 0), "not deployed");
+        let code = custom(10, |_| {}, WriteSet::default(), |i| i.code_digest = Hash::digest(b"other code"));
+        refused1(&f, signed(&code, 0), "runs code");
+        let denied = custom(11, |r| r.method = "nope".into(), WriteSet::default(), |i| i.method = "nope".into());
+        refused1(&f, signed(&denied, 0), "not authorized");
+
+        // Nonces: once per caller, in the ledger and in the block.
+        let same_nonce = custom(12, |r| r.nonce = ByteBuf::from(vec![1; 16]), WriteSet::default(), |_| {});
+        refused(&f, &block(&f, vec![signed(&ok, 0), signed(&same_nonce, 0)]), "nonce");
+
+        // The write set.
+        let mut ws_flip = signed(&ok, 0);
+        ws_flip.write_set = ByteBuf::from(custom(13, |_| {}, write(&[("probe", b"k", 2)]), |_| {}).1.write_set);
+        refused1(&f, ws_flip, "write-set hash");
+        let reads = |ns: &str, v: u64| {
+            let mut ws = WriteSet::default();
+            ws.reads.insert((ns.into(), b"k".to_vec()), v);
+            ws
+        };
+        assert!(check(&f, &block(&f, vec![signed(&custom(14, |_| {}, reads("probe", 2), |_| {}), 0)])).is_ok());
+        refused1(&f, signed(&custom(15, |_| {}, reads("probe", 1), |_| {}), 0), "a conflict");
+        refused1(&f, signed(&custom(16, |_| {}, reads("other", 0), |_| {}), 0), "not granted");
+        refused1(&f, signed(&custom(17, |_| {}, write(&[("other", b"k", 2)]), |_| {}), 0), "may not write");
+        let failed = custom(18, |_| {}, write(&[("probe", b"k", 2)]), |i| i.outcome = "trapped".into());
+        refused1(&f, signed(&failed, 0), "writes state");
+        // Two invocations that read and write the same key: the second read a version the first replaced.
+        let first = custom(19, |_| {}, write(&[("probe", b"k", 2)]), |_| {});
+        let second = custom(20, |_| {}, write(&[("probe", b"k", 2)]), |_| {});
+        assert!(check(&f, &block(&f, vec![signed(&first, 0)])).is_ok());
+        refused(&f, &block(&f, vec![signed(&first, 0), signed(&second, 0)]), "a conflict");
+        // A listing another entry of the block changed.
+        let mut lists = WriteSet::default();
+        lists.lists.insert(("probe".into(), Vec::new()), enclave_runtime::state::list_hash(&[b"k".to_vec()]));
+        let listed = custom(21, |_| {}, lists.clone(), |_| {});
+        assert!(check(&f, &block(&f, vec![signed(&listed, 0)])).is_ok());
+        refused(&f, &block(&f, vec![signed(&first, 0), signed(&listed, 0)]), "listed and written");
+        lists.lists.insert(("probe".into(), Vec::new()), enclave_runtime::state::list_hash(&[]));
+        refused1(&f, signed(&custom(22, |_| {}, lists, |_| {}), 0), "changed since they were listed");
+    }
+
+    /// A write set that read `ns/key` at `version` and writes it.
+    fn write(items: &[(&str, &[u8], u64)]) -> WriteSet {
+        let mut ws = WriteSet::default();
+        for (ns, key, version) in items {
+            ws.reads.insert((ns.to_string(), key.to_vec()), *version);
+            ws.writes.insert((ns.to_string(), key.to_vec()), Some(b"new".to_vec()));
+        }
+        ws
+    }
+
+    #[test]
+    fn a_valid_block_has_the_effects_of_its_entries() {
+        let f = fixture();
+        let first = custom(19, |_| {}, write(&[("probe", b"k", 2)]), |_| {});
+        let slot = Slot { height: Height(2), proposer: f.proposer, now_ms: T + 100 };
+        let (_, effects) = validate(&block(&f, vec![signed(&first, 0)]), &f.ledger, &rules(&f), &slot).unwrap();
+        let index = f.ledger.size();
+        assert_eq!(effects.writes.get(&state::state_key("probe", b"k")), Some(&Some(state::value_bytes(b"new", index))));
+        assert_eq!(effects.writes.len(), 2, "the state write and the nonce: {effects:?}");
+    }
+
+    #[test]
+    fn a_deployment_carries_its_code_and_a_manifest_that_matches_it() {
+        let f = fixture();
+        let mut m = local::probe();
+        m.version = "2".into();
+        let (e, a) = local::deployment(&m, local::PROBE_CODE);
+        let e = local::approved("p", e);
+        let item = |e: &Entry, a: &Attachments| Item::new(&Encoded::new(e.clone()), a);
+        assert!(check(&f, &block(&f, vec![item(&e, &a)])).is_ok());
+        refused1(&f, item(&e, &Attachments::default()), "does not hash");
+        refused1(&f, item(&e, &Attachments { code: b"other".to_vec(), ..a.clone() }), "does not hash");
+        let (unapproved, _) = local::deployment(&m, local::PROBE_CODE);
+        refused1(&f, item(&unapproved, &a), "member approvals");
+        let mut renamed = e.clone();
+        if let Entry::AppletDeployed(d) = &mut renamed {
+            d.version = "3".into();
+        }
+        refused1(&f, item(&local::approved("p", renamed), &a), "differs");
+        refused1(&f, item(&e, &Attachments { request: vec![1], ..a.clone() }), "only its code");
     }
 
     #[test]
@@ -414,25 +840,21 @@ mod tests {
         // Entries.
         refused(
             &f,
-            &block(&f, vec![Item { entry: ByteBuf::from(local::genesis("p", 4).encode()), signature: ByteBuf::new() }]),
+            &block(&f, vec![plain(&local::genesis("p", 4))]),
             "genesis",
         );
         let e = invocation(0, 3, T - 10);
-        refused(
-            &f,
-            &block(&f, vec![Item { entry: ByteBuf::from(e.encode()), signature: ByteBuf::new() }]),
-            "no signature",
-        );
+        refused(&f, &block(&f, vec![Item::new(&Encoded::new(e.0.clone()), &e.1)]), "no signature");
         refused(&f, &block(&f, vec![signed(&e, 3)]), "forged receipt");
         let mut flipped = signed(&e, 0);
         flipped.signature[5] ^= 1;
         refused(&f, &block(&f, vec![flipped]), "forged receipt");
         let mut swapped = signed(&e, 0);
-        swapped.entry = ByteBuf::from(invocation(0, 4, T - 10).encode());
+        swapped.entry = ByteBuf::from(invocation(0, 4, T - 10).0.encode());
         refused(&f, &block(&f, vec![swapped]), "forged receipt");
         refused(&f, &block(&f, vec![signed(&invocation(7, 5, T - 10), 7)]), "not a validator");
         let mut wrong_att = invocation(0, 6, T - 10);
-        if let Entry::Invocation(i) = &mut wrong_att {
+        if let Entry::Invocation(i) = &mut wrong_att.0 {
             i.executor_attestation = 1;
         }
         refused(&f, &block(&f, vec![signed(&wrong_att, 0)]), "latest attestation");
@@ -440,16 +862,12 @@ mod tests {
         refused(&f, &block(&f, vec![signed(&invocation(0, 8, T + 1), 0)]), "after its block's time");
         let twice = signed(&invocation(0, 9, T - 10), 0);
         refused(&f, &block(&f, vec![twice.clone(), twice]), "twice in the block");
-        refused(&f, &block(&f, vec![signed(&invocation(0, 999, T - 10), 0)]), "a replay");
+        refused(&f, &block(&f, vec![signed(&invocation(0, 999, T - 1000), 0)]), "a replay");
         let mut noncanonical = signed(&e, 0);
         noncanonical.entry.push(0);
         refused(&f, &block(&f, vec![noncanonical]), "entry 0");
-        let removal = |name: &str| Item {
-            entry: ByteBuf::from(
-                Entry::NodeRemoved(NodeRemoved { name: name.into(), reason: "r".into(), approvals: vec![] }).encode(),
-            ),
-            signature: ByteBuf::new(),
-        };
+        let removal =
+            |name: &str| plain(&Entry::NodeRemoved(NodeRemoved { name: name.into(), reason: "r".into(), approvals: vec![] }));
         refused(&f, &block(&f, vec![removal("node-2")]), "0 of the 1 member approvals");
         let approve = |item: &mut Item, seed: [u8; 32], member: &str| {
             let mut e = Entry::decode(&item.entry).unwrap();

@@ -625,7 +625,13 @@ mod tests {
             time_ms: 1,
             parent_size: 1,
             parent_root: ledger::Hash([1; 32]),
-            entries: vec![Item { entry: ByteBuf::from(vec![1, 2, 3]), signature: ByteBuf::new() }],
+            entries: vec![Item {
+                entry: ByteBuf::from(vec![1, 2, 3]),
+                signature: ByteBuf::new(),
+                request: ByteBuf::from(vec![4]),
+                write_set: ByteBuf::new(),
+                code: ByteBuf::new(),
+            }],
         };
         let c = PodCodec;
         vec![

@@ -17,6 +17,7 @@ pub mod codec;
 pub mod context;
 pub mod local;
 pub mod signing;
+pub mod state;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -40,6 +41,7 @@ use malachitebft_app_channel::{
 use tokio::sync::{oneshot, watch, Notify};
 
 use app::{App, AppConfig, Committed, Mempool, Shared, Tip};
+use block::Attachments;
 use codec::PodCodec;
 use context::{Address, PodContext};
 use signing::{Admitted, PodSigner, PodVerifier};
@@ -294,6 +296,12 @@ impl PodNode {
     /// Queues an entry for a block; the receiver fires once it is committed (dropped if it never will be). An
     /// invocation or rejection this node executed, or its own re-attestation, is signed with its key here.
     pub fn submit(&self, entry: Entry) -> Result<oneshot::Receiver<Committed>, String> {
+        self.submit_with(entry, Attachments::default())
+    }
+
+    /// [`PodNode::submit`] with what the entry needs besides a signature: an invocation's signed request and
+    /// write set, a deployment's code.
+    pub fn submit_with(&self, entry: Entry, mut attachments: Attachments) -> Result<oneshot::Receiver<Committed>, String> {
         let mine = match &entry {
             Entry::Invocation(i) => i.executor == self.name,
             Entry::RequestRejected(r) => r.node == self.name,
@@ -301,19 +309,20 @@ impl PodNode {
             _ => false,
         };
         let enc = Encoded::new(entry);
-        let sig =
-            if mine { self.signer.sign(&signing::receipt_bytes(&enc.leaf_hash())).0.to_vec() } else { Vec::new() };
-        self.submit_encoded(enc, sig)
+        if mine {
+            attachments.signature = self.signer.sign(&signing::receipt_bytes(&enc.leaf_hash())).0.to_vec();
+        }
+        self.submit_encoded(enc, attachments)
     }
 
-    /// Queues an entry with the signature that vouches for it (see [`block::Item`]).
-    pub fn submit_signed(&self, entry: Entry, signature: Vec<u8>) -> Result<oneshot::Receiver<Committed>, String> {
-        self.submit_encoded(Encoded::new(entry), signature)
+    /// Queues an entry with the signature that vouches for it (see [`block::Item`]) and its other attachments.
+    pub fn submit_signed(&self, entry: Entry, attachments: Attachments) -> Result<oneshot::Receiver<Committed>, String> {
+        self.submit_encoded(Encoded::new(entry), attachments)
     }
 
     /// Checks an entry against the ledger as a validator would, then queues it: an entry that cannot be
     /// committed is refused here, with the reason.
-    fn submit_encoded(&self, entry: Encoded, signature: Vec<u8>) -> Result<oneshot::Receiver<Committed>, String> {
+    fn submit_encoded(&self, entry: Encoded, attachments: Attachments) -> Result<oneshot::Receiver<Committed>, String> {
         if matches!(entry.entry(), Entry::Genesis(_)) {
             return Err("a genesis cannot be submitted".into());
         }
@@ -324,12 +333,22 @@ impl PodNode {
             let l = self.shared.ledger.lock().expect("not poisoned");
             let now = app::now_ms().max(rules.parent_time_ms);
             block::Checker::new(&l, rules, now)
-                .check(0, &entry, &signature)
+                .check(0, &entry, &attachments)
                 .map_err(|why| why.replacen("entry 0 ", "", 1))?;
         }
-        let rx = self.shared.mempool.lock().expect("not poisoned").push(entry, signature)?;
+        let rx = self.shared.mempool.lock().expect("not poisoned").push(entry, attachments)?;
         self.shared.queued.notify_one();
         Ok(rx)
+    }
+
+    /// The rules entries are checked by, as of the last commit (validators, attestations, policy, applets).
+    pub fn rules(&self) -> Option<block::Rules> {
+        self.shared.rules.lock().expect("not poisoned").clone()
+    }
+
+    /// The node's name.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// The tip after each commit.

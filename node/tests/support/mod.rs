@@ -5,10 +5,11 @@
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use ledger::entry::Invocation;
-use ledger::{Entry, Hash};
-use serde_bytes::ByteBuf;
-use sigil::pod::{self, PodConfig};
+use ledger::Entry;
+use sigil::pod::app::Committed;
+use sigil::pod::block::Attachments;
+use sigil::pod::{self, PodConfig, PodNode};
+use tokio::sync::oneshot;
 
 pub use sigil::pod::local::{name, seed};
 
@@ -20,23 +21,33 @@ pub fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
 }
 
-/// An invocation executed by node `executor`, request number `n`.
-pub fn invocation(executor: usize, n: u64) -> Entry {
-    Entry::Invocation(Invocation {
-        request_hash: Hash::digest(format!("request {executor} {n}").as_bytes()),
-        caller: ByteBuf::from(vec![0xa1; 32]),
-        applet: "notes".into(),
-        method: "put".into(),
-        code_digest: Hash::digest(b"notes.wasm"),
-        input_hash: Hash::digest(&n.to_be_bytes()),
-        output_hash: Hash::digest(b"ok"),
-        write_set_hash: Hash::digest(b"ws"),
-        executor: name(executor),
-        executor_attestation: 0,
-        outcome: "ok".into(),
-        fuel_used: 1000,
-        at_ms: now_ms(),
-    })
+/// An invocation of the `probe` applet executed by node `executor`, request number `n`, with its signed
+/// request and write set.
+pub fn invocation(executor: usize, n: u64) -> (Entry, Attachments) {
+    pod::local::probe_invocation("test-pod", &name(executor), 0, &pod::local::CALLER_SEED, n, now_ms())
+}
+
+/// Queues an invocation at `node`.
+pub fn submit(node: &PodNode, (e, a): (Entry, Attachments)) -> Result<oneshot::Receiver<Committed>, String> {
+    node.submit_with(e, a)
+}
+
+/// Deploys the `probe` applet through `nodes[0]` unless it is deployed, and waits until every node of `nodes`
+/// has committed it.
+pub async fn deploy_probe(nodes: &[PodNode]) {
+    if nodes[0].rules().is_some_and(|r| r.applets.contains_key("probe")) {
+        return;
+    }
+    let (e, a) = pod::local::deployment(&pod::local::probe(), pod::local::PROBE_CODE);
+    let rx = nodes[0].submit_with(pod::local::approved("test-pod", e), a).expect("the deployment is queued");
+    let c = tokio::time::timeout(Duration::from_secs(60), rx).await.expect("deployed in time").expect("deployed");
+    for n in nodes {
+        let mut tip = n.tip();
+        tokio::time::timeout(Duration::from_secs(60), tip.wait_for(|t| t.size > c.index))
+            .await
+            .expect("every node commits the deployment")
+            .unwrap();
+    }
 }
 
 /// Configs of an `n`-node pod whose data lives under `dir`.
