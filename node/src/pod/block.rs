@@ -748,7 +748,9 @@ mod tests {
         assert!(check(&f, &block(&f, vec![signed(&custom(14, |_| {}, reads("probe", 2), |_| {}), 0)])).is_ok());
         refused1(&f, signed(&custom(15, |_| {}, reads("probe", 1), |_| {}), 0), "a conflict");
         refused1(&f, signed(&custom(16, |_| {}, reads("other", 0), |_| {}), 0), "not granted");
-        refused1(&f, signed(&custom(17, |_| {}, write(&[("other", b"k", 2)]), |_| {}), 0), "may not write");
+        let mut blind = WriteSet::default();
+        blind.writes.insert(("other".into(), b"k".to_vec()), Some(b"x".to_vec()));
+        refused1(&f, signed(&custom(17, |_| {}, blind, |_| {}), 0), "may not write");
         let failed = custom(18, |_| {}, write(&[("probe", b"k", 2)]), |i| i.outcome = "trapped".into());
         refused1(&f, signed(&failed, 0), "writes state");
         // Two invocations that read and write the same key: the second read a version the first replaced.
