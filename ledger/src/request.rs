@@ -108,7 +108,10 @@ impl SignedRequest {
             return Err(format!("the request is for pod {:?}, not {pod:?}", r.pod));
         }
         if r.issued_at_ms > now_ms + MAX_AHEAD_MS {
-            return Err(format!("issued {} s in the future (check the caller's clock)", (r.issued_at_ms - now_ms) / 1000));
+            return Err(format!(
+                "issued {} s in the future (check the caller's clock)",
+                (r.issued_at_ms - now_ms) / 1000
+            ));
         }
         if now_ms.saturating_sub(r.issued_at_ms) > MAX_AGE_MS {
             return Err(format!(

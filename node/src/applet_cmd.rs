@@ -39,6 +39,13 @@ pub enum AppletCommand {
     ///   sigil applet run applets/notes/sigil.toml notes.wasm get --args '{"key":"a"}' --state s.json --json
     #[command(verbatim_doc_comment)]
     Run(RunArgs),
+    /// Deploy an applet to a pod: the manifest and module, approved by a member of the pod (signed with the
+    /// member's key), checked and compiled by the node, committed through consensus.
+    ///
+    /// Example:
+    ///   sigil applet deploy --api https://127.0.0.1:8443 --key member.key --member ops applets/notes/sigil.toml notes.wasm
+    #[command(verbatim_doc_comment)]
+    Deploy(crate::client_cmd::DeployArgs),
 }
 
 #[derive(Args)]
@@ -70,6 +77,7 @@ pub fn run(cmd: AppletCommand) -> ExitCode {
     let r = match cmd {
         AppletCommand::Check { manifest, module, json } => check(&manifest, &module, json),
         AppletCommand::Run(a) => run_method(a),
+        AppletCommand::Deploy(a) => return crate::client_cmd::deploy(a),
     };
     r.unwrap_or_else(|e| {
         eprintln!("error: {e:#}");

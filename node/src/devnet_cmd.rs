@@ -7,17 +7,23 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use clap::Args;
 use serde::{Deserialize, Serialize};
-use sigil::pod::{local, PodNode};
+use sigil::pod::local;
+use sigil::service::{ApiConfig, PodDirectory, RunningNode};
 
-/// Start a local pod: N nodes on 127.0.0.1 with simulated (INSECURE) TEE evidence and published test keys,
-/// committing blocks through Malachite consensus into their RocksDB ledgers under --data. Runs until Ctrl-C
-/// (or --for seconds); run it again with the same --data to resume the same pod.
+/// Start a local pod: N nodes on 127.0.0.1 with simulated (INSECURE) TEE evidence and published test node keys,
+/// committing blocks through Malachite consensus into their RocksDB ledgers under --data, each serving the HTTPS
+/// API and console (attested certificates). The example applets (notes, hash, fetch, tools) are built from
+/// applets/ and deployed; once the pod commits, DIR/devnet.json says where everything is:
 ///
-/// Today the devnet is the consensus layer only: the HTTP API, applets, devnet.json and the client commands
-/// arrive with the node issue.
+///   {"api": [node URLs], "genesis": path, "keys": {"member": path, "caller": path}, "applets": [names], ...}
+///
+/// Runs until Ctrl-C (or --for seconds); run it again with the same --data to resume the same pod.
 ///
 /// Example:
 ///   sigil devnet --nodes 4 --data /tmp/pod
+///   sigil invoke --api "$(jq -r '.api[0]' /tmp/pod/devnet.json)" --key /tmp/pod/keys/caller.key \
+///       notes put --args '{"key":"greeting","value":"hello"}' --receipt-out /tmp/r.cose
+///   sigil receipt verify /tmp/r.cose --genesis /tmp/pod/genesis.cbor
 #[derive(Args)]
 #[command(verbatim_doc_comment)]
 pub struct DevnetArgs {
@@ -38,7 +44,12 @@ pub struct DevnetArgs {
 struct PodFile {
     pod: String,
     ports: Vec<u16>,
+    #[serde(default)]
+    api_ports: Vec<u16>,
 }
+
+/// The example applets a devnet deploys.
+const APPLETS: &[&str] = &["notes", "hash", "fetch", "tools"];
 
 pub fn run(a: DevnetArgs) -> ExitCode {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime");
@@ -53,7 +64,7 @@ pub fn run(a: DevnetArgs) -> ExitCode {
 
 async fn devnet(a: DevnetArgs) -> anyhow::Result<()> {
     let file = a.data.join("pod.json");
-    let pod = if file.exists() {
+    let mut pod = if file.exists() {
         let p: PodFile = serde_json::from_slice(&std::fs::read(&file)?)
             .with_context(|| format!("{} is not a devnet's pod file", file.display()))?;
         if p.ports.len() != a.nodes as usize {
@@ -69,37 +80,112 @@ async fn devnet(a: DevnetArgs) -> anyhow::Result<()> {
         p
     } else {
         std::fs::create_dir_all(&a.data).with_context(|| format!("creating {}", a.data.display()))?;
-        let p = PodFile { pod: "devnet".into(), ports: (0..a.nodes).map(|_| local::free_port()).collect() };
-        std::fs::write(&file, serde_json::to_vec_pretty(&p)?)?;
-        p
+        PodFile { pod: "devnet".into(), ports: (0..a.nodes).map(|_| local::free_port()).collect(), api_ports: vec![] }
     };
-    let cfgs = local::configs_on(&pod.pod, &pod.ports, &a.data);
-    let genesis = a.data.join("genesis.cbor");
-    std::fs::write(&genesis, cfgs[0].genesis.encode())?;
-    eprintln!("starting {} nodes on 127.0.0.1 (ports {:?}), waiting for the first commit...", cfgs.len(), pod.ports);
-    let mut nodes = Vec::new();
-    for c in cfgs {
-        nodes.push(PodNode::start(c).await?);
+    if pod.api_ports.len() != pod.ports.len() {
+        pod.api_ports = (0..a.nodes).map(|_| local::free_port()).collect();
     }
-    let mut tip = nodes[0].tip();
+    std::fs::write(&file, serde_json::to_vec_pretty(&pod)?)?;
+    let data = std::fs::canonicalize(&a.data)?;
+    let keys = data.join("keys");
+    std::fs::create_dir_all(&keys)?;
+    let member_key = keys.join("member.key");
+    if !member_key.exists() {
+        crate::client_cmd::write_key(&member_key, &local::MEMBER_SEED)?;
+    }
+    let caller_key = keys.join("caller.key");
+    if !caller_key.exists() {
+        let mut seed = [0u8; 32];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut seed)
+            .map_err(|_| anyhow::anyhow!("no system randomness"))?;
+        crate::client_cmd::write_key(&caller_key, &seed)?;
+    }
+    // The applets, built from source (a no-op when up to date).
+    eprintln!("building the example applets ({})...", APPLETS.join(", "));
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| data.join("applets-target"));
+    let wasm_dir = enclave_runtime::examples::build(&target).map_err(|e| anyhow::anyhow!(e))?;
+
+    let cfgs = local::configs_on(&pod.pod, &pod.ports, &data);
+    let genesis = data.join("genesis.cbor");
+    std::fs::write(&genesis, cfgs[0].genesis.encode())?;
+    eprintln!(
+        "starting {} nodes on 127.0.0.1 (p2p ports {:?}, API ports {:?})...",
+        cfgs.len(),
+        pod.ports,
+        pod.api_ports
+    );
+    let mut nodes = Vec::new();
+    for (i, c) in cfgs.into_iter().enumerate() {
+        let api = ApiConfig {
+            listen: ([127, 0, 0, 1], pod.api_ports[i]).into(),
+            operator_tls: None,
+            evidence: local::evidence(&pod.pod, i),
+            directory: PodDirectory::default(),
+            labels: [("cloud".to_string(), "local".to_string()), ("region".to_string(), "127.0.0.1".to_string())]
+                .into_iter()
+                .collect(),
+        };
+        nodes.push(RunningNode::start(c, api).await?);
+    }
+    let mut tip = nodes[0].service.node.tip();
     let first = tip.borrow().height;
     tokio::time::timeout(Duration::from_secs(60), tip.wait_for(|t| t.height > first))
         .await
         .context("the pod did not commit within 60 s (see SIGIL_LOG=info)")?
         .ok();
+    // Deploy what is not deployed yet (or changed since).
+    let member = ring::signature::Ed25519KeyPair::from_seed_unchecked(&local::MEMBER_SEED).expect("32 bytes");
+    for name in APPLETS {
+        let (m, wasm) = enclave_runtime::examples::load(&wasm_dir, name)?;
+        let current = nodes[0].service.node.rules().and_then(|r| r.applets.get(*name).map(|d| d.manifest.clone()));
+        if current.as_deref() == Some(&m) {
+            continue;
+        }
+        let d = crate::client_cmd::deployment(&pod.pod, &m, &wasm, "ops", &member);
+        nodes[0]
+            .service
+            .deploy(&ledger::entry::canonical_encode(&d))
+            .await
+            .map_err(|r| anyhow::anyhow!("deploying {name}: {}", r.reason()))?;
+        eprintln!("deployed {name} {} ({})", m.version, m.code_digest);
+    }
+    let urls: Vec<String> = nodes.iter().map(|n| n.url()).collect();
+    let info = serde_json::json!({
+        "pod": pod.pod,
+        "api": urls,
+        "console": format!("{}/", urls[0]),
+        "genesis": genesis,
+        "keys": { "member": member_key, "caller": caller_key },
+        "member": "ops",
+        "applets": APPLETS,
+    });
+    std::fs::write(data.join("devnet.json"), serde_json::to_vec_pretty(&info)?)?;
     println!("pod {:?}: {} nodes committing (simulated TEEs: INSECURE, for local use only)", pod.pod, nodes.len());
-    println!("  data:    {}", a.data.display());
+    println!("  API:     {}", urls.join(" "));
+    println!("  console: {}/  (the certificate is self-signed and attested: your browser will warn)", urls[0]);
+    println!("  applets: {}", APPLETS.join(", "));
     println!("  genesis: {}", genesis.display());
+    println!("  devnet:  {}", data.join("devnet.json").display());
+    println!("try:");
     println!(
-        "next: verify a receipt offline with `sigil receipt verify RECEIPT --genesis {}` once nodes serve",
-        genesis.display()
+        "  sigil invoke --api {} --key {} notes put --args '{{\"key\":\"greeting\",\"value\":\"hello\"}}' --receipt-out r.cose",
+        urls[0],
+        caller_key.display()
     );
-    println!("      them (the node issue); until then `sigil receipt example --out DIR` shows the verifier.");
+    println!(
+        "  sigil invoke --api {} --key {} notes get --args '{{\"key\":\"greeting\"}}'",
+        urls[1 % urls.len()],
+        caller_key.display()
+    );
+    println!("  sigil receipt verify r.cose --genesis {}", genesis.display());
+    println!("  sigil audit --api {}", urls[0]);
     let start = Instant::now();
     let mut every = tokio::time::interval(Duration::from_secs(2));
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
+            _ = term.recv() => break,
             _ = every.tick() => {
                 let t = tip.borrow().clone();
                 eprintln!("height {:>6}  ledger size {:>8}  root {}", t.height, t.size, &t.root.to_hex()[..16]);

@@ -1,12 +1,11 @@
 //! `sigil`: the Sigil node and its command-line client.
 //!
-//! Today this binary carries the attestation commands (`sigil attest verify | collect | bundle | policy`), the
-//! offline receipt verifier (`sigil receipt verify`), the local applet runner (`sigil applet check | run`) and a
-//! node that takes part in its pod's consensus (`sigil node run`). The node's HTTP API, the devnet and the other
-//! client commands of DESIGN.md arrive with their issues.
+//! The node (`sigil node run`, `sigil devnet`) and the client side: keys, deploying and invoking applets,
+//! audit queries, offline receipt and attestation verification, and the local applet runner.
 
 mod applet_cmd;
 mod attest_cmd;
+mod client_cmd;
 mod devnet_cmd;
 mod node_cmd;
 mod receipt_cmd;
@@ -31,8 +30,29 @@ enum Command {
     /// Check and run applets (WebAssembly + manifest) locally, in the node's enclave runtime.
     #[command(subcommand)]
     Applet(applet_cmd::AppletCommand),
-    /// Run a local pod on 127.0.0.1 with simulated TEEs (consensus only, for now).
+    /// Run a local pod on 127.0.0.1 with simulated TEEs, the example applets deployed, API and console up.
     Devnet(devnet_cmd::DevnetArgs),
+    /// Generate and show Ed25519 keys (callers, members).
+    #[command(subcommand)]
+    Keys(client_cmd::KeysCommand),
+    /// Sign a request, send it to a node, wait until its receipt is committed, save the receipt.
+    ///
+    /// Exit status: 0 once the receipt is committed (whatever the applet's outcome, which is printed and
+    /// recorded), 1 if the node refused the request (the refusal is audited), 2 on a usage, I/O or connection
+    /// error.
+    ///
+    /// Examples:
+    ///   sigil invoke --api https://127.0.0.1:8443 --key caller.key notes put --args '{"key":"a","value":"hello"}'
+    ///   sigil invoke --api https://127.0.0.1:8443 --key caller.key notes get --args '{"key":"a"}' --receipt-out r.cose
+    #[command(verbatim_doc_comment)]
+    Invoke(client_cmd::InvokeArgs),
+    /// Query a pod's audit log: invocations and refused requests, by caller, applet, request or time.
+    ///
+    /// Examples:
+    ///   sigil audit --api https://127.0.0.1:8443
+    ///   sigil audit --api https://127.0.0.1:8443 --applet notes --since 2026-12-01T00:00:00Z --json
+    #[command(verbatim_doc_comment)]
+    Audit(client_cmd::AuditArgs),
     /// Run a node of a pod (consensus over libp2p, the ledger in RocksDB).
     #[command(subcommand)]
     Node(node_cmd::NodeCommand),
@@ -58,5 +78,8 @@ fn main() -> ExitCode {
         Command::Applet(cmd) => applet_cmd::run(cmd),
         Command::Node(cmd) => node_cmd::run(cmd),
         Command::Devnet(a) => devnet_cmd::run(a),
+        Command::Keys(cmd) => client_cmd::keys(cmd),
+        Command::Invoke(a) => client_cmd::invoke(a),
+        Command::Audit(a) => client_cmd::audit(a),
     }
 }

@@ -9,6 +9,7 @@ use clap::Subcommand;
 use ledger::Entry;
 use serde::Deserialize;
 use sigil::pod::{self, PodConfig, PodNode};
+use sigil::service::{ApiConfig, RunningNode};
 
 #[derive(Subcommand)]
 pub enum NodeCommand {
@@ -32,7 +33,21 @@ pub enum NodeCommand {
     ///   mempool_capacity = 100000                 # entries queued at most
     ///   propose_ms = 1000, prevote_ms = 500, precommit_ms = 500, round_delta_ms = 250   # round timeouts
     ///
-    /// Not yet: the HTTP API, applets and TEE evidence (this node runs consensus only).
+    ///   [api]                                     # optional: without it the node serves no API
+    ///   listen = "127.0.0.1:8443"                 # HTTPS: the attested certificate (evidence in an extension)
+    ///   cert = "op.crt.der", key = "op.key.der"   # optional: an operator certificate chain (DER) and PKCS#8 key
+    ///
+    ///   [tee]
+    ///   backend = "sim"                           # "sim" (INSECURE, simulated), "snp", "tdx" or "auto" (detect)
+    ///   sim_measurement = "5a5a…"                 # the simulated launch measurement (96 hex digits)
+    ///
+    ///   [labels]                                  # free-form, shown in the pod status and console
+    ///   cloud = "aws", region = "eu-central-1"
+    ///
+    ///   [pods]                                    # other pods' API URLs: requests for them are redirected
+    ///   us = ["https://us-node-0.example:8443"]
+    ///
+    /// Environment overrides: SIGIL_API_LISTEN (the [api] listen address), SIGIL_DATA_DIR (data_dir).
     #[command(verbatim_doc_comment)]
     Run {
         /// The node's configuration file.
@@ -51,6 +66,29 @@ struct FileConfig {
     p2p: P2p,
     #[serde(default)]
     consensus: Consensus,
+    api: Option<Api>,
+    #[serde(default)]
+    tee: Tee,
+    #[serde(default)]
+    labels: sigil::service::Labels,
+    #[serde(default)]
+    pods: std::collections::HashMap<String, Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Api {
+    listen: String,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Tee {
+    #[serde(default)]
+    backend: Option<String>,
+    sim_measurement: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -116,10 +154,19 @@ pub fn read_seed(path: &Path) -> anyhow::Result<[u8; 32]> {
         .map_err(|b: Vec<u8>| anyhow::anyhow!("{}: {} bytes; an identity seed is 32", path.display(), b.len()))
 }
 
-fn load(path: &Path) -> anyhow::Result<PodConfig> {
+fn load(path: &Path) -> anyhow::Result<(PodConfig, Option<ApiConfig>)> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let f: FileConfig =
+    let mut f: FileConfig =
         toml::from_str(&text).with_context(|| format!("{} is not a valid node configuration", path.display()))?;
+    if let Ok(v) = std::env::var("SIGIL_DATA_DIR") {
+        f.data_dir = PathBuf::from(v);
+    }
+    if let Ok(v) = std::env::var("SIGIL_API_LISTEN") {
+        match &mut f.api {
+            Some(a) => a.listen = v,
+            None => f.api = Some(Api { listen: v, cert: None, key: None }),
+        }
+    }
     let base = path.parent().unwrap_or(Path::new("."));
     let rel = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
     let seed = read_seed(&rel(&f.identity))?;
@@ -132,36 +179,86 @@ fn load(path: &Path) -> anyhow::Result<PodConfig> {
     if !g.validators.iter().any(|v| v.name == f.name) {
         tracing::warn!(name = %f.name, pod = %g.pod, "this node is not among the genesis validators");
     }
+    let api = match &f.api {
+        None => None,
+        Some(a) => {
+            let listen = a.listen.parse().with_context(|| format!("[api] listen {:?} is not HOST:PORT", a.listen))?;
+            let operator_tls = match (&a.cert, &a.key) {
+                (Some(c), Some(k)) => {
+                    let chain = std::fs::read(rel(c)).with_context(|| format!("reading {}", rel(c).display()))?;
+                    let key = std::fs::read(rel(k)).with_context(|| format!("reading {}", rel(k).display()))?;
+                    Some((vec![chain], key))
+                }
+                (None, None) => None,
+                _ => bail!("[api] cert and key go together"),
+            };
+            let key = pod::public_key(&seed);
+            let evidence = evidence(&f.tee, &g.pod, &key)?;
+            Some(ApiConfig {
+                listen,
+                operator_tls,
+                evidence,
+                directory: sigil::service::PodDirectory { pods: f.pods.clone() },
+                labels: f.labels.clone(),
+            })
+        }
+    };
     let c = &f.consensus;
     let delta = Duration::from_millis(c.round_delta_ms);
     let propose = Duration::from_millis(c.propose_ms);
     let (prevote, precommit) = (Duration::from_millis(c.prevote_ms), Duration::from_millis(c.precommit_ms));
-    Ok(PodConfig {
-        name: f.name,
-        seed,
-        data_dir: rel(&f.data_dir),
-        listen: f.p2p.listen,
-        peers: f.p2p.peers,
-        genesis,
-        timeouts: malachitebft_app_channel::app::types::core::LinearTimeouts {
-            propose,
-            propose_delta: delta,
-            prevote,
-            prevote_delta: delta,
-            precommit,
-            precommit_delta: delta,
-            rebroadcast: propose + prevote + precommit,
-            max_timeout: Duration::from_secs(30),
+    Ok((
+        PodConfig {
+            name: f.name,
+            seed,
+            data_dir: rel(&f.data_dir),
+            listen: f.p2p.listen,
+            peers: f.p2p.peers,
+            genesis,
+            timeouts: malachitebft_app_channel::app::types::core::LinearTimeouts {
+                propose,
+                propose_delta: delta,
+                prevote,
+                prevote_delta: delta,
+                precommit,
+                precommit_delta: delta,
+                rebroadcast: propose + prevote + precommit,
+                max_timeout: Duration::from_secs(30),
+            },
+            idle_block: Duration::from_millis(c.idle_block_ms),
+            mempool_capacity: c.mempool_capacity,
+            fault: pod::Fault::None,
         },
-        idle_block: Duration::from_millis(c.idle_block_ms),
-        mempool_capacity: c.mempool_capacity,
-        fault: pod::Fault::None,
-    })
+        api,
+    ))
+}
+
+/// The node's evidence for its identity key in `pod`, from the configured TEE backend.
+fn evidence(tee: &Tee, pod_id: &str, key: &[u8; 32]) -> anyhow::Result<Vec<u8>> {
+    let report_data = pod::admission::report_data(pod_id, key, &[]);
+    match tee.backend.as_deref().unwrap_or("sim") {
+        "sim" => {
+            let m = match &tee.sim_measurement {
+                Some(h) => hex::decode(h)
+                    .ok()
+                    .and_then(|b| <[u8; 48]>::try_from(b).ok())
+                    .context("[tee] sim_measurement: 96 hex digits")?,
+                None => pod::local::MEASUREMENT,
+            };
+            tracing::warn!("TEE backend sim: this node's evidence is SIMULATED (insecure); only a policy that allows sim accepts it");
+            Ok(pod::admission::sim_evidence(pod_id, key, m))
+        }
+        "snp" | "tdx" | "auto" => {
+            let b = attest::collect::collect(&report_data).context("collecting TEE evidence")?;
+            Ok(b.encode()?)
+        }
+        other => bail!("[tee] backend {other:?}: use sim, snp, tdx or auto"),
+    }
 }
 
 pub fn run(cmd: NodeCommand) -> ExitCode {
     let NodeCommand::Run { config } = cmd;
-    let cfg = match load(&config) {
+    let (cfg, api) = match load(&config) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("sigil node run: {e:#}");
@@ -169,7 +266,7 @@ pub fn run(cmd: NodeCommand) -> ExitCode {
         }
     };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime");
-    match rt.block_on(serve(cfg)) {
+    match rt.block_on(serve(cfg, api)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("sigil node run: {e:#}");
@@ -178,11 +275,20 @@ pub fn run(cmd: NodeCommand) -> ExitCode {
     }
 }
 
-async fn serve(cfg: PodConfig) -> anyhow::Result<()> {
+async fn serve(cfg: PodConfig, api: Option<ApiConfig>) -> anyhow::Result<()> {
     let name = cfg.name.clone();
     tracing::info!(node = %name, peer_id = %pod::peer_id(&cfg.seed), listen = %cfg.listen, data = %cfg.data_dir.display(), "starting");
-    let node = PodNode::start(cfg).await?;
-    let mut tip = node.tip();
+    let (node, running) = match api {
+        Some(api) => {
+            let r = RunningNode::start(cfg, api).await?;
+            tracing::info!(node = %name, api = %r.url(), "serving the API");
+            eprintln!("{name}: API at {}", r.url());
+            (None, Some(r))
+        }
+        None => (Some(PodNode::start(cfg).await?), None),
+    };
+    let pod_node = node.as_ref().unwrap_or_else(|| &running.as_ref().expect("one of them").service.node);
+    let mut tip = pod_node.tip();
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
         tokio::select! {
@@ -196,13 +302,18 @@ async fn serve(cfg: PodConfig) -> anyhow::Result<()> {
                 tracing::info!(target: "sigil::commit", height = t.height, size = t.size, root = %t.root, "committed");
             }
             _ = tokio::time::sleep(Duration::from_secs(1)) => {
-                if node.app_stopped() {
+                if pod_node.app_stopped() {
                     bail!("the consensus app stopped (see the error above)");
                 }
             }
         }
     }
     tracing::info!(node = %name, "stopping");
-    node.stop().await;
+    if let Some(n) = node {
+        n.stop().await;
+    }
+    if let Some(r) = running {
+        r.stop().await;
+    }
     Ok(())
 }

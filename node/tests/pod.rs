@@ -7,8 +7,8 @@ use std::time::Duration;
 #[cfg(feature = "byzantine")]
 use sigil::pod::app::misbehaviour;
 use sigil::pod::app::{decided_round, root_at_height};
-use sigil::pod::{Fault, PodNode};
 use sigil::pod::block::Attachments;
+use sigil::pod::{Fault, PodNode};
 use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -20,7 +20,7 @@ async fn four_nodes_commit_a_stream_of_entries_with_identical_ledgers() {
         nodes.push(PodNode::start(cfg).await.expect("node starts"));
     }
     deploy_probe(&nodes).await; // entry 1
-    // Entries go to every node: each executes its own requests and proposes them in its turn.
+                                // Entries go to every node: each executes its own requests and proposes them in its turn.
     let mut waiting = Vec::new();
     for n in 0..200u64 {
         let i = (n % 4) as usize;
@@ -34,7 +34,10 @@ async fn four_nodes_commit_a_stream_of_entries_with_identical_ledgers() {
     indexes.sort();
     indexes.dedup();
     assert_eq!(indexes.len(), 200, "every entry has its own index");
-    assert!(indexes.iter().all(|i| (2..=201).contains(i)), "entries follow the genesis and the deployment: {indexes:?}");
+    assert!(
+        indexes.iter().all(|i| (2..=201).contains(i)),
+        "entries follow the genesis and the deployment: {indexes:?}"
+    );
 
     // Every node reaches the same tip; every height has the same root everywhere.
     agree(&nodes).await;

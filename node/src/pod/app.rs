@@ -534,7 +534,8 @@ impl App {
         }
         // Its entries and effects, as a validator works them out.
         let mut checker = block::Checker::new(&l, &self.rules, b.time_ms);
-        let entries = b.entries.iter().enumerate().map(|(i, item)| checker.item(i, item)).collect::<Result<Vec<_>, _>>()?;
+        let entries =
+            b.entries.iter().enumerate().map(|(i, item)| checker.item(i, item)).collect::<Result<Vec<_>, _>>()?;
         let effects = std::mem::take(&mut checker.effects);
         Ok(Arc::new(Prepared { checkpoint: checkpoint_after(&l, &entries)?, entries, effects }))
     }

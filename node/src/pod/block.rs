@@ -3,8 +3,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use ledger::entry::{canonical_decode, canonical_encode};
 use enclave_runtime::WriteSet;
+use ledger::entry::{canonical_decode, canonical_encode};
 use ledger::entry::{AppletDeployed, Encoded, Invocation, Member};
 use ledger::request::SignedRequest;
 use ledger::store::Ledger;
@@ -210,12 +210,7 @@ impl Effects {
 ///   threshold of members, each verifying over the entry's approval payload;
 /// - validator-set changes apply to the current set (no duplicate admission, no removal of a non-member) and
 ///   leave at least one validator.
-pub fn validate(
-    block: &Block,
-    ledger: &Ledger,
-    rules: &Rules,
-    at: &Slot,
-) -> Result<(Vec<Encoded>, Effects), Refusal> {
+pub fn validate(block: &Block, ledger: &Ledger, rules: &Rules, at: &Slot) -> Result<(Vec<Encoded>, Effects), Refusal> {
     check_header(block, ledger, rules, at)?;
     if block.entries.len() > MAX_BLOCK_ENTRIES {
         return Err(format!("{} entries; a block holds at most {MAX_BLOCK_ENTRIES}", block.entries.len()));
@@ -453,7 +448,10 @@ impl<'a> Checker<'a> {
             }
             let keys = state::list(self.ledger, ns, prefix, enclave_runtime::state::MAX_LIST);
             if enclave_runtime::state::list_hash(&keys) != *h {
-                return Err(format!("a conflict: the keys under {ns}/{} changed since they were listed", hex::encode(prefix)));
+                return Err(format!(
+                    "a conflict: the keys under {ns}/{} changed since they were listed",
+                    hex::encode(prefix)
+                ));
             }
         }
         for ((ns, key), value) in &ws.writes {
@@ -785,7 +783,10 @@ mod tests {
         let slot = Slot { height: Height(2), proposer: f.proposer, now_ms: T + 100 };
         let (_, effects) = validate(&block(&f, vec![signed(&first, 0)]), &f.ledger, &rules(&f), &slot).unwrap();
         let index = f.ledger.size();
-        assert_eq!(effects.writes.get(&state::state_key("probe", b"k")), Some(&Some(state::value_bytes(b"new", index))));
+        assert_eq!(
+            effects.writes.get(&state::state_key("probe", b"k")),
+            Some(&Some(state::value_bytes(b"new", index)))
+        );
         assert_eq!(effects.writes.len(), 2, "the state write and the nonce: {effects:?}");
     }
 
@@ -840,11 +841,7 @@ mod tests {
         refused(&f, &b, "ahead of this node's clock");
 
         // Entries.
-        refused(
-            &f,
-            &block(&f, vec![plain(&local::genesis("p", 4))]),
-            "genesis",
-        );
+        refused(&f, &block(&f, vec![plain(&local::genesis("p", 4))]), "genesis");
         let e = invocation(0, 3, T - 10);
         refused(&f, &block(&f, vec![Item::new(&Encoded::new(e.0.clone()), &e.1)]), "no signature");
         refused(&f, &block(&f, vec![signed(&e, 3)]), "forged receipt");
@@ -868,8 +865,9 @@ mod tests {
         let mut noncanonical = signed(&e, 0);
         noncanonical.entry.push(0);
         refused(&f, &block(&f, vec![noncanonical]), "entry 0");
-        let removal =
-            |name: &str| plain(&Entry::NodeRemoved(NodeRemoved { name: name.into(), reason: "r".into(), approvals: vec![] }));
+        let removal = |name: &str| {
+            plain(&Entry::NodeRemoved(NodeRemoved { name: name.into(), reason: "r".into(), approvals: vec![] }))
+        };
         refused(&f, &block(&f, vec![removal("node-2")]), "0 of the 1 member approvals");
         let approve = |item: &mut Item, seed: [u8; 32], member: &str| {
             let mut e = Entry::decode(&item.entry).unwrap();

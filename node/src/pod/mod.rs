@@ -301,7 +301,11 @@ impl PodNode {
 
     /// [`PodNode::submit`] with what the entry needs besides a signature: an invocation's signed request and
     /// write set, a deployment's code.
-    pub fn submit_with(&self, entry: Entry, mut attachments: Attachments) -> Result<oneshot::Receiver<Committed>, String> {
+    pub fn submit_with(
+        &self,
+        entry: Entry,
+        mut attachments: Attachments,
+    ) -> Result<oneshot::Receiver<Committed>, String> {
         let mine = match &entry {
             Entry::Invocation(i) => i.executor == self.name,
             Entry::RequestRejected(r) => r.node == self.name,
@@ -316,7 +320,11 @@ impl PodNode {
     }
 
     /// Queues an entry with the signature that vouches for it (see [`block::Item`]) and its other attachments.
-    pub fn submit_signed(&self, entry: Entry, attachments: Attachments) -> Result<oneshot::Receiver<Committed>, String> {
+    pub fn submit_signed(
+        &self,
+        entry: Entry,
+        attachments: Attachments,
+    ) -> Result<oneshot::Receiver<Committed>, String> {
         self.submit_encoded(Encoded::new(entry), attachments)
     }
 

@@ -1,0 +1,495 @@
+//! The client side: `sigil keys`, `sigil invoke`, `sigil audit`, `sigil applet deploy`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+use ledger::entry::{AppletDeployed, Approval};
+use ledger::request::{Request, SignedRequest};
+use ledger::Entry;
+use ring::rand::SecureRandom;
+use ring::signature::{Ed25519KeyPair, KeyPair};
+use serde_bytes::ByteBuf;
+use serde_json::{json, Value};
+use sigil::service::client::{Client, Endpoint};
+use sigil::service::tls::Trust;
+use sigil::service::{base64_decode, Deployment};
+
+/// Exit status of a refusal (the node answered, and said no).
+const REFUSED: u8 = 1;
+/// Exit status of a usage, I/O or connection error.
+const ERROR: u8 = 2;
+
+#[derive(Subcommand)]
+pub enum KeysCommand {
+    /// Generate an Ed25519 key (a caller's or a member's) into FILE: 64 hex digits of seed, readable by you
+    /// only. Prints the public key as `ed25519:<hex>`, the form manifests' access rules use.
+    ///
+    /// Example:
+    ///   sigil keys generate --out alice.key
+    #[command(verbatim_doc_comment)]
+    Generate {
+        /// Where to write the key (refused if it exists, unless --force).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Overwrite FILE.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print the public key of a key file.
+    Show {
+        /// The key file.
+        key: PathBuf,
+    },
+}
+
+/// How the client reaches and trusts a node.
+#[derive(Args, Clone)]
+pub struct ApiArgs {
+    /// The node's API, https://HOST:PORT (see `DIR/devnet.json` for a devnet's).
+    #[arg(long, value_name = "URL", env = "SIGIL_API")]
+    pub api: String,
+    /// The pod's genesis: the node's attested certificate must satisfy its policy and name its pod. Without it
+    /// the default policy applies (no debug guests, no revoked TCB, no simulated TEEs), except that simulated
+    /// evidence is accepted from a node on 127.0.0.1 (a devnet on this machine), with a warning.
+    #[arg(long, value_name = "FILE", env = "SIGIL_GENESIS")]
+    pub genesis: Option<PathBuf>,
+}
+
+/// `sigil invoke`.
+#[derive(Args)]
+pub struct InvokeArgs {
+    #[command(flatten)]
+    api: ApiArgs,
+    /// The caller's key file (`sigil keys generate`).
+    #[arg(long, value_name = "FILE")]
+    key: PathBuf,
+    /// The applet.
+    applet: String,
+    /// The method.
+    method: String,
+    /// The arguments (JSON).
+    #[arg(long, value_name = "JSON", default_value = "{}")]
+    args: String,
+    /// Where to save the receipt (COSE), to verify with `sigil receipt verify`.
+    #[arg(long, value_name = "FILE")]
+    receipt_out: Option<PathBuf>,
+    /// The pod the request is for (default: the node's). A node of another pod redirects to the home pod's
+    /// nodes, and the request is sent there.
+    #[arg(long)]
+    pod: Option<String>,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `sigil audit`.
+#[derive(Args)]
+pub struct AuditArgs {
+    #[command(flatten)]
+    api: ApiArgs,
+    /// Only this caller's requests: a key file, `ed25519:<hex>` or hex.
+    #[arg(long)]
+    caller: Option<String>,
+    /// Only requests to this applet.
+    #[arg(long)]
+    applet: Option<String>,
+    /// Only this request (its hash, hex: the task id `sigil invoke` prints).
+    #[arg(long)]
+    request: Option<String>,
+    /// Only entries made at or after this time (RFC 3339).
+    #[arg(long)]
+    since: Option<String>,
+    /// Only entries made before this time (RFC 3339).
+    #[arg(long)]
+    until: Option<String>,
+    /// Entries per page.
+    #[arg(long, default_value_t = 50)]
+    limit: usize,
+    /// Fetch every page.
+    #[arg(long)]
+    all: bool,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `sigil applet deploy`.
+#[derive(Args)]
+pub struct DeployArgs {
+    #[command(flatten)]
+    api: ApiArgs,
+    /// The member's key file.
+    #[arg(long, value_name = "FILE")]
+    key: PathBuf,
+    /// The member's name in the pod's genesis.
+    #[arg(long)]
+    member: String,
+    /// The manifest (TOML).
+    manifest: PathBuf,
+    /// The wasm module.
+    module: PathBuf,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+fn fail(e: anyhow::Error) -> ExitCode {
+    eprintln!("error: {e:#}");
+    ExitCode::from(ERROR)
+}
+
+pub fn keys(cmd: KeysCommand) -> ExitCode {
+    let r = match cmd {
+        KeysCommand::Generate { out, force } => generate(&out, force),
+        KeysCommand::Show { key } => {
+            read_key(&key).map(|k| println!("ed25519:{}", hex::encode(k.public_key().as_ref())))
+        }
+    };
+    r.map(|()| ExitCode::SUCCESS).unwrap_or_else(fail)
+}
+
+fn generate(out: &Path, force: bool) -> anyhow::Result<()> {
+    if out.exists() && !force {
+        bail!("{} exists (pass --force to replace it)", out.display());
+    }
+    let mut seed = [0u8; 32];
+    ring::rand::SystemRandom::new().fill(&mut seed).map_err(|_| anyhow::anyhow!("no system randomness"))?;
+    write_key(out, &seed)?;
+    let k = Ed25519KeyPair::from_seed_unchecked(&seed).expect("32 bytes");
+    println!("ed25519:{}", hex::encode(k.public_key().as_ref()));
+    eprintln!("wrote {} (keep it secret)", out.display());
+    Ok(())
+}
+
+/// Writes a key file readable by its owner only.
+pub fn write_key(out: &Path, seed: &[u8; 32]) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(out)
+        .with_context(|| format!("writing {}", out.display()))?;
+    writeln!(f, "{}", hex::encode(seed))?;
+    Ok(())
+}
+
+/// Reads a key file (64 hex digits).
+pub fn read_key(path: &Path) -> anyhow::Result<Ed25519KeyPair> {
+    let seed = crate::node_cmd::read_seed(path)?;
+    Ed25519KeyPair::from_seed_unchecked(&seed).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+/// A client of `--api`, trusting it per `--genesis`.
+fn client(a: &ApiArgs) -> anyhow::Result<Client> {
+    client_of(&a.api, a.genesis.as_deref())
+}
+
+fn client_of(url: &str, genesis: Option<&Path>) -> anyhow::Result<Client> {
+    let endpoint = Endpoint::parse(url)?;
+    let trust = match genesis {
+        Some(p) => {
+            let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+            let Entry::Genesis(g) =
+                Entry::decode(&bytes).with_context(|| format!("{} is not a genesis", p.display()))?
+            else {
+                bail!("{} is not a genesis entry", p.display())
+            };
+            let policy = sigil::pod::admission::parse_policy(&g.policy).map_err(|e| anyhow::anyhow!(e))?;
+            Trust::Policy { pod: g.pod, policy }
+        }
+        None => Trust::Default { loopback_sim: endpoint.is_loopback() },
+    };
+    Client::new(endpoint, trust)
+}
+
+/// Says what the client trusted, once per run.
+fn report_trust(c: &Client, quiet: bool) {
+    let seen = c.seen.lock().expect("not poisoned").clone();
+    if let (Some(cert), Some(r)) = (seen.cert, seen.result) {
+        if r.platform.as_str() == "sim" {
+            eprintln!(
+                "warning: node {} of pod {} has SIMULATED (insecure) TEE evidence, accepted because it is on this machine",
+                cert.name, cert.pod
+            );
+        } else if !quiet {
+            eprintln!(
+                "node {} of pod {}: {} evidence accepted, measurement {}",
+                cert.name,
+                cert.pod,
+                r.platform.as_str(),
+                r.measurement
+            );
+        }
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime")
+}
+
+pub fn invoke(a: InvokeArgs) -> ExitCode {
+    runtime().block_on(invoke_async(a)).unwrap_or_else(fail)
+}
+
+async fn invoke_async(a: InvokeArgs) -> anyhow::Result<ExitCode> {
+    let key = read_key(&a.key)?;
+    serde_json::from_str::<Value>(&a.args).with_context(|| format!("--args {:?} is not JSON", a.args))?;
+    let mut c = client(&a.api)?;
+    let status = c.get("/v1/pod").await?;
+    report_trust(&c, a.json);
+    let home = c.seen.lock().expect("not poisoned").cert.as_ref().map(|x| x.pod.clone()).unwrap_or_default();
+    let pod = a.pod.clone().unwrap_or(home);
+    if status.status != 200 {
+        bail!("the node's status: {} {}", status.status, status.error());
+    }
+    let mut nonce = [0u8; 16];
+    ring::rand::SystemRandom::new().fill(&mut nonce).map_err(|_| anyhow::anyhow!("no system randomness"))?;
+    let request = Request {
+        pod: pod.clone(),
+        applet: a.applet.clone(),
+        method: a.method.clone(),
+        args: ByteBuf::from(a.args.as_bytes().to_vec()),
+        nonce: ByteBuf::from(nonce.to_vec()),
+        issued_at_ms: sigil::pod::app::now_ms(),
+        caller: ByteBuf::from(key.public_key().as_ref().to_vec()),
+    };
+    let body = request.sign(&key).encode();
+    let hash = SignedRequest::hash_of(&body);
+    if !a.json {
+        eprintln!(
+            "request {} sent to {}:{}; waiting for the commit...",
+            hash.to_hex(),
+            c.endpoint.host,
+            c.endpoint.port
+        );
+    }
+    let mut resp = c.post_cbor("/v1/invoke", body.clone()).await?;
+    if resp.status == 307 {
+        let loc = resp.location.clone().context("a redirect without a Location")?;
+        let base = loc.trim_end_matches("/v1/invoke").to_string();
+        eprintln!(
+            "pod {pod:?} is served elsewhere: redirected to {base} (the request is sent there, not through this node)"
+        );
+        c = client_of(&base, a.api.genesis.as_deref())?;
+        resp = c.post_cbor("/v1/invoke", body).await?;
+        report_trust(&c, a.json);
+        let there = c.seen.lock().expect("not poisoned").cert.as_ref().map(|x| x.pod.clone()).unwrap_or_default();
+        if there != pod {
+            bail!("redirected to a node of pod {there:?}, not {pod:?}");
+        }
+    }
+    if resp.status != 200 {
+        let v = resp.json().unwrap_or(json!({ "error": resp.error() }));
+        if a.json {
+            println!(
+                "{}",
+                json!({ "committed": false, "status": resp.status, "error": v["error"], "audit_index": v["audit_index"], "request_hash": hash.to_hex() })
+            );
+        } else {
+            eprintln!("refused ({}): {}", resp.status, v["error"].as_str().unwrap_or(""));
+            if let Some(i) = v["audit_index"].as_u64() {
+                eprintln!("the refusal is audited: ledger entry {i}");
+            }
+        }
+        return Ok(ExitCode::from(if resp.status >= 500 { ERROR } else { REFUSED }));
+    }
+    let mut v = resp.json()?;
+    let mut receipt = v["receipt"].as_str().map(base64_decode).transpose().map_err(|e| anyhow::anyhow!(e))?;
+    if receipt.is_none() {
+        // Committed, but no cosigned checkpoint covered it yet: ask again for a while.
+        for _ in 0..50 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let r = c.get(&format!("/v1/receipts/{}?format=cose", hash.to_hex())).await?;
+            if r.status == 200 {
+                receipt = Some(r.body);
+                break;
+            }
+        }
+    }
+    if let (Some(path), Some(r)) = (&a.receipt_out, &receipt) {
+        std::fs::write(path, r).with_context(|| format!("writing {}", path.display()))?;
+    }
+    let outcome = v["outcome"].as_str().unwrap_or("").to_string();
+    if a.json {
+        v["committed"] = json!(true);
+        v["receipt_file"] = json!(a.receipt_out.as_ref().map(|p| p.display().to_string()));
+        println!("{v}");
+    } else {
+        println!(
+            "committed at ledger index {} (height {}), executed by {}",
+            v["index"],
+            v["height"],
+            v["executor"].as_str().unwrap_or("")
+        );
+        println!("outcome: {outcome}");
+        println!("output:  {}", v["output"].as_str().unwrap_or(""));
+        println!("task id: {}", hash.to_hex());
+        match (&a.receipt_out, &receipt) {
+            (Some(p), Some(_)) => println!("receipt: {} (verify: sigil receipt verify {} --genesis GENESIS)", p.display(), p.display()),
+            (Some(_), None) => eprintln!("warning: no cosigned checkpoint covers the entry yet; fetch the receipt later with `sigil audit --request {}`", hash.to_hex()),
+            _ => {}
+        }
+    }
+    if outcome != "ok" {
+        eprintln!("note: the applet did not end ok ({outcome}); the receipt records that");
+    }
+    if a.receipt_out.is_some() && receipt.is_none() {
+        return Ok(ExitCode::from(ERROR));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn audit(a: AuditArgs) -> ExitCode {
+    runtime().block_on(audit_async(a)).unwrap_or_else(fail)
+}
+
+fn rfc3339_ms(s: &str) -> anyhow::Result<u64> {
+    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .with_context(|| format!("{s:?} is not an RFC 3339 time"))?;
+    Ok((t.unix_timestamp_nanos() / 1_000_000).max(0) as u64)
+}
+
+async fn audit_async(a: AuditArgs) -> anyhow::Result<ExitCode> {
+    let c = client(&a.api)?;
+    let mut params = vec![format!("limit={}", a.limit)];
+    if let Some(x) = &a.caller {
+        let key = if Path::new(x).exists() {
+            format!("ed25519:{}", hex::encode(read_key(Path::new(x))?.public_key().as_ref()))
+        } else {
+            x.clone()
+        };
+        params.push(format!("caller={key}"));
+    }
+    if let Some(x) = &a.applet {
+        params.push(format!("applet={x}"));
+    }
+    if let Some(x) = &a.request {
+        params.push(format!("request={x}"));
+    }
+    if let Some(x) = &a.since {
+        params.push(format!("from_ms={}", rfc3339_ms(x)?));
+    }
+    if let Some(x) = &a.until {
+        params.push(format!("to_ms={}", rfc3339_ms(x)?));
+    }
+    let mut entries = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let mut q = params.clone();
+        if let Some(t) = &after {
+            q.push(format!("after={t}"));
+        }
+        let r = c.get(&format!("/v1/audit?{}", q.join("&"))).await?;
+        if r.status != 200 {
+            eprintln!("refused ({}): {}", r.status, r.error());
+            return Ok(ExitCode::from(REFUSED));
+        }
+        let v = r.json()?;
+        entries.extend(v["entries"].as_array().cloned().unwrap_or_default());
+        after = v["next"].as_str().map(str::to_string);
+        if !a.all || after.is_none() {
+            break;
+        }
+    }
+    report_trust(&c, true);
+    if a.json {
+        println!("{}", json!({ "entries": entries, "next": after }));
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{:>7}  {:<16}  {:<24}  {:<10}  {:<18}  what", "index", "kind", "time (UTC)", "applet", "caller");
+    for e in &entries {
+        let at = e["at_ms"].as_u64().unwrap_or(0);
+        let t = time::OffsetDateTime::from_unix_timestamp_nanos(at as i128 * 1_000_000)
+            .ok()
+            .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+            .unwrap_or_default();
+        let caller = e["caller"].as_str().map(|c| format!("{}…", &c[..c.len().min(16)])).unwrap_or("-".into());
+        let what = match e["kind"].as_str() {
+            Some("invocation") => format!(
+                "{} → {} (by {})",
+                e["method"].as_str().unwrap_or(""),
+                e["outcome"].as_str().unwrap_or(""),
+                e["executor"].as_str().unwrap_or("")
+            ),
+            _ => format!("refused: {}", e["reason"].as_str().unwrap_or("")),
+        };
+        println!(
+            "{:>7}  {:<16}  {:<24}  {:<10}  {:<18}  {what}",
+            e["index"].as_u64().unwrap_or(0),
+            e["kind"].as_str().unwrap_or(""),
+            &t[..t.len().min(24)],
+            e["applet"].as_str().unwrap_or(""),
+            caller
+        );
+    }
+    if let Some(n) = after {
+        println!("(more: pass --all, or the page token {n})");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn deploy(a: DeployArgs) -> ExitCode {
+    runtime().block_on(deploy_async(a)).unwrap_or_else(fail)
+}
+
+/// The deployment of `manifest` + `module`, approved by `member` with `key`, for `pod`.
+pub fn deployment(
+    pod: &str,
+    manifest: &enclave_runtime::Manifest,
+    module: &[u8],
+    member: &str,
+    key: &Ed25519KeyPair,
+) -> Deployment {
+    let mut e = Entry::AppletDeployed(AppletDeployed {
+        name: manifest.name.clone(),
+        version: manifest.version.clone(),
+        manifest: ByteBuf::from(manifest.to_cbor()),
+        code_digest: manifest.code_digest,
+        approvals: Vec::new(),
+    });
+    let payload = e.approval_payload(pod).expect("a governance entry");
+    if let Entry::AppletDeployed(d) = &mut e {
+        d.approvals
+            .push(Approval { member: member.into(), signature: ByteBuf::from(key.sign(&payload).as_ref().to_vec()) });
+    }
+    Deployment { entry: ByteBuf::from(e.encode()), code: ByteBuf::from(module.to_vec()) }
+}
+
+async fn deploy_async(a: DeployArgs) -> anyhow::Result<ExitCode> {
+    let key = read_key(&a.key)?;
+    let text = std::fs::read_to_string(&a.manifest).with_context(|| format!("reading {}", a.manifest.display()))?;
+    let module = std::fs::read(&a.module).with_context(|| format!("reading {}", a.module.display()))?;
+    let manifest = enclave_runtime::Manifest::from_toml(&text, &module)?;
+    let c = client(&a.api)?;
+    let status = c.get("/v1/pod").await?;
+    report_trust(&c, a.json);
+    if status.status != 200 {
+        bail!("the node's status: {} {}", status.status, status.error());
+    }
+    let pod = status.json()?["pod"].as_str().context("the status names no pod")?.to_string();
+    let d = deployment(&pod, &manifest, &module, &a.member, &key);
+    if !a.json {
+        eprintln!(
+            "deploying {} {} ({}) to pod {pod:?}; waiting for the commit...",
+            manifest.name, manifest.version, manifest.code_digest
+        );
+    }
+    let r = c.post_cbor("/v1/applets", ledger::entry::canonical_encode(&d)).await?;
+    if r.status != 201 {
+        eprintln!("refused ({}): {}", r.status, r.error());
+        return Ok(ExitCode::from(if r.status >= 500 { ERROR } else { REFUSED }));
+    }
+    let v = r.json()?;
+    if a.json {
+        println!("{v}");
+    } else {
+        println!("deployed {} {} at ledger index {}", manifest.name, manifest.version, v["index"]);
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,453 @@
+//! The node's HTTP API (axum, over rustls): JSON for people, CBOR for signed objects. `GET /openapi.json`
+//! describes it; `GET /` is the console.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use ledger::store::Query as LedgerQuery;
+use ledger::{Entry, Hash};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{base64_encode, Refused, Service};
+
+/// Most entries one audit page returns.
+pub const MAX_PAGE: usize = 500;
+
+/// The API's routes.
+pub fn router(s: Arc<Service>) -> Router {
+    Router::new()
+        .route("/", get(console))
+        .route("/v1/invoke", post(invoke).layer(DefaultBodyLimit::max(ledger::request::MAX_REQUEST_LEN)))
+        .route(
+            "/v1/applets",
+            post(deploy).get(applets).layer(DefaultBodyLimit::max(crate::pod::block::MAX_BLOCK_BYTES)),
+        )
+        .route("/v1/receipts/{hash}", get(receipt))
+        .route("/v1/entries/{index}", get(entry))
+        .route("/v1/audit", get(audit))
+        .route("/v1/pod", get(pod))
+        .route("/v1/checkpoint", get(checkpoint))
+        .route("/healthz", get(health))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint (see /openapi.json)".into(), None) })
+        .with_state(s)
+}
+
+fn error(status: StatusCode, reason: String, audit: Option<u64>) -> Response {
+    (status, Json(json!({ "error": reason, "audit_index": audit }))).into_response()
+}
+
+fn refused(s: &Service, route: &str, r: Refused) -> Response {
+    let audit = r.audit_index();
+    let resp = match r {
+        Refused::BadRequest(why, _) => error(StatusCode::BAD_REQUEST, why, audit),
+        Refused::Forbidden(why, _) => error(StatusCode::FORBIDDEN, why, audit),
+        Refused::NotFound(why, _) => error(StatusCode::NOT_FOUND, why, audit),
+        Refused::Conflict(why, _) => error(StatusCode::CONFLICT, why, audit),
+        Refused::Misdirected(why) => error(StatusCode::MISDIRECTED_REQUEST, why, None),
+        Refused::Unavailable(why) => error(StatusCode::SERVICE_UNAVAILABLE, why, None),
+        Refused::Redirect(why, urls) => {
+            let mut resp =
+                (StatusCode::TEMPORARY_REDIRECT, Json(json!({ "error": why, "endpoints": urls }))).into_response();
+            if let Some(first) = urls.first() {
+                let loc = format!("{}{route}", first.trim_end_matches('/'));
+                if let Ok(v) = HeaderValue::from_str(&loc) {
+                    resp.headers_mut().insert(header::LOCATION, v);
+                }
+            }
+            resp
+        }
+    };
+    s.metrics.http(route, resp.status().as_u16());
+    resp
+}
+
+fn is_cbor(h: &HeaderMap) -> bool {
+    h.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("application/cbor"))
+}
+
+async fn invoke(State(s): State<Arc<Service>>, headers: HeaderMap, body: Bytes) -> Response {
+    if !is_cbor(&headers) {
+        let why = "a signed request is sent as application/cbor (see `sigil invoke`)".to_string();
+        s.metrics.http("/v1/invoke", 415);
+        return error(StatusCode::UNSUPPORTED_MEDIA_TYPE, why, None);
+    }
+    match s.invoke(&body).await {
+        Ok(inv) => {
+            s.metrics.http("/v1/invoke", 200);
+            Json(inv).into_response()
+        }
+        Err(r) => refused(&s, "/v1/invoke", r),
+    }
+}
+
+async fn deploy(State(s): State<Arc<Service>>, headers: HeaderMap, body: Bytes) -> Response {
+    if !is_cbor(&headers) {
+        s.metrics.http("/v1/applets", 415);
+        return error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "a deployment is sent as application/cbor".into(), None);
+    }
+    match s.deploy(&body).await {
+        Ok((c, d)) => {
+            s.metrics.http("/v1/applets", 201);
+            let body = json!({ "index": c.index, "height": c.height, "name": d.name, "version": d.version,
+                "code_digest": d.code_digest.to_hex() });
+            (StatusCode::CREATED, Json(body)).into_response()
+        }
+        Err(r) => refused(&s, "/v1/applets", r),
+    }
+}
+
+async fn applets(State(s): State<Arc<Service>>) -> Response {
+    let Some(rules) = s.node.rules() else { return error(StatusCode::SERVICE_UNAVAILABLE, "starting".into(), None) };
+    let mut list: Vec<Value> = rules
+        .applets
+        .iter()
+        .map(|(name, d)| {
+            let m = &d.manifest;
+            json!({
+                "name": name, "version": m.version, "description": m.description, "code_digest": m.code_digest.to_hex(),
+                "deployed_at_index": d.index, "deterministic": m.deterministic,
+                "methods": m.methods.iter().map(|x| json!({ "name": x.name, "description": x.description,
+                    "input_schema": x.input_schema.as_deref().and_then(|t| serde_json::from_str::<Value>(t).ok()) }))
+                    .collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    list.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+    Json(json!({ "applets": list })).into_response()
+}
+
+/// An entry as JSON for people: hashes and keys in hex.
+pub fn entry_json(index: u64, e: &Entry) -> Value {
+    let key = |b: &[u8]| if b.is_empty() { Value::Null } else { Value::String(format!("ed25519:{}", hex::encode(b))) };
+    let mut v = match e {
+        Entry::Invocation(i) => json!({
+            "request_hash": i.request_hash.to_hex(), "caller": key(&i.caller), "applet": i.applet, "method": i.method,
+            "code_digest": i.code_digest.to_hex(), "input_hash": i.input_hash.to_hex(), "output_hash": i.output_hash.to_hex(),
+            "write_set_hash": i.write_set_hash.to_hex(), "executor": i.executor, "executor_attestation": i.executor_attestation,
+            "outcome": i.outcome, "fuel_used": i.fuel_used, "at_ms": i.at_ms }),
+        Entry::RequestRejected(r) => json!({
+            "request_hash": r.request_hash.to_hex(), "caller": key(&r.caller), "applet": r.applet, "method": r.method,
+            "reason": r.reason, "node": r.node, "at_ms": r.at_ms }),
+        Entry::AppletDeployed(d) => {
+            json!({ "name": d.name, "version": d.version, "code_digest": d.code_digest.to_hex(),
+            "approvals": d.approvals.iter().map(|a| a.member.clone()).collect::<Vec<_>>() })
+        }
+        Entry::NodeAdmitted(a) => json!({ "node": a.validator.name, "key": key(&a.validator.public_key) }),
+        Entry::NodeRemoved(r) => json!({ "node": r.name, "reason": r.reason }),
+        Entry::Reattested(r) => json!({ "node": r.node }),
+        Entry::PolicyChanged(p) => json!({ "policy": p.policy }),
+        Entry::Genesis(g) => json!({ "pod": g.pod, "jurisdiction": g.jurisdiction, "created_at": g.created_at,
+            "validators": g.validators.iter().map(|v| v.name.clone()).collect::<Vec<_>>() }),
+        #[allow(unreachable_patterns)]
+        _ => json!({}),
+    };
+    v["index"] = json!(index);
+    v["kind"] = json!(e.kind());
+    v
+}
+
+fn parse_hash(s: &str) -> Result<Hash, String> {
+    let b = hex::decode(s).map_err(|_| format!("{s:?} is not hex"))?;
+    Hash::from_slice(&b).ok_or_else(|| format!("a hash is 32 bytes (64 hex digits), not {}", b.len()))
+}
+
+#[derive(Deserialize)]
+struct ReceiptQuery {
+    format: Option<String>,
+}
+
+async fn receipt(
+    State(s): State<Arc<Service>>,
+    Path(hash): Path<String>,
+    Query(q): Query<ReceiptQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let h = match parse_hash(&hash) {
+        Ok(h) => h,
+        Err(why) => return error(StatusCode::BAD_REQUEST, why, None),
+    };
+    let index = match s.find_request(&h) {
+        Ok(Some(i)) => i,
+        Ok(None) => return error(StatusCode::NOT_FOUND, format!("no request {hash} in pod {:?}", s.pod()), None),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e, None),
+    };
+    let receipt = match s.receipt_at(index) {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e, None),
+    };
+    let raw = q.format.as_deref() == Some("cose")
+        || headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("application/cose"));
+    if raw {
+        return match receipt {
+            Some(r) => ([(header::CONTENT_TYPE, "application/cose")], r).into_response(),
+            None => error(StatusCode::ACCEPTED, "committed; no cosigned checkpoint covers it yet".into(), None),
+        };
+    }
+    let e = s.node.ledger().lock().expect("not poisoned").entry(index);
+    match e {
+        Ok(e) => Json(
+            json!({ "index": index, "entry": entry_json(index, &e), "receipt": receipt.map(|r| base64_encode(&r)) }),
+        )
+        .into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), None),
+    }
+}
+
+async fn entry(State(s): State<Arc<Service>>, Path(index): Path<u64>) -> Response {
+    let e = s.node.ledger().lock().expect("not poisoned").entry(index);
+    match e {
+        Ok(e) => Json(entry_json(index, &e)).into_response(),
+        Err(e) => error(StatusCode::NOT_FOUND, e.to_string(), None),
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct AuditQuery {
+    /// Request hash (hex).
+    request: Option<String>,
+    /// Caller key: hex or `ed25519:hex`.
+    caller: Option<String>,
+    applet: Option<String>,
+    /// Unix ms, inclusive.
+    from_ms: Option<u64>,
+    /// Unix ms, exclusive.
+    to_ms: Option<u64>,
+    limit: Option<usize>,
+    /// The previous page's `next`.
+    after: Option<String>,
+}
+
+async fn audit(
+    State(s): State<Arc<Service>>,
+    q: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Query(q) = match q {
+        Ok(q) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("bad query: {e}"), None),
+    };
+    match audit_page(&s, &q) {
+        Ok(v) => Json(v).into_response(),
+        Err(why) => error(StatusCode::BAD_REQUEST, why, None),
+    }
+}
+
+fn audit_page(s: &Service, q: &AuditQuery) -> Result<Value, String> {
+    let limit = q.limit.unwrap_or(50).clamp(1, MAX_PAGE);
+    let caller = match &q.caller {
+        Some(c) => {
+            let b = hex::decode(c.strip_prefix("ed25519:").unwrap_or(c)).map_err(|_| "caller: not hex".to_string())?;
+            if b.len() != 32 {
+                return Err("caller: an Ed25519 key is 32 bytes".into());
+            }
+            Some(b)
+        }
+        None => None,
+    };
+    let l = s.node.ledger();
+    let l = l.lock().expect("not poisoned");
+    let matches = |e: &Entry| {
+        let (c, a, t) = match e {
+            Entry::Invocation(i) => (&i.caller, &i.applet, i.at_ms),
+            Entry::RequestRejected(r) => (&r.caller, &r.applet, r.at_ms),
+            _ => return false,
+        };
+        caller.as_ref().is_none_or(|k| k == c.as_slice())
+            && q.applet.as_ref().is_none_or(|x| x == a)
+            && q.from_ms.is_none_or(|f| t >= f)
+            && q.to_ms.is_none_or(|x| t < x)
+    };
+    let mut out = Vec::new();
+    let next: Option<String>;
+    if let Some(r) = &q.request {
+        let h = parse_hash(r)?;
+        for i in [l.by_request(&h).map_err(|e| e.to_string())?, l.by_rejection(&h).map_err(|e| e.to_string())?]
+            .into_iter()
+            .flatten()
+        {
+            let e = l.entry(i).map_err(|e| e.to_string())?;
+            if matches(&e) {
+                out.push(entry_json(i, &e));
+            }
+        }
+        next = None;
+    } else if caller.is_some() || q.applet.is_some() || q.from_ms.is_some() || q.to_ms.is_some() {
+        let lq = match (&caller, &q.applet) {
+            (Some(c), _) => LedgerQuery::Caller(c.clone()),
+            (None, Some(a)) => LedgerQuery::Applet(a.clone()),
+            (None, None) => {
+                LedgerQuery::TimeRange { from_ms: q.from_ms.unwrap_or(0), to_ms: q.to_ms.unwrap_or(u64::MAX) }
+            }
+        };
+        let after = q.after.as_deref().map(hex::decode).transpose().map_err(|_| "after: not a page token")?;
+        let page = l.query(&lq, after.as_deref(), limit).map_err(|e| e.to_string())?;
+        for i in page.indexes {
+            let e = l.entry(i).map_err(|e| e.to_string())?;
+            if matches(&e) {
+                out.push(entry_json(i, &e));
+            }
+        }
+        next = page.next.map(hex::encode);
+    } else {
+        // No filter: the newest first.
+        let mut i = match &q.after {
+            Some(a) => a.parse::<u64>().map_err(|_| "after: not a page token")?,
+            None => l.size(),
+        };
+        while i > 0 && out.len() < limit {
+            i -= 1;
+            let e = l.entry(i).map_err(|e| e.to_string())?;
+            if matches(&e) {
+                out.push(entry_json(i, &e));
+            }
+        }
+        next = (i > 0).then(|| i.to_string());
+    }
+    Ok(json!({ "entries": out, "next": next }))
+}
+
+/// The pod's status: nodes, platform, measurement, TCB, last attestation, height.
+pub fn pod_status(s: &Service) -> Result<Value, String> {
+    let rules = s.node.rules().ok_or("the node is starting")?;
+    let tip = s.node.tip().borrow().clone();
+    let l = s.node.ledger();
+    let l = l.lock().expect("not poisoned");
+    let Entry::Genesis(g) = l.entry(0).map_err(|e| e.to_string())? else { return Err("no genesis".into()) };
+    let mut nodes = Vec::new();
+    for v in rules.set.validators.iter() {
+        let name = v.name.clone();
+        let att = rules.attestations.get(&name).copied();
+        let (evidence, at_ms) = match att {
+            Some(0) => {
+                (g.validators.iter().position(|x| x.name == name).map(|i| g.evidence[i].to_vec()), g.created_at * 1000)
+            }
+            Some(i) => match l.entry(i).map_err(|e| e.to_string())? {
+                Entry::NodeAdmitted(a) => (Some(a.evidence.to_vec()), 0),
+                Entry::Reattested(r) => (Some(r.evidence.to_vec()), 0),
+                _ => (None, 0),
+            },
+            None => (None, 0),
+        };
+        let result = evidence.as_ref().map(|ev| {
+            crate::pod::admission::verify(&rules.policy, &g.pod, &v.public_key.0, ev, crate::pod::app::now_ms() / 1000)
+        });
+        let (platform, measurement, tcb, verdict) = match &result {
+            Some(Ok(r)) => {
+                (r.platform.as_str().to_string(), r.measurement.clone(), r.tcb_status.clone(), "accepted".to_string())
+            }
+            Some(Err(e)) => ("unknown".into(), String::new(), None, format!("rejected: {e}")),
+            None => ("unknown".into(), String::new(), None, "no evidence".into()),
+        };
+        nodes.push(json!({
+            "name": name, "key": format!("ed25519:{}", hex::encode(v.public_key.0)), "attestation_index": att,
+            "attested_at_ms": if at_ms > 0 { Some(at_ms) } else { None }, "platform": platform,
+            "measurement": measurement, "tcb_status": tcb, "verdict": verdict, "this_node": name == s.node.name(),
+            "labels": if name == s.node.name() { json!(s.labels) } else { json!({}) },
+        }));
+    }
+    Ok(json!({
+        "pod": g.pod, "jurisdiction": g.jurisdiction, "node": s.node.name(), "height": tip.height, "size": tip.size,
+        "root": tip.root.to_hex(), "validators": nodes, "members": g.members.iter().map(|m| m.name.clone()).collect::<Vec<_>>(),
+        "threshold": g.threshold, "uptime_s": s.uptime(), "other_pods": s.directory.pods,
+        "insecure_sim": rules.policy.sim.allow,
+    }))
+}
+
+async fn pod(State(s): State<Arc<Service>>) -> Response {
+    match pod_status(&s) {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e, None),
+    }
+}
+
+async fn checkpoint(State(s): State<Arc<Service>>) -> Response {
+    let cp = s.node.ledger().lock().expect("not poisoned").latest_checkpoint();
+    match cp {
+        Ok(Some(cp)) => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], cp.to_note()).into_response(),
+        Ok(None) => error(StatusCode::NOT_FOUND, "no cosigned checkpoint yet".into(), None),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), None),
+    }
+}
+
+async fn health(State(s): State<Arc<Service>>) -> Response {
+    let t = s.node.tip().borrow().clone();
+    if s.node.app_stopped() {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "the consensus app stopped".into(), None);
+    }
+    Json(json!({ "status": "ok", "height": t.height, "size": t.size })).into_response()
+}
+
+async fn metrics(State(s): State<Arc<Service>>) -> Response {
+    let t = s.node.tip().borrow().clone();
+    let validators = s.node.rules().map(|r| r.set.validators.len()).unwrap_or(0);
+    let text = s.metrics.render(&[
+        ("sigil_height", "The last committed height.", t.height as f64),
+        ("sigil_ledger_size", "Entries in the ledger.", t.size as f64),
+        ("sigil_validators", "Validators of the next height.", validators as f64),
+        ("sigil_uptime_seconds", "Seconds since the node started.", s.uptime() as f64),
+    ]);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+async fn console() -> Response {
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], include_str!("console.html")).into_response()
+}
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], include_str!("openapi.json")).into_response()
+}
+
+/// Serves the API over TLS on `listener` until `stop` fires.
+pub async fn serve(
+    s: Arc<Service>,
+    listener: tokio::net::TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let app = router(s);
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!("accept: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stop.changed() => break,
+        };
+        let acceptor = acceptor.clone();
+        let app = app.clone();
+        let mut stop = stop.clone();
+        tokio::spawn(async move {
+            let tls = match tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(tcp)).await {
+                Ok(Ok(t)) => t,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, "TLS handshake: {e}");
+                    return;
+                }
+                Err(_) => return,
+            };
+            let svc = hyper_util::service::TowerToHyperService::new(app);
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(std::time::Duration::from_secs(10))
+                .serve_connection(hyper_util::rt::TokioIo::new(tls), svc);
+            tokio::pin!(conn);
+            tokio::select! {
+                r = conn.as_mut() => if let Err(e) = r { tracing::debug!(%peer, "HTTP: {e}") },
+                _ = stop.changed() => conn.as_mut().graceful_shutdown(),
+            }
+        });
+    }
+}

@@ -1,0 +1,142 @@
+//! An HTTPS client of a node's API that trusts the node by its attested certificate ([`super::tls`]).
+
+use std::sync::{Arc, Mutex};
+
+use anyhow::{anyhow, bail, Context};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+
+use super::tls::{AttestedVerifier, Seen, Trust};
+
+/// A node's API endpoint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    /// Host name or address.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+}
+
+impl Endpoint {
+    /// Parses `https://HOST:PORT` (a trailing `/` allowed).
+    pub fn parse(url: &str) -> anyhow::Result<Endpoint> {
+        let rest = url
+            .strip_prefix("https://")
+            .ok_or_else(|| anyhow!("{url:?}: the API is HTTPS only (https://HOST:PORT)"))?
+            .trim_end_matches('/');
+        if rest.contains('/') {
+            bail!("{url:?}: give the node's base URL, https://HOST:PORT");
+        }
+        let (host, port) = match rest.rsplit_once(':') {
+            Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (
+                h.trim_matches(|c| c == '[' || c == ']').to_string(),
+                p.parse().with_context(|| format!("{url:?}: bad port"))?,
+            ),
+            _ => (rest.to_string(), 443),
+        };
+        if host.is_empty() {
+            bail!("{url:?}: no host");
+        }
+        Ok(Endpoint { host, port })
+    }
+
+    /// Whether the host is a loopback address.
+    pub fn is_loopback(&self) -> bool {
+        self.host == "localhost" || self.host.parse::<std::net::IpAddr>().is_ok_and(|a| a.is_loopback())
+    }
+}
+
+/// A response.
+pub struct Response {
+    /// HTTP status.
+    pub status: u16,
+    /// The `Location` header, if any.
+    pub location: Option<String>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// The body as JSON.
+    pub fn json(&self) -> anyhow::Result<serde_json::Value> {
+        serde_json::from_slice(&self.body).with_context(|| format!("the node answered {} with no JSON", self.status))
+    }
+
+    /// The `error` field of a JSON error body, or the body as text.
+    pub fn error(&self) -> String {
+        match self.json() {
+            Ok(v) => v["error"].as_str().map(str::to_string).unwrap_or_else(|| v.to_string()),
+            Err(_) => String::from_utf8_lossy(&self.body).into_owned(),
+        }
+    }
+}
+
+/// A client of one node.
+pub struct Client {
+    /// The node.
+    pub endpoint: Endpoint,
+    config: Arc<rustls::ClientConfig>,
+    /// What the last handshake's verifier accepted.
+    pub seen: Arc<Mutex<Seen>>,
+}
+
+impl Client {
+    /// A client of `endpoint` that trusts it per `trust`.
+    pub fn new(endpoint: Endpoint, trust: Trust) -> anyhow::Result<Client> {
+        let verifier = Arc::new(AttestedVerifier::new(trust));
+        let seen = verifier.seen.clone();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .dangerous()
+            .with_custom_certificate_verifier(verifier)
+            .with_no_client_auth();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Client { endpoint, config: Arc::new(config), seen })
+    }
+
+    /// Sends one request on a new connection.
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> anyhow::Result<Response> {
+        let addr = format!("{}:{}", self.endpoint.host, self.endpoint.port);
+        let tcp = tokio::net::TcpStream::connect(&addr).await.with_context(|| format!("connecting to {addr}"))?;
+        let name = rustls::pki_types::ServerName::try_from(self.endpoint.host.clone())
+            .map_err(|e| anyhow!("{}: {e}", self.endpoint.host))?;
+        let tls = tokio_rustls::TlsConnector::from(self.config.clone())
+            .connect(name, tcp)
+            .await
+            .with_context(|| format!("TLS with {addr} (the node's attested certificate)"))?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls)).await?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let mut req = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header(hyper::header::HOST, &addr)
+            .header(hyper::header::ACCEPT, "application/json");
+        if let Some(ct) = content_type {
+            req = req.header(hyper::header::CONTENT_TYPE, ct);
+        }
+        let resp = sender.send_request(req.body(Full::new(Bytes::from(body)))?).await?;
+        let status = resp.status().as_u16();
+        let location = resp.headers().get(hyper::header::LOCATION).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let body = resp.into_body().collect().await?.to_bytes().to_vec();
+        Ok(Response { status, location, body })
+    }
+
+    /// GET `path`.
+    pub async fn get(&self, path: &str) -> anyhow::Result<Response> {
+        self.send("GET", path, None, Vec::new()).await
+    }
+
+    /// POST CBOR to `path`.
+    pub async fn post_cbor(&self, path: &str, body: Vec<u8>) -> anyhow::Result<Response> {
+        self.send("POST", path, Some("application/cbor"), body).await
+    }
+}
