@@ -541,29 +541,3 @@ fn node_run_refuses_a_bad_configuration_with_a_clear_error_and_exit_2() {
     assert!(err.contains("genesis validator node-0: sim evidence refused"), "{err}");
     assert!(!cfgs[0].data_dir.exists(), "nothing was created");
 }
-
-fn tempdir() -> TempDir {
-    TempDir::new()
-}
-
-/// A directory removed when dropped.
-pub struct TempDir(std::path::PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let p = std::env::temp_dir().join(format!("sigil-pod-{}-{n}-{}", std::process::id(), now_ms()));
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-    fn path(&self) -> &std::path::Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}

@@ -236,41 +236,38 @@ impl Service {
             Err(why) => return Err(self.refuse(raw, Some(&req), why, Refused::BadRequest).await),
         };
         let request_hash = SignedRequest::hash_of(raw);
-        let (replay, nonce_used, deployed, attestation) = {
-            let rules = self.node.rules().ok_or_else(|| Refused::Unavailable("the node is starting".into()))?;
-            let l = self.node.ledger();
-            let l = l.lock().expect("not poisoned");
-            let replay = l.by_request(&request_hash).ok().flatten();
-            let nonce_used = l.aux_get(&state::nonce_key(&caller, &r.nonce)).ok().flatten().is_some();
-            (
-                replay,
-                nonce_used,
-                rules.applets.get(&r.applet).cloned(),
-                rules.attestations.get(self.node.name()).copied(),
-            )
-        };
-        if let Some(i) = replay {
-            let why = format!("a replay: this request was committed at index {i}");
-            return Err(self.refuse(raw, Some(&req), why, Refused::Conflict).await);
-        }
-        if nonce_used {
-            let why = "a replay: the caller used this nonce before".to_string();
-            return Err(self.refuse(raw, Some(&req), why, Refused::Conflict).await);
-        }
-        let Some(deployed) = deployed else {
-            let why = format!("applet {:?} is not deployed in pod {:?}", r.applet, self.pod);
-            return Err(self.refuse(raw, Some(&req), why, Refused::NotFound).await);
-        };
-        if let Err(why) = deployed.manifest.authorize(&caller, &r.method, r.args.len()) {
-            let why = format!("not authorized: {why}");
-            return Err(self.refuse(raw, Some(&req), why, Refused::Forbidden).await);
-        }
-        let Some(attestation) = attestation else {
-            return Err(Refused::Unavailable("this node is not an attested validator of the pod".into()));
-        };
-        let applet = self.applet(&deployed.manifest).map_err(Refused::Unavailable)?;
         let mut last = String::new();
         for _ in 0..CONFLICT_RETRIES {
+            // Checked on every attempt: another node may have committed this request (or its nonce) meanwhile.
+            let (replay, nonce_used, deployed, attestation) = {
+                let rules = self.node.rules().ok_or_else(|| Refused::Unavailable("the node is starting".into()))?;
+                let l = self.node.ledger();
+                let l = l.lock().expect("not poisoned");
+                let replay = l.by_request(&request_hash).ok().flatten();
+                let nonce_used = l.aux_get(&state::nonce_key(&caller, &r.nonce)).ok().flatten().is_some();
+                let att = rules.attestations.get(self.node.name()).copied();
+                (replay, nonce_used, rules.applets.get(&r.applet).cloned(), att)
+            };
+            if let Some(i) = replay {
+                let why = format!("a replay: this request was committed at index {i}");
+                return Err(self.refuse(raw, Some(&req), why, Refused::Conflict).await);
+            }
+            if nonce_used {
+                let why = "a replay: the caller used this nonce before".to_string();
+                return Err(self.refuse(raw, Some(&req), why, Refused::Conflict).await);
+            }
+            let Some(deployed) = deployed else {
+                let why = format!("applet {:?} is not deployed in pod {:?}", r.applet, self.pod);
+                return Err(self.refuse(raw, Some(&req), why, Refused::NotFound).await);
+            };
+            if let Err(why) = deployed.manifest.authorize(&caller, &r.method, r.args.len()) {
+                let why = format!("not authorized: {why}");
+                return Err(self.refuse(raw, Some(&req), why, Refused::Forbidden).await);
+            }
+            let Some(attestation) = attestation else {
+                return Err(Refused::Unavailable("this node is not an attested validator of the pod".into()));
+            };
+            let applet = self.applet(&deployed.manifest).map_err(Refused::Unavailable)?;
             let state = Arc::new(LedgerState::new(self.node.ledger()));
             let call = Call { request_hash, caller, method: &r.method, input: &r.args, now_ms: now_ms() };
             let exec = tokio::task::block_in_place(|| self.runtime.invoke(&applet, &call, state))
@@ -281,7 +278,9 @@ impl Service {
                 Attachments { request: raw.to_vec(), write_set: exec.write_set.encode(), ..Default::default() };
             let rx = match self.node.submit_with(Entry::Invocation(inv), attachments) {
                 Ok(rx) => rx,
-                Err(why) if why.contains("a conflict") => {
+                // Committed state moved under it (a conflict), or the request landed meanwhile (a replay, seen
+                // on the next attempt): run it again.
+                Err(why) if why.contains("a conflict") || why.contains("replay") => {
                     last = why;
                     continue;
                 }

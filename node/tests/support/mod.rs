@@ -74,6 +74,15 @@ pub struct ProcessNode {
     pub height: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
+/// Writes node `cfg`'s configuration with an `[api]` on 127.0.0.1:`api_port`.
+pub fn write_config_with_api(cfg: &PodConfig, api_port: u16) -> std::path::PathBuf {
+    let path = write_config(cfg);
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str(&format!("\n[api]\nlisten = \"127.0.0.1:{api_port}\"\n\n[labels]\ncloud = \"local\"\n"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
 /// Writes node `cfg`'s configuration (identity, genesis, TOML) under its data directory's parent.
 pub fn write_config(cfg: &PodConfig) -> std::path::PathBuf {
     let dir = cfg.data_dir.parent().unwrap().to_path_buf();
@@ -263,4 +272,30 @@ pub async fn configs_with_links(n: usize, dir: &Path) -> (Vec<PodConfig>, Vec<Ve
         cfgs[i].peers = peers;
     }
     (cfgs, links)
+}
+
+pub fn tempdir() -> TempDir {
+    TempDir::new()
+}
+
+/// A directory removed when dropped.
+pub struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    pub fn new() -> TempDir {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let p = std::env::temp_dir().join(format!("sigil-pod-{}-{n}-{}", std::process::id(), now_ms()));
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
