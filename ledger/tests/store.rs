@@ -145,7 +145,10 @@ fn audit_queries_page_through_results() {
     let t = l.query(&Query::TimeRange { from_ms: 1010, to_ms: 1020 }, None, 100).unwrap();
     assert_eq!(t.indexes, (11..=20).collect::<Vec<_>>());
     // By request.
-    assert_eq!(l.by_request(&Hash::digest(b"denied")).unwrap(), Some(51));
+    // A rejection is found as a rejection, not as an invocation of the request.
+    assert_eq!(l.by_request(&Hash::digest(b"denied")).unwrap(), None);
+    assert_eq!(l.by_rejection(&Hash::digest(b"denied")).unwrap(), Some(51));
+    assert_eq!(l.by_rejection(&Hash::digest(&7u64.to_le_bytes())).unwrap(), None);
     assert_eq!(l.by_request(&Hash::digest(&7u64.to_le_bytes())).unwrap(), Some(8));
     // A page token of another query is refused.
     let token = l.query(&Query::Caller(vec![1; 32]), None, 1).unwrap().next.unwrap();

@@ -33,6 +33,7 @@ pub fn router(s: Arc<Service>) -> Router {
         .route("/v1/audit", get(audit))
         .route("/v1/pod", get(pod))
         .route("/v1/checkpoint", get(checkpoint))
+        .route("/v1/genesis", get(genesis))
         .route("/healthz", get(health))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
@@ -373,6 +374,14 @@ async fn checkpoint(State(s): State<Arc<Service>>) -> Response {
     match cp {
         Ok(Some(cp)) => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], cp.to_note()).into_response(),
         Ok(None) => error(StatusCode::NOT_FOUND, "no cosigned checkpoint yet".into(), None),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), None),
+    }
+}
+
+async fn genesis(State(s): State<Arc<Service>>) -> Response {
+    let g = s.node.ledger().lock().expect("not poisoned").entry_bytes(0);
+    match g {
+        Ok(b) => ([(header::CONTENT_TYPE, "application/cbor")], b).into_response(),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), None),
     }
 }
