@@ -445,8 +445,8 @@ impl RunningNode {
         let tls = match &api.operator_tls {
             Some((chain, key)) => tls::server_config(chain.clone(), key.clone())?,
             None => {
-                let cert = tls::attested_certificate(&seed, &name, &pod_id, &api.evidence)?;
-                tls::server_config(vec![cert], tls::pkcs8(&seed))?
+                let (cert, key) = tls::attested_certificate(&seed, &name, &pod_id, &api.evidence)?;
+                tls::server_config(vec![cert], key)?
             }
         };
         let node = PodNode::start(pod).await?;
