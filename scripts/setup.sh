@@ -2,8 +2,9 @@
 # Installs what building and testing Sigil needs on a fresh Debian machine. Idempotent; quiet when done.
 set -euo pipefail
 need_apt=()
-# Debian packages the build needs: libclang for librocksdb-sys (bindgen), clang to compile RocksDB.
-APT_PACKAGES=(libclang-dev clang)
+# Debian packages the build needs: libclang for librocksdb-sys (bindgen), clang to compile RocksDB; chromium for the
+# console's browser test (driven by playwright-core from npm, with the machine's Node.js).
+APT_PACKAGES=(libclang-dev clang chromium)
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
@@ -17,4 +18,6 @@ command -v cargo >/dev/null || { echo "setup: cargo not found; install Rust with
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt clippy
 # Applets (applets/) compile to WebAssembly for the enclave runtime.
 rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
-echo "setup: ok ($(cargo --version))"
+command -v npm >/dev/null || { echo "setup: npm (Node.js) not found; the console test needs it" >&2; exit 2; }
+(cd "$(dirname "$0")/../node/tests/console" && npm ci --no-audit --no-fund --silent)
+echo "setup: ok ($(cargo --version), node $(node --version))"

@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # The test command: format check, clippy with warnings denied (the main workspace and the applets), the whole
-# test suite, a short fuzz smoke run
-# of every fuzz target.
+# test suite, the console's browser test, and a short fuzz smoke run of every fuzz target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sigil-target}"
@@ -16,6 +15,8 @@ log=$(mktemp); trap 'rm -f "$log"' EXIT
 cargo test --workspace --all-features --locked 2>&1 | tee "$log"
 # Totals over every test binary, printed last as the plain "N passed, N failed" line.
 totals=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } } END { printf "%d passed, %d failed", p, f }' "$log")
+echo "== the console in headless Chromium"
+./scripts/console-test.sh "$CARGO_TARGET_DIR/debug/sigil"
 echo "== fuzz smoke run (each target ${FUZZ_SECONDS:-10}s from the real vectors)"
 ./scripts/fuzz.sh "${FUZZ_SECONDS:-10}"
 echo

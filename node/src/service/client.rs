@@ -103,6 +103,11 @@ impl Client {
         content_type: Option<&str>,
         body: Vec<u8>,
     ) -> anyhow::Result<Response> {
+        self.connect().await?.send(method, path, content_type, body).await
+    }
+
+    /// A connection that stays open for many requests (HTTP/1.1 keep-alive).
+    pub async fn connect(&self) -> anyhow::Result<Connection> {
         let addr = format!("{}:{}", self.endpoint.host, self.endpoint.port);
         let tcp = tokio::net::TcpStream::connect(&addr).await.with_context(|| format!("connecting to {addr}"))?;
         let name = rustls::pki_types::ServerName::try_from(self.endpoint.host.clone())
@@ -111,23 +116,11 @@ impl Client {
             .connect(name, tcp)
             .await
             .with_context(|| format!("TLS with {addr} (the node's attested certificate)"))?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls)).await?;
+        let (sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls)).await?;
         tokio::spawn(async move {
             let _ = conn.await;
         });
-        let mut req = hyper::Request::builder()
-            .method(method)
-            .uri(path)
-            .header(hyper::header::HOST, &addr)
-            .header(hyper::header::ACCEPT, "application/json");
-        if let Some(ct) = content_type {
-            req = req.header(hyper::header::CONTENT_TYPE, ct);
-        }
-        let resp = sender.send_request(req.body(Full::new(Bytes::from(body)))?).await?;
-        let status = resp.status().as_u16();
-        let location = resp.headers().get(hyper::header::LOCATION).and_then(|v| v.to_str().ok()).map(str::to_string);
-        let body = resp.into_body().collect().await?.to_bytes().to_vec();
-        Ok(Response { status, location, body })
+        Ok(Connection { sender, host: addr })
     }
 
     /// GET `path`.
@@ -138,5 +131,38 @@ impl Client {
     /// POST CBOR to `path`.
     pub async fn post_cbor(&self, path: &str, body: Vec<u8>) -> anyhow::Result<Response> {
         self.send("POST", path, Some("application/cbor"), body).await
+    }
+}
+
+/// An open connection to a node.
+pub struct Connection {
+    sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    host: String,
+}
+
+impl Connection {
+    /// Sends one request and reads the whole response.
+    pub async fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> anyhow::Result<Response> {
+        let addr = &self.host;
+        let mut req = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header(hyper::header::HOST, addr.as_str())
+            .header(hyper::header::ACCEPT, "application/json");
+        if let Some(ct) = content_type {
+            req = req.header(hyper::header::CONTENT_TYPE, ct);
+        }
+        self.sender.ready().await?;
+        let resp = self.sender.send_request(req.body(Full::new(Bytes::from(body)))?).await?;
+        let status = resp.status().as_u16();
+        let location = resp.headers().get(hyper::header::LOCATION).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let body = resp.into_body().collect().await?.to_bytes().to_vec();
+        Ok(Response { status, location, body })
     }
 }

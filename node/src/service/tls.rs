@@ -94,9 +94,14 @@ pub fn parse_certificate(der_bytes: &[u8]) -> Result<NodeCert, String> {
     let cert = x509_cert::Certificate::from_der(der_bytes).map_err(|e| format!("not an X.509 certificate: {e}"))?;
     let tbs = cert.tbs_certificate();
     let ext = |oid: &str| {
-        tbs.extensions().iter().flat_map(|x| x.iter()).find(|e| e.extn_id.to_string() == oid).map(|e| e.extn_value.as_bytes().to_vec())
+        tbs.extensions()
+            .iter()
+            .flat_map(|x| x.iter())
+            .find(|e| e.extn_id.to_string() == oid)
+            .map(|e| e.extn_value.as_bytes().to_vec())
     };
-    let evidence = ext(EVIDENCE_OID_STR).ok_or("the certificate carries no evidence extension: not an attested Sigil node")?;
+    let evidence =
+        ext(EVIDENCE_OID_STR).ok_or("the certificate carries no evidence extension: not an attested Sigil node")?;
     let endorsement = ext(ENDORSEMENT_OID_STR).ok_or("the certificate carries no endorsement of its TLS key")?;
     if endorsement.len() != 96 {
         return Err(format!("the TLS key endorsement is {} bytes, not 96", endorsement.len()));

@@ -1,0 +1,199 @@
+//! Signed invocations through the HTTPS API of a 4-node pod on this machine, against the same pod's consensus
+//! committing the same kind of entry submitted directly (the consensus bench's raw path), in one run:
+//!
+//!   cargo bench -p sigil --bench api [-- SECONDS [CLIENTS]]
+//!
+//! API: CLIENTS concurrent callers, each on its own keep-alive TLS connection to a node (round-robin), each
+//! signing a request for `hash.sha256` (64 bytes of input), sending it, and waiting for the answer, which comes
+//! once the receipt is committed and cosigned. Raw: `probe` invocations (entry + executor signature + the
+//! caller's signed request) submitted straight to the nodes' mempools, 4096 in flight. Every node runs in this
+//! process, all sharing this machine's cores.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use ledger::request::Request;
+use ring::signature::{Ed25519KeyPair, KeyPair};
+use serde_bytes::ByteBuf;
+use sigil::pod::local;
+use sigil::service::client::{Client, Endpoint};
+use sigil::service::tls::Trust;
+use sigil::service::{ApiConfig, PodDirectory, RunningNode};
+use tokio::sync::Semaphore;
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
+}
+
+fn pct(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize].as_secs_f64() * 1000.0
+}
+
+async fn pod(dir: &std::path::Path) -> Vec<RunningNode> {
+    let mut nodes = Vec::new();
+    for (i, mut cfg) in local::configs("bench-pod", 4, dir).into_iter().enumerate() {
+        cfg.idle_block = Duration::from_millis(2);
+        cfg.mempool_capacity = 1_000_000;
+        let api = ApiConfig {
+            listen: ([127, 0, 0, 1], 0).into(),
+            operator_tls: None,
+            evidence: local::evidence("bench-pod", i),
+            directory: PodDirectory::default(),
+            labels: Default::default(),
+        };
+        nodes.push(RunningNode::start(cfg, api).await.expect("node starts"));
+    }
+    let mut tip = nodes[0].service.node.tip();
+    tokio::time::timeout(Duration::from_secs(60), tip.wait_for(|t| t.height >= 2)).await.unwrap().unwrap();
+    let target = std::env::temp_dir().join("sigil-bench-applets");
+    let wasm = enclave_runtime::examples::build(&target).expect("the applets build");
+    for (m, code) in [local::probe()]
+        .into_iter()
+        .map(|m| (m, local::PROBE_CODE.to_vec()))
+        .chain(["hash"].into_iter().map(|n| enclave_runtime::examples::load(&wasm, n).unwrap()))
+    {
+        let mut e = ledger::Entry::AppletDeployed(ledger::entry::AppletDeployed {
+            name: m.name.clone(),
+            version: m.version.clone(),
+            manifest: ByteBuf::from(m.to_cbor()),
+            code_digest: m.code_digest,
+            approvals: vec![],
+        });
+        e = local::approved("bench-pod", e);
+        let rx = nodes[0]
+            .service
+            .node
+            .submit_with(e, sigil::pod::block::Attachments { code, ..Default::default() })
+            .expect("queued");
+        let c = rx.await.expect("deployed");
+        for n in &nodes {
+            let mut tip = n.service.node.tip();
+            tokio::time::timeout(Duration::from_secs(30), tip.wait_for(|t| t.size > c.index)).await.unwrap().unwrap();
+        }
+    }
+    nodes
+}
+
+/// Raw: probe invocations straight into the mempools, WINDOW in flight.
+async fn raw(nodes: &[RunningNode], secs: f64) -> (f64, Vec<Duration>) {
+    const WINDOW: usize = 4096;
+    let lat = Arc::new(Mutex::new(Vec::new()));
+    let window = Arc::new(Semaphore::new(WINDOW));
+    let t0 = Instant::now();
+    let mut k = 1_000_000u64;
+    let mut tasks = Vec::new();
+    while t0.elapsed().as_secs_f64() < secs {
+        let permit = window.clone().acquire_owned().await.unwrap();
+        let i = (k % 4) as usize;
+        let (e, a) = local::probe_invocation("bench-pod", &local::name(i), 0, &local::CALLER_SEED, k, now_ms());
+        let submitted = Instant::now();
+        let rx = nodes[i].service.node.submit_with(e, a).expect("queued");
+        let lat = lat.clone();
+        tasks.push(tokio::spawn(async move {
+            if rx.await.is_ok() {
+                lat.lock().unwrap().push(submitted.elapsed());
+            }
+            drop(permit);
+        }));
+        k += 1;
+    }
+    let elapsed = t0.elapsed().as_secs_f64();
+    for t in tasks {
+        t.abort();
+    }
+    let mut l = lat.lock().unwrap().clone();
+    l.sort();
+    (l.len() as f64 / elapsed, l)
+}
+
+/// Through the API: `clients` callers, each on a keep-alive connection, one request at a time.
+async fn api(nodes: &[RunningNode], secs: f64, clients: usize) -> (f64, Vec<Duration>, u64) {
+    let lat = Arc::new(Mutex::new(Vec::new()));
+    let errors = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs_f64(secs);
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let url = nodes[c % nodes.len()].api;
+        let (lat, errors) = (lat.clone(), errors.clone());
+        tasks.push(tokio::spawn(async move {
+            let endpoint = Endpoint { host: url.ip().to_string(), port: url.port() };
+            let client = Client::new(endpoint, Trust::Default { loopback_sim: true }).unwrap();
+            let mut conn = client.connect().await.expect("connects");
+            let key = Ed25519KeyPair::from_seed_unchecked(&[c as u8 + 1; 32]).unwrap();
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                n += 1;
+                let mut nonce = vec![0u8; 16];
+                nonce[..8].copy_from_slice(&n.to_be_bytes());
+                let body = Request {
+                    pod: "bench-pod".into(),
+                    applet: "hash".into(),
+                    method: "sha256".into(),
+                    args: ByteBuf::from(vec![b'x'; 64]),
+                    nonce: ByteBuf::from(nonce),
+                    issued_at_ms: now_ms(),
+                    caller: ByteBuf::from(key.public_key().as_ref().to_vec()),
+                }
+                .sign(&key)
+                .encode();
+                let t = Instant::now();
+                match conn.send("POST", "/v1/invoke", Some("application/cbor"), body).await {
+                    Ok(r) if r.status == 200 => lat.lock().unwrap().push(t.elapsed()),
+                    _ => {
+                        errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+            }
+        }));
+    }
+    let t0 = Instant::now();
+    for t in tasks {
+        let _ = t.await;
+    }
+    let elapsed = t0.elapsed().as_secs_f64().max(secs);
+    let mut l = lat.lock().unwrap().clone();
+    l.sort();
+    (l.len() as f64 / elapsed, l, errors.load(std::sync::atomic::Ordering::Relaxed))
+}
+
+fn main() {
+    let args: Vec<f64> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let secs = args.first().copied().unwrap_or(10.0);
+    let clients = args.get(1).copied().unwrap_or(256.0) as usize;
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    println!(
+        "API vs raw consensus, 4-node pod on this host ({} cores), {secs} s each, {clients} API clients",
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
+    );
+    let dir = std::env::temp_dir().join(format!("sigil-bench-api-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    rt.block_on(async {
+        let nodes = pod(&dir).await;
+        let (raw_rate, raw_lat) = raw(&nodes, secs).await;
+        println!(
+            "raw consensus (probe entries into the mempools): {raw_rate:>8.1} entries/s   submit→commit p50 {:>7.1} ms  p99 {:>7.1} ms",
+            pct(&raw_lat, 0.5),
+            pct(&raw_lat, 0.99)
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await; // the mempools drain
+        let (api_rate, api_lat, errors) = api(&nodes, secs, clients).await;
+        println!(
+            "HTTPS API (signed hash.sha256, executed):        {api_rate:>8.1} invocations/s  request→receipt p50 {:>7.1} ms  p99 {:>7.1} ms  ({errors} not 200)",
+            pct(&api_lat, 0.5),
+            pct(&api_lat, 0.99)
+        );
+        println!(
+            "ratio API / raw: throughput {:.2}x, p50 {:.2}x, p99 {:.2}x",
+            api_rate / raw_rate,
+            pct(&api_lat, 0.5) / pct(&raw_lat, 0.5),
+            pct(&api_lat, 0.99) / pct(&raw_lat, 0.99)
+        );
+        for n in nodes {
+            n.stop().await;
+        }
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}
