@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
-# The main job, as far as it exists: build `sigil`, run a local pod (`sigil devnet`: consensus only until the node
-# issue brings its HTTP API and applets), verify the real AMD SEV-SNP and Intel TDX evidence bundled in
-# attest/testdata plus simulated evidence, verify an example receipt, and run the example applets in the enclave
-# runtime.
+# A tour: build `sigil`, verify the real AMD SEV-SNP and Intel TDX evidence bundled in attest/testdata plus
+# simulated evidence, verify an example receipt, run the example applets locally, then start a devnet and invoke
+# an applet through its API, verify the receipt offline, and read the audit log.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
@@ -36,10 +35,17 @@ run applet run applets/notes/sigil.toml "$w/notes.wasm" get --args '{"key":"hell
 run applet run applets/runaway/sigil.toml "$w/runaway.wasm" spin
 run applet run applets/runaway/sigil.toml "$w/runaway.wasm" egress --args http://169.254.169.254/latest/meta-data/
 echo
-echo "== A local pod: 4 nodes on 127.0.0.1 agreeing through Malachite consensus (simulated TEEs), then resumed"
-run devnet --nodes 4 --data "$tmp/pod" --for 6
-run devnet --nodes 4 --data "$tmp/pod" --for 4
+echo "== A local pod: 4 nodes on 127.0.0.1 (simulated TEEs), applets deployed, a signed invocation, its receipt"
+"$sigil" devnet --nodes 4 --data "$tmp/pod" >"$tmp/devnet.out" 2>"$tmp/devnet.err" &
+devnet=$!
+trap 'kill $devnet 2>/dev/null; wait $devnet 2>/dev/null; rm -rf "$tmp"' EXIT
+for _ in $(seq 1 240); do [ -f "$tmp/pod/devnet.json" ] && break; sleep 0.5; done
+cat "$tmp/devnet.out"
+api=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['api'][0])" "$tmp/pod/devnet.json")
+run invoke --api "$api" --key "$tmp/pod/keys/caller.key" notes put --args '{"key":"hello","value":"world"}' --receipt-out "$tmp/r.cose"
+run invoke --api "$api" --key "$tmp/pod/keys/caller.key" notes get --args '{"key":"hello"}'
+run receipt verify "$tmp/r.cose" --genesis "$tmp/pod/genesis.cbor"
+run audit --api "$api"
 echo
-echo "Next: sigil devnet --help, sigil node run --help, sigil attest verify --help, sigil receipt verify --help,"
-echo "sigil applet run --help; docs/consensus.md, docs/attestation.md, docs/receipts.md, docs/applets.md."
-echo "The devnet's HTTP API, deployed applets and devnet.json arrive with the node issue."
+echo "Next: ./scripts/devnet.sh (a devnet that stays up), sigil devnet --help, sigil invoke --help,"
+echo "docs/node.md, docs/consensus.md, docs/attestation.md, docs/receipts.md, docs/applets.md."

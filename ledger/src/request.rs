@@ -161,7 +161,8 @@ mod tests {
     fn every_field_is_covered_by_the_signature() {
         let k = key();
         let good = request(&k).sign(&k);
-        let mutations: Vec<(&str, Box<dyn Fn(&mut Request)>)> = vec![
+        type Mutation = Box<dyn Fn(&mut Request)>;
+        let mutations: Vec<(&str, Mutation)> = vec![
             ("pod", Box::new(|r| r.pod = "us".into())),
             ("applet", Box::new(|r| r.applet = "hash".into())),
             ("method", Box::new(|r| r.method = "get".into())),

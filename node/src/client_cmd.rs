@@ -201,7 +201,7 @@ fn client_of(url: &str, genesis: Option<&Path>) -> anyhow::Result<Client> {
                 bail!("{} is not a genesis entry", p.display())
             };
             let policy = sigil::pod::admission::parse_policy(&g.policy).map_err(|e| anyhow::anyhow!(e))?;
-            Trust::Policy { pod: g.pod, policy }
+            Trust::Policy { pod: g.pod, policy: Box::new(policy) }
         }
         None => Trust::Default { loopback_sim: endpoint.is_loopback() },
     };

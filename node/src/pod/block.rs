@@ -173,7 +173,7 @@ pub struct Effects {
 
 impl Effects {
     /// The writes and the deletes.
-    pub fn split(&self) -> (Vec<(Vec<u8>, Vec<u8>)>, Vec<Vec<u8>>) {
+    pub fn split(&self) -> (Vec<ledger::store::Pair>, Vec<Vec<u8>>) {
         let mut puts = Vec::new();
         let mut deletes = Vec::new();
         for (k, v) in &self.writes {

@@ -127,7 +127,7 @@ pub enum Trust {
         /// The pod the node must belong to.
         pod: String,
         /// The policy its evidence must satisfy.
-        policy: attest::Policy,
+        policy: Box<attest::Policy>,
     },
     /// The default policy (no debug guests, no revoked TCB, no sim evidence), except that sim evidence is
     /// accepted from a node on a loopback address (a devnet on this machine) when `loopback_sim` is set.
@@ -179,7 +179,7 @@ impl AttestedVerifier {
                 if &cert.pod != pod {
                     return Err(format!("the node is of pod {:?}, not {pod:?}", cert.pod));
                 }
-                (policy.clone(), pod.clone())
+                ((**policy).clone(), pod.clone())
             }
             Trust::Default { loopback_sim } => {
                 let mut p = attest::Policy::default();
@@ -257,11 +257,11 @@ mod tests {
         assert_eq!(r.platform.as_str(), "sim");
         // Sim evidence is refused by the default policy away from loopback, and by a policy that refuses it.
         assert!(verifier(false).check(&c, 0).unwrap_err().contains("sim"));
-        let strict = AttestedVerifier::new(Trust::Policy { pod: "p".into(), policy: attest::Policy::default() });
+        let strict = AttestedVerifier::new(Trust::Policy { pod: "p".into(), policy: Box::default() });
         assert!(strict.check(&c, 0).is_err());
         let other = AttestedVerifier::new(Trust::Policy {
             pod: "q".into(),
-            policy: crate::pod::admission::parse_policy(&local::policy()).unwrap(),
+            policy: Box::new(crate::pod::admission::parse_policy(&local::policy()).unwrap()),
         });
         assert!(other.check(&c, 0).unwrap_err().contains("pod"));
     }
