@@ -56,6 +56,10 @@ pub struct ApiArgs {
     /// evidence is accepted from a node on 127.0.0.1 (a devnet on this machine), with a warning.
     #[arg(long, value_name = "FILE", env = "SIGIL_GENESIS")]
     pub genesis: Option<PathBuf>,
+    /// Trust a node that serves an operator certificate (plain TLS, no attestation) issued by this CA (PEM or
+    /// DER), instead of an attested certificate.
+    #[arg(long, value_name = "FILE", conflicts_with = "genesis")]
+    pub ca: Option<PathBuf>,
 }
 
 /// `sigil invoke`.
@@ -187,6 +191,18 @@ pub fn read_key(path: &Path) -> anyhow::Result<Ed25519KeyPair> {
 
 /// A client of `--api`, trusting it per `--genesis`.
 fn client(a: &ApiArgs) -> anyhow::Result<Client> {
+    if let Some(ca) = &a.ca {
+        let bytes = std::fs::read(ca).with_context(|| format!("reading {}", ca.display()))?;
+        let der = if bytes.starts_with(b"-----BEGIN") {
+            let text = String::from_utf8(bytes).context("a PEM file is text")?;
+            let b64: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
+            base64_decode(&b64).map_err(|e| anyhow::anyhow!("{}: {e}", ca.display()))?
+        } else {
+            bytes
+        };
+        eprintln!("note: trusting an operator certificate (plain TLS): the node is not checked by attestation");
+        return Client::new(Endpoint::parse(&a.api)?, Trust::Ca(vec![der]));
+    }
     client_of(&a.api, a.genesis.as_deref())
 }
 

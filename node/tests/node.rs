@@ -431,3 +431,41 @@ fn contains_bytes(dir: &Path, needle: &[u8]) -> bool {
     }
     false
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_with_an_operator_certificate_is_trusted_by_its_ca_and_not_as_attested() {
+    let dir = tempdir();
+    // An operator CA and a certificate for 127.0.0.1 it issued.
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.clone().self_signed(&ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    params.subject_alt_names.push(rcgen::SanType::IpAddress([127, 0, 0, 1].into()));
+    let issuer = rcgen::Issuer::new(ca_params, &ca_key);
+    let leaf = params.signed_by(&key, &issuer).unwrap();
+    let cfg = local::configs("pod-op", 1, dir.path()).remove(0);
+    let api = ApiConfig {
+        listen: ([127, 0, 0, 1], 0).into(),
+        operator_tls: Some((vec![leaf.der().to_vec()], key.serialize_der())),
+        evidence: local::evidence("pod-op", 0),
+        directory: PodDirectory::default(),
+        labels: Default::default(),
+    };
+    let n = RunningNode::start(cfg, api).await.unwrap();
+    let endpoint = Endpoint::parse(&n.url()).unwrap();
+    let by_ca = Client::new(endpoint.clone(), Trust::Ca(vec![ca.der().to_vec()])).unwrap();
+    let r = by_ca.get("/healthz").await.unwrap();
+    assert_eq!(r.status, 200);
+    // An attested-only client refuses it: there is no evidence in an operator certificate.
+    let err = client(&n.url()).get("/healthz").await.err().expect("refused");
+    assert!(format!("{err:#}").contains("evidence"), "{err:#}");
+    // Another CA is not trusted.
+    let other = rcgen::CertificateParams::new(Vec::<String>::new())
+        .unwrap()
+        .self_signed(&rcgen::KeyPair::generate().unwrap())
+        .unwrap();
+    assert!(Client::new(endpoint, Trust::Ca(vec![other.der().to_vec()])).unwrap().get("/healthz").await.is_err());
+    n.stop().await;
+}

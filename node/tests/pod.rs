@@ -334,11 +334,26 @@ fn devnet_starts_a_pod_commits_and_resumes_it() {
     assert!(String::from_utf8_lossy(&first.stdout).contains("2 nodes committing"));
     let h1 = *heights(&first).last().expect("progress lines");
     assert!(h1 >= 1, "the pod committed");
+    // devnet.json says where everything is, and the applets are deployed.
+    let info: serde_json::Value = serde_json::from_slice(&std::fs::read(data.join("devnet.json")).unwrap()).unwrap();
+    assert_eq!(info["api"].as_array().unwrap().len(), 2);
+    assert!(info["api"][0].as_str().unwrap().starts_with("https://127.0.0.1:"));
+    assert_eq!(info["applets"], serde_json::json!(["notes", "hash", "fetch", "tools"]));
+    for k in ["genesis"] {
+        assert!(std::path::Path::new(info[k].as_str().unwrap()).exists(), "{k}");
+    }
+    let caller_key = std::fs::read(info["keys"]["caller"].as_str().unwrap()).unwrap();
+    assert!(std::path::Path::new(info["keys"]["member"].as_str().unwrap()).exists());
+    assert!(String::from_utf8_lossy(&first.stderr).contains("deployed notes"));
     // Resumed from its directory: the same pod, further along.
     let again = devnet("2", "2");
     assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
     assert!(String::from_utf8_lossy(&again.stderr).contains("resuming the pod"));
     assert!(heights(&again).first().is_some_and(|h| *h >= h1), "resumed at {:?}, was at {h1}", heights(&again));
+    assert!(!String::from_utf8_lossy(&again.stderr).contains("deployed"), "deployed applets are not deployed again");
+    let info2: serde_json::Value = serde_json::from_slice(&std::fs::read(data.join("devnet.json")).unwrap()).unwrap();
+    assert_eq!(info2["api"], info["api"], "the same ports");
+    assert_eq!(std::fs::read(info["keys"]["caller"].as_str().unwrap()).unwrap(), caller_key, "the same caller key");
     // Another size on the same directory is refused, and changes nothing.
     let other = devnet("3", "1");
     assert_eq!(other.status.code(), Some(1));

@@ -83,14 +83,23 @@ pub struct Client {
 impl Client {
     /// A client of `endpoint` that trusts it per `trust`.
     pub fn new(endpoint: Endpoint, trust: Trust) -> anyhow::Result<Client> {
-        let verifier = Arc::new(AttestedVerifier::new(trust));
-        let seen = verifier.seen.clone();
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_protocol_versions(&[&rustls::version::TLS13])?
-            .dangerous()
-            .with_custom_certificate_verifier(verifier)
-            .with_no_client_auth();
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?;
+        let (mut config, seen) = match trust {
+            Trust::Ca(roots) => {
+                let mut store = rustls::RootCertStore::empty();
+                for r in roots {
+                    store.add(rustls::pki_types::CertificateDer::from(r)).context("a CA certificate")?;
+                }
+                (builder.with_root_certificates(store).with_no_client_auth(), Arc::default())
+            }
+            trust => {
+                let verifier = Arc::new(AttestedVerifier::new(trust));
+                let seen = verifier.seen.clone();
+                (builder.dangerous().with_custom_certificate_verifier(verifier).with_no_client_auth(), seen)
+            }
+        };
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Client { endpoint, config: Arc::new(config), seen })
     }

@@ -135,6 +135,9 @@ pub enum Trust {
         /// Whether the server is on 127.0.0.1 / ::1.
         loopback_sim: bool,
     },
+    /// An operator's certificate authority (plain TLS, no attestation): the node's certificate must chain to
+    /// one of these roots and name the host.
+    Ca(Vec<Vec<u8>>),
 }
 
 /// What the verifier accepted.
@@ -188,6 +191,7 @@ impl AttestedVerifier {
                 }
                 (p, cert.pod.clone())
             }
+            Trust::Ca(_) => return Err("an operator certificate is checked by its CA, not by evidence".into()),
         };
         crate::pod::admission::verify(&policy, &pod, &cert.key, &cert.evidence, now)
     }
