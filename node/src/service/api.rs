@@ -147,8 +147,6 @@ pub fn entry_json(index: u64, e: &Entry) -> Value {
         Entry::PolicyChanged(p) => json!({ "policy": p.policy }),
         Entry::Genesis(g) => json!({ "pod": g.pod, "jurisdiction": g.jurisdiction, "created_at": g.created_at,
             "validators": g.validators.iter().map(|v| v.name.clone()).collect::<Vec<_>>() }),
-        #[allow(unreachable_patterns)]
-        _ => json!({}),
     };
     v["index"] = json!(index);
     v["kind"] = json!(e.kind());

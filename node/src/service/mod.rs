@@ -195,7 +195,9 @@ impl Service {
         let clip = |s: &str, n: usize| s.chars().take(n).collect::<String>();
         let entry = Entry::RequestRejected(RequestRejected {
             request_hash,
-            caller: ByteBuf::from(req.map(|r| r.request.caller.to_vec()).unwrap_or_default()),
+            // Only a well-formed key is recorded as the claimed caller: the audit entry is not a place to store
+            // whatever a request carried.
+            caller: ByteBuf::from(req.and_then(|r| r.request.caller_key()).map(|k| k.to_vec()).unwrap_or_default()),
             applet: req.map(|r| clip(&r.request.applet, 64)).unwrap_or_default(),
             method: req.map(|r| clip(&r.request.method, 64)).unwrap_or_default(),
             reason: clip(&reason, 512),
