@@ -256,31 +256,11 @@ async fn one_node_pod(pod: &str, dir: &Path, directory: PodDirectory) -> Running
     };
     let n = RunningNode::start(cfg, api).await.expect("the node starts");
     let (m, wasm) = enclave_runtime::examples::load(&wasm_dir(), "notes").unwrap();
-    let member = Ed25519KeyPair::from_seed_unchecked(&local::MEMBER_SEED).unwrap();
-    let d = deployment(pod, &m, &wasm, &member);
+    let (e, a) = local::deployment(&m, &wasm);
+    let entry = ByteBuf::from(local::approved(pod, e).encode());
+    let d = sigil::service::Deployment { entry, code: ByteBuf::from(a.code) };
     n.service.deploy(&ledger::entry::canonical_encode(&d)).await.map_err(|r| r.reason().to_string()).unwrap();
     n
-}
-
-fn deployment(
-    pod: &str,
-    m: &enclave_runtime::Manifest,
-    wasm: &[u8],
-    member: &Ed25519KeyPair,
-) -> sigil::service::Deployment {
-    let mut e = ledger::Entry::AppletDeployed(ledger::entry::AppletDeployed {
-        name: m.name.clone(),
-        version: m.version.clone(),
-        manifest: ByteBuf::from(m.to_cbor()),
-        code_digest: m.code_digest,
-        approvals: vec![],
-    });
-    let sig = member.sign(&e.approval_payload(pod).unwrap());
-    if let ledger::Entry::AppletDeployed(d) = &mut e {
-        d.approvals
-            .push(ledger::entry::Approval { member: "ops".into(), signature: ByteBuf::from(sig.as_ref().to_vec()) });
-    }
-    sigil::service::Deployment { entry: ByteBuf::from(e.encode()), code: ByteBuf::from(wasm.to_vec()) }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
