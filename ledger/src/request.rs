@@ -219,4 +219,22 @@ mod tests {
         ciborium::into_writer(&ciborium::Value::Map(m), &mut re).unwrap();
         assert!(SignedRequest::decode(&re).is_err());
     }
+
+    /// The format is pinned: a fixed request (key seed 7s, nonce 9s) encodes to the committed conformance vector,
+    /// which other implementations (and the fuzz corpus) use. `SIGIL_WRITE_VECTORS=1` rewrites it.
+    #[test]
+    fn the_signed_request_format_is_pinned() {
+        let k = key();
+        let bytes = request(&k).sign(&k).encode();
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/conformance/signed-request.cbor.hex");
+        if std::env::var_os("SIGIL_WRITE_VECTORS").is_some() {
+            std::fs::write(path, hex::encode(&bytes) + "\n").unwrap();
+        }
+        let want = std::fs::read_to_string(path).unwrap();
+        assert_eq!(hex::encode(&bytes), want.trim());
+        assert_eq!(
+            SignedRequest::hash_of(&bytes).to_hex(),
+            crate::Hash::digest(&hex::decode(want.trim()).unwrap()).to_hex()
+        );
+    }
 }
