@@ -30,6 +30,16 @@ for t in "${targets[@]}"; do
     proof_malleability) printf '\x10\x02\x07\x00\x00\x03\x05\x99' > "$corpus/seed" ;;
   esac
   echo "== fuzz $t for ${secs}s"
-  "$CARGO_TARGET_DIR/$host/release/$t" -max_total_time="$secs" -max_len=8192 -print_final_stats=1 "$corpus" 2>&1 | grep -E "^(Done|stat::number_of_executed_units|==|SUMMARY)|panicked|ERROR" || true
-  [ "${PIPESTATUS[0]}" -eq 0 ] || { echo "fuzz target $t failed" >&2; exit 1; }
+  mkdir -p artifacts; log=$(mktemp)
+  status=0
+  "$CARGO_TARGET_DIR/$host/release/$t" -max_total_time="$secs" -max_len=8192 -print_final_stats=1 \
+    -artifact_prefix="artifacts/$t-" "$corpus" >"$log" 2>&1 || status=$?
+  grep -E "^(Done|stat::number_of_executed_units|==|SUMMARY)|panicked|ERROR" "$log" || true
+  if [ "$status" -ne 0 ]; then
+    echo "fuzz target $t failed (exit $status); the input is in fuzz/artifacts/:" >&2
+    tail -40 "$log" >&2
+    rm -f "$log"
+    exit 1
+  fi
+  rm -f "$log"
 done

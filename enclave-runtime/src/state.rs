@@ -42,7 +42,7 @@ struct Encoded<'a> {
     writes: Vec<(&'a str, &'a serde_bytes::Bytes, Option<&'a serde_bytes::Bytes>)>,
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct Decoded {
     reads: Vec<(String, serde_bytes::ByteBuf, u64)>,
@@ -255,5 +255,11 @@ mod tests {
         assert!(WriteSet::decode(&e(vec![("n", b"a"), ("n", b"b")]), 1 << 20).is_ok());
         assert!(WriteSet::decode(&e(vec![("n", b"b"), ("n", b"a")]), 1 << 20).unwrap_err().contains("sorted"));
         assert!(WriteSet::decode(&e(vec![("n", b"a"), ("n", b"a")]), 1 << 20).unwrap_err().contains("sorted"));
+        // Found by the fuzz target: a tag on the key "writes" decoded to the same write set under other bytes.
+        let tagged = hex::decode(
+            "a3656c69737473806572656164738183656e6f746573416b03da1868dada667772697465738183656e6f746573416b4176",
+        )
+        .unwrap();
+        assert!(WriteSet::decode(&tagged, 1 << 20).unwrap_err().contains("canonical"));
     }
 }

@@ -405,7 +405,11 @@ fn sort_maps(v: &mut Value) {
 }
 
 /// Decodes `bytes` as `T`, accepting only the canonical encoding.
-pub fn canonical_decode<T: DeserializeOwned>(bytes: &[u8], what: &'static str, max: usize) -> Result<T, LedgerError> {
+pub fn canonical_decode<T: DeserializeOwned + Serialize>(
+    bytes: &[u8],
+    what: &'static str,
+    max: usize,
+) -> Result<T, LedgerError> {
     let fail = |detail: String| LedgerError::Decode { what, detail };
     if bytes.len() > max {
         return Err(fail(format!("{} bytes exceeds {max}", bytes.len())));
@@ -420,5 +424,11 @@ pub fn canonical_decode<T: DeserializeOwned>(bytes: &[u8], what: &'static str, m
     if key_bytes(&sorted) != bytes {
         return Err(fail("not in canonical CBOR form (key order, integer sizes or lengths)".into()));
     }
-    value.deserialized().map_err(|e| fail(e.to_string()))
+    let t: T = value.deserialized().map_err(|e| fail(e.to_string()))?;
+    // What decodes must be what encodes: serde reads through tags and takes an array of small integers for a
+    // byte string, so the same value could arrive in several forms (and under several hashes) without this.
+    if canonical_encode(&t) != bytes {
+        return Err(fail("not the canonical encoding of its value (a tag, or another type for a field)".into()));
+    }
+    Ok(t)
 }

@@ -220,6 +220,36 @@ mod tests {
         assert!(SignedRequest::decode(&re).is_err());
     }
 
+    #[test]
+    fn a_tag_or_another_type_for_a_field_is_not_the_same_request() {
+        // Found by the fuzz target: `args` wrapped in tag 7 decoded, re-encoded without it, and so verified
+        // under another request hash (a replay the hash alone would miss).
+        let k = key();
+        let good = request(&k).sign(&k).encode();
+        let args = ciborium::Value::Bytes(br#"{"key":"a","value":"b"}"#.to_vec());
+        let at = good.windows(3).position(|w| w == [0x64, b'a', b'r']).unwrap() + 5;
+        assert_eq!(good[at], 0x57, "the args byte string follows its key");
+        let mut tagged = good[..at].to_vec();
+        tagged.push(0xc7);
+        tagged.extend_from_slice(&good[at..]);
+        let e = SignedRequest::decode(&tagged).unwrap_err();
+        assert!(e.contains("canonical"), "{e}");
+        // The same bytes as an array of integers.
+        let ciborium::Value::Bytes(b) = args else { unreachable!() };
+        let mut as_array = Vec::new();
+        ciborium::into_writer(
+            &ciborium::Value::Array(b.iter().map(|x| ciborium::Value::Integer((*x).into())).collect()),
+            &mut as_array,
+        )
+        .unwrap();
+        let end = at + 1 + b.len();
+        let mut arrayed = good[..at].to_vec();
+        arrayed.extend_from_slice(&as_array);
+        arrayed.extend_from_slice(&good[end..]);
+        assert!(SignedRequest::decode(&arrayed).is_err());
+        assert!(SignedRequest::decode(&good).is_ok());
+    }
+
     /// The format is pinned: a fixed request (key seed 7s, nonce 9s) encodes to the committed conformance vector,
     /// which other implementations (and the fuzz corpus) use. `SIGIL_WRITE_VECTORS=1` rewrites it.
     #[test]
