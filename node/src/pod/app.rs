@@ -873,7 +873,6 @@ impl App {
             .enumerate()
             .map(|(i, e)| (e.leaf_hash(), Committed { index: first + i as u64, height: h.0 }))
             .collect();
-        self.shared.mempool.lock().expect("not poisoned").committed(&committed);
         self.rules.parent_time_ms = b.time_ms;
         self.height = Height(h.0 + 1);
         self.undecided.clear();
@@ -881,6 +880,8 @@ impl App {
         self.mine.retain(|(hh, _), _| *hh > h);
         *self.shared.rules.lock().expect("not poisoned") = Some(self.rules.clone());
         self.shared.tip.send_replace(Tip { height: h.0, size, root });
+        // Waiters last: whoever learns its entry committed sees the rules and the tip that include it.
+        self.shared.mempool.lock().expect("not poisoned").committed(&committed);
         Ok(())
     }
 
