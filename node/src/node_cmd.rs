@@ -248,7 +248,18 @@ fn evidence(tee: &Tee, pod_id: &str, key: &[u8; 32]) -> anyhow::Result<Vec<u8>> 
             tracing::warn!("TEE backend sim: this node's evidence is SIMULATED (insecure); only a policy that allows sim accepts it");
             Ok(pod::admission::sim_evidence(pod_id, key, m))
         }
-        "snp" | "tdx" | "auto" => {
+        backend @ ("snp" | "tdx" | "auto") => {
+            let found = attest::collect::detect();
+            let want = match backend {
+                "snp" => Some(attest::Platform::SevSnp),
+                "tdx" => Some(attest::Platform::Tdx),
+                _ => None,
+            };
+            match (found, want) {
+                (None, _) => bail!("[tee] backend {backend:?}: no TEE found here (no configfs-tsm report directory or /dev/sev-guest); use backend = \"sim\" off confidential hardware"),
+                (Some(f), Some(w)) if f != w => bail!("[tee] backend {backend:?}, but this machine is a {} guest", f.as_str()),
+                _ => {}
+            }
             let b = attest::collect::collect(&report_data).context("collecting TEE evidence")?;
             Ok(b.encode()?)
         }

@@ -529,6 +529,12 @@ fn node_run_refuses_a_bad_configuration_with_a_clear_error_and_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("missing.toml"));
     case("unknown.toml", &format!("{text}colour = \"blue\"\n"), "unknown field");
+    // Real TEE evidence asked for on a machine without a TEE (these machines have none).
+    let snp = format!("{text}\n[api]\nlisten = \"127.0.0.1:0\"\n\n[tee]\nbackend = \"snp\"\n");
+    if attest::collect::detect().is_none() {
+        case("snp.toml", &snp, "no TEE found");
+    }
+    case("tee.toml", &snp.replace("\"snp\"", "\"sgx\""), "use sim, snp, tdx or auto");
     case("nokey.toml", &text.replace("identity = \"node-0.key\"", "identity = \"absent.key\""), "absent.key");
     std::fs::write(dir.path().join("short.key"), "abcd").unwrap();
     case(
