@@ -84,11 +84,6 @@ pub struct Attachments {
 }
 
 impl Attachments {
-    /// Just a signature.
-    pub fn signed(signature: Vec<u8>) -> Attachments {
-        Attachments { signature, ..Default::default() }
-    }
-
     /// Bytes they add to a block.
     pub fn len(&self) -> usize {
         self.signature.len() + self.request.len() + self.write_set.len() + self.code.len()
