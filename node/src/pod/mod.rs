@@ -300,7 +300,8 @@ impl PodNode {
     }
 
     /// [`PodNode::submit`] with what the entry needs besides a signature: an invocation's signed request and
-    /// write set, a deployment's code.
+    /// write set, a deployment's code. `attachments.verified` says the caller verified the request's signature
+    /// over these bytes (the node's own signature it makes here); it is ignored for entries of other nodes.
     pub fn submit_with(
         &self,
         entry: Entry,
@@ -315,6 +316,8 @@ impl PodNode {
         let enc = Encoded::new(entry);
         if mine {
             attachments.signature = self.signer.sign(&signing::receipt_bytes(&enc.leaf_hash())).0.to_vec();
+        } else {
+            attachments.verified = false; // a signature this node did not make is checked
         }
         self.submit_encoded(enc, attachments)
     }
@@ -325,7 +328,7 @@ impl PodNode {
         entry: Entry,
         attachments: Attachments,
     ) -> Result<oneshot::Receiver<Committed>, String> {
-        self.submit_encoded(Encoded::new(entry), attachments)
+        self.submit_encoded(Encoded::new(entry), Attachments { verified: false, ..attachments })
     }
 
     /// Checks an entry against the ledger as a validator would, then queues it: an entry that cannot be
@@ -344,6 +347,8 @@ impl PodNode {
                 .check(0, &entry, &attachments)
                 .map_err(|why| why.replacen("entry 0 ", "", 1))?;
         }
+        // Checked in full above (or signed here): the proposer need not verify its signatures again.
+        let attachments = Attachments { verified: self.fault != Fault::UncheckedProposals, ..attachments };
         let rx = self.shared.mempool.lock().expect("not poisoned").push(entry, attachments)?;
         self.shared.queued.notify_one();
         Ok(rx)

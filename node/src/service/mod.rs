@@ -276,8 +276,13 @@ impl Service {
                 .map_err(|e| Refused::Unavailable(format!("the runtime: {e}")))?;
             let inv = exec.receipt.to_invocation(&caller, &r.applet, &r.method, self.node.name(), attestation);
             let outcome = inv.outcome.clone();
-            let attachments =
-                Attachments { request: raw.to_vec(), write_set: exec.write_set.encode(), ..Default::default() };
+            // The request's signature over `raw` was verified above.
+            let attachments = Attachments {
+                request: raw.to_vec(),
+                write_set: exec.write_set.encode(),
+                verified: true,
+                ..Default::default()
+            };
             let rx = match self.node.submit_with(Entry::Invocation(inv), attachments) {
                 Ok(rx) => rx,
                 // Committed state moved under it (a conflict), or the request landed meanwhile (a replay, seen
