@@ -255,19 +255,33 @@ impl Entry {
         }
     }
 
+    fn approvals_mut(&mut self) -> Option<&mut Vec<Approval>> {
+        match self {
+            Entry::NodeAdmitted(e) => Some(&mut e.approvals),
+            Entry::NodeRemoved(e) => Some(&mut e.approvals),
+            Entry::PolicyChanged(e) => Some(&mut e.approvals),
+            Entry::AppletDeployed(e) => Some(&mut e.approvals),
+            _ => None,
+        }
+    }
+
+    /// Adds `member`'s approval for pod `pod`, signed with `key` over [`Entry::approval_payload`]. An error for
+    /// entries that take no approvals.
+    pub fn approve(&mut self, pod: &str, member: &str, key: &ring::signature::Ed25519KeyPair) -> Result<(), String> {
+        let payload =
+            self.approval_payload(pod).ok_or_else(|| format!("a {} entry takes no approvals", self.kind()))?;
+        let signature = serde_bytes::ByteBuf::from(key.sign(&payload).as_ref().to_vec());
+        self.approvals_mut().expect("it took a payload").push(Approval { member: member.into(), signature });
+        Ok(())
+    }
+
     /// What a member signs (Ed25519) to approve a governance entry of pod `pod`:
     /// `"sigil/approval\0" ‖ pod ‖ 0x00 ‖ SHA-256(canonical encoding of the entry with no approvals)`. So an
     /// approval is bound to one pod and one exact entry, and approvals can be gathered in any order. `None` for
     /// entries that take no approvals.
     pub fn approval_payload(&self, pod: &str) -> Option<Vec<u8>> {
         let mut bare = self.clone();
-        match &mut bare {
-            Entry::NodeAdmitted(e) => e.approvals.clear(),
-            Entry::NodeRemoved(e) => e.approvals.clear(),
-            Entry::PolicyChanged(e) => e.approvals.clear(),
-            Entry::AppletDeployed(e) => e.approvals.clear(),
-            _ => return None,
-        }
+        bare.approvals_mut()?.clear();
         let mut out = b"sigil/approval\0".to_vec();
         out.extend_from_slice(pod.as_bytes());
         out.push(0);

@@ -55,19 +55,8 @@ async fn pod(dir: &std::path::Path) -> Vec<RunningNode> {
         .map(|m| (m, local::PROBE_CODE.to_vec()))
         .chain(["hash"].into_iter().map(|n| enclave_runtime::examples::load(&wasm, n).unwrap()))
     {
-        let mut e = ledger::Entry::AppletDeployed(ledger::entry::AppletDeployed {
-            name: m.name.clone(),
-            version: m.version.clone(),
-            manifest: ByteBuf::from(m.to_cbor()),
-            code_digest: m.code_digest,
-            approvals: vec![],
-        });
-        e = local::approved("bench-pod", e);
-        let rx = nodes[0]
-            .service
-            .node
-            .submit_with(e, sigil::pod::block::Attachments { code, ..Default::default() })
-            .expect("queued");
+        let (e, a) = local::deployment(&m, &code);
+        let rx = nodes[0].service.node.submit_with(local::approved("bench-pod", e), a).expect("queued");
         let c = rx.await.expect("deployed");
         for n in &nodes {
             let mut tip = n.service.node.tip();

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
-use ledger::entry::{AppletDeployed, Approval};
 use ledger::request::{Request, SignedRequest};
 use ledger::Entry;
 use ring::rand::SecureRandom;
@@ -462,19 +461,9 @@ pub fn deployment(
     member: &str,
     key: &Ed25519KeyPair,
 ) -> Deployment {
-    let mut e = Entry::AppletDeployed(AppletDeployed {
-        name: manifest.name.clone(),
-        version: manifest.version.clone(),
-        manifest: ByteBuf::from(manifest.to_cbor()),
-        code_digest: manifest.code_digest,
-        approvals: Vec::new(),
-    });
-    let payload = e.approval_payload(pod).expect("a governance entry");
-    if let Entry::AppletDeployed(d) = &mut e {
-        d.approvals
-            .push(Approval { member: member.into(), signature: ByteBuf::from(key.sign(&payload).as_ref().to_vec()) });
-    }
-    Deployment { entry: ByteBuf::from(e.encode()), code: ByteBuf::from(module.to_vec()) }
+    let (mut e, a) = sigil::pod::state::deployment(manifest, module);
+    e.approve(pod, member, key).expect("a deployment takes approvals");
+    Deployment { entry: ByteBuf::from(e.encode()), code: ByteBuf::from(a.code) }
 }
 
 async fn deploy_async(a: DeployArgs) -> anyhow::Result<ExitCode> {

@@ -364,18 +364,8 @@ fn devnet_starts_a_pod_commits_and_resumes_it() {
     assert!(root_at_height(&l, h1).unwrap().is_some());
 }
 
-fn approved(mut e: ledger::Entry) -> ledger::Entry {
-    let payload = e.approval_payload("test-pod").unwrap();
-    let sig =
-        ring::signature::Ed25519KeyPair::from_seed_unchecked(&sigil::pod::local::MEMBER_SEED).unwrap().sign(&payload);
-    let a =
-        ledger::entry::Approval { member: "ops".into(), signature: serde_bytes::ByteBuf::from(sig.as_ref().to_vec()) };
-    match &mut e {
-        ledger::Entry::NodeAdmitted(x) => x.approvals.push(a),
-        ledger::Entry::NodeRemoved(x) => x.approvals.push(a),
-        _ => unreachable!(),
-    }
-    e
+fn approved(e: ledger::Entry) -> ledger::Entry {
+    sigil::pod::local::approved("test-pod", e)
 }
 
 fn admission(i: usize, evidence: Vec<u8>) -> ledger::Entry {

@@ -820,19 +820,7 @@ impl App {
         }
         let (state_writes, state_deletes) = prepared.effects.split();
         aux.extend(state_writes);
-        let deployed: Vec<(String, super::state::Deployed)> = prepared
-            .effects
-            .writes
-            .keys()
-            .filter_map(|k| k.strip_prefix(super::state::APPLET))
-            .map(|name| String::from_utf8_lossy(name).into_owned())
-            .filter_map(|name| {
-                let index = entries.iter().rposition(|e| matches!(e, Entry::AppletDeployed(d) if d.name == name))?;
-                let Entry::AppletDeployed(d) = entries[index] else { return None };
-                let m = enclave_runtime::Manifest::from_cbor(&d.manifest).ok()?;
-                Some((name, super::state::Deployed { index: first + index as u64, manifest: Arc::new(m) }))
-            })
-            .collect();
+        let deployed = prepared.effects.applets.clone();
         let mut undecided: Vec<Vec<u8>> = l
             .aux_scan(keys::UNDECIDED, None, 100_000)
             .map_err(|e| e.to_string())?

@@ -164,11 +164,13 @@ pub struct Rules {
 }
 
 /// What a valid block does besides appending its entries: pod-state writes and deletes (aux keys, see
-/// [`super::state`]), applied in the block's write.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// [`super::state`]), applied in the block's write, and the applets it deploys.
+#[derive(Clone, Debug, Default)]
 pub struct Effects {
     /// Aux key → new value, or `None` to delete.
     pub writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// The applets the block deploys (their `ap/` and `w/` keys are in `writes`).
+    pub applets: HashMap<String, Deployed>,
 }
 
 impl Effects {
@@ -275,7 +277,6 @@ pub struct Checker<'a> {
     requests: HashSet<Hash>,
     rejections: HashSet<Hash>,
     members: ledger::checkpoint::ValidatorSet,
-    deployed: HashMap<String, Deployed>,
     /// The block's effects so far.
     pub effects: Effects,
 }
@@ -318,7 +319,6 @@ impl<'a> Checker<'a> {
             requests: HashSet::new(),
             rejections: HashSet::new(),
             members: ledger.validators_at(ledger.size()),
-            deployed: HashMap::new(),
             effects: Effects::default(),
         }
     }
@@ -371,7 +371,7 @@ impl<'a> Checker<'a> {
         }
         self.effects.writes.extend(effects);
         if let Some((name, dep)) = deployed {
-            self.deployed.insert(name, dep);
+            self.effects.applets.insert(name, dep);
         }
         Ok(())
     }
@@ -385,7 +385,7 @@ impl<'a> Checker<'a> {
     }
 
     fn applet(&self, name: &str) -> Option<&Deployed> {
-        self.deployed.get(name).or_else(|| self.rules.applets.get(name))
+        self.effects.applets.get(name).or_else(|| self.rules.applets.get(name))
     }
 
     /// An invocation's request, authorization and write set; returns its state effects.
@@ -448,7 +448,7 @@ impl<'a> Checker<'a> {
                 return Err(format!("listed namespace {ns:?}, which the applet is not granted"));
             }
             let under = state::state_key(ns, prefix);
-            if self.effects.writes.keys().any(|k| k.starts_with(&under)) {
+            if self.effects.writes.range(under.clone()..).next().is_some_and(|(k, _)| k.starts_with(&under)) {
                 return Err(format!("a conflict: {ns}/{} was listed and written since", hex::encode(prefix)));
             }
             let keys = state::list(self.ledger, ns, prefix, enclave_runtime::state::MAX_LIST);
@@ -906,12 +906,7 @@ mod tests {
         refused(&f, &block(&f, vec![removal("node-2")]), "0 of the 1 member approvals");
         let approve = |item: &mut Item, seed: [u8; 32], member: &str| {
             let mut e = Entry::decode(&item.entry).unwrap();
-            let payload = e.approval_payload("p").unwrap();
-            let sig = PodSigner::new(&seed).sign(&payload);
-            if let Entry::NodeRemoved(r) = &mut e {
-                r.approvals
-                    .push(ledger::entry::Approval { member: member.into(), signature: ByteBuf::from(sig.0.to_vec()) });
-            }
+            e.approve("p", member, &ring::signature::Ed25519KeyPair::from_seed_unchecked(&seed).unwrap()).unwrap();
             item.entry = ByteBuf::from(e.encode());
         };
         let mut approved = removal("node-2");

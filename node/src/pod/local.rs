@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use enclave_runtime::Manifest;
 use ledger::checkpoint::Validator;
-use ledger::entry::{AppletDeployed, Approval, Genesis, Invocation, Member};
+use ledger::entry::{Genesis, Invocation, Member};
 use ledger::request::{Request, SignedRequest};
 use ledger::{Entry, Hash};
 use serde_bytes::ByteBuf;
@@ -94,30 +94,13 @@ pub const CALLER_SEED: [u8; 32] = [0xca; 32];
 
 /// `e` approved by the local pod's member `ops` (the threshold of a local pod is 1).
 pub fn approved(pod: &str, mut e: Entry) -> Entry {
-    let payload = e.approval_payload(pod).expect("a governance entry");
     let key = ring::signature::Ed25519KeyPair::from_seed_unchecked(&MEMBER_SEED).expect("32 bytes");
-    let a = Approval { member: "ops".into(), signature: ByteBuf::from(key.sign(&payload).as_ref().to_vec()) };
-    match &mut e {
-        Entry::NodeAdmitted(x) => x.approvals.push(a),
-        Entry::NodeRemoved(x) => x.approvals.push(a),
-        Entry::PolicyChanged(x) => x.approvals.push(a),
-        Entry::AppletDeployed(x) => x.approvals.push(a),
-        _ => unreachable!("approval_payload answered for it"),
-    }
+    e.approve(pod, "ops", &key).expect("a governance entry");
     e
 }
 
-/// A deployment of the applet `manifest` with `code`, without approvals.
-pub fn deployment(manifest: &Manifest, code: &[u8]) -> (Entry, Attachments) {
-    let e = Entry::AppletDeployed(AppletDeployed {
-        name: manifest.name.clone(),
-        version: manifest.version.clone(),
-        manifest: ByteBuf::from(manifest.to_cbor()),
-        code_digest: manifest.code_digest,
-        approvals: Vec::new(),
-    });
-    (e, Attachments { code: code.to_vec(), ..Default::default() })
-}
+/// A deployment of the applet `manifest` with `code`, without approvals (see [`super::state::deployment`]).
+pub use super::state::deployment;
 
 /// The smallest wasm module (no exports): the code of [`probe`]. Validators check code digests, not code, so
 /// consensus tests and benches can commit invocations of it without a wasm build.

@@ -12,8 +12,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use enclave_runtime::Manifest;
+use ledger::entry::AppletDeployed;
 use ledger::store::Ledger;
 use ledger::{Entry, Hash};
+use serde_bytes::ByteBuf;
+
+use super::block::Attachments;
 
 /// Prefix of applet state.
 pub const STATE: &[u8] = b"s/";
@@ -55,6 +59,19 @@ pub fn parse_value(v: &[u8]) -> Option<(Vec<u8>, u64)> {
 /// The stored form of a state value.
 pub fn value_bytes(value: &[u8], version: u64) -> Vec<u8> {
     [&version.to_be_bytes(), value].concat()
+}
+
+/// A deployment of the applet `manifest` with `code`: the `applet_deployed` entry (without approvals) and the
+/// code that travels beside it in the block.
+pub fn deployment(manifest: &Manifest, code: &[u8]) -> (Entry, Attachments) {
+    let e = Entry::AppletDeployed(AppletDeployed {
+        name: manifest.name.clone(),
+        version: manifest.version.clone(),
+        manifest: ByteBuf::from(manifest.to_cbor()),
+        code_digest: manifest.code_digest,
+        approvals: Vec::new(),
+    });
+    (e, Attachments { code: code.to_vec(), ..Default::default() })
 }
 
 /// An applet deployed in the pod.
