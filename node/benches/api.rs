@@ -9,8 +9,10 @@
 //! caller's signed request) submitted straight to the nodes' mempools, 4096 in flight. Every node runs in this
 //! process, all sharing this machine's cores.
 
+mod support;
+
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use ledger::request::Request;
 use ring::signature::{Ed25519KeyPair, KeyPair};
@@ -19,18 +21,7 @@ use sigil::pod::local;
 use sigil::service::client::{Client, Endpoint};
 use sigil::service::tls::Trust;
 use sigil::service::{ApiConfig, PodDirectory, RunningNode};
-use tokio::sync::Semaphore;
-
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
-}
-
-fn pct(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize].as_secs_f64() * 1000.0
-}
+use support::{closed_loop, now_ms, pct};
 
 async fn pod(dir: &std::path::Path) -> Vec<RunningNode> {
     let mut nodes = Vec::new();
@@ -66,35 +57,10 @@ async fn pod(dir: &std::path::Path) -> Vec<RunningNode> {
     nodes
 }
 
-/// Raw: probe invocations straight into the mempools, WINDOW in flight.
+/// Raw: probe invocations straight into the mempools, the consensus bench's closed loop.
 async fn raw(nodes: &[RunningNode], secs: f64) -> (f64, Vec<Duration>) {
-    const WINDOW: usize = 4096;
-    let lat = Arc::new(Mutex::new(Vec::new()));
-    let window = Arc::new(Semaphore::new(WINDOW));
-    let t0 = Instant::now();
-    let mut k = 1_000_000u64;
-    let mut tasks = Vec::new();
-    while t0.elapsed().as_secs_f64() < secs {
-        let permit = window.clone().acquire_owned().await.unwrap();
-        let i = (k % 4) as usize;
-        let (e, a) = local::probe_invocation("bench-pod", &local::name(i), 0, &local::CALLER_SEED, k, now_ms());
-        let submitted = Instant::now();
-        let rx = nodes[i].service.node.submit_with(e, a).expect("queued");
-        let lat = lat.clone();
-        tasks.push(tokio::spawn(async move {
-            if rx.await.is_ok() {
-                lat.lock().unwrap().push(submitted.elapsed());
-            }
-            drop(permit);
-        }));
-        k += 1;
-    }
-    let elapsed = t0.elapsed().as_secs_f64();
-    for t in tasks {
-        t.abort();
-    }
-    let mut l = lat.lock().unwrap().clone();
-    l.sort();
+    let pods: Vec<&sigil::pod::PodNode> = nodes.iter().map(|n| &n.service.node).collect();
+    let (l, elapsed) = closed_loop(&pods, secs, 1_000_000).await;
     (l.len() as f64 / elapsed, l)
 }
 

@@ -6,32 +6,13 @@
 //! Every node runs in this process on 127.0.0.1 (libp2p over TCP, RocksDB with a synced write per block), all
 //! sharing this machine's cores: the numbers are of the whole pod on one host, not of one node.
 
+mod support;
+
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use ledger::Entry;
 use sigil::pod::{local, PodNode};
-use tokio::sync::Semaphore;
-
-/// Entries in flight at once (submitted, not yet committed), over the whole pod.
-const WINDOW: usize = 4096;
-
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
-}
-
-/// An invocation of the `probe` applet as validators see it: the entry, the executor's signature, and the
-/// caller's signed request (a second signature every validator verifies) with an empty write set.
-fn entry(executor: usize, n: u64) -> (Entry, sigil::pod::block::Attachments) {
-    local::probe_invocation("bench-pod", &local::name(executor), 0, &local::CALLER_SEED, n, now_ms())
-}
-
-fn pct(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize].as_secs_f64() * 1000.0
-}
+use support::{closed_loop, entry, pct, WINDOW};
 
 struct Pod {
     nodes: Vec<PodNode>,
@@ -97,38 +78,11 @@ async fn empty(n: usize, secs: f64) -> (f64, Vec<Duration>) {
 /// executed). Returns entries/s, heights/s, mean entries per block, latencies.
 async fn loaded(n: usize, secs: f64) -> (f64, f64, f64, Vec<Duration>) {
     let pod = pod(n, Duration::from_millis(2), "load").await;
-    let nodes = Arc::new(pod.nodes);
-    let lat = Arc::new(Mutex::new(Vec::<Duration>::new()));
-    let window = Arc::new(Semaphore::new(WINDOW));
-    let start_h = nodes[0].tip().borrow().height;
-    let t0 = Instant::now();
-    let mut k = 0u64;
-    let mut committed_tasks = Vec::new();
-    while t0.elapsed().as_secs_f64() < secs {
-        let permit = window.clone().acquire_owned().await.unwrap();
-        let i = (k % n as u64) as usize;
-        let submitted = Instant::now();
-        let (e, a) = entry(i, k);
-        let rx = nodes[i].submit_with(e, a).expect("queued");
-        let lat = lat.clone();
-        committed_tasks.push(tokio::spawn(async move {
-            if rx.await.is_ok() {
-                lat.lock().unwrap().push(submitted.elapsed());
-            }
-            drop(permit);
-        }));
-        k += 1;
-    }
-    let elapsed = t0.elapsed().as_secs_f64();
-    let done = lat.lock().unwrap().len();
-    let heights = nodes[0].tip().borrow().height - start_h;
-    for t in committed_tasks {
-        t.abort();
-    }
-    let mut l = lat.lock().unwrap().clone();
-    l.sort();
-    let nodes = Arc::try_unwrap(nodes).ok().expect("no other owner");
-    Pod { nodes, dir: pod.dir }.stop().await;
+    let start_h = pod.nodes[0].tip().borrow().height;
+    let (l, elapsed) = closed_loop(&pod.nodes.iter().collect::<Vec<_>>(), secs, 0).await;
+    let done = l.len();
+    let heights = pod.nodes[0].tip().borrow().height - start_h;
+    pod.stop().await;
     (done as f64 / elapsed, heights as f64 / elapsed, done as f64 / heights.max(1) as f64, l)
 }
 

@@ -158,13 +158,19 @@ fn generate(out: &Path, force: bool) -> anyhow::Result<()> {
     if out.exists() && !force {
         bail!("{} exists (pass --force to replace it)", out.display());
     }
-    let mut seed = [0u8; 32];
-    ring::rand::SystemRandom::new().fill(&mut seed).map_err(|_| anyhow::anyhow!("no system randomness"))?;
+    let seed: [u8; 32] = random()?;
     write_key(out, &seed)?;
     let k = Ed25519KeyPair::from_seed_unchecked(&seed).expect("32 bytes");
     println!("ed25519:{}", hex::encode(k.public_key().as_ref()));
     eprintln!("wrote {} (keep it secret)", out.display());
     Ok(())
+}
+
+/// `N` bytes from the system's secure random source.
+pub fn random<const N: usize>() -> anyhow::Result<[u8; N]> {
+    let mut b = [0u8; N];
+    ring::rand::SystemRandom::new().fill(&mut b).map_err(|_| anyhow::anyhow!("no system randomness"))?;
+    Ok(b)
 }
 
 /// Writes a key file readable by its owner only.
@@ -263,8 +269,7 @@ async fn invoke_async(a: InvokeArgs) -> anyhow::Result<ExitCode> {
     if status.status != 200 {
         bail!("the node's status: {} {}", status.status, status.error());
     }
-    let mut nonce = [0u8; 16];
-    ring::rand::SystemRandom::new().fill(&mut nonce).map_err(|_| anyhow::anyhow!("no system randomness"))?;
+    let nonce: [u8; 16] = random()?;
     let request = Request {
         pod: pod.clone(),
         applet: a.applet.clone(),

@@ -95,10 +95,7 @@ async fn devnet(a: DevnetArgs) -> anyhow::Result<()> {
     }
     let caller_key = keys.join("caller.key");
     if !caller_key.exists() {
-        let mut seed = [0u8; 32];
-        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut seed)
-            .map_err(|_| anyhow::anyhow!("no system randomness"))?;
-        crate::client_cmd::write_key(&caller_key, &seed)?;
+        crate::client_cmd::write_key(&caller_key, &crate::client_cmd::random()?)?;
     }
     // The applets, built from source (a no-op when up to date).
     eprintln!("building the example applets ({})...", APPLETS.join(", "));

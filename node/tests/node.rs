@@ -38,6 +38,15 @@ fn p(path: &Path) -> &str {
     path.to_str().unwrap()
 }
 
+/// `sigil invoke --api URL --key KEY notes METHOD --args ARGS [--receipt-out FILE] --json`.
+fn invoke(url: &str, key: &Path, method: &str, args: &str, receipt: Option<&Path>) -> Output {
+    let mut a = vec!["invoke", "--api", url, "--key", p(key), "notes", method, "--args", args, "--json"];
+    if let Some(r) = receipt {
+        a.extend(["--receipt-out", p(r)]);
+    }
+    sigil(&a)
+}
+
 /// A request of `key` for `pod`, signed.
 fn request(key: &Ed25519KeyPair, pod: &str, applet: &str, method: &str, args: &str, nonce: u8) -> SignedRequest {
     Request {
@@ -118,20 +127,7 @@ fn end_to_end_deploy_invoke_verify_survive_a_killed_node_and_audit_every_refusal
 
     // A signed invocation through node 1; its receipt verifies offline from the genesis alone.
     let r1 = dir.path().join("r1.cose");
-    let out = sigil(&[
-        "invoke",
-        "--api",
-        &urls[1],
-        "--key",
-        p(&caller_key),
-        "notes",
-        "put",
-        "--args",
-        r#"{"key":"k","value":"v1"}"#,
-        "--receipt-out",
-        p(&r1),
-        "--json",
-    ]);
+    let out = invoke(&urls[1], &caller_key, "put", r#"{"key":"k","value":"v1"}"#, Some(&r1));
     assert!(out.status.success(), "{}", text(&out));
     let first = json_out(&out);
     assert_eq!(first["outcome"], "ok");
@@ -143,20 +139,7 @@ fn end_to_end_deploy_invoke_verify_survive_a_killed_node_and_audit_every_refusal
     // Node 3 is killed: the pod goes on, and another invocation commits.
     nodes[3].kill();
     let r2 = dir.path().join("r2.cose");
-    let out = sigil(&[
-        "invoke",
-        "--api",
-        &urls[2],
-        "--key",
-        p(&caller_key),
-        "notes",
-        "put",
-        "--args",
-        r#"{"key":"k","value":"v2"}"#,
-        "--receipt-out",
-        p(&r2),
-        "--json",
-    ]);
+    let out = invoke(&urls[2], &caller_key, "put", r#"{"key":"k","value":"v2"}"#, Some(&r2));
     assert!(out.status.success(), "with node 3 down: {}", text(&out));
     let second = json_out(&out);
     assert_eq!(second["output"], r#"{"key":"k","previous":"v1"}"#, "the second put sees the first");
@@ -170,18 +153,7 @@ fn end_to_end_deploy_invoke_verify_survive_a_killed_node_and_audit_every_refusal
         r.json().unwrap()["height"].as_u64().unwrap()
     });
     rt.block_on(nodes[3].wait_height(h, Duration::from_secs(90)));
-    let out = sigil(&[
-        "invoke",
-        "--api",
-        &urls[3],
-        "--key",
-        p(&caller_key),
-        "notes",
-        "get",
-        "--args",
-        r#"{"key":"k"}"#,
-        "--json",
-    ]);
+    let out = invoke(&urls[3], &caller_key, "get", r#"{"key":"k"}"#, None);
     assert!(out.status.success(), "{}", text(&out));
     let read = json_out(&out);
     assert_eq!(read["executor"], "node-3");
