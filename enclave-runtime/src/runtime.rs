@@ -196,6 +196,7 @@ impl ReceiptFields {
             outcome: self.outcome.clone(),
             fuel_used: self.fuel_used,
             at_ms: self.at_ms,
+            delegate: None,
         }
     }
 }

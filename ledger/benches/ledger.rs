@@ -34,6 +34,7 @@ fn invocation(n: u64) -> Entry {
         outcome: "ok".into(),
         fuel_used: n,
         at_ms: n,
+        delegate: None,
     })
 }
 

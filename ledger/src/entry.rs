@@ -146,6 +146,10 @@ pub struct Invocation {
     pub fuel_used: u64,
     /// Execution time, Unix milliseconds.
     pub at_ms: u64,
+    /// The pod node that signed the request on the caller's behalf, under the caller's signed delegation (an
+    /// OAuth client assertion, see [`crate::request::Delegation`]); absent when the caller signed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delegate: Option<String>,
 }
 
 /// A request refused before it ran (audited too).

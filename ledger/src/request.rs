@@ -9,6 +9,12 @@
 //! What a node checks before anything runs ([`SignedRequest::verify`] and the node's own checks): the signature
 //! over the raw request bytes, the pod, a freshness window around `issued_at_ms`, the nonce not used before by
 //! this caller, and the applet's access rules. Validators check the same again inside blocks.
+//!
+//! A caller that holds an OAuth access token instead of signing each call (an MCP client, say) delegates: it
+//! signed a client assertion (an RFC 7523 JWT, EdDSA with its own key) for the pod's authorization server, and the
+//! node that took the token signs the request with its own key, carrying that assertion ([`Delegation`]). The
+//! assertion names the caller's key, the pod (in its audience) and a lifetime of at most an hour; the request must
+//! be made within it, and the delegate must be a validator of the pod (the node checks that, it holds the set).
 
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
@@ -47,14 +53,144 @@ pub struct Request {
     pub caller: ByteBuf,
 }
 
-/// A request with the caller's signature.
+/// Domain of a delegate's signature.
+pub const DELEGATED_DOMAIN: &[u8] = b"sigil/request/delegated/v1\0";
+/// Longest lifetime of a delegation (a client assertion's `exp - iat`).
+pub const MAX_DELEGATION_S: u64 = 3600;
+/// The OAuth client id of a caller: `ed25519:` and its key in hex.
+pub const CLIENT_ID_PREFIX: &str = "ed25519:";
+
+/// A request with the caller's signature, or the signature of a node the caller delegated to.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SignedRequest {
     /// The request.
     pub request: Request,
-    /// Ed25519 signature of `caller` over [`Request::signing_bytes`].
+    /// Ed25519 signature of `caller` over [`Request::signing_bytes`]; with a delegation, the delegate's over
+    /// [`Request::delegated_signing_bytes`].
     pub signature: ByteBuf,
+    /// Present when a node signed on the caller's behalf.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delegation: Option<Delegation>,
+}
+
+/// The caller's signed consent for a node to sign its requests.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Delegation {
+    /// The client assertion: a compact JWT (RFC 7523), `alg` EdDSA, signed with the caller's key, exactly as the
+    /// caller sent it to the token endpoint.
+    pub assertion: String,
+    /// The delegate node's Ed25519 key: it signs the request.
+    pub delegate: ByteBuf,
+}
+
+/// The claims of a client assertion that were checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Assertion {
+    /// The caller's key (from `iss` = `sub` = its client id).
+    pub caller: [u8; 32],
+    /// Issued at, Unix seconds.
+    pub iat: u64,
+    /// Expires at, Unix seconds.
+    pub exp: u64,
+    /// The audience that named the pod.
+    pub aud: String,
+}
+
+/// The client id of a key.
+pub fn client_id(key: &[u8; 32]) -> String {
+    format!("{CLIENT_ID_PREFIX}{}", hex::encode(key))
+}
+
+/// The key of a client id.
+pub fn client_key(client_id: &str) -> Result<[u8; 32], String> {
+    let hex_key = client_id
+        .strip_prefix(CLIENT_ID_PREFIX)
+        .ok_or_else(|| format!("a client id is {CLIENT_ID_PREFIX} and a key in hex, not {client_id:?}"))?;
+    let b = hex::decode(hex_key).map_err(|_| "the client id's key is not hex".to_string())?;
+    b.try_into().map_err(|b: Vec<u8>| format!("the client id's key is {} bytes, not 32", b.len()))
+}
+
+/// The path an authorization server's issuer identifier ends with for `pod`: an assertion whose audience ends
+/// otherwise is for another pod.
+pub fn issuer_path(pod: &str) -> String {
+    format!("/oauth/{pod}")
+}
+
+/// Makes a client assertion (what an OAuth client sends to a token endpoint with `private_key_jwt`): claims `iss` =
+/// `sub` = the key's client id, `aud`, `iat`, `exp` = `iat + lifetime_s`, `jti`, signed with `key` (EdDSA).
+pub fn client_assertion(key: &ring::signature::Ed25519KeyPair, aud: &str, iat: u64, lifetime_s: u64, jti: &str) -> String {
+    use base64::Engine;
+    use ring::signature::KeyPair;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let id = client_id(key.public_key().as_ref().try_into().expect("an Ed25519 key is 32 bytes"));
+    let claims = serde_json::json!({"iss": id, "sub": id, "aud": aud, "iat": iat, "exp": iat + lifetime_s, "jti": jti});
+    let signed = format!("{}.{}", b64.encode(r#"{"alg":"EdDSA","typ":"JWT"}"#), b64.encode(claims.to_string()));
+    let sig = key.sign(signed.as_bytes());
+    format!("{signed}.{}", b64.encode(sig.as_ref()))
+}
+
+/// Checks a client assertion for `pod`: compact JWT, header `alg` EdDSA, the Ed25519 signature of the key named
+/// by `iss` (= `sub`) over the raw `header.payload` bytes, checked before any claim is trusted; an https audience
+/// that ends with [`issuer_path`]; `iat` and `exp` present, `exp > iat`, at most [`MAX_DELEGATION_S`] apart.
+/// Expiry against a clock is the caller's check (it depends on whose clock).
+pub fn verify_assertion(jwt: &str, pod: &str) -> Result<Assertion, String> {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    if jwt.len() > 8192 {
+        return Err("the assertion is longer than 8192 bytes".into());
+    }
+    let parts: Vec<&str> = jwt.split('.').collect();
+    let [header, payload, signature] = parts[..] else {
+        return Err("the assertion is not a compact JWT (three dot-separated parts)".into());
+    };
+    let json = |part: &str, what: &str| -> Result<serde_json::Map<String, serde_json::Value>, String> {
+        let bytes = b64.decode(part).map_err(|_| format!("the assertion's {what} is not base64url"))?;
+        match serde_json::from_slice(&bytes) {
+            Ok(serde_json::Value::Object(m)) => Ok(m),
+            _ => Err(format!("the assertion's {what} is not a JSON object")),
+        }
+    };
+    let h = json(header, "header")?;
+    if h.get("alg").and_then(|a| a.as_str()) != Some("EdDSA") {
+        return Err("the assertion's alg is not EdDSA".into());
+    }
+    if h.contains_key("crit") {
+        return Err("the assertion has critical header parameters".into());
+    }
+    let claims = json(payload, "claims")?;
+    let text = |name: &str| claims.get(name).and_then(|v| v.as_str());
+    // `iss` only chooses the key; nothing else is read before the signature has been checked.
+    let iss = text("iss").ok_or("the assertion has no iss")?;
+    let caller = client_key(iss)?;
+    let sig = b64.decode(signature).map_err(|_| "the assertion's signature is not base64url")?;
+    let signed = &jwt.as_bytes()[..header.len() + 1 + payload.len()];
+    ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, caller)
+        .verify(signed, &sig)
+        .map_err(|_| "the assertion's signature does not verify with the key its iss names")?;
+    if text("sub") != Some(iss) {
+        return Err("the assertion's sub is not its iss (the client id)".into());
+    }
+    let auds: Vec<&str> = match claims.get("aud") {
+        Some(serde_json::Value::String(a)) => vec![a.as_str()],
+        Some(serde_json::Value::Array(a)) => a.iter().filter_map(|v| v.as_str()).collect(),
+        _ => return Err("the assertion has no aud".into()),
+    };
+    let want = issuer_path(pod);
+    let aud = auds
+        .iter()
+        .find(|a| a.starts_with("https://") && (a.ends_with(&want) || a.ends_with(&format!("{want}/token"))))
+        .ok_or_else(|| format!("the assertion's audience is not an authorization server of pod {pod:?}"))?;
+    let number = |name: &str| claims.get(name).and_then(|v| v.as_u64()).ok_or(format!("the assertion has no {name}"));
+    let (iat, exp) = (number("iat")?, number("exp")?);
+    if exp <= iat {
+        return Err("the assertion expires before it was issued".into());
+    }
+    if exp - iat > MAX_DELEGATION_S {
+        return Err(format!("the assertion is valid for {} s; at most {MAX_DELEGATION_S} s are accepted", exp - iat));
+    }
+    Ok(Assertion { caller, iat, exp, aud: aud.to_string() })
 }
 
 impl Request {
@@ -68,10 +204,23 @@ impl Request {
         self.caller.as_slice().try_into().ok()
     }
 
+    /// The bytes a delegate signs: the request and the caller's assertion.
+    pub fn delegated_signing_bytes(&self, assertion: &str) -> Vec<u8> {
+        [DELEGATED_DOMAIN, &canonical_encode(&(self, assertion))].concat()
+    }
+
     /// Signs it with the caller's key pair (whose public key must be `caller`).
     pub fn sign(self, key: &ring::signature::Ed25519KeyPair) -> SignedRequest {
         let signature = ByteBuf::from(key.sign(&self.signing_bytes()).as_ref().to_vec());
-        SignedRequest { request: self, signature }
+        SignedRequest { request: self, signature, delegation: None }
+    }
+
+    /// Signs it as the caller's delegate, under the caller's client assertion.
+    pub fn sign_delegated(self, assertion: String, key: &ring::signature::Ed25519KeyPair) -> SignedRequest {
+        use ring::signature::KeyPair;
+        let signature = ByteBuf::from(key.sign(&self.delegated_signing_bytes(&assertion)).as_ref().to_vec());
+        let delegate = ByteBuf::from(key.public_key().as_ref().to_vec());
+        SignedRequest { request: self, signature, delegation: Some(Delegation { assertion, delegate }) }
     }
 }
 
@@ -98,6 +247,12 @@ impl SignedRequest {
         self.check(pod, now_ms, true)
     }
 
+    /// The delegate's key, if a node signed on the caller's behalf (checked by [`SignedRequest::verify`]; whether
+    /// it is a validator of the pod is the caller's check).
+    pub fn delegate_key(&self) -> Option<[u8; 32]> {
+        self.delegation.as_ref().and_then(|d| d.delegate.as_slice().try_into().ok())
+    }
+
     /// [`SignedRequest::verify`] without the signature, for a request whose signature this process has already
     /// verified over these very bytes (the signature cannot have changed; the clock has).
     pub fn verify_verified(&self, pod: &str, now_ms: u64) -> Result<[u8; 32], String> {
@@ -110,10 +265,32 @@ impl SignedRequest {
         if !NONCE_LEN.contains(&r.nonce.len()) {
             return Err(format!("the nonce is {} bytes; it must be 16 to 64", r.nonce.len()));
         }
-        if signature {
-            let sig = ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, key);
-            if sig.verify(&r.signing_bytes(), &self.signature).is_err() {
-                return Err("the signature does not verify with the caller's key".into());
+        let ed25519 = |k: [u8; 32]| ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, k);
+        match &self.delegation {
+            None if signature => {
+                if ed25519(key).verify(&r.signing_bytes(), &self.signature).is_err() {
+                    return Err("the signature does not verify with the caller's key".into());
+                }
+            }
+            None => {}
+            Some(d) => {
+                let delegate = self.delegate_key().ok_or_else(|| {
+                    format!("the delegate key is {} bytes, not 32", d.delegate.len())
+                })?;
+                if signature
+                    && ed25519(delegate).verify(&r.delegated_signing_bytes(&d.assertion), &self.signature).is_err()
+                {
+                    return Err("the signature does not verify with the delegate's key".into());
+                }
+                let a = verify_assertion(&d.assertion, &r.pod).map_err(|why| format!("the delegation: {why}"))?;
+                if a.caller != key {
+                    return Err("the delegation: the assertion is another caller's".into());
+                }
+                if r.issued_at_ms.saturating_add(MAX_AHEAD_MS) < a.iat.saturating_mul(1000)
+                    || r.issued_at_ms > a.exp.saturating_mul(1000)
+                {
+                    return Err("the delegation: the request was not made while the assertion was valid".into());
+                }
             }
         }
         if r.pod != pod {
@@ -260,6 +437,107 @@ mod tests {
         arrayed.extend_from_slice(&good[end..]);
         assert!(SignedRequest::decode(&arrayed).is_err());
         assert!(SignedRequest::decode(&good).is_ok());
+    }
+
+    /// A client assertion as an OAuth client makes it: `claims` signed with `k`'s key, `alg` EdDSA.
+    fn jwt(k: &Ed25519KeyPair, header: &str, claims: serde_json::Value) -> String {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let signed = format!("{}.{}", b64.encode(header), b64.encode(claims.to_string()));
+        let sig = k.sign(signed.as_bytes());
+        format!("{signed}.{}", b64.encode(sig.as_ref()))
+    }
+
+    fn claims(k: &Ed25519KeyPair) -> serde_json::Value {
+        let id = client_id(&k.public_key().as_ref().try_into().unwrap());
+        serde_json::json!({
+            "iss": id, "sub": id, "aud": "https://127.0.0.1:8443/oauth/eu",
+            "iat": NOW / 1000 - 10, "exp": NOW / 1000 + 290, "jti": "x"
+        })
+    }
+
+    const HEADER: &str = r#"{"alg":"EdDSA","typ":"JWT"}"#;
+
+    fn node() -> Ed25519KeyPair {
+        Ed25519KeyPair::from_seed_unchecked(&[0x11; 32]).unwrap()
+    }
+
+    #[test]
+    fn a_delegated_request_verifies_and_round_trips() {
+        let (k, n) = (key(), node());
+        let s = request(&k).sign_delegated(jwt(&k, HEADER, claims(&k)), &n);
+        let bytes = s.encode();
+        let back = SignedRequest::decode(&bytes).unwrap();
+        assert_eq!(back, s);
+        assert_eq!(back.verify("eu", NOW).unwrap().as_slice(), k.public_key().as_ref());
+        assert_eq!(back.delegate_key().unwrap().as_slice(), n.public_key().as_ref());
+        // A request the caller signed itself encodes without a delegation field: the pinned format is unchanged.
+        assert!(request(&k).sign(&k).delegation.is_none());
+    }
+
+    #[test]
+    fn every_delegation_check_refuses_its_case() {
+        let (k, n) = (key(), node());
+        let good = jwt(&k, HEADER, claims(&k));
+        let with = |edit: &dyn Fn(&mut serde_json::Value)| {
+            let mut c = claims(&k);
+            edit(&mut c);
+            request(&k).sign_delegated(jwt(&k, HEADER, c), &n)
+        };
+        let refused = |s: SignedRequest, want: &str| {
+            let e = s.verify("eu", NOW).expect_err(want);
+            assert!(e.contains(want), "want {want:?}, got {e:?}");
+        };
+        // The delegate's signature covers the request and the assertion.
+        let mut s = request(&k).sign_delegated(good.clone(), &n);
+        s.request.args[0] ^= 1;
+        refused(s, "delegate's key");
+        let mut s = request(&k).sign_delegated(good.clone(), &n);
+        s.delegation.as_mut().unwrap().assertion = jwt(&k, HEADER, { let mut c = claims(&k); c["jti"] = "y".into(); c });
+        refused(s, "delegate's key");
+        let mut s = request(&k).sign_delegated(good.clone(), &n);
+        s.signature[3] ^= 1;
+        refused(s, "delegate's key");
+        // Another node's key under the same signature.
+        let mut s = request(&k).sign_delegated(good.clone(), &n);
+        s.delegation.as_mut().unwrap().delegate = ByteBuf::from(vec![0x22; 32]);
+        refused(s, "delegate's key");
+        // The assertion: a flipped bit in its signature or claims, another signer, another caller.
+        let flip = |at: usize| {
+            let mut b = good.clone().into_bytes();
+            b[at] ^= 1;
+            request(&k).sign_delegated(String::from_utf8(b).unwrap(), &n)
+        };
+        refused(flip(good.len() - 3), "assertion's signature");
+        refused(flip(good.find('.').unwrap() + 5), "assertion");
+        let other = Ed25519KeyPair::from_seed_unchecked(&[8; 32]).unwrap();
+        refused(request(&k).sign_delegated(jwt(&other, HEADER, claims(&k)), &n), "assertion's signature");
+        refused(request(&k).sign_delegated(jwt(&other, HEADER, claims(&other)), &n), "another caller's");
+        // Header and claims.
+        refused(request(&k).sign_delegated(jwt(&k, r#"{"alg":"RS256"}"#, claims(&k)), &n), "EdDSA");
+        refused(request(&k).sign_delegated(jwt(&k, r#"{"alg":"none"}"#, claims(&k)), &n), "EdDSA");
+        refused(request(&k).sign_delegated(jwt(&k, r#"{"alg":"EdDSA","crit":["x"]}"#, claims(&k)), &n), "critical");
+        refused(with(&|c| c["sub"] = "ed25519:00".into()), "sub");
+        refused(with(&|c| c["aud"] = "https://127.0.0.1:8443/oauth/us".into()), "audience");
+        refused(with(&|c| c["aud"] = "http://127.0.0.1:8443/oauth/eu".into()), "audience");
+        refused(with(&|c| c["aud"] = serde_json::json!(["https://x/oauth/eux"])), "audience");
+        refused(with(&|c| { c.as_object_mut().unwrap().remove("aud"); }), "no aud");
+        refused(with(&|c| { c.as_object_mut().unwrap().remove("exp"); }), "no exp");
+        refused(with(&|c| c["exp"] = (NOW / 1000 + 3600).into()), "at most");
+        refused(with(&|c| c["exp"] = (NOW / 1000 - 20).into()), "expires before");
+        // The request made outside the assertion's lifetime.
+        refused(with(&|c| c["exp"] = (NOW / 1000 - 5).into()), "while the assertion was valid");
+        refused(with(&|c| { c["iat"] = (NOW / 1000 + 60).into(); c["exp"] = (NOW / 1000 + 100).into(); }), "while");
+        // An array audience naming the pod is accepted, and so is the token endpoint as audience.
+        assert!(with(&|c| c["aud"] = serde_json::json!(["x", "https://h/oauth/eu"])).verify("eu", NOW).is_ok());
+        assert!(with(&|c| c["aud"] = "https://h:1/oauth/eu/token".into()).verify("eu", NOW).is_ok());
+        // Not a JWT at all.
+        refused(request(&k).sign_delegated("a.b".into(), &n), "compact JWT");
+        refused(request(&k).sign_delegated("!.!.!".into(), &n), "base64url");
+        assert!(client_key("ed25519:zz").is_err() && client_key(&"ab".repeat(32)).is_err());
+        // What client_assertion makes verifies.
+        let made = client_assertion(&k, "https://h/oauth/eu", NOW / 1000, 300, "j");
+        assert_eq!(verify_assertion(&made, "eu").unwrap().caller.as_slice(), k.public_key().as_ref());
     }
 
     /// The format is pinned: a fixed request (key seed 7s, nonce 9s) encodes to the committed conformance vector,

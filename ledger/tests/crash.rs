@@ -45,6 +45,7 @@ fn call(n: u64) -> Entry {
         outcome: "ok".into(),
         fuel_used: n,
         at_ms: n,
+        delegate: None,
     })
 }
 

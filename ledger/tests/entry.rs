@@ -62,6 +62,7 @@ fn all_kinds() -> Vec<Entry> {
             outcome: "ok".into(),
             fuel_used: 12_345,
             at_ms: 1_764_000_000_123,
+            delegate: None,
         }),
         Entry::RequestRejected(RequestRejected {
             request_hash: h,

@@ -8,7 +8,6 @@ use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use ledger::request::{Request, SignedRequest};
 use ledger::Entry;
-use ring::rand::SecureRandom;
 use ring::signature::{Ed25519KeyPair, KeyPair};
 use serde_bytes::ByteBuf;
 use serde_json::{json, Value};
@@ -166,12 +165,7 @@ fn generate(out: &Path, force: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `N` bytes from the system's secure random source.
-pub fn random<const N: usize>() -> anyhow::Result<[u8; N]> {
-    let mut b = [0u8; N];
-    ring::rand::SystemRandom::new().fill(&mut b).map_err(|_| anyhow::anyhow!("no system randomness"))?;
-    Ok(b)
-}
+pub use sigil::service::random;
 
 /// Writes a key file readable by its owner only.
 pub fn write_key(out: &Path, seed: &[u8; 32]) -> anyhow::Result<()> {
@@ -502,4 +496,135 @@ async fn deploy_async(a: DeployArgs) -> anyhow::Result<ExitCode> {
         println!("deployed {} {} at ledger index {}", manifest.name, manifest.version, v["index"]);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Subcommand)]
+pub enum McpCommand {
+    /// Get an OAuth access token for a node's MCP endpoint (`https://HOST:PORT/mcp`), for MCP clients that take a
+    /// fixed `Authorization: Bearer` header.
+    ///
+    /// The token stands for KEY: the node grants it (client_credentials, private_key_jwt) for a client assertion
+    /// signed with KEY, and signs each tool call as KEY's delegate under that assertion. It is valid on that node
+    /// only, until the assertion expires (--lifetime, at most 3600 s). Prints the token on stdout.
+    ///
+    /// Example:
+    ///   sigil mcp token --api https://127.0.0.1:8443 --key caller.key --lifetime 600
+    #[command(verbatim_doc_comment)]
+    Token {
+        #[command(flatten)]
+        api: ApiArgs,
+        /// The caller's key file (64 hex digits).
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// Seconds the token (the assertion behind it) stays valid.
+        #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        lifetime: u64,
+        /// Print the token response (JSON) instead of the token.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a node's attested certificate and save it (PEM), for MCP clients that trust a certificate file.
+    ///
+    /// The certificate is checked as `sigil invoke` checks it (its evidence under --genesis's policy, or the default
+    /// policy) before it is written; the file then pins that node for clients that cannot check attestation.
+    ///
+    /// Example:
+    ///   sigil mcp pin --api https://127.0.0.1:8443 --genesis pod-genesis.cbor --out node.pem
+    #[command(verbatim_doc_comment)]
+    Pin {
+        #[command(flatten)]
+        api: ApiArgs,
+        /// Where to write the PEM certificate.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+}
+
+pub fn mcp(cmd: McpCommand) -> ExitCode {
+    let r = match cmd {
+        McpCommand::Token { api, key, lifetime, json } => runtime().block_on(mcp_token(&api, &key, lifetime, json)),
+        McpCommand::Pin { api, out } => runtime().block_on(mcp_pin(&api, &out)),
+    };
+    r.map(|()| ExitCode::SUCCESS).unwrap_or_else(fail)
+}
+
+/// Discovers the node's authorization server and gets a token for `key`.
+pub async fn access_token(c: &Client, key: &Ed25519KeyPair, lifetime: u64) -> anyhow::Result<Value> {
+    let meta = c.get("/.well-known/oauth-protected-resource/mcp").await?;
+    if meta.status != 200 {
+        bail!("the node's resource metadata: {} {}", meta.status, meta.error());
+    }
+    let issuer = meta.json()?["authorization_servers"][0].as_str().context("no authorization server")?.to_string();
+    let path = issuer.split_once("://").and_then(|(_, rest)| rest.find('/').map(|i| &rest[i..])).unwrap_or("");
+    let server = c.get(&format!("/.well-known/oauth-authorization-server{path}")).await?;
+    if server.status != 200 {
+        bail!("the authorization server's metadata: {} {}", server.status, server.error());
+    }
+    let server = server.json()?;
+    if server["issuer"].as_str() != Some(issuer.as_str()) {
+        bail!("the authorization server's metadata names issuer {}, not {issuer}", server["issuer"]);
+    }
+    let token_url = server["token_endpoint"].as_str().context("no token endpoint")?;
+    let token_path = token_url.split_once("://").and_then(|(_, rest)| rest.find('/').map(|i| &rest[i..])).unwrap_or("/");
+    let jti = hex::encode(random::<16>()?);
+    let now = sigil::pod::app::now_ms() / 1000;
+    let assertion = ledger::request::client_assertion(key, &issuer, now, lifetime, &jti);
+    let form = format!(
+        "grant_type=client_credentials&client_assertion_type={}&client_assertion={assertion}",
+        "urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer"
+    );
+    let headers = [("content-type", "application/x-www-form-urlencoded"), ("accept", "application/json")];
+    let r = c.connect().await?.send_with("POST", token_path, &headers, form.into_bytes()).await?;
+    let v = r.json().unwrap_or(Value::Null);
+    if r.status != 200 {
+        bail!("the token endpoint refused: {} {} ({})", r.status, v["error"], v["error_description"]);
+    }
+    Ok(v)
+}
+
+async fn mcp_token(a: &ApiArgs, key: &Path, lifetime: u64, json: bool) -> anyhow::Result<()> {
+    let key = read_key(key)?;
+    let c = client(a)?;
+    let v = access_token(&c, &key, lifetime).await?;
+    report_trust(&c, json);
+    if json {
+        println!("{v}");
+    } else {
+        println!("{}", v["access_token"].as_str().context("no access_token")?);
+        eprintln!(
+            "a bearer token for {} at {}/mcp, valid for {} s on this node",
+            ledger::request::client_id(key.public_key().as_ref().try_into().expect("32 bytes")),
+            a.api.trim_end_matches('/'),
+            v["expires_in"]
+        );
+    }
+    Ok(())
+}
+
+async fn mcp_pin(a: &ApiArgs, out: &Path) -> anyhow::Result<()> {
+    let c = client(a)?;
+    c.get("/healthz").await?;
+    report_trust(&c, false);
+    let seen = c.seen.lock().expect("not poisoned").clone();
+    let (Some(cert), Some(r)) = (seen.cert, seen.result) else {
+        bail!("the node's certificate was not checked by attestation (an operator certificate is pinned by its CA)");
+    };
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&cert.der);
+    let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        pem.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
+        pem.push('\n');
+    }
+    pem.push_str("-----END CERTIFICATE-----\n");
+    std::fs::write(out, pem).with_context(|| format!("writing {}", out.display()))?;
+    eprintln!(
+        "wrote {}: node {} of pod {}, {} evidence accepted, measurement {}",
+        out.display(),
+        cert.name,
+        cert.pod,
+        r.platform.as_str(),
+        r.measurement
+    );
+    Ok(())
 }

@@ -97,6 +97,7 @@ async fn devnet(a: DevnetArgs) -> anyhow::Result<()> {
     if !caller_key.exists() {
         crate::client_cmd::write_key(&caller_key, &crate::client_cmd::random()?)?;
     }
+    let caller = crate::client_cmd::read_key(&caller_key)?;
     // The applets, built from source (a no-op when up to date).
     eprintln!("building the example applets ({})...", APPLETS.join(", "));
     let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| data.join("applets-target"));
@@ -133,7 +134,11 @@ async fn devnet(a: DevnetArgs) -> anyhow::Result<()> {
     // Deploy what is not deployed yet (or changed since).
     let member = ring::signature::Ed25519KeyPair::from_seed_unchecked(&local::MEMBER_SEED).expect("32 bytes");
     for name in APPLETS {
-        let (m, wasm) = enclave_runtime::examples::load(&wasm_dir, name)?;
+        let (mut m, wasm) = enclave_runtime::examples::load(&wasm_dir, name)?;
+        // The devnet's caller is the ticket desk (the tools applet's `desk` group, empty in its manifest).
+        if let Some(desk) = m.groups.get_mut("desk") {
+            desk.push(format!("ed25519:{}", hex::encode(ring::signature::KeyPair::public_key(&caller).as_ref())));
+        }
         let current = nodes[0].service.node.rules().and_then(|r| r.applets.get(*name).map(|d| d.manifest.clone()));
         if current.as_deref() == Some(&m) {
             continue;
@@ -155,6 +160,7 @@ async fn devnet(a: DevnetArgs) -> anyhow::Result<()> {
         "keys": { "member": member_key, "caller": caller_key },
         "member": "ops",
         "applets": APPLETS,
+        "mcp": urls.iter().map(|u| format!("{u}/mcp")).collect::<Vec<_>>(),
     });
     std::fs::write(data.join("devnet.json"), serde_json::to_vec_pretty(&info)?)?;
     println!("pod {:?}: {} nodes committing (simulated TEEs: INSECURE, for local use only)", pod.pod, nodes.len());
@@ -176,6 +182,10 @@ async fn devnet(a: DevnetArgs) -> anyhow::Result<()> {
     );
     println!("  sigil receipt verify r.cose --genesis {}", genesis.display());
     println!("  sigil audit --api {}", urls[0]);
+    println!("MCP (tools = applet methods; the caller key is the tools applet's ticket desk):");
+    println!("  endpoint: {}/mcp", urls[0]);
+    println!("  sigil mcp token --api {} --key {}   # a bearer token for any MCP client", urls[0], caller_key.display());
+    println!("  sigil mcp pin --api {} --out node.pem   # its attested certificate, for the client's trust", urls[0]);
     let start = Instant::now();
     let mut every = tokio::time::interval(Duration::from_secs(2));
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;

@@ -53,6 +53,9 @@ enum Command {
     ///   sigil audit --api https://127.0.0.1:8443 --applet notes --since 2026-12-01T00:00:00Z --json
     #[command(verbatim_doc_comment)]
     Audit(client_cmd::AuditArgs),
+    /// The pod's applets as MCP tools: get a bearer token for a node's MCP endpoint, pin its certificate.
+    #[command(subcommand)]
+    Mcp(client_cmd::McpCommand),
     /// Run a node of a pod (consensus over libp2p, the ledger in RocksDB).
     #[command(subcommand)]
     Node(node_cmd::NodeCommand),
@@ -81,5 +84,6 @@ fn main() -> ExitCode {
         Command::Keys(cmd) => client_cmd::keys(cmd),
         Command::Invoke(a) => client_cmd::invoke(a),
         Command::Audit(a) => client_cmd::audit(a),
+        Command::Mcp(cmd) => client_cmd::mcp(cmd),
     }
 }

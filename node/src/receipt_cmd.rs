@@ -197,6 +197,7 @@ fn example(out: &Path) -> anyhow::Result<()> {
             outcome: "ok".into(),
             fuel_used: 10_000 + n,
             at_ms: 1_764_000_000_000 + n * 1000,
+            delegate: None,
         }))?;
     }
     let cp = log.checkpoint_at(log.size())?;

@@ -62,6 +62,7 @@ fn fixture() -> (PathBuf, PathBuf, PathBuf, PathBuf) {
             outcome: "ok".into(),
             fuel_used: 100,
             at_ms: n,
+            delegate: None,
         }))
         .unwrap();
     }

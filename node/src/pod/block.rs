@@ -407,6 +407,22 @@ impl<'a> Checker<'a> {
         if inv.caller.as_slice() != caller {
             return Err("the invocation names another caller than its request".into());
         }
+        // A delegated request was signed by a validator of the pod, and the invocation names it.
+        let delegate = match req.delegate_key() {
+            None => None,
+            Some(k) => Some(
+                self.rules
+                    .set
+                    .validators
+                    .iter()
+                    .find(|v| v.public_key.0 == k)
+                    .map(|v| v.name.as_str())
+                    .ok_or("the request's delegate is not a validator of the pod")?,
+            ),
+        };
+        if inv.delegate.as_deref() != delegate {
+            return Err("the invocation names another delegate than its request".into());
+        }
         if r.applet != inv.applet || r.method != inv.method {
             return Err("the invocation names another applet or method than its request".into());
         }
@@ -614,6 +630,7 @@ mod tests {
             outcome: "ok".into(),
             fuel_used: 1,
             at_ms: T - 10,
+            delegate: None,
         };
         edit(&mut i);
         (Entry::Invocation(i), Attachments { request: req, write_set: wsb, ..Default::default() })
@@ -690,6 +707,43 @@ mod tests {
 
     fn refused1(f: &Fixture, item: Item, why: &str) {
         refused(f, &block(f, vec![item]), why)
+    }
+
+    #[test]
+    fn a_delegated_invocation_is_signed_by_a_validator_that_the_entry_names() {
+        use ledger::request::client_assertion;
+        let f = fixture();
+        let caller = ring::signature::Ed25519KeyPair::from_seed_unchecked(&local::CALLER_SEED).unwrap();
+        let assertion = client_assertion(&caller, "https://127.0.0.1:1/oauth/p", T / 1000 - 5, 300, "j");
+        // Re-sign a hand-built invocation's request as a delegate, and name `delegate` in the entry.
+        let delegated = |n: u64, by: [u8; 32], named: Option<&str>| {
+            let (e, mut a) = custom(n, |_| {}, WriteSet::default(), |_| {});
+            let req = SignedRequest::decode(&a.request).unwrap().request;
+            let key = ring::signature::Ed25519KeyPair::from_seed_unchecked(&by).unwrap();
+            a.request = req.sign_delegated(assertion.clone(), &key).encode();
+            let Entry::Invocation(mut i) = e else { unreachable!() };
+            i.request_hash = SignedRequest::hash_of(&a.request);
+            i.delegate = named.map(str::to_string);
+            (Entry::Invocation(i), a)
+        };
+        let node1 = local::name(1);
+        assert!(check(&f, &block(&f, vec![signed(&delegated(1, local::seed(1), Some(&node1)), 0)])).is_ok());
+        refused1(&f, signed(&delegated(2, [0x5a; 32], Some(&node1)), 0), "not a validator");
+        refused1(&f, signed(&delegated(3, local::seed(1), None), 0), "another delegate");
+        refused1(&f, signed(&delegated(4, local::seed(1), Some(&local::name(2))), 0), "another delegate");
+        // An entry that claims a delegate for a request its caller signed.
+        let own = custom(5, |_| {}, WriteSet::default(), |i| i.delegate = Some(local::name(1)));
+        refused1(&f, signed(&own, 0), "another delegate");
+        // The assertion is checked inside blocks too: one for another pod.
+        let (e, mut a) = custom(6, |_| {}, WriteSet::default(), |_| {});
+        let req = SignedRequest::decode(&a.request).unwrap().request;
+        let other_pod = client_assertion(&caller, "https://127.0.0.1:1/oauth/q", T / 1000 - 5, 300, "j");
+        let key = ring::signature::Ed25519KeyPair::from_seed_unchecked(&local::seed(1)).unwrap();
+        a.request = req.sign_delegated(other_pod, &key).encode();
+        let Entry::Invocation(mut i) = e else { unreachable!() };
+        i.request_hash = SignedRequest::hash_of(&a.request);
+        i.delegate = Some(node1.clone());
+        refused1(&f, signed(&(Entry::Invocation(i), a), 0), "audience");
     }
 
     #[test]

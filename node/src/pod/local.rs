@@ -168,6 +168,7 @@ pub fn probe_invocation(
         outcome: "ok".into(),
         fuel_used: 1000,
         at_ms,
+        delegate: None,
     });
     (e, Attachments { request, write_set, ..Default::default() })
 }

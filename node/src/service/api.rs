@@ -37,8 +37,9 @@ pub fn router(s: Arc<Service>) -> Router {
         .route("/healthz", get(health))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
+        .with_state(s.clone())
+        .merge(super::mcp::router(s))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint (see /openapi.json)".into(), None) })
-        .with_state(s)
 }
 
 fn error(status: StatusCode, reason: String, audit: Option<u64>) -> Response {

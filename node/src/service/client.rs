@@ -54,6 +54,8 @@ pub struct Response {
     pub location: Option<String>,
     /// The body.
     pub body: Vec<u8>,
+    /// All headers.
+    pub headers: hyper::HeaderMap,
 }
 
 impl Response {
@@ -158,20 +160,32 @@ impl Connection {
         content_type: Option<&str>,
         body: Vec<u8>,
     ) -> anyhow::Result<Response> {
-        let addr = &self.host;
-        let mut req = hyper::Request::builder()
-            .method(method)
-            .uri(path)
-            .header(hyper::header::HOST, addr.as_str())
-            .header(hyper::header::ACCEPT, "application/json");
+        let mut headers = vec![("accept", "application/json")];
         if let Some(ct) = content_type {
-            req = req.header(hyper::header::CONTENT_TYPE, ct);
+            headers.push(("content-type", ct));
+        }
+        self.send_with(method, path, &headers, body).await
+    }
+
+    /// Sends one request with these headers (besides `Host`) and reads the whole response.
+    pub async fn send_with(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> anyhow::Result<Response> {
+        let addr = &self.host;
+        let mut req = hyper::Request::builder().method(method).uri(path).header(hyper::header::HOST, addr.as_str());
+        for (k, v) in headers {
+            req = req.header(*k, *v);
         }
         self.sender.ready().await?;
         let resp = self.sender.send_request(req.body(Full::new(Bytes::from(body)))?).await?;
         let status = resp.status().as_u16();
-        let location = resp.headers().get(hyper::header::LOCATION).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let headers = resp.headers().clone();
+        let location = headers.get(hyper::header::LOCATION).and_then(|v| v.to_str().ok()).map(str::to_string);
         let body = resp.into_body().collect().await?.to_bytes().to_vec();
-        Ok(Response { status, location, body })
+        Ok(Response { status, location, body, headers })
     }
 }

@@ -13,6 +13,7 @@
 
 pub mod api;
 pub mod client;
+pub mod mcp;
 pub mod metrics;
 pub mod tls;
 
@@ -217,6 +218,11 @@ impl Service {
         kind(reason, index)
     }
 
+    /// Signs `r` as its caller's delegate (this node), under the caller's client assertion.
+    pub fn sign_delegated(&self, r: ledger::request::Request, assertion: String) -> SignedRequest {
+        r.sign_delegated(assertion, &self.key)
+    }
+
     /// Runs a signed request (`raw`: its canonical CBOR) and commits its receipt.
     pub async fn invoke(&self, raw: &[u8]) -> Result<Invoked, Refused> {
         let t0 = Instant::now();
@@ -241,14 +247,17 @@ impl Service {
         let mut last = String::new();
         for _ in 0..CONFLICT_RETRIES {
             // Checked on every attempt: another node may have committed this request (or its nonce) meanwhile.
-            let (replay, nonce_used, deployed, attestation) = {
+            let (replay, nonce_used, deployed, attestation, delegate) = {
                 let rules = self.node.rules().ok_or_else(|| Refused::Unavailable("the node is starting".into()))?;
                 let l = self.node.ledger();
                 let l = l.lock().expect("not poisoned");
                 let replay = l.by_request(&request_hash).ok().flatten();
                 let nonce_used = l.aux_get(&state::nonce_key(&caller, &r.nonce)).ok().flatten().is_some();
                 let att = rules.attestations.get(self.node.name()).copied();
-                (replay, nonce_used, rules.applets.get(&r.applet).cloned(), att)
+                let delegate = req
+                    .delegate_key()
+                    .map(|k| rules.set.validators.iter().find(|v| v.public_key.0 == k).map(|v| v.name.clone()));
+                (replay, nonce_used, rules.applets.get(&r.applet).cloned(), att, delegate)
             };
             if let Some(i) = replay {
                 let why = format!("a replay: this request was committed at index {i}");
@@ -266,6 +275,15 @@ impl Service {
                 let why = format!("not authorized: {why}");
                 return Err(self.refuse(raw, Some(&req), why, Refused::Forbidden).await);
             }
+            // A delegated request names a validator of the pod as its delegate; the entry names it too.
+            let delegate = match delegate {
+                None => None,
+                Some(Some(name)) => Some(name),
+                Some(None) => {
+                    let why = "the request's delegate is not a validator of the pod".to_string();
+                    return Err(self.refuse(raw, Some(&req), why, Refused::BadRequest).await);
+                }
+            };
             let Some(attestation) = attestation else {
                 return Err(Refused::Unavailable("this node is not an attested validator of the pod".into()));
             };
@@ -274,7 +292,8 @@ impl Service {
             let call = Call { request_hash, caller, method: &r.method, input: &r.args, now_ms: now_ms() };
             let exec = tokio::task::block_in_place(|| self.runtime.invoke(&applet, &call, state))
                 .map_err(|e| Refused::Unavailable(format!("the runtime: {e}")))?;
-            let inv = exec.receipt.to_invocation(&caller, &r.applet, &r.method, self.node.name(), attestation);
+            let mut inv = exec.receipt.to_invocation(&caller, &r.applet, &r.method, self.node.name(), attestation);
+            inv.delegate = delegate;
             let outcome = inv.outcome.clone();
             // The request's signature over `raw` was verified above.
             let attachments = Attachments {
@@ -397,6 +416,14 @@ impl Service {
             None => l.by_rejection(hash).map_err(|e| e.to_string()),
         }
     }
+}
+
+/// `N` bytes from the system's secure random source.
+pub fn random<const N: usize>() -> anyhow::Result<[u8; N]> {
+    use ring::rand::SecureRandom;
+    let mut b = [0u8; N];
+    ring::rand::SystemRandom::new().fill(&mut b).map_err(|_| anyhow::anyhow!("no system randomness"))?;
+    Ok(b)
 }
 
 /// Standard base64 with padding.

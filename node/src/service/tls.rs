@@ -86,6 +86,8 @@ pub struct NodeCert {
     pub key: [u8; 32],
     /// Its evidence bundle.
     pub evidence: Vec<u8>,
+    /// The certificate (DER), as served.
+    pub der: Vec<u8>,
 }
 
 /// Parses an attested certificate and checks that its identity key endorsed its TLS key for its pod.
@@ -116,7 +118,7 @@ pub fn parse_certificate(der_bytes: &[u8]) -> Result<NodeCert, String> {
     ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, key)
         .verify(&endorsement_bytes(&pod, &spki), &endorsement[32..])
         .map_err(|_| "the identity key did not endorse this certificate's TLS key (a forged or swapped certificate)")?;
-    Ok(NodeCert { name, pod, key, evidence })
+    Ok(NodeCert { name, pod, key, evidence, der: der_bytes.to_vec() })
 }
 
 /// How a client decides to trust a node's evidence.
