@@ -20,4 +20,13 @@ rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup com
 rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
 command -v npm >/dev/null || { echo "setup: npm (Node.js) not found; the console test needs it" >&2; exit 2; }
 (cd "$(dirname "$0")/../node/tests/console" && npm ci --no-audit --no-fund --silent)
+# The MCP interoperability test drives the node with an MCP client that is not ours: the official Python SDK.
+venv="${HOME}/.cache/sigil-venv"
+MCP_SDK="mcp==2.3.0"
+if ! "$venv/bin/python" -c 'import mcp' >/dev/null 2>&1 || ! "$venv/bin/pip" show mcp 2>/dev/null | grep -qx 'Version: 2.3.0'; then
+  echo "setup: installing the MCP Python SDK ($MCP_SDK) into $venv"
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "$MCP_SDK"
+fi
 echo "setup: ok ($(cargo --version), node $(node --version))"

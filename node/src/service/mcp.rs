@@ -463,13 +463,19 @@ impl Handler {
     }
 
     /// The signed request of a call: the caller's own, or one this node signs under the caller's token.
-    fn request_for(&self, p: &CallToolRequestParams, parts: Option<&axum::http::request::Parts>) -> Result<Vec<u8>, ErrorData> {
+    fn request_for(
+        &self,
+        p: &CallToolRequestParams,
+        meta: &rmcp::model::RequestMetaObject,
+        parts: Option<&axum::http::request::Parts>,
+    ) -> Result<Vec<u8>, ErrorData> {
         let args = Value::Object(p.arguments.clone().unwrap_or_default());
         let (applet, method) = p
             .name
             .split_once('.')
             .ok_or_else(|| ErrorData::invalid_params(format!("Unknown tool: {} (tools are applet.method)", p.name), None))?;
-        let signed = p.meta.as_ref().and_then(|m| m.0 .0.get(SIGNED_REQUEST_META));
+        // rmcp moves the params' `_meta` into the request context.
+        let signed = meta.0 .0.get(SIGNED_REQUEST_META).or_else(|| p.meta.as_ref()?.0 .0.get(SIGNED_REQUEST_META));
         if let Some(signed) = signed {
             let raw = signed
                 .as_str()
@@ -573,9 +579,22 @@ impl ServerHandler for Handler {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let parts = context.extensions.get::<axum::http::request::Parts>();
-        let raw = self.request_for(&p, parts)?;
+        let raw = self.request_for(&p, &context.meta, parts)?;
         let audited = |why: &str, audit: Option<u64>| json!({ "reason": why, "audit_index": audit });
-        match self.service.invoke(&raw).await {
+        let known = p.name.split_once('.').is_some_and(|(applet, method)| {
+            self.service
+                .node
+                .rules()
+                .is_some_and(|r| r.applets.get(applet).is_some_and(|d| d.manifest.methods.iter().any(|m| m.name == method)))
+        });
+        let result = self.service.invoke(&raw).await;
+        // A call of a tool that does not exist is refused (and audited) like any other, and answered as the spec
+        // says: invalid params.
+        if let (false, Err(r)) = (known, &result) {
+            let why = r.reason().to_string();
+            return Err(ErrorData::invalid_params(format!("Unknown tool: {} ({why})", p.name), Some(audited(&why, r.audit_index()))));
+        }
+        match result {
             Ok(inv) => {
                 let mut content = vec![ContentBlock::text(inv.output.clone())];
                 if inv.outcome != "ok" {
