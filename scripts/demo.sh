@@ -47,5 +47,28 @@ run invoke --api "$api" --key "$tmp/pod/keys/caller.key" notes get --args '{"key
 run receipt verify "$tmp/r.cose" --genesis "$tmp/pod/genesis.cbor"
 run audit --api "$api"
 echo
+echo "== MCP: the pod's applets as tools, called by the official MCP Python SDK (OAuth with the caller's key)"
+run mcp pin --api "$api" --out "$tmp/node.pem"
+py="${HOME}/.cache/sigil-venv/bin/python"
+if [ -x "$py" ]; then
+  "$py" node/tests/mcp/interop.py "$api/mcp" "$tmp/node.pem" "$tmp/pod/keys/caller.key" demo "$api/oauth/devnet" \
+    '[["tools.create_ticket",{"title":"Printer on fire","body":"3rd floor","priority":"high"}],["tools.search_tickets",{"query":"printer"}]]' |
+    python3 -c '
+import json, sys
+for line in sys.stdin:
+    e = json.loads(line)
+    if e["event"] == "initialized":
+        a = e["attestation"]
+        print(f"initialized: {e[\"server\"]} {e[\"protocol\"]}, node {a[\"node\"]} of pod {a[\"pod\"]}: {a[\"platform\"]} {a[\"verdict\"]}")
+    elif e["event"] == "tools":
+        print("tools:", ", ".join(t["name"] for t in e["tools"]))
+    else:
+        r = e["meta"]["io.sigil/receipt"]
+        print(f"{e[\"tool\"]}: {e[\"text\"][0][:90]}  (entry {r[\"index\"]}, task {r[\"request_hash\"][:16]}…, receipt {len(r[\"receipt\"])} base64 chars)")
+'
+else
+  echo "(the MCP Python SDK is not installed: scripts/setup.sh installs it)"
+fi
+echo
 echo "Next: ./scripts/devnet.sh (a devnet that stays up), sigil devnet --help, sigil invoke --help,"
-echo "docs/node.md, docs/consensus.md, docs/attestation.md, docs/receipts.md, docs/applets.md."
+echo "docs/node.md, docs/mcp.md, docs/consensus.md, docs/attestation.md, docs/receipts.md, docs/applets.md."

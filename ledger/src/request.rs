@@ -96,6 +96,8 @@ pub struct Assertion {
     pub exp: u64,
     /// The audience that named the pod.
     pub aud: String,
+    /// The assertion's `jti`, if it has one (a token endpoint takes each once).
+    pub jti: Option<String>,
 }
 
 /// The client id of a key.
@@ -120,7 +122,13 @@ pub fn issuer_path(pod: &str) -> String {
 
 /// Makes a client assertion (what an OAuth client sends to a token endpoint with `private_key_jwt`): claims `iss` =
 /// `sub` = the key's client id, `aud`, `iat`, `exp` = `iat + lifetime_s`, `jti`, signed with `key` (EdDSA).
-pub fn client_assertion(key: &ring::signature::Ed25519KeyPair, aud: &str, iat: u64, lifetime_s: u64, jti: &str) -> String {
+pub fn client_assertion(
+    key: &ring::signature::Ed25519KeyPair,
+    aud: &str,
+    iat: u64,
+    lifetime_s: u64,
+    jti: &str,
+) -> String {
     use base64::Engine;
     use ring::signature::KeyPair;
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -190,7 +198,7 @@ pub fn verify_assertion(jwt: &str, pod: &str) -> Result<Assertion, String> {
     if exp - iat > MAX_DELEGATION_S {
         return Err(format!("the assertion is valid for {} s; at most {MAX_DELEGATION_S} s are accepted", exp - iat));
     }
-    Ok(Assertion { caller, iat, exp, aud: aud.to_string() })
+    Ok(Assertion { caller, iat, exp, aud: aud.to_string(), jti: text("jti").map(str::to_string) })
 }
 
 impl Request {
@@ -274,9 +282,9 @@ impl SignedRequest {
             }
             None => {}
             Some(d) => {
-                let delegate = self.delegate_key().ok_or_else(|| {
-                    format!("the delegate key is {} bytes, not 32", d.delegate.len())
-                })?;
+                let delegate = self
+                    .delegate_key()
+                    .ok_or_else(|| format!("the delegate key is {} bytes, not 32", d.delegate.len()))?;
                 if signature
                     && ed25519(delegate).verify(&r.delegated_signing_bytes(&d.assertion), &self.signature).is_err()
                 {
@@ -493,7 +501,11 @@ mod tests {
         s.request.args[0] ^= 1;
         refused(s, "delegate's key");
         let mut s = request(&k).sign_delegated(good.clone(), &n);
-        s.delegation.as_mut().unwrap().assertion = jwt(&k, HEADER, { let mut c = claims(&k); c["jti"] = "y".into(); c });
+        s.delegation.as_mut().unwrap().assertion = jwt(&k, HEADER, {
+            let mut c = claims(&k);
+            c["jti"] = "y".into();
+            c
+        });
         refused(s, "delegate's key");
         let mut s = request(&k).sign_delegated(good.clone(), &n);
         s.signature[3] ^= 1;
@@ -521,13 +533,29 @@ mod tests {
         refused(with(&|c| c["aud"] = "https://127.0.0.1:8443/oauth/us".into()), "audience");
         refused(with(&|c| c["aud"] = "http://127.0.0.1:8443/oauth/eu".into()), "audience");
         refused(with(&|c| c["aud"] = serde_json::json!(["https://x/oauth/eux"])), "audience");
-        refused(with(&|c| { c.as_object_mut().unwrap().remove("aud"); }), "no aud");
-        refused(with(&|c| { c.as_object_mut().unwrap().remove("exp"); }), "no exp");
+        refused(
+            with(&|c| {
+                c.as_object_mut().unwrap().remove("aud");
+            }),
+            "no aud",
+        );
+        refused(
+            with(&|c| {
+                c.as_object_mut().unwrap().remove("exp");
+            }),
+            "no exp",
+        );
         refused(with(&|c| c["exp"] = (NOW / 1000 + 3600).into()), "at most");
         refused(with(&|c| c["exp"] = (NOW / 1000 - 20).into()), "expires before");
         // The request made outside the assertion's lifetime.
         refused(with(&|c| c["exp"] = (NOW / 1000 - 5).into()), "while the assertion was valid");
-        refused(with(&|c| { c["iat"] = (NOW / 1000 + 60).into(); c["exp"] = (NOW / 1000 + 100).into(); }), "while");
+        refused(
+            with(&|c| {
+                c["iat"] = (NOW / 1000 + 60).into();
+                c["exp"] = (NOW / 1000 + 100).into();
+            }),
+            "while",
+        );
         // An array audience naming the pod is accepted, and so is the token endpoint as audience.
         assert!(with(&|c| c["aud"] = serde_json::json!(["x", "https://h/oauth/eu"])).verify("eu", NOW).is_ok());
         assert!(with(&|c| c["aud"] = "https://h:1/oauth/eu/token".into()).verify("eu", NOW).is_ok());
@@ -538,6 +566,25 @@ mod tests {
         // What client_assertion makes verifies.
         let made = client_assertion(&k, "https://h/oauth/eu", NOW / 1000, 300, "j");
         assert_eq!(verify_assertion(&made, "eu").unwrap().caller.as_slice(), k.public_key().as_ref());
+    }
+
+    /// The delegated format is pinned too: the fixed request signed by a node (seed 0x11s) under a fixed client
+    /// assertion (its own vector). `SIGIL_WRITE_VECTORS=1` rewrites both.
+    #[test]
+    fn the_delegated_request_and_assertion_formats_are_pinned() {
+        let (k, n) = (key(), node());
+        let assertion = client_assertion(&k, "https://127.0.0.1:8443/oauth/eu", NOW / 1000 - 10, 300, "x");
+        let bytes = request(&k).sign_delegated(assertion.clone(), &n).encode();
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/conformance/");
+        let (jwt_path, req_path) = (format!("{dir}client-assertion.jwt"), format!("{dir}delegated-request.cbor.hex"));
+        if std::env::var_os("SIGIL_WRITE_VECTORS").is_some() {
+            std::fs::write(&jwt_path, assertion.clone() + "\n").unwrap();
+            std::fs::write(&req_path, hex::encode(&bytes) + "\n").unwrap();
+        }
+        assert_eq!(std::fs::read_to_string(&jwt_path).unwrap().trim(), assertion);
+        assert_eq!(std::fs::read_to_string(&req_path).unwrap().trim(), hex::encode(&bytes));
+        let back = SignedRequest::decode(&bytes).unwrap();
+        assert_eq!(back.verify("eu", NOW).unwrap().as_slice(), k.public_key().as_ref());
     }
 
     /// The format is pinned: a fixed request (key seed 7s, nonce 9s) encodes to the committed conformance vector,

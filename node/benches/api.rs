@@ -1,13 +1,16 @@
 //! Signed invocations through the HTTPS API of a 4-node pod on this machine, against the same pod's consensus
-//! committing the same kind of entry submitted directly (the consensus bench's raw path), in one run:
+//! committing the same kind of entry submitted directly (the consensus bench's raw path), and the same invocation
+//! as an MCP tool call (`POST /mcp`, JSON-RPC), in one run:
 //!
 //!   cargo bench -p sigil --bench api [-- SECONDS [CLIENTS]]
 //!
 //! API: CLIENTS concurrent callers, each on its own keep-alive TLS connection to a node (round-robin), each
 //! signing a request for `hash.sha256` (64 bytes of input), sending it, and waiting for the answer, which comes
 //! once the receipt is committed and cosigned. Raw: `probe` invocations (entry + executor signature + the
-//! caller's signed request) submitted straight to the nodes' mempools, 4096 in flight. Every node runs in this
-//! process, all sharing this machine's cores.
+//! caller's signed request) submitted straight to the nodes' mempools, 4096 in flight. MCP: the same callers
+//! calling the tool `hash.sha256` with the same arguments, once with an OAuth bearer token (each client gets one
+//! from the node's token endpoint first; the node signs each call as the caller's delegate) and once with the
+//! caller's signed request in `_meta`. Every node runs in this process, all sharing this machine's cores.
 
 mod support;
 
@@ -64,8 +67,50 @@ async fn raw(nodes: &[RunningNode], secs: f64) -> (f64, Vec<Duration>) {
     (l.len() as f64 / elapsed, l)
 }
 
-/// Through the API: `clients` callers, each on a keep-alive connection, one request at a time.
-async fn api(nodes: &[RunningNode], secs: f64, clients: usize) -> (f64, Vec<Duration>, u64) {
+/// How the callers call.
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    /// Signed CBOR to `POST /v1/invoke`.
+    Api,
+    /// `tools/call` with a bearer token.
+    McpToken,
+    /// `tools/call` with the signed request in `_meta`.
+    McpSigned,
+}
+
+/// The tool's arguments (64 bytes of JSON), the same in every mode.
+fn args() -> Vec<u8> {
+    let v = serde_json::json!({ "data": "x".repeat(53) });
+    let b = serde_json::to_vec(&v).unwrap();
+    assert_eq!(b.len(), 64);
+    b
+}
+
+/// A bearer token for `key` from the node's token endpoint.
+async fn token(
+    conn: &mut sigil::service::client::Connection,
+    url: std::net::SocketAddr,
+    key: &Ed25519KeyPair,
+) -> String {
+    let aud = format!("https://{url}{}", ledger::request::issuer_path("bench-pod"));
+    let assertion = ledger::request::client_assertion(key, &aud, now_ms() / 1000, 600, "bench");
+    let form = format!(
+        "grant_type=client_credentials&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={assertion}"
+    );
+    let r = conn
+        .send_with(
+            "POST",
+            "/oauth/bench-pod/token",
+            &[("content-type", "application/x-www-form-urlencoded")],
+            form.into_bytes(),
+        )
+        .await
+        .expect("the token endpoint answers");
+    r.json().unwrap()["access_token"].as_str().expect("a token").to_string()
+}
+
+/// `clients` callers, each on a keep-alive connection, one request at a time.
+async fn api(nodes: &[RunningNode], secs: f64, clients: usize, mode: Mode) -> (f64, Vec<Duration>, u64) {
     let lat = Arc::new(Mutex::new(Vec::new()));
     let errors = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs_f64(secs);
@@ -78,28 +123,68 @@ async fn api(nodes: &[RunningNode], secs: f64, clients: usize) -> (f64, Vec<Dura
             let client = Client::new(endpoint, Trust::Default { loopback_sim: true }).unwrap();
             let mut conn = client.connect().await.expect("connects");
             let key = Ed25519KeyPair::from_seed_unchecked(&[c as u8 + 1; 32]).unwrap();
+            let auth = match mode {
+                Mode::McpToken => format!("Bearer {}", token(&mut conn, url, &key).await),
+                _ => String::new(),
+            };
+            let args = args();
+            let arguments: serde_json::Value = serde_json::from_slice(&args).unwrap();
             let mut n = 0u64;
             while Instant::now() < deadline {
                 n += 1;
                 let mut nonce = vec![0u8; 16];
                 nonce[..8].copy_from_slice(&n.to_be_bytes());
-                let body = Request {
-                    pod: "bench-pod".into(),
-                    applet: "hash".into(),
-                    method: "sha256".into(),
-                    args: ByteBuf::from(vec![b'x'; 64]),
-                    nonce: ByteBuf::from(nonce),
-                    issued_at_ms: now_ms(),
-                    caller: ByteBuf::from(key.public_key().as_ref().to_vec()),
-                }
-                .sign(&key)
-                .encode();
-                let t = Instant::now();
-                match conn.send("POST", "/v1/invoke", Some("application/cbor"), body).await {
-                    Ok(r) if r.status == 200 => lat.lock().unwrap().push(t.elapsed()),
-                    _ => {
-                        errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                // The same callers sign in two phases: the phase keeps their nonces apart.
+                nonce[8] = mode as u8;
+                let signed = || {
+                    Request {
+                        pod: "bench-pod".into(),
+                        applet: "hash".into(),
+                        method: "sha256".into(),
+                        args: ByteBuf::from(args.clone()),
+                        nonce: ByteBuf::from(nonce.clone()),
+                        issued_at_ms: now_ms(),
+                        caller: ByteBuf::from(key.public_key().as_ref().to_vec()),
                     }
+                    .sign(&key)
+                    .encode()
+                };
+                let t = Instant::now();
+                let sent = match mode {
+                    Mode::Api => conn.send("POST", "/v1/invoke", Some("application/cbor"), signed()).await,
+                    Mode::McpToken | Mode::McpSigned => {
+                        let mut params = serde_json::json!({ "name": "hash.sha256", "arguments": arguments });
+                        if mode == Mode::McpSigned {
+                            params["_meta"] = serde_json::json!({
+                                sigil::service::mcp::SIGNED_REQUEST_META: sigil::service::base64_encode(&signed())
+                            });
+                        }
+                        let msg =
+                            serde_json::json!({ "jsonrpc": "2.0", "id": n, "method": "tools/call", "params": params });
+                        let mut headers = vec![
+                            ("content-type", "application/json"),
+                            ("accept", "application/json, text/event-stream"),
+                            ("mcp-protocol-version", "2025-11-25"),
+                        ];
+                        if mode == Mode::McpToken {
+                            headers.push(("authorization", auth.as_str()));
+                        }
+                        conn.send_with("POST", "/mcp", &headers, msg.to_string().into_bytes()).await
+                    }
+                };
+                let ok = match sent {
+                    Ok(r) if r.status == 200 && mode == Mode::Api => true,
+                    // A tool result that carries its receipt (not a JSON-RPC error, not a tool error).
+                    Ok(r) if r.status == 200 => r.json().is_ok_and(|v| {
+                        v["result"]["isError"] == false
+                            && v["result"]["_meta"]["io.sigil/receipt"]["receipt"].is_string()
+                    }),
+                    _ => false,
+                };
+                if ok {
+                    lat.lock().unwrap().push(t.elapsed());
+                } else {
+                    errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
             }
         }));
@@ -134,7 +219,7 @@ fn main() {
             pct(&raw_lat, 0.99)
         );
         tokio::time::sleep(Duration::from_secs(2)).await; // the mempools drain
-        let (api_rate, api_lat, errors) = api(&nodes, secs, clients).await;
+        let (api_rate, api_lat, errors) = api(&nodes, secs, clients, Mode::Api).await;
         println!(
             "HTTPS API (signed hash.sha256, executed):        {api_rate:>8.1} invocations/s  request→receipt p50 {:>7.1} ms  p99 {:>7.1} ms  ({errors} not 200)",
             pct(&api_lat, 0.5),
@@ -146,6 +231,21 @@ fn main() {
             pct(&api_lat, 0.5) / pct(&raw_lat, 0.5),
             pct(&api_lat, 0.99) / pct(&raw_lat, 0.99)
         );
+        for (mode, what) in [(Mode::McpToken, "MCP tools/call, bearer token:   "), (Mode::McpSigned, "MCP tools/call, signed request: ")] {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let (rate, lat, errors) = api(&nodes, secs, clients, mode).await;
+            println!(
+                "{what}                {rate:>8.1} tool calls/s    request→receipt p50 {:>7.1} ms  p99 {:>7.1} ms  ({errors} failed)",
+                pct(&lat, 0.5),
+                pct(&lat, 0.99)
+            );
+            println!(
+                "ratio MCP / API: throughput {:.2}x, p50 {:.2}x, p99 {:.2}x",
+                rate / api_rate,
+                pct(&lat, 0.5) / pct(&api_lat, 0.5),
+                pct(&lat, 0.99) / pct(&api_lat, 0.99)
+            );
+        }
         for n in nodes {
             n.stop().await;
         }

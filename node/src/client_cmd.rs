@@ -565,7 +565,8 @@ pub async fn access_token(c: &Client, key: &Ed25519KeyPair, lifetime: u64) -> an
         bail!("the authorization server's metadata names issuer {}, not {issuer}", server["issuer"]);
     }
     let token_url = server["token_endpoint"].as_str().context("no token endpoint")?;
-    let token_path = token_url.split_once("://").and_then(|(_, rest)| rest.find('/').map(|i| &rest[i..])).unwrap_or("/");
+    let token_path =
+        token_url.split_once("://").and_then(|(_, rest)| rest.find('/').map(|i| &rest[i..])).unwrap_or("/");
     let jti = hex::encode(random::<16>()?);
     let now = sigil::pod::app::now_ms() / 1000;
     let assertion = ledger::request::client_assertion(key, &issuer, now, lifetime, &jti);

@@ -184,7 +184,11 @@ async fn devnet(a: DevnetArgs) -> anyhow::Result<()> {
     println!("  sigil audit --api {}", urls[0]);
     println!("MCP (tools = applet methods; the caller key is the tools applet's ticket desk):");
     println!("  endpoint: {}/mcp", urls[0]);
-    println!("  sigil mcp token --api {} --key {}   # a bearer token for any MCP client", urls[0], caller_key.display());
+    println!(
+        "  sigil mcp token --api {} --key {}   # a bearer token for any MCP client",
+        urls[0],
+        caller_key.display()
+    );
     println!("  sigil mcp pin --api {} --out node.pem   # its attested certificate, for the client's trust", urls[0]);
     let start = Instant::now();
     let mut every = tokio::time::interval(Duration::from_secs(2));

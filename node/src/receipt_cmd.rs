@@ -140,7 +140,7 @@ fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
         )?;
         writeln!(out, "  checkpoint  size {} root {}", report.checkpoint_size, report.checkpoint_root)?;
         if let Some(e) = &report.entry {
-            for k in ["applet", "method", "executor", "outcome"] {
+            for k in ["applet", "method", "executor", "delegate", "outcome"] {
                 if let Some(v) = e.get(k).and_then(|v| v.as_str()) {
                     writeln!(out, "  {k:<10}  {v}")?;
                 }

@@ -167,6 +167,8 @@ fn an_mcp_client_that_is_not_ours_lists_and_calls_the_pods_applets_with_receipts
         std::fs::write(&file, &cose).unwrap();
         let o = sigil(&["receipt", "verify", p(&file), "--genesis", p(&genesis), "--json"]);
         assert!(o.status.success(), "{}", text(&o));
+        // The receipt's entry names the node that signed for the caller's token.
+        assert!(String::from_utf8_lossy(&o.stdout).contains(r#""delegate":"node-0""#), "{}", text(&o));
         if i == 0 {
             let mut bad = cose.clone();
             let mid = bad.len() / 2;
@@ -359,6 +361,10 @@ fn protocol_edges(api: &str, desk_key: &Path, stranger: &Path) {
         let (s, v) = post(form(&good, "client_credentials")).await;
         assert_eq!(s, 200, "{v}");
         assert_eq!(v["token_type"], "Bearer");
+        // One token per assertion: the same assertion again (a replay of what the caller sent) is refused.
+        let (s, v) = post(form(&good, "client_credentials")).await;
+        assert_eq!((s, v["error"].as_str()), (401, Some("invalid_client")), "{v}");
+        assert!(v["error_description"].as_str().unwrap().contains("exchanged before"), "{v}");
     });
 }
 

@@ -35,8 +35,7 @@ use ledger::request::{self, SignedRequest};
 use ledger::Hash;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ErrorCode, ErrorData, Implementation,
-    InitializeResult, ListToolsResult, MetaObject, PaginatedRequestParams, ServerCapabilities, Tool,
-    ToolsCapability,
+    InitializeResult, ListToolsResult, MetaObject, PaginatedRequestParams, ServerCapabilities, Tool, ToolsCapability,
 };
 use rmcp::service::RequestContext;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -75,6 +74,8 @@ pub struct Mcp {
     service: Arc<Service>,
     /// SHA-256 of each live token → its grant.
     tokens: Mutex<HashMap<Hash, Grant>>,
+    /// Client assertions already exchanged (SHA-256 of caller key and `jti`) → their expiry: one token each.
+    used: Mutex<HashMap<Hash, u64>>,
     rmcp: StreamableHttpService<Handler, LocalSessionManager>,
 }
 
@@ -86,12 +87,13 @@ pub fn router(service: Arc<Service>) -> Router {
     config.sse_keep_alive = None;
     config.max_request_body_bytes = MAX_MESSAGE;
     let s = service.clone();
+    let info = Arc::new(Mutex::new(None));
     let rmcp = StreamableHttpService::new(
-        move || Ok(Handler { service: s.clone() }),
+        move || Ok(Handler { service: s.clone(), info: info.clone() }),
         Arc::new(LocalSessionManager::default()),
         config,
     );
-    let mcp = Arc::new(Mcp { service, tokens: Mutex::new(HashMap::new()), rmcp });
+    let mcp = Arc::new(Mcp { service, tokens: Mutex::new(HashMap::new()), used: Mutex::new(HashMap::new()), rmcp });
     Router::new()
         .route("/mcp", post(mcp_post).get(mcp_other).delete(mcp_other))
         .route("/.well-known/oauth-protected-resource", get(resource_metadata))
@@ -155,7 +157,11 @@ fn check_jsonrpc(body: &[u8]) -> Result<Value, Response> {
         _ => false,
     };
     if !id_ok {
-        return bad(ErrorCode::INVALID_REQUEST, "Invalid Request: id must be a string or an integer".into(), Value::Null);
+        return bad(
+            ErrorCode::INVALID_REQUEST,
+            "Invalid Request: id must be a string or an integer".into(),
+            Value::Null,
+        );
     }
     if m.get("jsonrpc") != Some(&json!("2.0")) {
         return bad(ErrorCode::INVALID_REQUEST, "Invalid Request: jsonrpc must be \"2.0\"".into(), id);
@@ -176,8 +182,7 @@ fn check_jsonrpc(body: &[u8]) -> Result<Value, Response> {
     // request, which the handler answers with -32601.
     match serde_json::from_value::<rmcp::model::ClientJsonRpcMessage>(v.clone()) {
         Ok(rmcp::model::ClientJsonRpcMessage::Request(r))
-            if matches!(r.request, rmcp::model::ClientRequest::CustomRequest(_))
-                && KNOWN_METHODS.contains(&method) =>
+            if matches!(r.request, rmcp::model::ClientRequest::CustomRequest(_)) && KNOWN_METHODS.contains(&method) =>
         {
             bad(ErrorCode::INVALID_PARAMS, format!("Invalid params for {method}"), id)
         }
@@ -210,6 +215,12 @@ fn unauthorized(headers: &HeaderMap, id: Value, error: Option<&str>, why: &str) 
 }
 
 async fn mcp_post(State(m): State<Arc<Mcp>>, req: Request<Body>) -> Response {
+    let resp = mcp_message(&m, req).await;
+    m.service.metrics.http("/mcp", resp.status().as_u16());
+    resp
+}
+
+async fn mcp_message(m: &Mcp, req: Request<Body>) -> Response {
     let (mut parts, body) = req.into_parts();
     let Ok(body) = axum::body::to_bytes(body, MAX_MESSAGE).await else {
         return jsonrpc_error(
@@ -265,6 +276,15 @@ impl Mcp {
         let now = crate::pod::app::now_ms() / 1000;
         let tokens = self.tokens.lock().expect("not poisoned");
         tokens.get(&Hash::digest(token.as_bytes())).filter(|g| g.exp_s > now).cloned()
+    }
+
+    /// Records an assertion's `jti` as used; false if it was used before (a replayed assertion).
+    fn first_use(&self, caller: &[u8; 32], jti: &str, exp: u64) -> bool {
+        let now = crate::pod::app::now_ms() / 1000;
+        let mut used = self.used.lock().expect("not poisoned");
+        used.retain(|_, e| *e > now);
+        let id = Hash::digest(&[caller.as_slice(), jti.as_bytes()].concat());
+        used.insert(id, exp).is_none()
     }
 
     fn issue(&self, g: Grant) -> Result<String, String> {
@@ -356,7 +376,18 @@ async fn token(
     headers: HeaderMap,
     form: Result<Form<TokenRequest>, axum::extract::rejection::FormRejection>,
 ) -> Response {
-    if let Err(r) = pod_matches(&m, &pod) {
+    let resp = grant_token(&m, &pod, &headers, form);
+    m.service.metrics.http("/oauth/{pod}/token", resp.status().as_u16());
+    resp
+}
+
+fn grant_token(
+    m: &Mcp,
+    pod: &str,
+    headers: &HeaderMap,
+    form: Result<Form<TokenRequest>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    if let Err(r) = pod_matches(m, pod) {
         return r;
     }
     let Ok(Form(t)) = form else {
@@ -398,6 +429,16 @@ async fn token(
             "the client assertion is issued in the future (check the client's clock)".into(),
         );
     }
+    let Some(jti) = a.jti.as_deref() else {
+        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "the client assertion has no jti".into());
+    };
+    if !m.first_use(&a.caller, jti, a.exp) {
+        return oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "this client assertion was exchanged before (make a new one, with a new jti, for each token)".into(),
+        );
+    }
     let resource = format!("{}/mcp", base_url(&headers));
     if t.resource.as_deref().is_some_and(|r| r.trim_end_matches('/') != resource) {
         return oauth_error(StatusCode::BAD_REQUEST, "invalid_target", format!("this node's resource is {resource}"));
@@ -406,8 +447,8 @@ async fn token(
     match m.issue(Grant { caller, assertion: jwt, exp_s: a.exp }) {
         Ok(token) => {
             tracing::info!(caller = %request::client_id(&caller), expires_in = a.exp - now, "issued an MCP access token");
-            let mut resp =
-                Json(json!({ "access_token": token, "token_type": "Bearer", "expires_in": a.exp - now })).into_response();
+            let mut resp = Json(json!({ "access_token": token, "token_type": "Bearer", "expires_in": a.exp - now }))
+                .into_response();
             resp.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
             resp
         }
@@ -419,6 +460,9 @@ async fn token(
 #[derive(Clone)]
 pub struct Handler {
     service: Arc<Service>,
+    /// The last `initialize` result and when it was made: it checks every validator's evidence, so it is made at
+    /// most once a second.
+    info: Arc<Mutex<Option<(std::time::Instant, InitializeResult)>>>,
 }
 
 fn tool_name(applet: &str, method: &str) -> String {
@@ -426,6 +470,58 @@ fn tool_name(applet: &str, method: &str) -> String {
 }
 
 impl Handler {
+    fn make_info(&self) -> InitializeResult {
+        let mut caps = ServerCapabilities::default();
+        caps.tools = Some(ToolsCapability::default());
+        let status = super::api::pod_status(&self.service).unwrap_or_else(|e| json!({ "error": e }));
+        let this = status["validators"]
+            .as_array()
+            .and_then(|v| v.iter().find(|n| n["this_node"] == json!(true)).cloned())
+            .unwrap_or(Value::Null);
+        let attestation = json!({
+            "pod": self.service.pod(),
+            "jurisdiction": status["jurisdiction"],
+            "node": self.service.node.name(),
+            "key": this["key"],
+            "platform": this["platform"],
+            "measurement": this["measurement"],
+            "tcb_status": this["tcb_status"],
+            "verdict": this["verdict"],
+            "attestation_index": this["attestation_index"],
+            "insecure_sim": status["insecure_sim"],
+            "log": {
+                "origin": self.service.pod(),
+                "size": status["size"],
+                "root": status["root"],
+                "checkpoint": "/v1/checkpoint",
+                "genesis": "/v1/genesis",
+            },
+            "evidence_sha256": Hash::digest(&self.service.evidence).to_hex(),
+            "tls": "the certificate of this connection carries the node's evidence (sigil node certificates)",
+        });
+        caps.extensions =
+            Some([(ATTESTATION_EXTENSION.to_string(), attestation.as_object().cloned().unwrap_or_default())].into());
+        let mut info = InitializeResult::new(caps);
+        let mut implementation = Implementation::new("sigil", env!("CARGO_PKG_VERSION"));
+        implementation.title = Some(format!("Sigil pod {}", self.service.pod()));
+        implementation.description =
+            Some("Attested applets as MCP tools; every call is committed with a receipt".into());
+        info.server_info = implementation;
+        let platform = this["platform"].as_str().unwrap_or("unknown");
+        let verdict = this["verdict"].as_str().unwrap_or("unknown");
+        info.instructions = Some(format!(
+            "Node {} of pod {:?} ({platform}, attestation {verdict}{}). Tools are the pod's applet methods \
+             (applet.method). Every call is signed by its caller (a bearer token from this pod's authorization \
+             server, or _meta[\"{SIGNED_REQUEST_META}\"]), authorized by the applet's access rules, executed in \
+             the enclave and committed to the pod's ledger; the result's _meta[\"{RECEIPT_META}\"] holds the \
+             receipt, which `sigil receipt verify` checks offline.",
+            self.service.node.name(),
+            self.service.pod(),
+            if status["insecure_sim"] == json!(true) { "; SIMULATED TEE, INSECURE" } else { "" },
+        ));
+        info
+    }
+
     fn tools(&self) -> Result<Vec<Tool>, ErrorData> {
         let rules = self.service.node.rules().ok_or_else(|| ErrorData::internal_error("the node is starting", None))?;
         let mut applets: Vec<_> = rules.applets.values().collect();
@@ -470,10 +566,9 @@ impl Handler {
         parts: Option<&axum::http::request::Parts>,
     ) -> Result<Vec<u8>, ErrorData> {
         let args = Value::Object(p.arguments.clone().unwrap_or_default());
-        let (applet, method) = p
-            .name
-            .split_once('.')
-            .ok_or_else(|| ErrorData::invalid_params(format!("Unknown tool: {} (tools are applet.method)", p.name), None))?;
+        let (applet, method) = p.name.split_once('.').ok_or_else(|| {
+            ErrorData::invalid_params(format!("Unknown tool: {} (tools are applet.method)", p.name), None)
+        })?;
         // rmcp moves the params' `_meta` into the request context.
         let signed = meta.0 .0.get(SIGNED_REQUEST_META).or_else(|| p.meta.as_ref()?.0 .0.get(SIGNED_REQUEST_META));
         if let Some(signed) = signed {
@@ -489,7 +584,10 @@ impl Handler {
                 let same_args = serde_json::from_slice::<Value>(&r.args).ok().as_ref() == Some(&args);
                 if r.applet != applet || r.method != method || !same_args {
                     return Err(ErrorData::invalid_params(
-                        format!("{SIGNED_REQUEST_META} is a request for {}.{} with other arguments than this call", r.applet, r.method),
+                        format!(
+                            "{SIGNED_REQUEST_META} is a request for {}.{} with other arguments than this call",
+                            r.applet, r.method
+                        ),
                         None,
                     ));
                 }
@@ -516,52 +614,14 @@ impl Handler {
 
 impl ServerHandler for Handler {
     fn get_info(&self) -> InitializeResult {
-        let mut caps = ServerCapabilities::default();
-        caps.tools = Some(ToolsCapability::default());
-        let status = super::api::pod_status(&self.service).unwrap_or_else(|e| json!({ "error": e }));
-        let this = status["validators"]
-            .as_array()
-            .and_then(|v| v.iter().find(|n| n["this_node"] == json!(true)).cloned())
-            .unwrap_or(Value::Null);
-        let attestation = json!({
-            "pod": self.service.pod(),
-            "jurisdiction": status["jurisdiction"],
-            "node": self.service.node.name(),
-            "key": this["key"],
-            "platform": this["platform"],
-            "measurement": this["measurement"],
-            "tcb_status": this["tcb_status"],
-            "verdict": this["verdict"],
-            "attestation_index": this["attestation_index"],
-            "insecure_sim": status["insecure_sim"],
-            "log": {
-                "origin": self.service.pod(),
-                "size": status["size"],
-                "root": status["root"],
-                "checkpoint": "/v1/checkpoint",
-                "genesis": "/v1/genesis",
-            },
-            "evidence_sha256": Hash::digest(&self.service.evidence).to_hex(),
-            "tls": "the certificate of this connection carries the node's evidence (sigil node certificates)",
-        });
-        caps.extensions = Some([(ATTESTATION_EXTENSION.to_string(), attestation.as_object().cloned().unwrap_or_default())].into());
-        let mut info = InitializeResult::new(caps);
-        let mut implementation = Implementation::new("sigil", env!("CARGO_PKG_VERSION"));
-        implementation.title = Some(format!("Sigil pod {}", self.service.pod()));
-        implementation.description = Some("Attested applets as MCP tools; every call is committed with a receipt".into());
-        info.server_info = implementation;
-        let platform = this["platform"].as_str().unwrap_or("unknown");
-        let verdict = this["verdict"].as_str().unwrap_or("unknown");
-        info.instructions = Some(format!(
-            "Node {} of pod {:?} ({platform}, attestation {verdict}{}). Tools are the pod's applet methods \
-             (applet.method). Every call is signed by its caller (a bearer token from this pod's authorization \
-             server, or _meta[\"{SIGNED_REQUEST_META}\"]), authorized by the applet's access rules, executed in \
-             the enclave and committed to the pod's ledger; the result's _meta[\"{RECEIPT_META}\"] holds the \
-             receipt, which `sigil receipt verify` checks offline.",
-            self.service.node.name(),
-            self.service.pod(),
-            if status["insecure_sim"] == json!(true) { "; SIMULATED TEE, INSECURE" } else { "" },
-        ));
+        let mut cached = self.info.lock().expect("not poisoned");
+        if let Some((at, info)) = cached.as_ref() {
+            if at.elapsed() < std::time::Duration::from_secs(1) {
+                return info.clone();
+            }
+        }
+        let info = self.make_info();
+        *cached = Some((std::time::Instant::now(), info.clone()));
         info
     }
 
@@ -582,17 +642,19 @@ impl ServerHandler for Handler {
         let raw = self.request_for(&p, &context.meta, parts)?;
         let audited = |why: &str, audit: Option<u64>| json!({ "reason": why, "audit_index": audit });
         let known = p.name.split_once('.').is_some_and(|(applet, method)| {
-            self.service
-                .node
-                .rules()
-                .is_some_and(|r| r.applets.get(applet).is_some_and(|d| d.manifest.methods.iter().any(|m| m.name == method)))
+            self.service.node.rules().is_some_and(|r| {
+                r.applets.get(applet).is_some_and(|d| d.manifest.methods.iter().any(|m| m.name == method))
+            })
         });
         let result = self.service.invoke(&raw).await;
         // A call of a tool that does not exist is refused (and audited) like any other, and answered as the spec
         // says: invalid params.
         if let (false, Err(r)) = (known, &result) {
             let why = r.reason().to_string();
-            return Err(ErrorData::invalid_params(format!("Unknown tool: {} ({why})", p.name), Some(audited(&why, r.audit_index()))));
+            return Err(ErrorData::invalid_params(
+                format!("Unknown tool: {} ({why})", p.name),
+                Some(audited(&why, r.audit_index())),
+            ));
         }
         match result {
             Ok(inv) => {
