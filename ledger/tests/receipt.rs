@@ -39,6 +39,7 @@ fn invocation(n: u64) -> Entry {
         outcome: "ok".into(),
         fuel_used: n,
         at_ms: 1_764_000_000_000 + n,
+        delegate: None,
     })
 }
 

@@ -46,6 +46,7 @@ fn call(n: u64, caller: u8, applet: &str) -> Entry {
         outcome: "ok".into(),
         fuel_used: 1,
         at_ms: 1000 + n,
+        delegate: None,
     })
 }
 

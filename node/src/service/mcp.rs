@@ -139,8 +139,8 @@ const KNOWN_METHODS: &[&str] = &[
 ];
 
 /// Checks a message's JSON-RPC shape; the error response if it is not a request or notification rmcp can take.
-fn check_jsonrpc(body: &[u8]) -> Result<Value, Response> {
-    let bad = |code, msg: String, id: Value| Err(jsonrpc_error(StatusCode::BAD_REQUEST, id, code, msg, None));
+fn check_jsonrpc(body: &[u8]) -> Result<Value, Box<Response>> {
+    let bad = |code, msg: String, id: Value| Err(Box::new(jsonrpc_error(StatusCode::BAD_REQUEST, id, code, msg, None)));
     let v: Value = match serde_json::from_slice(body) {
         Ok(v) => v,
         Err(e) => return bad(ErrorCode::PARSE_ERROR, format!("Parse error: {e}"), Value::Null),
@@ -233,7 +233,7 @@ async fn mcp_message(m: &Mcp, req: Request<Body>) -> Response {
     };
     let v = match check_jsonrpc(&body) {
         Ok(v) => v,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     let id = v.get("id").cloned().unwrap_or(Value::Null);
     // The token, when one is sent, must be live; a tool call needs one unless it carries a signed request.
@@ -318,13 +318,13 @@ fn oauth_error(status: StatusCode, error: &str, description: String) -> Response
     (status, Json(json!({ "error": error, "error_description": description }))).into_response()
 }
 
-fn pod_matches(m: &Mcp, pod: &str) -> Result<(), Response> {
+fn pod_matches(m: &Mcp, pod: &str) -> Result<(), Box<Response>> {
     if pod != m.service.pod() {
-        return Err(oauth_error(
+        return Err(Box::new(oauth_error(
             StatusCode::NOT_FOUND,
             "invalid_request",
             format!("this node is the authorization server of pod {:?}, not {pod:?}", m.service.pod()),
-        ));
+        )));
     }
     Ok(())
 }
@@ -332,7 +332,7 @@ fn pod_matches(m: &Mcp, pod: &str) -> Result<(), Response> {
 /// RFC 8414 authorization server metadata.
 async fn server_metadata(State(m): State<Arc<Mcp>>, Path(pod): Path<String>, headers: HeaderMap) -> Response {
     if let Err(r) = pod_matches(&m, &pod) {
-        return r;
+        return *r;
     }
     let issuer = format!("{}{}", base_url(&headers), request::issuer_path(&pod));
     Json(json!({
@@ -351,7 +351,7 @@ async fn server_metadata(State(m): State<Arc<Mcp>>, Path(pod): Path<String>, hea
 /// Only `client_credentials` is granted: there is no interactive authorization.
 async fn authorize(State(m): State<Arc<Mcp>>, Path(pod): Path<String>) -> Response {
     if let Err(r) = pod_matches(&m, &pod) {
-        return r;
+        return *r;
     }
     oauth_error(
         StatusCode::BAD_REQUEST,
@@ -388,7 +388,7 @@ fn grant_token(
     form: Result<Form<TokenRequest>, axum::extract::rejection::FormRejection>,
 ) -> Response {
     if let Err(r) = pod_matches(m, pod) {
-        return r;
+        return *r;
     }
     let Ok(Form(t)) = form else {
         return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "a form-encoded token request".into());
@@ -411,7 +411,7 @@ fn grant_token(
     let Some(jwt) = t.client_assertion else {
         return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "no client_assertion".into());
     };
-    let a = match request::verify_assertion(&jwt, &pod) {
+    let a = match request::verify_assertion(&jwt, pod) {
         Ok(a) => a,
         Err(why) => return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", why),
     };
@@ -439,7 +439,7 @@ fn grant_token(
             "this client assertion was exchanged before (make a new one, with a new jti, for each token)".into(),
         );
     }
-    let resource = format!("{}/mcp", base_url(&headers));
+    let resource = format!("{}/mcp", base_url(headers));
     if t.resource.as_deref().is_some_and(|r| r.trim_end_matches('/') != resource) {
         return oauth_error(StatusCode::BAD_REQUEST, "invalid_target", format!("this node's resource is {resource}"));
     }
