@@ -23,6 +23,7 @@ pub mod azure;
 pub mod bundle;
 pub mod collect;
 pub mod error;
+pub mod measure;
 pub mod policy;
 pub mod result;
 pub mod sim;
