@@ -3,8 +3,9 @@
 set -euo pipefail
 need_apt=()
 # Debian packages the build needs: libclang for librocksdb-sys (bindgen), clang to compile RocksDB; chromium for the
-# console's browser test (driven by playwright-core from npm, with the machine's Node.js).
-APT_PACKAGES=(libclang-dev clang chromium)
+# console's browser test (driven by playwright-core from npm, with the machine's Node.js); ovmf, a real firmware
+# build for the differential tests of `sigil measure snp`.
+APT_PACKAGES=(libclang-dev clang chromium ovmf)
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
@@ -20,13 +21,19 @@ rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup com
 rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
 command -v npm >/dev/null || { echo "setup: npm (Node.js) not found; the console test needs it" >&2; exit 2; }
 (cd "$(dirname "$0")/../node/tests/console" && npm ci --no-audit --no-fund --silent)
-# The MCP interoperability test drives the node with an MCP client that is not ours: the official Python SDK.
+# Implementations we did not write, for interoperability and differential tests: the official MCP Python SDK (a
+# client of the node's MCP endpoint) and IBM's sev-snp-measure (expected SNP launch digests).
 venv="${HOME}/.cache/sigil-venv"
-MCP_SDK="mcp==2.3.0"
-if ! "$venv/bin/python" -c 'import mcp' >/dev/null 2>&1 || ! "$venv/bin/pip" show mcp 2>/dev/null | grep -qx 'Version: 2.3.0'; then
-  echo "setup: installing the MCP Python SDK ($MCP_SDK) into $venv"
+PY_PACKAGES=("mcp==2.3.0" "sev-snp-measure==0.0.13")
+have_all() {
+  for p in "${PY_PACKAGES[@]}"; do
+    "$venv/bin/pip" show "${p%%==*}" 2>/dev/null | grep -qx "Version: ${p##*==}" || return 1
+  done
+}
+if ! have_all; then
+  echo "setup: installing ${PY_PACKAGES[*]} into $venv"
   rm -rf "$venv"
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "$MCP_SDK"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "${PY_PACKAGES[@]}"
 fi
 echo "setup: ok ($(cargo --version), node $(node --version))"

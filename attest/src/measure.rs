@@ -165,8 +165,10 @@ impl<'a> Ovmf<'a> {
         let footer = data.len().checked_sub(32 + ENTRY).ok_or(MeasureError("the firmware is too small".into()))?;
         if data[footer + 2..footer + ENTRY] == guid(FOOTER_GUID) {
             let size = u16_at(data, footer).unwrap_or(0) as usize;
-            let table_len = size.checked_sub(ENTRY).ok_or(MeasureError("the footer table's size is too small".into()))?;
-            let start = footer.checked_sub(table_len).ok_or(MeasureError("the footer table starts before the image".into()))?;
+            let table_len =
+                size.checked_sub(ENTRY).ok_or(MeasureError("the footer table's size is too small".into()))?;
+            let start =
+                footer.checked_sub(table_len).ok_or(MeasureError("the footer table starts before the image".into()))?;
             let mut rest = &data[start..footer];
             while rest.len() >= ENTRY {
                 let at = rest.len() - ENTRY;
@@ -182,8 +184,10 @@ impl<'a> Ovmf<'a> {
         let mut o = Ovmf { data, table, sections: Vec::new() };
         if let Some(entry) = o.entry(SEV_METADATA_GUID) {
             let back = u32_at(entry, 0).ok_or(MeasureError("the SEV metadata entry is short".into()))? as usize;
-            let start = data.len().checked_sub(back).ok_or(MeasureError("the SEV metadata is outside the image".into()))?;
-            let header = data.get(start..start + 16).ok_or(MeasureError("the SEV metadata is outside the image".into()))?;
+            let start =
+                data.len().checked_sub(back).ok_or(MeasureError("the SEV metadata is outside the image".into()))?;
+            let header =
+                data.get(start..start + 16).ok_or(MeasureError("the SEV metadata is outside the image".into()))?;
             if &header[..4] != b"ASEV" {
                 return err("the SEV metadata's signature is not ASEV");
             }
@@ -193,7 +197,8 @@ impl<'a> Ovmf<'a> {
             let items = u32_at(header, 12).unwrap_or(0) as usize;
             for i in 0..items {
                 let at = start + 16 + i * 12;
-                let (Some(gpa), Some(size), Some(kind)) = (u32_at(data, at), u32_at(data, at + 4), u32_at(data, at + 8))
+                let (Some(gpa), Some(size), Some(kind)) =
+                    (u32_at(data, at), u32_at(data, at + 4), u32_at(data, at + 8))
                 else {
                     return err("the SEV metadata sections run past the image");
                 };
@@ -411,7 +416,8 @@ pub fn snp_launch_digest(l: &SnpLaunch) -> Result<Digest, MeasureError> {
     }
     let bsp = vmsa(0xffff_fff0, l.vcpu_sig, l.guest_features, l.vmm);
     let ap = if l.vcpus > 1 {
-        let eip = o.ap_reset_eip().ok_or(MeasureError("the firmware has no SEV-ES reset block (for the APs)".into()))?;
+        let eip =
+            o.ap_reset_eip().ok_or(MeasureError("the firmware has no SEV-ES reset block (for the APs)".into()))?;
         vmsa(eip, l.vcpu_sig, l.guest_features, l.vmm)
     } else {
         bsp
@@ -479,7 +485,10 @@ mod tests {
         };
         assert!(snp_launch_digest(&l).is_ok());
         assert!(snp_launch_digest(&SnpLaunch { vcpus: 2, ..l.clone() }).unwrap_err().0.contains("reset block"));
-        assert!(snp_launch_digest(&SnpLaunch { kernel: Some(b"k"), ..l.clone() }).unwrap_err().0.contains("KERNEL_HASHES"));
+        assert!(snp_launch_digest(&SnpLaunch { kernel: Some(b"k"), ..l.clone() })
+            .unwrap_err()
+            .0
+            .contains("KERNEL_HASHES"));
         assert!(snp_launch_digest(&SnpLaunch { append: Some("x"), ..l }).is_err());
     }
 }

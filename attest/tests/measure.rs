@@ -121,14 +121,16 @@ fn synthetic(seed: u64, pages: usize, sections: &[(u32, u32, u32)], hashes_gpa: 
     }
     img[meta_at..meta_at + meta.len()].copy_from_slice(&meta);
     // The footer table: entries (data, u16 size, GUID), then the footer entry, then 32 bytes.
-    let entry = |data: Vec<u8>, g: &str| [data.clone(), ((data.len() + 18) as u16).to_le_bytes().to_vec(), guid_le(g)].concat();
+    let entry =
+        |data: Vec<u8>, g: &str| [data.clone(), ((data.len() + 18) as u16).to_le_bytes().to_vec(), guid_le(g)].concat();
     let table = [
         entry((len as u32 - meta_at as u32).to_le_bytes().to_vec(), "dc886566-984a-4798-a75e-5585a7bf67cc"),
         entry([hashes_gpa.to_le_bytes(), 0x400u32.to_le_bytes()].concat(), "7255371f-3a3b-4b04-927b-1da6efa8d454"),
         entry(ap_eip.to_le_bytes().to_vec(), "00f771de-1a7e-4fcb-890e-68c77e2fb44e"),
     ]
     .concat();
-    let footer = [((table.len() + 18) as u16).to_le_bytes().to_vec(), guid_le("96b582de-1fb2-45f7-baea-a366c55a082d")].concat();
+    let footer =
+        [((table.len() + 18) as u16).to_le_bytes().to_vec(), guid_le("96b582de-1fb2-45f7-baea-a366c55a082d")].concat();
     let all = [table, footer].concat();
     let end = len - 32;
     img[end - all.len()..end].copy_from_slice(&all);
@@ -157,8 +159,16 @@ fn launch_digests_of_debian_ovmf_match_sev_snp_measure() {
         n += 1;
     }
     // Other SEV features (e.g. 0x21: SNP and restricted injection).
-    let (ours, theirs) =
-        both(&Case { ovmf: &ovmf, kernel: None, initrd: None, append: None, vcpus: 2, vcpu_type: "EPYC-Milan", vmm: "QEMU", features: 0x21 });
+    let (ours, theirs) = both(&Case {
+        ovmf: &ovmf,
+        kernel: None,
+        initrd: None,
+        append: None,
+        vcpus: 2,
+        vcpu_type: "EPYC-Milan",
+        vmm: "QEMU",
+        features: 0x21,
+    });
     assert_eq!(ours, theirs);
     // The firmware's own digest, and a launch seeded with it.
     let theirs_ovmf = reference_digest(&["--mode".into(), "snp:ovmf-hash".into(), "--ovmf".into(), DEBIAN_OVMF.into()]);
@@ -176,7 +186,20 @@ fn launch_digests_of_debian_ovmf_match_sev_snp_measure() {
         vmm: Vmm::Qemu,
     })
     .unwrap();
-    assert_eq!(hex::encode(seeded), both(&Case { ovmf: &ovmf, kernel: None, initrd: None, append: None, vcpus: 4, vcpu_type: "EPYC-Milan", vmm: "QEMU", features: 1 }).1);
+    assert_eq!(
+        hex::encode(seeded),
+        both(&Case {
+            ovmf: &ovmf,
+            kernel: None,
+            initrd: None,
+            append: None,
+            vcpus: 4,
+            vcpu_type: "EPYC-Milan",
+            vmm: "QEMU",
+            features: 1
+        })
+        .1
+    );
     eprintln!("{} Debian OVMF cases agree", n + 2);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -187,12 +210,12 @@ fn launch_digests_with_kernel_hashes_match_sev_snp_measure() {
     std::fs::create_dir_all(&dir).unwrap();
     let top = 1u32 << 31; // any addresses below the image will do
     let sections = [
-        (0x80_0000, 0x9000, 1),   // SNP_SEC_MEM
-        (0x80_9000, 0x1000, 2),   // secrets
-        (0x80_a000, 0x1000, 3),   // CPUID
+        (0x80_0000, 0x9000, 1),    // SNP_SEC_MEM
+        (0x80_9000, 0x1000, 2),    // secrets
+        (0x80_a000, 0x1000, 3),    // CPUID
         (0x80_b000, 0x1000, 0x10), // kernel hashes
-        (0x80_c000, 0x3000, 1),   // more SEC_MEM
-        (0x80_f000, 0x1000, 4),   // SVSM CAA
+        (0x80_c000, 0x3000, 1),    // more SEC_MEM
+        (0x80_f000, 0x1000, 4),    // SVSM CAA
     ];
     let _ = top;
     let fw = dir.join("fw.bin");
@@ -225,9 +248,39 @@ fn launch_digests_with_kernel_hashes_match_sev_snp_measure() {
         n += 1;
     }
     // Every input counts: another kernel, command line or vCPU count changes the digest.
-    let base = both(&Case { ovmf: &fw, kernel: Some(&kernel), initrd: None, append: Some("a"), vcpus: 2, vcpu_type: "EPYC-Milan", vmm: "QEMU", features: 1 }).0;
-    let other_cmdline = both(&Case { ovmf: &fw, kernel: Some(&kernel), initrd: None, append: Some("b"), vcpus: 2, vcpu_type: "EPYC-Milan", vmm: "QEMU", features: 1 }).0;
-    let other_cpu = both(&Case { ovmf: &fw, kernel: Some(&kernel), initrd: None, append: Some("a"), vcpus: 2, vcpu_type: "EPYC-Genoa", vmm: "QEMU", features: 1 }).0;
+    let base = both(&Case {
+        ovmf: &fw,
+        kernel: Some(&kernel),
+        initrd: None,
+        append: Some("a"),
+        vcpus: 2,
+        vcpu_type: "EPYC-Milan",
+        vmm: "QEMU",
+        features: 1,
+    })
+    .0;
+    let other_cmdline = both(&Case {
+        ovmf: &fw,
+        kernel: Some(&kernel),
+        initrd: None,
+        append: Some("b"),
+        vcpus: 2,
+        vcpu_type: "EPYC-Milan",
+        vmm: "QEMU",
+        features: 1,
+    })
+    .0;
+    let other_cpu = both(&Case {
+        ovmf: &fw,
+        kernel: Some(&kernel),
+        initrd: None,
+        append: Some("a"),
+        vcpus: 2,
+        vcpu_type: "EPYC-Genoa",
+        vmm: "QEMU",
+        features: 1,
+    })
+    .0;
     assert!(base != other_cmdline && base != other_cpu && other_cmdline != other_cpu);
     eprintln!("{n} synthetic-firmware cases agree");
     let _ = std::fs::remove_dir_all(&dir);

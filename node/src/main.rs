@@ -7,6 +7,7 @@ mod applet_cmd;
 mod attest_cmd;
 mod client_cmd;
 mod devnet_cmd;
+mod measure_cmd;
 mod node_cmd;
 mod receipt_cmd;
 
@@ -53,6 +54,9 @@ enum Command {
     ///   sigil audit --api https://127.0.0.1:8443 --applet notes --since 2026-12-01T00:00:00Z --json
     #[command(verbatim_doc_comment)]
     Audit(client_cmd::AuditArgs),
+    /// Reference measurements: the launch digest a guest image should have, for a pod's policy.
+    #[command(subcommand)]
+    Measure(measure_cmd::MeasureCommand),
     /// The pod's applets as MCP tools: get a bearer token for a node's MCP endpoint, pin its certificate.
     #[command(subcommand)]
     Mcp(client_cmd::McpCommand),
@@ -85,5 +89,6 @@ fn main() -> ExitCode {
         Command::Invoke(a) => client_cmd::invoke(a),
         Command::Audit(a) => client_cmd::audit(a),
         Command::Mcp(cmd) => client_cmd::mcp(cmd),
+        Command::Measure(cmd) => measure_cmd::run(cmd),
     }
 }
