@@ -154,7 +154,7 @@ fn u32_at(b: &[u8], at: usize) -> Option<u32> {
 impl<'a> Ovmf<'a> {
     /// Parses the footer table (the GUIDed list that ends 32 bytes before the image's end) and the SEV metadata.
     pub fn parse(data: &'a [u8]) -> Result<Ovmf<'a>, MeasureError> {
-        if data.is_empty() || data.len() % 4096 != 0 {
+        if data.is_empty() || !data.len().is_multiple_of(4096) {
             return err(format!("the firmware is {} bytes, not a whole number of 4 KiB pages", data.len()));
         }
         if data.len() as u64 > 1 << 32 {
@@ -210,7 +210,9 @@ impl<'a> Ovmf<'a> {
                     0x10 => Section::KernelHashes,
                     k => return err(format!("unknown SEV metadata section type {k:#x}")),
                 };
-                if matches!(kind, Section::SecMem | Section::SvsmCaa | Section::KernelHashes) && size % 4096 != 0 {
+                if matches!(kind, Section::SecMem | Section::SvsmCaa | Section::KernelHashes)
+                    && !size.is_multiple_of(4096)
+                {
                     return err(format!("SEV metadata section {i} ({kind:?}) is {size} bytes, not whole pages"));
                 }
                 o.sections.push(MetadataSection { gpa, size, kind });
