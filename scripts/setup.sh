@@ -4,8 +4,9 @@ set -euo pipefail
 need_apt=()
 # Debian packages the build needs: libclang for librocksdb-sys (bindgen), clang to compile RocksDB; chromium for the
 # console's browser test (driven by playwright-core from npm, with the machine's Node.js); ovmf, a real firmware
-# build for the differential tests of `sigil measure snp`.
-APT_PACKAGES=(libclang-dev clang chromium ovmf)
+# build for the differential tests of `sigil measure snp`; iproute2, nftables and curl for infra/local/faults.sh (a pod
+# across network namespaces).
+APT_PACKAGES=(libclang-dev clang chromium ovmf iproute2 nftables curl)
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command: format check, clippy with warnings denied (the main workspace and the applets), the whole
-# test suite, the console's browser test, and a short fuzz smoke run of every fuzz target.
+# test suite, the console's browser test, the network-fault test of a pod across network namespaces, and a short
+# fuzz smoke run of every fuzz target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sigil-target}"
@@ -17,6 +18,14 @@ cargo test --workspace --all-features --locked 2>&1 | tee "$log"
 totals=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } } END { printf "%d passed, %d failed", p, f }' "$log")
 echo "== the console in headless Chromium"
 ./scripts/console-test.sh "$CARGO_TARGET_DIR/debug/sigil"
+echo "== a pod across network namespaces, with links cut, degraded and restored (infra/local/faults.sh)"
+status=0
+./infra/local/faults.sh "$CARGO_TARGET_DIR/debug/sigil" || status=$?
+if [ "$status" -eq 2 ]; then
+  echo "(skipped: network namespaces are not available here)"
+elif [ "$status" -ne 0 ]; then
+  exit "$status"
+fi
 echo "== fuzz smoke run (each target ${FUZZ_SECONDS:-10}s from the real vectors)"
 ./scripts/fuzz.sh "${FUZZ_SECONDS:-10}"
 echo

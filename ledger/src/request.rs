@@ -133,8 +133,17 @@ pub fn client_assertion(
     use ring::signature::KeyPair;
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let id = client_id(key.public_key().as_ref().try_into().expect("an Ed25519 key is 32 bytes"));
-    let claims = serde_json::json!({"iss": id, "sub": id, "aud": aud, "iat": iat, "exp": iat + lifetime_s, "jti": jti});
-    let signed = format!("{}.{}", b64.encode(r#"{"alg":"EdDSA","typ":"JWT"}"#), b64.encode(claims.to_string()));
+    // Written out in a fixed order: the bytes must not depend on how serde_json orders maps in this build.
+    let s = |v: &str| serde_json::Value::from(v).to_string();
+    let claims = format!(
+        r#"{{"iss":{},"sub":{},"aud":{},"iat":{iat},"exp":{},"jti":{}}}"#,
+        s(&id),
+        s(&id),
+        s(aud),
+        iat + lifetime_s,
+        s(jti)
+    );
+    let signed = format!("{}.{}", b64.encode(r#"{"alg":"EdDSA","typ":"JWT"}"#), b64.encode(claims));
     let sig = key.sign(signed.as_bytes());
     format!("{signed}.{}", b64.encode(sig.as_ref()))
 }

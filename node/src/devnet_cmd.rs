@@ -36,6 +36,34 @@ pub struct DevnetArgs {
     /// Stop after this many seconds (default: run until Ctrl-C).
     #[arg(long = "for", value_name = "SECONDS")]
     run_for: Option<u64>,
+    /// Write the files of a simulated pod whose nodes run on these hosts (IPv4 addresses, comma-separated: one
+    /// node each, p2p on port 27000, API on 8443) into --data, for `sigil node run --config DIR/node-N.toml` on
+    /// each host, and exit. `infra/local/faults.sh` runs such a pod across network namespaces.
+    #[arg(long, value_name = "IP,IP,...", value_delimiter = ',', requires = "configs_only")]
+    hosts: Vec<std::net::Ipv4Addr>,
+    /// With --hosts: only write the configuration files.
+    #[arg(long, requires = "hosts", conflicts_with = "run_for")]
+    configs_only: bool,
+}
+
+/// `--configs-only --hosts`: a simulated pod's genesis, keys and node configurations for other hosts.
+fn write_configs(a: &DevnetArgs) -> anyhow::Result<()> {
+    if a.hosts.is_empty() || a.hosts.len() > 16 {
+        bail!("--hosts names 1 to 16 hosts, not {}", a.hosts.len());
+    }
+    std::fs::create_dir_all(&a.data).with_context(|| format!("creating {}", a.data.display()))?;
+    let data = std::fs::canonicalize(&a.data)?;
+    let addrs: Vec<_> = a.hosts.iter().map(|h| (*h, 27000)).collect();
+    for (i, cfg) in local::configs_at("devnet", &addrs, &data).iter().enumerate() {
+        let host = a.hosts[i];
+        let extra = format!(
+            "\n[api]\nlisten = \"{host}:8443\"\n\n[tee]\nbackend = \"sim\"\n\n[labels]\nhost = \"{host}\"\n"
+        );
+        let path = local::write_config(cfg, &extra).with_context(|| format!("writing {}'s configuration", cfg.name))?;
+        println!("{}: sigil node run --config {}   (on {host})", cfg.name, path.display());
+    }
+    println!("pod \"devnet\" of {} nodes (simulated TEEs, published TEST keys: INSECURE, for tests only)", a.hosts.len());
+    Ok(())
 }
 
 /// What a devnet directory records so that it can be resumed.
@@ -63,6 +91,9 @@ pub fn run(a: DevnetArgs) -> ExitCode {
 }
 
 async fn devnet(a: DevnetArgs) -> anyhow::Result<()> {
+    if a.configs_only {
+        return write_configs(&a);
+    }
     let file = a.data.join("pod.json");
     let mut pod = if file.exists() {
         let p: PodFile = serde_json::from_slice(&std::fs::read(&file)?)

@@ -69,16 +69,23 @@ pub fn configs(pod: &str, n: usize, dir: &Path) -> Vec<PodConfig> {
 
 /// Configurations of a local pod whose node `i` listens on 127.0.0.1:`ports[i]`.
 pub fn configs_on(pod: &str, ports: &[u16], dir: &Path) -> Vec<PodConfig> {
-    let n = ports.len();
+    let addrs: Vec<(std::net::Ipv4Addr, u16)> = ports.iter().map(|p| (std::net::Ipv4Addr::LOCALHOST, *p)).collect();
+    configs_at(pod, &addrs, dir)
+}
+
+/// Configurations of a simulated pod whose node `i` listens on `addrs[i]` (hosts of their own: network
+/// namespaces, `infra/local`).
+pub fn configs_at(pod: &str, addrs: &[(std::net::Ipv4Addr, u16)], dir: &Path) -> Vec<PodConfig> {
+    let n = addrs.len();
     (0..n)
         .map(|i| PodConfig {
             name: name(i),
             seed: seed(i),
             data_dir: dir.join(name(i)),
-            listen: format!("/ip4/127.0.0.1/tcp/{}", ports[i]),
+            listen: format!("/ip4/{}/tcp/{}", addrs[i].0, addrs[i].1),
             peers: (0..n)
                 .filter(|j| *j != i)
-                .map(|j| format!("/ip4/127.0.0.1/tcp/{}/p2p/{}", ports[j], peer_id(&seed(j))))
+                .map(|j| format!("/ip4/{}/tcp/{}/p2p/{}", addrs[j].0, addrs[j].1, peer_id(&seed(j))))
                 .collect(),
             genesis: genesis(pod, n),
             timeouts: PodConfig::local_timeouts(),
@@ -87,6 +94,28 @@ pub fn configs_on(pod: &str, ports: &[u16], dir: &Path) -> Vec<PodConfig> {
             fault: super::Fault::None,
         })
         .collect()
+}
+
+/// Writes node `cfg`'s files for `sigil node run` beside its data directory: its identity (`NAME.key`), the
+/// genesis (`genesis.cbor`) and `NAME.toml`, with `extra` (more TOML sections) appended. Returns the TOML's path.
+pub fn write_config(cfg: &PodConfig, extra: &str) -> std::io::Result<std::path::PathBuf> {
+    let dir = cfg.data_dir.parent().unwrap_or(Path::new(".")).to_path_buf();
+    std::fs::create_dir_all(&dir)?;
+    let key = format!("{}.key", cfg.name);
+    std::fs::write(dir.join(&key), hex::encode(cfg.seed))?;
+    std::fs::write(dir.join("genesis.cbor"), cfg.genesis.encode())?;
+    let path = dir.join(format!("{}.toml", cfg.name));
+    let peers: Vec<String> = cfg.peers.iter().map(|p| format!("{p:?}")).collect();
+    let text = format!(
+        "name = {:?}\nidentity = {key:?}\ndata_dir = {:?}\ngenesis = \"genesis.cbor\"\n\n[p2p]\nlisten = {:?}\npeers = [{}]\n\n[consensus]\nidle_block_ms = {}\n{extra}",
+        cfg.name,
+        cfg.data_dir.to_string_lossy(),
+        cfg.listen,
+        peers.join(", "),
+        cfg.idle_block.as_millis()
+    );
+    std::fs::write(&path, text)?;
+    Ok(path)
 }
 
 /// The published seed of the local pod's example caller (the devnet's `caller.key`).

@@ -76,37 +76,13 @@ pub struct ProcessNode {
 
 /// Writes node `cfg`'s configuration with an `[api]` on 127.0.0.1:`api_port`.
 pub fn write_config_with_api(cfg: &PodConfig, api_port: u16) -> std::path::PathBuf {
-    let path = write_config(cfg);
-    let mut text = std::fs::read_to_string(&path).unwrap();
-    text.push_str(&format!("\n[api]\nlisten = \"127.0.0.1:{api_port}\"\n\n[labels]\ncloud = \"local\"\n"));
-    std::fs::write(&path, text).unwrap();
-    path
+    let extra = format!("\n[api]\nlisten = \"127.0.0.1:{api_port}\"\n\n[labels]\ncloud = \"local\"\n");
+    sigil::pod::local::write_config(cfg, &extra).unwrap()
 }
 
 /// Writes node `cfg`'s configuration (identity, genesis, TOML) under its data directory's parent.
 pub fn write_config(cfg: &PodConfig) -> std::path::PathBuf {
-    let dir = cfg.data_dir.parent().unwrap().to_path_buf();
-    std::fs::create_dir_all(&dir).unwrap();
-    let key = dir.join(format!("{}.key", cfg.name));
-    std::fs::write(&key, hex::encode(cfg.seed)).unwrap();
-    let genesis = dir.join("genesis.cbor");
-    std::fs::write(&genesis, cfg.genesis.encode()).unwrap();
-    let path = dir.join(format!("{}.toml", cfg.name));
-    let peers: Vec<String> = cfg.peers.iter().map(|p| format!("{p:?}")).collect();
-    std::fs::write(
-        &path,
-        format!(
-            "name = {:?}\nidentity = {:?}\ndata_dir = {:?}\ngenesis = \"genesis.cbor\"\n\n[p2p]\nlisten = {:?}\npeers = [{}]\n\n[consensus]\nidle_block_ms = {}\n",
-            cfg.name,
-            key.file_name().unwrap().to_str().unwrap(),
-            cfg.data_dir.to_str().unwrap(),
-            cfg.listen,
-            peers.join(", "),
-            cfg.idle_block.as_millis()
-        ),
-    )
-    .unwrap();
-    path
+    sigil::pod::local::write_config(cfg, "").unwrap()
 }
 
 impl ProcessNode {
