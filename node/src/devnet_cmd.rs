@@ -56,13 +56,15 @@ fn write_configs(a: &DevnetArgs) -> anyhow::Result<()> {
     let addrs: Vec<_> = a.hosts.iter().map(|h| (*h, 27000)).collect();
     for (i, cfg) in local::configs_at("devnet", &addrs, &data).iter().enumerate() {
         let host = a.hosts[i];
-        let extra = format!(
-            "\n[api]\nlisten = \"{host}:8443\"\n\n[tee]\nbackend = \"sim\"\n\n[labels]\nhost = \"{host}\"\n"
-        );
+        let extra =
+            format!("\n[api]\nlisten = \"{host}:8443\"\n\n[tee]\nbackend = \"sim\"\n\n[labels]\nhost = \"{host}\"\n");
         let path = local::write_config(cfg, &extra).with_context(|| format!("writing {}'s configuration", cfg.name))?;
         println!("{}: sigil node run --config {}   (on {host})", cfg.name, path.display());
     }
-    println!("pod \"devnet\" of {} nodes (simulated TEEs, published TEST keys: INSECURE, for tests only)", a.hosts.len());
+    println!(
+        "pod \"devnet\" of {} nodes (simulated TEEs, published TEST keys: INSECURE, for tests only)",
+        a.hosts.len()
+    );
     Ok(())
 }
 
