@@ -5,8 +5,8 @@ need_apt=()
 # Debian packages the build needs: libclang for librocksdb-sys (bindgen), clang to compile RocksDB; chromium for the
 # console's browser test (driven by playwright-core from npm, with the machine's Node.js); ovmf, a real firmware
 # build for the differential tests of `sigil measure snp`; iproute2, nftables and curl for infra/local/faults.sh (a pod
-# across network namespaces).
-APT_PACKAGES=(libclang-dev clang chromium ovmf iproute2 nftables curl)
+# across network namespaces); cloud-init and systemd (systemd-analyze) for infra/check.py.
+APT_PACKAGES=(libclang-dev clang chromium ovmf iproute2 nftables curl cloud-init systemd)
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
@@ -23,9 +23,10 @@ rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip1 || rustup ta
 command -v npm >/dev/null || { echo "setup: npm (Node.js) not found; the console test needs it" >&2; exit 2; }
 (cd "$(dirname "$0")/../node/tests/console" && npm ci --no-audit --no-fund --silent)
 # Implementations we did not write, for interoperability and differential tests: the official MCP Python SDK (a
-# client of the node's MCP endpoint) and IBM's sev-snp-measure (expected SNP launch digests).
+# client of the node's MCP endpoint), IBM's sev-snp-measure (expected SNP launch digests) and python-hcl2 (the
+# Terraform checks of infra/check.py).
 venv="${HOME}/.cache/sigil-venv"
-PY_PACKAGES=("mcp==2.3.0" "sev-snp-measure==0.0.13")
+PY_PACKAGES=("mcp==2.3.0" "sev-snp-measure==0.0.13" "python-hcl2==8.1.4")
 have_all() {
   for p in "${PY_PACKAGES[@]}"; do
     "$venv/bin/pip" show "${p%%==*}" 2>/dev/null | grep -qx "Version: ${p##*==}" || return 1

@@ -18,6 +18,8 @@ cargo test --workspace --all-features --locked 2>&1 | tee "$log"
 totals=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } } END { printf "%d passed, %d failed", p, f }' "$log")
 echo "== the console in headless Chromium"
 ./scripts/console-test.sh "$CARGO_TARGET_DIR/debug/sigil"
+echo "== infra: Terraform, cloud-init and the systemd unit, checked offline (infra/check.py, with its self-test)"
+"$HOME/.cache/sigil-venv/bin/python" infra/check.py --self-test
 echo "== a pod across network namespaces, with links cut, degraded and restored (infra/local/faults.sh)"
 status=0
 ./infra/local/faults.sh "$CARGO_TARGET_DIR/debug/sigil" || status=$?

@@ -1,5 +1,6 @@
-//! # infra: confidential VMs, images and reference measurements
+//! # infra: provisioning files for operators
 //!
-//! **Not implemented yet** (issue "Infra for operators"). This crate will compute reference measurements for
-//! Sigil images and drive the provisioning of SEV-SNP / TDX confidential VMs on AWS, GCP and Azure, and the
-//! local devnet.
+//! `infra/` is Terraform (AWS, GCP, Azure confidential VMs), cloud-init, the node's systemd unit, their offline
+//! checks (`infra/check.py`) and the network-fault test (`infra/local/faults.sh`); see `docs/infra.md`. It holds no
+//! Rust: reference measurements are in `attest::measure` (`sigil measure snp`), beside the verifier that compares
+//! against them. This crate exists only as the directory's place in the workspace.

@@ -54,6 +54,9 @@ enum Command {
     ///   sigil audit --api https://127.0.0.1:8443 --applet notes --since 2026-12-01T00:00:00Z --json
     #[command(verbatim_doc_comment)]
     Audit(client_cmd::AuditArgs),
+    /// Check a pod's attestation policy, and propose, approve and submit the governance entry that changes it.
+    #[command(subcommand)]
+    Policy(client_cmd::PolicyCommand),
     /// Reference measurements: the launch digest a guest image should have, for a pod's policy.
     #[command(subcommand)]
     Measure(measure_cmd::MeasureCommand),
@@ -90,5 +93,6 @@ fn main() -> ExitCode {
         Command::Audit(a) => client_cmd::audit(a),
         Command::Mcp(cmd) => client_cmd::mcp(cmd),
         Command::Measure(cmd) => measure_cmd::run(cmd),
+        Command::Policy(cmd) => client_cmd::policy(cmd),
     }
 }

@@ -7,8 +7,7 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
 
 use ledger::request::{Request, SignedRequest};
 use ring::signature::{Ed25519KeyPair, KeyPair};
@@ -16,7 +15,7 @@ use serde_bytes::ByteBuf;
 use serde_json::{json, Value};
 use sigil::service::client::{Client, Connection, Endpoint};
 use sigil::service::tls::Trust;
-use support::tempdir;
+use support::{start_devnet, tempdir};
 
 /// The Python with the MCP SDK: `SIGIL_MCP_PYTHON`, else the venv `scripts/setup.sh` makes.
 fn python() -> PathBuf {
@@ -39,47 +38,6 @@ fn text(o: &Output) -> String {
 
 fn p(path: &Path) -> &str {
     path.to_str().unwrap()
-}
-
-/// A devnet process, stopped on drop.
-struct Devnet(Child);
-
-impl Drop for Devnet {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_devnet(data: &Path) -> (Devnet, Value) {
-    // The applets build into the target the other node tests use.
-    let target = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("applets");
-    let child = Command::new(env!("CARGO_BIN_EXE_sigil"))
-        .args(["devnet", "--nodes", "4", "--data", p(data)])
-        .env("CARGO_TARGET_DIR", &target)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let devnet = Devnet(child);
-    let info = data.join("devnet.json");
-    let deadline = Instant::now() + Duration::from_secs(600);
-    while !info.exists() {
-        assert!(Instant::now() < deadline, "the devnet did not come up");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    std::thread::sleep(Duration::from_millis(200));
-    let v = serde_json::from_slice(&std::fs::read(&info).unwrap()).unwrap();
-    (devnet, v)
 }
 
 /// Runs the Python SDK client; its events, one JSON object per line.
@@ -110,7 +68,7 @@ fn called<'a>(events: &'a [Value], tool: &str) -> &'a Value {
 fn an_mcp_client_that_is_not_ours_lists_and_calls_the_pods_applets_with_receipts() {
     let dir = tempdir();
     let data = dir.path().join("pod");
-    let (_devnet, info) = start_devnet(&data);
+    let (_devnet, info) = start_devnet(&data, 4);
     let api = info["api"][0].as_str().unwrap().to_string();
     let mcp_url = info["mcp"][0].as_str().unwrap().to_string();
     assert_eq!(mcp_url, format!("{api}/mcp"));

@@ -28,6 +28,7 @@ pub fn router(s: Arc<Service>) -> Router {
             "/v1/applets",
             post(deploy).get(applets).layer(DefaultBodyLimit::max(crate::pod::block::MAX_BLOCK_BYTES)),
         )
+        .route("/v1/governance", post(governance).layer(DefaultBodyLimit::max(crate::pod::block::MAX_BLOCK_BYTES)))
         .route("/v1/receipts/{hash}", get(receipt))
         .route("/v1/entries/{index}", get(entry))
         .route("/v1/audit", get(audit))
@@ -103,6 +104,24 @@ async fn deploy(State(s): State<Arc<Service>>, headers: HeaderMap, body: Bytes) 
             (StatusCode::CREATED, Json(body)).into_response()
         }
         Err(r) => refused(&s, "/v1/applets", r),
+    }
+}
+
+async fn governance(State(s): State<Arc<Service>>, headers: HeaderMap, body: Bytes) -> Response {
+    if !is_cbor(&headers) {
+        s.metrics.http("/v1/governance", 415);
+        return error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "a governance entry is sent as application/cbor".into(),
+            None,
+        );
+    }
+    match s.govern(&body).await {
+        Ok((c, kind)) => {
+            s.metrics.http("/v1/governance", 201);
+            (StatusCode::CREATED, Json(json!({ "index": c.index, "height": c.height, "kind": kind }))).into_response()
+        }
+        Err(r) => refused(&s, "/v1/governance", r),
     }
 }
 

@@ -385,6 +385,37 @@ impl Service {
         }
     }
 
+    /// Checks and commits a member-approved governance entry: a policy change or a node's removal (canonical CBOR
+    /// of the entry, its approvals inside). Validators check the approvals against the pod's members and threshold.
+    pub async fn govern(&self, body: &[u8]) -> Result<(Committed, &'static str), Refused> {
+        let entry = Entry::decode(body).map_err(|e| Refused::BadRequest(format!("the entry: {e}"), None))?;
+        match &entry {
+            Entry::PolicyChanged(p) => {
+                crate::pod::admission::parse_policy(&p.policy)
+                    .map_err(|e| Refused::BadRequest(format!("the policy: {e}"), None))?;
+            }
+            Entry::NodeRemoved(_) => {}
+            e => {
+                return Err(Refused::BadRequest(
+                    format!("a {} entry is not a governance entry (policy_changed, node_removed)", e.kind()),
+                    None,
+                ))
+            }
+        }
+        let kind = entry.kind();
+        let rx = self.node.submit(entry).map_err(|why| {
+            if why.contains("approv") || why.contains("member") {
+                Refused::Forbidden(why, None)
+            } else {
+                Refused::BadRequest(why, None)
+            }
+        })?;
+        match tokio::time::timeout(COMMIT_TIMEOUT, rx).await {
+            Ok(Ok(c)) => Ok((c, kind)),
+            _ => Err(Refused::Unavailable("the governance entry did not commit within 30 s".into())),
+        }
+    }
+
     /// The receipt of the entry committed at `c`, once a cosigned checkpoint covers it (waits up to 10 s: a block
     /// that changes the validator set is covered by the next one's checkpoint).
     async fn receipt_when_covered(&self, c: Committed) -> Option<Vec<u8>> {

@@ -275,3 +275,45 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// A devnet process, stopped on drop.
+pub struct Devnet(std::process::Child);
+
+impl Drop for Devnet {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `sigil devnet --nodes NODES --data DATA` and waits for its `devnet.json`.
+pub fn start_devnet(data: &std::path::Path, nodes: u16) -> (Devnet, serde_json::Value) {
+    // The applets build into the target the other node tests use.
+    let target = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("applets");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_sigil"))
+        .args(["devnet", "--nodes", &nodes.to_string(), "--data", data.to_str().unwrap()])
+        .env("CARGO_TARGET_DIR", &target)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let devnet = Devnet(child);
+    let info = data.join("devnet.json");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
+    while !info.exists() {
+        assert!(std::time::Instant::now() < deadline, "the devnet did not come up");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let v = serde_json::from_slice(&std::fs::read(&info).unwrap()).unwrap();
+    (devnet, v)
+}

@@ -1,0 +1,74 @@
+# Sigil nodes on Azure confidential VMs: AMD SEV-SNP (DCasv5/ECasv5) or Intel TDX (DCesv5). Azure runs the guest
+# behind its paravisor: the hardware report is not at /dev/sev-guest or configfs-tsm but wrapped in an HCL report
+# in the vTPM (NV index 0x01400001). `sigil attest verify` checks such evidence; `sigil node run` cannot collect it
+# yet (no Azure backend in attest::collect), so a node here does not start until that backend exists (docs/infra.md).
+terraform {
+  required_version = ">= 1.5"
+  required_providers {
+    azurerm = {
+      source  = "hashicorp/azurerm"
+      version = ">= 4.0"
+    }
+  }
+}
+
+locals {
+  size = var.size != "" ? var.size : (var.tee == "tdx" ? "Standard_DC4es_v5" : "Standard_DC4as_v5")
+  tags = { pod = var.pod, jurisdiction = var.jurisdiction, tee = var.tee, app = "sigil" }
+}
+
+resource "azurerm_network_interface" "node" {
+  for_each            = toset(var.nodes)
+  name                = "sigil-${var.pod}-${each.key}"
+  location            = var.location
+  resource_group_name = var.resource_group_name
+  ip_configuration {
+    name                          = "internal"
+    subnet_id                     = var.subnet_id
+    private_ip_address_allocation = "Dynamic"
+  }
+  tags = local.tags
+}
+
+resource "azurerm_linux_virtual_machine" "node" {
+  for_each              = toset(var.nodes)
+  name                  = "sigil-${var.pod}-${each.key}"
+  location              = var.location
+  resource_group_name   = var.resource_group_name
+  size                  = local.size
+  admin_username        = "sigiladmin"
+  network_interface_ids = [azurerm_network_interface.node[each.key].id]
+  secure_boot_enabled   = true
+  vtpm_enabled          = true
+  admin_ssh_key {
+    username   = "sigiladmin"
+    public_key = var.admin_ssh_public_key
+  }
+  os_disk {
+    caching                  = "ReadWrite"
+    storage_account_type     = "Premium_LRS"
+    security_encryption_type = "VMGuestStateOnly"
+  }
+  source_image_reference {
+    publisher = "Canonical"
+    offer     = "0001-com-ubuntu-confidential-vm-jammy"
+    sku       = "22_04-lts-cvm"
+    version   = "latest"
+  }
+  custom_data = base64encode(templatefile("${path.module}/../../../cloud-init/sigil-node.yaml.tftpl", {
+    node_name    = each.key
+    pod          = var.pod
+    jurisdiction = var.jurisdiction
+    cloud        = "azure"
+    region       = var.location
+    tee_backend  = "auto"
+    p2p_port     = var.p2p_port
+    api_port     = var.api_port
+    peers        = join(", ", [for p in var.peers : "\"${p}\""])
+    genesis_b64  = var.genesis_b64
+    sigil_url    = var.sigil_url
+    sigil_sha256 = var.sigil_sha256
+    unit         = file("${path.module}/../../../systemd/sigil-node.service")
+  }))
+  tags = local.tags
+}
