@@ -192,10 +192,18 @@ fn end_to_end_deploy_invoke_verify_survive_a_killed_node_and_audit_every_refusal
     assert_eq!(replay.status, 409, "{}", replay.error());
     assert!(replay.error().contains("replay"), "{}", replay.error());
 
-    // The audit shows the invocations and each refusal, with who and why.
-    let out = sigil(&["audit", "--api", &urls[0], "--caller", p(&caller_key), "--json", "--all"]);
-    assert!(out.status.success(), "{}", text(&out));
-    let entries = json_out(&out)["entries"].as_array().unwrap().clone();
+    // The audit shows the invocations and each refusal, with who and why. The replay was refused (and its refusal
+    // committed) by node 1, so node 0 may be a block behind: ask until it has caught up.
+    let mut entries = Vec::new();
+    for _ in 0..40 {
+        let out = sigil(&["audit", "--api", &urls[0], "--caller", p(&caller_key), "--json", "--all"]);
+        assert!(out.status.success(), "{}", text(&out));
+        entries = json_out(&out)["entries"].as_array().unwrap().clone();
+        if entries.iter().filter(|e| e["kind"] == "request_rejected").count() >= 3 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
     let kinds = |k: &str| entries.iter().filter(|e| e["kind"] == k).count();
     assert_eq!(kinds("invocation"), 4, "{entries:#?}");
     let reasons: Vec<&str> = entries.iter().filter_map(|e| e["reason"].as_str()).collect();

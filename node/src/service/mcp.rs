@@ -278,11 +278,15 @@ impl Mcp {
         tokens.get(&Hash::digest(token.as_bytes())).filter(|g| g.exp_s > now).cloned()
     }
 
-    /// Records an assertion's `jti` as used; false if it was used before (a replayed assertion).
+    /// Records an assertion's `jti` as used; false if it was used before (a replayed assertion), or if the node
+    /// already holds [`MAX_TOKENS`] live ones.
     fn first_use(&self, caller: &[u8; 32], jti: &str, exp: u64) -> bool {
         let now = crate::pod::app::now_ms() / 1000;
         let mut used = self.used.lock().expect("not poisoned");
         used.retain(|_, e| *e > now);
+        if used.len() >= MAX_TOKENS {
+            return false;
+        }
         let id = Hash::digest(&[caller.as_slice(), jti.as_bytes()].concat());
         used.insert(id, exp).is_none()
     }
@@ -436,7 +440,9 @@ fn grant_token(
         return oauth_error(
             StatusCode::UNAUTHORIZED,
             "invalid_client",
-            "this client assertion was exchanged before (make a new one, with a new jti, for each token)".into(),
+            "this client assertion was exchanged before, or the node holds too many live ones (make a new one, with \
+             a new jti, for each token)"
+                .into(),
         );
     }
     let resource = format!("{}/mcp", base_url(headers));
