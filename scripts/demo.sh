@@ -50,22 +50,24 @@ echo
 echo "== MCP: the pod's applets as tools, called by the official MCP Python SDK (OAuth with the caller's key)"
 run mcp pin --api "$api" --out "$tmp/node.pem"
 py="${HOME}/.cache/sigil-venv/bin/python"
-if [ -x "$py" ]; then
-  "$py" node/tests/mcp/interop.py "$api/mcp" "$tmp/node.pem" "$tmp/pod/keys/caller.key" demo "$api/oauth/devnet" \
-    '[["tools.create_ticket",{"title":"Printer on fire","body":"3rd floor","priority":"high"}],["tools.search_tickets",{"query":"printer"}]]' |
-    python3 -c '
+summary=$(cat <<'PY'
 import json, sys
 for line in sys.stdin:
     e = json.loads(line)
     if e["event"] == "initialized":
         a = e["attestation"]
-        print(f"initialized: {e[\"server\"]} {e[\"protocol\"]}, node {a[\"node\"]} of pod {a[\"pod\"]}: {a[\"platform\"]} {a[\"verdict\"]}")
+        print("initialized:", e["server"], e["protocol"], "- node", a["node"], "of pod", a["pod"] + ":", a["platform"], a["verdict"])
     elif e["event"] == "tools":
         print("tools:", ", ".join(t["name"] for t in e["tools"]))
     else:
         r = e["meta"]["io.sigil/receipt"]
-        print(f"{e[\"tool\"]}: {e[\"text\"][0][:90]}  (entry {r[\"index\"]}, task {r[\"request_hash\"][:16]}…, receipt {len(r[\"receipt\"])} base64 chars)")
-'
+        print(e["tool"] + ":", e["text"][0][:90], "(entry", r["index"], "task", r["request_hash"][:16] + "...,", len(r["receipt"]), "base64 chars of receipt)")
+PY
+)
+if [ -x "$py" ]; then
+  "$py" node/tests/mcp/interop.py "$api/mcp" "$tmp/node.pem" "$tmp/pod/keys/caller.key" demo "$api/oauth/devnet" \
+    '[["tools.create_ticket",{"title":"Printer on fire","body":"3rd floor","priority":"high"}],["tools.search_tickets",{"query":"printer"}]]' |
+    python3 -c "$summary"
 else
   echo "(the MCP Python SDK is not installed: scripts/setup.sh installs it)"
 fi
