@@ -76,7 +76,8 @@ def check_terraform(root):
                 errors.append(f"{d.relative_to(root)}: module {name}: source {body['source']} is not a directory")
                 continue
             theirs, _, _, _ = parse_dir(source)
-            passed = {k for k in body if k not in ("source", "version", "providers", "__is_block__")}
+            meta = ("source", "version", "providers", "for_each", "count", "depends_on", "__is_block__")
+            passed = {k for k in body if k not in meta}
             for k in sorted(passed - theirs.keys()):
                 errors.append(f"{d.relative_to(root)}: module {name} passes {k}, which {source.name} does not declare")
             for k in sorted(k for k, has_default in theirs.items() if not has_default and k not in passed):

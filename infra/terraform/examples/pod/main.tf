@@ -49,31 +49,16 @@ module "aws" {
   sigil_sha256  = var.sigil_sha256
 }
 
-module "gcp_snp" {
+# One GCP module instance per TEE type: node-1 on SEV-SNP (N2D), node-2 on TDX (C3).
+module "gcp" {
+  for_each      = { snp = ["node-1"], tdx = ["node-2"] }
   source        = "../../modules/gcp"
   pod           = local.pod
   jurisdiction  = local.jurisdiction
   region        = var.gcp_region
   zone          = var.gcp_zone
-  tee           = "snp"
-  nodes         = ["node-1"]
-  network       = var.gcp_network
-  subnetwork    = var.gcp_subnetwork
-  allowed_cidrs = var.allowed_cidrs
-  genesis_b64   = var.genesis_b64
-  peers         = var.peers
-  sigil_url     = var.sigil_url
-  sigil_sha256  = var.sigil_sha256
-}
-
-module "gcp_tdx" {
-  source        = "../../modules/gcp"
-  pod           = local.pod
-  jurisdiction  = local.jurisdiction
-  region        = var.gcp_region
-  zone          = var.gcp_zone
-  tee           = "tdx"
-  nodes         = ["node-2"]
+  tee           = each.key
+  nodes         = each.value
   network       = var.gcp_network
   subnetwork    = var.gcp_subnetwork
   allowed_cidrs = var.allowed_cidrs
@@ -101,5 +86,5 @@ module "azure" {
 
 output "nodes" {
   description = "Every node of the pod: address, TEE, cloud."
-  value       = merge(module.aws.nodes, module.gcp_snp.nodes, module.gcp_tdx.nodes, module.azure.nodes)
+  value       = merge(module.aws.nodes, module.gcp["snp"].nodes, module.gcp["tdx"].nodes, module.azure.nodes)
 }

@@ -41,6 +41,22 @@ resource "aws_security_group" "node" {
   tags = { pod = var.pod, jurisdiction = var.jurisdiction }
 }
 
+module "node_init" {
+  source       = "../node-init"
+  nodes        = var.nodes
+  pod          = var.pod
+  jurisdiction = var.jurisdiction
+  cloud        = "aws"
+  region       = var.region
+  tee_backend  = "snp"
+  p2p_port     = var.p2p_port
+  api_port     = var.api_port
+  peers        = var.peers
+  genesis_b64  = var.genesis_b64
+  sigil_url    = var.sigil_url
+  sigil_sha256 = var.sigil_sha256
+}
+
 resource "aws_instance" "node" {
   for_each               = toset(var.nodes)
   ami                    = var.ami_id
@@ -56,20 +72,6 @@ resource "aws_instance" "node" {
   root_block_device {
     encrypted = true
   }
-  user_data = templatefile("${path.module}/../../../cloud-init/sigil-node.yaml.tftpl", {
-    node_name    = each.key
-    pod          = var.pod
-    jurisdiction = var.jurisdiction
-    cloud        = "aws"
-    region       = var.region
-    tee_backend  = "snp"
-    p2p_port     = var.p2p_port
-    api_port     = var.api_port
-    peers        = join(", ", [for p in var.peers : "\"${p}\""])
-    genesis_b64  = var.genesis_b64
-    sigil_url    = var.sigil_url
-    sigil_sha256 = var.sigil_sha256
-    unit         = file("${path.module}/../../../systemd/sigil-node.service")
-  })
-  tags = { Name = "sigil-${var.pod}-${each.key}", pod = var.pod, jurisdiction = var.jurisdiction, tee = "sev-snp" }
+  user_data = module.node_init.user_data[each.key]
+  tags      = { Name = "sigil-${var.pod}-${each.key}", pod = var.pod, jurisdiction = var.jurisdiction, tee = "sev-snp" }
 }

@@ -30,6 +30,22 @@ resource "azurerm_network_interface" "node" {
   tags = local.tags
 }
 
+module "node_init" {
+  source       = "../node-init"
+  nodes        = var.nodes
+  pod          = var.pod
+  jurisdiction = var.jurisdiction
+  cloud        = "azure"
+  region       = var.location
+  tee_backend  = "auto"
+  p2p_port     = var.p2p_port
+  api_port     = var.api_port
+  peers        = var.peers
+  genesis_b64  = var.genesis_b64
+  sigil_url    = var.sigil_url
+  sigil_sha256 = var.sigil_sha256
+}
+
 resource "azurerm_linux_virtual_machine" "node" {
   for_each              = toset(var.nodes)
   name                  = "sigil-${var.pod}-${each.key}"
@@ -55,20 +71,6 @@ resource "azurerm_linux_virtual_machine" "node" {
     sku       = "22_04-lts-cvm"
     version   = "latest"
   }
-  custom_data = base64encode(templatefile("${path.module}/../../../cloud-init/sigil-node.yaml.tftpl", {
-    node_name    = each.key
-    pod          = var.pod
-    jurisdiction = var.jurisdiction
-    cloud        = "azure"
-    region       = var.location
-    tee_backend  = "auto"
-    p2p_port     = var.p2p_port
-    api_port     = var.api_port
-    peers        = join(", ", [for p in var.peers : "\"${p}\""])
-    genesis_b64  = var.genesis_b64
-    sigil_url    = var.sigil_url
-    sigil_sha256 = var.sigil_sha256
-    unit         = file("${path.module}/../../../systemd/sigil-node.service")
-  }))
-  tags = local.tags
+  custom_data = base64encode(module.node_init.user_data[each.key])
+  tags        = local.tags
 }

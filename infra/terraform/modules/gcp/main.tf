@@ -28,6 +28,22 @@ resource "google_compute_firewall" "node" {
   }
 }
 
+module "node_init" {
+  source       = "../node-init"
+  nodes        = var.nodes
+  pod          = var.pod
+  jurisdiction = var.jurisdiction
+  cloud        = "gcp"
+  region       = var.region
+  tee_backend  = var.tee
+  p2p_port     = var.p2p_port
+  api_port     = var.api_port
+  peers        = var.peers
+  genesis_b64  = var.genesis_b64
+  sigil_url    = var.sigil_url
+  sigil_sha256 = var.sigil_sha256
+}
+
 resource "google_compute_instance" "node" {
   for_each         = toset(var.nodes)
   name             = "sigil-${lower(var.pod)}-${each.key}"
@@ -58,20 +74,6 @@ resource "google_compute_instance" "node" {
     subnetwork = var.subnetwork
   }
   metadata = {
-    user-data = templatefile("${path.module}/../../../cloud-init/sigil-node.yaml.tftpl", {
-      node_name    = each.key
-      pod          = var.pod
-      jurisdiction = var.jurisdiction
-      cloud        = "gcp"
-      region       = var.region
-      tee_backend  = var.tee
-      p2p_port     = var.p2p_port
-      api_port     = var.api_port
-      peers        = join(", ", [for p in var.peers : "\"${p}\""])
-      genesis_b64  = var.genesis_b64
-      sigil_url    = var.sigil_url
-      sigil_sha256 = var.sigil_sha256
-      unit         = file("${path.module}/../../../systemd/sigil-node.service")
-    })
+    user-data = module.node_init.user_data[each.key]
   }
 }
