@@ -199,6 +199,16 @@ async fn api(nodes: &[RunningNode], secs: f64, clients: usize, mode: Mode) -> (f
     (l.len() as f64 / elapsed, l, errors.load(std::sync::atomic::Ordering::Relaxed))
 }
 
+/// Prints `what`'s throughput, p50 and p99 as ratios to `base`'s (rate, sorted latencies).
+fn ratio(what: &str, (rate, lat): (f64, &[Duration]), (base_rate, base_lat): (f64, &[Duration])) {
+    println!(
+        "ratio {what}: throughput {:.2}x, p50 {:.2}x, p99 {:.2}x",
+        rate / base_rate,
+        pct(lat, 0.5) / pct(base_lat, 0.5),
+        pct(lat, 0.99) / pct(base_lat, 0.99)
+    );
+}
+
 fn main() {
     let args: Vec<f64> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
     let secs = args.first().copied().unwrap_or(10.0);
@@ -225,12 +235,7 @@ fn main() {
             pct(&api_lat, 0.5),
             pct(&api_lat, 0.99)
         );
-        println!(
-            "ratio API / raw: throughput {:.2}x, p50 {:.2}x, p99 {:.2}x",
-            api_rate / raw_rate,
-            pct(&api_lat, 0.5) / pct(&raw_lat, 0.5),
-            pct(&api_lat, 0.99) / pct(&raw_lat, 0.99)
-        );
+        ratio("API / raw", (api_rate, &api_lat), (raw_rate, &raw_lat));
         for (mode, what) in [(Mode::McpToken, "MCP tools/call, bearer token:   "), (Mode::McpSigned, "MCP tools/call, signed request: ")] {
             tokio::time::sleep(Duration::from_secs(2)).await;
             let (rate, lat, errors) = api(&nodes, secs, clients, mode).await;
@@ -239,12 +244,7 @@ fn main() {
                 pct(&lat, 0.5),
                 pct(&lat, 0.99)
             );
-            println!(
-                "ratio MCP / API: throughput {:.2}x, p50 {:.2}x, p99 {:.2}x",
-                rate / api_rate,
-                pct(&lat, 0.5) / pct(&api_lat, 0.5),
-                pct(&lat, 0.99) / pct(&api_lat, 0.99)
-            );
+            ratio("MCP / API", (rate, &lat), (api_rate, &api_lat));
         }
         for n in nodes {
             n.stop().await;

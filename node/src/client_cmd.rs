@@ -548,6 +548,12 @@ pub fn mcp(cmd: McpCommand) -> ExitCode {
     r.map(|()| ExitCode::SUCCESS).unwrap_or_else(fail)
 }
 
+/// The path of an absolute URL (`https://host:port/a/b` → `/a/b`), if it has one.
+fn url_path(url: &str) -> Option<&str> {
+    let (_, rest) = url.split_once("://")?;
+    rest.find('/').map(|i| &rest[i..])
+}
+
 /// Discovers the node's authorization server and gets a token for `key`.
 pub async fn access_token(c: &Client, key: &Ed25519KeyPair, lifetime: u64) -> anyhow::Result<Value> {
     let meta = c.get("/.well-known/oauth-protected-resource/mcp").await?;
@@ -555,7 +561,7 @@ pub async fn access_token(c: &Client, key: &Ed25519KeyPair, lifetime: u64) -> an
         bail!("the node's resource metadata: {} {}", meta.status, meta.error());
     }
     let issuer = meta.json()?["authorization_servers"][0].as_str().context("no authorization server")?.to_string();
-    let path = issuer.split_once("://").and_then(|(_, rest)| rest.find('/').map(|i| &rest[i..])).unwrap_or("");
+    let path = url_path(&issuer).unwrap_or("");
     let server = c.get(&format!("/.well-known/oauth-authorization-server{path}")).await?;
     if server.status != 200 {
         bail!("the authorization server's metadata: {} {}", server.status, server.error());
@@ -565,8 +571,7 @@ pub async fn access_token(c: &Client, key: &Ed25519KeyPair, lifetime: u64) -> an
         bail!("the authorization server's metadata names issuer {}, not {issuer}", server["issuer"]);
     }
     let token_url = server["token_endpoint"].as_str().context("no token endpoint")?;
-    let token_path =
-        token_url.split_once("://").and_then(|(_, rest)| rest.find('/').map(|i| &rest[i..])).unwrap_or("/");
+    let token_path = url_path(token_url).unwrap_or("/");
     let jti = hex::encode(random::<16>()?);
     let now = sigil::pod::app::now_ms() / 1000;
     let assertion = ledger::request::client_assertion(key, &issuer, now, lifetime, &jti);

@@ -7,7 +7,7 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 use ledger::request::{Request, SignedRequest};
 use ring::signature::{Ed25519KeyPair, KeyPair};
@@ -15,7 +15,7 @@ use serde_bytes::ByteBuf;
 use serde_json::{json, Value};
 use sigil::service::client::{Client, Connection, Endpoint};
 use sigil::service::tls::Trust;
-use support::{start_devnet, tempdir};
+use support::{p, sigil, start_devnet, tempdir, text};
 
 /// The Python with the MCP SDK: `SIGIL_MCP_PYTHON`, else the venv `scripts/setup.sh` makes.
 fn python() -> PathBuf {
@@ -26,18 +26,6 @@ fn python() -> PathBuf {
     let p = PathBuf::from(home).join(".cache/sigil-venv/bin/python");
     assert!(p.exists(), "{} is missing: run scripts/setup.sh (it installs the MCP Python SDK)", p.display());
     p
-}
-
-fn sigil(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sigil")).args(args).stdin(Stdio::null()).output().unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!("stdout: {}\nstderr: {}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
 }
 
 /// Runs the Python SDK client; its events, one JSON object per line.

@@ -2,16 +2,12 @@
 //! a policy `sigil attest verify` enforces (a real report with another measurement is rejected for it, and
 //! accepted under the measurement its own report carries).
 
+mod support;
+
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 
-fn sigil(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sigil")).args(args).stdin(Stdio::null()).output().expect("run sigil")
-}
-
-fn text(o: &Output) -> String {
-    format!("stdout: {}\nstderr: {}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
+use support::{sigil, text};
 
 fn vector(rel: &str) -> String {
     let p: PathBuf = [env!("CARGO_MANIFEST_DIR"), "..", "attest", "testdata", rel].iter().collect();

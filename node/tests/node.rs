@@ -4,7 +4,7 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 
 use ledger::request::{Request, SignedRequest};
@@ -22,20 +22,8 @@ fn wasm_dir() -> PathBuf {
     enclave_runtime::examples::build(&target).unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn sigil(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sigil")).args(args).stdin(std::process::Stdio::null()).output().unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!("stdout: {}\nstderr: {}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
-
 fn json_out(o: &Output) -> Value {
     serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(o)))
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
 }
 
 /// `sigil invoke --api URL --key KEY notes METHOD --args ARGS [--receipt-out FILE] --json`.

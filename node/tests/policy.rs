@@ -3,26 +3,11 @@
 
 mod support;
 
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
-
 use ledger::entry::PolicyChanged;
 use ledger::Entry;
 use sigil::service::client::{Client, Endpoint};
 use sigil::service::tls::Trust;
-use support::{start_devnet, tempdir};
-
-fn sigil(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sigil")).args(args).stdin(Stdio::null()).output().unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!("stdout: {}\nstderr: {}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
+use support::{p, sigil, start_devnet, tempdir, text};
 
 #[test]
 fn a_members_policy_change_commits_and_bad_changes_are_refused() {

@@ -255,15 +255,15 @@ async fn mcp_message(m: &Mcp, req: Request<Body>) -> Response {
     {
         return unauthorized(&parts.headers, id, None, "a tool call names its caller");
     }
-    let req = Request::from_parts(parts, http_body_util::Full::new(body));
-    let mut rmcp = m.rmcp.clone();
-    match rmcp.call(req).await {
-        Ok(resp) => resp.map(Body::new),
-        Err(never) => match never {},
-    }
+    forward(m, Request::from_parts(parts, Body::from(body))).await
 }
 
 async fn mcp_other(State(m): State<Arc<Mcp>>, req: Request<Body>) -> Response {
+    forward(&m, req).await
+}
+
+/// Hands a request to the SDK's Streamable HTTP service.
+async fn forward(m: &Mcp, req: Request<Body>) -> Response {
     let mut rmcp = m.rmcp.clone();
     match rmcp.call(req).await {
         Ok(resp) => resp.map(Body::new),
@@ -476,6 +476,15 @@ fn tool_name(applet: &str, method: &str) -> String {
 }
 
 impl Handler {
+    /// Whether `name` (`applet.method`) is a deployed applet's method.
+    fn tool_exists(&self, name: &str) -> bool {
+        name.split_once('.').is_some_and(|(applet, method)| {
+            self.service.node.rules().is_some_and(|r| {
+                r.applets.get(applet).is_some_and(|d| d.manifest.methods.iter().any(|m| m.name == method))
+            })
+        })
+    }
+
     fn make_info(&self) -> InitializeResult {
         let mut caps = ServerCapabilities::default();
         caps.tools = Some(ToolsCapability::default());
@@ -647,20 +656,17 @@ impl ServerHandler for Handler {
         let parts = context.extensions.get::<axum::http::request::Parts>();
         let raw = self.request_for(&p, &context.meta, parts)?;
         let audited = |why: &str, audit: Option<u64>| json!({ "reason": why, "audit_index": audit });
-        let known = p.name.split_once('.').is_some_and(|(applet, method)| {
-            self.service.node.rules().is_some_and(|r| {
-                r.applets.get(applet).is_some_and(|d| d.manifest.methods.iter().any(|m| m.name == method))
-            })
-        });
         let result = self.service.invoke(&raw).await;
         // A call of a tool that does not exist is refused (and audited) like any other, and answered as the spec
-        // says: invalid params.
-        if let (false, Err(r)) = (known, &result) {
-            let why = r.reason().to_string();
-            return Err(ErrorData::invalid_params(
-                format!("Unknown tool: {} ({why})", p.name),
-                Some(audited(&why, r.audit_index())),
-            ));
+        // says: invalid params. The tool is looked up only for a refusal, off the path of committed calls.
+        if let Err(r) = &result {
+            if !self.tool_exists(&p.name) {
+                let why = r.reason().to_string();
+                return Err(ErrorData::invalid_params(
+                    format!("Unknown tool: {} ({why})", p.name),
+                    Some(audited(&why, r.audit_index())),
+                ));
+            }
         }
         match result {
             Ok(inv) => {

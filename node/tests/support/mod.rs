@@ -317,3 +317,22 @@ pub fn start_devnet(data: &std::path::Path, nodes: u16) -> (Devnet, serde_json::
     let v = serde_json::from_slice(&std::fs::read(&info).unwrap()).unwrap();
     (devnet, v)
 }
+
+/// Runs the `sigil` binary under test with `args` (standard input closed).
+pub fn sigil(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_sigil"))
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run sigil")
+}
+
+/// A command's output, for assertion messages.
+pub fn text(o: &std::process::Output) -> String {
+    format!("stdout: {}\nstderr: {}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+/// A path as a command-line argument.
+pub fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
