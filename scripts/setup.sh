@@ -5,8 +5,9 @@ need_apt=()
 # Debian packages the build needs: libclang for librocksdb-sys (bindgen), clang to compile RocksDB; chromium for the
 # console's browser test (driven by playwright-core from npm, with the machine's Node.js); ovmf, a real firmware
 # build for the differential tests of `sigil measure snp`; iproute2, nftables and curl for infra/local/faults.sh (a pod
-# across network namespaces); cloud-init and systemd (systemd-analyze) for infra/check.py.
-APT_PACKAGES=(libclang-dev clang chromium ovmf iproute2 nftables curl cloud-init systemd)
+# across network namespaces); cloud-init and systemd (systemd-analyze) for infra/check.py; swtpm and tpm2-tools, a
+# real TPM 2.0 and an independent TPM stack, for the Azure vTPM collection test.
+APT_PACKAGES=(libclang-dev clang chromium ovmf iproute2 nftables curl cloud-init systemd swtpm swtpm-tools tpm2-tools)
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done

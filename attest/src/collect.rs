@@ -10,14 +10,22 @@
 //! On SEV-SNP guests whose kernel predates configfs-tsm, [`collect`] falls back to `/dev/sev-guest`
 //! (`SNP_GET_EXT_REPORT` through the virtee `sev` crate; feature `sev-guest`), which also returns the host's
 //! certificate table. Not implemented: `/dev/tdx_guest` (TDX needs configfs-tsm).
+//!
+//! On Azure confidential VMs the paravisor (HCL) owns the TEE and the guest sees neither: [`collect_azure`] writes
+//! REPORT_DATA to the vTPM as user data, reads back the HCL report that binds it, and completes it from Azure's
+//! instance metadata service (the VCEK on SNP; the TD quote on TDX).
 
 use std::fs;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+use crate::azure::{HclKind, HclReport};
 use crate::bundle::Bundle;
 use crate::error::{Error, Result};
 use crate::result::Platform;
 use crate::sim::{SimClaims, SimEvidence};
+use crate::tpm::{attr, Tpm, TpmDevice};
 
 /// Where configfs-tsm lives.
 pub const TSM_REPORT_DIR: &str = "/sys/kernel/config/tsm/report";
@@ -34,15 +42,21 @@ pub fn detect() -> Option<Platform> {
     } else if sev_guest && (tsm || cfg!(feature = "sev-guest")) {
         Some(Platform::SevSnp)
     } else {
-        None
+        detect_azure(&AzureSource::default())
     }
 }
 
 /// Collects hardware evidence binding `report_data`: through configfs-tsm where the kernel has it, else (SNP)
-/// through `/dev/sev-guest`.
+/// through `/dev/sev-guest`, else (Azure) through the paravisor's vTPM.
 pub fn collect(report_data: &[u8; 64]) -> Result<Bundle> {
-    if !Path::new(TSM_REPORT_DIR).is_dir() && Path::new(SEV_GUEST_DEVICE).exists() {
-        return collect_sev_guest(report_data);
+    if !Path::new(TSM_REPORT_DIR).is_dir() {
+        if Path::new(SEV_GUEST_DEVICE).exists() {
+            return collect_sev_guest(report_data);
+        }
+        let azure = AzureSource::default();
+        if detect_azure(&azure).is_some() {
+            return collect_azure(&azure, report_data);
+        }
     }
     collect_at(Path::new(TSM_REPORT_DIR), report_data)
 }
@@ -87,7 +101,7 @@ impl Drop for TsmEntry {
 pub fn collect_at(root: &Path, report_data: &[u8; 64]) -> Result<Bundle> {
     if !root.is_dir() {
         return Err(Error::Collect(format!(
-            "{} not found: this machine exposes no TEE through configfs-tsm (Linux 6.7+ inside an SEV-SNP or TDX guest); use --sim for insecure simulated evidence",
+            "{} not found: this machine exposes no TEE through configfs-tsm (Linux 6.7+ inside an SEV-SNP or TDX guest), /dev/sev-guest or an Azure paravisor's vTPM; use --sim for insecure simulated evidence",
             root.display()
         )));
     }
@@ -163,4 +177,224 @@ pub fn collect_sim(measurement: [u8; 48], report_data: [u8; 64], host_data: [u8;
         svn: 1,
     };
     Ok(Bundle::new(Platform::Sim, SimEvidence::generate(&claims)?, Vec::new()))
+}
+
+/// The NV index where Azure's paravisor keeps the HCL report.
+pub const AZURE_HCL_INDEX: u32 = 0x0140_0001;
+/// The NV index the guest writes its 64 bytes of user data to; the paravisor puts them in the next report.
+pub const AZURE_USER_DATA_INDEX: u32 = 0x0140_0002;
+/// Azure's instance metadata service.
+pub const AZURE_IMDS: &str = "http://169.254.169.254";
+/// How long the paravisor gets to put new user data into the HCL report.
+const AZURE_REFRESH: Duration = Duration::from_secs(10);
+
+/// Where an Azure confidential VM's evidence comes from: its vTPM and the instance metadata service.
+#[derive(Clone, Debug)]
+pub struct AzureSource {
+    /// The vTPM.
+    pub tpm: TpmDevice,
+    /// The IMDS base URL (plain `http://HOST[:PORT]`).
+    pub imds: String,
+    /// How long the paravisor gets to put new user data into the HCL report.
+    pub refresh: Duration,
+}
+
+impl Default for AzureSource {
+    fn default() -> AzureSource {
+        AzureSource { tpm: TpmDevice::default(), imds: AZURE_IMDS.into(), refresh: AZURE_REFRESH }
+    }
+}
+
+/// Whether this is an Azure confidential VM with a paravisor, and which TEE its HCL report wraps: the vTPM
+/// exists and holds an HCL report.
+pub fn detect_azure(src: &AzureSource) -> Option<Platform> {
+    if let TpmDevice::Path(p) = &src.tpm {
+        if !p.exists() {
+            return None;
+        }
+    }
+    let mut tpm = Tpm::open(&src.tpm).ok()?;
+    let public = tpm.nv_read_public(AZURE_HCL_INDEX).ok()??;
+    let bytes = tpm.nv_read(Tpm::read_auth(AZURE_HCL_INDEX, public)?, AZURE_HCL_INDEX, public.size.into()).ok()?;
+    match HclReport::parse(&bytes).ok()?.kind {
+        HclKind::Snp => Some(Platform::SevSnp),
+        HclKind::Tdx => Some(Platform::Tdx),
+    }
+}
+
+/// Collects evidence on an Azure confidential VM, where the paravisor owns the TEE and the guest has neither
+/// configfs-tsm nor `/dev/sev-guest`:
+///
+/// 1. writes `report_data` to the vTPM's user-data index ([`AZURE_USER_DATA_INDEX`], defined if missing), which
+///    the paravisor puts into the HCL report's runtime claims (`user-data`), whose hash is the hardware report's
+///    REPORT_DATA;
+/// 2. reads the HCL report ([`AZURE_HCL_INDEX`]) until it carries that user data;
+/// 3. SEV-SNP: fetches the VCEK and its chain from IMDS (`/metadata/THIM/amd/certification`); the HCL report is
+///    the evidence. TDX: has IMDS turn the TDREPORT into a TD quote (`/acc/tdquote`); the quote is the evidence
+///    and the HCL report rides along as `azure_hcl`.
+pub fn collect_azure(src: &AzureSource, report_data: &[u8; 64]) -> Result<Bundle> {
+    let mut tpm = Tpm::open(&src.tpm)?;
+    let hcl_public = tpm.nv_read_public(AZURE_HCL_INDEX)?.ok_or_else(|| {
+        Error::Collect(format!(
+            "the TPM {} has no HCL report (NV index {AZURE_HCL_INDEX:#010x}): this is not an Azure confidential VM with a paravisor",
+            src.tpm
+        ))
+    })?;
+    let hcl_auth = Tpm::read_auth(AZURE_HCL_INDEX, hcl_public)
+        .ok_or_else(|| Error::Collect(format!("NV index {AZURE_HCL_INDEX:#010x} allows neither owner nor index reads")))?;
+    let user = match tpm.nv_read_public(AZURE_USER_DATA_INDEX)? {
+        Some(p) => p,
+        None => {
+            let a = attr::OWNERWRITE | attr::OWNERREAD | attr::AUTHWRITE | attr::AUTHREAD | attr::NO_DA;
+            tpm.nv_define(AZURE_USER_DATA_INDEX, 64, a)?;
+            tpm.nv_read_public(AZURE_USER_DATA_INDEX)?
+                .ok_or_else(|| Error::Collect(format!("NV index {AZURE_USER_DATA_INDEX:#010x} vanished after definition")))?
+        }
+    };
+    if user.size != 64 {
+        return Err(Error::Collect(format!(
+            "NV index {AZURE_USER_DATA_INDEX:#010x} holds {} bytes; Azure's user data is 64",
+            user.size
+        )));
+    }
+    let user_auth = Tpm::write_auth(AZURE_USER_DATA_INDEX, user)
+        .ok_or_else(|| Error::Collect(format!("NV index {AZURE_USER_DATA_INDEX:#010x} is not writable")))?;
+    tpm.nv_write(user_auth, AZURE_USER_DATA_INDEX, report_data)?;
+
+    let deadline = std::time::Instant::now() + src.refresh;
+    let (raw, hcl) = loop {
+        let raw = tpm.nv_read(hcl_auth, AZURE_HCL_INDEX, hcl_public.size.into())?;
+        let hcl = HclReport::parse(&raw).map_err(|e| Error::Collect(format!("the vTPM's HCL report: {e}")))?;
+        let claims: serde_json::Value = serde_json::from_slice(&hcl.runtime_claims).unwrap_or_default();
+        if crate::azure::user_data(&claims).as_deref() == Some(&report_data[..]) {
+            break (raw, hcl);
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(Error::Collect(format!(
+                "the HCL report in {} does not carry the user data written to {AZURE_USER_DATA_INDEX:#010x} after {} s (is the paravisor serving this vTPM?)",
+                src.tpm,
+                src.refresh.as_secs_f32()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    // Keep the report itself, not the index's zero padding past the claims.
+    let used = 0x4D4 + hcl.runtime_claims.len();
+    let raw = raw[..used].to_vec();
+    match hcl.kind {
+        HclKind::Snp => {
+            let body = http(&src.imds, "GET", "/metadata/THIM/amd/certification", None)?;
+            #[derive(serde::Deserialize)]
+            #[serde(rename_all = "camelCase")]
+            struct Thim {
+                vcek_cert: String,
+                #[serde(default)]
+                certificate_chain: String,
+            }
+            let t: Thim = serde_json::from_slice(&body)
+                .map_err(|e| Error::Collect(format!("IMDS THIM certification response: {e}")))?;
+            let mut certs = Vec::new();
+            for (pem, what) in [(&t.vcek_cert, "IMDS vcekCert"), (&t.certificate_chain, "IMDS certificateChain")] {
+                if !pem.trim().is_empty() {
+                    certs.extend(crate::x509::parse_cert_file(pem.as_bytes(), what)?.iter().map(|c| c.der().to_vec()));
+                }
+            }
+            Ok(Bundle::new(Platform::SevSnp, raw, certs))
+        }
+        HclKind::Tdx => {
+            use base64::Engine as _;
+            let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+            let req = serde_json::json!({ "report": b64.encode(&hcl.hw_report[..1024]) }).to_string();
+            let body = http(&src.imds, "POST", "/acc/tdquote", Some(req.as_bytes()))?;
+            #[derive(serde::Deserialize)]
+            struct TdQuote {
+                quote: String,
+            }
+            let q: TdQuote =
+                serde_json::from_slice(&body).map_err(|e| Error::Collect(format!("IMDS /acc/tdquote response: {e}")))?;
+            let quote = b64
+                .decode(q.quote.trim_end_matches('='))
+                .map_err(|e| Error::Collect(format!("IMDS /acc/tdquote: quote is not base64url: {e}")))?;
+            let mut b = Bundle::new(Platform::Tdx, quote, Vec::new());
+            b.azure_hcl = Some(serde_bytes::ByteBuf::from(raw));
+            Ok(b)
+        }
+    }
+}
+
+/// Largest IMDS response read.
+const MAX_HTTP_BODY: usize = 1 << 20;
+
+/// One plain-HTTP/1.1 request to the link-local metadata service (`Metadata: true`), returning the body of a
+/// 200 response. Everything it returns is checked later by the verifier; this only moves bytes.
+fn http(base: &str, method: &str, path: &str, body: Option<&[u8]>) -> Result<Vec<u8>> {
+    let url = format!("{base}{path}");
+    let err = |m: String| Error::Collect(format!("{method} {url}: {m}"));
+    let host = base
+        .strip_prefix("http://")
+        .filter(|h| !h.is_empty() && !h.contains('/'))
+        .ok_or_else(|| err("the metadata service URL must be http://HOST[:PORT]".into()))?;
+    let addr = if host.contains(':') { host.to_string() } else { format!("{host}:80") };
+    let sock = std::net::ToSocketAddrs::to_socket_addrs(&addr)
+        .map_err(|e| err(e.to_string()))?
+        .next()
+        .ok_or_else(|| err("no address".into()))?;
+    let mut s = std::net::TcpStream::connect_timeout(&sock, Duration::from_secs(5)).map_err(|e| err(e.to_string()))?;
+    s.set_read_timeout(Some(Duration::from_secs(30))).ok();
+    let body = body.unwrap_or_default();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nMetadata: true\r\nAccept: application/json\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if !body.is_empty() {
+        req.push_str("Content-Type: application/json\r\n");
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).and_then(|_| s.write_all(body)).map_err(|e| err(e.to_string()))?;
+    let mut resp = Vec::new();
+    s.take((MAX_HTTP_BODY + 16 * 1024) as u64).read_to_end(&mut resp).map_err(|e| err(e.to_string()))?;
+    let split = resp.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| err("no HTTP response header".into()))?;
+    let head = String::from_utf8_lossy(&resp[..split]).to_string();
+    let mut payload = resp[split + 4..].to_vec();
+    let mut lines = head.split("\r\n");
+    let status = lines.next().unwrap_or_default();
+    let code = status.split(' ').nth(1).unwrap_or_default();
+    if !status.starts_with("HTTP/1.") || code != "200" {
+        let text = String::from_utf8_lossy(&payload[..payload.len().min(200)]).to_string();
+        return Err(err(format!("{status}: {text}")));
+    }
+    let header = |name: &str| {
+        head.split("\r\n").skip(1).find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+        })
+    };
+    if header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+        payload = dechunk(&payload).ok_or_else(|| err("malformed chunked body".into()))?;
+    } else if let Some(n) = header("content-length").and_then(|v| v.parse::<usize>().ok()) {
+        if payload.len() < n {
+            return Err(err(format!("body of {} bytes is shorter than its Content-Length {n}", payload.len())));
+        }
+        payload.truncate(n);
+    }
+    if payload.len() > MAX_HTTP_BODY {
+        return Err(err(format!("response over {MAX_HTTP_BODY} bytes")));
+    }
+    Ok(payload)
+}
+
+/// Decodes an HTTP/1.1 chunked body.
+fn dechunk(mut b: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let eol = b.windows(2).position(|w| w == b"\r\n")?;
+        let size_field = std::str::from_utf8(&b[..eol]).ok()?;
+        let n = usize::from_str_radix(size_field.split(';').next()?.trim(), 16).ok()?;
+        b = &b[eol + 2..];
+        if n == 0 {
+            return Some(out);
+        }
+        out.extend_from_slice(b.get(..n)?);
+        b = b.get(n..)?.strip_prefix(b"\r\n")?;
+    }
 }

@@ -30,6 +30,7 @@ pub mod sim;
 pub mod snp;
 pub mod tdx;
 pub mod time;
+pub mod tpm;
 pub mod x509;
 
 pub use bundle::Bundle;

@@ -31,8 +31,11 @@ pub enum AttestCommand {
     Verify(VerifyArgs),
     /// Collect evidence from this machine's TEE and write it as a Sigil evidence bundle.
     ///
-    /// On an SEV-SNP or TDX guest (Linux 6.7+, configfs-tsm) this asks the hardware for a report binding
-    /// --report-data. With --sim it produces INSECURE simulated evidence, for tests and devnets.
+    /// On an SEV-SNP or TDX guest (Linux 6.7+, configfs-tsm, or /dev/sev-guest) this asks the hardware for a
+    /// report binding --report-data. On an Azure confidential VM (or with --azure) it writes --report-data to the
+    /// paravisor's vTPM as user data, reads the HCL report that binds it and completes it from Azure's instance
+    /// metadata service (VCEK on SNP, TD quote on TDX). With --sim it produces INSECURE simulated evidence, for
+    /// tests and devnets.
     /// Without --out the bundle is printed as hex.
     Collect(CollectArgs),
     /// Pack evidence and its endorsements into one Sigil evidence bundle (CBOR) for offline verifiers.
@@ -108,6 +111,15 @@ pub struct CollectArgs {
     /// With --sim: HOST_DATA (32 bytes hex). Default: zeros.
     #[arg(long, value_name = "HEX", requires = "sim")]
     host_data: Option<String>,
+    /// Collect through an Azure paravisor's vTPM even where detection would not choose it.
+    #[arg(long, conflicts_with = "sim")]
+    azure: bool,
+    /// With --azure: the TPM device, or tcp:HOST:PORT for a TPM simulator.
+    #[arg(long, value_name = "DEV", default_value = attest::tpm::TpmDevice::DEFAULT, requires = "azure")]
+    tpm: String,
+    /// With --azure: the instance metadata service.
+    #[arg(long, value_name = "URL", default_value = attest::collect::AZURE_IMDS, requires = "azure")]
+    imds: String,
     /// Write the bundle (CBOR) to FILE instead of printing hex.
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
@@ -249,6 +261,13 @@ fn collect(a: CollectArgs) -> anyhow::Result<()> {
         );
         eprintln!("warning: simulated evidence is INSECURE: anyone can produce it. Verifiers refuse it unless their policy sets [sim] allow = true.");
         attest::collect::collect_sim(m, rd, hd)?
+    } else if a.azure {
+        let src = attest::collect::AzureSource {
+            tpm: attest::tpm::TpmDevice::parse(&a.tpm),
+            imds: a.imds.clone(),
+            ..Default::default()
+        };
+        attest::collect::collect_azure(&src, &rd)?
     } else {
         attest::collect::collect(&rd)?
     };

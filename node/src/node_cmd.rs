@@ -38,8 +38,10 @@ pub enum NodeCommand {
     ///   cert = "op.crt.der", key = "op.key.der"   # optional: an operator certificate chain (DER) and PKCS#8 key
     ///
     ///   [tee]
-    ///   backend = "sim"                           # "sim" (INSECURE, simulated), "snp", "tdx" or "auto" (detect)
+    ///   backend = "sim"                           # "sim" (INSECURE, simulated), "snp", "tdx", "azure" or "auto"
+    ///                                             # (detect: configfs-tsm, /dev/sev-guest, then Azure's vTPM)
     ///   sim_measurement = "5a5a…"                 # the simulated launch measurement (96 hex digits)
+    ///   tpm = "/dev/tpmrm0"                       # azure: the vTPM; imds = "http://169.254.169.254"
     ///
     ///   [labels]                                  # free-form, shown in the pod status and console
     ///   cloud = "aws", region = "eu-central-1"
@@ -89,6 +91,10 @@ struct Tee {
     #[serde(default)]
     backend: Option<String>,
     sim_measurement: Option<String>,
+    /// Azure: the vTPM (`/dev/tpmrm0`, or `tcp:HOST:PORT` for a simulator).
+    tpm: Option<String>,
+    /// Azure: the instance metadata service (`http://169.254.169.254`).
+    imds: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -248,6 +254,17 @@ fn evidence(tee: &Tee, pod_id: &str, key: &[u8; 32]) -> anyhow::Result<Vec<u8>> 
             tracing::warn!("TEE backend sim: this node's evidence is SIMULATED (insecure); only a policy that allows sim accepts it");
             Ok(pod::admission::sim_evidence(pod_id, key, m))
         }
+        "azure" => {
+            let mut src = attest::collect::AzureSource::default();
+            if let Some(t) = &tee.tpm {
+                src.tpm = attest::tpm::TpmDevice::parse(t);
+            }
+            if let Some(u) = &tee.imds {
+                src.imds = u.clone();
+            }
+            let b = attest::collect::collect_azure(&src, &report_data).context("collecting Azure vTPM evidence")?;
+            Ok(b.encode()?)
+        }
         backend @ ("snp" | "tdx" | "auto") => {
             let found = attest::collect::detect();
             let want = match backend {
@@ -256,14 +273,14 @@ fn evidence(tee: &Tee, pod_id: &str, key: &[u8; 32]) -> anyhow::Result<Vec<u8>> 
                 _ => None,
             };
             match (found, want) {
-                (None, _) => bail!("[tee] backend {backend:?}: no TEE found here (no configfs-tsm report directory or /dev/sev-guest); use backend = \"sim\" off confidential hardware"),
+                (None, _) => bail!("[tee] backend {backend:?}: no TEE found here (no configfs-tsm report directory, /dev/sev-guest or Azure vTPM HCL report); use backend = \"sim\" off confidential hardware"),
                 (Some(f), Some(w)) if f != w => bail!("[tee] backend {backend:?}, but this machine is a {} guest", f.as_str()),
                 _ => {}
             }
             let b = attest::collect::collect(&report_data).context("collecting TEE evidence")?;
             Ok(b.encode()?)
         }
-        other => bail!("[tee] backend {other:?}: use sim, snp, tdx or auto"),
+        other => bail!("[tee] backend {other:?}: use sim, snp, tdx, azure or auto"),
     }
 }
 

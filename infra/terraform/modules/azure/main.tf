@@ -1,7 +1,7 @@
 # Sigil nodes on Azure confidential VMs: AMD SEV-SNP (DCasv5/ECasv5) or Intel TDX (DCesv5). Azure runs the guest
 # behind its paravisor: the hardware report is not at /dev/sev-guest or configfs-tsm but wrapped in an HCL report
-# in the vTPM (NV index 0x01400001). `sigil attest verify` checks such evidence; `sigil node run` cannot collect it
-# yet (no Azure backend in attest::collect), so a node here does not start until that backend exists (docs/infra.md).
+# in the vTPM (NV index 0x01400001). The node's `azure` backend writes its REPORT_DATA to the vTPM's user-data
+# index, reads the HCL report and completes it from IMDS (docs/infra.md); it was tested against swtpm, not on Azure.
 terraform {
   required_version = ">= 1.5"
   required_providers {
@@ -37,7 +37,7 @@ module "node_init" {
   jurisdiction = var.jurisdiction
   cloud        = "azure"
   region       = var.location
-  tee_backend  = "auto"
+  tee_backend  = "azure"
   p2p_port     = var.p2p_port
   api_port     = var.api_port
   peers        = var.peers

@@ -24,7 +24,7 @@ variable "region" {
 }
 
 variable "tee_backend" {
-  description = "The node's [tee] backend: snp, tdx or auto."
+  description = "The node's [tee] backend: snp, tdx, azure or auto."
   type        = string
 }
 
