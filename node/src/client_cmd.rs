@@ -735,9 +735,8 @@ pub fn policy(cmd: PolicyCommand) -> ExitCode {
     }
 }
 
-fn policy_check(file: &Path, json: bool) -> anyhow::Result<ExitCode> {
-    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-    let p = attest::Policy::from_toml(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+/// What an operator should know about a pod policy that parses: what it lets in.
+pub(crate) fn policy_warnings(p: &attest::Policy) -> Vec<String> {
     let mut warnings = Vec::new();
     if p.sim.allow {
         warnings
@@ -757,6 +756,13 @@ fn policy_check(file: &Path, json: bool) -> anyhow::Result<ExitCode> {
     if p.tdx.mrtd.is_empty() {
         warnings.push("[tdx] mrtd is empty: any TDX guest firmware is accepted".into());
     }
+    warnings
+}
+
+fn policy_check(file: &Path, json: bool) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let p = attest::Policy::from_toml(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let warnings = policy_warnings(&p);
     let summary = serde_json::json!({
         "valid": true,
         "snp": { "measurements": p.snp.measurements.len(), "allow_debug": p.snp.allow_debug, "vmpl": p.snp.vmpl,

@@ -7,6 +7,7 @@ mod applet_cmd;
 mod attest_cmd;
 mod client_cmd;
 mod devnet_cmd;
+mod genesis_cmd;
 mod measure_cmd;
 mod node_cmd;
 mod receipt_cmd;
@@ -57,6 +58,9 @@ enum Command {
     /// Check a pod's attestation policy, and propose, approve and submit the governance entry that changes it.
     #[command(subcommand)]
     Policy(client_cmd::PolicyCommand),
+    /// Make a production pod's genesis: enroll each node's key and evidence on its VM, build, show.
+    #[command(subcommand)]
+    Genesis(genesis_cmd::GenesisCommand),
     /// Reference measurements: the launch digest a guest image should have, for a pod's policy.
     #[command(subcommand)]
     Measure(measure_cmd::MeasureCommand),
@@ -93,6 +97,7 @@ fn main() -> ExitCode {
         Command::Audit(a) => client_cmd::audit(a),
         Command::Mcp(cmd) => client_cmd::mcp(cmd),
         Command::Measure(cmd) => measure_cmd::run(cmd),
+        Command::Genesis(cmd) => genesis_cmd::run(cmd),
         Command::Policy(cmd) => client_cmd::policy(cmd),
     }
 }

@@ -87,14 +87,14 @@ struct Api {
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-struct Tee {
+pub(crate) struct Tee {
     #[serde(default)]
-    backend: Option<String>,
-    sim_measurement: Option<String>,
+    pub(crate) backend: Option<String>,
+    pub(crate) sim_measurement: Option<String>,
     /// Azure: the vTPM (`/dev/tpmrm0`, or `tcp:HOST:PORT` for a simulator).
-    tpm: Option<String>,
+    pub(crate) tpm: Option<String>,
     /// Azure: the instance metadata service (`http://169.254.169.254`).
-    imds: Option<String>,
+    pub(crate) imds: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -240,7 +240,7 @@ fn load(path: &Path) -> anyhow::Result<(PodConfig, Option<ApiConfig>)> {
 }
 
 /// The node's evidence for its identity key in `pod`, from the configured TEE backend.
-fn evidence(tee: &Tee, pod_id: &str, key: &[u8; 32]) -> anyhow::Result<Vec<u8>> {
+pub(crate) fn evidence(tee: &Tee, pod_id: &str, key: &[u8; 32]) -> anyhow::Result<Vec<u8>> {
     let report_data = pod::admission::report_data(pod_id, key, &[]);
     match tee.backend.as_deref().unwrap_or("sim") {
         "sim" => {

@@ -169,6 +169,13 @@ pub fn peer_id(seed: &[u8; 32]) -> String {
     Keypair::ed25519_from_bytes(*seed).expect("32 bytes").public().to_peer_id().to_string()
 }
 
+/// The libp2p peer id of the node whose ledger key is `public_key` (the same Ed25519 key).
+pub fn peer_id_of(public_key: &[u8; 32]) -> anyhow::Result<String> {
+    let k = libp2p_identity::ed25519::PublicKey::try_from_bytes(public_key)
+        .map_err(|e| anyhow!("not an Ed25519 public key: {e}"))?;
+    Ok(libp2p_identity::PublicKey::from(k).to_peer_id().to_string())
+}
+
 /// The public (ledger) key of the node with this identity seed.
 pub fn public_key(seed: &[u8; 32]) -> [u8; 32] {
     PodSigner::new(seed).public_key().0
@@ -389,7 +396,7 @@ impl PodNode {
 }
 
 /// Every genesis validator's evidence must bind its key to the pod and satisfy the genesis policy.
-fn check_genesis(genesis: &Entry) -> anyhow::Result<()> {
+pub fn check_genesis(genesis: &Entry) -> anyhow::Result<()> {
     let Entry::Genesis(g) = genesis else { bail!("the genesis is a {} entry", genesis.kind()) };
     let policy = admission::parse_policy(&g.policy).map_err(|e| anyhow!(e))?;
     if g.evidence.len() != g.validators.len() {
