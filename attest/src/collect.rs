@@ -240,15 +240,17 @@ pub fn collect_azure(src: &AzureSource, report_data: &[u8; 64]) -> Result<Bundle
             src.tpm
         ))
     })?;
-    let hcl_auth = Tpm::read_auth(AZURE_HCL_INDEX, hcl_public)
-        .ok_or_else(|| Error::Collect(format!("NV index {AZURE_HCL_INDEX:#010x} allows neither owner nor index reads")))?;
+    let hcl_auth = Tpm::read_auth(AZURE_HCL_INDEX, hcl_public).ok_or_else(|| {
+        Error::Collect(format!("NV index {AZURE_HCL_INDEX:#010x} allows neither owner nor index reads"))
+    })?;
     let user = match tpm.nv_read_public(AZURE_USER_DATA_INDEX)? {
         Some(p) => p,
         None => {
             let a = attr::OWNERWRITE | attr::OWNERREAD | attr::AUTHWRITE | attr::AUTHREAD | attr::NO_DA;
             tpm.nv_define(AZURE_USER_DATA_INDEX, 64, a)?;
-            tpm.nv_read_public(AZURE_USER_DATA_INDEX)?
-                .ok_or_else(|| Error::Collect(format!("NV index {AZURE_USER_DATA_INDEX:#010x} vanished after definition")))?
+            tpm.nv_read_public(AZURE_USER_DATA_INDEX)?.ok_or_else(|| {
+                Error::Collect(format!("NV index {AZURE_USER_DATA_INDEX:#010x} vanished after definition"))
+            })?
         }
     };
     if user.size != 64 {
@@ -310,8 +312,8 @@ pub fn collect_azure(src: &AzureSource, report_data: &[u8; 64]) -> Result<Bundle
             struct TdQuote {
                 quote: String,
             }
-            let q: TdQuote =
-                serde_json::from_slice(&body).map_err(|e| Error::Collect(format!("IMDS /acc/tdquote response: {e}")))?;
+            let q: TdQuote = serde_json::from_slice(&body)
+                .map_err(|e| Error::Collect(format!("IMDS /acc/tdquote response: {e}")))?;
             let quote = b64
                 .decode(q.quote.trim_end_matches('='))
                 .map_err(|e| Error::Collect(format!("IMDS /acc/tdquote: quote is not base64url: {e}")))?;

@@ -121,14 +121,20 @@ impl std::fmt::Display for ResponseCode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let what = match self.0 {
             rc if self.is_missing_handle() => return write!(f, "TPM_RC_HANDLE ({rc:#x}): no such NV index"),
+            0x146 => "TPM_RC_NV_RANGE",
+            0x148 => "TPM_RC_NV_LOCKED",
+            0x149 => "TPM_RC_NV_AUTHORIZATION",
+            0x14A => "TPM_RC_NV_UNINITIALIZED (the index was never written)",
+            0x14B => "TPM_RC_NV_SPACE",
             0x14C => "TPM_RC_NV_DEFINED",
-            0x149 => "TPM_RC_NV_LOCKED",
-            0x14A => "TPM_RC_NV_SPACE",
-            0x921 | 0x922 | 0x923 => "TPM_RC_LOCKOUT/RETRY/YIELDED",
+            0x920 => "TPM_RC_NV_RATE",
+            0x921 => "TPM_RC_LOCKOUT",
+            0x922 => "TPM_RC_RETRY",
+            0x923 => "TPM_RC_NV_UNAVAILABLE",
             rc if rc & 0x80 != 0 && rc & 0x3F == 0x0E => "TPM_RC_AUTH_FAIL (the hierarchy has a password?)",
             rc if rc & 0x80 != 0 && rc & 0x3F == 0x22 => "TPM_RC_BAD_AUTH (the hierarchy has a password?)",
             rc if rc & 0x80 != 0 && rc & 0x3F == 0x15 => "TPM_RC_SIZE",
-            rc if rc & 0x80 != 0 && rc & 0x3F == 0x06 => "TPM_RC_NV_RANGE",
+            rc if rc & 0x80 != 0 && rc & 0x3F == 0x02 => "TPM_RC_ATTRIBUTES",
             _ => "TPM error",
         };
         write!(f, "{what} ({:#x})", self.0)
@@ -204,7 +210,8 @@ impl Tpm {
                     .map_err(|e| Error::Collect(format!("opening the TPM {name}: {e}")))?,
             ),
             TpmDevice::Tcp(addr) => {
-                let s = TcpStream::connect(addr).map_err(|e| Error::Collect(format!("connecting to the TPM {name}: {e}")))?;
+                let s = TcpStream::connect(addr)
+                    .map_err(|e| Error::Collect(format!("connecting to the TPM {name}: {e}")))?;
                 s.set_read_timeout(Some(Duration::from_secs(30))).ok();
                 Box::new(s)
             }
@@ -368,7 +375,8 @@ mod tests {
     #[test]
     fn a_password_session_command_carries_a_9_byte_auth_area() {
         let c = Cmd::new(true, CC_NV_READ).u32(RH_OWNER).u32(0x0140_0001).password_auth().u16(64).u16(0).finish();
-        let want = ["8002", "00000023", "0000014e", "40000001", "01400001", "00000009", "40000009", "0000", "01", "0000"];
+        let want =
+            ["8002", "00000023", "0000014e", "40000001", "01400001", "00000009", "40000009", "0000", "01", "0000"];
         assert_eq!(hex::encode(c), want.concat() + "00400000");
     }
 

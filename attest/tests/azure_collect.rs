@@ -47,7 +47,8 @@ mod tempdir {
 
 impl Swtpm {
     fn start() -> Swtpm {
-        let dir = tempdir::Dir(std::env::temp_dir().join(format!("sigil-swtpm-{}-{}", std::process::id(), free_port())));
+        let dir =
+            tempdir::Dir(std::env::temp_dir().join(format!("sigil-swtpm-{}-{}", std::process::id(), free_port())));
         std::fs::create_dir_all(&dir.0).unwrap();
         for _ in 0..5 {
             // tpm2-tools' swtpm TCTI expects the control port right after the command port.
@@ -129,17 +130,20 @@ fn hcl_with_claims(vector: &[u8], report_type: u32, user_data: &[u8; 64]) -> Vec
     b
 }
 
-/// A loopback HTTP server answering like Azure IMDS, recording each request's head and body.
+/// Each request's head and body.
+type Requests = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+
+/// A loopback HTTP server answering like Azure IMDS, recording each request.
 struct Imds {
     url: String,
-    seen: Arc<Mutex<Vec<(String, Vec<u8>)>>>,
+    seen: Requests,
 }
 
 impl Imds {
     fn start(routes: Vec<(&'static str, Vec<u8>, bool)>) -> Imds {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let seen = Arc::new(Mutex::new(Vec::new()));
+        let seen: Requests = Arc::new(Mutex::new(Vec::new()));
         let log = seen.clone();
         std::thread::spawn(move || {
             for conn in listener.incoming() {
@@ -163,7 +167,11 @@ impl Imds {
                 log.lock().unwrap().push((head.clone(), body));
                 let resp = match routes.iter().find(|(p, _, _)| *p == path) {
                     Some((_, payload, false)) => {
-                        let mut v = format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", payload.len()).into_bytes();
+                        let mut v = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                            payload.len()
+                        )
+                        .into_bytes();
                         v.extend_from_slice(payload);
                         v
                     }
@@ -274,7 +282,8 @@ fn tdx_on_azure_turns_the_tdreport_into_a_quote_through_imds() {
     let req: serde_json::Value = serde_json::from_slice(&seen[0].1).unwrap();
     assert_eq!(b64.decode(req["report"].as_str().unwrap()).unwrap(), hcl[0x20..0x20 + 1024], "the TDREPORT");
 
-    let v = Verifier::new(Policy::from_toml("[tdx]\nrequire_collateral = false\nrequire_sept_ve_disable = false").unwrap());
+    let v =
+        Verifier::new(Policy::from_toml("[tdx]\nrequire_collateral = false\nrequire_sept_ve_disable = false").unwrap());
     let e = Endorsements { expected_report_data: Some(rd.to_vec()), ..Endorsements::default() };
     let r = v.verify(&b.encode().unwrap(), &e, JUNE_2025).unwrap();
     assert!(passed(&r, "azure.user_data"));

@@ -240,8 +240,7 @@ fn build(a: BuildArgs) -> anyhow::Result<()> {
     if a.out.exists() && !a.force {
         bail!("{} exists; not overwritten (use --force)", a.out.display());
     }
-    let policy_text =
-        std::fs::read_to_string(&a.policy).with_context(|| format!("reading {}", a.policy.display()))?;
+    let policy_text = std::fs::read_to_string(&a.policy).with_context(|| format!("reading {}", a.policy.display()))?;
     let policy = pod::admission::parse_policy(&policy_text).map_err(|e| anyhow!("{}: {e}", a.policy.display()))?;
     let members: Vec<Member> = a.member.iter().map(|m| parse_member(m)).collect::<anyhow::Result<_>>()?;
     for (i, m) in members.iter().enumerate() {

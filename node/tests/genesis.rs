@@ -10,13 +10,15 @@ use std::time::Duration;
 use support::{p, sigil, text, ProcessNode};
 
 const POD: &str = "eu-prod";
-const MEASUREMENT: &str = "7b7b7b7b7b7b7b7b7b7b7b7b7b7b7b7b7b7b7b7b7b7b7b7b7b7b7b7b7b7b7b7b7b7b7b7b7b7b7b7b7b7b7b7b7b7b7b7b";
+const MEASUREMENT: &str =
+    "7b7b7b7b7b7b7b7b7b7b7b7b7b7b7b7b7b7b7b7b7b7b7b7b7b7b7b7b7b7b7b7b7b7b7b7b7b7b7b7b7b7b7b7b7b7b7b7b";
 
 fn keygen(dir: &Path, name: &str) -> (PathBuf, String) {
     let key = dir.join(format!("{name}.key"));
     let o = sigil(&["keys", "generate", "--out", p(&key)]);
     assert!(o.status.success(), "{}", text(&o));
-    let public = String::from_utf8_lossy(&o.stdout).split_whitespace().find(|w| w.starts_with("ed25519:")).unwrap().to_string();
+    let public =
+        String::from_utf8_lossy(&o.stdout).split_whitespace().find(|w| w.starts_with("ed25519:")).unwrap().to_string();
     (key, public)
 }
 
@@ -24,8 +26,22 @@ fn enroll(dir: &Path, pod: &str, name: &str, key: &Path, measurement: &str, port
     let out = dir.join(format!("{name}-{pod}-{}.enroll.json", &measurement[..4]));
     let addr = format!("/ip4/127.0.0.1/tcp/{port}");
     let o = sigil(&[
-        "genesis", "enroll", "--pod", pod, "--name", name, "--identity", p(key), "--backend", "sim",
-        "--sim-measurement", measurement, "--address", &addr, "--out", p(&out),
+        "genesis",
+        "enroll",
+        "--pod",
+        pod,
+        "--name",
+        name,
+        "--identity",
+        p(key),
+        "--backend",
+        "sim",
+        "--sim-measurement",
+        measurement,
+        "--address",
+        &addr,
+        "--out",
+        p(&out),
     ]);
     assert!(o.status.success(), "{}", text(&o));
     out
@@ -46,16 +62,21 @@ fn build(dir: &Path, member: &str, enrollments: &[&Path], extra: &[&str]) -> (st
 async fn a_genesis_built_from_enrollments_starts_a_pod_of_node_processes() {
     let tmp = support::tempdir();
     let dir = tmp.path();
-    std::fs::write(dir.join("policy.toml"), format!("[sim]\nallow = true\nmeasurements = [\"{MEASUREMENT}\"]\n")).unwrap();
+    std::fs::write(dir.join("policy.toml"), format!("[sim]\nallow = true\nmeasurements = [\"{MEASUREMENT}\"]\n"))
+        .unwrap();
     let (_, member) = keygen(dir, "ops");
     let ports: Vec<u16> = (0..4).map(|_| sigil::pod::local::free_port()).collect();
     let api = sigil::pod::local::free_port();
     let keys: Vec<PathBuf> = (0..4).map(|i| keygen(dir, &format!("n{i}")).0).collect();
-    let good: Vec<PathBuf> = (0..4).map(|i| enroll(dir, POD, &format!("n{i}"), &keys[i], MEASUREMENT, ports[i])).collect();
+    let good: Vec<PathBuf> =
+        (0..4).map(|i| enroll(dir, POD, &format!("n{i}"), &keys[i], MEASUREMENT, ports[i])).collect();
     let e: serde_json::Value = serde_json::from_slice(&std::fs::read(&good[0]).unwrap()).unwrap();
     assert_eq!(e["pod"], POD);
     assert_eq!(e["platform"], "sim");
-    assert!(!std::fs::read_to_string(&good[0]).unwrap().contains(std::fs::read_to_string(&keys[0]).unwrap().trim()), "no secret in an enrollment");
+    assert!(
+        !std::fs::read_to_string(&good[0]).unwrap().contains(std::fs::read_to_string(&keys[0]).unwrap().trim()),
+        "no secret in an enrollment"
+    );
 
     // Refusals: each leaves no genesis behind.
     let other_pod = enroll(dir, "us-prod", "n0", &keys[0], MEASUREMENT, ports[0]);
@@ -83,7 +104,21 @@ async fn a_genesis_built_from_enrollments_starts_a_pod_of_node_processes() {
         assert!(String::from_utf8_lossy(&o.stderr).contains(why), "{why}: {}", text(&o));
         assert!(!out.exists(), "{why}: nothing is written");
     }
-    let o = sigil(&["genesis", "build", "--pod", POD, "--jurisdiction", "EU", "--policy", p(&dir.join("policy.toml")), "--member", "ops=ed25519:00", "--out", p(&dir.join("x")), p(g(0))]);
+    let o = sigil(&[
+        "genesis",
+        "build",
+        "--pod",
+        POD,
+        "--jurisdiction",
+        "EU",
+        "--policy",
+        p(&dir.join("policy.toml")),
+        "--member",
+        "ops=ed25519:00",
+        "--out",
+        p(&dir.join("x")),
+        p(g(0)),
+    ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("not ed25519:<64 hex digits>"), "{}", text(&o));
 
@@ -113,7 +148,8 @@ async fn a_genesis_built_from_enrollments_starts_a_pod_of_node_processes() {
     let mut nodes = Vec::new();
     for i in 0..4 {
         let own = format!("/ip4/127.0.0.1/tcp/{}", ports[i]);
-        let others: Vec<String> = peers.iter().filter(|a| !a.starts_with(&format!("{own}/"))).map(|a| format!("{a:?}")).collect();
+        let others: Vec<String> =
+            peers.iter().filter(|a| !a.starts_with(&format!("{own}/"))).map(|a| format!("{a:?}")).collect();
         let api_section = if i == 0 { format!("\n[api]\nlisten = \"127.0.0.1:{api}\"\n") } else { String::new() };
         let toml = format!(
             "name = \"n{i}\"\nidentity = {:?}\ndata_dir = {:?}\ngenesis = {:?}\n\n[p2p]\nlisten = \"{own}\"\npeers = [{}]\n\n[consensus]\nidle_block_ms = 100\n{api_section}\n[tee]\nbackend = \"sim\"\nsim_measurement = \"{MEASUREMENT}\"\n",
