@@ -400,3 +400,25 @@ fn dechunk(mut b: &[u8]) -> Option<Vec<u8>> {
         b = b.get(n..)?.strip_prefix(b"\r\n")?;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunked_bodies_decode_and_malformed_ones_are_refused() {
+        assert_eq!(dechunk(b"5\r\nhello\r\n1;ext=1\r\n!\r\n0\r\n\r\n").as_deref(), Some(&b"hello!"[..]));
+        assert_eq!(dechunk(b"0\r\n\r\n").as_deref(), Some(&b""[..]));
+        for bad in [&b"5\r\nhell"[..], b"5\r\nhelloX\r\n0\r\n\r\n", b"zz\r\n", b"5\r\nhello\r\n", b""] {
+            assert_eq!(dechunk(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn the_metadata_service_must_be_plain_http_to_a_host() {
+        for url in ["https://169.254.169.254", "169.254.169.254", "http://", "http://h/x"] {
+            let e = http(url, "GET", "/", None).unwrap_err().to_string();
+            assert!(e.contains("must be http://HOST[:PORT]"), "{url}: {e}");
+        }
+    }
+}
