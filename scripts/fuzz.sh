@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 secs="${1:-15}"; shift || true
-targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(snp_report tdx_quote azure_hcl bundle verify_any ledger_entry checkpoint proof_malleability receipt applet_manifest http_response signed_request write_set client_assertion ovmf)
+targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(snp_report tdx_quote azure_hcl bundle verify_any ledger_entry checkpoint proof_malleability receipt applet_manifest http_response signed_request write_set client_assertion ovmf tdvf)
 export CARGO_TARGET_DIR="${FUZZ_TARGET_DIR:-${CARGO_TARGET_DIR:-$HOME/.cache/sigil-target}/fuzz}"
 export RUSTFLAGS="--cfg fuzzing -Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table -Cllvm-args=-sanitizer-coverage-trace-compares -Cdebug-assertions -Coverflow-checks"
 # An explicit --target keeps the instrumentation out of build scripts and proc macros (as cargo-fuzz does).
@@ -27,7 +27,7 @@ for t in "${targets[@]}"; do
                    printf 'HTTP/1.1 302 Found\r\nLocation: /x\r\nContent-Length: 2\r\n\r\nok' > "$corpus/redirect" ;;
     signed_request) python3 -c "import sys; sys.stdout.buffer.write(bytes.fromhex(open(sys.argv[1]).read()))" ../ledger/testdata/conformance/signed-request.cbor.hex > "$corpus/request.cbor"
                     python3 -c "import sys; sys.stdout.buffer.write(bytes.fromhex(open(sys.argv[1]).read()))" ../ledger/testdata/conformance/delegated-request.cbor.hex > "$corpus/delegated.cbor" ;;
-    ovmf) [ -f /usr/share/ovmf/OVMF.fd ] && tail -c 8192 /usr/share/ovmf/OVMF.fd > "$corpus/ovmf-tail.bin" ;;
+    ovmf|tdvf) [ -f /usr/share/ovmf/OVMF.fd ] && tail -c 8192 /usr/share/ovmf/OVMF.fd > "$corpus/ovmf-tail.bin" ;;
     client_assertion) cp ../ledger/testdata/conformance/client-assertion.jwt "$corpus/seed.jwt" ;;
     write_set) printf '\xa3\x65lists\x80\x65reads\x81\x83\x65notes\x41k\x03\x66writes\x81\x83\x65notes\x41k\x41v' > "$corpus/ws" ;;
     proof_malleability) printf '\x10\x02\x07\x00\x00\x03\x05\x99' > "$corpus/seed" ;;

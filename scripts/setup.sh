@@ -6,8 +6,9 @@ need_apt=()
 # console's browser test (driven by playwright-core from npm, with the machine's Node.js); ovmf, a real firmware
 # build for the differential tests of `sigil measure snp`; iproute2, nftables and curl for infra/local/faults.sh (a pod
 # across network namespaces); cloud-init and systemd (systemd-analyze) for infra/check.py; swtpm and tpm2-tools, a
-# real TPM 2.0 and an independent TPM stack, for the Azure vTPM collection test.
-APT_PACKAGES=(libclang-dev clang chromium ovmf iproute2 nftables curl cloud-init systemd swtpm swtpm-tools tpm2-tools)
+# real TPM 2.0 and an independent TPM stack, for the Azure vTPM collection test; osslsigncode, an independent
+# Authenticode implementation, for `sigil measure tdx`'s kernel digest.
+APT_PACKAGES=(libclang-dev clang chromium ovmf iproute2 nftables curl cloud-init systemd swtpm swtpm-tools tpm2-tools osslsigncode)
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done

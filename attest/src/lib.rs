@@ -28,6 +28,7 @@ pub mod policy;
 pub mod result;
 pub mod sim;
 pub mod snp;
+pub mod tdvf;
 pub mod tdx;
 pub mod time;
 pub mod tpm;

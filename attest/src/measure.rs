@@ -26,7 +26,7 @@ pub type Digest = [u8; 48];
 #[error("{0}")]
 pub struct MeasureError(pub String);
 
-fn err<T>(msg: impl Into<String>) -> Result<T, MeasureError> {
+pub(crate) fn err<T>(msg: impl Into<String>) -> Result<T, MeasureError> {
     Err(MeasureError(msg.into()))
 }
 
@@ -85,7 +85,7 @@ pub fn vcpu_sig(name: &str) -> Option<u32> {
 }
 
 /// A GUID as the firmware stores it (the mixed-endian layout of EFI_GUID).
-fn guid(s: &str) -> [u8; 16] {
+pub(crate) fn guid(s: &str) -> [u8; 16] {
     let hex: Vec<u8> = s
         .split('-')
         .flat_map(|p| (0..p.len()).step_by(2).map(move |i| u8::from_str_radix(&p[i..i + 2], 16).expect("a GUID")))
@@ -138,17 +138,46 @@ pub struct MetadataSection {
 pub struct Ovmf<'a> {
     data: &'a [u8],
     /// The GUIDed entries of the footer table.
-    table: Vec<([u8; 16], &'a [u8])>,
+    table: Vec<FooterEntry<'a>>,
     /// The SEV metadata sections, in firmware order.
     pub sections: Vec<MetadataSection>,
 }
 
-fn u16_at(b: &[u8], at: usize) -> Option<u16> {
+pub(crate) fn u16_at(b: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_le_bytes(b.get(at..at.checked_add(2)?)?.try_into().ok()?))
 }
 
-fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+pub(crate) fn u32_at(b: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_le_bytes(b.get(at..at.checked_add(4)?)?.try_into().ok()?))
+}
+
+/// A footer table entry: its GUID and data.
+pub(crate) type FooterEntry<'a> = ([u8; 16], &'a [u8]);
+
+/// The GUIDed entries of an OVMF image's footer table (the list that ends 32 bytes before the image's end, walked
+/// from its end), or none when the image has no table.
+pub(crate) fn footer_table(data: &[u8]) -> Result<Vec<FooterEntry<'_>>, MeasureError> {
+    let mut table = Vec::new();
+    const ENTRY: usize = 18;
+    let footer = data.len().checked_sub(32 + ENTRY).ok_or(MeasureError("the firmware is too small".into()))?;
+    if data[footer + 2..footer + ENTRY] == guid(FOOTER_GUID) {
+        let size = u16_at(data, footer).unwrap_or(0) as usize;
+        let table_len = size.checked_sub(ENTRY).ok_or(MeasureError("the footer table's size is too small".into()))?;
+        let start =
+            footer.checked_sub(table_len).ok_or(MeasureError("the footer table starts before the image".into()))?;
+        let mut rest = &data[start..footer];
+        while rest.len() >= ENTRY {
+            let at = rest.len() - ENTRY;
+            let len = u16_at(rest, at).unwrap_or(0) as usize;
+            if len < ENTRY || len > rest.len() {
+                return err(format!("a footer table entry has length {len}"));
+            }
+            let g: [u8; 16] = rest[at + 2..].try_into().expect("16 bytes");
+            table.push((g, &rest[rest.len() - len..at]));
+            rest = &rest[..rest.len() - len];
+        }
+    }
+    Ok(table)
 }
 
 impl<'a> Ovmf<'a> {
@@ -160,27 +189,7 @@ impl<'a> Ovmf<'a> {
         if data.len() as u64 > 1 << 32 {
             return err("the firmware is larger than 4 GiB");
         }
-        let mut table = Vec::new();
-        const ENTRY: usize = 18;
-        let footer = data.len().checked_sub(32 + ENTRY).ok_or(MeasureError("the firmware is too small".into()))?;
-        if data[footer + 2..footer + ENTRY] == guid(FOOTER_GUID) {
-            let size = u16_at(data, footer).unwrap_or(0) as usize;
-            let table_len =
-                size.checked_sub(ENTRY).ok_or(MeasureError("the footer table's size is too small".into()))?;
-            let start =
-                footer.checked_sub(table_len).ok_or(MeasureError("the footer table starts before the image".into()))?;
-            let mut rest = &data[start..footer];
-            while rest.len() >= ENTRY {
-                let at = rest.len() - ENTRY;
-                let len = u16_at(rest, at).unwrap_or(0) as usize;
-                if len < ENTRY || len > rest.len() {
-                    return err(format!("a footer table entry has length {len}"));
-                }
-                let g: [u8; 16] = rest[at + 2..].try_into().expect("16 bytes");
-                table.push((g, &rest[rest.len() - len..at]));
-                rest = &rest[..rest.len() - len];
-            }
-        }
+        let table = footer_table(data)?;
         let mut o = Ovmf { data, table, sections: Vec::new() };
         if let Some(entry) = o.entry(SEV_METADATA_GUID) {
             let back = u32_at(entry, 0).ok_or(MeasureError("the SEV metadata entry is short".into()))? as usize;

@@ -26,6 +26,88 @@ pub enum MeasureCommand {
     ///       --vcpus 8 --vcpu-type EPYC-Genoa --policy >> pod-policy.toml
     #[command(verbatim_doc_comment)]
     Snp(SnpArgs),
+    /// The expected Intel TDX MRTD (and RTMR0-2 where computable) of a guest image, for `[tdx]` policy.
+    ///
+    /// MRTD: the TDX module hashes the pages the host adds from the firmware's TDVF metadata. The host adds and
+    /// measures them in one of two orders, a property of its KVM and QEMU, not of the image (--page-order):
+    ///   per-page     upstream KVM (Linux 6.16+) with QEMU 10.1+, Google Compute Engine, Intel's QEMU 7.2/8.1
+    ///   per-section  KVM v19-era stacks: Canonical's Ubuntu 24.04 TDX host (QEMU 8.2.2), dstack 0.5 hosts
+    /// Without --page-order both are printed (and both allowed by --policy).
+    ///
+    /// RTMRs, for QEMU direct boot (-bios OVMF.fd -kernel -initrd -append):
+    ///   rtmr0  the TD HOB (from --memory), the firmware's CFV, empty Secure Boot variables, and QEMU's ACPI
+    ///          blobs, which depend on the whole VM configuration: give them (--acpi-*, e.g. read in a guest from
+    ///          /sys/firmware/qemu_fw_cfg/by_name/etc/...), or RTMR0 is not computed
+    ///   rtmr1  the kernel's Authenticode SHA-384; QEMU before 10.2 patches the kernel's setup header first
+    ///          (--kernel-header qemu-patched, which depends on --memory and the initrd's size)
+    ///   rtmr2  the kernel command line with the firmware's initrd=initrd (--initrd-option), and the initrd
+    ///   rtmr3  zero at boot
+    /// Clouds that run their own firmware (Azure, GCE) publish or report their own values.
+    ///
+    /// Examples:
+    ///   sigil measure tdx --ovmf OVMF.fd
+    ///   sigil measure tdx --ovmf OVMF.fd --page-order per-page --memory 4G --kernel vmlinuz --initrd initrd.img \
+    ///       --append "console=ttyS0 root=/dev/vda" --kernel-header unmodified --initrd-option suffix --policy
+    #[command(verbatim_doc_comment)]
+    Tdx(TdxArgs),
+}
+
+#[derive(Args)]
+pub struct TdxArgs {
+    /// The TDVF firmware image (OVMF.fd built with TDX support: the unified image, not OVMF_CODE.fd).
+    #[arg(long, value_name = "FILE")]
+    ovmf: PathBuf,
+    /// The host's page-add order: per-page or per-section (see above). Default: print both.
+    #[arg(long, value_name = "ORDER")]
+    page_order: Option<String>,
+    /// The TD's RAM (QEMU -m), e.g. 2G, 4096M: for RTMR0's TD HOB and a QEMU-patched kernel header.
+    #[arg(long, value_name = "SIZE")]
+    memory: Option<String>,
+    /// A kernel booted directly: RTMR1.
+    #[arg(long, value_name = "FILE")]
+    kernel: Option<PathBuf>,
+    /// Its initrd: RTMR2.
+    #[arg(long, value_name = "FILE", requires = "kernel")]
+    initrd: Option<PathBuf>,
+    /// Its command line: RTMR2.
+    #[arg(long, value_name = "CMDLINE", requires = "kernel", default_value = "")]
+    append: String,
+    /// With --kernel: unmodified (QEMU 10.2+) or qemu-patched (earlier QEMU patches the setup header).
+    #[arg(long, value_name = "HOW", requires = "kernel")]
+    kernel_header: Option<String>,
+    /// With --initrd: where the firmware puts initrd=initrd: suffix (edk2 to 2024) or prefix (later edk2).
+    #[arg(long, value_name = "WHERE", requires = "initrd")]
+    initrd_option: Option<String>,
+    /// QEMU's etc/table-loader fw_cfg blob: RTMR0 (with --acpi-rsdp, --acpi-tables, --memory).
+    #[arg(long, value_name = "FILE", requires_all = ["acpi_rsdp", "acpi_tables", "memory"])]
+    acpi_loader: Option<PathBuf>,
+    /// QEMU's etc/acpi/rsdp fw_cfg blob.
+    #[arg(long, value_name = "FILE", requires = "acpi_loader")]
+    acpi_rsdp: Option<PathBuf>,
+    /// QEMU's etc/acpi/tables fw_cfg blob.
+    #[arg(long, value_name = "FILE", requires = "acpi_loader")]
+    acpi_tables: Option<PathBuf>,
+    /// Print JSON: every value, each RTMR's event digests, and every input's SHA-256.
+    #[arg(long, conflicts_with = "policy")]
+    json: bool,
+    /// Print a `[tdx]` policy section that allows these values.
+    #[arg(long)]
+    policy: bool,
+}
+
+/// `2G`, `4096M`, `512MiB` or bytes.
+fn parse_size(s: &str) -> anyhow::Result<u64> {
+    let t = s.trim();
+    let (num, mul) = match t.trim_end_matches("iB").trim_end_matches('B') {
+        n if n.ends_with(['G', 'g']) => (&n[..n.len() - 1], 1u64 << 30),
+        n if n.ends_with(['M', 'm']) => (&n[..n.len() - 1], 1 << 20),
+        n if n.ends_with(['K', 'k']) => (&n[..n.len() - 1], 1 << 10),
+        n => (n, 1),
+    };
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mul))
+        .with_context(|| format!("--memory {s:?}: a size such as 2G or 4096M"))
 }
 
 #[derive(Args)]
@@ -86,6 +168,7 @@ fn hex_u64(s: &str, what: &str) -> anyhow::Result<u64> {
 pub fn run(cmd: MeasureCommand) -> ExitCode {
     let r = match cmd {
         MeasureCommand::Snp(a) => snp(a),
+        MeasureCommand::Tdx(a) => tdx(a),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
@@ -160,6 +243,106 @@ fn snp(a: SnpArgs) -> anyhow::Result<()> {
         println!("measurements = [\"{m}\"]");
     } else {
         println!("{m}");
+    }
+    Ok(())
+}
+
+fn tdx(a: TdxArgs) -> anyhow::Result<()> {
+    use attest::tdvf::{self, InitrdOption, KernelHeader, PageOrder, Tdvf};
+    let read = |p: &PathBuf| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
+    let ovmf = read(&a.ovmf)?;
+    let fw = Tdvf::parse(&ovmf).with_context(|| format!("{}", a.ovmf.display()))?;
+    let orders: Vec<PageOrder> = match &a.page_order {
+        Some(o) => vec![o.parse()?],
+        None => vec![PageOrder::PerPage, PageOrder::PerSection],
+    };
+    let mrtd: Vec<(PageOrder, String)> = orders.iter().map(|&o| (o, hex::encode(tdvf::mrtd(&fw, o)))).collect();
+    let memory = a.memory.as_deref().map(parse_size).transpose()?;
+    let kernel = a.kernel.as_ref().map(read).transpose()?;
+    let initrd = a.initrd.as_ref().map(read).transpose()?;
+
+    let rtmr0 = match (&a.acpi_loader, &a.acpi_rsdp, &a.acpi_tables) {
+        (Some(l), Some(r), Some(t)) => {
+            let (l, r, t) = (read(l)?, read(r)?, read(t)?);
+            let mem = memory.context("RTMR0 needs --memory (the TD HOB describes the TD's RAM)")?;
+            Some(tdvf::rtmr0_events(&fw, mem, &tdvf::Acpi { loader: &l, rsdp: &r, tables: &t })?)
+        }
+        _ => None,
+    };
+    let style = match (a.initrd_option.as_deref(), initrd.is_some()) {
+        (_, false) | (Some("suffix"), true) => InitrdOption::Suffix,
+        (Some("prefix"), true) => InitrdOption::Prefix,
+        (Some(o), true) => bail!("--initrd-option {o:?}: suffix or prefix"),
+        (None, true) => bail!(
+            "--initrd needs --initrd-option: suffix (\"CMDLINE initrd=initrd\", edk2 to 2024) or prefix (\"initrd=initrd CMDLINE\", later edk2)"
+        ),
+    };
+    let rtmr2 = kernel.as_ref().map(|_| tdvf::rtmr2_events(&a.append, initrd.as_deref(), style));
+    let rtmr1 = match &kernel {
+        None => None,
+        Some(k) => {
+            let header = match a.kernel_header.as_deref() {
+                Some("unmodified") => KernelHeader::Unmodified,
+                Some("qemu-patched") => KernelHeader::QemuPatched {
+                    memory: memory.context("--kernel-header qemu-patched needs --memory")?,
+                    initrd_size: initrd.as_ref().map(|i| i.len() as u64),
+                    cmdline_len: a.append.len(),
+                },
+                Some(o) => bail!("--kernel-header {o:?}: unmodified or qemu-patched"),
+                None => bail!(
+                    "--kernel needs --kernel-header: unmodified (QEMU 10.2 and later) or qemu-patched (earlier QEMU patches the kernel's setup header, so RTMR1 differs)"
+                ),
+            };
+            Some(tdvf::rtmr1_events(k, header)?)
+        }
+    };
+    let value = |e: &Option<Vec<attest::measure::Digest>>| e.as_ref().map(|e| hex::encode(tdvf::rtmr(e)));
+    let (r0, r1, r2) = (value(&rtmr0), value(&rtmr1), value(&rtmr2));
+    let zero = hex::encode([0u8; 48]);
+
+    if a.json {
+        let sha256 = |b: &[u8]| hex::encode(ring::digest::digest(&ring::digest::SHA256, b));
+        let events = |e: &Option<Vec<attest::measure::Digest>>| {
+            e.as_ref().map(|e| e.iter().map(hex::encode).collect::<Vec<_>>())
+        };
+        let v = serde_json::json!({
+            "platform": "tdx",
+            "mrtd": mrtd.iter().map(|(o, m)| (o.as_str().to_string(), serde_json::Value::from(m.clone()))).collect::<serde_json::Map<_, _>>(),
+            "rtmr0": r0, "rtmr1": r1, "rtmr2": r2, "rtmr3": zero,
+            "events": { "rtmr0": events(&rtmr0), "rtmr1": events(&rtmr1), "rtmr2": events(&rtmr2) },
+            "cfv_sha384": fw.cfv_digest().map(hex::encode),
+            "td_hob_sha384": memory.map(|m| tdvf::td_hob(&fw, m).map(|h| hex::encode(attest::sha384(&h)))).transpose()?,
+            "inputs": {
+                "ovmf_sha256": sha256(&ovmf),
+                "kernel_sha256": kernel.as_deref().map(sha256),
+                "initrd_sha256": initrd.as_deref().map(sha256),
+                "append": a.kernel.as_ref().map(|_| &a.append),
+                "memory": memory,
+                "kernel_header": a.kernel_header,
+                "initrd_option": a.initrd_option,
+            },
+        });
+        println!("{v}");
+    } else if a.policy {
+        println!("[tdx]\n# sigil measure tdx: {}", a.ovmf.display());
+        let list: Vec<String> = mrtd.iter().map(|(_, m)| format!("\"{m}\"")).collect();
+        let orders: Vec<&str> = mrtd.iter().map(|(o, _)| o.as_str()).collect();
+        println!("# MRTD for page order {}", orders.join(" and "));
+        println!("mrtd = [{}]", list.join(", "));
+        for (name, v) in [("rtmr0", &r0), ("rtmr1", &r1), ("rtmr2", &r2)] {
+            if let Some(v) = v {
+                println!("{name} = [\"{v}\"]");
+            }
+        }
+    } else {
+        for (o, m) in &mrtd {
+            println!("mrtd ({:<11}) {m}", o.as_str());
+        }
+        let why0 = "not computed: QEMU's ACPI blobs are needed (--acpi-loader, --acpi-rsdp, --acpi-tables, --memory)";
+        println!("rtmr0 {}", r0.as_deref().unwrap_or(why0));
+        println!("rtmr1 {}", r1.as_deref().unwrap_or("not computed: no --kernel"));
+        println!("rtmr2 {}", r2.as_deref().unwrap_or("not computed: no --kernel"));
+        println!("rtmr3 {zero} (nothing measures it at boot)");
     }
     Ok(())
 }

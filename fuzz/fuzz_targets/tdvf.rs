@@ -1,0 +1,20 @@
+//! Firmware images and kernels as `sigil measure tdx` reads them: the TDVF metadata, MRTD in both orders, the TD
+//! HOB, and the kernel's Authenticode digest never panic whatever the bytes hold (the metadata is read from the
+//! end of the fuzz input, padded to a page).
+#![no_main]
+use attest::tdvf::{self, PageOrder, Tdvf};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let mut img = vec![0u8; data.len().div_ceil(4096).max(1) * 4096];
+    let at = img.len() - data.len();
+    img[at..].copy_from_slice(data);
+    if let Ok(t) = Tdvf::parse(&img) {
+        let _ = tdvf::mrtd(&t, PageOrder::PerPage);
+        let _ = tdvf::mrtd(&t, PageOrder::PerSection);
+        let _ = tdvf::td_hob(&t, 2 << 30);
+        let _ = t.cfv_digest();
+    }
+    let _ = tdvf::authenticode(data, &ring::digest::SHA384);
+    let _ = tdvf::qemu_patched_kernel(data, 1 << 30, Some(data.len() as u64), 12);
+});
