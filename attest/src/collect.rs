@@ -33,32 +33,50 @@ pub const TSM_REPORT_DIR: &str = "/sys/kernel/config/tsm/report";
 /// The SEV-SNP guest device.
 pub const SEV_GUEST_DEVICE: &str = "/dev/sev-guest";
 
-/// Which TEE [`collect`] can reach on this machine, if any.
-pub fn detect() -> Option<Platform> {
+/// How this machine's evidence is collected.
+enum Route {
+    /// configfs-tsm, for this platform.
+    Tsm(Platform),
+    /// The `/dev/sev-guest` ioctl.
+    SevGuest,
+    /// An Azure paravisor's vTPM, wrapping this platform.
+    Azure(Platform),
+}
+
+/// The one decision [`detect`] reports and [`collect`] follows.
+fn route() -> Option<Route> {
     let tsm = Path::new(TSM_REPORT_DIR).is_dir();
     let sev_guest = Path::new(SEV_GUEST_DEVICE).exists();
     if tsm && Path::new("/dev/tdx_guest").exists() {
-        Some(Platform::Tdx)
-    } else if sev_guest && (tsm || cfg!(feature = "sev-guest")) {
-        Some(Platform::SevSnp)
+        Some(Route::Tsm(Platform::Tdx))
+    } else if tsm && sev_guest {
+        Some(Route::Tsm(Platform::SevSnp))
+    } else if sev_guest && cfg!(feature = "sev-guest") {
+        Some(Route::SevGuest)
     } else {
-        detect_azure(&AzureSource::default())
+        detect_azure(&AzureSource::default()).map(Route::Azure)
+    }
+}
+
+/// Which TEE [`collect`] can reach on this machine, if any.
+pub fn detect() -> Option<Platform> {
+    match route()? {
+        Route::Tsm(p) | Route::Azure(p) => Some(p),
+        Route::SevGuest => Some(Platform::SevSnp),
     }
 }
 
 /// Collects hardware evidence binding `report_data`: through configfs-tsm where the kernel has it, else (SNP)
 /// through `/dev/sev-guest`, else (Azure) through the paravisor's vTPM.
 pub fn collect(report_data: &[u8; 64]) -> Result<Bundle> {
-    if !Path::new(TSM_REPORT_DIR).is_dir() {
-        if Path::new(SEV_GUEST_DEVICE).exists() {
-            return collect_sev_guest(report_data);
-        }
-        let azure = AzureSource::default();
-        if detect_azure(&azure).is_some() {
-            return collect_azure(&azure, report_data);
-        }
+    match route() {
+        Some(Route::SevGuest) => collect_sev_guest(report_data),
+        Some(Route::Azure(_)) => collect_azure(&AzureSource::default(), report_data),
+        // /dev/sev-guest in a build without the ioctl: say so.
+        None if Path::new(SEV_GUEST_DEVICE).exists() => collect_sev_guest(report_data),
+        // configfs-tsm, or (nothing found) the error that says what is missing.
+        Some(Route::Tsm(_)) | None => collect_at(Path::new(TSM_REPORT_DIR), report_data),
     }
-    collect_at(Path::new(TSM_REPORT_DIR), report_data)
 }
 
 /// SEV-SNP evidence through the `/dev/sev-guest` ioctl: the raw report as the firmware signed it, and every
@@ -247,6 +265,7 @@ pub fn collect_azure(src: &AzureSource, report_data: &[u8; 64]) -> Result<Bundle
         Some(p) => p,
         None => {
             let a = attr::OWNERWRITE | attr::OWNERREAD | attr::AUTHWRITE | attr::AUTHREAD | attr::NO_DA;
+            // Another collector may define it first: that is as good.
             tpm.nv_define(AZURE_USER_DATA_INDEX, 64, a)?;
             tpm.nv_read_public(AZURE_USER_DATA_INDEX)?.ok_or_else(|| {
                 Error::Collect(format!("NV index {AZURE_USER_DATA_INDEX:#010x} vanished after definition"))

@@ -25,6 +25,8 @@ use crate::measure::{err, footer_table, guid, u16_at, u32_at, Digest, MeasureErr
 const TDX_METADATA_OFFSET_GUID: &str = "e47a6535-984a-4798-865e-4685a7bf8ec2";
 const PAGE: u64 = 4096;
 const CHUNK: usize = 256;
+/// The most RAM a TD may have here (64 TiB).
+pub const MAX_MEMORY: u64 = 1 << 46;
 /// Most guest memory all sections together may span.
 const MAX_SECTIONS_MEMORY: u64 = 256 << 20;
 
@@ -266,8 +268,8 @@ fn below_4g(memory: u64) -> u64 {
 /// end-of-list HOB): a PHIT HOB, then one resource descriptor per RAM range, the ranges of the TD_HOB and TempMem
 /// sections accepted, the rest unaccepted, sorted by address.
 pub fn td_hob(t: &Tdvf, memory: u64) -> Result<Vec<u8>, MeasureError> {
-    if memory < 0x1000_0000 || !memory.is_multiple_of(1 << 20) {
-        return err(format!("memory of {memory} bytes: at least 256 MiB, in whole MiB"));
+    if !(0x1000_0000..=MAX_MEMORY).contains(&memory) || !memory.is_multiple_of(1 << 20) {
+        return err(format!("memory of {memory} bytes: from 256 MiB to 64 TiB, in whole MiB"));
     }
     // (start, length, accepted)
     let below = below_4g(memory);
@@ -376,7 +378,7 @@ pub fn rtmr0_events(t: &Tdvf, memory: u64, acpi: &Acpi) -> Result<Vec<Digest>, M
 
 /// Which kernel bytes the firmware measures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum KernelHeader {
+pub enum KernelHeader<'a> {
     /// As the file is (QEMU 10.2 and later skip header patching for confidential guests).
     Unmodified,
     /// With the setup header QEMU (before 10.2) writes for a guest of `memory` bytes, an initrd of
@@ -386,8 +388,8 @@ pub enum KernelHeader {
         memory: u64,
         /// The initrd's size, if there is one.
         initrd_size: Option<u64>,
-        /// The command line's length (matters only for kernels older than boot protocol 2.02).
-        cmdline_len: usize,
+        /// The command line (its `vga=` and, for kernels older than boot protocol 2.02, its length matter).
+        cmdline: &'a str,
     },
 }
 
@@ -396,14 +398,21 @@ pub fn qemu_patched_kernel(
     kernel: &[u8],
     memory: u64,
     initrd_size: Option<u64>,
-    cmdline_len: usize,
+    cmdline: &str,
 ) -> Result<Vec<u8>, MeasureError> {
+    let cmdline_len = cmdline.len();
     if kernel.len() < 0x1000 {
         return err("the kernel is shorter than 4 KiB");
     }
+    if !(0x1000_0000..=MAX_MEMORY).contains(&memory) {
+        return err(format!("memory of {memory} bytes: from 256 MiB to 64 TiB"));
+    }
+    if cmdline_len > 0x8000 {
+        return err(format!("a command line of {cmdline_len} bytes is longer than QEMU's setup area takes"));
+    }
     let mut k = kernel.to_vec();
     let protocol = if &k[0x202..0x206] == b"HdrS" { u16_at(&k, 0x206).expect("in bounds") } else { 0 };
-    let (real, cmdline) = if protocol >= 0x202 && k[0x211] & 1 != 0 {
+    let (real, cmdline_at) = if protocol >= 0x202 && k[0x211] & 1 != 0 {
         (0x10000u32, 0x20000u32)
     } else {
         let size = ((cmdline_len + 16) & !15) as u32;
@@ -412,17 +421,20 @@ pub fn qemu_patched_kernel(
     let put16 = |k: &mut Vec<u8>, at: usize, v: u16| k[at..at + 2].copy_from_slice(&v.to_le_bytes());
     let put32 = |k: &mut Vec<u8>, at: usize, v: u32| k[at..at + 4].copy_from_slice(&v.to_le_bytes());
     if protocol >= 0x202 {
-        put32(&mut k, 0x228, cmdline);
+        put32(&mut k, 0x228, cmdline_at);
     } else {
         put16(&mut k, 0x20, 0xA33F);
-        put16(&mut k, 0x22, (cmdline - real) as u16);
+        put16(&mut k, 0x22, (cmdline_at - real) as u16);
+    }
+    if let Some(mode) = vga_mode(cmdline)? {
+        put16(&mut k, 0x1fa, mode);
     }
     if protocol >= 0x200 {
         k[0x210] = 0xB0;
     }
     if protocol >= 0x201 {
         k[0x211] |= 0x80;
-        put16(&mut k, 0x224, (cmdline - real - 0x200) as u16);
+        put16(&mut k, 0x224, (cmdline_at - real - 0x200) as u16);
     }
     if let Some(size) = initrd_size {
         if protocol < 0x200 {
@@ -449,6 +461,30 @@ pub fn qemu_patched_kernel(
         put32(&mut k, 0x21c, size as u32);
     }
     Ok(k)
+}
+
+/// The video mode QEMU writes into the setup header for a `vga=` in the command line (the first one, wherever it
+/// is, as QEMU's `strstr` finds it): `normal`, `ext`, `ask`, or a number (C `strtoul` base 0) ending the word.
+fn vga_mode(cmdline: &str) -> Result<Option<u16>, MeasureError> {
+    let Some(at) = cmdline.find("vga=") else { return Ok(None) };
+    let v = &cmdline[at + 4..];
+    for (name, mode) in [("normal", 0xffff), ("ext", 0xfffe), ("ask", 0xfffd)] {
+        if v.starts_with(name) {
+            return Ok(Some(mode));
+        }
+    }
+    let word = v.split(' ').next().unwrap_or_default();
+    let n = if let Some(h) = word.strip_prefix("0x").or_else(|| word.strip_prefix("0X")) {
+        u32::from_str_radix(h, 16)
+    } else if word.len() > 1 && word.starts_with('0') {
+        u32::from_str_radix(&word[1..], 8)
+    } else {
+        word.parse::<u32>()
+    };
+    match n {
+        Ok(n) => Ok(Some(n as u16)),
+        Err(_) => err(format!("QEMU refuses the kernel parameter vga={word} (not normal, ext, ask or a number)")),
+    }
 }
 
 /// The Authenticode digest of a PE/COFF image (as UEFI firmware measures an image it loads): the headers less the
@@ -532,8 +568,8 @@ pub fn authenticode(pe: &[u8], alg: &'static ring::digest::Algorithm) -> Result<
 pub fn rtmr1_events(kernel: &[u8], header: KernelHeader) -> Result<Vec<Digest>, MeasureError> {
     let bytes = match header {
         KernelHeader::Unmodified => kernel.to_vec(),
-        KernelHeader::QemuPatched { memory, initrd_size, cmdline_len } => {
-            qemu_patched_kernel(kernel, memory, initrd_size, cmdline_len)?
+        KernelHeader::QemuPatched { memory, initrd_size, cmdline } => {
+            qemu_patched_kernel(kernel, memory, initrd_size, cmdline)?
         }
     };
     let k: Digest = authenticode(&bytes, &SHA384)?.try_into().expect("48 bytes");
@@ -650,5 +686,39 @@ mod tests {
         pe[..2].copy_from_slice(b"MZ");
         pe[0x3c..0x40].copy_from_slice(&0x1000u32.to_le_bytes());
         assert!(authenticode(&pe, &SHA384).is_err());
+    }
+
+    #[test]
+    fn the_kernel_header_patch_refuses_what_qemu_would_not_load() {
+        let mut k = vec![0u8; 0x2000];
+        k[0x202..0x206].copy_from_slice(b"HdrS");
+        k[0x206..0x208].copy_from_slice(&0x20fu16.to_le_bytes());
+        k[0x211] = 1;
+        k[0x22c..0x230].copy_from_slice(&0x7fff_ffffu32.to_le_bytes());
+        let p = qemu_patched_kernel(&k, 2 << 30, Some(0x10_0000), "console=ttyS0").unwrap();
+        assert_eq!(u32_at(&p, 0x228), Some(0x20000), "the command line address of a high kernel");
+        assert_eq!(u16_at(&p, 0x224), Some(0xFE00), "heap_end_ptr");
+        assert_eq!(u32_at(&p, 0x21c), Some(0x10_0000), "initrd size");
+        // Below initrd_addr_max and below the ACPI data (160 KiB) at the top of low memory.
+        assert_eq!(u32_at(&p, 0x218), Some((0x8000_0000 - 0x28000 - 1 - 0x10_0000) & !0xFFF));
+        assert_eq!(u16_at(&p, 0x1fa), Some(0), "no vga=: the video mode is left alone");
+        for (cmdline, mode) in [
+            ("quiet vga=ext", 0xfffe),
+            ("vga=normal", 0xffff),
+            ("x novga=0x317 y", 0x317),
+            ("vga=0777", 0o777),
+            ("vga=791", 791),
+        ] {
+            let p = qemu_patched_kernel(&k, 2 << 30, None, cmdline).unwrap();
+            assert_eq!(u16_at(&p, 0x1fa), Some(mode), "{cmdline}");
+        }
+        assert!(qemu_patched_kernel(&k, 2 << 30, None, "vga=12x").is_err(), "QEMU refuses it");
+        assert!(qemu_patched_kernel(&k, 1 << 20, None, "").is_err(), "too little memory");
+        assert!(qemu_patched_kernel(&k, u64::MAX, None, "").is_err(), "too much memory");
+        assert!(qemu_patched_kernel(&k, 2 << 30, Some(0x7fff_ffff), "").is_err(), "initrd too large");
+        assert!(qemu_patched_kernel(&k, 2 << 30, None, &"x".repeat(0x10000)).is_err(), "command line too long");
+        assert!(qemu_patched_kernel(&k[..0x800], 2 << 30, None, "").is_err(), "too short");
+        k[0x206..0x208].copy_from_slice(&0x1ffu16.to_le_bytes());
+        assert!(qemu_patched_kernel(&k, 2 << 30, Some(1), "").is_err(), "no initrd before protocol 2.00");
     }
 }

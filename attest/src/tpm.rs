@@ -293,12 +293,17 @@ impl Tpm {
         }
     }
 
-    /// Defines NV index `index` of `size` bytes under the owner hierarchy (empty owner password).
+    /// Defines NV index `index` of `size` bytes under the owner hierarchy (empty owner password). An index
+    /// already defined (by a concurrent caller) is not an error: the caller reads its public area next.
     pub fn nv_define(&mut self, index: u32, size: u16, attributes: u32) -> Result<()> {
         let what = format!("NV_DefineSpace({index:#010x})");
         let public = Cmd(Vec::new()).u32(index).u16(ALG_SHA256).u32(attributes).u16(0).u16(size).0;
         let cmd = Cmd::new(true, CC_NV_DEFINE_SPACE).u32(RH_OWNER).password_auth().u16(0).sized(&public).finish();
-        self.ok(cmd, &what).map(drop)
+        match self.call(cmd, &what)? {
+            Outcome::Ok(_) => Ok(()),
+            Outcome::Rc(rc) if rc.is_nv_defined() => Ok(()),
+            Outcome::Rc(rc) => Err(Error::Collect(format!("TPM {} {what}: {rc}", self.name))),
+        }
     }
 
     /// Writes `data` at the start of NV index `index`, authorizing as `auth` (the owner or the index).

@@ -45,6 +45,12 @@ mod tempdir {
     }
 }
 
+/// The tests run one at a time: each has its own swtpm, and ports picked free are only free when picked.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 impl Swtpm {
     fn start() -> Swtpm {
         let dir =
@@ -53,6 +59,9 @@ impl Swtpm {
         for _ in 0..5 {
             // tpm2-tools' swtpm TCTI expects the control port right after the command port.
             let port = free_port();
+            if port >= u16::MAX - 1 {
+                continue;
+            }
             let ctrl = port + 1;
             let mut child = Command::new("swtpm")
                 .args(["socket", "--tpm2", "--flags", "not-need-init,startup-clear"])
@@ -69,7 +78,12 @@ impl Swtpm {
             let deadline = Instant::now() + Duration::from_secs(5);
             while Instant::now() < deadline && child.try_wait().unwrap().is_none() {
                 if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return Swtpm { child, port, _dir: dir };
+                    // Still alive: the port is this swtpm's, not a program's that took it first.
+                    std::thread::sleep(Duration::from_millis(100));
+                    if child.try_wait().unwrap().is_none() {
+                        return Swtpm { child, port, _dir: dir };
+                    }
+                    break;
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
@@ -213,6 +227,7 @@ const JUNE_2025: u64 = 1_748_736_000;
 
 #[test]
 fn snp_on_azure_writes_user_data_reads_the_hcl_report_and_fetches_the_vcek() {
+    let _serial = serial();
     let tmp = scratch("snp");
     let tpm = Swtpm::start();
     let rd: [u8; 64] = std::array::from_fn(|i| i as u8 ^ 0xA5);
@@ -260,6 +275,7 @@ fn snp_on_azure_writes_user_data_reads_the_hcl_report_and_fetches_the_vcek() {
 
 #[test]
 fn tdx_on_azure_turns_the_tdreport_into_a_quote_through_imds() {
+    let _serial = serial();
     let tmp = scratch("tdx");
     let tpm = Swtpm::start();
     let rd = [0x3Cu8; 64];
@@ -292,6 +308,7 @@ fn tdx_on_azure_turns_the_tdreport_into_a_quote_through_imds() {
 
 #[test]
 fn a_report_that_never_carries_the_user_data_is_refused() {
+    let _serial = serial();
     let tmp = scratch("stale");
     let tpm = Swtpm::start();
     let hcl = hcl_with_claims(&file("sev-snp-azure/azure-genoa-v3.hcl.bin"), 2, &[0; 64]);
@@ -309,6 +326,7 @@ fn a_report_that_never_carries_the_user_data_is_refused() {
 
 #[test]
 fn a_tpm_without_an_hcl_report_is_not_azure() {
+    let _serial = serial();
     let tpm = Swtpm::start();
     let src = AzureSource { tpm: tpm.device(), imds: "http://127.0.0.1:9".into(), refresh: Duration::from_millis(100) };
     assert_eq!(detect_azure(&src), None);

@@ -13,8 +13,12 @@ fuzz_target!(|data: &[u8]| {
         let _ = tdvf::mrtd(&t, PageOrder::PerPage);
         let _ = tdvf::mrtd(&t, PageOrder::PerSection);
         let _ = tdvf::td_hob(&t, 2 << 30);
+        // And a memory size from the input: the TD HOB's arithmetic with any RAM.
+        let mem = u64::from_le_bytes(img[..8].try_into().expect("8 bytes"));
+        let _ = tdvf::td_hob(&t, mem);
         let _ = t.cfv_digest();
     }
     let _ = tdvf::authenticode(data, &ring::digest::SHA384);
-    let _ = tdvf::qemu_patched_kernel(data, 1 << 30, Some(data.len() as u64), 12);
+    let cmdline = String::from_utf8_lossy(&data[..data.len().min(64)]);
+    let _ = tdvf::qemu_patched_kernel(data, 1 << 30, Some(data.len() as u64), &cmdline);
 });

@@ -162,14 +162,7 @@ fn enroll(a: EnrollArgs) -> anyhow::Result<()> {
     if a.out.exists() {
         bail!("{} exists; not overwritten", a.out.display());
     }
-    if a.name.is_empty() || a.pod.is_empty() {
-        bail!("--name and --pod must not be empty");
-    }
-    if let Some(addr) = &a.address {
-        if !addr.starts_with('/') || addr.contains("/p2p/") {
-            bail!("--address {addr:?}: a multiaddr without /p2p/, e.g. /ip4/203.0.113.7/tcp/27000");
-        }
-    }
+    check_fields(&a.pod, &a.name, a.address.as_deref()).map_err(|e| anyhow!("{e}"))?;
     if let Some(m) = &a.sim_measurement {
         if hex::decode(m).map(|b| b.len()) != Ok(48) {
             bail!("--sim-measurement: 96 hex digits");
@@ -191,7 +184,7 @@ fn enroll(a: EnrollArgs) -> anyhow::Result<()> {
         evidence: b64().encode(&evidence),
     };
     let text = serde_json::to_string_pretty(&e)? + "\n";
-    std::fs::write(&a.out, text).with_context(|| format!("writing {}", a.out.display()))?;
+    write_new(&a.out, text.as_bytes(), false)?;
     eprintln!(
         "enrolled {} for pod {}: key ed25519:{}, peer {}, {} evidence; wrote {}",
         e.name,
@@ -204,6 +197,20 @@ fn enroll(a: EnrollArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What an enrollment's pod, name and address must be, checked where it is made and again where it is read.
+fn check_fields(pod: &str, name: &str, address: Option<&str>) -> Result<(), String> {
+    let printable = |s: &str| !s.is_empty() && s.len() <= 128 && s.chars().all(|c| c.is_ascii_graphic());
+    if !printable(pod) || !printable(name) {
+        return Err(format!("pod {pod:?} and name {name:?}: 1 to 128 printable characters, no spaces"));
+    }
+    if let Some(addr) = address {
+        if !printable(addr) || !addr.starts_with('/') || addr.contains("/p2p/") || addr.contains('"') {
+            return Err(format!("address {addr:?}: a multiaddr without /p2p/, e.g. /ip4/203.0.113.7/tcp/27000"));
+        }
+    }
+    Ok(())
+}
+
 fn read_enrollment(path: &Path) -> anyhow::Result<(Enrollment, [u8; 32], Vec<u8>)> {
     let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let e: Enrollment =
@@ -211,6 +218,7 @@ fn read_enrollment(path: &Path) -> anyhow::Result<(Enrollment, [u8; 32], Vec<u8>
     if e.version != 1 {
         bail!("{}: enrollment version {} (this sigil reads 1)", path.display(), e.version);
     }
+    check_fields(&e.pod, &e.name, e.address.as_deref()).map_err(|m| anyhow!("{}: {m}", path.display()))?;
     let key: [u8; 32] = hex::decode(&e.public_key)
         .ok()
         .and_then(|k| k.try_into().ok())
@@ -297,17 +305,40 @@ fn build(a: BuildArgs) -> anyhow::Result<()> {
     // The same check a node makes before it starts from this genesis.
     pod::check_genesis(&genesis)?;
     let bytes = genesis.encode();
-    let tmp = a.out.with_extension("tmp");
-    std::fs::write(&tmp, &bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, &a.out).with_context(|| format!("writing {}", a.out.display()))?;
+    write_new(&a.out, &bytes, a.force)?;
     eprintln!("wrote the genesis of pod {} ({n} validators, {} bytes) to {}", a.pod, bytes.len(), a.out.display());
     println!("genesis_sha256 = \"{}\"", hex::encode(attest::sha256(&bytes)));
     if !peers.is_empty() {
-        let quoted: Vec<String> = peers.iter().map(|p| format!("{p:?}")).collect();
+        let quoted: Vec<String> = peers.iter().map(|p| serde_json::Value::from(p.as_str()).to_string()).collect();
         println!("peers = [{}]", quoted.join(", "));
     }
     println!("genesis_b64 = \"{}\"", b64().encode(&bytes));
     Ok(())
+}
+
+/// Writes `bytes` to `out` whole or not at all: through a temporary file beside it, then renamed (`replace`) or
+/// linked (refused if `out` exists by then).
+fn write_new(out: &Path, bytes: &[u8], replace: bool) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let dir = out.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = out.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| -> anyhow::Result<()> {
+        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        if replace {
+            std::fs::rename(&tmp, out)?;
+        } else {
+            std::fs::hard_link(&tmp, out).map_err(|e| match e.kind() {
+                std::io::ErrorKind::AlreadyExists => anyhow!("{} exists; not overwritten", out.display()),
+                _ => e.into(),
+            })?;
+        }
+        Ok(())
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    result.with_context(|| format!("writing {}", out.display()))
 }
 
 fn show(path: &Path, json: bool) -> anyhow::Result<ExitCode> {

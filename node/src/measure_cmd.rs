@@ -107,7 +107,8 @@ fn parse_size(s: &str) -> anyhow::Result<u64> {
     num.parse::<u64>()
         .ok()
         .and_then(|n| n.checked_mul(mul))
-        .with_context(|| format!("--memory {s:?}: a size such as 2G or 4096M"))
+        .filter(|&n| n <= attest::tdvf::MAX_MEMORY)
+        .with_context(|| format!("--memory {s:?}: a size such as 2G or 4096M, at most 64 TiB"))
 }
 
 #[derive(Args)]
@@ -286,7 +287,7 @@ fn tdx(a: TdxArgs) -> anyhow::Result<()> {
                 Some("qemu-patched") => KernelHeader::QemuPatched {
                     memory: memory.context("--kernel-header qemu-patched needs --memory")?,
                     initrd_size: initrd.as_ref().map(|i| i.len() as u64),
-                    cmdline_len: a.append.len(),
+                    cmdline: &a.append,
                 },
                 Some(o) => bail!("--kernel-header {o:?}: unmodified or qemu-patched"),
                 None => bail!(
