@@ -346,20 +346,18 @@ impl Tpm {
 
     /// The handle to authorize a read of `public` with: the owner where it allows, else the index itself.
     pub fn read_auth(index: u32, public: NvPublic) -> Option<u32> {
-        if public.attributes & attr::OWNERREAD != 0 {
-            Some(RH_OWNER)
-        } else if public.attributes & attr::AUTHREAD != 0 {
-            Some(index)
-        } else {
-            None
-        }
+        Self::auth(index, public, attr::OWNERREAD, attr::AUTHREAD)
     }
 
     /// The handle to authorize a write of `public` with.
     pub fn write_auth(index: u32, public: NvPublic) -> Option<u32> {
-        if public.attributes & attr::OWNERWRITE != 0 {
+        Self::auth(index, public, attr::OWNERWRITE, attr::AUTHWRITE)
+    }
+
+    fn auth(index: u32, public: NvPublic, owner: u32, own: u32) -> Option<u32> {
+        if public.attributes & owner != 0 {
             Some(RH_OWNER)
-        } else if public.attributes & attr::AUTHWRITE != 0 {
+        } else if public.attributes & own != 0 {
             Some(index)
         } else {
             None

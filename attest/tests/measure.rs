@@ -3,6 +3,8 @@
 //! built here whose footer table and SEV metadata exercise what the Debian build lacks (the kernel hashes page,
 //! several sections of each type). `scripts/setup.sh` installs both the package and the Python tool.
 
+mod firmware;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -98,11 +100,6 @@ fn bytes(seed: u64, n: usize) -> Vec<u8> {
         .collect()
 }
 
-fn guid_le(s: &str) -> Vec<u8> {
-    let h = hex::decode(s.replace('-', "")).unwrap();
-    [vec![h[3], h[2], h[1], h[0], h[5], h[4], h[7], h[6]], h[8..].to_vec()].concat()
-}
-
 /// A firmware image of `pages` pages whose footer table has a reset block, a hashes-table address and SEV
 /// metadata with `sections` (gpa, size, type).
 fn synthetic(seed: u64, pages: usize, sections: &[(u32, u32, u32)], hashes_gpa: u32, ap_eip: u32) -> Vec<u8> {
@@ -120,20 +117,14 @@ fn synthetic(seed: u64, pages: usize, sections: &[(u32, u32, u32)], hashes_gpa: 
         meta.extend(kind.to_le_bytes());
     }
     img[meta_at..meta_at + meta.len()].copy_from_slice(&meta);
-    // The footer table: entries (data, u16 size, GUID), then the footer entry, then 32 bytes.
-    let entry =
-        |data: Vec<u8>, g: &str| [data.clone(), ((data.len() + 18) as u16).to_le_bytes().to_vec(), guid_le(g)].concat();
-    let table = [
-        entry((len as u32 - meta_at as u32).to_le_bytes().to_vec(), "dc886566-984a-4798-a75e-5585a7bf67cc"),
-        entry([hashes_gpa.to_le_bytes(), 0x400u32.to_le_bytes()].concat(), "7255371f-3a3b-4b04-927b-1da6efa8d454"),
-        entry(ap_eip.to_le_bytes().to_vec(), "00f771de-1a7e-4fcb-890e-68c77e2fb44e"),
-    ]
-    .concat();
-    let footer =
-        [((table.len() + 18) as u16).to_le_bytes().to_vec(), guid_le("96b582de-1fb2-45f7-baea-a366c55a082d")].concat();
-    let all = [table, footer].concat();
-    let end = len - 32;
-    img[end - all.len()..end].copy_from_slice(&all);
+    firmware::write_footer_table(
+        &mut img,
+        &[
+            ((len as u32 - meta_at as u32).to_le_bytes().to_vec(), "dc886566-984a-4798-a75e-5585a7bf67cc"),
+            ([hashes_gpa.to_le_bytes(), 0x400u32.to_le_bytes()].concat(), "7255371f-3a3b-4b04-927b-1da6efa8d454"),
+            (ap_eip.to_le_bytes().to_vec(), "00f771de-1a7e-4fcb-890e-68c77e2fb44e"),
+        ],
+    );
     img
 }
 

@@ -9,6 +9,8 @@
 //! - Authenticode (RTMR1's kernel digest) against `osslsigncode`, an independent implementation: a PE image
 //!   built here, signed with a throwaway certificate, whose digest osslsigncode computes in SHA-256 and SHA-384.
 
+mod firmware;
+
 use std::process::Command;
 
 use attest::tdvf::{self, PageOrder, SectionType, Tdvf};
@@ -68,11 +70,6 @@ fn debian_ovmf_measures_as_dstack_mr_computes_it() {
     }
 }
 
-fn guid_le(s: &str) -> Vec<u8> {
-    let h = hex::decode(s.replace('-', "")).unwrap();
-    [vec![h[3], h[2], h[1], h[0], h[5], h[4], h[7], h[6]], h[8..].to_vec()].concat()
-}
-
 /// A section: (data offset, raw size, GPA, memory size, type, attributes).
 type Sec = (u32, u32, u64, u64, u32, u32);
 
@@ -95,14 +92,10 @@ fn synthetic(sections: &[Sec]) -> Vec<u8> {
         meta.extend(attr.to_le_bytes());
     }
     img[meta_at..meta_at + meta.len()].copy_from_slice(&meta);
-    let entry =
-        |data: Vec<u8>, g: &str| [data.clone(), ((data.len() + 18) as u16).to_le_bytes().to_vec(), guid_le(g)].concat();
-    let table = entry(((len - meta_at) as u32).to_le_bytes().to_vec(), "e47a6535-984a-4798-865e-4685a7bf8ec2");
-    let footer =
-        [((table.len() + 18) as u16).to_le_bytes().to_vec(), guid_le("96b582de-1fb2-45f7-baea-a366c55a082d")].concat();
-    let all = [table, footer].concat();
-    let end = len - 32;
-    img[end - all.len()..end].copy_from_slice(&all);
+    firmware::write_footer_table(
+        &mut img,
+        &[(((len - meta_at) as u32).to_le_bytes().to_vec(), "e47a6535-984a-4798-865e-4685a7bf8ec2")],
+    );
     img
 }
 
@@ -185,7 +178,7 @@ fn malformed_tdvf_metadata_is_refused() {
     len[meta + 4] ^= 0x20;
     cases.push(("malformed", len));
     let mut no_entry = ok.clone();
-    let g = guid_le("e47a6535-984a-4798-865e-4685a7bf8ec2");
+    let g = firmware::guid_le("e47a6535-984a-4798-865e-4685a7bf8ec2");
     let at = no_entry.windows(16).rposition(|w| w == g.as_slice()).unwrap();
     no_entry[at] ^= 1;
     cases.push(("no TDX metadata", no_entry));
