@@ -28,10 +28,10 @@ const REJECTED: u8 = 1;
 
 #[derive(Subcommand)]
 pub enum GenesisCommand {
-    /// On a node's VM: collect evidence binding its identity key to the pod, and write an enrollment for `build`.
+    /// On a node's VM: collect evidence binding its identity key to the pod, and write an enrollment.
     ///
-    /// The enrollment holds the node's name, public key, peer id and evidence; nothing secret. The key stays on
-    /// the VM.
+    /// The enrollment holds the node's name, public key, peer id and evidence; nothing secret. The
+    /// key stays on the VM. `build` takes the enrollments.
     ///
     /// Examples:
     ///   sigil genesis enroll --pod eu --name aws-snp-0 --identity /var/lib/sigil/identity.key \
@@ -41,16 +41,16 @@ pub enum GenesisCommand {
     Enroll(EnrollArgs),
     /// Build a pod's genesis from its nodes' enrollments, its members and its policy.
     ///
-    /// Every enrollment's evidence is verified under the policy, bound to its key and this pod, as each node
-    /// does before it starts from a genesis; nothing is written unless all pass. Prints the peers line for the
-    /// nodes' configuration (for enrollments with --address) and the genesis as base64 (Terraform's
-    /// `genesis_b64`).
+    /// Every enrollment's evidence is verified under the policy, bound to its key and this pod, as
+    /// each node does before it starts from a genesis; nothing is written unless all pass. Prints the
+    /// peers line for the nodes' configuration (for enrollments with --address) and the genesis as
+    /// base64 (Terraform's `genesis_b64`).
     ///
     /// Examples:
     ///   sigil genesis build --pod eu --jurisdiction EU --policy pod-policy.toml \
     ///       --member ops=ed25519:3b6a… --member audit=ed25519:9f1c… --threshold 2 \
-    ///       aws-snp-0.enroll.json gcp-snp-0.enroll.json gcp-tdx-0.enroll.json azure-snp-0.enroll.json \
-    ///       --out genesis.cbor
+    ///       aws-snp-0.enroll.json gcp-snp-0.enroll.json gcp-tdx-0.enroll.json \
+    ///       azure-snp-0.enroll.json --out genesis.cbor
     #[command(verbatim_doc_comment)]
     Build(BuildArgs),
     /// Print a genesis and check its validators' evidence under its policy, now.

@@ -28,26 +28,28 @@ pub enum MeasureCommand {
     Snp(SnpArgs),
     /// The expected Intel TDX MRTD (and RTMR0-2 where computable) of a guest image, for `[tdx]` policy.
     ///
-    /// MRTD: the TDX module hashes the pages the host adds from the firmware's TDVF metadata. The host adds and
-    /// measures them in one of two orders, a property of its KVM and QEMU, not of the image (--page-order):
-    ///   per-page     upstream KVM (Linux 6.16+) with QEMU 10.1+, Google Compute Engine, Intel's QEMU 7.2/8.1
-    ///   per-section  KVM v19-era stacks: Canonical's Ubuntu 24.04 TDX host (QEMU 8.2.2), dstack 0.5 hosts
+    /// MRTD: the TDX module hashes the pages the host adds from the firmware's TDVF metadata. Hosts
+    /// add and measure them in one of two orders, a property of their KVM and QEMU (--page-order):
+    ///   per-page     upstream KVM (Linux 6.16+) with QEMU 10.1+, Google Compute Engine,
+    ///                Intel's QEMU 7.2 and 8.1
+    ///   per-section  KVM v19-era hosts: Canonical's Ubuntu 24.04 TDX host (QEMU 8.2.2), dstack 0.5
     /// Without --page-order both are printed (and both allowed by --policy).
     ///
     /// RTMRs, for QEMU direct boot (-bios OVMF.fd -kernel -initrd -append):
-    ///   rtmr0  the TD HOB (from --memory), the firmware's CFV, empty Secure Boot variables, and QEMU's ACPI
-    ///          blobs, which depend on the whole VM configuration: give them (--acpi-*, e.g. read in a guest from
-    ///          /sys/firmware/qemu_fw_cfg/by_name/etc/...), or RTMR0 is not computed
-    ///   rtmr1  the kernel's Authenticode SHA-384; QEMU before 10.2 patches the kernel's setup header first
-    ///          (--kernel-header qemu-patched, which depends on --memory and the initrd's size)
-    ///   rtmr2  the kernel command line with the firmware's initrd=initrd (--initrd-option), and the initrd
+    ///   rtmr0  the TD HOB (from --memory), the firmware's CFV, empty Secure Boot variables and
+    ///          QEMU's ACPI blobs, which depend on the whole VM: give them (--acpi-*, read in a
+    ///          guest from /sys/firmware/qemu_fw_cfg/by_name/etc/...), or it is not computed
+    ///   rtmr1  the kernel's Authenticode SHA-384; QEMU before 10.2 patches the kernel's setup
+    ///          header first (--kernel-header qemu-patched, with --memory)
+    ///   rtmr2  the command line with the firmware's initrd=initrd (--initrd-option), the initrd
     ///   rtmr3  zero at boot
     /// Clouds that run their own firmware (Azure, GCE) publish or report their own values.
     ///
     /// Examples:
     ///   sigil measure tdx --ovmf OVMF.fd
-    ///   sigil measure tdx --ovmf OVMF.fd --page-order per-page --memory 4G --kernel vmlinuz --initrd initrd.img \
-    ///       --append "console=ttyS0 root=/dev/vda" --kernel-header unmodified --initrd-option suffix --policy
+    ///   sigil measure tdx --ovmf OVMF.fd --page-order per-page --memory 4G \
+    ///       --kernel vmlinuz --initrd initrd.img --append "console=ttyS0 root=/dev/vda" \
+    ///       --kernel-header unmodified --initrd-option suffix --policy
     #[command(verbatim_doc_comment)]
     Tdx(TdxArgs),
 }
