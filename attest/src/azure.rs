@@ -107,6 +107,11 @@ impl HclReport {
         Ok(HclReport { kind, hw_report: bytes[0x20..0x20 + 1184].to_vec(), hash_type, runtime_claims: claims })
     }
 
+    /// The report's length without the zero padding after its claims.
+    pub fn encoded_len(&self) -> usize {
+        CLAIMS_AT + self.runtime_claims.len()
+    }
+
     /// The 64 bytes REPORT_DATA must hold: hash of the claims, zero-padded.
     pub fn expected_report_data(&self) -> [u8; 64] {
         runtime_claims_binding(&self.runtime_claims, self.hash_type)

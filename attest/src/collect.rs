@@ -223,6 +223,18 @@ impl Default for AzureSource {
     }
 }
 
+impl AzureSource {
+    /// The default source, with the TPM (`tcp:HOST:PORT` or a device) and the IMDS URL given where they are.
+    pub fn at(tpm: Option<&str>, imds: Option<&str>) -> AzureSource {
+        let d = AzureSource::default();
+        AzureSource {
+            tpm: tpm.map_or(d.tpm, TpmDevice::parse),
+            imds: imds.map_or(d.imds, str::to_string),
+            refresh: d.refresh,
+        }
+    }
+}
+
 /// Whether this is an Azure confidential VM with a paravisor, and which TEE its HCL report wraps: the vTPM
 /// exists and holds an HCL report.
 pub fn detect_azure(src: &AzureSource) -> Option<Platform> {
@@ -300,8 +312,7 @@ pub fn collect_azure(src: &AzureSource, report_data: &[u8; 64]) -> Result<Bundle
         std::thread::sleep(Duration::from_millis(250));
     };
     // Keep the report itself, not the index's zero padding past the claims.
-    let used = 0x4D4 + hcl.runtime_claims.len();
-    let raw = raw[..used].to_vec();
+    let raw = raw[..hcl.encoded_len()].to_vec();
     match hcl.kind {
         HclKind::Snp => {
             let body = http(&src.imds, "GET", "/metadata/THIM/amd/certification", None)?;

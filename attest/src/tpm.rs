@@ -90,6 +90,8 @@ impl<T: Read + Write> Channel for T {}
 pub struct Tpm {
     io: Box<dyn Channel>,
     name: String,
+    /// TPM_PT_NV_BUFFER_MAX, asked once.
+    nv_buffer_max: Option<usize>,
 }
 
 /// The public area of an NV index.
@@ -216,7 +218,7 @@ impl Tpm {
                 Box::new(s)
             }
         };
-        Ok(Tpm { io, name })
+        Ok(Tpm { io, name, nv_buffer_max: None })
     }
 
     /// Sends one command and reads its response; a non-success response code is returned as such.
@@ -279,15 +281,20 @@ impl Tpm {
         parse().map(Some).ok_or_else(|| self.malformed(&what))
     }
 
-    /// The largest NV_Read/NV_Write buffer this TPM takes (TPM_PT_NV_BUFFER_MAX).
+    /// The largest NV_Read/NV_Write buffer this TPM takes (TPM_PT_NV_BUFFER_MAX), asked of the TPM once.
     pub fn nv_buffer_max(&mut self) -> Result<usize> {
+        if let Some(max) = self.nv_buffer_max {
+            return Ok(max);
+        }
         let what = "GetCapability(TPM_PT_NV_BUFFER_MAX)";
         let cmd = Cmd::new(false, CC_GET_CAPABILITY).u32(CAP_TPM_PROPERTIES).u32(PT_NV_BUFFER_MAX).u32(1).finish();
         let r = self.ok(cmd, what)?;
         // moreData ‖ capability ‖ count ‖ (property ‖ value)*
         match (be32(&r, 11), be32(&r, 15), be32(&r, 19), be32(&r, 23)) {
             (Some(CAP_TPM_PROPERTIES), Some(n), Some(PT_NV_BUFFER_MAX), Some(v)) if n >= 1 && v >= 32 => {
-                Ok((v as usize).min(4096))
+                let max = (v as usize).min(4096);
+                self.nv_buffer_max = Some(max);
+                Ok(max)
             }
             _ => Err(self.malformed(what)),
         }

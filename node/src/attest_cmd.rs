@@ -262,11 +262,7 @@ fn collect(a: CollectArgs) -> anyhow::Result<()> {
         eprintln!("warning: simulated evidence is INSECURE: anyone can produce it. Verifiers refuse it unless their policy sets [sim] allow = true.");
         attest::collect::collect_sim(m, rd, hd)?
     } else if a.azure {
-        let src = attest::collect::AzureSource {
-            tpm: attest::tpm::TpmDevice::parse(&a.tpm),
-            imds: a.imds.clone(),
-            ..Default::default()
-        };
+        let src = attest::collect::AzureSource::at(Some(&a.tpm), Some(&a.imds));
         attest::collect::collect_azure(&src, &rd)?
     } else {
         attest::collect::collect(&rd)?

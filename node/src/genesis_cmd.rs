@@ -347,6 +347,7 @@ fn show(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
     let Entry::Genesis(g) = &entry else { bail!("{} holds a {} entry, not a genesis", path.display(), entry.kind()) };
     let policy = pod::admission::parse_policy(&g.policy).map_err(|e| anyhow!(e))?;
     let now = pod::app::now_ms() / 1000;
+    let warnings = crate::client_cmd::policy_warnings(&policy);
     let mut all_ok = g.evidence.len() == g.validators.len();
     let validators: Vec<serde_json::Value> = g
         .validators
@@ -380,7 +381,7 @@ fn show(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
         "threshold": g.threshold,
         "policy_sha256": hex::encode(attest::sha256(g.policy.as_bytes())),
         "genesis_sha256": hex::encode(attest::sha256(&bytes)),
-        "policy_warnings": crate::client_cmd::policy_warnings(&policy),
+        "policy_warnings": warnings,
     });
     if json {
         println!("{out}");
@@ -405,7 +406,7 @@ fn show(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
             println!("    {:<16} ed25519:{}", m.name, hex::encode(&m.public_key));
         }
         println!("  policy sha256 {}", out["policy_sha256"].as_str().unwrap_or_default());
-        for w in crate::client_cmd::policy_warnings(&policy) {
+        for w in &warnings {
             println!("warning: {w}");
         }
     }

@@ -255,13 +255,7 @@ pub(crate) fn evidence(tee: &Tee, pod_id: &str, key: &[u8; 32]) -> anyhow::Resul
             Ok(pod::admission::sim_evidence(pod_id, key, m))
         }
         "azure" => {
-            let mut src = attest::collect::AzureSource::default();
-            if let Some(t) = &tee.tpm {
-                src.tpm = attest::tpm::TpmDevice::parse(t);
-            }
-            if let Some(u) = &tee.imds {
-                src.imds = u.clone();
-            }
+            let src = attest::collect::AzureSource::at(tee.tpm.as_deref(), tee.imds.as_deref());
             let b = attest::collect::collect_azure(&src, &report_data).context("collecting Azure vTPM evidence")?;
             Ok(b.encode()?)
         }
