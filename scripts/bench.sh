@@ -8,10 +8,10 @@ mkdir -p "${CARGO_TARGET_DIR:=$HOME/.cache/sigil-target}"
 # Absolute: criterion writes its reports under $CARGO_TARGET_DIR from the package directory.
 CARGO_TARGET_DIR=$(cd "$CARGO_TARGET_DIR" && pwd)
 export CARGO_TARGET_DIR
-cargo bench -p attest --bench verify --locked -- "$@"
-cargo bench -p ledger --bench ledger --features rocksdb --locked -- "$@"
+cargo bench -p sigil-attest --bench verify --locked -- "$@"
+cargo bench -p sigil-ledger --bench ledger --features rocksdb --locked -- "$@"
 # A bench binary of its own (p50/p99 need every sample): prints its ratios to raw wasmtime itself.
-cargo bench -p enclave-runtime --bench invoke --locked
+cargo bench -p sigil-runtime --bench invoke --locked
 crit="$CARGO_TARGET_DIR/criterion"
 median() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["median"]["point_estimate"])' "$crit/$1/new/estimates.json"; }
 ratio() { python3 -c 'import sys; a,b=float(sys.argv[1]),float(sys.argv[2]); print(f"{a/1000:9.1f} us  {a/b:5.2f}x of baseline ({b/1000:.1f} us)")' "$1" "$2"; }

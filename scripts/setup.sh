@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Installs what building and testing Sigil needs on a fresh Debian machine. Idempotent; quiet when done.
+#   scripts/setup.sh          everything the tests need (what CI runs)
+#   scripts/setup.sh build    only what building and running `sigil` needs (scripts/devnet.sh)
 set -euo pipefail
+mode="${1:-test}"
+case "$mode" in build|test) ;; *) echo "usage: scripts/setup.sh [build|test]" >&2; exit 2 ;; esac
 need_apt=()
 # Debian packages the build needs: libclang for librocksdb-sys (bindgen), clang to compile RocksDB; chromium for the
 # console's browser test (driven by playwright-core from npm, with the machine's Node.js); ovmf, a real firmware
@@ -8,7 +12,8 @@ need_apt=()
 # across network namespaces); cloud-init and systemd (systemd-analyze) for infra/check.py; swtpm and tpm2-tools, a
 # real TPM 2.0 and an independent TPM stack, for the Azure vTPM collection test; osslsigncode, an independent
 # Authenticode implementation, for `sigil measure tdx`'s kernel digest.
-APT_PACKAGES=(libclang-dev clang chromium ovmf iproute2 nftables curl cloud-init systemd swtpm swtpm-tools tpm2-tools osslsigncode)
+APT_PACKAGES=(libclang-dev clang)
+[ "$mode" = build ] || APT_PACKAGES+=(chromium ovmf iproute2 nftables curl cloud-init systemd swtpm swtpm-tools tpm2-tools osslsigncode)
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
@@ -20,8 +25,26 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 command -v cargo >/dev/null || { echo "setup: cargo not found; install Rust with rustup first" >&2; exit 2; }
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt clippy
-# Applets (applets/) compile to WebAssembly for the enclave runtime.
-rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
+# Applets (applets/) compile to WebAssembly for the enclave runtime (sigil-example-applets builds them into
+# `sigil`). The tests also check the verifier crates for the browser target (wasm32-unknown-unknown) and with the
+# declared minimum Rust version (rust-version in Cargo.toml), and the dependency tree with cargo-deny.
+targets=(wasm32-wasip1)
+[ "$mode" = build ] || targets+=(wasm32-unknown-unknown)
+for target in "${targets[@]}"; do
+  rustup target list --installed 2>/dev/null | grep -qx "$target" || rustup target add "$target"
+done
+if [ "$mode" = build ]; then
+  echo "setup: ok for building ($(cargo --version))"
+  exit 0
+fi
+msrv=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' "$(dirname "$0")/../Cargo.toml")
+rustup toolchain list 2>/dev/null | grep -q "^$msrv" || rustup toolchain install "$msrv" --profile minimal --no-self-update
+# cargo-deny checks the dependency tree (deny.toml); built once from crates.io into ~/.cargo/bin.
+CARGO_DENY_VERSION=0.20.2
+if ! cargo deny --version 2>/dev/null | grep -q " $CARGO_DENY_VERSION"; then
+  echo "setup: installing cargo-deny $CARGO_DENY_VERSION (built from crates.io, a few minutes once)"
+  cargo install --quiet --locked cargo-deny --version "$CARGO_DENY_VERSION"
+fi
 command -v npm >/dev/null || { echo "setup: npm (Node.js) not found; the console test needs it" >&2; exit 2; }
 (cd "$(dirname "$0")/../node/tests/console" && npm ci --no-audit --no-fund --silent)
 # Implementations we did not write, for interoperability and differential tests: the official MCP Python SDK (a

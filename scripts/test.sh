@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The test command: format check, clippy with warnings denied (the main workspace and the applets), the whole
-# test suite, the console's browser test, the network-fault test of a pod across network namespaces, and a short
-# fuzz smoke run of every fuzz target.
+# The test command: format check, clippy with warnings denied (the main workspace and the applets), the shipped
+# feature set, the verifier crates for wasm32-unknown-unknown and at the MSRV, cargo-deny, the whole test suite
+# (with the tidy test), the console's browser test, the network-fault test of a pod across network namespaces,
+# and a short fuzz smoke run of every fuzz target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sigil-target}"
@@ -11,6 +12,14 @@ cargo fmt --all --manifest-path applets/Cargo.toml -- --check
 echo "== cargo clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 (cd applets && cargo clippy --target wasm32-wasip1 --release --locked -- -D warnings)
+echo "== the shipped feature set builds (what \`cargo build -p sigil\` makes, no test-only features)"
+cargo check -p sigil --locked
+echo "== the verifier crates build for the browser (wasm32-unknown-unknown) and at the declared MSRV"
+cargo check --target wasm32-unknown-unknown -p sigil-primitives -p sigil-attest -p sigil-ledger --locked
+msrv=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
+cargo "+$msrv" check -p sigil-primitives -p sigil-attest -p sigil-ledger --locked
+echo "== cargo deny (licences, duplicate versions, sources)"
+cargo deny --all-features --locked check bans licenses sources
 echo "== cargo test"
 log=$(mktemp); trap 'rm -f "$log"' EXIT
 cargo test --workspace --all-features --locked 2>&1 | tee "$log"

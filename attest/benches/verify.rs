@@ -7,11 +7,11 @@
 //!
 //! `scripts/bench.sh` runs this and prints the ratios.
 
-use attest::{x509::parse_cert_file, Endorsements, Policy, Verifier};
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use sev::certs::snp::{ca, Certificate, Chain, Verifiable};
 use sev::firmware::guest::AttestationReport;
 use sev::parser::ByteParser;
+use sigil_attest::{x509::parse_cert_file, Endorsements, Policy, Verifier};
 
 const REPORT_HEX: &str = include_str!("../testdata/sev-snp/virtee-milan-v2.report.hex");
 const VCEK: &[u8] = include_bytes!("../testdata/sev-snp/virtee-milan-v2.vcek.der");
@@ -41,7 +41,7 @@ fn snp(c: &mut Criterion) {
     });
     // The floor: one P-384 signature check over the same bytes with ring, nothing else.
     let vcek_key = parse_cert_file(VCEK, "vcek").unwrap().remove(0).public_key_bits().to_vec();
-    let parsed = attest::snp::SnpReport::parse(&report).unwrap();
+    let parsed = sigil_attest::snp::SnpReport::parse(&report).unwrap();
     let sig = parsed.signature_fixed().unwrap();
     g.bench_function("ring_p384_verify/floor", |b| {
         b.iter(|| {

@@ -6,6 +6,7 @@
 //! that JSON, which carries the vTPM attestation key (`HCLAkPub`) and the guest's `user-data`.
 
 use crate::error::ParseError;
+use crate::reader::Reader;
 
 const WHAT: &str = "Azure HCL report";
 const RUNTIME_HDR: usize = 0x4C0;
@@ -45,10 +46,6 @@ pub struct HclReport {
     pub runtime_claims: Vec<u8>,
 }
 
-fn le32(b: &[u8], off: usize) -> u32 {
-    u32::from_le_bytes(b[off..off + 4].try_into().expect("4"))
-}
-
 /// Whether `bytes` starts like an HCL report.
 pub fn sniff(bytes: &[u8]) -> bool {
     bytes.starts_with(b"HCLA")
@@ -63,7 +60,11 @@ impl HclReport {
         if !sniff(bytes) {
             return Err(ParseError::Field { what: WHAT, detail: "missing HCLA signature".into() });
         }
-        let kind = match le32(bytes, RUNTIME_HDR + 8) {
+        // The runtime data header: data size, version, report type, hash type, claim size (u32 each).
+        let mut hdr = Reader::at(bytes, RUNTIME_HDR, WHAT);
+        let [data_size, _version, kind, hash_type, claim_size] =
+            [(); 5].map(|()| hdr.u32().expect("CLAIMS_AT bytes are there: checked above"));
+        let kind = match kind {
             2 => HclKind::Snp,
             4 => HclKind::Tdx,
             t => {
@@ -73,35 +74,31 @@ impl HclReport {
                 })
             }
         };
-        let hash_type = match le32(bytes, RUNTIME_HDR + 12) {
+        let hash_type = match hash_type {
             1 => HashType::Sha256,
             2 => HashType::Sha384,
             3 => HashType::Sha512,
             t => return Err(ParseError::Field { what: WHAT, detail: format!("unknown runtime claims hash type {t}") }),
         };
-        let claim_size = le32(bytes, RUNTIME_HDR + 16) as usize;
+        let claim_size = claim_size as usize;
         if claim_size > MAX_CLAIMS {
             return Err(ParseError::Field {
                 what: WHAT,
                 detail: format!("runtime claims of {claim_size} bytes exceed {MAX_CLAIMS}"),
             });
         }
-        let end = CLAIMS_AT + claim_size;
-        if end > bytes.len() {
-            return Err(ParseError::Truncated { what: WHAT, need: end, have: bytes.len() });
-        }
-        let data_size = le32(bytes, RUNTIME_HDR) as usize;
+        let data_size = data_size as usize;
         if data_size != claim_size + 20 {
             return Err(ParseError::Field {
                 what: WHAT,
                 detail: format!("runtime data size {data_size} does not match claim size {claim_size} + 20"),
             });
         }
-        let rest = &bytes[end..];
+        let claims = hdr.take(claim_size)?.to_vec();
+        let rest = hdr.rest();
         if rest.iter().any(|&b| b != 0) {
             return Err(ParseError::TrailingBytes { what: WHAT, count: rest.len() });
         }
-        let claims = bytes[CLAIMS_AT..end].to_vec();
         serde_json::from_slice::<serde_json::Value>(&claims)
             .map_err(|e| ParseError::Json(format!("runtime claims: {e}")))?;
         Ok(HclReport { kind, hw_report: bytes[0x20..0x20 + 1184].to_vec(), hash_type, runtime_claims: claims })

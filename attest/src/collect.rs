@@ -23,6 +23,7 @@ use std::time::Duration;
 use crate::azure::{HclKind, HclReport};
 use crate::bundle::Bundle;
 use crate::error::{Error, Result};
+use crate::reader::le_u32;
 use crate::result::Platform;
 use crate::sim::{SimClaims, SimEvidence};
 use crate::tpm::{attr, Tpm, TpmDevice};
@@ -172,8 +173,7 @@ pub fn parse_cert_table(table: &[u8]) -> Result<Vec<Vec<u8>>> {
         if e.iter().all(|&b| b == 0) {
             return Ok(certs);
         }
-        let off = u32::from_le_bytes(e[16..20].try_into().expect("4")) as usize;
-        let len = u32::from_le_bytes(e[20..24].try_into().expect("4")) as usize;
+        let (off, len) = (le_u32(e, 16).expect("in the entry") as usize, le_u32(e, 20).expect("in the entry") as usize);
         let blob = off
             .checked_add(len)
             .and_then(|end| table.get(off..end))

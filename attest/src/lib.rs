@@ -25,10 +25,10 @@ pub mod collect;
 pub mod error;
 pub mod measure;
 pub mod policy;
+mod reader;
 pub mod result;
 pub mod sim;
 pub mod snp;
-pub mod tdvf;
 pub mod tdx;
 pub mod time;
 pub mod tpm;
@@ -126,9 +126,7 @@ impl Evidence {
                 Err(e) => Err(e),
             };
         }
-        if bytes.len() == snp::report::REPORT_LEN
-            && (2..=5).contains(&u32::from_le_bytes(bytes[..4].try_into().expect("4")))
-        {
+        if bytes.len() == snp::report::REPORT_LEN && reader::le_u32(bytes, 0).is_some_and(|v| (2..=5).contains(&v)) {
             return Ok(Evidence::Snp(bytes.to_vec()));
         }
         if tdx::sniff(bytes).is_some() {

@@ -5,16 +5,16 @@
 //! Run with `cargo bench -p enclave-runtime --bench invoke` (scripts/bench.sh does). Prints p50/p99 per
 //! invocation and the ratio to raw, then invocations/s on one thread with and without signing the receipt.
 
-#[path = "../tests/support/mod.rs"]
+#[path = "../tests/it/support.rs"]
 mod support;
 
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use enclave_runtime::{Call, MemState, Runtime, RuntimeConfig};
-use ledger::Hash;
 use ring::signature::{Ed25519KeyPair, KeyPair};
+use sigil_primitives::Hash;
+use sigil_runtime::{Call, MemState, Runtime, RuntimeConfig};
 use wasmtime::{Caller, Engine, Linker, Module, Store};
 
 const WARMUP: usize = 2_000;
@@ -186,7 +186,23 @@ fn main() {
     let t = Instant::now();
     for _ in 0..n {
         let e = sigil_once();
-        let entry = ledger::Entry::Invocation(e.receipt.to_invocation(&[1; 32], "hash", "sha256", "node-0", 1));
+        let r = &e.receipt;
+        let entry = sigil_ledger::Entry::Invocation(sigil_ledger::entry::Invocation {
+            request_hash: r.request_hash,
+            caller: serde_bytes::ByteBuf::from(vec![1; 32]),
+            applet: "hash".into(),
+            method: "sha256".into(),
+            code_digest: r.code_digest,
+            input_hash: r.input_hash,
+            output_hash: r.output_hash,
+            write_set_hash: r.write_set_hash,
+            executor: "node-0".into(),
+            executor_attestation: 1,
+            outcome: r.outcome.clone(),
+            fuel_used: r.fuel_used,
+            at_ms: r.at_ms,
+            delegate: None,
+        });
         black_box(key.sign(&entry.encode()));
     }
     let signed = n as f64 / t.elapsed().as_secs_f64();

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use ledger::Hash;
+use sigil_primitives::Hash;
 use wasmtime::{Caller, Linker, Memory, ResourceLimiter};
 
 use crate::egress::{Egress, EgressError};

@@ -23,7 +23,6 @@
 #![deny(missing_docs)]
 
 pub mod egress;
-pub mod examples;
 #[cfg(feature = "engine")]
 mod host;
 pub mod manifest;
@@ -38,7 +37,7 @@ pub use runtime::{
 };
 pub use state::{MemState, State, WriteSet};
 
-use ledger::Hash;
+use sigil_primitives::Hash;
 
 /// Errors loading applets or running the runtime (not applet outcomes: those are [`Outcome`]s).
 #[derive(Debug, thiserror::Error)]

@@ -6,9 +6,9 @@
 
 use std::collections::BTreeMap;
 
-use ledger::entry::{canonical_decode, canonical_encode};
-use ledger::Hash;
 use serde::{Deserialize, Serialize};
+use sigil_primitives::cbor;
+use sigil_primitives::Hash;
 
 use crate::RuntimeError;
 
@@ -223,12 +223,12 @@ impl Manifest {
 
     /// The canonical CBOR encoding (RFC 8949 §4.2.1): what members sign and the ledger records.
     pub fn to_cbor(&self) -> Vec<u8> {
-        canonical_encode(self)
+        cbor::encode(self)
     }
 
     /// Decodes a canonical encoding and validates it.
     pub fn from_cbor(bytes: &[u8]) -> Result<Manifest, RuntimeError> {
-        let m: Manifest = canonical_decode(bytes, "manifest", MAX_MANIFEST_LEN)
+        let m: Manifest = cbor::decode(bytes, "manifest", MAX_MANIFEST_LEN)
             .map_err(|e| RuntimeError::Manifest(format!("not a valid manifest encoding: {e}")))?;
         m.validate()?;
         Ok(m)

@@ -7,9 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use ledger::entry::Invocation;
-use ledger::Hash;
-use serde_bytes::ByteBuf;
+use sigil_primitives::Hash;
 use wasmtime::{
     Config, Engine, ExternType, InstanceAllocationStrategy, InstancePre, Module, ModuleExport, PoolingAllocationConfig,
     Store, Trap, ValType,
@@ -170,35 +168,6 @@ pub struct ReceiptFields {
     pub fuel_used: u64,
     /// The clock the applet saw.
     pub at_ms: u64,
-}
-
-impl ReceiptFields {
-    /// The ledger's `invocation` entry for this execution.
-    pub fn to_invocation(
-        &self,
-        caller: &[u8; 32],
-        applet: &str,
-        method: &str,
-        executor: &str,
-        executor_attestation: u64,
-    ) -> Invocation {
-        Invocation {
-            request_hash: self.request_hash,
-            caller: ByteBuf::from(caller.to_vec()),
-            applet: applet.to_string(),
-            method: method.to_string(),
-            code_digest: self.code_digest,
-            input_hash: self.input_hash,
-            output_hash: self.output_hash,
-            write_set_hash: self.write_set_hash,
-            executor: executor.to_string(),
-            executor_attestation,
-            outcome: self.outcome.clone(),
-            fuel_used: self.fuel_used,
-            at_ms: self.at_ms,
-            delegate: None,
-        }
-    }
 }
 
 /// The result of one invocation.

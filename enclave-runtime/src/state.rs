@@ -5,9 +5,9 @@
 use std::collections::BTreeMap;
 use std::sync::RwLock;
 
-use ledger::entry::canonical_encode;
-use ledger::Hash;
 use serde::Serialize;
+use sigil_primitives::cbor;
+use sigil_primitives::Hash;
 
 /// Version of a key that does not exist.
 pub const ABSENT: u64 = 0;
@@ -65,7 +65,7 @@ impl WriteSet {
     /// value|null]...]}`, each list sorted by (namespace, key).
     pub fn encode(&self) -> Vec<u8> {
         let b = serde_bytes::Bytes::new;
-        canonical_encode(&Encoded {
+        cbor::encode(&Encoded {
             reads: self.reads.iter().map(|((n, k), v)| (n.as_str(), b(k), *v)).collect(),
             lists: self.lists.iter().map(|((n, p), h)| (n.as_str(), b(p), h)).collect(),
             writes: self.writes.iter().map(|((n, k), v)| (n.as_str(), b(k), v.as_deref().map(b))).collect(),
@@ -75,7 +75,7 @@ impl WriteSet {
     /// Decodes [`WriteSet::encode`]'s output and nothing else: canonical CBOR, each list strictly sorted (no
     /// key twice), at most `max` bytes.
     pub fn decode(bytes: &[u8], max: usize) -> Result<WriteSet, String> {
-        let d: Decoded = ledger::entry::canonical_decode(bytes, "write set", max).map_err(|e| e.to_string())?;
+        let d: Decoded = cbor::decode(bytes, "write set", max).map_err(|e| e.to_string())?;
         let mut ws = WriteSet::default();
         fn sorted<K: Ord + Clone, V>(items: Vec<(K, V)>, what: &str, into: &mut BTreeMap<K, V>) -> Result<(), String> {
             for (k, v) in items {
@@ -243,7 +243,7 @@ mod tests {
         assert!(WriteSet::decode(&t, 1 << 20).is_err(), "trailing bytes");
         // The same writes listed twice, or out of order, encode canonically but are not a write set.
         let e = |writes: Vec<(&str, &[u8])>| {
-            canonical_encode(&Encoded {
+            cbor::encode(&Encoded {
                 reads: vec![],
                 lists: vec![],
                 writes: writes

@@ -1,7 +1,7 @@
 //! Applet manifests, as people write them (TOML) and as members sign them (canonical CBOR): never panic; a TOML
 //! manifest that parses encodes to CBOR that decodes to the same manifest; CBOR that decodes is canonical.
 #![no_main]
-use enclave_runtime::Manifest;
+use sigil_runtime::Manifest;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

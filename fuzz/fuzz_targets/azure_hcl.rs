@@ -3,7 +3,7 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(h) = attest::azure::HclReport::parse(data) {
+    if let Ok(h) = sigil_attest::azure::HclReport::parse(data) {
         assert_eq!(h.hw_report.len(), 1184);
         let _ = h.expected_report_data();
         assert!(serde_json_ok(&h.runtime_claims));

@@ -3,9 +3,9 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(b) = attest::Bundle::decode(data) {
-        let again = attest::Bundle::decode(&b.encode().expect("encodes")).expect("round trip decodes");
+    if let Ok(b) = sigil_attest::Bundle::decode(data) {
+        let again = sigil_attest::Bundle::decode(&b.encode().expect("encodes")).expect("round trip decodes");
         assert_eq!(again, b);
     }
-    let _ = attest::collect::parse_cert_table(data);
+    let _ = sigil_attest::collect::parse_cert_table(data);
 });

@@ -4,7 +4,7 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok((_, _, body)) = enclave_runtime::egress::parse_response(data, 1024) {
+    if let Ok((_, _, body)) = sigil_runtime::egress::parse_response(data, 1024) {
         assert!(body.len() <= 1024);
     }
 });

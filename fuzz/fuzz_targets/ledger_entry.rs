@@ -4,7 +4,7 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(e) = ledger::Entry::decode(data) {
+    if let Ok(e) = sigil_ledger::Entry::decode(data) {
         assert_eq!(e.encode(), data, "a decoded entry must be in its one canonical encoding");
     }
 });

@@ -1,7 +1,7 @@
 //! Firmware images as `sigil measure snp` reads them: parsing the footer table and SEV metadata, and measuring,
 //! never panic whatever the image holds (the tables are read from the end of the fuzz input, padded to a page).
 #![no_main]
-use attest::measure::{snp_launch_digest, SnpLaunch, Vmm};
+use sigil_attest::measure::{snp_launch_digest, SnpLaunch, Vmm};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

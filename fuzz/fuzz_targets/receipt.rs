@@ -11,11 +11,11 @@ fuzz_target!(|data: &[u8]| {
         let read = |f: &str| hex::decode(std::fs::read_to_string(format!("{d}/{f}")).unwrap().trim()).unwrap();
         (read("receipt.cose.hex"), read("receipt-genesis.cbor.hex"))
     });
-    if let Ok(r) = ledger::receipt::Receipt::decode(data) {
+    if let Ok(r) = sigil_ledger::receipt::Receipt::decode(data) {
         let report = r.verify(genesis);
         if report.valid {
             // Only encodings of the same statement may verify: same entry, index and checkpoint.
-            let pinned = ledger::receipt::Receipt::decode(receipt).unwrap();
+            let pinned = sigil_ledger::receipt::Receipt::decode(receipt).unwrap();
             assert_eq!((r.entry, r.index), (pinned.entry, pinned.index), "a different receipt verified");
             assert_eq!(r.checkpoint.checkpoint, pinned.checkpoint.checkpoint);
         }

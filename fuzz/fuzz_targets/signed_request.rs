@@ -1,7 +1,7 @@
 //! Signed requests as a node receives them: decoding (canonical CBOR only) and the stateless checks never
 //! panic, and whatever decodes re-encodes to the same bytes (one request, one hash).
 #![no_main]
-use ledger::request::SignedRequest;
+use sigil_ledger::request::SignedRequest;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

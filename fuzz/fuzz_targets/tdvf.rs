@@ -2,7 +2,8 @@
 //! HOB, and the kernel's Authenticode digest never panic whatever the bytes hold (the metadata is read from the
 //! end of the fuzz input, padded to a page).
 #![no_main]
-use attest::tdvf::{self, PageOrder, Tdvf};
+use sigil_attest::measure::authenticode::authenticode;
+use sigil_attest::measure::tdx::{self, PageOrder, Tdvf};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -10,15 +11,15 @@ fuzz_target!(|data: &[u8]| {
     let at = img.len() - data.len();
     img[at..].copy_from_slice(data);
     if let Ok(t) = Tdvf::parse(&img) {
-        let _ = tdvf::mrtd(&t, PageOrder::PerPage);
-        let _ = tdvf::mrtd(&t, PageOrder::PerSection);
-        let _ = tdvf::td_hob(&t, 2 << 30);
+        let _ = tdx::mrtd(&t, PageOrder::PerPage);
+        let _ = tdx::mrtd(&t, PageOrder::PerSection);
+        let _ = tdx::td_hob(&t, 2 << 30);
         // And a memory size from the input: the TD HOB's arithmetic with any RAM.
         let mem = u64::from_le_bytes(img[..8].try_into().expect("8 bytes"));
-        let _ = tdvf::td_hob(&t, mem);
+        let _ = tdx::td_hob(&t, mem);
         let _ = t.cfv_digest();
     }
-    let _ = tdvf::authenticode(data, &ring::digest::SHA384);
+    let _ = authenticode(data, &ring::digest::SHA384);
     let cmdline = String::from_utf8_lossy(&data[..data.len().min(64)]);
-    let _ = tdvf::qemu_patched_kernel(data, 1 << 30, Some(data.len() as u64), &cmdline);
+    let _ = tdx::qemu_patched_kernel(data, 1 << 30, Some(data.len() as u64), &cmdline);
 });

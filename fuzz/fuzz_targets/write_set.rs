@@ -1,7 +1,7 @@
 //! Write sets as validators receive them in blocks: decoding never panics, and whatever decodes re-encodes to the
 //! same bytes (its hash is the receipt's write-set hash).
 #![no_main]
-use enclave_runtime::WriteSet;
+use sigil_runtime::WriteSet;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -8,15 +8,15 @@
 //! `scripts/bench.sh` runs this with the attestation benchmarks and prints the ratios.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use ledger::checkpoint::{SignedCheckpoint, Validator};
-use ledger::entry::{Genesis, Invocation, Member};
-use ledger::hash::leaf_hash;
-use ledger::merkle::{inclusion_proof, verify_inclusion, MemTree};
-use ledger::receipt::Receipt;
-use ledger::store::Ledger;
-use ledger::{Entry, Hash};
 use ring::signature::{Ed25519KeyPair, KeyPair, UnparsedPublicKey, ED25519};
 use serde_bytes::ByteBuf;
+use sigil_ledger::checkpoint::{SignedCheckpoint, Validator};
+use sigil_ledger::entry::{Genesis, Invocation, Member};
+use sigil_ledger::hash::leaf_hash;
+use sigil_ledger::merkle::{inclusion_proof, verify_inclusion, MemTree};
+use sigil_ledger::receipt::Receipt;
+use sigil_ledger::store::Ledger;
+use sigil_ledger::{Entry, Hash};
 
 fn invocation(n: u64) -> Entry {
     let h = Hash::digest(&n.to_le_bytes());
@@ -112,7 +112,7 @@ fn receipt(c: &mut Criterion) {
 
 /// Blocks of 100 invocations: one batch each (synced, for RocksDB). Entries per second = 100 / time.
 fn store(c: &mut Criterion) {
-    use ledger::store::MemKv;
+    use sigil_ledger::store::MemKv;
     let keys: Vec<Validator> =
         (0..4u8).map(|i| Validator { name: format!("node-{i}"), public_key: vec![i + 1; 32] }).collect();
     let genesis = Entry::Genesis(Genesis {
@@ -138,7 +138,7 @@ fn store(c: &mut Criterion) {
     {
         let dir = std::env::temp_dir().join(format!("sigil-bench-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let mut rocks = Ledger::create(Box::new(ledger::store::RocksKv::open(&dir).unwrap()), &genesis).unwrap();
+        let mut rocks = Ledger::create(Box::new(sigil_ledger::store::RocksKv::open(&dir).unwrap()), &genesis).unwrap();
         g.bench_function("append_block/kv=rocksdb,entries=100", |b| {
             b.iter(|| {
                 let s = rocks.size();

@@ -91,7 +91,7 @@ pub const VALIDATORS_LINE: &str = "sigil-validators ";
 impl ValidatorSet {
     /// SHA-256 of the members' canonical CBOR encoding: what checkpoints commit to.
     pub fn digest(&self) -> Hash {
-        Hash::digest(&crate::entry::canonical_encode(&self.members))
+        Hash::digest(&sigil_primitives::cbor::encode(&self.members))
     }
 
     /// Signatures needed: n − f where f = ⌊(n − 1) / 3⌋ (2f+1 when n = 3f+1).

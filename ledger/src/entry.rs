@@ -9,9 +9,9 @@
 //! Validator-set and policy changes are entries, so the validator set at any size is derived from the log
 //! ([`ValidatorSet::apply`]).
 
-use ciborium::Value;
-use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
+use sigil_primitives::cbor;
 
 use crate::checkpoint::{Validator, ValidatorSet};
 use crate::error::LedgerError;
@@ -60,7 +60,7 @@ pub struct Genesis {
     pub members: Vec<Member>,
     /// Member approvals needed for governance entries.
     pub threshold: u32,
-    /// The attestation policy (TOML, as `attest::Policy` reads it).
+    /// The attestation policy (TOML, as `sigil_attest::Policy` reads it).
     pub policy: String,
 }
 
@@ -230,12 +230,12 @@ impl Entry {
 
     /// Canonical encoding.
     pub fn encode(&self) -> Vec<u8> {
-        canonical_encode(&Envelope { v: ENTRY_VERSION, entry: self.clone() })
+        cbor::encode(&Envelope { v: ENTRY_VERSION, entry: self.clone() })
     }
 
     /// Decodes a canonical encoding (and nothing else).
     pub fn decode(bytes: &[u8]) -> Result<Entry, LedgerError> {
-        let env: Envelope = canonical_decode(bytes, "entry", MAX_ENTRY_LEN)?;
+        let env: Envelope = cbor::decode(bytes, "entry", MAX_ENTRY_LEN)?;
         if env.v != ENTRY_VERSION {
             return Err(LedgerError::Decode { what: "entry", detail: format!("unsupported version {}", env.v) });
         }
@@ -390,63 +390,4 @@ impl ValidatorSet {
     pub fn changes_with(entry: &Entry) -> bool {
         matches!(entry, Entry::Genesis(_) | Entry::NodeAdmitted(_) | Entry::NodeRemoved(_))
     }
-}
-
-/// RFC 8949 §4.2.1 core deterministic encoding of `value`.
-pub fn canonical_encode<T: Serialize>(value: &T) -> Vec<u8> {
-    let mut v = Value::serialized(value).expect("ledger types serialise to CBOR");
-    sort_maps(&mut v);
-    let mut out = Vec::new();
-    ciborium::into_writer(&v, &mut out).expect("writing to a Vec cannot fail");
-    out
-}
-
-fn key_bytes(k: &Value) -> Vec<u8> {
-    let mut out = Vec::new();
-    ciborium::into_writer(k, &mut out).expect("writing to a Vec cannot fail");
-    out
-}
-
-fn sort_maps(v: &mut Value) {
-    match v {
-        Value::Map(entries) => {
-            for (k, val) in entries.iter_mut() {
-                sort_maps(k);
-                sort_maps(val);
-            }
-            entries.sort_by_cached_key(|(k, _)| key_bytes(k));
-        }
-        Value::Array(items) => items.iter_mut().for_each(sort_maps),
-        Value::Tag(_, inner) => sort_maps(inner),
-        _ => {}
-    }
-}
-
-/// Decodes `bytes` as `T`, accepting only the canonical encoding.
-pub fn canonical_decode<T: DeserializeOwned + Serialize>(
-    bytes: &[u8],
-    what: &'static str,
-    max: usize,
-) -> Result<T, LedgerError> {
-    let fail = |detail: String| LedgerError::Decode { what, detail };
-    if bytes.len() > max {
-        return Err(fail(format!("{} bytes exceeds {max}", bytes.len())));
-    }
-    let mut rest = bytes;
-    let value: Value = ciborium::from_reader(&mut rest).map_err(|e| fail(format!("not CBOR: {e}")))?;
-    if !rest.is_empty() {
-        return Err(fail(format!("{} trailing bytes", rest.len())));
-    }
-    let mut sorted = value.clone();
-    sort_maps(&mut sorted);
-    if key_bytes(&sorted) != bytes {
-        return Err(fail("not in canonical CBOR form (key order, integer sizes or lengths)".into()));
-    }
-    let t: T = value.deserialized().map_err(|e| fail(e.to_string()))?;
-    // What decodes must be what encodes: serde reads through tags and takes an array of small integers for a
-    // byte string, so the same value could arrive in several forms (and under several hashes) without this.
-    if canonical_encode(&t) != bytes {
-        return Err(fail("not the canonical encoding of its value (a tag, or another type for a field)".into()));
-    }
-    Ok(t)
 }

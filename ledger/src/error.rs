@@ -22,6 +22,9 @@ pub enum LedgerError {
         /// Why it failed.
         detail: String,
     },
+    /// Bytes that are not the canonical CBOR encoding of what they claim to be.
+    #[error(transparent)]
+    Codec(#[from] sigil_primitives::CodecError),
     /// A checkpoint that does not verify.
     #[error("checkpoint: {0}")]
     Checkpoint(String),

@@ -19,8 +19,8 @@
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
-use crate::entry::{canonical_decode, canonical_encode};
 use crate::hash::Hash;
+use sigil_primitives::cbor;
 
 /// Domain of the caller's signature.
 pub const REQUEST_DOMAIN: &[u8] = b"sigil/request/v1\0";
@@ -213,7 +213,7 @@ pub fn verify_assertion(jwt: &str, pod: &str) -> Result<Assertion, String> {
 impl Request {
     /// The bytes the caller signs.
     pub fn signing_bytes(&self) -> Vec<u8> {
-        [REQUEST_DOMAIN, &canonical_encode(self)].concat()
+        [REQUEST_DOMAIN, &cbor::encode(self)].concat()
     }
 
     /// The caller's key, if it is 32 bytes.
@@ -223,7 +223,7 @@ impl Request {
 
     /// The bytes a delegate signs: the request and the caller's assertion.
     pub fn delegated_signing_bytes(&self, assertion: &str) -> Vec<u8> {
-        [DELEGATED_DOMAIN, &canonical_encode(&(self, assertion))].concat()
+        [DELEGATED_DOMAIN, &cbor::encode(&(self, assertion))].concat()
     }
 
     /// Signs it with the caller's key pair (whose public key must be `caller`).
@@ -244,12 +244,12 @@ impl Request {
 impl SignedRequest {
     /// Canonical CBOR: what is sent and what is hashed.
     pub fn encode(&self) -> Vec<u8> {
-        canonical_encode(self)
+        cbor::encode(self)
     }
 
     /// Decodes the canonical encoding and nothing else (at most [`MAX_REQUEST_LEN`] bytes).
     pub fn decode(bytes: &[u8]) -> Result<SignedRequest, String> {
-        canonical_decode(bytes, "signed request", MAX_REQUEST_LEN).map_err(|e| e.to_string())
+        cbor::decode(bytes, "signed request", MAX_REQUEST_LEN).map_err(|e| e.to_string())
     }
 
     /// The request hash: SHA-256 of the canonical encoding.

@@ -26,11 +26,12 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{SignedCheckpoint, ValidatorSet};
-use crate::entry::{canonical_decode, canonical_encode, Encoded, Entry};
+use crate::entry::{Encoded, Entry};
 use crate::error::LedgerError;
 use crate::hash::{leaf_hash, Hash};
 use crate::merkle::{inclusion_proof, root_at, Frontier, NodePos, NodeReader};
 use crate::receipt::{Receipt, SetChange};
+use sigil_primitives::cbor;
 
 /// A key and its value.
 pub type Pair = (Vec<u8>, Vec<u8>);
@@ -246,7 +247,7 @@ impl Ledger {
     /// Opens an existing ledger, checking that the stored tree reproduces the stored root.
     pub fn open(kv: Box<dyn Kv>) -> Result<Ledger, LedgerError> {
         let raw = kv.get(b"m")?.ok_or_else(|| storage("the store holds no ledger".into()))?;
-        let meta: Meta = canonical_decode(&raw, "ledger meta", 4096).map_err(|e| corrupt(format!("meta: {e}")))?;
+        let meta: Meta = cbor::decode(&raw, "ledger meta", 4096).map_err(|e| corrupt(format!("meta: {e}")))?;
         let frontier = Frontier::load(meta.size, &KvNodes(kv.as_ref())).map_err(|e| corrupt(format!("tree: {e}")))?;
         if frontier.root() != meta.root {
             return Err(corrupt(format!(
@@ -346,7 +347,7 @@ impl Ledger {
             cp.verify(&meta.pod, &set)?;
             batch.push((key(b"c", &[&be(c.size)]), cp.to_note().into_bytes()));
         }
-        batch.push((b"m".to_vec(), canonical_encode(&meta)));
+        batch.push((b"m".to_vec(), cbor::encode(&meta)));
         self.kv.apply(batch, aux_deletes.iter().map(|k| aux_key(k)).collect())?;
         self.frontier = frontier;
         self.history.extend(history);

@@ -17,13 +17,13 @@ mod support;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ledger::request::Request;
 use ring::signature::{Ed25519KeyPair, KeyPair};
 use serde_bytes::ByteBuf;
-use sigil::pod::local;
 use sigil::service::client::{Client, Endpoint};
 use sigil::service::tls::Trust;
 use sigil::service::{ApiConfig, PodDirectory, RunningNode};
+use sigil_ledger::request::Request;
+use sigil_pod::local;
 use support::{closed_loop, now_ms, pct};
 
 async fn pod(dir: &std::path::Path) -> Vec<RunningNode> {
@@ -42,12 +42,11 @@ async fn pod(dir: &std::path::Path) -> Vec<RunningNode> {
     }
     let mut tip = nodes[0].service.node.tip();
     tokio::time::timeout(Duration::from_secs(60), tip.wait_for(|t| t.height >= 2)).await.unwrap().unwrap();
-    let target = std::env::temp_dir().join("sigil-bench-applets");
-    let wasm = enclave_runtime::examples::build(&target).expect("the applets build");
-    for (m, code) in [local::probe()]
-        .into_iter()
-        .map(|m| (m, local::PROBE_CODE.to_vec()))
-        .chain(["hash"].into_iter().map(|n| enclave_runtime::examples::load(&wasm, n).unwrap()))
+    for (m, code) in
+        [local::probe()].into_iter().map(|m| (m, local::PROBE_CODE.to_vec())).chain(["hash"].into_iter().map(|n| {
+            let e = sigil_example_applets::example(n);
+            (sigil_runtime::Manifest::from_toml(e.manifest, e.wasm).unwrap(), e.wasm.to_vec())
+        }))
     {
         let (e, a) = local::deployment(&m, &code);
         let rx = nodes[0].service.node.submit_with(local::approved("bench-pod", e), a).expect("queued");
@@ -62,7 +61,7 @@ async fn pod(dir: &std::path::Path) -> Vec<RunningNode> {
 
 /// Raw: probe invocations straight into the mempools, the consensus bench's closed loop.
 async fn raw(nodes: &[RunningNode], secs: f64) -> (f64, Vec<Duration>) {
-    let pods: Vec<&sigil::pod::PodNode> = nodes.iter().map(|n| &n.service.node).collect();
+    let pods: Vec<&sigil_pod::PodNode> = nodes.iter().map(|n| &n.service.node).collect();
     let (l, elapsed) = closed_loop(&pods, secs, 1_000_000).await;
     (l.len() as f64 / elapsed, l)
 }
@@ -92,8 +91,8 @@ async fn token(
     url: std::net::SocketAddr,
     key: &Ed25519KeyPair,
 ) -> String {
-    let aud = format!("https://{url}{}", ledger::request::issuer_path("bench-pod"));
-    let assertion = ledger::request::client_assertion(key, &aud, now_ms() / 1000, 600, "bench");
+    let aud = format!("https://{url}{}", sigil_ledger::request::issuer_path("bench-pod"));
+    let assertion = sigil_ledger::request::client_assertion(key, &aud, now_ms() / 1000, 600, "bench");
     let form = format!(
         "grant_type=client_credentials&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={assertion}"
     );

@@ -11,7 +11,7 @@ mod support;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use sigil::pod::{local, PodNode};
+use sigil_pod::{local, PodNode};
 use support::{closed_loop, entry, pct, WINDOW};
 
 struct Pod {

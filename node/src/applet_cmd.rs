@@ -1,4 +1,5 @@
-//! `sigil applet ...`: check and run applets locally, in the same enclave runtime a node uses.
+//! `sigil applet check | run | deploy`: check and run applets locally, in the same enclave runtime a node uses, and
+//! deploy them to a pod with a member's approval.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -6,9 +7,15 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
-use enclave_runtime::{Call, Manifest, MemState, Runtime, RuntimeConfig, RuntimeError};
-use ledger::Hash;
+use ring::signature::Ed25519KeyPair;
+use serde_bytes::ByteBuf;
 use serde_json::json;
+use sigil::service::Deployment;
+use sigil_ledger::Hash;
+use sigil_runtime::{Call, Manifest, MemState, Runtime, RuntimeConfig, RuntimeError};
+
+use crate::cli::{client, fail, report_trust, runtime as async_runtime, ApiArgs, ERROR, REFUSED};
+use crate::keys_cmd::read_key;
 
 #[derive(Subcommand)]
 pub enum AppletCommand {
@@ -45,7 +52,7 @@ pub enum AppletCommand {
     /// Example:
     ///   sigil applet deploy --api https://127.0.0.1:8443 --key member.key --member ops applets/notes/sigil.toml notes.wasm
     #[command(verbatim_doc_comment)]
-    Deploy(crate::client_cmd::DeployArgs),
+    Deploy(DeployArgs),
 }
 
 #[derive(Args)]
@@ -77,7 +84,7 @@ pub fn run(cmd: AppletCommand) -> ExitCode {
     let r = match cmd {
         AppletCommand::Check { manifest, module, json } => check(&manifest, &module, json),
         AppletCommand::Run(a) => run_method(a),
-        AppletCommand::Deploy(a) => return crate::client_cmd::deploy(a),
+        AppletCommand::Deploy(a) => return deploy(a),
     };
     r.unwrap_or_else(|e| {
         eprintln!("error: {e:#}");
@@ -116,8 +123,8 @@ fn check(manifest: &Path, module: &Path, as_json: bool) -> anyhow::Result<ExitCo
         .iter()
         .map(|g| {
             let access = match g.access {
-                enclave_runtime::manifest::KvAccess::Read => "read",
-                enclave_runtime::manifest::KvAccess::ReadWrite => "read_write",
+                sigil_runtime::manifest::KvAccess::Read => "read",
+                sigil_runtime::manifest::KvAccess::ReadWrite => "read_write",
             };
             format!("kv {} ({access})", g.namespace)
         })
@@ -219,9 +226,7 @@ fn run_method(a: RunArgs) -> anyhow::Result<ExitCode> {
         None => (MemState::new(), 0),
     };
     let state = Arc::new(state);
-    let now_ms = a.now_ms.unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
-    });
+    let now_ms = a.now_ms.unwrap_or_else(sigil_primitives::clock::now_ms);
     let manifest = Manifest::from_toml(&text, &wasm)?;
     let rt = runtime()?;
     let applet = rt.load(&manifest, &wasm)?;
@@ -286,4 +291,74 @@ fn run_method(a: RunArgs) -> anyhow::Result<ExitCode> {
         println!("  write_set_hash  {}", r.write_set_hash);
     }
     Ok(if e.outcome.is_ok() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// `sigil applet deploy`.
+#[derive(Args)]
+pub struct DeployArgs {
+    #[command(flatten)]
+    api: ApiArgs,
+    /// The member's key file.
+    #[arg(long, value_name = "FILE")]
+    key: PathBuf,
+    /// The member's name in the pod's genesis.
+    #[arg(long)]
+    member: String,
+    /// The manifest (TOML).
+    manifest: PathBuf,
+    /// The wasm module.
+    module: PathBuf,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn deploy(a: DeployArgs) -> ExitCode {
+    async_runtime().block_on(deploy_async(a)).unwrap_or_else(fail)
+}
+
+/// The deployment of `manifest` + `module`, approved by `member` with `key`, for `pod`.
+pub fn deployment(
+    pod: &str,
+    manifest: &sigil_runtime::Manifest,
+    module: &[u8],
+    member: &str,
+    key: &Ed25519KeyPair,
+) -> Deployment {
+    let (mut e, a) = sigil_pod::deployment(manifest, module);
+    e.approve(pod, member, key).expect("a deployment takes approvals");
+    Deployment { entry: ByteBuf::from(e.encode()), code: ByteBuf::from(a.code) }
+}
+
+async fn deploy_async(a: DeployArgs) -> anyhow::Result<ExitCode> {
+    let key = read_key(&a.key)?;
+    let text = std::fs::read_to_string(&a.manifest).with_context(|| format!("reading {}", a.manifest.display()))?;
+    let module = std::fs::read(&a.module).with_context(|| format!("reading {}", a.module.display()))?;
+    let manifest = sigil_runtime::Manifest::from_toml(&text, &module)?;
+    let c = client(&a.api)?;
+    let status = c.get("/v1/pod").await?;
+    report_trust(&c, a.json);
+    if status.status != 200 {
+        bail!("the node's status: {} {}", status.status, status.error());
+    }
+    let pod = status.json()?["pod"].as_str().context("the status names no pod")?.to_string();
+    let d = deployment(&pod, &manifest, &module, &a.member, &key);
+    if !a.json {
+        eprintln!(
+            "deploying {} {} ({}) to pod {pod:?}; waiting for the commit...",
+            manifest.name, manifest.version, manifest.code_digest
+        );
+    }
+    let r = c.post_cbor("/v1/applets", sigil_primitives::cbor::encode(&d)).await?;
+    if r.status != 201 {
+        eprintln!("refused ({}): {}", r.status, r.error());
+        return Ok(ExitCode::from(if r.status >= 500 { ERROR } else { REFUSED }));
+    }
+    let v = r.json()?;
+    if a.json {
+        println!("{v}");
+    } else {
+        println!("deployed {} {} at ledger index {}", manifest.name, manifest.version, v["index"]);
+    }
+    Ok(ExitCode::SUCCESS)
 }

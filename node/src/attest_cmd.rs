@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context};
-use attest::{x509::parse_cert_file, CheckStatus, Endorsements, Policy, Verifier};
 use clap::{Args, Subcommand};
+use sigil_attest::{x509::parse_cert_file, CheckStatus, Endorsements, Policy, Verifier};
 
 /// Exit code for "rejected".
 const EXIT_REJECTED: u8 = 1;
@@ -115,10 +115,10 @@ pub struct CollectArgs {
     #[arg(long, conflicts_with = "sim")]
     azure: bool,
     /// With --azure: the TPM device, or tcp:HOST:PORT for a TPM simulator.
-    #[arg(long, value_name = "DEV", default_value = attest::tpm::TpmDevice::DEFAULT, requires = "azure")]
+    #[arg(long, value_name = "DEV", default_value = sigil_attest::tpm::TpmDevice::DEFAULT, requires = "azure")]
     tpm: String,
     /// With --azure: the instance metadata service.
-    #[arg(long, value_name = "URL", default_value = attest::collect::AZURE_IMDS, requires = "azure")]
+    #[arg(long, value_name = "URL", default_value = sigil_attest::collect::AZURE_IMDS, requires = "azure")]
     imds: String,
     /// Write the bundle (CBOR) to FILE instead of printing hex.
     #[arg(long, value_name = "FILE")]
@@ -155,7 +155,7 @@ fn read_input(path: &Path) -> anyhow::Result<Vec<u8>> {
 
 fn parse_now(s: Option<&str>) -> anyhow::Result<u64> {
     match s {
-        None => Ok(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs()),
+        None => Ok(sigil_primitives::clock::now_secs()),
         Some(s) => {
             let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
                 .with_context(|| format!("--now {s:?} is not an RFC 3339 time such as 2025-07-01T00:00:00Z"))?;
@@ -254,18 +254,18 @@ fn collect(a: CollectArgs) -> anyhow::Result<()> {
                 }
                 padded::<48>(&v)
             }
-            None => attest::sha384(b"sigil-sim"),
+            None => sigil_attest::sha384(b"sigil-sim"),
         };
         let hd = padded::<32>(
             &a.host_data.as_deref().map(|s| hex_arg(s, 32, "--host-data")).transpose()?.unwrap_or_default(),
         );
         eprintln!("warning: simulated evidence is INSECURE: anyone can produce it. Verifiers refuse it unless their policy sets [sim] allow = true.");
-        attest::collect::collect_sim(m, rd, hd)?
+        sigil_attest::collect::collect_sim(m, rd, hd)?
     } else if a.azure {
-        let src = attest::collect::AzureSource::at(Some(&a.tpm), Some(&a.imds));
-        attest::collect::collect_azure(&src, &rd)?
+        let src = sigil_attest::collect::AzureSource::at(Some(&a.tpm), Some(&a.imds));
+        sigil_attest::collect::collect_azure(&src, &rd)?
     } else {
-        attest::collect::collect(&rd)?
+        sigil_attest::collect::collect(&rd)?
     };
     let bytes = bundle.encode()?;
     match &a.out {
@@ -279,7 +279,7 @@ fn collect(a: CollectArgs) -> anyhow::Result<()> {
 }
 
 fn bundle(a: BundleArgs) -> anyhow::Result<()> {
-    use attest::{Evidence, Platform};
+    use sigil_attest::{Evidence, Platform};
     let raw = read_input(&a.evidence)?;
     let mut certs = Vec::new();
     for path in &a.certs {
@@ -309,7 +309,7 @@ fn bundle(a: BundleArgs) -> anyhow::Result<()> {
         }
         Evidence::Bundle(_) => bail!("{} is already a bundle", a.evidence.display()),
     };
-    let mut b = attest::Bundle::new(platform, evidence, certs);
+    let mut b = sigil_attest::Bundle::new(platform, evidence, certs);
     if let Some(p) = &a.collateral {
         let text = std::fs::read_to_string(p).with_context(|| format!("reading collateral {}", p.display()))?;
         Endorsements::parse_collateral(text.as_bytes()).with_context(|| format!("collateral {}", p.display()))?;
@@ -323,7 +323,7 @@ fn bundle(a: BundleArgs) -> anyhow::Result<()> {
                 platform.as_str()
             );
         }
-        attest::azure::HclReport::parse(&hcl).context("Azure HCL report")?;
+        sigil_attest::azure::HclReport::parse(&hcl).context("Azure HCL report")?;
         b.azure_hcl = Some(hcl.into());
     }
     let bytes = b.encode()?;

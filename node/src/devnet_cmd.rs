@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use clap::Args;
 use serde::{Deserialize, Serialize};
-use sigil::pod::local;
 use sigil::service::{ApiConfig, PodDirectory, RunningNode};
+use sigil_pod::local;
 
 /// Start a local pod: N nodes on 127.0.0.1 with simulated (INSECURE) TEE evidence and published test node keys,
 /// committing blocks through Malachite consensus into their RocksDB ledgers under --data, each serving the HTTPS
@@ -56,9 +56,11 @@ fn write_configs(a: &DevnetArgs) -> anyhow::Result<()> {
     let addrs: Vec<_> = a.hosts.iter().map(|h| (*h, 27000)).collect();
     for (i, cfg) in local::configs_at("devnet", &addrs, &data).iter().enumerate() {
         let host = a.hosts[i];
-        let extra =
-            format!("\n[api]\nlisten = \"{host}:8443\"\n\n[tee]\nbackend = \"sim\"\n\n[labels]\nhost = \"{host}\"\n");
-        let path = local::write_config(cfg, &extra).with_context(|| format!("writing {}'s configuration", cfg.name))?;
+        let mut file = sigil::config::NodeFile::of(cfg);
+        file.api = Some(sigil::config::Api { listen: format!("{host}:8443"), cert: None, key: None });
+        file.tee.backend = Some("sim".into());
+        file.labels.insert("host".into(), host.to_string());
+        let path = file.write_beside(cfg).with_context(|| format!("writing {}'s configuration", cfg.name))?;
         println!("{}: sigil node run --config {}   (on {host})", cfg.name, path.display());
     }
     println!(
@@ -124,18 +126,13 @@ async fn devnet(a: DevnetArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&keys)?;
     let member_key = keys.join("member.key");
     if !member_key.exists() {
-        crate::client_cmd::write_key(&member_key, &local::MEMBER_SEED)?;
+        crate::keys_cmd::write_key(&member_key, &local::MEMBER_SEED)?;
     }
     let caller_key = keys.join("caller.key");
     if !caller_key.exists() {
-        crate::client_cmd::write_key(&caller_key, &crate::client_cmd::random()?)?;
+        crate::keys_cmd::write_key(&caller_key, &sigil::service::random()?)?;
     }
-    let caller = crate::client_cmd::read_key(&caller_key)?;
-    // The applets, built from source (a no-op when up to date).
-    eprintln!("building the example applets ({})...", APPLETS.join(", "));
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| data.join("applets-target"));
-    let wasm_dir = enclave_runtime::examples::build(&target).map_err(|e| anyhow::anyhow!(e))?;
-
+    let caller = crate::keys_cmd::read_key(&caller_key)?;
     let cfgs = local::configs_on(&pod.pod, &pod.ports, &data);
     let genesis = data.join("genesis.cbor");
     std::fs::write(&genesis, cfgs[0].genesis.encode())?;
@@ -167,7 +164,9 @@ async fn devnet(a: DevnetArgs) -> anyhow::Result<()> {
     // Deploy what is not deployed yet (or changed since).
     let member = ring::signature::Ed25519KeyPair::from_seed_unchecked(&local::MEMBER_SEED).expect("32 bytes");
     for name in APPLETS {
-        let (mut m, wasm) = enclave_runtime::examples::load(&wasm_dir, name)?;
+        // The example applets are compiled into this binary (sigil-example-applets): no cargo, no source tree.
+        let e = sigil_example_applets::get(name).with_context(|| format!("applet {name} is not built in"))?;
+        let (mut m, wasm) = (sigil_runtime::Manifest::from_toml(e.manifest, e.wasm)?, e.wasm);
         // The devnet's caller is the ticket desk (the tools applet's `desk` group, empty in its manifest).
         if let Some(desk) = m.groups.get_mut("desk") {
             desk.push(format!("ed25519:{}", hex::encode(ring::signature::KeyPair::public_key(&caller).as_ref())));
@@ -176,10 +175,10 @@ async fn devnet(a: DevnetArgs) -> anyhow::Result<()> {
         if current.as_deref() == Some(&m) {
             continue;
         }
-        let d = crate::client_cmd::deployment(&pod.pod, &m, &wasm, "ops", &member);
+        let d = crate::applet_cmd::deployment(&pod.pod, &m, wasm, "ops", &member);
         nodes[0]
             .service
-            .deploy(&ledger::entry::canonical_encode(&d))
+            .deploy(&sigil_primitives::cbor::encode(&d))
             .await
             .map_err(|r| anyhow::anyhow!("deploying {name}: {}", r.reason()))?;
         eprintln!("deployed {name} {} ({})", m.version, m.code_digest);
@@ -202,27 +201,28 @@ async fn devnet(a: DevnetArgs) -> anyhow::Result<()> {
     println!("  applets: {}", APPLETS.join(", "));
     println!("  genesis: {}", genesis.display());
     println!("  devnet:  {}", data.join("devnet.json").display());
+    let sigil = self_command();
     println!("try:");
     println!(
-        "  sigil invoke --api {} --key {} notes put --args '{{\"key\":\"greeting\",\"value\":\"hello\"}}' --receipt-out r.cose",
+        "  {sigil} invoke --api {} --key {} notes put --args '{{\"key\":\"greeting\",\"value\":\"hello\"}}' --receipt-out r.cose",
         urls[0],
         caller_key.display()
     );
     println!(
-        "  sigil invoke --api {} --key {} notes get --args '{{\"key\":\"greeting\"}}'",
+        "  {sigil} invoke --api {} --key {} notes get --args '{{\"key\":\"greeting\"}}'",
         urls[1 % urls.len()],
         caller_key.display()
     );
-    println!("  sigil receipt verify r.cose --genesis {}", genesis.display());
-    println!("  sigil audit --api {}", urls[0]);
+    println!("  {sigil} receipt verify r.cose --genesis {}", genesis.display());
+    println!("  {sigil} audit --api {}", urls[0]);
     println!("MCP (tools = applet methods; the caller key is the tools applet's ticket desk):");
     println!("  endpoint: {}/mcp", urls[0]);
     println!(
-        "  sigil mcp token --api {} --key {}   # a bearer token for any MCP client",
+        "  {sigil} mcp token --api {} --key {}   # a bearer token for any MCP client",
         urls[0],
         caller_key.display()
     );
-    println!("  sigil mcp pin --api {} --out node.pem   # its attested certificate, for the client's trust", urls[0]);
+    println!("  {sigil} mcp pin --api {} --out node.pem   # its attested certificate, for the client's trust", urls[0]);
     let start = Instant::now();
     let mut every = tokio::time::interval(Duration::from_secs(2));
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -244,4 +244,17 @@ async fn devnet(a: DevnetArgs) -> anyhow::Result<()> {
         n.stop().await;
     }
     Ok(())
+}
+
+/// How to run this binary from a new shell: `sigil` when that is what PATH finds, else its full path.
+fn self_command() -> String {
+    let me = std::env::current_exe().and_then(std::fs::canonicalize).ok();
+    let on_path = std::env::var_os("PATH")
+        .and_then(|p| std::env::split_paths(&p).map(|d| d.join("sigil")).find(|c| c.is_file()))
+        .and_then(|c| std::fs::canonicalize(c).ok());
+    match (me, on_path) {
+        (Some(me), Some(found)) if me == found => "sigil".into(),
+        (Some(me), _) => me.display().to_string(),
+        (None, _) => "sigil".into(),
+    }
 }

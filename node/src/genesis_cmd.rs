@@ -14,14 +14,15 @@ use std::process::ExitCode;
 use anyhow::{anyhow, bail, Context};
 use base64::Engine as _;
 use clap::{Args, Subcommand};
-use ledger::checkpoint::Validator;
-use ledger::entry::{Genesis, Member};
-use ledger::Entry;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
+use sigil_ledger::checkpoint::Validator;
+use sigil_ledger::entry::{Genesis, Member};
+use sigil_ledger::Entry;
 
-use crate::node_cmd::{read_seed, Tee};
-use sigil::pod;
+use crate::node_cmd::read_seed;
+use sigil::config::Tee;
+use sigil_pod as pod;
 
 /// Exit status: a validator's evidence does not satisfy the policy.
 const REJECTED: u8 = 1;
@@ -172,7 +173,7 @@ fn enroll(a: EnrollArgs) -> anyhow::Result<()> {
     let key = pod::public_key(&seed);
     let tee = Tee { backend: Some(a.backend.clone()), sim_measurement: a.sim_measurement, tpm: a.tpm, imds: a.imds };
     let evidence = crate::node_cmd::evidence(&tee, &a.pod, &key)?;
-    let platform = attest::Bundle::decode(&evidence).map(|b| b.platform.as_str().to_string()).unwrap_or_default();
+    let platform = sigil_attest::Bundle::decode(&evidence).map(|b| b.platform.as_str().to_string()).unwrap_or_default();
     let e = Enrollment {
         version: 1,
         pod: a.pod.clone(),
@@ -259,7 +260,7 @@ fn build(a: BuildArgs) -> anyhow::Result<()> {
     if a.threshold == 0 || a.threshold as usize > members.len() {
         bail!("--threshold {} must be between 1 and the {} member(s)", a.threshold, members.len());
     }
-    let now = pod::app::now_ms() / 1000;
+    let now = sigil_primitives::clock::now_secs();
     let mut validators = Vec::new();
     let mut evidence = Vec::new();
     let mut peers = Vec::new();
@@ -285,7 +286,7 @@ fn build(a: BuildArgs) -> anyhow::Result<()> {
     if !failures.is_empty() {
         bail!("evidence refused, no genesis written:\n  {}", failures.join("\n  "));
     }
-    for w in crate::client_cmd::policy_warnings(&policy) {
+    for w in crate::policy_cmd::policy_warnings(&policy) {
         eprintln!("warning: {w}");
     }
     let n = validators.len();
@@ -307,7 +308,7 @@ fn build(a: BuildArgs) -> anyhow::Result<()> {
     let bytes = genesis.encode();
     write_new(&a.out, &bytes, a.force)?;
     eprintln!("wrote the genesis of pod {} ({n} validators, {} bytes) to {}", a.pod, bytes.len(), a.out.display());
-    println!("genesis_sha256 = \"{}\"", hex::encode(attest::sha256(&bytes)));
+    println!("genesis_sha256 = \"{}\"", hex::encode(sigil_attest::sha256(&bytes)));
     if !peers.is_empty() {
         let quoted: Vec<String> = peers.iter().map(|p| serde_json::Value::from(p.as_str()).to_string()).collect();
         println!("peers = [{}]", quoted.join(", "));
@@ -346,8 +347,8 @@ fn show(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
     let entry = Entry::decode(&bytes).with_context(|| format!("{} is not a ledger entry", path.display()))?;
     let Entry::Genesis(g) = &entry else { bail!("{} holds a {} entry, not a genesis", path.display(), entry.kind()) };
     let policy = pod::admission::parse_policy(&g.policy).map_err(|e| anyhow!(e))?;
-    let now = pod::app::now_ms() / 1000;
-    let warnings = crate::client_cmd::policy_warnings(&policy);
+    let now = sigil_primitives::clock::now_secs();
+    let warnings = crate::policy_cmd::policy_warnings(&policy);
     let mut all_ok = g.evidence.len() == g.validators.len();
     let validators: Vec<serde_json::Value> = g
         .validators
@@ -356,7 +357,8 @@ fn show(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
         .map(|(i, v)| {
             let key: Option<[u8; 32]> = v.public_key.as_slice().try_into().ok();
             let ev = g.evidence.get(i).map(|b| b.as_slice()).unwrap_or_default();
-            let platform = attest::Bundle::decode(ev).map(|b| b.platform.as_str().to_string()).unwrap_or_default();
+            let platform =
+                sigil_attest::Bundle::decode(ev).map(|b| b.platform.as_str().to_string()).unwrap_or_default();
             let verdict = match key {
                 None => Err(format!("a {}-byte key", v.public_key.len())),
                 Some(k) => pod::admission::verify(&policy, &g.pod, &k, ev, now).map(drop),
@@ -379,14 +381,14 @@ fn show(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
         "validators": validators,
         "members": g.members.iter().map(|m| serde_json::json!({"name": m.name, "public_key": hex::encode(&m.public_key)})).collect::<Vec<_>>(),
         "threshold": g.threshold,
-        "policy_sha256": hex::encode(attest::sha256(g.policy.as_bytes())),
-        "genesis_sha256": hex::encode(attest::sha256(&bytes)),
+        "policy_sha256": hex::encode(sigil_attest::sha256(g.policy.as_bytes())),
+        "genesis_sha256": hex::encode(sigil_attest::sha256(&bytes)),
         "policy_warnings": warnings,
     });
     if json {
         println!("{out}");
     } else {
-        println!("pod {} ({}), created {}", g.pod, g.jurisdiction, attest::time::fmt_unix(g.created_at));
+        println!("pod {} ({}), created {}", g.pod, g.jurisdiction, sigil_attest::time::fmt_unix(g.created_at));
         println!("  genesis sha256 {}", out["genesis_sha256"].as_str().unwrap_or_default());
         println!("  validators ({}):", g.validators.len());
         for v in &validators {

@@ -1,5 +1,6 @@
-//! The `sigil` node as a library: what the binary and the multi-node tests share: [`pod`], a node's part in its
-//! pod's consensus, and [`service`], what it does for callers (signed requests, the HTTPS API, the console).
+//! The `sigil` node as a library: [`service`], what a node does for its callers (signed requests, the HTTPS API,
+//! MCP, OAuth, the console), over its part in the pod's consensus (the `sigil-pod` crate), and [`config`], the
+//! node's configuration file. The binary (`main.rs` and the `*_cmd.rs` files) is the CLI on top.
 
-pub mod pod;
+pub mod config;
 pub mod service;

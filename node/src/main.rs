@@ -5,11 +5,16 @@
 
 mod applet_cmd;
 mod attest_cmd;
-mod client_cmd;
+mod audit_cmd;
+mod cli;
 mod devnet_cmd;
 mod genesis_cmd;
+mod invoke_cmd;
+mod keys_cmd;
+mod mcp_cmd;
 mod measure_cmd;
 mod node_cmd;
+mod policy_cmd;
 mod receipt_cmd;
 
 use std::process::ExitCode;
@@ -36,7 +41,7 @@ enum Command {
     Devnet(devnet_cmd::DevnetArgs),
     /// Generate and show Ed25519 keys (callers, members).
     #[command(subcommand)]
-    Keys(client_cmd::KeysCommand),
+    Keys(keys_cmd::KeysCommand),
     /// Sign a request, send it to a node, wait until its receipt is committed, save the receipt.
     ///
     /// Exit status: 0 once the receipt is committed (whatever the applet's outcome, which is printed and
@@ -47,17 +52,17 @@ enum Command {
     ///   sigil invoke --api https://127.0.0.1:8443 --key caller.key notes put --args '{"key":"a","value":"hello"}'
     ///   sigil invoke --api https://127.0.0.1:8443 --key caller.key notes get --args '{"key":"a"}' --receipt-out r.cose
     #[command(verbatim_doc_comment)]
-    Invoke(client_cmd::InvokeArgs),
+    Invoke(invoke_cmd::InvokeArgs),
     /// Query a pod's audit log: invocations and refused requests, by caller, applet, request or time.
     ///
     /// Examples:
     ///   sigil audit --api https://127.0.0.1:8443
     ///   sigil audit --api https://127.0.0.1:8443 --applet notes --since 2026-12-01T00:00:00Z --json
     #[command(verbatim_doc_comment)]
-    Audit(client_cmd::AuditArgs),
+    Audit(audit_cmd::AuditArgs),
     /// Check a pod's attestation policy, and propose, approve and submit the governance entry that changes it.
     #[command(subcommand)]
-    Policy(client_cmd::PolicyCommand),
+    Policy(policy_cmd::PolicyCommand),
     /// Make a production pod's genesis: enroll each node's key and evidence on its VM, build, show.
     #[command(subcommand)]
     Genesis(genesis_cmd::GenesisCommand),
@@ -66,7 +71,7 @@ enum Command {
     Measure(measure_cmd::MeasureCommand),
     /// The pod's applets as MCP tools: get a bearer token for a node's MCP endpoint, pin its certificate.
     #[command(subcommand)]
-    Mcp(client_cmd::McpCommand),
+    Mcp(mcp_cmd::McpCommand),
     /// Run a node of a pod (consensus over libp2p, the ledger in RocksDB).
     #[command(subcommand)]
     Node(node_cmd::NodeCommand),
@@ -92,12 +97,12 @@ fn main() -> ExitCode {
         Command::Applet(cmd) => applet_cmd::run(cmd),
         Command::Node(cmd) => node_cmd::run(cmd),
         Command::Devnet(a) => devnet_cmd::run(a),
-        Command::Keys(cmd) => client_cmd::keys(cmd),
-        Command::Invoke(a) => client_cmd::invoke(a),
-        Command::Audit(a) => client_cmd::audit(a),
-        Command::Mcp(cmd) => client_cmd::mcp(cmd),
+        Command::Keys(cmd) => keys_cmd::keys(cmd),
+        Command::Invoke(a) => invoke_cmd::invoke(a),
+        Command::Audit(a) => audit_cmd::audit(a),
+        Command::Mcp(cmd) => mcp_cmd::mcp(cmd),
         Command::Measure(cmd) => measure_cmd::run(cmd),
         Command::Genesis(cmd) => genesis_cmd::run(cmd),
-        Command::Policy(cmd) => client_cmd::policy(cmd),
+        Command::Policy(cmd) => policy_cmd::policy(cmd),
     }
 }

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use attest::measure::{self, SnpLaunch, Vmm};
 use clap::{Args, Subcommand};
+use sigil_attest::measure::{self, SnpLaunch, Vmm};
 
 #[derive(Subcommand)]
 pub enum MeasureCommand {
@@ -109,7 +109,7 @@ fn parse_size(s: &str) -> anyhow::Result<u64> {
     num.parse::<u64>()
         .ok()
         .and_then(|n| n.checked_mul(mul))
-        .filter(|&n| n <= attest::tdvf::MAX_MEMORY)
+        .filter(|&n| n <= sigil_attest::measure::tdx::MAX_MEMORY)
         .with_context(|| format!("--memory {s:?}: a size such as 2G or 4096M, at most 64 TiB"))
 }
 
@@ -251,7 +251,7 @@ fn snp(a: SnpArgs) -> anyhow::Result<()> {
 }
 
 fn tdx(a: TdxArgs) -> anyhow::Result<()> {
-    use attest::tdvf::{self, InitrdOption, KernelHeader, PageOrder, Tdvf};
+    use sigil_attest::measure::tdx::{self, InitrdOption, KernelHeader, PageOrder, Tdvf};
     let read = |p: &PathBuf| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
     let ovmf = read(&a.ovmf)?;
     let fw = Tdvf::parse(&ovmf).with_context(|| format!("{}", a.ovmf.display()))?;
@@ -259,7 +259,7 @@ fn tdx(a: TdxArgs) -> anyhow::Result<()> {
         Some(o) => vec![o.parse()?],
         None => vec![PageOrder::PerPage, PageOrder::PerSection],
     };
-    let mrtd: Vec<(PageOrder, String)> = orders.iter().map(|&o| (o, hex::encode(tdvf::mrtd(&fw, o)))).collect();
+    let mrtd: Vec<(PageOrder, String)> = orders.iter().map(|&o| (o, hex::encode(tdx::mrtd(&fw, o)))).collect();
     let memory = a.memory.as_deref().map(parse_size).transpose()?;
     let kernel = a.kernel.as_ref().map(read).transpose()?;
     let initrd = a.initrd.as_ref().map(read).transpose()?;
@@ -268,7 +268,7 @@ fn tdx(a: TdxArgs) -> anyhow::Result<()> {
         (Some(l), Some(r), Some(t)) => {
             let (l, r, t) = (read(l)?, read(r)?, read(t)?);
             let mem = memory.context("RTMR0 needs --memory (the TD HOB describes the TD's RAM)")?;
-            Some(tdvf::rtmr0_events(&fw, mem, &tdvf::Acpi { loader: &l, rsdp: &r, tables: &t })?)
+            Some(tdx::rtmr0_events(&fw, mem, &tdx::Acpi { loader: &l, rsdp: &r, tables: &t })?)
         }
         _ => None,
     };
@@ -280,7 +280,7 @@ fn tdx(a: TdxArgs) -> anyhow::Result<()> {
             "--initrd needs --initrd-option: suffix (\"CMDLINE initrd=initrd\", edk2 to 2024) or prefix (\"initrd=initrd CMDLINE\", later edk2)"
         ),
     };
-    let rtmr2 = kernel.as_ref().map(|_| tdvf::rtmr2_events(&a.append, initrd.as_deref(), style));
+    let rtmr2 = kernel.as_ref().map(|_| tdx::rtmr2_events(&a.append, initrd.as_deref(), style));
     let rtmr1 = match &kernel {
         None => None,
         Some(k) => {
@@ -296,16 +296,16 @@ fn tdx(a: TdxArgs) -> anyhow::Result<()> {
                     "--kernel needs --kernel-header: unmodified (QEMU 10.2 and later) or qemu-patched (earlier QEMU patches the kernel's setup header, so RTMR1 differs)"
                 ),
             };
-            Some(tdvf::rtmr1_events(k, header)?)
+            Some(tdx::rtmr1_events(k, header)?)
         }
     };
-    let value = |e: &Option<Vec<attest::measure::Digest>>| e.as_ref().map(|e| hex::encode(tdvf::rtmr(e)));
+    let value = |e: &Option<Vec<sigil_attest::measure::Digest>>| e.as_ref().map(|e| hex::encode(tdx::rtmr(e)));
     let (r0, r1, r2) = (value(&rtmr0), value(&rtmr1), value(&rtmr2));
     let zero = hex::encode([0u8; 48]);
 
     if a.json {
         let sha256 = |b: &[u8]| hex::encode(ring::digest::digest(&ring::digest::SHA256, b));
-        let events = |e: &Option<Vec<attest::measure::Digest>>| {
+        let events = |e: &Option<Vec<sigil_attest::measure::Digest>>| {
             e.as_ref().map(|e| e.iter().map(hex::encode).collect::<Vec<_>>())
         };
         let v = serde_json::json!({
@@ -314,7 +314,7 @@ fn tdx(a: TdxArgs) -> anyhow::Result<()> {
             "rtmr0": r0, "rtmr1": r1, "rtmr2": r2, "rtmr3": zero,
             "events": { "rtmr0": events(&rtmr0), "rtmr1": events(&rtmr1), "rtmr2": events(&rtmr2) },
             "cfv_sha384": fw.cfv_digest().map(hex::encode),
-            "td_hob_sha384": memory.map(|m| tdvf::td_hob(&fw, m).map(|h| hex::encode(attest::sha384(&h)))).transpose()?,
+            "td_hob_sha384": memory.map(|m| tdx::td_hob(&fw, m).map(|h| hex::encode(sigil_attest::sha384(&h)))).transpose()?,
             "inputs": {
                 "ovmf_sha256": sha256(&ovmf),
                 "kernel_sha256": kernel.as_deref().map(sha256),

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Subcommand;
-use ledger::Entry;
-use serde::Deserialize;
-use sigil::pod::{self, PodConfig, PodNode};
+use sigil::config::{self, NodeFile};
 use sigil::service::{ApiConfig, RunningNode};
+use sigil_ledger::Entry;
+use sigil_pod::{self as pod, PodConfig, PodNode};
 
 #[derive(Subcommand)]
 pub enum NodeCommand {
@@ -58,99 +58,6 @@ pub enum NodeCommand {
     },
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    name: String,
-    identity: PathBuf,
-    data_dir: PathBuf,
-    genesis: PathBuf,
-    p2p: P2p,
-    #[serde(default)]
-    consensus: Consensus,
-    api: Option<Api>,
-    #[serde(default)]
-    tee: Tee,
-    #[serde(default)]
-    labels: sigil::service::Labels,
-    #[serde(default)]
-    pods: std::collections::HashMap<String, Vec<String>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Api {
-    listen: String,
-    cert: Option<PathBuf>,
-    key: Option<PathBuf>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct Tee {
-    #[serde(default)]
-    pub(crate) backend: Option<String>,
-    pub(crate) sim_measurement: Option<String>,
-    /// Azure: the vTPM (`/dev/tpmrm0`, or `tcp:HOST:PORT` for a simulator).
-    pub(crate) tpm: Option<String>,
-    /// Azure: the instance metadata service (`http://169.254.169.254`).
-    pub(crate) imds: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct P2p {
-    listen: String,
-    #[serde(default)]
-    peers: Vec<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Consensus {
-    #[serde(default = "d_idle")]
-    idle_block_ms: u64,
-    #[serde(default = "d_mempool")]
-    mempool_capacity: usize,
-    #[serde(default = "d_propose")]
-    propose_ms: u64,
-    #[serde(default = "d_vote")]
-    prevote_ms: u64,
-    #[serde(default = "d_vote")]
-    precommit_ms: u64,
-    #[serde(default = "d_delta")]
-    round_delta_ms: u64,
-}
-
-impl Default for Consensus {
-    fn default() -> Self {
-        Consensus {
-            idle_block_ms: d_idle(),
-            mempool_capacity: d_mempool(),
-            propose_ms: d_propose(),
-            prevote_ms: d_vote(),
-            precommit_ms: d_vote(),
-            round_delta_ms: d_delta(),
-        }
-    }
-}
-
-fn d_idle() -> u64 {
-    100
-}
-fn d_mempool() -> usize {
-    100_000
-}
-fn d_propose() -> u64 {
-    1000
-}
-fn d_vote() -> u64 {
-    500
-}
-fn d_delta() -> u64 {
-    250
-}
-
 /// Reads a 32-byte seed written as 64 hex digits (surrounding whitespace allowed).
 pub fn read_seed(path: &Path) -> anyhow::Result<[u8; 32]> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading identity {}", path.display()))?;
@@ -162,15 +69,15 @@ pub fn read_seed(path: &Path) -> anyhow::Result<[u8; 32]> {
 
 fn load(path: &Path) -> anyhow::Result<(PodConfig, Option<ApiConfig>)> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut f: FileConfig =
-        toml::from_str(&text).with_context(|| format!("{} is not a valid node configuration", path.display()))?;
+    let mut f =
+        NodeFile::parse(&text).with_context(|| format!("{} is not a valid node configuration", path.display()))?;
     if let Ok(v) = std::env::var("SIGIL_DATA_DIR") {
         f.data_dir = PathBuf::from(v);
     }
     if let Ok(v) = std::env::var("SIGIL_API_LISTEN") {
         match &mut f.api {
             Some(a) => a.listen = v,
-            None => f.api = Some(Api { listen: v, cert: None, key: None }),
+            None => f.api = Some(config::Api { listen: v, cert: None, key: None }),
         }
     }
     let base = path.parent().unwrap_or(Path::new("."));
@@ -221,7 +128,7 @@ fn load(path: &Path) -> anyhow::Result<(PodConfig, Option<ApiConfig>)> {
             listen: f.p2p.listen,
             peers: f.p2p.peers,
             genesis,
-            timeouts: malachitebft_app_channel::app::types::core::LinearTimeouts {
+            timeouts: sigil_pod::LinearTimeouts {
                 propose,
                 propose_delta: delta,
                 prevote,
@@ -240,7 +147,7 @@ fn load(path: &Path) -> anyhow::Result<(PodConfig, Option<ApiConfig>)> {
 }
 
 /// The node's evidence for its identity key in `pod`, from the configured TEE backend.
-pub(crate) fn evidence(tee: &Tee, pod_id: &str, key: &[u8; 32]) -> anyhow::Result<Vec<u8>> {
+pub(crate) fn evidence(tee: &config::Tee, pod_id: &str, key: &[u8; 32]) -> anyhow::Result<Vec<u8>> {
     let report_data = pod::admission::report_data(pod_id, key, &[]);
     match tee.backend.as_deref().unwrap_or("sim") {
         "sim" => {
@@ -255,15 +162,16 @@ pub(crate) fn evidence(tee: &Tee, pod_id: &str, key: &[u8; 32]) -> anyhow::Resul
             Ok(pod::admission::sim_evidence(pod_id, key, m))
         }
         "azure" => {
-            let src = attest::collect::AzureSource::at(tee.tpm.as_deref(), tee.imds.as_deref());
-            let b = attest::collect::collect_azure(&src, &report_data).context("collecting Azure vTPM evidence")?;
+            let src = sigil_attest::collect::AzureSource::at(tee.tpm.as_deref(), tee.imds.as_deref());
+            let b =
+                sigil_attest::collect::collect_azure(&src, &report_data).context("collecting Azure vTPM evidence")?;
             Ok(b.encode()?)
         }
         backend @ ("snp" | "tdx" | "auto") => {
-            let found = attest::collect::detect();
+            let found = sigil_attest::collect::detect();
             let want = match backend {
-                "snp" => Some(attest::Platform::SevSnp),
-                "tdx" => Some(attest::Platform::Tdx),
+                "snp" => Some(sigil_attest::Platform::SevSnp),
+                "tdx" => Some(sigil_attest::Platform::Tdx),
                 _ => None,
             };
             match (found, want) {
@@ -271,7 +179,7 @@ pub(crate) fn evidence(tee: &Tee, pod_id: &str, key: &[u8; 32]) -> anyhow::Resul
                 (Some(f), Some(w)) if f != w => bail!("[tee] backend {backend:?}, but this machine is a {} guest", f.as_str()),
                 _ => {}
             }
-            let b = attest::collect::collect(&report_data).context("collecting TEE evidence")?;
+            let b = sigil_attest::collect::collect(&report_data).context("collecting TEE evidence")?;
             Ok(b.encode()?)
         }
         other => bail!("[tee] backend {other:?}: use sim, snp, tdx, azure or auto"),

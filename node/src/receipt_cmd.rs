@@ -7,9 +7,9 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use base64::Engine;
 use clap::{Args, Subcommand};
-use ledger::checkpoint::SignedCheckpoint;
-use ledger::receipt::Receipt;
-use ledger::{Entry, Hash};
+use sigil_ledger::checkpoint::SignedCheckpoint;
+use sigil_ledger::receipt::Receipt;
+use sigil_ledger::{Entry, Hash};
 
 #[derive(Subcommand)]
 pub enum ReceiptCommand {
@@ -155,13 +155,13 @@ fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
 
 /// An example log: genesis (four validators with TEST keys), 12 invocations, a checkpoint signed by three.
 fn example(out: &Path) -> anyhow::Result<()> {
-    use ledger::checkpoint::Validator;
-    use ledger::entry::{Genesis, Invocation, Member};
     use ring::signature::{Ed25519KeyPair, KeyPair};
+    use sigil_ledger::checkpoint::Validator;
+    use sigil_ledger::entry::{Genesis, Invocation, Member};
     let keys: Vec<Ed25519KeyPair> = (0..4u8)
         .map(|i| {
             Ed25519KeyPair::from_seed_unchecked(
-                &ledger::Hash::digest(format!("sigil example TEST key {i}").as_bytes()).0,
+                &sigil_ledger::Hash::digest(format!("sigil example TEST key {i}").as_bytes()).0,
             )
         })
         .collect::<Result<_, _>>()
@@ -180,7 +180,7 @@ fn example(out: &Path) -> anyhow::Result<()> {
         threshold: 1,
         policy: "[sim]\nallow = true\n".into(),
     });
-    let mut log = ledger::store::Ledger::in_memory(&genesis)?;
+    let mut log = sigil_ledger::store::Ledger::in_memory(&genesis)?;
     for n in 0..12u64 {
         let h = Hash::digest(format!("example request {n}").as_bytes());
         log.append(&Entry::Invocation(Invocation {

@@ -8,6 +8,7 @@
 use serde::Serialize;
 
 use crate::error::ParseError;
+use crate::reader::{le_u32, le_u64};
 
 /// Size of every SNP attestation report.
 pub const REPORT_LEN: usize = 1184;
@@ -123,11 +124,13 @@ pub struct SnpReport {
     raw: Box<[u8; REPORT_LEN]>,
 }
 
+/// The little-endian `u32` at `off`, a fixed offset inside a report of [`REPORT_LEN`] bytes.
 fn le32(b: &[u8], off: usize) -> u32 {
-    u32::from_le_bytes(b[off..off + 4].try_into().expect("4 bytes"))
+    le_u32(b, off).expect("a fixed offset inside the report")
 }
+/// The little-endian `u64` at `off`, a fixed offset inside a report of [`REPORT_LEN`] bytes.
 fn le64(b: &[u8], off: usize) -> u64 {
-    u64::from_le_bytes(b[off..off + 8].try_into().expect("8 bytes"))
+    le_u64(b, off).expect("a fixed offset inside the report")
 }
 
 impl SnpReport {

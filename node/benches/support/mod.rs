@@ -4,19 +4,17 @@
 #![allow(dead_code)]
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use ledger::Entry;
-use sigil::pod::block::Attachments;
-use sigil::pod::{local, PodNode};
+use sigil_ledger::Entry;
+use sigil_pod::Attachments;
+use sigil_pod::{local, PodNode};
 use tokio::sync::Semaphore;
 
 /// Entries in flight at once (submitted, not yet committed), over the whole pod.
 pub const WINDOW: usize = 4096;
 
-pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
-}
+pub use sigil_primitives::clock::now_ms;
 
 /// An invocation of the `probe` applet as validators see it: the entry, the executor's signature, and the
 /// caller's signed request (a second signature every validator verifies) with an empty write set.

@@ -9,10 +9,10 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use ledger::store::Query as LedgerQuery;
-use ledger::{Entry, Hash};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use sigil_ledger::store::Query as LedgerQuery;
+use sigil_ledger::{Entry, Hash};
 
 use super::{base64_encode, Refused, Service};
 
@@ -23,12 +23,9 @@ pub const MAX_PAGE: usize = 500;
 pub fn router(s: Arc<Service>) -> Router {
     Router::new()
         .route("/", get(console))
-        .route("/v1/invoke", post(invoke).layer(DefaultBodyLimit::max(ledger::request::MAX_REQUEST_LEN)))
-        .route(
-            "/v1/applets",
-            post(deploy).get(applets).layer(DefaultBodyLimit::max(crate::pod::block::MAX_BLOCK_BYTES)),
-        )
-        .route("/v1/governance", post(governance).layer(DefaultBodyLimit::max(crate::pod::block::MAX_BLOCK_BYTES)))
+        .route("/v1/invoke", post(invoke).layer(DefaultBodyLimit::max(sigil_ledger::request::MAX_REQUEST_LEN)))
+        .route("/v1/applets", post(deploy).get(applets).layer(DefaultBodyLimit::max(sigil_pod::MAX_BLOCK_BYTES)))
+        .route("/v1/governance", post(governance).layer(DefaultBodyLimit::max(sigil_pod::MAX_BLOCK_BYTES)))
         .route("/v1/receipts/{hash}", get(receipt))
         .route("/v1/entries/{index}", get(entry))
         .route("/v1/audit", get(audit))
@@ -356,7 +353,13 @@ pub fn pod_status(s: &Service) -> Result<Value, String> {
             None => (None, 0),
         };
         let result = evidence.as_ref().map(|ev| {
-            crate::pod::admission::verify(&rules.policy, &g.pod, &v.public_key.0, ev, crate::pod::app::now_ms() / 1000)
+            sigil_pod::admission::verify(
+                &rules.policy,
+                &g.pod,
+                &v.public_key.0,
+                ev,
+                sigil_primitives::clock::now_secs(),
+            )
         });
         let (platform, measurement, tcb, verdict) = match &result {
             Some(Ok(r)) => {

@@ -22,17 +22,14 @@
 //! codes: -32700 parse error, -32600 invalid request (batches too: MCP has none since 2025-06-18), -32601 unknown
 //! method, -32602 invalid params (and unknown tools).
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Form, Json, Router};
-use ledger::request::{self, SignedRequest};
-use ledger::Hash;
+use axum::routing::post;
+use axum::{Json, Router};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ErrorCode, ErrorData, Implementation,
     InitializeResult, ListToolsResult, MetaObject, PaginatedRequestParams, ServerCapabilities, Tool, ToolsCapability,
@@ -41,10 +38,12 @@ use rmcp::service::RequestContext;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{RoleServer, ServerHandler};
-use serde::Deserialize;
 use serde_json::{json, Value};
+use sigil_ledger::request::{self, SignedRequest};
+use sigil_ledger::Hash;
 use tower_service::Service as _;
 
+use super::oauth::{self, base_url, Grant, OAuth};
 use super::{base64_decode, Refused, Service};
 
 /// Largest MCP message: a signed request's limit plus room for its base64 and the JSON-RPC envelope.
@@ -55,31 +54,15 @@ pub const SIGNED_REQUEST_META: &str = "io.sigil/signedRequest";
 pub const RECEIPT_META: &str = "io.sigil/receipt";
 /// The extension that carries the node's attestation.
 pub const ATTESTATION_EXTENSION: &str = "io.sigil/attestation";
-/// Access tokens a node holds at once (expired ones are dropped first).
-const MAX_TOKENS: usize = 100_000;
-
-/// A bearer token's grant: who it stands for, and the assertion the caller signed for it.
-#[derive(Clone, Debug)]
-pub struct Grant {
-    /// The caller's key.
-    pub caller: [u8; 32],
-    /// The client assertion (compact JWT), carried in every delegated request.
-    pub assertion: String,
-    /// Expiry, Unix seconds (the assertion's).
-    pub exp_s: u64,
-}
-
-/// The node's MCP server and authorization server.
+/// The node's MCP server.
 pub struct Mcp {
     service: Arc<Service>,
-    /// SHA-256 of each live token → its grant.
-    tokens: Mutex<HashMap<Hash, Grant>>,
-    /// Client assertions already exchanged (SHA-256 of caller key and `jti`) → their expiry: one token each.
-    used: Mutex<HashMap<Hash, u64>>,
+    /// The tokens the node's authorization server issued.
+    oauth: Arc<OAuth>,
     rmcp: StreamableHttpService<Handler, LocalSessionManager>,
 }
 
-/// The routes: `/mcp`, the OAuth metadata, token and authorize endpoints.
+/// The routes: `/mcp`, and the OAuth metadata, token and authorize endpoints ([`oauth::router`]).
 pub fn router(service: Arc<Service>) -> Router {
     let mut config = StreamableHttpServerConfig::default().disable_allowed_hosts();
     config.legacy_session_mode = false;
@@ -93,22 +76,12 @@ pub fn router(service: Arc<Service>) -> Router {
         Arc::new(LocalSessionManager::default()),
         config,
     );
-    let mcp = Arc::new(Mcp { service, tokens: Mutex::new(HashMap::new()), used: Mutex::new(HashMap::new()), rmcp });
+    let oauth = Arc::new(OAuth::new(service.clone()));
+    let mcp = Arc::new(Mcp { service, oauth: oauth.clone(), rmcp });
     Router::new()
         .route("/mcp", post(mcp_post).get(mcp_other).delete(mcp_other))
-        .route("/.well-known/oauth-protected-resource", get(resource_metadata))
-        .route("/.well-known/oauth-protected-resource/mcp", get(resource_metadata))
-        .route("/.well-known/oauth-authorization-server/oauth/{pod}", get(server_metadata))
-        .route("/oauth/{pod}/.well-known/oauth-authorization-server", get(server_metadata))
-        .route("/oauth/{pod}/token", post(token))
-        .route("/oauth/{pod}/authorize", get(authorize))
         .with_state(mcp)
-}
-
-/// `https://` and the authority the client used.
-fn base_url(headers: &HeaderMap) -> String {
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
-    format!("https://{host}")
+        .merge(oauth::router(oauth))
 }
 
 fn jsonrpc_error(status: StatusCode, id: Value, code: ErrorCode, message: String, data: Option<Value>) -> Response {
@@ -244,7 +217,7 @@ async fn mcp_message(m: &Mcp, req: Request<Body>) -> Response {
         .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
         .map(str::trim);
     if let Some(token) = bearer {
-        match m.grant(token) {
+        match m.oauth.grant(token) {
             Some(g) => {
                 parts.extensions.insert(g);
             }
@@ -268,197 +241,6 @@ async fn forward(m: &Mcp, req: Request<Body>) -> Response {
     match rmcp.call(req).await {
         Ok(resp) => resp.map(Body::new),
         Err(never) => match never {},
-    }
-}
-
-impl Mcp {
-    fn grant(&self, token: &str) -> Option<Grant> {
-        let now = crate::pod::app::now_ms() / 1000;
-        let tokens = self.tokens.lock().expect("not poisoned");
-        tokens.get(&Hash::digest(token.as_bytes())).filter(|g| g.exp_s > now).cloned()
-    }
-
-    /// Records an assertion's `jti` as used; false if it was used before (a replayed assertion), or if the node
-    /// already holds [`MAX_TOKENS`] live ones.
-    fn first_use(&self, caller: &[u8; 32], jti: &str, exp: u64) -> bool {
-        let now = crate::pod::app::now_ms() / 1000;
-        let mut used = self.used.lock().expect("not poisoned");
-        used.retain(|_, e| *e > now);
-        if used.len() >= MAX_TOKENS {
-            return false;
-        }
-        let id = Hash::digest(&[caller.as_slice(), jti.as_bytes()].concat());
-        used.insert(id, exp).is_none()
-    }
-
-    fn issue(&self, g: Grant) -> Result<String, String> {
-        let now = crate::pod::app::now_ms() / 1000;
-        let mut tokens = self.tokens.lock().expect("not poisoned");
-        tokens.retain(|_, g| g.exp_s > now);
-        if tokens.len() >= MAX_TOKENS {
-            return Err("the node holds too many live tokens; try again later".into());
-        }
-        let token = super::random::<32>().map_err(|e| e.to_string())?;
-        let token = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, token);
-        tokens.insert(Hash::digest(token.as_bytes()), g);
-        Ok(token)
-    }
-}
-
-/// RFC 9728 protected resource metadata.
-async fn resource_metadata(State(m): State<Arc<Mcp>>, headers: HeaderMap) -> Response {
-    let base = base_url(&headers);
-    Json(json!({
-        "resource": format!("{base}/mcp"),
-        "authorization_servers": [format!("{base}{}", request::issuer_path(m.service.pod()))],
-        "bearer_methods_supported": ["header"],
-        "resource_name": format!("Sigil pod {} (node {})", m.service.pod(), m.service.node.name()),
-        "resource_documentation": format!("{base}/openapi.json"),
-    }))
-    .into_response()
-}
-
-fn oauth_error(status: StatusCode, error: &str, description: String) -> Response {
-    (status, Json(json!({ "error": error, "error_description": description }))).into_response()
-}
-
-fn pod_matches(m: &Mcp, pod: &str) -> Result<(), Box<Response>> {
-    if pod != m.service.pod() {
-        return Err(Box::new(oauth_error(
-            StatusCode::NOT_FOUND,
-            "invalid_request",
-            format!("this node is the authorization server of pod {:?}, not {pod:?}", m.service.pod()),
-        )));
-    }
-    Ok(())
-}
-
-/// RFC 8414 authorization server metadata.
-async fn server_metadata(State(m): State<Arc<Mcp>>, Path(pod): Path<String>, headers: HeaderMap) -> Response {
-    if let Err(r) = pod_matches(&m, &pod) {
-        return *r;
-    }
-    let issuer = format!("{}{}", base_url(&headers), request::issuer_path(&pod));
-    Json(json!({
-        "issuer": issuer,
-        "token_endpoint": format!("{issuer}/token"),
-        "authorization_endpoint": format!("{issuer}/authorize"),
-        "response_types_supported": [],
-        "grant_types_supported": ["client_credentials"],
-        "token_endpoint_auth_methods_supported": ["private_key_jwt"],
-        "token_endpoint_auth_signing_alg_values_supported": ["EdDSA"],
-        "service_documentation": format!("{}/openapi.json", base_url(&headers)),
-    }))
-    .into_response()
-}
-
-/// Only `client_credentials` is granted: there is no interactive authorization.
-async fn authorize(State(m): State<Arc<Mcp>>, Path(pod): Path<String>) -> Response {
-    if let Err(r) = pod_matches(&m, &pod) {
-        return *r;
-    }
-    oauth_error(
-        StatusCode::BAD_REQUEST,
-        "unsupported_response_type",
-        "this authorization server grants client_credentials with private_key_jwt only".into(),
-    )
-}
-
-/// The token request (RFC 6749 §4.4 with RFC 7523 §2.2 client authentication).
-#[derive(Deserialize)]
-struct TokenRequest {
-    grant_type: Option<String>,
-    client_id: Option<String>,
-    client_assertion_type: Option<String>,
-    client_assertion: Option<String>,
-    resource: Option<String>,
-}
-
-async fn token(
-    State(m): State<Arc<Mcp>>,
-    Path(pod): Path<String>,
-    headers: HeaderMap,
-    form: Result<Form<TokenRequest>, axum::extract::rejection::FormRejection>,
-) -> Response {
-    let resp = grant_token(&m, &pod, &headers, form);
-    m.service.metrics.http("/oauth/{pod}/token", resp.status().as_u16());
-    resp
-}
-
-fn grant_token(
-    m: &Mcp,
-    pod: &str,
-    headers: &HeaderMap,
-    form: Result<Form<TokenRequest>, axum::extract::rejection::FormRejection>,
-) -> Response {
-    if let Err(r) = pod_matches(m, pod) {
-        return *r;
-    }
-    let Ok(Form(t)) = form else {
-        return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "a form-encoded token request".into());
-    };
-    if t.grant_type.as_deref() != Some("client_credentials") {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
-            "unsupported_grant_type",
-            "only client_credentials is granted".into(),
-        );
-    }
-    if t.client_assertion_type.as_deref() != Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer") {
-        return oauth_error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            "clients authenticate with private_key_jwt (a client assertion signed with the caller's Ed25519 key)"
-                .into(),
-        );
-    }
-    let Some(jwt) = t.client_assertion else {
-        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "no client_assertion".into());
-    };
-    let a = match request::verify_assertion(&jwt, pod) {
-        Ok(a) => a,
-        Err(why) => return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", why),
-    };
-    if t.client_id.as_deref().is_some_and(|id| id != request::client_id(&a.caller)) {
-        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "client_id is not the assertion's".into());
-    }
-    let now = crate::pod::app::now_ms() / 1000;
-    if a.exp <= now {
-        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "the client assertion has expired".into());
-    }
-    if a.iat > now + request::MAX_AHEAD_MS / 1000 {
-        return oauth_error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            "the client assertion is issued in the future (check the client's clock)".into(),
-        );
-    }
-    let Some(jti) = a.jti.as_deref() else {
-        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "the client assertion has no jti".into());
-    };
-    if !m.first_use(&a.caller, jti, a.exp) {
-        return oauth_error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            "this client assertion was exchanged before, or the node holds too many live ones (make a new one, with \
-             a new jti, for each token)"
-                .into(),
-        );
-    }
-    let resource = format!("{}/mcp", base_url(headers));
-    if t.resource.as_deref().is_some_and(|r| r.trim_end_matches('/') != resource) {
-        return oauth_error(StatusCode::BAD_REQUEST, "invalid_target", format!("this node's resource is {resource}"));
-    }
-    let caller = a.caller;
-    match m.issue(Grant { caller, assertion: jwt, exp_s: a.exp }) {
-        Ok(token) => {
-            tracing::info!(caller = %request::client_id(&caller), expires_in = a.exp - now, "issued an MCP access token");
-            let mut resp = Json(json!({ "access_token": token, "token_type": "Bearer", "expires_in": a.exp - now }))
-                .into_response();
-            resp.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
-            resp
-        }
-        Err(why) => oauth_error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", why),
     }
 }
 
@@ -620,7 +402,7 @@ impl Handler {
             nonce: serde_bytes::ByteBuf::from(
                 super::random::<16>().map_err(|e| ErrorData::internal_error(e.to_string(), None))?.to_vec(),
             ),
-            issued_at_ms: crate::pod::app::now_ms(),
+            issued_at_ms: sigil_primitives::clock::now_ms(),
             caller: serde_bytes::ByteBuf::from(grant.caller.to_vec()),
         };
         Ok(self.service.sign_delegated(r, grant.assertion.clone()).encode())

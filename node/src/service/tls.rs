@@ -4,7 +4,7 @@
 //! The certificate: subject `CN=<node name>, O=<pod id>`, a P-256 TLS key made when the node starts (browsers do
 //! not take Ed25519 server certificates), and two extensions:
 //! - [`EVIDENCE_OID`]: the node's evidence bundle, whose REPORT_DATA binds its Ed25519 identity key to the pod
-//!   (see [`crate::pod::admission`]);
+//!   (see [`sigil_pod::admission`]);
 //! - [`ENDORSEMENT_OID`]: the identity key (32 bytes) and its Ed25519 signature (64 bytes) over
 //!   `"sigil/tls-key/v1\0" ‖ pod ‖ 0x00 ‖ the certificate's SubjectPublicKeyInfo (DER)`: the attested identity
 //!   vouches for this TLS key.
@@ -129,7 +129,7 @@ pub enum Trust {
         /// The pod the node must belong to.
         pod: String,
         /// The policy its evidence must satisfy.
-        policy: Box<attest::Policy>,
+        policy: Box<sigil_attest::Policy>,
     },
     /// The default policy (no debug guests, no revoked TCB, no sim evidence), except that sim evidence is
     /// accepted from a node on a loopback address (a devnet on this machine) when `loopback_sim` is set.
@@ -148,7 +148,7 @@ pub struct Seen {
     /// The node's certificate.
     pub cert: Option<NodeCert>,
     /// The attestation result of its evidence.
-    pub result: Option<attest::AttestationResult>,
+    pub result: Option<sigil_attest::AttestationResult>,
 }
 
 /// A rustls verifier that trusts a server by its attested certificate.
@@ -178,7 +178,7 @@ impl AttestedVerifier {
     }
 
     /// Checks a node certificate's evidence under the trust, at `now` (Unix seconds).
-    pub fn check(&self, cert: &NodeCert, now: u64) -> Result<attest::AttestationResult, String> {
+    pub fn check(&self, cert: &NodeCert, now: u64) -> Result<sigil_attest::AttestationResult, String> {
         let (policy, pod) = match &self.trust.0 {
             Trust::Policy { pod, policy } => {
                 if &cert.pod != pod {
@@ -187,7 +187,7 @@ impl AttestedVerifier {
                 ((**policy).clone(), pod.clone())
             }
             Trust::Default { loopback_sim } => {
-                let mut p = attest::Policy::default();
+                let mut p = sigil_attest::Policy::default();
                 if *loopback_sim {
                     p.sim.allow = true;
                 }
@@ -195,7 +195,7 @@ impl AttestedVerifier {
             }
             Trust::Ca(_) => return Err("an operator certificate is checked by its CA, not by evidence".into()),
         };
-        crate::pod::admission::verify(&policy, &pod, &cert.key, &cert.evidence, now)
+        sigil_pod::admission::verify(&policy, &pod, &cert.key, &cert.evidence, now)
     }
 }
 
@@ -244,7 +244,7 @@ impl ServerCertVerifier for AttestedVerifier {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pod::local;
+    use sigil_pod::local;
 
     fn cert(pod: &str, i: usize) -> Vec<u8> {
         attested_certificate(&local::seed(i), &local::name(i), pod, &local::evidence(pod, i)).unwrap().0
@@ -258,8 +258,8 @@ mod tests {
     fn an_attested_certificate_verifies_and_names_its_node() {
         let c = parse_certificate(&cert("p", 0)).unwrap();
         assert_eq!((c.name.as_str(), c.pod.as_str()), ("node-0", "p"));
-        assert_eq!(c.key, crate::pod::public_key(&local::seed(0)));
-        let r = verifier(true).check(&c, crate::pod::app::now_ms() / 1000).unwrap();
+        assert_eq!(c.key, sigil_pod::public_key(&local::seed(0)));
+        let r = verifier(true).check(&c, sigil_primitives::clock::now_secs()).unwrap();
         assert_eq!(r.platform.as_str(), "sim");
         // Sim evidence is refused by the default policy away from loopback, and by a policy that refuses it.
         assert!(verifier(false).check(&c, 0).unwrap_err().contains("sim"));
@@ -267,7 +267,7 @@ mod tests {
         assert!(strict.check(&c, 0).is_err());
         let other = AttestedVerifier::new(Trust::Policy {
             pod: "q".into(),
-            policy: Box::new(crate::pod::admission::parse_policy(&local::policy()).unwrap()),
+            policy: Box::new(sigil_pod::admission::parse_policy(&local::policy()).unwrap()),
         });
         assert!(other.check(&c, 0).unwrap_err().contains("pod"));
     }
@@ -296,7 +296,7 @@ mod tests {
         // Node 1's certificate with node 0's evidence: the evidence binds another key.
         let (ea, eb) = (parse_certificate(&a).unwrap().evidence, parse_certificate(&b).unwrap().evidence);
         let c = parse_certificate(&replace(&b, &eb, &ea)).unwrap();
-        let err = verifier(true).check(&c, crate::pod::app::now_ms() / 1000).unwrap_err();
+        let err = verifier(true).check(&c, sigil_primitives::clock::now_secs()).unwrap_err();
         assert!(err.contains("report_data"), "{err}");
         // A flipped bit in the endorsement's signature.
         let mut sig = endorsement(&a);

@@ -3,7 +3,7 @@
 It authenticates the way the MCP authorization spec defines for machine clients: the SDK discovers the node's
 protected-resource and authorization-server metadata after a 401, gets a token with client_credentials and a
 private_key_jwt assertion (EdDSA, signed with the caller's Ed25519 key), then initializes, lists tools and calls
-them. Run by node/tests/mcp.rs, which checks what it prints (one JSON object per line) against the ledger.
+them. Run by node/tests/it/mcp.rs, which checks what it prints (one JSON object per line) against the ledger.
 
 usage: interop.py MCP_URL CERT_PEM KEY_FILE LABEL ISSUER CALLS_JSON
   CERT_PEM   the node's certificate, checked by `sigil mcp pin` (the client trusts that file)

@@ -1,0 +1,256 @@
+//! Receipts end to end on an in-memory pod log: a valid receipt verifies with nothing but the genesis; every
+//! tampering (entry, proof, checkpoint, signatures, origin, validator set) is refused with its reason.
+
+use ring::signature::{Ed25519KeyPair, KeyPair};
+use serde_bytes::ByteBuf;
+use sigil_ledger::checkpoint::{SignedCheckpoint, Validator};
+use sigil_ledger::entry::*;
+use sigil_ledger::receipt::Receipt;
+use sigil_ledger::store::Ledger;
+use sigil_ledger::{Entry, Hash};
+
+struct Pod {
+    keys: Vec<Ed25519KeyPair>,
+    log: Ledger,
+    genesis: Vec<u8>,
+}
+
+fn key(i: u8) -> Ed25519KeyPair {
+    Ed25519KeyPair::from_seed_unchecked(&[i + 1; 32]).unwrap()
+}
+
+fn validator(i: u8) -> Validator {
+    Validator { name: format!("node-{i}"), public_key: key(i).public_key().as_ref().to_vec() }
+}
+
+fn invocation(n: u64) -> Entry {
+    let h = Hash::digest(&n.to_le_bytes());
+    Entry::Invocation(Invocation {
+        request_hash: h,
+        caller: ByteBuf::from(vec![7; 32]),
+        applet: "kv".into(),
+        method: "put".into(),
+        code_digest: h,
+        input_hash: h,
+        output_hash: h,
+        write_set_hash: h,
+        executor: "node-1".into(),
+        executor_attestation: 0,
+        outcome: "ok".into(),
+        fuel_used: n,
+        at_ms: 1_764_000_000_000 + n,
+        delegate: None,
+    })
+}
+
+/// Genesis with node-0..3, 10 invocations, node-4 admitted at index 11, 8 more invocations (size 20).
+fn pod(pod_id: &str) -> Pod {
+    let genesis = Entry::Genesis(Genesis {
+        pod: pod_id.into(),
+        jurisdiction: "EU".into(),
+        created_at: 1_764_000_000,
+        validators: (0..4).map(validator).collect(),
+        evidence: vec![ByteBuf::from(vec![0]); 4],
+        members: vec![Member { name: "ops".into(), public_key: ByteBuf::from(vec![9; 32]) }],
+        threshold: 1,
+        policy: "[sim]\nallow = true\n".into(),
+    });
+    let mut log = Ledger::in_memory(&genesis).unwrap();
+    for n in 1..=10 {
+        log.append(&invocation(n)).unwrap();
+    }
+    log.append(&Entry::NodeAdmitted(NodeAdmitted {
+        validator: validator(4),
+        evidence: ByteBuf::from(vec![1]),
+        attestation_result: ByteBuf::from(vec![2]),
+        approvals: vec![],
+    }))
+    .unwrap();
+    for n in 11..=18 {
+        log.append(&invocation(n)).unwrap();
+    }
+    Pod { keys: (0..6).map(key).collect(), log, genesis: genesis.encode() }
+}
+
+impl Pod {
+    fn checkpoint(&self, size: u64, signers: &[usize]) -> SignedCheckpoint {
+        let cp = self.log.checkpoint_at(size).unwrap();
+        let lines: Vec<String> = signers.iter().map(|&i| cp.sign(&format!("node-{i}"), &self.keys[i])).collect();
+        SignedCheckpoint::from_lines(cp, &lines).unwrap()
+    }
+    fn receipt(&self, index: u64, cp: &SignedCheckpoint) -> Vec<u8> {
+        self.log.receipt(index, cp, "node-1", &self.keys[1]).unwrap()
+    }
+}
+
+fn failed(r: &sigil_ledger::receipt::ReceiptReport) -> Vec<&str> {
+    r.checks.iter().filter(|c| !c.ok).map(|c| c.name).collect()
+}
+
+#[test]
+fn a_receipt_verifies_with_only_the_genesis() {
+    let p = pod("pod.eu");
+    assert_eq!(p.log.size(), 20);
+    // After node-4's admission the set has 5 members: quorum 4.
+    let cp = p.checkpoint(20, &[0, 1, 3, 4]);
+    let bytes = p.receipt(15, &cp);
+    let r = Receipt::decode(&bytes).unwrap().verify(&p.genesis);
+    assert!(r.valid, "{:?}", r.reasons);
+    assert_eq!(r.pod, "pod.eu");
+    assert_eq!(r.entry_kind.as_deref(), Some("invocation"));
+    assert_eq!(r.entry.as_ref().unwrap()["applet"], "kv");
+    assert_eq!(r.checkpoint_size, 20);
+    assert_eq!(r.cosigners, ["node-0", "node-1", "node-3", "node-4"]);
+    // An entry before the admission, proven at a size before it too: the set of four.
+    let cp = p.checkpoint(8, &[0, 2, 3]);
+    let r = Receipt::decode(&p.receipt(5, &cp)).unwrap().verify(&p.genesis);
+    assert!(r.valid, "{:?}", r.reasons);
+    // The genesis itself, and the admission entry.
+    let cp = p.checkpoint(20, &[0, 1, 2, 3, 4]);
+    for i in [0, 11, 19] {
+        let r = Receipt::decode(&p.receipt(i, &cp)).unwrap().verify(&p.genesis);
+        assert!(r.valid, "index {i}: {:?}", r.reasons);
+    }
+}
+
+#[test]
+fn below_quorum_of_the_current_set_is_invalid() {
+    let p = pod("pod.eu");
+    // Three signatures were a quorum of the genesis set, not of the five-member set at size 20.
+    let cp = p.checkpoint(20, &[0, 1, 2]);
+    let r = Receipt::decode(&p.receipt(15, &cp)).unwrap().verify(&p.genesis);
+    assert_eq!(failed(&r), ["receipt.checkpoint"]);
+    assert!(r.reasons[0].contains("a quorum is 4"), "{:?}", r.reasons);
+}
+
+#[test]
+fn a_receipt_of_pod_a_is_not_a_receipt_of_pod_b() {
+    let a = pod("pod.eu");
+    let b = pod("pod.us");
+    let cp = a.checkpoint(20, &[0, 1, 2, 3]);
+    let r = Receipt::decode(&a.receipt(15, &cp)).unwrap().verify(&b.genesis);
+    assert!(!r.valid);
+    assert_eq!(failed(&r), ["receipt.genesis"]);
+}
+
+#[test]
+fn tampered_entries_and_proofs_are_refused() {
+    let p = pod("pod.eu");
+    let cp = p.checkpoint(20, &[0, 1, 2, 3]);
+    let good = Receipt::decode(&p.receipt(15, &cp)).unwrap();
+    // Another entry with the same proof.
+    let mut r = good.clone();
+    r.entry = invocation(99).encode();
+    assert_eq!(failed(&r.verify(&p.genesis)), ["receipt.inclusion"]);
+    // Another index.
+    let mut r = good.clone();
+    r.index = 14;
+    assert_eq!(failed(&r.verify(&p.genesis)), ["receipt.inclusion"]);
+    // A flipped bit in the proof.
+    let mut r = good.clone();
+    r.proof[1].0[0] ^= 1;
+    assert_eq!(failed(&r.verify(&p.genesis)), ["receipt.inclusion"]);
+    // A proof for another tree size.
+    let mut r = good.clone();
+    r.tree_size = 19;
+    assert_eq!(failed(&r.verify(&p.genesis)), ["receipt.tree_size"]);
+}
+
+#[test]
+fn tampered_checkpoints_and_validator_sets_are_refused() {
+    let p = pod("pod.eu");
+    let cp = p.checkpoint(20, &[0, 1, 2, 3, 4]);
+    let good = Receipt::decode(&p.receipt(15, &cp)).unwrap();
+    // A checkpoint signature flipped.
+    let mut r = good.clone();
+    r.checkpoint.signatures[2].2[0] ^= 1;
+    assert_eq!(failed(&r.verify(&p.genesis)), ["receipt.checkpoint"]);
+    // The admission of node-4 left out: the set no longer matches what the checkpoint committed to.
+    let mut r = good.clone();
+    r.changes.remove(1);
+    assert_eq!(failed(&r.verify(&p.genesis)), ["receipt.checkpoint"]);
+    // A forged admission of an outsider, with a made-up proof.
+    let mut r = good.clone();
+    let forged = Entry::NodeAdmitted(NodeAdmitted {
+        validator: Validator { name: "mallory".into(), public_key: key(5).public_key().as_ref().to_vec() },
+        evidence: ByteBuf::from(vec![]),
+        attestation_result: ByteBuf::from(vec![]),
+        approvals: vec![],
+    });
+    r.changes.push(sigil_ledger::receipt::SetChange {
+        index: 12,
+        entry: forged.encode(),
+        proof: r.changes[1].proof.clone(),
+    });
+    assert_eq!(failed(&r.verify(&p.genesis)), ["receipt.validator_set"]);
+    // A non-change entry presented as a change.
+    let mut r = good.clone();
+    r.changes[1].entry = p.log.entry_bytes(12).unwrap();
+    r.changes[1].index = 12;
+    assert_eq!(failed(&r.verify(&p.genesis)), ["receipt.validator_set"]);
+}
+
+#[test]
+fn the_receipt_signer_must_be_a_validator_and_its_signature_valid() {
+    let p = pod("pod.eu");
+    let cp = p.checkpoint(20, &[0, 1, 2, 3]);
+    // Signed by an outsider.
+    let outsider = key(5);
+    let bytes = p.log.receipt(15, &cp, "node-5", &outsider).unwrap();
+    assert_eq!(failed(&Receipt::decode(&bytes).unwrap().verify(&p.genesis)), ["receipt.signature"]);
+    // A member's name with an outsider's key.
+    let bytes = p.log.receipt(15, &cp, "node-2", &outsider).unwrap();
+    assert_eq!(failed(&Receipt::decode(&bytes).unwrap().verify(&p.genesis)), ["receipt.signature"]);
+    // One bit flipped anywhere in the encoded receipt: it no longer decodes, or no longer verifies.
+    let good = p.receipt(15, &cp);
+    for pos in (0..good.len()).step_by(37) {
+        let mut b = good.clone();
+        b[pos] ^= 0x01;
+        if let Ok(r) = Receipt::decode(&b) {
+            assert!(!r.verify(&p.genesis).valid, "bit flip at {pos} still verifies");
+        }
+    }
+}
+
+#[test]
+fn consistency_with_a_trusted_later_checkpoint() {
+    let p = pod("pod.eu");
+    let cp = p.checkpoint(12, &[0, 1, 2, 3]);
+    let r = Receipt::decode(&p.receipt(5, &cp)).unwrap();
+    assert!(r.verify(&p.genesis).valid);
+    let later = p.checkpoint(20, &[0, 1, 2, 3, 4]);
+    let proof = p.log.consistency(12, 20).unwrap();
+    assert!(r.check_trusted(&later, &proof).is_ok());
+    assert!(r.check_trusted(&later, &proof[1..]).is_err());
+    assert!(r.check_trusted(&cp, &[]).is_ok(), "the same tree head");
+    let other = pod("pod.us").checkpoint(20, &[0, 1, 2, 3, 4]);
+    assert!(r.check_trusted(&other, &proof).is_err(), "another pod");
+}
+
+#[test]
+fn garbage_is_an_error_not_a_panic() {
+    for bytes in [vec![], vec![0xd2], vec![0xd2, 0x84, 0x40, 0xa0, 0xf6, 0x40], b"not cbor".to_vec()] {
+        assert!(Receipt::decode(&bytes).is_err());
+    }
+}
+
+#[test]
+fn the_receipt_format_is_pinned() {
+    // Ed25519 signatures are deterministic, so the same log yields the same receipt, byte for byte.
+    let p = pod("pod.eu");
+    let cp = p.checkpoint(20, &[0, 1, 3, 4]);
+    let receipt = hex::encode(p.receipt(15, &cp));
+    let genesis = hex::encode(&p.genesis);
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/conformance");
+    if std::env::var_os("SIGIL_BLESS").is_some() {
+        std::fs::write(format!("{dir}/receipt.cose.hex"), format!("{receipt}\n")).unwrap();
+        std::fs::write(format!("{dir}/receipt-genesis.cbor.hex"), format!("{genesis}\n")).unwrap();
+    }
+    let want = std::fs::read_to_string(format!("{dir}/receipt.cose.hex")).expect("run with SIGIL_BLESS=1 once");
+    let want_genesis = std::fs::read_to_string(format!("{dir}/receipt-genesis.cbor.hex")).unwrap();
+    assert_eq!(genesis, want_genesis.trim(), "the genesis encoding changed");
+    assert_eq!(receipt, want.trim(), "the receipt format changed: existing receipts would no longer verify");
+    // And the pinned receipt still verifies.
+    let r = Receipt::decode(&hex::decode(want.trim()).unwrap()).unwrap();
+    assert!(r.verify(&hex::decode(want_genesis.trim()).unwrap()).valid);
+}

@@ -1,0 +1,205 @@
+//! # config: the node's configuration file, one type for reading and writing it
+//!
+//! `sigil node run --config FILE` reads a [`NodeFile`]; `sigil devnet --configs-only`, the tests and the Terraform
+//! modules' cloud-init write the same TOML. Paths in it are relative to the file. Unknown keys are refused, so a
+//! misspelt setting is an error, not a default.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sigil_pod::PodConfig;
+
+/// A node's configuration file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeFile {
+    /// The node's name in the ledger.
+    pub name: String,
+    /// Its identity seed (64 hex digits), relative to the file.
+    pub identity: PathBuf,
+    /// Where the ledger and the consensus WAL live (`SIGIL_DATA_DIR` overrides it).
+    pub data_dir: PathBuf,
+    /// The pod's genesis entry (`genesis.cbor`).
+    pub genesis: PathBuf,
+    /// Peering.
+    pub p2p: P2p,
+    /// Consensus tunables.
+    #[serde(default)]
+    pub consensus: Consensus,
+    /// The HTTPS API; none, no API (`SIGIL_API_LISTEN` sets its address).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api: Option<Api>,
+    /// Where evidence comes from.
+    #[serde(default, skip_serializing_if = "Tee::is_default")]
+    pub tee: Tee,
+    /// Labels shown in the pod status and the console.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Other pods' API URLs, for redirects.
+    #[serde(default, skip_serializing_if = "HashMap::is_empty")]
+    pub pods: HashMap<String, Vec<String>>,
+}
+
+/// `[p2p]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct P2p {
+    /// The libp2p listen address, e.g. `/ip4/0.0.0.0/tcp/27000`.
+    pub listen: String,
+    /// The other nodes, each `/ip4/…/tcp/…/p2p/<peer id>`.
+    #[serde(default)]
+    pub peers: Vec<String>,
+}
+
+/// `[consensus]`: every key optional.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Consensus {
+    /// How long a proposer with nothing to propose waits before proposing an empty block.
+    #[serde(default = "d_idle")]
+    pub idle_block_ms: u64,
+    /// Most entries queued for a block.
+    #[serde(default = "d_mempool")]
+    pub mempool_capacity: usize,
+    /// The propose timeout of round 0.
+    #[serde(default = "d_propose")]
+    pub propose_ms: u64,
+    /// The prevote timeout of round 0.
+    #[serde(default = "d_vote")]
+    pub prevote_ms: u64,
+    /// The precommit timeout of round 0.
+    #[serde(default = "d_vote")]
+    pub precommit_ms: u64,
+    /// How much each timeout grows per round.
+    #[serde(default = "d_delta")]
+    pub round_delta_ms: u64,
+}
+
+impl Default for Consensus {
+    fn default() -> Self {
+        Consensus {
+            idle_block_ms: d_idle(),
+            mempool_capacity: d_mempool(),
+            propose_ms: d_propose(),
+            prevote_ms: d_vote(),
+            precommit_ms: d_vote(),
+            round_delta_ms: d_delta(),
+        }
+    }
+}
+
+fn d_idle() -> u64 {
+    100
+}
+fn d_mempool() -> usize {
+    100_000
+}
+fn d_propose() -> u64 {
+    1000
+}
+fn d_vote() -> u64 {
+    500
+}
+fn d_delta() -> u64 {
+    250
+}
+
+/// `[api]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Api {
+    /// `HOST:PORT`.
+    pub listen: String,
+    /// An operator certificate (DER) instead of the attested one; with `key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert: Option<PathBuf>,
+    /// The operator certificate's PKCS#8 key (DER).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<PathBuf>,
+}
+
+/// `[tee]`: where the node's evidence comes from.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tee {
+    /// `sim`, `auto`, `azure`, `configfs-tsm`, … (default `sim`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<String>,
+    /// Sim: the measurement the simulated evidence claims (hex).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sim_measurement: Option<String>,
+    /// Azure: the vTPM (`/dev/tpmrm0`, or `tcp:HOST:PORT` for a simulator).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tpm: Option<String>,
+    /// Azure: the instance metadata service (`http://169.254.169.254`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imds: Option<String>,
+}
+
+impl Tee {
+    fn is_default(&self) -> bool {
+        *self == Tee::default()
+    }
+}
+
+impl NodeFile {
+    /// Parses a configuration file's text.
+    pub fn parse(text: &str) -> Result<NodeFile, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    /// The file for a node of a local pod (`sigil_pod::local`): its identity at `NAME.key` and the genesis at
+    /// `genesis.cbor`, both beside the file.
+    pub fn of(cfg: &PodConfig) -> NodeFile {
+        NodeFile {
+            name: cfg.name.clone(),
+            identity: format!("{}.key", cfg.name).into(),
+            data_dir: cfg.data_dir.clone(),
+            genesis: "genesis.cbor".into(),
+            p2p: P2p { listen: cfg.listen.clone(), peers: cfg.peers.clone() },
+            consensus: Consensus { idle_block_ms: cfg.idle_block.as_millis() as u64, ..Consensus::default() },
+            api: None,
+            tee: Tee::default(),
+            labels: BTreeMap::new(),
+            pods: HashMap::new(),
+        }
+    }
+
+    /// The TOML text.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("a node file is plain data")
+    }
+
+    /// Writes node `cfg`'s files for `sigil node run` beside its data directory: its identity (`NAME.key`), the
+    /// genesis (`genesis.cbor`) and this configuration as `NAME.toml`. Returns the configuration's path.
+    pub fn write_beside(&self, cfg: &PodConfig) -> std::io::Result<PathBuf> {
+        let dir = cfg.data_dir.parent().unwrap_or(Path::new(".")).to_path_buf();
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join(&self.identity), hex::encode(cfg.seed))?;
+        std::fs::write(dir.join(&self.genesis), cfg.genesis.encode())?;
+        let path = dir.join(format!("{}.toml", self.name));
+        std::fs::write(&path, self.to_toml())?;
+        Ok(path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_is_written_reads_back_and_unknown_keys_are_refused() {
+        let cfg = sigil_pod::local::configs("p", 2, Path::new("/tmp/sigil-config-test")).remove(1);
+        let mut f = NodeFile::of(&cfg);
+        f.api = Some(Api { listen: "127.0.0.1:8443".into(), cert: None, key: None });
+        f.labels.insert("cloud".into(), "local".into());
+        let text = f.to_toml();
+        assert_eq!(NodeFile::parse(&text).unwrap(), f);
+        assert!(text.contains("[api]") && !text.contains("[tee]"), "{text}");
+        let typo = text.replace("idle_block_ms", "idle_blocks_ms");
+        assert!(NodeFile::parse(&typo).unwrap_err().to_string().contains("idle_blocks_ms"));
+        let minimal = "name = \"n\"\nidentity = \"n.key\"\ndata_dir = \"d\"\ngenesis = \"g\"\n[p2p]\nlisten = \"/ip4/127.0.0.1/tcp/1\"\n";
+        assert_eq!(NodeFile::parse(minimal).unwrap().consensus, Consensus::default());
+    }
+}

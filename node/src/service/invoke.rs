@@ -1,0 +1,310 @@
+//! The request path: a signed request is decoded, sent to its own pod if it is for another (nothing of it kept),
+//! checked (signature, freshness, nonce, the caller's delegate, the applet's access rules), executed in the enclave
+//! runtime against the pod's committed state, and its receipt committed through consensus with the request and its
+//! write set; the caller gets the receipt with its Merkle proof and cosigned checkpoint. A refusal is committed as a
+//! `request_rejected` entry.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+use sigil_ledger::entry::{Invocation, RequestRejected};
+use sigil_ledger::request::SignedRequest;
+use sigil_ledger::{Entry, Hash};
+use sigil_pod::{Attachments, Committed, LedgerState, Rejection};
+use sigil_primitives::clock::now_ms;
+use sigil_runtime::{Applet, Call, ReceiptFields};
+
+use super::{base64_encode, Refused, Service, COMMIT_TIMEOUT};
+
+/// Executions retried when a concurrent invocation changed what one read.
+const CONFLICT_RETRIES: usize = 5;
+
+/// A committed invocation, as the caller gets it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Invoked {
+    /// The request hash (hex).
+    pub request_hash: String,
+    /// The entry's ledger index.
+    pub index: u64,
+    /// The block height.
+    pub height: u64,
+    /// The outcome (`ok`, or the error or trap).
+    pub outcome: String,
+    /// The output as text (UTF-8, lossy).
+    pub output: String,
+    /// Fuel used.
+    pub fuel_used: u64,
+    /// The executing node.
+    pub executor: String,
+    /// The COSE receipt (base64), once a cosigned checkpoint covers the entry.
+    pub receipt: Option<String>,
+}
+
+impl Service {
+    /// Commits a refusal of `raw` (a request as received) and returns it as the API answers it. A request whose
+    /// refusal is already in the ledger is not recorded again.
+    pub(super) async fn refuse(
+        &self,
+        raw: &[u8],
+        req: Option<&SignedRequest>,
+        reason: String,
+        kind: fn(String, Option<u64>) -> Refused,
+    ) -> Refused {
+        self.metrics.rejected.inc();
+        let request_hash = SignedRequest::hash_of(raw);
+        let known = self.node.ledger().lock().expect("not poisoned").by_rejection(&request_hash).ok().flatten();
+        if let Some(i) = known {
+            return kind(reason, Some(i));
+        }
+        let clip = |s: &str, n: usize| s.chars().take(n).collect::<String>();
+        let entry = Entry::RequestRejected(RequestRejected {
+            request_hash,
+            // Only a well-formed key is recorded as the claimed caller: the audit entry is not a place to store
+            // whatever a request carried.
+            caller: ByteBuf::from(req.and_then(|r| r.request.caller_key()).map(|k| k.to_vec()).unwrap_or_default()),
+            applet: req.map(|r| clip(&r.request.applet, 64)).unwrap_or_default(),
+            method: req.map(|r| clip(&r.request.method, 64)).unwrap_or_default(),
+            reason: clip(&reason, 512),
+            node: self.node.name().to_string(),
+            at_ms: now_ms(),
+        });
+        let index = match self.node.submit(entry) {
+            Ok(rx) => match tokio::time::timeout(COMMIT_TIMEOUT, rx).await {
+                Ok(Ok(c)) => Some(c.index),
+                _ => None,
+            },
+            Err(why) => {
+                tracing::warn!("the refusal of a request could not be recorded: {why}");
+                None
+            }
+        };
+        kind(reason, index)
+    }
+
+    /// Signs `r` as its caller's delegate (this node), under the caller's client assertion.
+    pub fn sign_delegated(&self, r: sigil_ledger::request::Request, assertion: String) -> SignedRequest {
+        r.sign_delegated(assertion, &self.key)
+    }
+
+    /// Runs a signed request (`raw`: its canonical CBOR) and commits its receipt.
+    pub async fn invoke(&self, raw: &[u8]) -> Result<Invoked, Refused> {
+        let t0 = Instant::now();
+        let req = match SignedRequest::decode(raw) {
+            Ok(r) => r,
+            Err(e) => return Err(self.refuse(raw, None, format!("malformed request: {e}"), Refused::BadRequest).await),
+        };
+        let r = &req.request;
+        // Sovereignty first: a request for another pod is redirected, and nothing of it is kept here.
+        if r.pod != self.pod {
+            self.metrics.redirected.inc();
+            return Err(match self.directory.pods.get(&r.pod) {
+                Some(urls) => Refused::Redirect(format!("pod {:?} is served by its own nodes", r.pod), urls.clone()),
+                None => Refused::Misdirected(format!("this node serves pod {:?}, not {:?}", self.pod, r.pod)),
+            });
+        }
+        let caller = match req.verify(&self.pod, now_ms()) {
+            Ok(k) => k,
+            Err(why) => return Err(self.refuse(raw, Some(&req), why, Refused::BadRequest).await),
+        };
+        let request_hash = SignedRequest::hash_of(raw);
+        let mut last = String::new();
+        for _ in 0..CONFLICT_RETRIES {
+            // Checked on every attempt: another node may have committed this request (or its nonce) meanwhile.
+            let (replay, nonce_used, deployed, attestation, delegate) = {
+                let rules = self.node.rules().ok_or_else(|| Refused::Unavailable("the node is starting".into()))?;
+                let l = self.node.ledger();
+                let l = l.lock().expect("not poisoned");
+                let replay = l.by_request(&request_hash).ok().flatten();
+                let nonce_used = sigil_pod::nonce_used(&l, &caller, &r.nonce).unwrap_or(false);
+                let att = rules.attestations.get(self.node.name()).copied();
+                let delegate = req
+                    .delegate_key()
+                    .map(|k| rules.set.validators.iter().find(|v| v.public_key.0 == k).map(|v| v.name.clone()));
+                (replay, nonce_used, rules.applets.get(&r.applet).cloned(), att, delegate)
+            };
+            if let Some(i) = replay {
+                let why = format!("a replay: this request was committed at index {i}");
+                return Err(self.refuse(raw, Some(&req), why, Refused::Conflict).await);
+            }
+            if nonce_used {
+                let why = "a replay: the caller used this nonce before".to_string();
+                return Err(self.refuse(raw, Some(&req), why, Refused::Conflict).await);
+            }
+            let Some(deployed) = deployed else {
+                let why = format!("applet {:?} is not deployed in pod {:?}", r.applet, self.pod);
+                return Err(self.refuse(raw, Some(&req), why, Refused::NotFound).await);
+            };
+            if let Err(why) = deployed.manifest.authorize(&caller, &r.method, r.args.len()) {
+                let why = format!("not authorized: {why}");
+                return Err(self.refuse(raw, Some(&req), why, Refused::Forbidden).await);
+            }
+            // A delegated request names a validator of the pod as its delegate; the entry names it too.
+            let delegate = match delegate {
+                None => None,
+                Some(Some(name)) => Some(name),
+                Some(None) => {
+                    let why = "the request's delegate is not a validator of the pod".to_string();
+                    return Err(self.refuse(raw, Some(&req), why, Refused::BadRequest).await);
+                }
+            };
+            let Some(attestation) = attestation else {
+                return Err(Refused::Unavailable("this node is not an attested validator of the pod".into()));
+            };
+            let applet = self.applet(&deployed.manifest).map_err(Refused::Unavailable)?;
+            let state = Arc::new(LedgerState::new(self.node.ledger()));
+            let call = Call { request_hash, caller, method: &r.method, input: &r.args, now_ms: now_ms() };
+            let exec = tokio::task::block_in_place(|| self.runtime.invoke(&applet, &call, state))
+                .map_err(|e| Refused::Unavailable(format!("the runtime: {e}")))?;
+            let inv = invocation(&exec.receipt, &caller, &r.applet, &r.method, self.node.name(), attestation, delegate);
+            let outcome = inv.outcome.clone();
+            // The request's signature over `raw` was verified above.
+            let attachments = Attachments {
+                request: raw.to_vec(),
+                write_set: exec.write_set.encode(),
+                verified: true,
+                ..Default::default()
+            };
+            let rx = match self.node.submit_with(Entry::Invocation(inv), attachments) {
+                Ok(rx) => rx,
+                // Committed state moved under it (a conflict), or the request landed meanwhile (a replay, seen
+                // on the next attempt): run it again.
+                Err(why @ (Rejection::Conflict(_) | Rejection::Replay(_))) => {
+                    last = why.to_string();
+                    continue;
+                }
+                Err(why @ (Rejection::MempoolFull(_) | Rejection::Starting)) => {
+                    return Err(Refused::Unavailable(why.to_string()))
+                }
+                Err(why) => return Err(Refused::BadRequest(why.to_string(), None)),
+            };
+            let c = match tokio::time::timeout(COMMIT_TIMEOUT, rx).await {
+                Ok(Ok(c)) => c,
+                Ok(Err(_)) => {
+                    // Dropped at proposal: a concurrent invocation changed what this one read. Run it again.
+                    last = "a concurrent invocation changed the state it read".into();
+                    continue;
+                }
+                Err(_) => return Err(Refused::Unavailable("the commit did not happen within 30 s".into())),
+            };
+            self.metrics.invoked(&outcome, t0.elapsed());
+            return Ok(Invoked {
+                request_hash: request_hash.to_hex(),
+                index: c.index,
+                height: c.height,
+                outcome,
+                output: String::from_utf8_lossy(&exec.output).into_owned(),
+                fuel_used: exec.fuel_used,
+                executor: self.node.name().to_string(),
+                receipt: self.receipt_when_covered(c).await.map(|b| base64_encode(&b)),
+            });
+        }
+        Err(Refused::Unavailable(format!("gave up after {CONFLICT_RETRIES} conflicting runs: {last}")))
+    }
+
+    /// The compiled applet for a manifest (its code from the pod state), cached by code digest.
+    pub(super) fn applet(&self, m: &sigil_runtime::Manifest) -> Result<Applet, String> {
+        if let Some(a) = self.applets.lock().expect("not poisoned").get(&m.code_digest) {
+            if a.manifest() == m {
+                return Ok(a.clone());
+            }
+        }
+        let code = sigil_pod::applet_code(&self.node.ledger().lock().expect("not poisoned"), &m.code_digest)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("the code of applet {} is not in this node's store", m.name))?;
+        let a = self.runtime.load(m, &code).map_err(|e| format!("applet {}: {e}", m.name))?;
+        self.applets.lock().expect("not poisoned").insert(m.code_digest, a.clone());
+        Ok(a)
+    }
+
+    /// The receipt of the entry committed at `c`, once a cosigned checkpoint covers it (waits up to 10 s: a block
+    /// that changes the validator set is covered by the next one's checkpoint).
+    async fn receipt_when_covered(&self, c: Committed) -> Option<Vec<u8>> {
+        let mut tip = self.node.tip();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(Some(r)) = self.receipt_at(c.index) {
+                return Some(r);
+            }
+            let left = deadline.checked_duration_since(Instant::now())?;
+            let _ = tokio::time::timeout(left, tip.changed()).await;
+        }
+    }
+
+    /// The receipt of entry `index` against the first cosigned checkpoint covering it.
+    pub fn receipt_at(&self, index: u64) -> Result<Option<Vec<u8>>, String> {
+        let l = self.node.ledger();
+        let l = l.lock().expect("not poisoned");
+        let Some(cp) = l.checkpoint_covering(index).map_err(|e| e.to_string())? else { return Ok(None) };
+        l.receipt(index, &cp, self.node.name(), &self.key).map(Some).map_err(|e| e.to_string())
+    }
+
+    /// The index of the entry for request `hash`: its invocation, or else its rejection.
+    pub fn find_request(&self, hash: &Hash) -> Result<Option<u64>, String> {
+        let l = self.node.ledger();
+        let l = l.lock().expect("not poisoned");
+        match l.by_request(hash).map_err(|e| e.to_string())? {
+            Some(i) => Ok(Some(i)),
+            None => l.by_rejection(hash).map_err(|e| e.to_string()),
+        }
+    }
+}
+
+/// The ledger's `invocation` entry for one execution: what the runtime measured, and who asked, for what, where.
+pub fn invocation(
+    r: &ReceiptFields,
+    caller: &[u8; 32],
+    applet: &str,
+    method: &str,
+    executor: &str,
+    executor_attestation: u64,
+    delegate: Option<String>,
+) -> Invocation {
+    Invocation {
+        request_hash: r.request_hash,
+        caller: ByteBuf::from(caller.to_vec()),
+        applet: applet.to_string(),
+        method: method.to_string(),
+        code_digest: r.code_digest,
+        input_hash: r.input_hash,
+        output_hash: r.output_hash,
+        write_set_hash: r.write_set_hash,
+        executor: executor.to_string(),
+        executor_attestation,
+        outcome: r.outcome.clone(),
+        fuel_used: r.fuel_used,
+        at_ms: r.at_ms,
+        delegate,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_execution_s_receipt_fields_become_the_invocation_entry() {
+        let h = |s: &[u8]| Hash::digest(s);
+        let r = ReceiptFields {
+            request_hash: h(b"request"),
+            code_digest: h(b"code"),
+            input_hash: h(b"input"),
+            output_hash: h(b"output"),
+            write_set_hash: h(b"writes"),
+            outcome: "ok".into(),
+            fuel_used: 12,
+            at_ms: 34,
+        };
+        let inv = invocation(&r, &[7; 32], "hash", "sha256", "node-1", 7, Some("node-2".into()));
+        let entry = Entry::Invocation(inv.clone());
+        assert_eq!(Entry::decode(&entry.encode()).unwrap(), entry);
+        assert_eq!((inv.outcome.as_str(), inv.executor_attestation), ("ok", 7));
+        assert_eq!((inv.request_hash, inv.code_digest, inv.input_hash), (r.request_hash, r.code_digest, r.input_hash));
+        assert_eq!(
+            (inv.output_hash, inv.write_set_hash, inv.fuel_used, inv.at_ms),
+            (r.output_hash, r.write_set_hash, 12, 34)
+        );
+        assert_eq!((inv.caller.as_slice(), inv.delegate.as_deref()), (&[7u8; 32][..], Some("node-2")));
+    }
+}

@@ -1,0 +1,282 @@
+//! The application side of consensus: the loop that answers the engine. [`App::run`] takes each message the
+//! engine sends and [`App::handle`] dispatches it to its `on_*` handler, in the file named for what it does:
+//!
+//! | file | what | handlers |
+//! |---|---|---|
+//! | `mempool.rs` | entries waiting for a block; building this node's block | `on_get_value` |
+//! | `streams.rs` | proposals as part streams, out and in | `on_started_round`, `on_received_proposal_part`, `on_restream_proposal` |
+//! | `commit.rs` | validating blocks, cosigning checkpoints, the commit | `on_extend_vote`, `on_verify_vote_extensions`, `on_decided`, `on_finalized` |
+//! | `sync.rs` | decided blocks served to and taken from peers that sync | `on_get_decided_values`, `on_process_synced_value` |
+//! | `store.rs` | what the app keeps beside the ledger (tip, certificates, roots, undecided blocks, evidence) | |
+//!
+//! Every handler re-validates what it is given against the node's own ledger: a block is voted for only once the
+//! block rules (`crate::block`) pass, and committed in one synced write.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use malachitebft_app_channel::app::consensus::VoteExtensionError;
+use malachitebft_app_channel::app::engine::host::{Next, SyncedValueOutcome};
+use malachitebft_app_channel::app::streaming::{StreamContent, StreamId, StreamMessage};
+use malachitebft_app_channel::app::types::codec::Codec;
+use malachitebft_app_channel::app::types::core::{
+    CommitCertificate, Context as _, ExtendedCommitCertificate, HeightParams, LinearTimeouts, Round, ValidatorSet as _,
+    Validity, VoteExtensionPolicy, VoteExtensions,
+};
+use malachitebft_app_channel::app::types::sync::RawDecidedValue;
+use malachitebft_app_channel::app::types::{LocallyProposedValue, MisbehaviorEvidence, PeerId, ProposedValue};
+use malachitebft_app_channel::{AppMsg, Channels, NetworkMsg};
+use serde_bytes::ByteBuf;
+use sigil_ledger::checkpoint::{Checkpoint, SignedCheckpoint};
+use sigil_ledger::entry::Encoded;
+use sigil_ledger::store::Ledger;
+use sigil_ledger::{Entry, Hash};
+use sigil_primitives::clock::now_ms;
+use tokio::sync::{oneshot, watch, Notify};
+
+use super::block::{self, Attachments, Block, Effects, Rules, MAX_BLOCK_BYTES, MAX_BLOCK_ENTRIES};
+use super::codec::PodCodec;
+use super::context::{Address, BlockId, Height, PodContext, ProposalPart, PublicKey, Signature, ValidatorSet};
+use super::signing::{self, Admitted, PodSigner};
+
+mod commit;
+mod mempool;
+mod store;
+mod streams;
+mod sync;
+
+pub use mempool::Mempool;
+pub use store::{decided_round, misbehaviour, root_at_height};
+
+use commit::{checkpoint_after, Prepared};
+use store::{height_key, keys, stored_tip};
+use streams::{Assembled, Partial};
+
+/// The ledger's state after the last committed block.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Tip {
+    /// The last decided height (0 before the first block).
+    pub height: u64,
+    /// Ledger size.
+    pub size: u64,
+    /// Ledger root.
+    pub root: Hash,
+}
+
+/// Where a committed entry landed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Committed {
+    /// Its ledger index.
+    pub index: u64,
+    /// The height of its block.
+    pub height: u64,
+}
+
+/// What the app shares with the node's handle.
+#[derive(Clone)]
+pub struct Shared {
+    /// The rules entries are checked by, as of the last commit; `None` until the app has loaded them.
+    pub rules: Arc<Mutex<Option<Rules>>>,
+    /// The ledger (the app writes it; others read).
+    pub ledger: Arc<Mutex<Ledger>>,
+    /// The mempool.
+    pub mempool: Arc<Mutex<Mempool>>,
+    /// Woken when an entry is queued.
+    pub queued: Arc<Notify>,
+    /// The tip after every commit.
+    pub tip: watch::Sender<Tip>,
+}
+
+/// Tunables of the app.
+#[derive(Clone, Debug)]
+pub struct AppConfig {
+    /// Consensus timeouts of every height.
+    pub timeouts: LinearTimeouts,
+    /// How long a proposer with an empty mempool waits for entries before proposing an empty block.
+    pub idle_block: Duration,
+    /// Injected misbehaviour (tests).
+    pub fault: super::Fault,
+}
+
+/// The app's state.
+pub struct App {
+    ctx: PodContext,
+    cfg: AppConfig,
+    me: Address,
+    signer: Arc<PodSigner>,
+    shared: Shared,
+    admitted: Admitted,
+    rules: Rules,
+    height: Height,
+    streams: HashMap<(PeerId, StreamId), Partial>,
+    stream_order: VecDeque<(PeerId, StreamId)>,
+    future: Vec<Assembled>,
+    /// Blocks seen at the current height, by id: (height, round, proposed value, bytes).
+    undecided: HashMap<BlockId, (ProposedValue<PodContext>, Vec<u8>)>,
+    prepared: HashMap<BlockId, Arc<Prepared>>,
+    mine: HashMap<(Height, Round), BlockId>,
+}
+
+impl App {
+    /// The app for a node whose ledger is in `shared`.
+    pub fn new(cfg: AppConfig, signer: Arc<PodSigner>, shared: Shared, admitted: Admitted) -> Result<App, String> {
+        let me = Address(signer.public_key().0);
+        let (tip, rules, size, root) = {
+            let l = shared.ledger.lock().expect("not poisoned");
+            let (tip, parent_time_ms) = stored_tip(&l)?;
+            let set = ValidatorSet::from_ledger(&l.validators_at(l.size()))?;
+            let Entry::Genesis(genesis) = l.entry(0).map_err(|e| e.to_string())? else {
+                return Err("the ledger does not start with a genesis".into());
+            };
+            // The genesis (entry 0) attests its validators; later admissions and re-attestations, stored as they
+            // commit, replace that.
+            let mut attestations: HashMap<String, u64> =
+                genesis.validators.iter().map(|v| (v.name.clone(), 0)).collect();
+            for (k, v) in l.aux_scan(keys::ATTESTATION, None, 100_000).map_err(|e| e.to_string())? {
+                let name = String::from_utf8_lossy(&k[keys::ATTESTATION.len()..]).into_owned();
+                let index = v.as_slice().try_into().map_err(|_| "bad attestation index")?;
+                attestations.insert(name, u64::from_be_bytes(index));
+            }
+            let text = match l.aux_get(keys::POLICY).map_err(|e| e.to_string())? {
+                Some(t) => String::from_utf8(t).map_err(|_| "the stored policy is not UTF-8")?,
+                None => genesis.policy,
+            };
+            let policy = super::admission::parse_policy(&text)?;
+            let rules = Rules {
+                set,
+                attestations,
+                policy,
+                members: genesis.members,
+                threshold: genesis.threshold,
+                parent_time_ms,
+                applets: super::state::load_applets(&l)?,
+            };
+            (tip, rules, l.size(), l.root())
+        };
+        admitted.set(rules.set.validators.iter().map(|v| v.public_key.0));
+        shared.tip.send_replace(Tip { height: tip, size, root });
+        *shared.rules.lock().expect("not poisoned") = Some(rules.clone());
+        Ok(App {
+            ctx: PodContext,
+            cfg,
+            me,
+            signer,
+            shared,
+            admitted,
+            rules,
+            height: Height(tip + 1),
+            streams: HashMap::new(),
+            stream_order: VecDeque::new(),
+            future: Vec::new(),
+            undecided: HashMap::new(),
+            prepared: HashMap::new(),
+            mine: HashMap::new(),
+        })
+    }
+
+    fn params(&self) -> HeightParams<PodContext> {
+        HeightParams::new(self.rules.set.clone(), self.cfg.timeouts, None)
+            .with_vote_extension_policy(VoteExtensionPolicy::Required)
+    }
+
+    /// Runs until consensus closes its channel.
+    pub async fn run(mut self, mut channels: Channels<PodContext>) -> Result<(), String> {
+        self.load_undecided()?;
+        while let Some(msg) = channels.consensus.recv().await {
+            self.handle(msg, &channels).await?;
+        }
+        Ok(())
+    }
+
+    /// Dispatches one message from the engine to its handler.
+    async fn handle(&mut self, msg: AppMsg<PodContext>, channels: &Channels<PodContext>) -> Result<(), String> {
+        match msg {
+            AppMsg::ConsensusReady { reply } => {
+                tracing::info!(height = %self.height, validators = self.rules.set.validators.len(), "consensus ready");
+                let _ = reply.send((self.height, self.params()));
+            }
+            AppMsg::StartedRound { height, round, proposer, role, reply_value } => {
+                tracing::debug!(%height, %round, %proposer, ?role, "round started");
+                let _ = reply_value.send(self.on_started_round(height, round)?);
+            }
+            AppMsg::GetValue { height, round, timeout, reply } => {
+                let id = self.on_get_value(height, round, timeout).await?;
+                let _ = reply.send(LocallyProposedValue::new(height, round, id));
+                self.stream(height, round, Round::Nil, &id, channels).await;
+            }
+            AppMsg::ExtendVote { height, value_id, reply, .. } => {
+                let _ = reply.send(self.on_extend_vote(height, &value_id));
+            }
+            AppMsg::VerifyVoteExtensions { height, value_id, extensions, reply, .. } => {
+                let _ = reply.send(self.on_verify_vote_extensions(height, &value_id, extensions));
+            }
+            AppMsg::RestreamProposal { height, round, valid_round, address, value_id } => {
+                self.on_restream_proposal(height, round, valid_round, address, &value_id, channels).await;
+            }
+            AppMsg::GetHistoryMinHeight { reply } => {
+                let _ = reply.send(Height(1));
+            }
+            AppMsg::ReceivedProposalPart { from, published_by, part, reply } => {
+                let _ = reply.send(self.on_received_proposal_part(published_by.unwrap_or(from), part)?);
+            }
+            AppMsg::Decided { certificate, extensions, reply } => {
+                self.on_decided(certificate, extensions)?;
+                let _ = reply.send(());
+            }
+            AppMsg::Finalized { certificate, evidence, reply, .. } => {
+                self.on_finalized(certificate.height, &evidence)?;
+                let _ = reply.send(Next::Start(self.height, self.params()));
+            }
+            AppMsg::GetDecidedValues { range, reply } => {
+                let _ = reply.send(self.on_get_decided_values(range.start().0, range.end().0)?);
+            }
+            AppMsg::ProcessSyncedValue { height, round, proposer, value_bytes, reply } => {
+                let _ = reply.send(self.on_process_synced_value(height, round, proposer, value_bytes)?);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::local;
+    use sigil_ledger::entry::NodeAdmitted;
+
+    #[test]
+    fn a_reopened_ledger_keeps_the_genesis_attestations_beside_later_admissions() {
+        let mut ledger = Ledger::in_memory(&local::genesis("p", 4)).unwrap();
+        let admitted = Entry::NodeAdmitted(NodeAdmitted {
+            validator: sigil_ledger::checkpoint::Validator { name: local::name(4), public_key: vec![4; 32] },
+            evidence: ByteBuf::new(),
+            attestation_result: ByteBuf::new(),
+            approvals: vec![],
+        });
+        let index = ledger.append(&admitted).unwrap();
+        ledger
+            .aux_write(vec![([keys::ATTESTATION, b"node-4"].concat(), index.to_be_bytes().to_vec())], vec![])
+            .unwrap();
+        let (tip, _) = watch::channel(Tip::default());
+        let shared = Shared {
+            rules: Arc::new(Mutex::new(None)),
+            ledger: Arc::new(Mutex::new(ledger)),
+            mempool: Arc::new(Mutex::new(Mempool::new(10))),
+            queued: Arc::new(Notify::new()),
+            tip,
+        };
+        let cfg = AppConfig {
+            timeouts: crate::PodConfig::local_timeouts(),
+            idle_block: Duration::from_millis(100),
+            fault: crate::Fault::None,
+        };
+        App::new(cfg, Arc::new(PodSigner::new(&local::seed(0))), shared.clone(), Admitted::default()).unwrap();
+        let rules = shared.rules.lock().unwrap().clone().unwrap();
+        for i in 0..4 {
+            assert_eq!(rules.attestations.get(&local::name(i)), Some(&0), "genesis validator {i}");
+        }
+        assert_eq!(rules.attestations.get("node-4"), Some(&index));
+    }
+}

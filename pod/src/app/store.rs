@@ -1,0 +1,143 @@
+//! What the app keeps beside the ledger, in its adapter namespace: the tip, each height's decided block,
+//! certificate and root, the blocks proposed at the current height (reloaded at start), recorded misbehaviour, the
+//! latest attestation of each node and the pod's current policy.
+
+use super::*;
+
+pub(super) fn height_key(prefix: &[u8], h: u64) -> Vec<u8> {
+    [prefix, &h.to_be_bytes()].concat()
+}
+
+/// Aux keys (under the ledger's adapter namespace).
+pub mod keys {
+    /// The last decided height and its block time: 16 bytes.
+    pub const TIP: &[u8] = b"tip";
+    /// `d` ‖ height: the decided block.
+    pub const DECIDED: &[u8] = b"d";
+    /// `c` ‖ height: its commit certificate (with extensions).
+    pub const CERT: &[u8] = b"c";
+    /// `r` ‖ height: ledger size and root after it (16 + 32 bytes).
+    pub const ROOT: &[u8] = b"r";
+    /// `u` ‖ height ‖ block id: a block proposed at the current height, not decided yet.
+    pub const UNDECIDED: &[u8] = b"u";
+    /// `a/` ‖ name: the node's latest attestation entry.
+    pub const ATTESTATION: &[u8] = b"a/";
+    /// `ev` ‖ height: misbehaviour seen at that height.
+    pub const EVIDENCE: &[u8] = b"ev";
+    /// The pod's current attestation policy (TOML), once a block changed it.
+    pub const POLICY: &[u8] = b"policy";
+}
+
+/// The decided height, its block time, from the store.
+pub fn stored_tip(ledger: &Ledger) -> Result<(u64, u64), String> {
+    match ledger.aux_get(keys::TIP).map_err(|e| e.to_string())? {
+        None => Ok((0, 0)),
+        Some(v) if v.len() == 16 => {
+            Ok((u64::from_be_bytes(v[..8].try_into().unwrap()), u64::from_be_bytes(v[8..].try_into().unwrap())))
+        }
+        Some(v) => Err(format!("the stored tip is {} bytes", v.len())),
+    }
+}
+
+/// Ledger size and root after `height`, from the store.
+pub fn root_at_height(ledger: &Ledger, height: u64) -> Result<Option<(u64, Hash)>, String> {
+    Ok(ledger.aux_get(&height_key(keys::ROOT, height)).map_err(|e| e.to_string())?.and_then(|v| {
+        (v.len() == 40).then(|| (u64::from_be_bytes(v[..8].try_into().unwrap()), Hash::from_slice(&v[8..]).unwrap()))
+    }))
+}
+
+/// The misbehaviour recorded at finalization, by height (double votes and double proposals, in words).
+pub fn misbehaviour(ledger: &Ledger) -> Result<Vec<(u64, Vec<String>)>, String> {
+    let mut out = Vec::new();
+    for (k, v) in ledger.aux_scan(keys::EVIDENCE, None, 100_000).map_err(|e| e.to_string())? {
+        let Ok(h) = <[u8; 8]>::try_from(&k[keys::EVIDENCE.len()..]) else { continue };
+        let lines: Vec<String> = ciborium::from_reader(v.as_slice()).map_err(|e| format!("stored evidence: {e}"))?;
+        out.push((u64::from_be_bytes(h), lines));
+    }
+    Ok(out)
+}
+
+/// The round in which `height` was decided, from its stored commit certificate.
+pub fn decided_round(ledger: &Ledger, height: u64) -> Result<Option<Round>, String> {
+    let Some(c) = ledger.aux_get(&height_key(keys::CERT, height)).map_err(|e| e.to_string())? else { return Ok(None) };
+    let cert: ExtendedCommitCertificate<PodContext> =
+        PodCodec.decode(Bytes::from(c)).map_err(|e: crate::codec::CodecError| e.to_string())?;
+    Ok(Some(cert.round))
+}
+
+impl App {
+    pub(super) fn load_undecided(&mut self) -> Result<(), String> {
+        let prefix = height_key(keys::UNDECIDED, self.height.0);
+        let l = self.shared.ledger.lock().expect("not poisoned");
+        for (_, v) in l.aux_scan(&prefix, None, 10_000).map_err(|e| e.to_string())? {
+            let (pv, bytes): (ByteBuf, ByteBuf) =
+                ciborium::from_reader(v.as_slice()).map_err(|e| format!("a stored undecided block: {e}"))?;
+            let pv: ProposedValue<PodContext> =
+                Codec::<ProposedValue<PodContext>>::decode(&PodCodec, Bytes::from(pv.into_vec()))
+                    .map_err(|e| e.to_string())?;
+            if pv.proposer == self.me {
+                self.mine.insert((pv.height, pv.round), pv.value);
+            }
+            self.undecided.insert(pv.value, (pv, bytes.into_vec()));
+        }
+        Ok(())
+    }
+
+    pub(super) fn store_undecided(&mut self, pv: ProposedValue<PodContext>, bytes: Vec<u8>) -> Result<(), String> {
+        if self.undecided.contains_key(&pv.value) && self.undecided[&pv.value].0.round == pv.round {
+            return Ok(());
+        }
+        let key = [height_key(keys::UNDECIDED, pv.height.0).as_slice(), &pv.value.0 .0].concat();
+        let enc = PodCodec.encode(&pv).map_err(|e| e.to_string())?;
+        let mut v = Vec::new();
+        ciborium::into_writer(&(ByteBuf::from(enc.to_vec()), ByteBuf::from(bytes.clone())), &mut v).expect("Vec");
+        self.shared
+            .ledger
+            .lock()
+            .expect("not poisoned")
+            .aux_write(vec![(key, v)], vec![])
+            .map_err(|e| e.to_string())?;
+        self.undecided.insert(pv.value, (pv, bytes));
+        Ok(())
+    }
+
+    pub(super) fn record_evidence(
+        &mut self,
+        height: Height,
+        ev: &MisbehaviorEvidence<PodContext>,
+    ) -> Result<(), String> {
+        if ev.is_empty() {
+            return Ok(());
+        }
+        let mut lines = Vec::new();
+        for v in self.rules.set.validators.iter() {
+            if let Some(pairs) = ev.votes.get(&v.address) {
+                for (a, b) in pairs {
+                    lines.push(format!(
+                        "{} double-voted at height {} round {}: {:?} and {:?}",
+                        v.name, a.height, a.round, a.value, b.value
+                    ));
+                }
+            }
+            if let Some(pairs) = ev.proposals.get(&v.address) {
+                for (a, b) in pairs {
+                    lines.push(format!(
+                        "{} proposed twice at height {} round {}: {} and {}",
+                        v.name, a.height, a.round, a.value, b.value
+                    ));
+                }
+            }
+        }
+        for line in &lines {
+            tracing::warn!(%height, "misbehaviour: {line}");
+        }
+        let mut v = Vec::new();
+        ciborium::into_writer(&lines, &mut v).expect("Vec");
+        self.shared
+            .ledger
+            .lock()
+            .expect("not poisoned")
+            .aux_write(vec![(height_key(keys::EVIDENCE, height.0), v)], vec![])
+            .map_err(|e| e.to_string())
+    }
+}

@@ -1,0 +1,1036 @@
+//! Blocks: what a proposer asks the pod to append, and the rules every validator checks before voting for one.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+use sigil_ledger::entry::{AppletDeployed, Encoded, Invocation, Member};
+use sigil_ledger::request::SignedRequest;
+use sigil_ledger::store::Ledger;
+use sigil_ledger::{Entry, Hash};
+use sigil_primitives::cbor;
+use sigil_runtime::WriteSet;
+
+use super::context::{Address, BlockId, Height, Signature, ValidatorSet};
+use super::state::{self, Deployed};
+use super::{admission, signing};
+use crate::rejection::Rejection;
+
+/// Largest encoded block.
+pub const MAX_BLOCK_BYTES: usize = 8 << 20;
+/// Most entries in one block.
+pub const MAX_BLOCK_ENTRIES: usize = 8192;
+/// How far ahead of a validator's clock a block's time may be.
+pub const MAX_CLOCK_DRIFT_MS: u64 = 5_000;
+/// How old an invocation or rejection may be, against its block's time, to be committed.
+pub const FRESHNESS_MS: u64 = 5 * 60_000;
+
+/// An ordered batch of ledger entries, bound to the ledger state it extends.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Block {
+    /// The pod (the ledger's origin).
+    pub pod: String,
+    /// The consensus height it is proposed at.
+    pub height: u64,
+    /// The proposer's key.
+    pub proposer: ByteBuf,
+    /// The proposer's clock, Unix milliseconds.
+    pub time_ms: u64,
+    /// The ledger's size before this block.
+    pub parent_size: u64,
+    /// The ledger's root before this block.
+    pub parent_root: Hash,
+    /// The entries, in order.
+    pub entries: Vec<Item>,
+}
+
+/// One entry of a block, with the signature that vouches for it and what validators need to re-check it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Item {
+    /// The entry's canonical encoding.
+    pub entry: ByteBuf,
+    /// For an invocation or a rejection: the executing node's Ed25519 signature over
+    /// [`signing::receipt_bytes`](super::signing::receipt_bytes) of the entry, so no proposer can put words in
+    /// another node's mouth. Empty for other entries (their authority is their members' approvals).
+    pub signature: ByteBuf,
+    /// For an invocation: the caller's signed request (canonical CBOR), whose hash the entry records.
+    #[serde(default, skip_serializing_if = "is_empty")]
+    pub request: ByteBuf,
+    /// For an invocation: its write set (canonical CBOR), whose hash the entry records.
+    #[serde(default, skip_serializing_if = "is_empty")]
+    pub write_set: ByteBuf,
+    /// For an applet deployment: the wasm module, whose digest the entry records.
+    #[serde(default, skip_serializing_if = "is_empty")]
+    pub code: ByteBuf,
+}
+
+fn is_empty(b: &ByteBuf) -> bool {
+    b.is_empty()
+}
+
+/// What travels with an entry besides its encoding (see [`Item`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Attachments {
+    /// The executing node's signature.
+    pub signature: Vec<u8>,
+    /// The signed request.
+    pub request: Vec<u8>,
+    /// The write set.
+    pub write_set: Vec<u8>,
+    /// Applet code.
+    pub code: Vec<u8>,
+    /// Set only in this process, on what it has itself checked or signed: the executor's signature and the
+    /// request's signature over these exact bytes are valid, so a [`Checker`] skips those two Ed25519 checks and
+    /// runs every other. Never set on anything from the network ([`Item::attachments`] clears it).
+    pub verified: bool,
+}
+
+impl Attachments {
+    /// Bytes they add to a block.
+    pub fn len(&self) -> usize {
+        self.signature.len() + self.request.len() + self.write_set.len() + self.code.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Item {
+    /// The item of an encoded entry with its attachments.
+    pub fn new(enc: &Encoded, a: &Attachments) -> Item {
+        Item {
+            entry: ByteBuf::from(enc.bytes().to_vec()),
+            signature: ByteBuf::from(a.signature.clone()),
+            request: ByteBuf::from(a.request.clone()),
+            write_set: ByteBuf::from(a.write_set.clone()),
+            code: ByteBuf::from(a.code.clone()),
+        }
+    }
+
+    /// Its attachments.
+    pub fn attachments(&self) -> Attachments {
+        Attachments {
+            signature: self.signature.to_vec(),
+            request: self.request.to_vec(),
+            write_set: self.write_set.to_vec(),
+            code: self.code.to_vec(),
+            verified: false,
+        }
+    }
+}
+
+impl Block {
+    /// Canonical CBOR.
+    pub fn encode(&self) -> Vec<u8> {
+        cbor::encode(self)
+    }
+
+    /// Decodes the canonical encoding, and nothing else.
+    pub fn decode(bytes: &[u8]) -> Result<Block, String> {
+        cbor::decode(bytes, "block", MAX_BLOCK_BYTES).map_err(|e| e.to_string())
+    }
+
+    /// The block's id: SHA-256 of its canonical encoding.
+    pub fn id_of(bytes: &[u8]) -> BlockId {
+        BlockId(Hash::digest(bytes))
+    }
+}
+
+/// Why a block or an entry was refused.
+pub type Refusal = Rejection;
+
+/// What checking a block needs besides the ledger: the pod's state after the last committed block. The app keeps
+/// it and shares it with submitters.
+#[derive(Clone)]
+pub struct Rules {
+    /// The validator set of the next height.
+    pub set: ValidatorSet,
+    /// Latest attestation entry of each validator, by name.
+    pub attestations: HashMap<String, u64>,
+    /// The pod's attestation policy.
+    pub policy: sigil_attest::Policy,
+    /// The governance members (from the genesis).
+    pub members: Vec<Member>,
+    /// Member approvals a governance entry needs.
+    pub threshold: u32,
+    /// The last block's time (0 before the first block).
+    pub parent_time_ms: u64,
+    /// The deployed applets, by name.
+    pub applets: HashMap<String, Deployed>,
+}
+
+/// What a valid block does besides appending its entries: pod-state writes and deletes (aux keys, see
+/// [`super::state`]), applied in the block's write, and the applets it deploys.
+#[derive(Clone, Debug, Default)]
+pub struct Effects {
+    /// Aux key → new value, or `None` to delete.
+    pub writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// The applets the block deploys (their `ap/` and `w/` keys are in `writes`).
+    pub applets: HashMap<String, Deployed>,
+}
+
+impl Effects {
+    /// The writes and the deletes.
+    pub fn split(&self) -> (Vec<sigil_ledger::store::Pair>, Vec<Vec<u8>>) {
+        let mut puts = Vec::new();
+        let mut deletes = Vec::new();
+        for (k, v) in &self.writes {
+            match v {
+                Some(v) => puts.push((k.clone(), v.clone())),
+                None => deletes.push(k.clone()),
+            }
+        }
+        (puts, deletes)
+    }
+}
+
+/// Everything a validator checks before it votes for `block` in `at`, on top of `ledger` (which must be at the
+/// parent). Returns the decoded entries and what they change in pod state.
+///
+/// - the block is for this pod and this height, by the proposer consensus chose, on top of this ledger;
+/// - its time is not before the parent block's and not ahead of this validator's clock by more than
+///   [`MAX_CLOCK_DRIFT_MS`];
+/// - every entry decodes canonically, and no entry is a genesis;
+/// - an invocation or rejection is signed by the node it names as executing it;
+/// - an invocation or rejection names an executing node that is a current validator and its latest attestation
+///   entry, was made within [`FRESHNESS_MS`] of the block's time and no later than it, and records a request
+///   that neither the ledger nor this block already holds (replays are refused);
+/// - an invocation carries the caller's signed request, which hashes to its request hash, verifies with the
+///   caller's key, is for this pod, fresh at the block's time, with a nonce the caller never used, and names
+///   the invocation's applet, method and input; the applet is deployed with the code digest the invocation
+///   names, and its access rules let the caller call the method; its write set hashes to the recorded hash,
+///   writes only namespaces the applet may write (nothing unless the outcome is `ok`), and every version it
+///   read and every listing it made still hold (no lost update);
+/// - an applet deployment carries a valid manifest that matches the entry and the code whose digest both name;
+/// - an admission's or re-attestation's evidence binds the node's key to this pod and satisfies the pod's policy
+///   at the block's time; a re-attestation is signed by its node; a new policy parses;
+/// - a governance entry (admission, removal, policy, applet) carries the approvals of at least the genesis'
+///   threshold of members, each verifying over the entry's approval payload;
+/// - validator-set changes apply to the current set (no duplicate admission, no removal of a non-member) and
+///   leave at least one validator.
+pub fn validate(block: &Block, ledger: &Ledger, rules: &Rules, at: &Slot) -> Result<(Vec<Encoded>, Effects), Refusal> {
+    check_header(block, ledger, rules, at)?;
+    if block.entries.len() > MAX_BLOCK_ENTRIES {
+        return Err(format!("{} entries; a block holds at most {MAX_BLOCK_ENTRIES}", block.entries.len()).into());
+    }
+    let mut checker = Checker::new(ledger, rules, block.time_ms);
+    let entries = block.entries.iter().enumerate().map(|(i, item)| checker.item(i, item)).collect::<Result<_, _>>()?;
+    Ok((entries, checker.effects))
+}
+
+/// Where a block is proposed: what its header must say.
+#[derive(Clone, Copy, Debug)]
+pub struct Slot {
+    /// The height.
+    pub height: Height,
+    /// The round's proposer.
+    pub proposer: Address,
+    /// The validating node's clock.
+    pub now_ms: u64,
+}
+
+/// The block's own fields: pod, height, proposer, parent, time.
+pub fn check_header(block: &Block, ledger: &Ledger, rules: &Rules, at: &Slot) -> Result<(), Refusal> {
+    let Slot { height, proposer, now_ms } = *at;
+    let parent_time_ms = rules.parent_time_ms;
+    if block.pod != ledger.pod() {
+        return Err(format!("the block is for pod {:?}, not {:?}", block.pod, ledger.pod()).into());
+    }
+    if block.height != height.0 {
+        return Err(format!("the block is for height {}, not {height}", block.height).into());
+    }
+    if block.proposer.as_slice() != proposer.0 {
+        return Err("the block names another proposer than the round's".into());
+    }
+    if block.parent_size != ledger.size() || block.parent_root != ledger.root() {
+        return Err(format!(
+            "the block extends size {} root {}, but the ledger is at size {} root {}",
+            block.parent_size,
+            block.parent_root,
+            ledger.size(),
+            ledger.root()
+        )
+        .into());
+    }
+    if block.time_ms < parent_time_ms {
+        return Err(format!("the block's time {} is before its parent's {parent_time_ms}", block.time_ms).into());
+    }
+    if block.time_ms > now_ms + MAX_CLOCK_DRIFT_MS {
+        return Err(format!(
+            "the block's time {} is {} ms ahead of this node's clock",
+            block.time_ms,
+            block.time_ms - now_ms
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// Checks a block's entries one after the other (what earlier entries did is remembered: requests and nonces
+/// seen, validator-set changes, applets deployed, state written).
+pub struct Checker<'a> {
+    ledger: &'a Ledger,
+    rules: &'a Rules,
+    block_time_ms: u64,
+    requests: HashSet<Hash>,
+    rejections: HashSet<Hash>,
+    members: sigil_ledger::checkpoint::ValidatorSet,
+    /// The block's effects so far.
+    pub effects: Effects,
+}
+
+impl<'a> Checker<'a> {
+    /// Evidence in an admission or re-attestation must bind the node's key to this pod and satisfy the pod's
+    /// policy, judged at the block's time (so every validator reaches the same verdict); a policy change must
+    /// parse (a policy nobody can read would stop every later admission).
+    fn attested(&self, e: &Entry) -> Result<(), String> {
+        let now = self.block_time_ms / 1000;
+        let pod = self.ledger.pod();
+        match e {
+            Entry::NodeAdmitted(a) => {
+                if !sigil_ledger::checkpoint::valid_key_name(&a.validator.name) {
+                    return Err(format!("{:?} is not a valid node name", a.validator.name));
+                }
+                let key: [u8; 32] =
+                    a.validator.public_key.as_slice().try_into().map_err(|_| "the node's key is not 32 bytes")?;
+                admission::verify(&self.rules.policy, pod, &key, &a.evidence, now)
+                    .map(|_| ())
+                    .map_err(|why| format!("{} is not admitted: {why}", a.validator.name))
+            }
+            Entry::Reattested(r) => {
+                let v = self.rules.set.by_name(&r.node).ok_or_else(|| format!("{:?} is not a validator", r.node))?;
+                admission::verify(&self.rules.policy, pod, &v.public_key.0, &r.evidence, now)
+                    .map(|_| ())
+                    .map_err(|why| format!("{}: {why}", r.node))
+            }
+            Entry::PolicyChanged(p) => admission::parse_policy(&p.policy).map(|_| ()),
+            _ => Ok(()),
+        }
+    }
+
+    /// A checker for the entries of a block at `block_time_ms` on top of `ledger`, under `rules`.
+    pub fn new(ledger: &'a Ledger, rules: &'a Rules, block_time_ms: u64) -> Checker<'a> {
+        Checker {
+            ledger,
+            rules,
+            block_time_ms,
+            requests: HashSet::new(),
+            rejections: HashSet::new(),
+            members: ledger.validators_at(ledger.size()),
+            effects: Effects::default(),
+        }
+    }
+
+    /// Checks entry `i`; returns it decoded. A refused entry changes nothing.
+    pub fn item(&mut self, i: usize, item: &Item) -> Result<Encoded, Refusal> {
+        let enc = Encoded::decode(&item.entry).map_err(|e| Rejection::Invalid(format!("entry {i}: {e}")))?;
+        self.check(i, &enc, &item.attachments())?;
+        Ok(enc)
+    }
+
+    /// Checks entry `i` of the block, already decoded, with its attachments. A refused entry changes nothing.
+    pub fn check(&mut self, i: usize, enc: &Encoded, a: &Attachments) -> Result<(), Refusal> {
+        let e = enc.entry();
+        let fail = |why: Rejection| why.map(|why| format!("entry {i} ({}): {why}", e.kind()));
+        let index = self.ledger.size() + i as u64;
+        self.executed(enc, a).map_err(fail)?;
+        let (effects, deployed) = match e {
+            Entry::Invocation(inv) => (self.invocation(inv, a, index).map_err(fail)?, None),
+            Entry::AppletDeployed(d) => {
+                let (eff, dep) = self.deployment(d, a, index).map_err(|w| fail(w.into()))?;
+                (eff, Some(dep))
+            }
+            _ if !(a.request.is_empty() && a.write_set.is_empty() && a.code.is_empty()) => {
+                return Err(fail("attachments on an entry that takes none".into()))
+            }
+            _ => (Vec::new(), None),
+        };
+        self.attested(e).map_err(|w| fail(w.into()))?;
+        if e.approvals().is_some() {
+            e.check_approvals(self.ledger.pod(), &self.rules.members, self.rules.threshold)
+                .map_err(|w| fail(Rejection::Unapproved(w)))?;
+        }
+        if sigil_ledger::checkpoint::ValidatorSet::changes_with(e) {
+            let mut members = self.members.clone();
+            members.apply(e).map_err(|why| Rejection::Invalid(format!("entry {i}: {why}")))?;
+            if members.members.is_empty() {
+                return Err(format!("entry {i} removes the last validator").into());
+            }
+            self.members = members;
+        }
+        // Recorded only once every check passed, so a refused entry leaves no trace.
+        match e {
+            Entry::Invocation(inv) => {
+                self.requests.insert(inv.request_hash);
+            }
+            Entry::RequestRejected(r) => {
+                self.rejections.insert(r.request_hash);
+            }
+            _ => {}
+        }
+        self.effects.writes.extend(effects);
+        if let Some((name, dep)) = deployed {
+            self.effects.applets.insert(name, dep);
+        }
+        Ok(())
+    }
+
+    /// The stored or pending value of an aux key.
+    fn current(&self, key: &[u8]) -> Result<Option<Vec<u8>>, String> {
+        match self.effects.writes.get(key) {
+            Some(v) => Ok(v.clone()),
+            None => self.ledger.aux_get(key).map_err(|e| e.to_string()),
+        }
+    }
+
+    fn applet(&self, name: &str) -> Option<&Deployed> {
+        self.effects.applets.get(name).or_else(|| self.rules.applets.get(name))
+    }
+
+    /// An invocation's request, authorization and write set; returns its state effects.
+    fn invocation(&self, inv: &Invocation, a: &Attachments, index: u64) -> Result<Vec<Effect>, Rejection> {
+        if a.request.is_empty() {
+            return Err("no signed request".into());
+        }
+        if SignedRequest::hash_of(&a.request) != inv.request_hash {
+            return Err("the signed request does not hash to the request hash".into());
+        }
+        let req = SignedRequest::decode(&a.request)?;
+        let caller = if a.verified {
+            req.verify_verified(self.ledger.pod(), self.block_time_ms)
+        } else {
+            req.verify(self.ledger.pod(), self.block_time_ms)
+        }
+        .map_err(|why| format!("the request: {why}"))?;
+        let r = &req.request;
+        if inv.caller.as_slice() != caller {
+            return Err("the invocation names another caller than its request".into());
+        }
+        // A delegated request was signed by a validator of the pod, and the invocation names it.
+        let delegate = match req.delegate_key() {
+            None => None,
+            Some(k) => Some(
+                self.rules
+                    .set
+                    .validators
+                    .iter()
+                    .find(|v| v.public_key.0 == k)
+                    .map(|v| v.name.as_str())
+                    .ok_or("the request's delegate is not a validator of the pod")?,
+            ),
+        };
+        if inv.delegate.as_deref() != delegate {
+            return Err("the invocation names another delegate than its request".into());
+        }
+        if r.applet != inv.applet || r.method != inv.method {
+            return Err("the invocation names another applet or method than its request".into());
+        }
+        if Hash::digest(&r.args) != inv.input_hash {
+            return Err("the input hash is not the request's arguments'".into());
+        }
+        let nonce = state::nonce_key(&caller, &r.nonce);
+        if self.current(&nonce)?.is_some() {
+            return Err(Rejection::Replay("the caller used this nonce before (a replay)".into()));
+        }
+        let dep = self.applet(&r.applet).ok_or_else(|| format!("applet {:?} is not deployed", r.applet))?;
+        let m = &dep.manifest;
+        if m.code_digest != inv.code_digest {
+            return Err(format!("applet {:?} runs code {}, not {}", r.applet, m.code_digest, inv.code_digest).into());
+        }
+        m.authorize(&caller, &r.method, r.args.len()).map_err(|why| format!("not authorized: {why}"))?;
+        if Hash::digest(&a.write_set) != inv.write_set_hash {
+            return Err("the write set does not hash to the recorded write-set hash".into());
+        }
+        let ws = WriteSet::decode(&a.write_set, MAX_BLOCK_BYTES)?;
+        if !ws.is_empty() && inv.outcome != "ok" {
+            return Err(format!("an invocation that ended {:?} writes state", inv.outcome).into());
+        }
+        let mut effects = vec![(nonce, Some(index.to_be_bytes().to_vec()))];
+        for ((ns, key), read) in &ws.reads {
+            if m.kv_access(ns).is_none() {
+                return Err(format!("read namespace {ns:?}, which the applet is not granted").into());
+            }
+            let now = match self.current(&state::state_key(ns, key))? {
+                Some(v) => state::parse_value(&v).ok_or("a stored state value is corrupt")?.1,
+                None => sigil_runtime::state::ABSENT,
+            };
+            if now != *read {
+                return Err(Rejection::Conflict(format!(
+                    "a conflict: {ns}/{} was read at version {read}, is now {now}",
+                    hex::encode(key)
+                )));
+            }
+        }
+        for ((ns, prefix), h) in &ws.lists {
+            if m.kv_access(ns).is_none() {
+                return Err(format!("listed namespace {ns:?}, which the applet is not granted").into());
+            }
+            let under = state::state_key(ns, prefix);
+            if self.effects.writes.range(under.clone()..).next().is_some_and(|(k, _)| k.starts_with(&under)) {
+                return Err(Rejection::Conflict(format!(
+                    "a conflict: {ns}/{} was listed and written since",
+                    hex::encode(prefix)
+                )));
+            }
+            let keys = state::list(self.ledger, ns, prefix, sigil_runtime::state::MAX_LIST);
+            if sigil_runtime::state::list_hash(&keys) != *h {
+                return Err(Rejection::Conflict(format!(
+                    "a conflict: the keys under {ns}/{} changed since they were listed",
+                    hex::encode(prefix)
+                )));
+            }
+        }
+        for ((ns, key), value) in &ws.writes {
+            if m.kv_access(ns) != Some(sigil_runtime::manifest::KvAccess::ReadWrite) {
+                return Err(format!("wrote namespace {ns:?}, which the applet may not write").into());
+            }
+            effects.push((state::state_key(ns, key), value.as_ref().map(|v| state::value_bytes(v, index))));
+        }
+        Ok(effects)
+    }
+
+    /// A deployment's manifest and code; returns its effects and the applet.
+    fn deployment(
+        &self,
+        d: &AppletDeployed,
+        a: &Attachments,
+        index: u64,
+    ) -> Result<(Vec<Effect>, (String, Deployed)), String> {
+        if !a.signature.is_empty() || !a.request.is_empty() || !a.write_set.is_empty() {
+            return Err("a deployment carries only its code".into());
+        }
+        if Hash::digest(&a.code) != d.code_digest {
+            return Err("the code does not hash to the code digest".into());
+        }
+        let m = sigil_runtime::Manifest::from_cbor(&d.manifest).map_err(|e| e.to_string())?;
+        if m.name != d.name || m.version != d.version || m.code_digest != d.code_digest {
+            return Err("the manifest's name, version or code digest differs from the entry's".into());
+        }
+        let effects = vec![
+            (state::applet_key(&d.name), Some(index.to_be_bytes().to_vec())),
+            (state::code_key(&d.code_digest), Some(a.code.clone())),
+        ];
+        Ok((effects, (d.name.clone(), Deployed { index, manifest: Arc::new(m) })))
+    }
+
+    /// An invocation or rejection must be signed by the node it names, fresh, and not a replay; a re-attestation
+    /// is signed by its node; nothing else is signed.
+    fn executed(&self, enc: &Encoded, a: &Attachments) -> Result<(), Rejection> {
+        let (rules, ledger, block_time_ms) = (self.rules, self.ledger, self.block_time_ms);
+        let (signature, leaf) = (&a.signature[..], enc.leaf_hash());
+        let executed = |node: &str, at_ms: u64, att: Option<u64>| -> Result<(), String> {
+            if a.verified {
+                rules.set.by_name(node).ok_or_else(|| format!("{node:?} is not a validator of this pod"))?;
+            } else {
+                signed_by(rules, node, signature, &leaf)?;
+            }
+            if let Some(att) = att {
+                if rules.attestations.get(node) != Some(&att) {
+                    return Err(format!("{node:?}'s latest attestation is not entry {att}"));
+                }
+            }
+            if at_ms > block_time_ms {
+                return Err(format!("made at {at_ms}, after its block's time {block_time_ms}"));
+            }
+            if block_time_ms - at_ms > FRESHNESS_MS {
+                return Err(format!("made {} s before its block: stale", (block_time_ms - at_ms) / 1000));
+            }
+            Ok(())
+        };
+        let io = |e: sigil_ledger::LedgerError| e.to_string();
+        match enc.entry() {
+            Entry::Genesis(_) => Err("a genesis after the first entry".into()),
+            Entry::Invocation(i) => {
+                executed(&i.executor, i.at_ms, Some(i.executor_attestation))?;
+                let request = &i.request_hash;
+                if self.requests.contains(request) {
+                    return Err(format!("request {request} appears twice in the block").into());
+                }
+                if ledger.by_request(request).map_err(io)?.is_some() {
+                    return Err(Rejection::Replay(format!("request {request} is already in the ledger (a replay)")));
+                }
+                Ok(())
+            }
+            Entry::RequestRejected(r) => {
+                executed(&r.node, r.at_ms, None)?;
+                let request = &r.request_hash;
+                if self.rejections.contains(request) || ledger.by_rejection(request).map_err(io)?.is_some() {
+                    return Err(format!("the rejection of request {request} is already recorded").into());
+                }
+                Ok(())
+            }
+            Entry::Reattested(r) => Ok(signed_by(rules, &r.node, signature, &leaf).map(|_| ())?),
+            _ if !signature.is_empty() => Err("a signature on an entry that takes none".into()),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// One pod-state change: aux key → value, or `None` to delete.
+type Effect = (Vec<u8>, Option<Vec<u8>>);
+
+/// `signature` is `node`'s over the entry's receipt bytes.
+fn signed_by<'s>(
+    rules: &'s Rules,
+    node: &str,
+    signature: &[u8],
+    leaf: &Hash,
+) -> Result<&'s super::context::Validator, String> {
+    let v = rules.set.by_name(node).ok_or_else(|| format!("{node:?} is not a validator of this pod"))?;
+    let sig =
+        <[u8; 64]>::try_from(signature).map_err(|_| format!("no signature of {node:?} ({} bytes)", signature.len()))?;
+    if !signing::verify(&v.public_key, &signing::receipt_bytes(leaf), &Signature(sig)) {
+        return Err(format!("the signature is not {node:?}'s (a forged receipt)"));
+    }
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::local;
+    use crate::signing::PodSigner;
+    use sigil_ledger::entry::NodeRemoved;
+
+    const T: u64 = 1_764_000_100_000;
+
+    /// An invocation of `probe.run` by node `executor`, request `n`, made at `at_ms`.
+    fn invocation(executor: usize, n: u64, at_ms: u64) -> (Entry, Attachments) {
+        local::probe_invocation("p", &local::name(executor), 0, &local::CALLER_SEED, n, at_ms)
+    }
+
+    /// An invocation built by hand: `request` and `ws` as given, then `edit` on the entry.
+    fn custom(
+        n: u64,
+        request: impl FnOnce(&mut sigil_ledger::request::Request),
+        ws: WriteSet,
+        edit: impl FnOnce(&mut Invocation),
+    ) -> (Entry, Attachments) {
+        use ring::signature::KeyPair;
+        let key = ring::signature::Ed25519KeyPair::from_seed_unchecked(&local::CALLER_SEED).unwrap();
+        let mut r = sigil_ledger::request::Request {
+            pod: "p".into(),
+            applet: "probe".into(),
+            method: "run".into(),
+            args: ByteBuf::from(format!("{{\"n\":{n}}}").into_bytes()),
+            nonce: ByteBuf::from(vec![n as u8; 16]),
+            issued_at_ms: T - 10,
+            caller: ByteBuf::from(key.public_key().as_ref().to_vec()),
+        };
+        request(&mut r);
+        let args = r.args.to_vec();
+        let req = r.sign(&key).encode();
+        let wsb = ws.encode();
+        let mut i = Invocation {
+            request_hash: SignedRequest::hash_of(&req),
+            caller: ByteBuf::from(key.public_key().as_ref().to_vec()),
+            applet: "probe".into(),
+            method: "run".into(),
+            code_digest: local::probe().code_digest,
+            input_hash: Hash::digest(&args),
+            output_hash: Hash::digest(b"{}"),
+            write_set_hash: Hash::digest(&wsb),
+            executor: local::name(0),
+            executor_attestation: 0,
+            outcome: "ok".into(),
+            fuel_used: 1,
+            at_ms: T - 10,
+            delegate: None,
+        };
+        edit(&mut i);
+        (Entry::Invocation(i), Attachments { request: req, write_set: wsb, ..Default::default() })
+    }
+
+    fn signed((e, a): &(Entry, Attachments), by: usize) -> Item {
+        let sig = PodSigner::new(&local::seed(by)).sign(&signing::receipt_bytes(&e.leaf_hash()));
+        Item::new(&Encoded::new(e.clone()), &Attachments { signature: sig.0.to_vec(), ..a.clone() })
+    }
+
+    fn plain(e: &Entry) -> Item {
+        Item::new(&Encoded::new(e.clone()), &Attachments::default())
+    }
+
+    struct Fixture {
+        ledger: Ledger,
+        set: ValidatorSet,
+        proposer: Address,
+    }
+
+    /// A ledger with `probe` deployed (entry 1), request 999 invoked (entry 2) and state `probe/k` at version 2.
+    fn fixture() -> Fixture {
+        let mut ledger = Ledger::in_memory(&local::genesis("p", 4)).unwrap();
+        let (deploy, code) = local::deployment(&local::probe(), local::PROBE_CODE);
+        let deploy = Encoded::new(local::approved("p", deploy));
+        let done = Encoded::new(invocation(0, 999, T - 1000).0);
+        let aux = vec![
+            (state::applet_key("probe"), 1u64.to_be_bytes().to_vec()),
+            (state::code_key(&local::probe().code_digest), code.code),
+            (state::state_key("probe", b"k"), state::value_bytes(b"v", 2)),
+        ];
+        ledger.append_block_with(&[deploy, done], aux, vec![], None).unwrap();
+        let set = ValidatorSet::from_ledger(&ledger.validators_at(ledger.size())).unwrap();
+        let proposer = set.validators[1].address;
+        Fixture { ledger, set, proposer }
+    }
+
+    fn block(f: &Fixture, entries: Vec<Item>) -> Block {
+        Block {
+            pod: "p".into(),
+            height: 2,
+            proposer: ByteBuf::from(f.proposer.0.to_vec()),
+            time_ms: T,
+            parent_size: f.ledger.size(),
+            parent_root: f.ledger.root(),
+            entries,
+        }
+    }
+
+    fn rules(f: &Fixture) -> Rules {
+        let Entry::Genesis(g) = local::genesis("p", 4) else { unreachable!() };
+        Rules {
+            set: f.set.clone(),
+            attestations: (0..4).map(|i| (local::name(i), 0)).collect(),
+            policy: admission::parse_policy(&local::policy()).unwrap(),
+            members: g.members,
+            threshold: g.threshold,
+            parent_time_ms: T - 500,
+            applets: state::load_applets(&f.ledger).unwrap(),
+        }
+    }
+
+    fn check(f: &Fixture, b: &Block) -> Result<Vec<Encoded>, Refusal> {
+        let slot = Slot { height: Height(2), proposer: f.proposer, now_ms: T + 100 };
+        validate(b, &f.ledger, &rules(f), &slot).map(|(entries, _)| entries)
+    }
+
+    /// `b` is refused with a reason that says `why`, as the kind of rejection that reason is: a conflict and a
+    /// replay are worth running again (the service does), missing approvals are 403s, anything else never passes.
+    fn refused(f: &Fixture, b: &Block, why: &str) {
+        let e = match check(f, b) {
+            Ok(_) => panic!("accepted a block that should be refused for {why:?}"),
+            Err(e) => e,
+        };
+        assert!(e.to_string().contains(why), "{e:?} does not say {why:?}");
+        let kind_ok = match &e {
+            Rejection::Conflict(_) => why.contains("a conflict"),
+            Rejection::Replay(_) => why.contains("a replay"),
+            Rejection::Unapproved(_) => why.contains("member approvals") || why.contains("not a member"),
+            Rejection::Invalid(_) => !["a conflict", "a replay", "member approvals", "not a member"]
+                .iter()
+                .any(|k| why.contains(k)),
+            other => panic!("a block rule refused with {other:?}"),
+        };
+        assert!(kind_ok, "{e:?} is the wrong kind of rejection for {why:?}");
+    }
+
+    fn refused1(f: &Fixture, item: Item, why: &str) {
+        refused(f, &block(f, vec![item]), why)
+    }
+
+    #[test]
+    fn a_delegated_invocation_is_signed_by_a_validator_that_the_entry_names() {
+        use sigil_ledger::request::client_assertion;
+        let f = fixture();
+        let caller = ring::signature::Ed25519KeyPair::from_seed_unchecked(&local::CALLER_SEED).unwrap();
+        let assertion = client_assertion(&caller, "https://127.0.0.1:1/oauth/p", T / 1000 - 5, 300, "j");
+        // Re-sign a hand-built invocation's request as a delegate, and name `delegate` in the entry.
+        let delegated = |n: u64, by: [u8; 32], named: Option<&str>| {
+            let (e, mut a) = custom(n, |_| {}, WriteSet::default(), |_| {});
+            let req = SignedRequest::decode(&a.request).unwrap().request;
+            let key = ring::signature::Ed25519KeyPair::from_seed_unchecked(&by).unwrap();
+            a.request = req.sign_delegated(assertion.clone(), &key).encode();
+            let Entry::Invocation(mut i) = e else { unreachable!() };
+            i.request_hash = SignedRequest::hash_of(&a.request);
+            i.delegate = named.map(str::to_string);
+            (Entry::Invocation(i), a)
+        };
+        let node1 = local::name(1);
+        assert!(check(&f, &block(&f, vec![signed(&delegated(1, local::seed(1), Some(&node1)), 0)])).is_ok());
+        refused1(&f, signed(&delegated(2, [0x5a; 32], Some(&node1)), 0), "not a validator");
+        refused1(&f, signed(&delegated(3, local::seed(1), None), 0), "another delegate");
+        refused1(&f, signed(&delegated(4, local::seed(1), Some(&local::name(2))), 0), "another delegate");
+        // An entry that claims a delegate for a request its caller signed.
+        let own = custom(5, |_| {}, WriteSet::default(), |i| i.delegate = Some(local::name(1)));
+        refused1(&f, signed(&own, 0), "another delegate");
+        // The assertion is checked inside blocks too: one for another pod.
+        let (e, mut a) = custom(6, |_| {}, WriteSet::default(), |_| {});
+        let req = SignedRequest::decode(&a.request).unwrap().request;
+        let other_pod = client_assertion(&caller, "https://127.0.0.1:1/oauth/q", T / 1000 - 5, 300, "j");
+        let key = ring::signature::Ed25519KeyPair::from_seed_unchecked(&local::seed(1)).unwrap();
+        a.request = req.sign_delegated(other_pod, &key).encode();
+        let Entry::Invocation(mut i) = e else { unreachable!() };
+        i.request_hash = SignedRequest::hash_of(&a.request);
+        i.delegate = Some(node1.clone());
+        refused1(&f, signed(&(Entry::Invocation(i), a), 0), "audience");
+    }
+
+    #[test]
+    fn an_invocation_needs_its_signed_request_authorization_and_a_write_set_that_still_holds() {
+        let f = fixture();
+        let ok = custom(1, |_| {}, WriteSet::default(), |_| {});
+        assert!(check(&f, &block(&f, vec![signed(&ok, 0)])).is_ok());
+
+        // The request: missing, altered, swapped, forged, for another pod, stale, another caller, applet, input.
+        let mut none = signed(&ok, 0);
+        none.request = ByteBuf::new();
+        refused1(&f, none, "no signed request");
+        let mut flipped = signed(&ok, 0);
+        let last = flipped.request.len() - 1;
+        flipped.request[last] ^= 1;
+        refused1(&f, flipped, "does not hash");
+        let mut swapped = signed(&ok, 0);
+        swapped.request = ByteBuf::from(custom(2, |_| {}, WriteSet::default(), |_| {}).1.request);
+        refused1(&f, swapped, "does not hash");
+        let (e, mut a) = custom(3, |_| {}, WriteSet::default(), |_| {});
+        let mut req = SignedRequest::decode(&a.request).unwrap();
+        req.signature[7] ^= 1;
+        a.request = req.encode();
+        let forged = match e {
+            Entry::Invocation(mut i) => {
+                i.request_hash = SignedRequest::hash_of(&a.request);
+                (Entry::Invocation(i), a)
+            }
+            _ => unreachable!(),
+        };
+        refused1(&f, signed(&forged, 0), "signature does not verify");
+        refused1(&f, signed(&custom(4, |r| r.pod = "q".into(), WriteSet::default(), |_| {}), 0), "for pod");
+        let stale =
+            custom(5, |r| r.issued_at_ms = T - sigil_ledger::request::MAX_AGE_MS - 1, WriteSet::default(), |_| {});
+        refused1(&f, signed(&stale, 0), "ago");
+        let other = custom(6, |_| {}, WriteSet::default(), |i| i.caller = ByteBuf::from(vec![3; 32]));
+        refused1(&f, signed(&other, 0), "another caller");
+        let method = custom(7, |_| {}, WriteSet::default(), |i| i.method = "walk".into());
+        refused1(&f, signed(&method, 0), "another applet or method");
+        let input = custom(8, |_| {}, WriteSet::default(), |i| i.input_hash = Hash::digest(b"x"));
+        refused1(&f, signed(&input, 0), "input hash");
+
+        // The applet: deployed, with this code, and the caller allowed.
+        let unknown = custom(9, |r| r.applet = "nope".into(), WriteSet::default(), |i| i.applet = "nope".into());
+        refused1(&f, signed(&unknown, 0), "not deployed");
+        let code = custom(10, |_| {}, WriteSet::default(), |i| i.code_digest = Hash::digest(b"other code"));
+        refused1(&f, signed(&code, 0), "runs code");
+        let denied = custom(11, |r| r.method = "nope".into(), WriteSet::default(), |i| i.method = "nope".into());
+        refused1(&f, signed(&denied, 0), "not authorized");
+
+        // Nonces: once per caller, in the ledger and in the block.
+        let same_nonce = custom(12, |r| r.nonce = ByteBuf::from(vec![1; 16]), WriteSet::default(), |_| {});
+        refused(&f, &block(&f, vec![signed(&ok, 0), signed(&same_nonce, 0)]), "nonce");
+
+        // The write set.
+        let mut ws_flip = signed(&ok, 0);
+        ws_flip.write_set = ByteBuf::from(custom(13, |_| {}, write(&[("probe", b"k", 2)]), |_| {}).1.write_set);
+        refused1(&f, ws_flip, "write-set hash");
+        let reads = |ns: &str, v: u64| {
+            let mut ws = WriteSet::default();
+            ws.reads.insert((ns.into(), b"k".to_vec()), v);
+            ws
+        };
+        assert!(check(&f, &block(&f, vec![signed(&custom(14, |_| {}, reads("probe", 2), |_| {}), 0)])).is_ok());
+        refused1(&f, signed(&custom(15, |_| {}, reads("probe", 1), |_| {}), 0), "a conflict");
+        refused1(&f, signed(&custom(16, |_| {}, reads("other", 0), |_| {}), 0), "not granted");
+        let mut blind = WriteSet::default();
+        blind.writes.insert(("other".into(), b"k".to_vec()), Some(b"x".to_vec()));
+        refused1(&f, signed(&custom(17, |_| {}, blind, |_| {}), 0), "may not write");
+        let failed = custom(18, |_| {}, write(&[("probe", b"k", 2)]), |i| i.outcome = "trapped".into());
+        refused1(&f, signed(&failed, 0), "writes state");
+        // Two invocations that read and write the same key: the second read a version the first replaced.
+        let first = custom(19, |_| {}, write(&[("probe", b"k", 2)]), |_| {});
+        let second = custom(20, |_| {}, write(&[("probe", b"k", 2)]), |_| {});
+        assert!(check(&f, &block(&f, vec![signed(&first, 0)])).is_ok());
+        refused(&f, &block(&f, vec![signed(&first, 0), signed(&second, 0)]), "a conflict");
+        // A listing another entry of the block changed.
+        let mut lists = WriteSet::default();
+        lists.lists.insert(("probe".into(), Vec::new()), sigil_runtime::state::list_hash(&[b"k".to_vec()]));
+        let listed = custom(21, |_| {}, lists.clone(), |_| {});
+        assert!(check(&f, &block(&f, vec![signed(&listed, 0)])).is_ok());
+        refused(&f, &block(&f, vec![signed(&first, 0), signed(&listed, 0)]), "listed and written");
+        lists.lists.insert(("probe".into(), Vec::new()), sigil_runtime::state::list_hash(&[]));
+        refused1(&f, signed(&custom(22, |_| {}, lists, |_| {}), 0), "changed since they were listed");
+    }
+
+    #[test]
+    fn only_this_process_can_vouch_for_signatures() {
+        let f = fixture();
+        // Forged signatures, marked as verified: a checker skips the two Ed25519 checks on such attachments...
+        let (e, a) = custom(30, |_| {}, WriteSet::default(), |_| {});
+        let mut req = SignedRequest::decode(&a.request).unwrap();
+        req.signature[0] ^= 1;
+        let forged = Attachments { signature: vec![7; 64], request: req.encode(), verified: true, ..a };
+        let e = match e {
+            Entry::Invocation(mut i) => {
+                i.request_hash = SignedRequest::hash_of(&forged.request);
+                Entry::Invocation(i)
+            }
+            _ => unreachable!(),
+        };
+        let enc = Encoded::new(e);
+        let r = rules(&f);
+        assert!(Checker::new(&f.ledger, &r, T).check(0, &enc, &forged).is_ok());
+        // ...but the flag never travels: in a block, the same entry is checked in full and refused.
+        let item = Item::new(&enc, &forged);
+        assert!(!item.attachments().verified);
+        refused1(&f, item, "forged receipt");
+        let signed_ok = signed(&(enc.entry().clone(), Attachments { verified: false, ..forged.clone() }), 0);
+        refused1(&f, signed_ok, "signature does not verify");
+    }
+
+    /// A write set that read `ns/key` at `version` and writes it.
+    fn write(items: &[(&str, &[u8], u64)]) -> WriteSet {
+        let mut ws = WriteSet::default();
+        for (ns, key, version) in items {
+            ws.reads.insert((ns.to_string(), key.to_vec()), *version);
+            ws.writes.insert((ns.to_string(), key.to_vec()), Some(b"new".to_vec()));
+        }
+        ws
+    }
+
+    #[test]
+    fn a_valid_block_has_the_effects_of_its_entries() {
+        let f = fixture();
+        let first = custom(19, |_| {}, write(&[("probe", b"k", 2)]), |_| {});
+        let slot = Slot { height: Height(2), proposer: f.proposer, now_ms: T + 100 };
+        let (_, effects) = validate(&block(&f, vec![signed(&first, 0)]), &f.ledger, &rules(&f), &slot).unwrap();
+        let index = f.ledger.size();
+        assert_eq!(
+            effects.writes.get(&state::state_key("probe", b"k")),
+            Some(&Some(state::value_bytes(b"new", index)))
+        );
+        assert_eq!(effects.writes.len(), 2, "the state write and the nonce: {effects:?}");
+    }
+
+    #[test]
+    fn a_deployment_carries_its_code_and_a_manifest_that_matches_it() {
+        let f = fixture();
+        let mut m = local::probe();
+        m.version = "2".into();
+        let (e, a) = local::deployment(&m, local::PROBE_CODE);
+        let e = local::approved("p", e);
+        let item = |e: &Entry, a: &Attachments| Item::new(&Encoded::new(e.clone()), a);
+        assert!(check(&f, &block(&f, vec![item(&e, &a)])).is_ok());
+        refused1(&f, item(&e, &Attachments::default()), "does not hash");
+        refused1(&f, item(&e, &Attachments { code: b"other".to_vec(), ..a.clone() }), "does not hash");
+        let (unapproved, _) = local::deployment(&m, local::PROBE_CODE);
+        refused1(&f, item(&unapproved, &a), "member approvals");
+        let mut renamed = e.clone();
+        if let Entry::AppletDeployed(d) = &mut renamed {
+            d.version = "3".into();
+        }
+        refused1(&f, item(&local::approved("p", renamed), &a), "differs");
+        refused1(&f, item(&e, &Attachments { request: vec![1], ..a.clone() }), "only its code");
+    }
+
+    #[test]
+    fn a_valid_block_passes_and_every_rule_refuses_what_breaks_it() {
+        let f = fixture();
+        let good = vec![signed(&invocation(0, 1, T - 10), 0), signed(&invocation(2, 2, T - 10), 2)];
+        assert_eq!(check(&f, &block(&f, good.clone())).unwrap().len(), 2);
+        assert!(check(&f, &block(&f, vec![])).is_ok(), "an empty block is valid");
+
+        let mut b = block(&f, good.clone());
+        b.pod = "q".into();
+        refused(&f, &b, "for pod");
+        let mut b = block(&f, good.clone());
+        b.height = 3;
+        refused(&f, &b, "for height 3");
+        let mut b = block(&f, good.clone());
+        b.proposer = ByteBuf::from(f.set.validators[2].address.0.to_vec());
+        refused(&f, &b, "another proposer");
+        let mut b = block(&f, good.clone());
+        b.parent_root = Hash::digest(b"other");
+        refused(&f, &b, "extends size");
+        let mut b = block(&f, good.clone());
+        b.parent_size -= 1;
+        refused(&f, &b, "extends size");
+        let mut b = block(&f, good.clone());
+        b.time_ms = T - 501;
+        refused(&f, &b, "before its parent");
+        let mut b = block(&f, good.clone());
+        b.time_ms = T + 100 + MAX_CLOCK_DRIFT_MS + 1;
+        refused(&f, &b, "ahead of this node's clock");
+
+        // Entries.
+        refused(&f, &block(&f, vec![plain(&local::genesis("p", 4))]), "genesis");
+        let e = invocation(0, 3, T - 10);
+        refused(&f, &block(&f, vec![Item::new(&Encoded::new(e.0.clone()), &e.1)]), "no signature");
+        refused(&f, &block(&f, vec![signed(&e, 3)]), "forged receipt");
+        let mut flipped = signed(&e, 0);
+        flipped.signature[5] ^= 1;
+        refused(&f, &block(&f, vec![flipped]), "forged receipt");
+        let mut swapped = signed(&e, 0);
+        swapped.entry = ByteBuf::from(invocation(0, 4, T - 10).0.encode());
+        refused(&f, &block(&f, vec![swapped]), "forged receipt");
+        refused(&f, &block(&f, vec![signed(&invocation(7, 5, T - 10), 7)]), "not a validator");
+        let mut wrong_att = invocation(0, 6, T - 10);
+        if let Entry::Invocation(i) = &mut wrong_att.0 {
+            i.executor_attestation = 1;
+        }
+        refused(&f, &block(&f, vec![signed(&wrong_att, 0)]), "latest attestation");
+        refused(&f, &block(&f, vec![signed(&invocation(0, 7, T - FRESHNESS_MS - 1), 0)]), "stale");
+        refused(&f, &block(&f, vec![signed(&invocation(0, 8, T + 1), 0)]), "after its block's time");
+        let twice = signed(&invocation(0, 9, T - 10), 0);
+        refused(&f, &block(&f, vec![twice.clone(), twice]), "twice in the block");
+        refused(&f, &block(&f, vec![signed(&invocation(0, 999, T - 1000), 0)]), "a replay");
+        let mut noncanonical = signed(&e, 0);
+        noncanonical.entry.push(0);
+        refused(&f, &block(&f, vec![noncanonical]), "entry 0");
+        let removal = |name: &str| {
+            plain(&Entry::NodeRemoved(NodeRemoved { name: name.into(), reason: "r".into(), approvals: vec![] }))
+        };
+        refused(&f, &block(&f, vec![removal("node-2")]), "0 of the 1 member approvals");
+        let approve = |item: &mut Item, seed: [u8; 32], member: &str| {
+            let mut e = Entry::decode(&item.entry).unwrap();
+            e.approve("p", member, &ring::signature::Ed25519KeyPair::from_seed_unchecked(&seed).unwrap()).unwrap();
+            item.entry = ByteBuf::from(e.encode());
+        };
+        let mut approved = removal("node-2");
+        approve(&mut approved, [0xee; 32], "ops");
+        assert!(check(&f, &block(&f, vec![approved.clone()])).is_ok(), "an approved removal passes");
+        let mut outsider = removal("node-2");
+        approve(&mut outsider, [0xef; 32], "ops");
+        refused(&f, &block(&f, vec![outsider]), "does not verify");
+        let mut stranger = removal("node-2");
+        approve(&mut stranger, [0xee; 32], "eve");
+        refused(&f, &block(&f, vec![stranger]), "not a member");
+        // An approval is for one entry: moved onto another, it does not verify.
+        let mut moved = removal("node-1");
+        if let (Entry::NodeRemoved(src), Entry::NodeRemoved(mut dst)) =
+            (Entry::decode(&approved.entry).unwrap(), Entry::decode(&moved.entry).unwrap())
+        {
+            dst.approvals = src.approvals;
+            moved.entry = ByteBuf::from(Entry::NodeRemoved(dst).encode());
+        }
+        refused(&f, &block(&f, vec![moved]), "does not verify");
+        let mut approved9 = removal("node-9");
+        approve(&mut approved9, [0xee; 32], "ops");
+        refused(&f, &block(&f, vec![approved9]), "not a validator");
+        let mut signed_removal = removal("node-2");
+        signed_removal.signature = ByteBuf::from(vec![1; 64]);
+        refused(&f, &block(&f, vec![signed_removal]), "takes none");
+        let all: Vec<Item> = (0..4)
+            .map(|i| {
+                let mut r = removal(&local::name(i));
+                approve(&mut r, [0xee; 32], "ops");
+                r
+            })
+            .collect();
+        refused(&f, &block(&f, all), "the last validator");
+    }
+
+    #[test]
+    fn blocks_have_one_encoding() {
+        let f = fixture();
+        let b = block(&f, vec![signed(&invocation(0, 1, T - 10), 0)]);
+        let bytes = b.encode();
+        assert_eq!(Block::decode(&bytes).unwrap(), b);
+        assert_eq!(Block::id_of(&bytes), Block::id_of(&b.encode()));
+        let mut trailing = bytes.clone();
+        trailing.push(0);
+        assert!(Block::decode(&trailing).is_err());
+        assert!(Block::decode(&bytes[..bytes.len() - 1]).is_err());
+    }
+}

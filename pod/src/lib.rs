@@ -1,0 +1,458 @@
+//! # sigil-pod: a node's part in its pod's consensus
+//!
+//! Malachite (Tendermint) over libp2p, wired to the ledger. The engine side: [`context`] holds the types
+//! consensus runs on, `signing` the domain-separated Ed25519 signatures and the validator-proof check that keeps
+//! unadmitted peers out, [`codec`] the CBOR encoding of every message on the wire and in the WAL, and `app` the
+//! loop that answers the engine (propose, validate, commit, serve sync), dispatching each message to its handler
+//! under `app/`. The pod's own rules, free of engine types: `block` (the block format and the rules every
+//! validator checks before voting), `state` (applet state, nonces and code beside the ledger) and [`admission`]
+//! (evidence checked against the pod's policy). [`local`] builds pods on one host (the devnet and the tests).
+//!
+//! The crate root is the API the service uses: [`PodNode`] to start a node, submit entries and watch commits,
+//! [`Attachments`] and [`Committed`], the read helpers over the ledger ([`nonce_used`], [`applet_code`],
+//! [`state_value`], [`LedgerState`]) and [`MAX_BLOCK_BYTES`].
+//!
+//! What it must never do: vote for a block it has not re-validated against its own ledger; acknowledge a
+//! decision before the block, its certificate and its entries are in one synced write; accept a validator
+//! proof from a key the ledger has not admitted, or from a peer whose network key is not its ledger key; know
+//! anything of HTTP, MCP or the CLI.
+
+pub mod admission;
+mod app;
+mod block;
+pub mod codec;
+pub mod context;
+pub mod local;
+mod rejection;
+mod signing;
+mod state;
+
+pub use app::{decided_round, misbehaviour, root_at_height, Committed, Mempool, Tip};
+pub use block::{Attachments, Block, Item, Rules, MAX_BLOCK_BYTES};
+pub use malachitebft_app_channel::app::types::core::LinearTimeouts;
+pub use rejection::Rejection;
+pub use signing::receipt_bytes;
+pub use state::{applet_code, deployment, nonce_used, state_value, Deployed, LedgerState};
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context as _};
+use malachitebft_app_channel::app::config::{
+    ConsensusConfig, DiscoveryConfig, NodeConfig, P2pConfig, PubSubProtocol, ValuePayload, ValueSyncConfig,
+};
+use malachitebft_app_channel::app::net::Multiaddr;
+use malachitebft_app_channel::app::types::codec::Codec;
+use malachitebft_app_channel::app::types::Keypair;
+use malachitebft_app_channel::{
+    Channels, ConsensusContext, EngineBuilder, EngineHandle, NetworkContext, NetworkIdentity, RequestContext,
+    Signer as _, SyncContext, WalContext,
+};
+use sigil_ledger::entry::Encoded;
+use sigil_ledger::store::{Ledger, RocksKv};
+use sigil_ledger::Entry;
+use sigil_primitives::clock::{now_ms, now_secs};
+use tokio::sync::{oneshot, watch, Notify};
+
+use app::{App, AppConfig, Shared};
+
+use codec::PodCodec;
+use context::{Address, PodContext};
+use signing::{Admitted, PodSigner, PodVerifier};
+
+/// How one node takes part in its pod.
+#[derive(Clone, Debug)]
+pub struct PodConfig {
+    /// The node's name in the ledger (its checkpoint key name).
+    pub name: String,
+    /// The node's identity seed: its ledger key, consensus key and libp2p key are all derived from it.
+    pub seed: [u8; 32],
+    /// Where the ledger (RocksDB) and the consensus WAL live.
+    pub data_dir: PathBuf,
+    /// The libp2p listen address, e.g. `/ip4/127.0.0.1/tcp/27000`.
+    pub listen: String,
+    /// The other nodes, each `/ip4/…/tcp/…/p2p/<peer id>`.
+    pub peers: Vec<String>,
+    /// The pod's genesis entry (creates the ledger on first start; must match it afterwards).
+    pub genesis: Entry,
+    /// Consensus timeouts.
+    pub timeouts: LinearTimeouts,
+    /// How long a proposer with nothing to propose waits before proposing an empty block.
+    pub idle_block: Duration,
+    /// Most entries queued for a block.
+    pub mempool_capacity: usize,
+    /// Misbehaviour to inject, for the tests of the pod's fault tolerance. Always [`Fault::None`] for a real node:
+    /// `sigil node run` has no way to set it.
+    pub fault: Fault,
+}
+
+/// Ways a node can be made to misbehave (tests of fault tolerance).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Fault {
+    /// An honest node.
+    #[default]
+    None,
+    /// Proposes whatever its mempool holds without checking it: forged receipts, replays and stale entries reach
+    /// the other validators, which must refuse the block.
+    UncheckedProposals,
+    /// Double-signs: every vote it sends is followed by a conflicting one, every proposal by a proposal of
+    /// another block (Malachite's Byzantine network proxy; feature `byzantine`).
+    #[cfg(feature = "byzantine")]
+    Equivocate,
+}
+
+#[cfg(feature = "byzantine")]
+mod byzantine {
+    use malachitebft_app_channel::{ByzantineContext, NetworkIdentity};
+    use malachitebft_engine_byzantine::{ByzantineConfig, Trigger};
+
+    use super::codec::PodCodec;
+    use super::context::{Address, BlockId, PodContext};
+    use super::signing::PodSigner;
+
+    /// A network proxy that equivocates every vote and proposal.
+    pub fn context(
+        identity: NetworkIdentity,
+        seed: &[u8; 32],
+        address: Address,
+    ) -> ByzantineContext<PodContext, PodCodec> {
+        let flip = |id: &BlockId| {
+            let mut h = id.0;
+            h.0[31] ^= 0xff;
+            BlockId(h)
+        };
+        ByzantineContext {
+            identity,
+            codec: PodCodec,
+            config: ByzantineConfig::new(Some(7))
+                .with_equivocate_votes(Trigger::Always)
+                .with_equivocate_proposals(Trigger::Always),
+            signer: Box::new(PodSigner::new(seed)),
+            address,
+            conflicting_value_fn: Some(Box::new(move |v: &BlockId| flip(v))),
+            conflicting_vote_value_fn: Some(Box::new(move |v: Option<&BlockId>| match v {
+                Some(id) => flip(id),
+                None => BlockId(sigil_ledger::Hash::digest(b"sigil: a conflicting vote")),
+            })),
+        }
+    }
+}
+
+impl PodConfig {
+    /// Timeouts for a pod on one host or one LAN: short, growing per round.
+    pub fn local_timeouts() -> LinearTimeouts {
+        LinearTimeouts {
+            propose: Duration::from_millis(1000),
+            propose_delta: Duration::from_millis(250),
+            prevote: Duration::from_millis(500),
+            prevote_delta: Duration::from_millis(250),
+            precommit: Duration::from_millis(500),
+            precommit_delta: Duration::from_millis(250),
+            rebroadcast: Duration::from_millis(2000),
+            max_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+struct EngineConfig {
+    moniker: String,
+    consensus: ConsensusConfig,
+    value_sync: ValueSyncConfig,
+}
+
+impl NodeConfig for EngineConfig {
+    fn moniker(&self) -> &str {
+        &self.moniker
+    }
+    fn consensus(&self) -> &ConsensusConfig {
+        &self.consensus
+    }
+    fn consensus_mut(&mut self) -> &mut ConsensusConfig {
+        &mut self.consensus
+    }
+    fn value_sync(&self) -> &ValueSyncConfig {
+        &self.value_sync
+    }
+    fn value_sync_mut(&mut self) -> &mut ValueSyncConfig {
+        &mut self.value_sync
+    }
+}
+
+/// The libp2p peer id of the node with this identity seed.
+pub fn peer_id(seed: &[u8; 32]) -> String {
+    Keypair::ed25519_from_bytes(*seed).expect("32 bytes").public().to_peer_id().to_string()
+}
+
+/// The libp2p peer id of the node whose ledger key is `public_key` (the same Ed25519 key).
+pub fn peer_id_of(public_key: &[u8; 32]) -> anyhow::Result<String> {
+    let k = libp2p_identity::ed25519::PublicKey::try_from_bytes(public_key)
+        .map_err(|e| anyhow!("not an Ed25519 public key: {e}"))?;
+    Ok(libp2p_identity::PublicKey::from(k).to_peer_id().to_string())
+}
+
+/// The public (ledger) key of the node with this identity seed.
+pub fn public_key(seed: &[u8; 32]) -> [u8; 32] {
+    PodSigner::new(seed).public_key().0
+}
+
+/// A running node.
+pub struct PodNode {
+    /// The node's consensus address (its ledger key).
+    pub address: Address,
+    name: String,
+    signer: Arc<PodSigner>,
+    fault: Fault,
+    engine: EngineHandle,
+    app: tokio::task::JoinHandle<Result<(), String>>,
+    shared: Shared,
+}
+
+impl PodNode {
+    /// Opens (or creates, from the genesis) the node's ledger and starts consensus.
+    pub async fn start(cfg: PodConfig) -> anyhow::Result<PodNode> {
+        check_genesis(&cfg.genesis)?; // before anything is created
+        std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating {}", cfg.data_dir.display()))?;
+        let kv = RocksKv::open(&cfg.data_dir.join("ledger"))?;
+        let ledger = if kv_has_ledger(&kv)? {
+            let l = Ledger::open(Box::new(kv))?;
+            if l.entry_bytes(0)? != cfg.genesis.encode() {
+                bail!("{} holds the ledger of another genesis (pod {:?})", cfg.data_dir.display(), l.pod());
+            }
+            l
+        } else {
+            Ledger::create(Box::new(kv), &cfg.genesis)?
+        };
+        let signer = Arc::new(PodSigner::new(&cfg.seed));
+        let address = Address(signer.public_key().0);
+        let member = ledger.validators_at(ledger.size()).members.iter().any(|m| m.public_key == address.0);
+        if !member {
+            tracing::warn!(name = %cfg.name, "this node is not a validator of the pod (yet): it follows the pod and votes once admitted");
+        }
+        let (tip, _) = watch::channel(Tip::default());
+        let shared = Shared {
+            rules: Arc::new(Mutex::new(None)),
+            ledger: Arc::new(Mutex::new(ledger)),
+            mempool: Arc::new(Mutex::new(Mempool::new(cfg.mempool_capacity))),
+            queued: Arc::new(Notify::new()),
+            tip,
+        };
+        let admitted = Admitted::default();
+        let app = App::new(
+            AppConfig { timeouts: cfg.timeouts, idle_block: cfg.idle_block, fault: cfg.fault },
+            signer.clone(),
+            shared.clone(),
+            admitted.clone(),
+        )
+        .map_err(|e| anyhow!(e))?;
+
+        let keypair = Keypair::ed25519_from_bytes(cfg.seed).expect("32 bytes");
+        let peer = keypair.public().to_peer_id();
+        let proof = signer
+            .sign_validator_proof(address.0.to_vec(), peer.to_bytes())
+            .await
+            .map_err(|e| anyhow!("signing the validator proof: {e}"))?;
+        let proof_bytes = PodCodec.encode(&proof)?;
+        // A node that is not (yet) a validator sends no validator proof: the pod's nodes would refuse it and
+        // disconnect. It connects as a follower, syncs, and votes from the height after its admission.
+        let identity = if member {
+            NetworkIdentity::new_validator(cfg.name.clone(), keypair, address.to_string(), proof_bytes)
+        } else {
+            NetworkIdentity::new(cfg.name.clone(), keypair, Some(address.to_string()))
+        };
+        let parse = |a: &str| a.parse::<Multiaddr>().with_context(|| format!("{a:?} is not a multiaddr"));
+        let discovery = DiscoveryConfig { enabled: false, max_connections_per_ip: 64, ..DiscoveryConfig::default() };
+        let p2p = P2pConfig {
+            listen_addr: parse(&cfg.listen)?,
+            persistent_peers: cfg.peers.iter().map(|p| parse(p)).collect::<anyhow::Result<_>>()?,
+            persistent_peers_only: true,
+            discovery,
+            protocol: PubSubProtocol::default(),
+            ..P2pConfig::default()
+        };
+        let engine_cfg = EngineConfig {
+            moniker: cfg.name.clone(),
+            consensus: ConsensusConfig {
+                p2p,
+                value_payload: ValuePayload::ProposalAndParts,
+                ..ConsensusConfig::default()
+            },
+            value_sync: ValueSyncConfig {
+                status_update_interval: Duration::from_millis(500),
+                ..ValueSyncConfig::default()
+            },
+        };
+        let verifier = PodVerifier { admitted };
+        let wal = WalContext::new(cfg.data_dir.join("wal").join("consensus.wal"), PodCodec);
+        let consensus =
+            ConsensusContext::new_validator(address, Box::new(verifier), Box::new(PodSigner::new(&cfg.seed)));
+        #[cfg(feature = "byzantine")]
+        let (channels, engine) = if cfg.fault == Fault::Equivocate {
+            EngineBuilder::new(PodContext, engine_cfg)
+                .with_default_wal(wal)
+                .with_byzantine_network(byzantine::context(identity, &cfg.seed, address))
+                .await
+                .map_err(|e| anyhow!("starting the byzantine network proxy: {e:#}"))?
+                .with_default_sync(SyncContext::new(PodCodec))
+                .with_default_consensus(consensus)
+                .with_default_request(RequestContext::new(100))
+                .build()
+                .await
+                .map_err(|e| anyhow!("starting consensus: {e:#}"))?
+        } else {
+            engine(engine_cfg, wal, identity, consensus).await?
+        };
+        #[cfg(not(feature = "byzantine"))]
+        let (channels, engine) = engine(engine_cfg, wal, identity, consensus).await?;
+        let name = cfg.name.clone();
+        let app = tokio::spawn(async move {
+            let r = app.run(channels).await;
+            if let Err(e) = &r {
+                tracing::error!(node = %name, "the consensus app stopped: {e}");
+            }
+            r
+        });
+        Ok(PodNode { address, name: cfg.name, signer, fault: cfg.fault, engine, app, shared })
+    }
+
+    /// Queues an entry for a block; the receiver fires once it is committed (dropped if it never will be). An
+    /// invocation or rejection this node executed, or its own re-attestation, is signed with its key here.
+    pub fn submit(&self, entry: Entry) -> Result<oneshot::Receiver<Committed>, Rejection> {
+        self.submit_with(entry, Attachments::default())
+    }
+
+    /// [`PodNode::submit`] with what the entry needs besides a signature: an invocation's signed request and
+    /// write set, a deployment's code. `attachments.verified` says the caller verified the request's signature
+    /// over these bytes (the node's own signature it makes here); it is ignored for entries of other nodes.
+    pub fn submit_with(
+        &self,
+        entry: Entry,
+        mut attachments: Attachments,
+    ) -> Result<oneshot::Receiver<Committed>, Rejection> {
+        let mine = match &entry {
+            Entry::Invocation(i) => i.executor == self.name,
+            Entry::RequestRejected(r) => r.node == self.name,
+            Entry::Reattested(r) => r.node == self.name,
+            _ => false,
+        };
+        let enc = Encoded::new(entry);
+        if mine {
+            attachments.signature = self.signer.sign(&signing::receipt_bytes(&enc.leaf_hash())).0.to_vec();
+        } else {
+            attachments.verified = false; // a signature this node did not make is checked
+        }
+        self.submit_encoded(enc, attachments)
+    }
+
+    /// Queues an entry with the signature that vouches for it (see [`block::Item`]) and its other attachments.
+    pub fn submit_signed(
+        &self,
+        entry: Entry,
+        attachments: Attachments,
+    ) -> Result<oneshot::Receiver<Committed>, Rejection> {
+        self.submit_encoded(Encoded::new(entry), Attachments { verified: false, ..attachments })
+    }
+
+    /// Checks an entry against the ledger as a validator would, then queues it: an entry that cannot be
+    /// committed is refused here, with the reason.
+    fn submit_encoded(
+        &self,
+        entry: Encoded,
+        attachments: Attachments,
+    ) -> Result<oneshot::Receiver<Committed>, Rejection> {
+        if matches!(entry.entry(), Entry::Genesis(_)) {
+            return Err("a genesis cannot be submitted".into());
+        }
+        if self.fault != Fault::UncheckedProposals {
+            // Lock order: the rules, then the ledger (the app never holds the ledger while it takes the rules).
+            let guard = self.shared.rules.lock().expect("not poisoned");
+            let rules = guard.as_ref().ok_or(Rejection::Starting)?;
+            let l = self.shared.ledger.lock().expect("not poisoned");
+            let now = now_ms().max(rules.parent_time_ms);
+            block::Checker::new(&l, rules, now)
+                .check(0, &entry, &attachments)
+                .map_err(|why| why.map(|why| why.replacen("entry 0 ", "", 1)))?;
+        }
+        // Checked in full above (or signed here): the proposer need not verify its signatures again.
+        let attachments = Attachments { verified: self.fault != Fault::UncheckedProposals, ..attachments };
+        let rx = self.shared.mempool.lock().expect("not poisoned").push(entry, attachments)?;
+        self.shared.queued.notify_one();
+        Ok(rx)
+    }
+
+    /// The rules entries are checked by, as of the last commit (validators, attestations, policy, applets).
+    pub fn rules(&self) -> Option<block::Rules> {
+        self.shared.rules.lock().expect("not poisoned").clone()
+    }
+
+    /// The node's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The tip after each commit.
+    pub fn tip(&self) -> watch::Receiver<Tip> {
+        self.shared.tip.subscribe()
+    }
+
+    /// The node's ledger.
+    pub fn ledger(&self) -> Arc<Mutex<Ledger>> {
+        self.shared.ledger.clone()
+    }
+
+    /// Whether the app loop has stopped (an error it logged, or the engine closed).
+    pub fn app_stopped(&self) -> bool {
+        self.app.is_finished()
+    }
+
+    /// Stops consensus and the app, and waits for them.
+    pub async fn stop(self) {
+        self.engine.actor.stop(None);
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.engine.handle).await;
+        self.app.abort();
+        let _ = self.app.await;
+    }
+}
+
+/// Every genesis validator's evidence must bind its key to the pod and satisfy the genesis policy.
+pub fn check_genesis(genesis: &Entry) -> anyhow::Result<()> {
+    let Entry::Genesis(g) = genesis else { bail!("the genesis is a {} entry", genesis.kind()) };
+    let policy = admission::parse_policy(&g.policy).map_err(|e| anyhow!(e))?;
+    if g.evidence.len() != g.validators.len() {
+        bail!("the genesis has {} validators but {} evidence bundles", g.validators.len(), g.evidence.len());
+    }
+    let now = now_secs();
+    for (v, ev) in g.validators.iter().zip(&g.evidence) {
+        let key: [u8; 32] = v
+            .public_key
+            .as_slice()
+            .try_into()
+            .map_err(|_| anyhow!("validator {}: a {}-byte key", v.name, v.public_key.len()))?;
+        admission::verify(&policy, &g.pod, &key, ev, now)
+            .map_err(|why| anyhow!("genesis validator {}: {why}", v.name))?;
+    }
+    Ok(())
+}
+
+/// Malachite with its own network, WAL, sync and consensus actors.
+async fn engine(
+    cfg: EngineConfig,
+    wal: WalContext<PodCodec>,
+    identity: NetworkIdentity,
+    consensus: ConsensusContext<PodContext>,
+) -> anyhow::Result<(Channels<PodContext>, EngineHandle)> {
+    EngineBuilder::new(PodContext, cfg)
+        .with_default_wal(wal)
+        .with_default_network(NetworkContext::new(identity, PodCodec))
+        .with_default_sync(SyncContext::new(PodCodec))
+        .with_default_consensus(consensus)
+        .with_default_request(RequestContext::new(100))
+        .build()
+        .await
+        .map_err(|e| anyhow!("starting consensus: {e:#}"))
+}
+
+fn kv_has_ledger(kv: &RocksKv) -> anyhow::Result<bool> {
+    use sigil_ledger::store::Kv;
+    Ok(kv.get(b"m")?.is_some())
+}

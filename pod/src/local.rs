@@ -1,0 +1,181 @@
+//! A pod on one machine: `n` nodes on 127.0.0.1 whose identity seeds are fixed and published. Insecure by
+//! construction (anyone can sign as these nodes): for the devnet, the tests and the benchmarks only.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::time::Duration;
+
+use serde_bytes::ByteBuf;
+use sigil_ledger::checkpoint::Validator;
+use sigil_ledger::entry::{Genesis, Invocation, Member};
+use sigil_ledger::request::{Request, SignedRequest};
+use sigil_ledger::{Entry, Hash};
+use sigil_runtime::Manifest;
+
+use super::block::Attachments;
+use super::{peer_id, public_key, PodConfig};
+
+/// The published seed of the local pod's governance member `ops`.
+pub const MEMBER_SEED: [u8; 32] = [0xee; 32];
+
+/// The published identity seed of local node `i`.
+pub fn seed(i: usize) -> [u8; 32] {
+    [i as u8 + 1; 32]
+}
+
+/// The name of local node `i`.
+pub fn name(i: usize) -> String {
+    format!("node-{i}")
+}
+
+/// A free TCP port on 127.0.0.1 (free when asked; a race with other programs is possible).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port on 127.0.0.1")
+}
+
+/// The simulated launch measurement of a local node's image.
+pub const MEASUREMENT: [u8; 48] = [0x5a; 48];
+
+/// The attestation policy of a local pod: sim evidence (insecure) of [`MEASUREMENT`] only.
+pub fn policy() -> String {
+    format!("[sim]\nallow = true\nmeasurements = [\"{}\"]\n", hex::encode(MEASUREMENT))
+}
+
+/// Sim evidence of local node `i` for `pod`.
+pub fn evidence(pod: &str, i: usize) -> Vec<u8> {
+    super::admission::sim_evidence(pod, &public_key(&seed(i)), MEASUREMENT)
+}
+
+/// The genesis of a local pod of `n` validators.
+pub fn genesis(pod: &str, n: usize) -> Entry {
+    Entry::Genesis(Genesis {
+        pod: pod.into(),
+        jurisdiction: "local".into(),
+        created_at: 1_764_000_000,
+        validators: (0..n).map(|i| Validator { name: name(i), public_key: public_key(&seed(i)).to_vec() }).collect(),
+        evidence: (0..n).map(|i| ByteBuf::from(evidence(pod, i))).collect(),
+        members: vec![Member { name: "ops".into(), public_key: ByteBuf::from(public_key(&MEMBER_SEED).to_vec()) }],
+        threshold: 1,
+        policy: policy(),
+    })
+}
+
+/// Configurations of a local pod of `n` nodes, data under `dir/node-i`, each connected to all others, on free
+/// ports.
+pub fn configs(pod: &str, n: usize, dir: &Path) -> Vec<PodConfig> {
+    let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+    configs_on(pod, &ports, dir)
+}
+
+/// Configurations of a local pod whose node `i` listens on 127.0.0.1:`ports[i]`.
+pub fn configs_on(pod: &str, ports: &[u16], dir: &Path) -> Vec<PodConfig> {
+    let addrs: Vec<(std::net::Ipv4Addr, u16)> = ports.iter().map(|p| (std::net::Ipv4Addr::LOCALHOST, *p)).collect();
+    configs_at(pod, &addrs, dir)
+}
+
+/// Configurations of a simulated pod whose node `i` listens on `addrs[i]` (hosts of their own: network
+/// namespaces, `infra/local`).
+pub fn configs_at(pod: &str, addrs: &[(std::net::Ipv4Addr, u16)], dir: &Path) -> Vec<PodConfig> {
+    let n = addrs.len();
+    (0..n)
+        .map(|i| PodConfig {
+            name: name(i),
+            seed: seed(i),
+            data_dir: dir.join(name(i)),
+            listen: format!("/ip4/{}/tcp/{}", addrs[i].0, addrs[i].1),
+            peers: (0..n)
+                .filter(|j| *j != i)
+                .map(|j| format!("/ip4/{}/tcp/{}/p2p/{}", addrs[j].0, addrs[j].1, peer_id(&seed(j))))
+                .collect(),
+            genesis: genesis(pod, n),
+            timeouts: PodConfig::local_timeouts(),
+            idle_block: Duration::from_millis(100),
+            mempool_capacity: 100_000,
+            fault: super::Fault::None,
+        })
+        .collect()
+}
+
+/// The published seed of the local pod's example caller (the devnet's `caller.key`).
+pub const CALLER_SEED: [u8; 32] = [0xca; 32];
+
+/// `e` approved by the local pod's member `ops` (the threshold of a local pod is 1).
+pub fn approved(pod: &str, mut e: Entry) -> Entry {
+    let key = ring::signature::Ed25519KeyPair::from_seed_unchecked(&MEMBER_SEED).expect("32 bytes");
+    e.approve(pod, "ops", &key).expect("a governance entry");
+    e
+}
+
+/// A deployment of the applet `manifest` with `code`, without approvals (see [`super::state::deployment`]).
+pub use super::state::deployment;
+
+/// The smallest wasm module (no exports): the code of [`probe`]. Validators check code digests, not code, so
+/// consensus tests and benches can commit invocations of it without a wasm build.
+pub const PROBE_CODE: &[u8] = b"\0asm\x01\0\0\0";
+
+/// The manifest of `probe`, an applet for consensus tests: one method `run`, any caller, state namespace
+/// `probe`.
+pub fn probe() -> Manifest {
+    let text = r#"
+name = "probe"
+version = "1"
+description = "consensus tests: invocations without a wasm build"
+[[methods]]
+name = "run"
+[capabilities]
+kv = [{ namespace = "probe", access = "read_write" }]
+[[access]]
+methods = ["*"]
+callers = ["*"]
+"#;
+    Manifest::from_toml(text, PROBE_CODE).expect("a valid manifest")
+}
+
+/// An invocation of `probe.run` by caller `caller_seed`, request number `n`, as node `executor` (attested at
+/// ledger index `attestation`) would record it at `at_ms`, with its signed request; the write set is empty.
+pub fn probe_invocation(
+    pod: &str,
+    executor: &str,
+    attestation: u64,
+    caller_seed: &[u8; 32],
+    n: u64,
+    at_ms: u64,
+) -> (Entry, Attachments) {
+    use ring::signature::KeyPair;
+    let key = ring::signature::Ed25519KeyPair::from_seed_unchecked(caller_seed).expect("32 bytes");
+    let caller = key.public_key().as_ref().to_vec();
+    let args = format!("{{\"n\":{n}}}").into_bytes();
+    let mut nonce = [0u8; 16];
+    nonce[..8].copy_from_slice(&n.to_be_bytes());
+    nonce[8..].copy_from_slice(&executor.len().to_be_bytes());
+    nonce[15] ^= executor.bytes().fold(0, |a, b| a ^ b);
+    let request = Request {
+        pod: pod.into(),
+        applet: "probe".into(),
+        method: "run".into(),
+        args: ByteBuf::from(args.clone()),
+        nonce: ByteBuf::from(nonce.to_vec()),
+        issued_at_ms: at_ms,
+        caller: ByteBuf::from(caller.clone()),
+    }
+    .sign(&key)
+    .encode();
+    let write_set = sigil_runtime::WriteSet::default().encode();
+    let e = Entry::Invocation(Invocation {
+        request_hash: SignedRequest::hash_of(&request),
+        caller: ByteBuf::from(caller),
+        applet: "probe".into(),
+        method: "run".into(),
+        code_digest: probe().code_digest,
+        input_hash: Hash::digest(&args),
+        output_hash: Hash::digest(b"{}"),
+        write_set_hash: Hash::digest(&write_set),
+        executor: executor.into(),
+        executor_attestation: attestation,
+        outcome: "ok".into(),
+        fuel_used: 1000,
+        at_ms,
+        delegate: None,
+    });
+    (e, Attachments { request, write_set, ..Default::default() })
+}
