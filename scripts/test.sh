@@ -10,10 +10,12 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 cargo fmt --all --manifest-path applets/Cargo.toml -- --check
 echo "== cargo clippy (warnings are errors)"
-cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
+# --profile test: build scripts and their dependencies are built per profile, so a clippy under the default dev
+# profile would build RocksDB a second time for `cargo test`.
+cargo clippy --workspace --all-targets --all-features --locked --profile test -- -D warnings
 (cd applets && cargo clippy --target wasm32-wasip1 --release --locked -- -D warnings)
 echo "== the shipped feature set builds (what \`cargo build -p sigil\` makes, no test-only features)"
-cargo check -p sigil --locked
+cargo check -p sigil --locked --profile test
 echo "== the verifier crates build for the browser (wasm32-unknown-unknown) and at the declared MSRV"
 cargo check --target wasm32-unknown-unknown -p sigil-primitives -p sigil-attest -p sigil-ledger --locked
 msrv=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)

@@ -94,7 +94,7 @@ fn main() {
     assert_eq!(raw_once(), sigil_once().output, "both paths compute the same digest");
     let fuel = sigil_once().fuel_used;
 
-    // The floor: a one-page module with no imports that returns at once (DESIGN.md's 1.64 µs baseline).
+    // The floor: a one-page module with no imports that returns at once (the design's 1.64 µs baseline for one page, pooling allocator).
     let tiny = Module::new(
         &engine,
         wat::parse_str(r#"(module (memory (export "memory") 1) (func (export "m") (result i32) i32.const 0))"#)

@@ -2,7 +2,7 @@
 //! pod's policy accepts becomes a validator.
 //!
 //! The binding is REPORT_DATA = SHA-512(`"sigil/node-identity/v1\0"` ‖ public key (32) ‖ pod id ‖ 0x00 ‖ nonce),
-//! as DESIGN.md describes; evidence put in the ledger (a genesis validator's, a `node_admitted` or `reattested`
+//! as docs/consensus.md describes; evidence put in the ledger (a genesis validator's, a `node_admitted` or `reattested`
 //! entry's) uses an empty nonce, so it is bound to one key and one pod and can be checked by anyone, later,
 //! from the ledger alone. Peers do not re-send evidence when they connect: the ledger is where it was checked,
 //! and a connecting validator proves it holds an admitted key (`signing::PodVerifier`).

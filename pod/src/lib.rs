@@ -22,6 +22,7 @@ mod app;
 mod block;
 pub mod codec;
 pub mod context;
+mod error;
 pub mod local;
 mod rejection;
 mod signing;
@@ -29,6 +30,7 @@ mod state;
 
 pub use app::{decided_round, misbehaviour, root_at_height, Committed, Mempool, Tip};
 pub use block::{Attachments, Block, Item, Rules, MAX_BLOCK_BYTES};
+pub use error::PodError;
 pub use malachitebft_app_channel::app::types::core::LinearTimeouts;
 pub use rejection::Rejection;
 pub use signing::receipt_bytes;
@@ -38,7 +40,6 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context as _};
 use malachitebft_app_channel::app::config::{
     ConsensusConfig, DiscoveryConfig, NodeConfig, P2pConfig, PubSubProtocol, ValuePayload, ValueSyncConfig,
 };
@@ -185,9 +186,9 @@ pub fn peer_id(seed: &[u8; 32]) -> String {
 }
 
 /// The libp2p peer id of the node whose ledger key is `public_key` (the same Ed25519 key).
-pub fn peer_id_of(public_key: &[u8; 32]) -> anyhow::Result<String> {
-    let k = libp2p_identity::ed25519::PublicKey::try_from_bytes(public_key)
-        .map_err(|e| anyhow!("not an Ed25519 public key: {e}"))?;
+pub fn peer_id_of(public_key: &[u8; 32]) -> Result<String, PodError> {
+    let k =
+        libp2p_identity::ed25519::PublicKey::try_from_bytes(public_key).map_err(|e| PodError::Key(e.to_string()))?;
     Ok(libp2p_identity::PublicKey::from(k).to_peer_id().to_string())
 }
 
@@ -210,14 +211,15 @@ pub struct PodNode {
 
 impl PodNode {
     /// Opens (or creates, from the genesis) the node's ledger and starts consensus.
-    pub async fn start(cfg: PodConfig) -> anyhow::Result<PodNode> {
+    pub async fn start(cfg: PodConfig) -> Result<PodNode, PodError> {
         check_genesis(&cfg.genesis)?; // before anything is created
-        std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating {}", cfg.data_dir.display()))?;
+        std::fs::create_dir_all(&cfg.data_dir)
+            .map_err(|error| PodError::Io { what: format!("creating {}", cfg.data_dir.display()), error })?;
         let kv = RocksKv::open(&cfg.data_dir.join("ledger"))?;
         let ledger = if kv_has_ledger(&kv)? {
             let l = Ledger::open(Box::new(kv))?;
             if l.entry_bytes(0)? != cfg.genesis.encode() {
-                bail!("{} holds the ledger of another genesis (pod {:?})", cfg.data_dir.display(), l.pod());
+                return Err(PodError::OtherGenesis { dir: cfg.data_dir.clone(), pod: l.pod().to_string() });
             }
             l
         } else {
@@ -244,15 +246,15 @@ impl PodNode {
             shared.clone(),
             admitted.clone(),
         )
-        .map_err(|e| anyhow!(e))?;
+        .map_err(PodError::State)?;
 
         let keypair = Keypair::ed25519_from_bytes(cfg.seed).expect("32 bytes");
         let peer = keypair.public().to_peer_id();
         let proof = signer
             .sign_validator_proof(address.0.to_vec(), peer.to_bytes())
             .await
-            .map_err(|e| anyhow!("signing the validator proof: {e}"))?;
-        let proof_bytes = PodCodec.encode(&proof)?;
+            .map_err(|e| PodError::Engine(format!("signing the validator proof: {e}")))?;
+        let proof_bytes = PodCodec.encode(&proof).map_err(|e| PodError::Engine(e.to_string()))?;
         // A node that is not (yet) a validator sends no validator proof: the pod's nodes would refuse it and
         // disconnect. It connects as a follower, syncs, and votes from the height after its admission.
         let identity = if member {
@@ -260,11 +262,11 @@ impl PodNode {
         } else {
             NetworkIdentity::new(cfg.name.clone(), keypair, Some(address.to_string()))
         };
-        let parse = |a: &str| a.parse::<Multiaddr>().with_context(|| format!("{a:?} is not a multiaddr"));
+        let parse = |a: &str| a.parse::<Multiaddr>().map_err(|_| PodError::Address(a.to_string()));
         let discovery = DiscoveryConfig { enabled: false, max_connections_per_ip: 64, ..DiscoveryConfig::default() };
         let p2p = P2pConfig {
             listen_addr: parse(&cfg.listen)?,
-            persistent_peers: cfg.peers.iter().map(|p| parse(p)).collect::<anyhow::Result<_>>()?,
+            persistent_peers: cfg.peers.iter().map(|p| parse(p)).collect::<Result<_, _>>()?,
             persistent_peers_only: true,
             discovery,
             protocol: PubSubProtocol::default(),
@@ -292,13 +294,13 @@ impl PodNode {
                 .with_default_wal(wal)
                 .with_byzantine_network(byzantine::context(identity, &cfg.seed, address))
                 .await
-                .map_err(|e| anyhow!("starting the byzantine network proxy: {e:#}"))?
+                .map_err(|e| PodError::Engine(format!("starting the byzantine network proxy: {e:#}")))?
                 .with_default_sync(SyncContext::new(PodCodec))
                 .with_default_consensus(consensus)
                 .with_default_request(RequestContext::new(100))
                 .build()
                 .await
-                .map_err(|e| anyhow!("starting consensus: {e:#}"))?
+                .map_err(|e| PodError::Engine(format!("starting consensus: {e:#}")))?
         } else {
             engine(engine_cfg, wal, identity, consensus).await?
         };
@@ -415,11 +417,13 @@ impl PodNode {
 }
 
 /// Every genesis validator's evidence must bind its key to the pod and satisfy the genesis policy.
-pub fn check_genesis(genesis: &Entry) -> anyhow::Result<()> {
-    let Entry::Genesis(g) = genesis else { bail!("the genesis is a {} entry", genesis.kind()) };
-    let policy = admission::parse_policy(&g.policy).map_err(|e| anyhow!(e))?;
+pub fn check_genesis(genesis: &Entry) -> Result<(), PodError> {
+    let bad = PodError::Genesis;
+    let Entry::Genesis(g) = genesis else { return Err(bad(format!("the genesis is a {} entry", genesis.kind()))) };
+    let policy = admission::parse_policy(&g.policy).map_err(bad)?;
     if g.evidence.len() != g.validators.len() {
-        bail!("the genesis has {} validators but {} evidence bundles", g.validators.len(), g.evidence.len());
+        let (v, e) = (g.validators.len(), g.evidence.len());
+        return Err(bad(format!("the genesis has {v} validators but {e} evidence bundles")));
     }
     let now = now_secs();
     for (v, ev) in g.validators.iter().zip(&g.evidence) {
@@ -427,9 +431,9 @@ pub fn check_genesis(genesis: &Entry) -> anyhow::Result<()> {
             .public_key
             .as_slice()
             .try_into()
-            .map_err(|_| anyhow!("validator {}: a {}-byte key", v.name, v.public_key.len()))?;
+            .map_err(|_| bad(format!("validator {}: a {}-byte key", v.name, v.public_key.len())))?;
         admission::verify(&policy, &g.pod, &key, ev, now)
-            .map_err(|why| anyhow!("genesis validator {}: {why}", v.name))?;
+            .map_err(|why| bad(format!("genesis validator {}: {why}", v.name)))?;
     }
     Ok(())
 }
@@ -440,7 +444,7 @@ async fn engine(
     wal: WalContext<PodCodec>,
     identity: NetworkIdentity,
     consensus: ConsensusContext<PodContext>,
-) -> anyhow::Result<(Channels<PodContext>, EngineHandle)> {
+) -> Result<(Channels<PodContext>, EngineHandle), PodError> {
     EngineBuilder::new(PodContext, cfg)
         .with_default_wal(wal)
         .with_default_network(NetworkContext::new(identity, PodCodec))
@@ -449,10 +453,10 @@ async fn engine(
         .with_default_request(RequestContext::new(100))
         .build()
         .await
-        .map_err(|e| anyhow!("starting consensus: {e:#}"))
+        .map_err(|e| PodError::Engine(format!("starting consensus: {e:#}")))
 }
 
-fn kv_has_ledger(kv: &RocksKv) -> anyhow::Result<bool> {
+fn kv_has_ledger(kv: &RocksKv) -> Result<bool, PodError> {
     use sigil_ledger::store::Kv;
     Ok(kv.get(b"m")?.is_some())
 }

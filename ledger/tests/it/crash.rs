@@ -89,7 +89,7 @@ fn sigkill_at_random_points_loses_nothing() {
         seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         let delay = Duration::from_millis(20 + (seed >> 33) % 180);
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "crash_writer", "--nocapture", "--test-threads", "1"])
+            .args(["--exact", "crash::crash_writer", "--nocapture", "--test-threads", "1"])
             .env(DIR_ENV, &dir)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

@@ -1,4 +1,4 @@
-//! The `sigil attest` command-line contract of DESIGN.md: arguments, JSON fields, exit codes 0/1/2.
+//! The `sigil attest` command-line contract (docs/attestation.md): arguments, JSON fields, exit codes 0/1/2.
 
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
