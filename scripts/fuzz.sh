@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 secs="${1:-15}"; shift || true
-targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(snp_report tdx_quote azure_hcl bundle verify_any ledger_entry checkpoint proof_malleability receipt applet_manifest http_response signed_request write_set client_assertion ovmf tdvf)
+targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(snp_report tdx_quote azure_hcl bundle verify_any ledger_entry checkpoint proof_malleability receipt applet_manifest http_response signed_request write_set client_assertion ovmf tdvf pod_codec pod_block)
 export CARGO_TARGET_DIR="${FUZZ_TARGET_DIR:-${CARGO_TARGET_DIR:-$HOME/.cache/sigil-target}/fuzz}"
 export RUSTFLAGS="--cfg fuzzing -Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table -Cllvm-args=-sanitizer-coverage-trace-compares -Cdebug-assertions -Coverflow-checks"
 # An explicit --target keeps the instrumentation out of build scripts and proc macros (as cargo-fuzz does).
@@ -30,6 +30,14 @@ for t in "${targets[@]}"; do
     ovmf|tdvf) [ -f /usr/share/ovmf/OVMF.fd ] && tail -c 8192 /usr/share/ovmf/OVMF.fd > "$corpus/ovmf-tail.bin" ;;
     client_assertion) cp ../ledger/testdata/conformance/client-assertion.jwt "$corpus/seed.jwt" ;;
     write_set) printf '\xa3\x65lists\x80\x65reads\x81\x83\x65notes\x41k\x03\x66writes\x81\x83\x65notes\x41k\x41v' > "$corpus/ws" ;;
+    pod_block|pod_codec) python3 -c "
+import struct, sys
+key = lambda k: bytes([0x60 + len(k)]) + k.encode()
+b32 = lambda: bytes([0x58, 32]) + bytes(32)
+block = (bytes([0xa7]) + key('pod') + b'\\x61p' + key('height') + b'\\x02' + key('entries') + b'\\x80'
+         + key('time_ms') + b'\\x1b' + struct.pack('>Q', 1764000000500) + key('proposer') + b32()
+         + key('parent_root') + b32() + key('parent_size') + b'\\x01')
+sys.stdout.buffer.write(block)" > "$corpus/block.cbor" ;;
     proof_malleability) printf '\x10\x02\x07\x00\x00\x03\x05\x99' > "$corpus/seed" ;;
   esac
   echo "== fuzz $t for ${secs}s"

@@ -1,4 +1,4 @@
-//! # attest: what Sigil believes about a machine, and why
+//! # sigil-attest: what Sigil believes about a machine, and why
 //!
 //! This crate turns TEE evidence into an [`AttestationResult`]: AMD SEV-SNP reports (raw, hex, or inside an
 //! Azure HCL report), Intel TDX quotes v4/v5 (with or without Intel PCS collateral), Sigil evidence bundles, and

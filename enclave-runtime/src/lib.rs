@@ -1,4 +1,4 @@
-//! # enclave-runtime: the wasmtime host for applets
+//! # sigil-runtime: the wasmtime host for applets
 //!
 //! Runs applets — WebAssembly modules with a [`Manifest`] — inside the node's enclave, gives them only the
 //! capabilities their manifest grants, stops them at their fuel, memory and time limits, and describes every

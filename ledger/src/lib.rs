@@ -1,4 +1,4 @@
-//! # ledger: the pod's append-only, provable log
+//! # sigil-ledger: the pod's append-only, provable log
 //!
 //! The ledger is what makes a receipt worth something: an append-only log whose every entry can be proven to
 //! anyone, offline, with nothing but the pod's genesis. This crate is its **pure core**: hashes and the

@@ -23,6 +23,8 @@ mod block;
 pub mod codec;
 pub mod context;
 mod error;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod local;
 mod rejection;
 mod signing;
@@ -51,7 +53,7 @@ use malachitebft_app_channel::{
     Signer as _, SyncContext, WalContext,
 };
 use sigil_ledger::entry::Encoded;
-use sigil_ledger::store::{Ledger, RocksKv};
+use sigil_ledger::store::{Kv, Ledger};
 use sigil_ledger::Entry;
 use sigil_primitives::clock::{now_ms, now_secs};
 use tokio::sync::{oneshot, watch, Notify};
@@ -215,15 +217,15 @@ impl PodNode {
         check_genesis(&cfg.genesis)?; // before anything is created
         std::fs::create_dir_all(&cfg.data_dir)
             .map_err(|error| PodError::Io { what: format!("creating {}", cfg.data_dir.display()), error })?;
-        let kv = RocksKv::open(&cfg.data_dir.join("ledger"))?;
-        let ledger = if kv_has_ledger(&kv)? {
-            let l = Ledger::open(Box::new(kv))?;
+        let kv = open_store(&cfg.data_dir.join("ledger"))?;
+        let ledger = if kv.get(b"m")?.is_some() {
+            let l = Ledger::open(kv)?;
             if l.entry_bytes(0)? != cfg.genesis.encode() {
                 return Err(PodError::OtherGenesis { dir: cfg.data_dir.clone(), pod: l.pod().to_string() });
             }
             l
         } else {
-            Ledger::create(Box::new(kv), &cfg.genesis)?
+            Ledger::create(kv, &cfg.genesis)?
         };
         let signer = Arc::new(PodSigner::new(&cfg.seed));
         let address = Address(signer.public_key().0);
@@ -456,7 +458,14 @@ async fn engine(
         .map_err(|e| PodError::Engine(format!("starting consensus: {e:#}")))
 }
 
-fn kv_has_ledger(kv: &RocksKv) -> Result<bool, PodError> {
-    use sigil_ledger::store::Kv;
-    Ok(kv.get(b"m")?.is_some())
+/// The node's RocksDB store at `path`.
+#[cfg(feature = "rocksdb")]
+fn open_store(path: &std::path::Path) -> Result<Box<dyn Kv>, PodError> {
+    Ok(Box::new(sigil_ledger::store::RocksKv::open(path)?))
+}
+
+/// Built without RocksDB (the fuzz build): a node cannot start.
+#[cfg(not(feature = "rocksdb"))]
+fn open_store(path: &std::path::Path) -> Result<Box<dyn Kv>, PodError> {
+    Err(PodError::Engine(format!("this build has no RocksDB (feature `rocksdb`) for {}", path.display())))
 }

@@ -1,5 +1,5 @@
 //! The Authenticode digest of a PE/COFF image, as UEFI firmware measures an image it loads (the kernel's, in
-//! RTMR1). Checked against `osslsigncode`, an implementation we did not write, in CI (`attest/tests/tdvf.rs`).
+//! RTMR1). Checked against `osslsigncode`, an implementation we did not write, in CI (`attest/tests/it/tdvf.rs`).
 
 use ring::digest::Context;
 
