@@ -30,15 +30,25 @@ fn main() {
         "RUSTC_WRAPPER",
         "RUSTC_WORKSPACE_WRAPPER",
         "CARGO_PRIMARY_PACKAGE",
+        "CARGO_INCREMENTAL",
     ] {
         cmd.env_remove(var);
     }
-    let status = cmd.status().unwrap_or_else(|e| panic!("cannot run cargo to build the example applets: {e}"));
-    if !status.success() {
+    // Nor the outer build's profile and per-target overrides: the applets' own release profile decides.
+    for (var, _) in std::env::vars_os() {
+        let var = var.to_string_lossy().into_owned();
+        if var.starts_with("CARGO_PROFILE_") || var.starts_with("CARGO_TARGET_WASM32_") {
+            cmd.env_remove(var);
+        }
+    }
+    // Captured, not inherited: this script's stdout is where cargo reads its directives.
+    let built = cmd.output().unwrap_or_else(|e| panic!("cannot run cargo to build the example applets: {e}"));
+    if !built.status.success() {
         panic!(
             "building the example applets in {} failed (is the wasm32-wasip1 target installed? \
-             `rustup target add wasm32-wasip1`; scripts/setup.sh does it)",
-            applets.display()
+             `rustup target add wasm32-wasip1`; scripts/setup.sh does it):\n{}",
+            applets.display(),
+            String::from_utf8_lossy(&built.stderr)
         );
     }
     let wasm_dir = target.join("wasm32-wasip1/release");
@@ -58,12 +68,20 @@ fn main() {
 
 /// The applet directories: those with a `sigil.toml` manifest, sorted.
 fn applet_names(applets: &Path) -> Vec<String> {
+    let workspace = std::fs::read_to_string(applets.join("Cargo.toml")).expect("applets/Cargo.toml");
     let mut names: Vec<String> = std::fs::read_dir(applets)
         .expect("reading applets/")
         .flatten()
         .filter(|e| e.path().join("sigil.toml").is_file())
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
+    // Each must be built by the applets' workspace, or a stale module of that name could be embedded.
+    for name in &names {
+        assert!(
+            workspace.contains(&format!("\"{name}\"")),
+            "applets/{name} has a sigil.toml but is not a member of applets/Cargo.toml"
+        );
+    }
     names.sort();
     names
 }

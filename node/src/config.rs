@@ -166,9 +166,9 @@ impl NodeFile {
         }
     }
 
-    /// The TOML text.
-    pub fn to_toml(&self) -> String {
-        toml::to_string(self).expect("a node file is plain data")
+    /// The TOML text (an error for what TOML cannot hold, such as a path that is not UTF-8).
+    pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
+        toml::to_string(self)
     }
 
     /// Writes node `cfg`'s files for `sigil node run` beside its data directory: its identity (`NAME.key`), the
@@ -179,7 +179,8 @@ impl NodeFile {
         std::fs::write(dir.join(&self.identity), hex::encode(cfg.seed))?;
         std::fs::write(dir.join(&self.genesis), cfg.genesis.encode())?;
         let path = dir.join(format!("{}.toml", self.name));
-        std::fs::write(&path, self.to_toml())?;
+        let text = self.to_toml().map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        std::fs::write(&path, text)?;
         Ok(path)
     }
 }
@@ -194,7 +195,7 @@ mod tests {
         let mut f = NodeFile::of(&cfg);
         f.api = Some(Api { listen: "127.0.0.1:8443".into(), cert: None, key: None });
         f.labels.insert("cloud".into(), "local".into());
-        let text = f.to_toml();
+        let text = f.to_toml().unwrap();
         assert_eq!(NodeFile::parse(&text).unwrap(), f);
         assert!(text.contains("[api]") && !text.contains("[tee]"), "{text}");
         let typo = text.replace("idle_block_ms", "idle_blocks_ms");

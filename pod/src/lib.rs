@@ -23,6 +23,7 @@ mod block;
 pub mod codec;
 pub mod context;
 mod error;
+#[cfg(any(fuzzing, test))]
 #[doc(hidden)]
 pub mod fuzz;
 pub mod local;

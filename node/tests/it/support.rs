@@ -53,7 +53,7 @@ pub fn configs(n: usize, dir: &Path) -> Vec<PodConfig> {
     sigil_pod::local::configs("test-pod", n, dir)
 }
 
-/// Logs to the test's output when `SIGIL_LOG` is set (e.g. `SIGIL_LOG=info,sigil=debug`).
+/// Logs to the test's output when `SIGIL_LOG` is set (e.g. `SIGIL_LOG=info,sigil_pod=debug`).
 pub fn init_logs() {
     if let Ok(filter) = std::env::var("SIGIL_LOG") {
         let _ = tracing_subscriber::fmt()
