@@ -12,12 +12,11 @@ use malachitebft_app_channel::app::types::core::{ExtendedCommitCertificate, Polk
 use malachitebft_app_channel::app::types::sync::{Request, Response, Status};
 use sigil_ledger::entry::Encoded;
 use sigil_ledger::store::Ledger;
-use sigil_ledger::Entry;
 
 use crate::block::{self, Block, Rules, Slot};
 use crate::codec::PodCodec;
-use crate::context::{Height, PodContext, ProposalPart, ValidatorSet};
-use crate::{admission, local, state};
+use crate::context::{Height, PodContext, ProposalPart};
+use crate::{local, state};
 
 /// Decodes `data` as each message a peer can send (and the WAL holds); whatever decodes must re-encode to bytes
 /// that decode to the same encoding again (one meaning per message).
@@ -63,16 +62,8 @@ fn pod() -> MutexGuard<'static, Pod> {
             (state::code_key(&local::probe().code_digest), code.code),
         ];
         ledger.append_block_with(&[Encoded::new(local::approved("p", deploy))], aux, vec![], None).expect("deploy");
-        let Entry::Genesis(g) = genesis else { unreachable!("local::genesis is a genesis") };
-        let rules = Rules {
-            set: ValidatorSet::from_ledger(&ledger.validators_at(ledger.size())).expect("a validator set"),
-            attestations: (0..4).map(|i| (local::name(i), 0)).collect(),
-            policy: admission::parse_policy(&g.policy).expect("the local policy parses"),
-            members: g.members,
-            threshold: g.threshold,
-            parent_time_ms: 1_764_000_000_000,
-            applets: state::load_applets(&ledger).expect("the deployed applets"),
-        };
+        // The rules as a node loads them from its ledger at start.
+        let rules = crate::app::load_rules(&ledger).expect("the local pod's rules");
         Mutex::new(Pod { ledger, rules })
     });
     pod.lock().unwrap_or_else(|poisoned| poisoned.into_inner())

@@ -174,10 +174,8 @@ impl Service {
                     last = why.to_string();
                     continue;
                 }
-                Err(why @ (Rejection::MempoolFull(_) | Rejection::Starting)) => {
-                    return Err(Refused::Unavailable(why.to_string()))
-                }
-                Err(why) => return Err(Refused::BadRequest(why.to_string(), None)),
+                // The rest as every submission answers it (an invocation carries no approvals to be refused).
+                Err(why) => return Err(Refused::of(why)),
             };
             let c = match tokio::time::timeout(COMMIT_TIMEOUT, rx).await {
                 Ok(Ok(c)) => c,

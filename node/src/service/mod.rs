@@ -72,8 +72,8 @@ pub enum Refused {
 }
 
 impl Refused {
-    /// How the API answers the pod's refusal of a member-approved entry: missing or bad approvals are 403, the
-    /// node being busy or starting 503, anything else 400.
+    /// How the API answers the pod's refusal of an entry: missing or bad approvals are 403, the node being busy
+    /// or starting 503, anything else 400. (The request path retries conflicts and replays before it gets here.)
     pub fn of(r: sigil_pod::Rejection) -> Refused {
         use sigil_pod::Rejection as R;
         match r {

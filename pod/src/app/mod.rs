@@ -51,6 +51,7 @@ pub use mempool::Mempool;
 pub use store::{decided_round, misbehaviour, root_at_height};
 
 use commit::{checkpoint_after, Prepared};
+pub(crate) use store::load_rules;
 use store::{height_key, keys, stored_tip};
 use streams::{Assembled, Partial};
 
@@ -125,34 +126,8 @@ impl App {
         let me = Address(signer.public_key().0);
         let (tip, rules, size, root) = {
             let l = shared.ledger.lock().expect("not poisoned");
-            let (tip, parent_time_ms) = stored_tip(&l)?;
-            let set = ValidatorSet::from_ledger(&l.validators_at(l.size()))?;
-            let Entry::Genesis(genesis) = l.entry(0).map_err(|e| e.to_string())? else {
-                return Err("the ledger does not start with a genesis".into());
-            };
-            // The genesis (entry 0) attests its validators; later admissions and re-attestations, stored as they
-            // commit, replace that.
-            let mut attestations: HashMap<String, u64> =
-                genesis.validators.iter().map(|v| (v.name.clone(), 0)).collect();
-            for (k, v) in l.aux_scan(keys::ATTESTATION, None, 100_000).map_err(|e| e.to_string())? {
-                let name = String::from_utf8_lossy(&k[keys::ATTESTATION.len()..]).into_owned();
-                let index = v.as_slice().try_into().map_err(|_| "bad attestation index")?;
-                attestations.insert(name, u64::from_be_bytes(index));
-            }
-            let text = match l.aux_get(keys::POLICY).map_err(|e| e.to_string())? {
-                Some(t) => String::from_utf8(t).map_err(|_| "the stored policy is not UTF-8")?,
-                None => genesis.policy,
-            };
-            let policy = super::admission::parse_policy(&text)?;
-            let rules = Rules {
-                set,
-                attestations,
-                policy,
-                members: genesis.members,
-                threshold: genesis.threshold,
-                parent_time_ms,
-                applets: super::state::load_applets(&l)?,
-            };
+            let (tip, _) = stored_tip(&l)?;
+            let rules = load_rules(&l)?;
             (tip, rules, l.size(), l.root())
         };
         admitted.set(rules.set.validators.iter().map(|v| v.public_key.0));

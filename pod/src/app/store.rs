@@ -65,6 +65,37 @@ pub fn decided_round(ledger: &Ledger, height: u64) -> Result<Option<Round>, Stri
     Ok(Some(cert.round))
 }
 
+/// The rules entries are checked by, as the ledger and what the app stored beside it say after the last commit:
+/// the validator set, each node's latest attestation (the genesis attests its validators; later admissions and
+/// re-attestations replace that), the current policy, the members and the deployed applets.
+pub(crate) fn load_rules(l: &Ledger) -> Result<Rules, String> {
+    let (_, parent_time_ms) = stored_tip(l)?;
+    let set = ValidatorSet::from_ledger(&l.validators_at(l.size()))?;
+    let Entry::Genesis(genesis) = l.entry(0).map_err(|e| e.to_string())? else {
+        return Err("the ledger does not start with a genesis".into());
+    };
+    let mut attestations: HashMap<String, u64> = genesis.validators.iter().map(|v| (v.name.clone(), 0)).collect();
+    for (k, v) in l.aux_scan(keys::ATTESTATION, None, 100_000).map_err(|e| e.to_string())? {
+        let name = String::from_utf8_lossy(&k[keys::ATTESTATION.len()..]).into_owned();
+        let index = v.as_slice().try_into().map_err(|_| "bad attestation index")?;
+        attestations.insert(name, u64::from_be_bytes(index));
+    }
+    let text = match l.aux_get(keys::POLICY).map_err(|e| e.to_string())? {
+        Some(t) => String::from_utf8(t).map_err(|_| "the stored policy is not UTF-8")?,
+        None => genesis.policy,
+    };
+    let policy = crate::admission::parse_policy(&text)?;
+    Ok(Rules {
+        set,
+        attestations,
+        policy,
+        members: genesis.members,
+        threshold: genesis.threshold,
+        parent_time_ms,
+        applets: crate::state::load_applets(l)?,
+    })
+}
+
 impl App {
     pub(super) fn load_undecided(&mut self) -> Result<(), String> {
         let prefix = height_key(keys::UNDECIDED, self.height.0);
