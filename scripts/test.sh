@@ -15,9 +15,9 @@ echo "== cargo clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --all-features --locked --profile test -- -D warnings
 (cd applets && cargo clippy --target wasm32-wasip1 --release --locked -- -D warnings)
 echo "== the shipped feature set builds (what \`cargo build -p sigil\` makes, no test-only features)"
-cargo check -p sigil --locked --profile test
+cargo clippy -p sigil --locked --profile test -- -D warnings
 echo "== the verifier crates build for the browser (wasm32-unknown-unknown) and at the declared MSRV"
-cargo check --target wasm32-unknown-unknown -p sigil-primitives -p sigil-attest -p sigil-ledger --locked
+RUSTFLAGS="-D warnings" cargo check --target wasm32-unknown-unknown -p sigil-primitives -p sigil-attest -p sigil-ledger --locked
 msrv=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
 cargo "+$msrv" check -p sigil-primitives -p sigil-attest -p sigil-ledger --locked
 echo "== cargo deny (licences, duplicate versions, sources)"

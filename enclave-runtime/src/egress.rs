@@ -196,7 +196,42 @@ fn is_special_v4(a: Ipv4Addr) -> bool {
         || (o[0] == 192 && o[1] == 0 && o[2] == 0) // IETF protocol assignments
         || (o[0] == 198 && (o[1] & 0xfe) == 18) // benchmarking 198.18/15
         || o[0] >= 240 // reserved
+        || CLOUD_HOST_V4.contains(&o)
 }
+
+/// Cloud host endpoints at addresses outside the ranges above: only the host answers them.
+/// - 168.63.129.16: Azure's WireServer (the host agent's channel: DNS, DHCP, health probes, VM extension settings
+///   and certificates);
+/// - 100.100.100.200: Alibaba Cloud's instance metadata (inside shared address space, named for clarity).
+const CLOUD_HOST_V4: &[[u8; 4]] = &[[168, 63, 129, 16], [100, 100, 100, 200]];
+
+/// Whether `ip` is a cloud host endpoint: instance metadata services (169.254.169.254 on AWS, GCP, Azure and
+/// Oracle; AWS's DNS, time and ECS endpoints; any link-local address), their IPv6 addresses (AWS fd00:ec2::/32,
+/// GCP fd20:ce::/32, Oracle fd00:c1::/32), Azure's WireServer and Alibaba's metadata, also inside IPv6 (mapped,
+/// compatible or NAT64). The host (the adversary of a confidential VM) answers these, and
+/// the metadata services hand out the VM's cloud credentials, so no applet reaches them, even one whose
+/// manifest lists the address itself.
+pub fn is_host_endpoint(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(a) => a.is_link_local() || CLOUD_HOST_V4.contains(&a.octets()),
+        IpAddr::V6(a) => {
+            let s = a.segments();
+            // IPv4 inside IPv6: mapped (::ffff:a.b.c.d), compatible (::a.b.c.d), NAT64 (64:ff9b::a.b.c.d).
+            let embedded =
+                s[0..6] == [0; 6] || s[0..6] == [0, 0, 0, 0, 0, 0xffff] || s[0..6] == [0x64, 0xff9b, 0, 0, 0, 0];
+            if embedded {
+                let v4 = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
+                return is_host_endpoint(IpAddr::V4(v4));
+            }
+            (s[0] & 0xffc0) == 0xfe80 // link-local
+                || CLOUD_HOST_V6_32.contains(&[s[0], s[1]])
+        }
+    }
+}
+
+/// Cloud host endpoints' IPv6 /32s: AWS (fd00:ec2::254 and its DNS and time), GCP (fd20:ce::254) and Oracle
+/// (fd00:c1::a9fe:a9fe) instance metadata.
+const CLOUD_HOST_V6_32: &[[u16; 2]] = &[[0xfd00, 0x0ec2], [0xfd20, 0x00ce], [0xfd00, 0x00c1]];
 
 /// The allow-list and limits for one invocation's egress.
 pub struct Egress {
@@ -256,6 +291,13 @@ impl Egress {
             )));
         }
         if let Ok(ip) = url.host.parse::<IpAddr>() {
+            // Checked here, when the applet runs, not when a manifest is parsed: committed manifests are re-read at
+            // every start and must stay valid under the rules they were committed under.
+            if is_host_endpoint(ip) {
+                return Err(EgressError::Denied(format!(
+                    "{ip} is a cloud host endpoint (instance metadata, Azure WireServer): never reachable from an applet"
+                )));
+            }
             // Listed as a literal: reachable even if special (the manifest's signers said so).
             return Ok(SocketAddr::new(ip, url.port));
         }

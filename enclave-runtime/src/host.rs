@@ -52,6 +52,9 @@ pub(crate) struct Host {
     pub state: Arc<dyn State>,
     pub write_set: WriteSet,
     pub writes: u64,
+    /// Bytes of state this invocation made the host hold or hand it: values and keys in its write set, keys it
+    /// read, values and listings returned. Bounded by the applet's memory limit (see [`charge`]).
+    pub state_bytes: u64,
     pub logs: Vec<LogLine>,
     pub log_bytes: usize,
     pub diagnostics: Vec<u8>,
@@ -171,8 +174,10 @@ pub(crate) fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<Host>
             let (mem, h) = split(&mut c)?;
             let id = ns_key(mem, nsp, nsl, kp, kl)?;
             kv_check(h, &id.0, false)?;
+            charge(h, id.0.len() + id.1.len())?;
             Ok(match current(h, &id) {
                 Some(v) => {
+                    charge(h, v.len())?;
                     h.result = v;
                     h.result.len() as i64
                 }
@@ -211,6 +216,7 @@ pub(crate) fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<Host>
             let ns = text(mem, nsp, nsl, 64, "namespace")?;
             let prefix = bytes(mem, pp, pl, MAX_KEY, "prefix")?;
             kv_check(h, &ns, false)?;
+            charge(h, ns.len() + prefix.len())?;
             let from_state = h.state.list(&ns, &prefix, MAX_LIST);
             h.write_set.lists.insert((ns.clone(), prefix.clone()), list_hash(&from_state));
             let mut keys: std::collections::BTreeSet<Vec<u8>> = from_state.into_iter().collect();
@@ -228,6 +234,7 @@ pub(crate) fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<Host>
                 h.result.extend_from_slice(&(k.len() as u32).to_le_bytes());
                 h.result.extend_from_slice(&k);
             }
+            charge(h, h.result.len())?;
             Ok(h.result.len() as i64)
         },
     )?;
@@ -391,8 +398,25 @@ fn write(h: &mut Host, ns: String, key: Vec<u8>, value: Option<Vec<u8>>) -> wasm
         if h.writes > h.limits().max_writes {
             return Err(stop(HostStop::Limit(format!("more than {} key-value writes", h.limits().max_writes))));
         }
+        charge(h, ns.len() + key.len())?;
     }
+    // Every value written counts, overwritten or not: the budget is what the applet made the host copy.
+    charge(h, value.as_ref().map_or(0, Vec::len))?;
     h.write_set.writes.insert((ns, key), value);
+    Ok(())
+}
+
+/// Counts `n` more bytes of state against the invocation's budget: as many bytes as the applet's own memory limit
+/// (`limits.memory_bytes`), so an applet cannot make the host hold or copy more than it may hold itself (a
+/// thousand 1 MiB writes, or a loop of reads and listings, against a 16 MiB guest).
+fn charge(h: &mut Host, n: usize) -> wasmtime::Result<()> {
+    h.state_bytes = h.state_bytes.saturating_add(n as u64);
+    let max = h.limits().memory_bytes;
+    if h.state_bytes > max {
+        return Err(stop(HostStop::Limit(format!(
+            "more than {max} bytes of state read and written (limits.memory_bytes)"
+        ))));
+    }
     Ok(())
 }
 

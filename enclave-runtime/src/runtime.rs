@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sigil_primitives::Hash;
@@ -35,6 +35,9 @@ pub struct RuntimeConfig {
     pub max_wasm_stack: usize,
     /// Trust roots for HTTPS egress (DER certificates); `None`: Mozilla's, from webpki-roots.
     pub egress_roots: Option<Vec<Vec<u8>>>,
+    /// Most bytes of loaded applets (their wasm and compiled code) kept for reuse; the least recently used are
+    /// dropped first. An applet larger than this is loaded for its call and not kept.
+    pub max_cached_bytes: usize,
 }
 
 impl Default for RuntimeConfig {
@@ -47,6 +50,7 @@ impl Default for RuntimeConfig {
             epoch_tick: Duration::from_millis(5),
             max_wasm_stack: 512 << 10,
             egress_roots: None,
+            max_cached_bytes: 256 << 20,
         }
     }
 }
@@ -208,15 +212,53 @@ impl Applet {
     }
 }
 
+/// Loaded applets, bounded by the bytes of their wasm and compiled code: the least recently used go first, so
+/// whoever can load applets (members deploying, callers of deployed applets) cannot grow the node's memory
+/// without bound.
+struct AppletCache {
+    map: HashMap<(Hash, Hash), (Applet, usize, u64)>,
+    bytes: usize,
+    limit: usize,
+    clock: u64,
+}
+
+impl AppletCache {
+    fn new(limit: usize) -> AppletCache {
+        AppletCache { map: HashMap::new(), bytes: 0, limit, clock: 0 }
+    }
+
+    fn get(&mut self, key: &(Hash, Hash)) -> Option<Applet> {
+        self.clock += 1;
+        let clock = self.clock;
+        self.map.get_mut(key).map(|(a, _, used)| {
+            *used = clock;
+            a.clone()
+        })
+    }
+
+    fn insert(&mut self, key: (Hash, Hash), applet: Applet, bytes: usize) {
+        if bytes > self.limit || self.map.contains_key(&key) {
+            return;
+        }
+        self.clock += 1;
+        self.map.insert(key, (applet, bytes, self.clock));
+        self.bytes += bytes;
+        while self.bytes > self.limit {
+            let Some(oldest) = self.map.iter().min_by_key(|(_, (_, _, used))| *used).map(|(k, _)| *k) else { break };
+            if let Some((_, b, _)) = self.map.remove(&oldest) {
+                self.bytes -= b;
+            }
+        }
+    }
+}
+
 /// The applet host. One per node; share it (`&Runtime`) across threads.
 pub struct Runtime {
     engine: Engine,
     linker: wasmtime::Linker<Host>,
     config: RuntimeConfig,
-    /// Compiled modules by code digest (one compilation whatever manifests name the code).
-    modules: RwLock<HashMap<Hash, Module>>,
-    /// Loaded applets by (code digest, manifest digest).
-    cache: RwLock<HashMap<(Hash, Hash), Applet>>,
+    /// Loaded applets by (code digest, manifest digest), bounded by bytes.
+    cache: Mutex<AppletCache>,
     stop: Arc<AtomicBool>,
     tls: Arc<rustls::ClientConfig>,
 }
@@ -252,6 +294,7 @@ impl Runtime {
         let linker = linker(&engine).map_err(engine_err)?;
         let tls = crate::egress::tls_config(config.egress_roots.as_deref()).map_err(RuntimeError::Engine)?;
         let stop = Arc::new(AtomicBool::new(false));
+        let max_cached_bytes = config.max_cached_bytes;
         let (ticker, flag, tick) = (engine.clone(), stop.clone(), config.epoch_tick);
         std::thread::Builder::new()
             .name("sigil-epoch".into())
@@ -262,15 +305,7 @@ impl Runtime {
                 }
             })
             .map_err(|e| RuntimeError::Engine(format!("cannot start the epoch thread: {e}")))?;
-        Ok(Runtime {
-            engine,
-            linker,
-            config,
-            modules: RwLock::new(HashMap::new()),
-            cache: RwLock::new(HashMap::new()),
-            stop,
-            tls,
-        })
+        Ok(Runtime { engine, linker, config, cache: Mutex::new(AppletCache::new(max_cached_bytes)), stop, tls })
     }
 
     /// The engine, for baselines and tools that must run with exactly the runtime's settings.
@@ -292,8 +327,8 @@ impl Runtime {
         }
         manifest.validate()?;
         let key = (digest, manifest.digest());
-        if let Some(a) = self.cache.read().expect("cache lock").get(&key) {
-            return Ok(a.clone());
+        if let Some(a) = self.cache.lock().expect("cache lock").get(&key) {
+            return Ok(a);
         }
         if manifest.limits.memory_bytes > self.config.max_memory_bytes {
             return Err(RuntimeError::Manifest(format!(
@@ -301,15 +336,7 @@ impl Runtime {
                 manifest.limits.memory_bytes, self.config.max_memory_bytes
             )));
         }
-        let cached = self.modules.read().expect("cache lock").get(&digest).cloned();
-        let module = match cached {
-            Some(m) => m,
-            None => {
-                let m = Module::new(&self.engine, wasm).map_err(|e| RuntimeError::Module(format!("{e:#}")))?;
-                self.modules.write().expect("cache lock").insert(digest, m.clone());
-                m
-            }
-        };
+        let module = Module::new(&self.engine, wasm).map_err(|e| RuntimeError::Module(format!("{e:#}")))?;
         for imp in module.imports() {
             let provided = PROVIDED.iter().any(|(m, names)| *m == imp.module() && names.contains(&imp.name()));
             if !provided {
@@ -352,8 +379,21 @@ impl Runtime {
         let applet = Applet {
             inner: Arc::new(Loaded { manifest: Arc::new(manifest.clone()), pre, memory, methods, initialize }),
         };
-        self.cache.write().expect("cache lock").insert(key, applet.clone());
+        let image = module.image_range();
+        let bytes = wasm.len() + (image.end as usize).saturating_sub(image.start as usize);
+        self.cache.lock().expect("cache lock").insert(key, applet.clone(), bytes);
         Ok(applet)
+    }
+
+    /// The applet `manifest` names, if it is loaded (see [`Runtime::load`]): no code needed.
+    pub fn cached(&self, manifest: &Manifest) -> Option<Applet> {
+        self.cache.lock().expect("cache lock").get(&(manifest.code_digest, manifest.digest()))
+    }
+
+    /// Bytes of the loaded applets kept, and how many.
+    pub fn cached_bytes(&self) -> (usize, usize) {
+        let c = self.cache.lock().expect("cache lock");
+        (c.bytes, c.map.len())
     }
 
     /// Runs `call` on `applet` against `state`. Refusals (unknown method, caller not in the access rules, input too
@@ -379,6 +419,7 @@ impl Runtime {
             state,
             write_set: WriteSet::default(),
             writes: 0,
+            state_bytes: 0,
             logs: Vec::new(),
             log_bytes: 0,
             diagnostics: Vec::new(),

@@ -152,13 +152,15 @@ pub struct Invocation {
     pub delegate: Option<String>,
 }
 
-/// A request refused before it ran (audited too).
+/// A request refused before it ran (audited too). Only a request its caller signed is refused on the record:
+/// the block carries the signed request beside the entry, and validators check that it hashes to `request_hash`,
+/// is `caller`'s, and names `applet` and `method` (each clipped to [`RequestRejected::MAX_NAME_CHARS`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RequestRejected {
     /// SHA-256 of the signed request.
     pub request_hash: Hash,
-    /// The caller's key, as claimed.
+    /// The caller's key (the request's signature verified with it).
     pub caller: ByteBuf,
     /// Applet name.
     pub applet: String,
@@ -170,6 +172,21 @@ pub struct RequestRejected {
     pub node: String,
     /// When, Unix milliseconds.
     pub at_ms: u64,
+}
+
+impl RequestRejected {
+    /// The most characters of the request's applet and method a rejection records.
+    pub const MAX_NAME_CHARS: usize = 64;
+    /// The most characters of the reason a rejection records.
+    pub const MAX_REASON_CHARS: usize = 512;
+    /// The largest signed request a rejection carries: a refusal of a larger one is answered, not recorded, so
+    /// a caller's refused bytes cannot grow every node's ledger by more than this each.
+    pub const MAX_REQUEST_BYTES: usize = 16 << 10;
+
+    /// `s` clipped to `n` characters, as a rejection records it.
+    pub fn clip(s: &str, n: usize) -> String {
+        s.chars().take(n).collect()
+    }
 }
 
 /// A node refreshed its evidence (periodically or on TCB change).

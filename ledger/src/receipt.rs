@@ -21,7 +21,7 @@
 //! that a member of the set signed the receipt. Every step is reported by name.
 
 use ciborium::Value;
-use coset::{iana, CborSerializable, CoseSign1, CoseSign1Builder, HeaderBuilder, Label, TaggedCborSerializable};
+use coset::{iana, CoseSign1, CoseSign1Builder, HeaderBuilder, Label, TaggedCborSerializable};
 use ring::signature::{Ed25519KeyPair, UnparsedPublicKey, ED25519};
 use serde::Serialize;
 
@@ -162,6 +162,48 @@ fn parse_proof(bytes: &[u8]) -> Result<(u64, u64, Vec<Hash>), LedgerError> {
     }
 }
 
+/// The receipt's COSE_Sign1 without its signature: what [`Receipt::issue`] signs and writes, and the one encoding
+/// [`Receipt::decode`] accepts for these contents.
+fn unsigned(
+    entry: &[u8],
+    index: u64,
+    size: u64,
+    proof: &[Hash],
+    note: &str,
+    changes: &[SetChange],
+    signer: &str,
+) -> CoseSign1 {
+    let mut proof_bytes = Vec::new();
+    ciborium::into_writer(&proof_value(size, index, proof), &mut proof_bytes).expect("Vec write");
+    let protected = HeaderBuilder::new()
+        .algorithm(iana::Algorithm::EdDSA)
+        .key_id(signer.as_bytes().to_vec())
+        .value(LABEL_VDS, Value::Integer(VDS_RFC9162_SHA256.into()))
+        .build();
+    let changes_v = Value::Array(
+        changes
+            .iter()
+            .map(|c| {
+                Value::Array(vec![
+                    Value::Integer(c.index.into()),
+                    Value::Bytes(c.entry.clone()),
+                    Value::Array(c.proof.iter().map(|h| Value::Bytes(h.0.to_vec())).collect()),
+                ])
+            })
+            .collect(),
+    );
+    let unprotected = HeaderBuilder::new()
+        .value(
+            LABEL_VDP,
+            Value::Map(vec![(Value::Integer(VDP_INCLUSION.into()), Value::Array(vec![Value::Bytes(proof_bytes)]))]),
+        )
+        .value(LABEL_ENTRY, Value::Bytes(entry.to_vec()))
+        .value(LABEL_CHECKPOINT, Value::Text(note.to_string()))
+        .value(LABEL_CHANGES, changes_v)
+        .build();
+    CoseSign1Builder::new().protected(protected).unprotected(unprotected).build()
+}
+
 impl Receipt {
     /// Issues a receipt: the validator `signer` signs the root the inclusion proof leads to.
     #[allow(clippy::too_many_arguments)]
@@ -179,50 +221,22 @@ impl Receipt {
         if root != checkpoint.checkpoint.root {
             return Err(decode_err("the inclusion proof does not lead to the checkpoint's root"));
         }
-        let mut proof_bytes = Vec::new();
-        ciborium::into_writer(&proof_value(size, index, proof), &mut proof_bytes).expect("Vec write");
-        let protected = HeaderBuilder::new()
-            .algorithm(iana::Algorithm::EdDSA)
-            .key_id(signer.as_bytes().to_vec())
-            .value(LABEL_VDS, Value::Integer(VDS_RFC9162_SHA256.into()))
-            .build();
-        let changes_v = Value::Array(
-            changes
-                .iter()
-                .map(|c| {
-                    Value::Array(vec![
-                        Value::Integer(c.index.into()),
-                        Value::Bytes(c.entry.clone()),
-                        Value::Array(c.proof.iter().map(|h| Value::Bytes(h.0.to_vec())).collect()),
-                    ])
-                })
-                .collect(),
-        );
-        let unprotected = HeaderBuilder::new()
-            .value(
-                LABEL_VDP,
-                Value::Map(vec![(Value::Integer(VDP_INCLUSION.into()), Value::Array(vec![Value::Bytes(proof_bytes)]))]),
-            )
-            .value(LABEL_ENTRY, Value::Bytes(entry.to_vec()))
-            .value(LABEL_CHECKPOINT, Value::Text(checkpoint.to_note()))
-            .value(LABEL_CHANGES, changes_v)
-            .build();
-        let sign1 = CoseSign1Builder::new()
-            .protected(protected)
-            .unprotected(unprotected)
-            .create_detached_signature(&root.0, b"", |tbs| key.sign(tbs).as_ref().to_vec())
-            .build();
+        let mut sign1 = unsigned(entry, index, size, proof, &checkpoint.to_note(), changes, signer);
+        let tbs = sign1.tbs_detached_data(&root.0, b"");
+        sign1.signature = key.sign(&tbs).as_ref().to_vec();
         sign1.to_tagged_vec().map_err(|e| decode_err(format!("encoding: {e:?}")))
     }
 
-    /// Decodes a receipt (tagged or untagged COSE_Sign1), checking its shape.
+    /// Decodes a receipt (a COSE_Sign1 with tag 18), checking its shape. One receipt has one encoding: bytes that
+    /// are not exactly what [`Receipt::issue`] writes for the same contents (CBOR `undefined` for the detached
+    /// payload, no tag, non-minimal lengths, other key orders or extra header fields, a checkpoint note written
+    /// another way) are refused, so a receipt's bytes, which callers hash, store and compare, are unique.
     pub fn decode(bytes: &[u8]) -> Result<Receipt, LedgerError> {
         if bytes.len() > MAX_RECEIPT_LEN {
             return Err(decode_err(format!("{} bytes exceeds {MAX_RECEIPT_LEN}", bytes.len())));
         }
-        let cose = CoseSign1::from_tagged_slice(bytes)
-            .or_else(|_| CoseSign1::from_slice(bytes))
-            .map_err(|e| decode_err(format!("not a COSE_Sign1: {e:?}")))?;
+        let cose =
+            CoseSign1::from_tagged_slice(bytes).map_err(|e| decode_err(format!("not a tagged COSE_Sign1: {e:?}")))?;
         if cose.payload.is_some() {
             return Err(decode_err("the payload must be detached (nil)"));
         }
@@ -271,6 +285,11 @@ impl Receipt {
                 }
                 _ => return Err(decode_err("a validator-set change is not [index, entry, proof]")),
             }
+        }
+        let mut canonical = unsigned(entry, index, tree_size, &proof, &checkpoint.to_note(), &changes, &signer);
+        canonical.signature = cose.signature.clone();
+        if canonical.to_tagged_vec().ok().as_deref() != Some(bytes) {
+            return Err(decode_err("not the canonical encoding of its contents (one receipt, one encoding)"));
         }
         Ok(Receipt { entry: entry.clone(), index, tree_size, proof, checkpoint, changes, signer, cose })
     }
@@ -418,6 +437,25 @@ impl Receipt {
         };
         check("receipt.signature", sig);
         finish(report, checks)
+    }
+
+    /// Verifies the receipt as [`Receipt::verify`] does, and that its entry is the invocation of request `request`
+    /// (check `receipt.request`): what a caller checks before it keeps the receipt of its own request, so a node
+    /// cannot answer with a valid receipt of another entry.
+    pub fn verify_request(&self, genesis: &[u8], request: &Hash) -> ReceiptReport {
+        let mut report = self.verify(genesis);
+        let r = match Entry::decode(&self.entry) {
+            Ok(Entry::Invocation(i)) if i.request_hash == *request => {
+                Ok(format!("the invocation of {}", request.to_hex()))
+            }
+            Ok(Entry::Invocation(i)) => {
+                Err(format!("the invocation of request {}, not {}", i.request_hash.to_hex(), request.to_hex()))
+            }
+            Ok(e) => Err(format!("a {} entry, not the invocation of request {}", e.kind(), request.to_hex())),
+            Err(e) => Err(format!("the entry does not decode: {e}")),
+        };
+        Receipt::add_check(&mut report, "receipt.request", r);
+        report
     }
 
     /// Adds a check to a report made by [`Receipt::verify`] (e.g. the trusted-checkpoint check), updating its

@@ -276,7 +276,43 @@ impl SignedRequest {
         self.check(pod, now_ms, false)
     }
 
+    /// Whether the request is its caller's: key and nonce shape, the signature over the raw request bytes (the
+    /// caller's, or for a delegated request the delegate's with the caller's valid assertion), and nothing that
+    /// depends on the pod or the time. Returns the caller's key. A request that fails this proves nothing about
+    /// who sent it, so nothing may be recorded against the key it names.
+    pub fn authenticate(&self) -> Result<[u8; 32], String> {
+        self.authenticate_with(true)
+    }
+
+    /// [`SignedRequest::authenticate`] without the Ed25519 signature check, for bytes whose signature this
+    /// process has already verified.
+    pub fn authenticate_verified(&self) -> Result<[u8; 32], String> {
+        self.authenticate_with(false)
+    }
+
     fn check(&self, pod: &str, now_ms: u64, signature: bool) -> Result<[u8; 32], String> {
+        let key = self.authenticate_with(signature)?;
+        let r = &self.request;
+        if r.pod != pod {
+            return Err(format!("the request is for pod {:?}, not {pod:?}", r.pod));
+        }
+        if r.issued_at_ms > now_ms + MAX_AHEAD_MS {
+            return Err(format!(
+                "issued {} s in the future (check the caller's clock)",
+                (r.issued_at_ms - now_ms) / 1000
+            ));
+        }
+        if now_ms.saturating_sub(r.issued_at_ms) > MAX_AGE_MS {
+            return Err(format!(
+                "issued {} s ago; requests are accepted for {} s",
+                (now_ms - r.issued_at_ms) / 1000,
+                MAX_AGE_MS / 1000
+            ));
+        }
+        Ok(key)
+    }
+
+    fn authenticate_with(&self, signature: bool) -> Result<[u8; 32], String> {
         let r = &self.request;
         let key = r.caller_key().ok_or_else(|| format!("the caller key is {} bytes, not 32", r.caller.len()))?;
         if !NONCE_LEN.contains(&r.nonce.len()) {
@@ -307,22 +343,6 @@ impl SignedRequest {
                     return Err("the delegation: the request was not made while the assertion was valid".into());
                 }
             }
-        }
-        if r.pod != pod {
-            return Err(format!("the request is for pod {:?}, not {pod:?}", r.pod));
-        }
-        if r.issued_at_ms > now_ms + MAX_AHEAD_MS {
-            return Err(format!(
-                "issued {} s in the future (check the caller's clock)",
-                (r.issued_at_ms - now_ms) / 1000
-            ));
-        }
-        if now_ms.saturating_sub(r.issued_at_ms) > MAX_AGE_MS {
-            return Err(format!(
-                "issued {} s ago; requests are accepted for {} s",
-                (now_ms - r.issued_at_ms) / 1000,
-                MAX_AGE_MS / 1000
-            ));
         }
         Ok(key)
     }

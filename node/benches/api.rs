@@ -23,7 +23,7 @@ use sigil::service::client::{Client, Endpoint};
 use sigil::service::tls::Trust;
 use sigil::service::{ApiConfig, PodDirectory, RunningNode};
 use sigil_ledger::request::Request;
-use sigil_pod::local;
+use sigil_pod::{local, testing};
 use support::{closed_loop, now_ms, pct};
 
 async fn pod(dir: &std::path::Path) -> Vec<RunningNode> {
@@ -37,19 +37,20 @@ async fn pod(dir: &std::path::Path) -> Vec<RunningNode> {
             evidence: local::evidence("bench-pod", i),
             directory: PodDirectory::default(),
             labels: Default::default(),
+            limits: Default::default(),
         };
         nodes.push(RunningNode::start(cfg, api).await.expect("node starts"));
     }
     let mut tip = nodes[0].service.node.tip();
     tokio::time::timeout(Duration::from_secs(60), tip.wait_for(|t| t.height >= 2)).await.unwrap().unwrap();
     for (m, code) in
-        [local::probe()].into_iter().map(|m| (m, local::PROBE_CODE.to_vec())).chain(["hash"].into_iter().map(|n| {
+        [testing::probe()].into_iter().map(|m| (m, testing::PROBE_CODE.to_vec())).chain(["hash"].into_iter().map(|n| {
             let e = sigil_example_applets::example(n);
             (sigil_runtime::Manifest::from_toml(e.manifest, e.wasm).unwrap(), e.wasm.to_vec())
         }))
     {
-        let (e, a) = local::deployment(&m, &code);
-        let rx = nodes[0].service.node.submit_with(local::approved("bench-pod", e), a).expect("queued");
+        let (e, a) = testing::deployment(&m, &code);
+        let rx = nodes[0].service.node.submit_with(testing::approved("bench-pod", e), a).expect("queued");
         let c = rx.await.expect("deployed");
         for n in &nodes {
             let mut tip = n.service.node.tip();

@@ -11,7 +11,7 @@ mod support;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use sigil_pod::{local, PodNode};
+use sigil_pod::{local, testing, PodNode};
 use support::{closed_loop, entry, pct, WINDOW};
 
 struct Pod {
@@ -34,8 +34,8 @@ async fn pod(n: usize, idle: Duration, tag: &str) -> Pod {
         .await
         .expect("the pod commits")
         .unwrap();
-    let (e, a) = local::deployment(&local::probe(), local::PROBE_CODE);
-    let c = nodes[0].submit_with(local::approved("bench-pod", e), a).expect("queued").await.expect("deployed");
+    let (e, a) = testing::deployment(&testing::probe(), testing::PROBE_CODE);
+    let c = nodes[0].submit_with(testing::approved("bench-pod", e), a).expect("queued").await.expect("deployed");
     for node in &nodes {
         let mut tip = node.tip();
         tokio::time::timeout(Duration::from_secs(60), tip.wait_for(|t| t.size > c.index)).await.unwrap().unwrap();

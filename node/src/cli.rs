@@ -50,7 +50,7 @@ pub(crate) fn client(a: &ApiArgs) -> anyhow::Result<Client> {
             bytes
         };
         eprintln!("note: trusting an operator certificate (plain TLS): the node is not checked by attestation");
-        return Client::new(Endpoint::parse(&a.api)?, Trust::Ca(vec![der]));
+        return Ok(Client::new(Endpoint::parse(&a.api)?, Trust::Ca(vec![der]))?);
     }
     client_of(&a.api, a.genesis.as_deref())
 }
@@ -70,7 +70,7 @@ pub(crate) fn client_of(url: &str, genesis: Option<&Path>) -> anyhow::Result<Cli
         }
         None => Trust::Default { loopback_sim: endpoint.is_loopback() },
     };
-    Client::new(endpoint, trust)
+    Ok(Client::new(endpoint, trust)?)
 }
 
 /// Says what the client trusted, once per run.

@@ -117,6 +117,33 @@ pub struct Api {
     /// The operator certificate's PKCS#8 key (DER).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<PathBuf>,
+    /// Most connections the API holds open at once; more are closed as they arrive.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Most connections from one source address (behind a load balancer that does not keep client addresses,
+    /// raise it: every client then shares one source).
+    #[serde(default = "default_max_connections_per_source")]
+    pub max_connections_per_source: usize,
+}
+
+impl Default for Api {
+    fn default() -> Api {
+        Api {
+            listen: String::new(),
+            cert: None,
+            key: None,
+            max_connections: default_max_connections(),
+            max_connections_per_source: default_max_connections_per_source(),
+        }
+    }
+}
+
+fn default_max_connections() -> usize {
+    crate::service::api::Limits::default().max_connections
+}
+
+fn default_max_connections_per_source() -> usize {
+    crate::service::api::Limits::default().max_connections_per_source
 }
 
 /// `[tee]`: where the node's evidence comes from.
@@ -193,11 +220,14 @@ mod tests {
     fn what_is_written_reads_back_and_unknown_keys_are_refused() {
         let cfg = sigil_pod::local::configs("p", 2, Path::new("/tmp/sigil-config-test")).remove(1);
         let mut f = NodeFile::of(&cfg);
-        f.api = Some(Api { listen: "127.0.0.1:8443".into(), cert: None, key: None });
+        f.api = Some(Api { listen: "127.0.0.1:8443".into(), max_connections_per_source: 8, ..Default::default() });
         f.labels.insert("cloud".into(), "local".into());
         let text = f.to_toml().unwrap();
         assert_eq!(NodeFile::parse(&text).unwrap(), f);
         assert!(text.contains("[api]") && !text.contains("[tee]"), "{text}");
+        // Connection caps left out of a file take their defaults.
+        let short = text.replace("max_connections_per_source = 8\n", "");
+        assert_eq!(NodeFile::parse(&short).unwrap().api.unwrap().max_connections_per_source, 256);
         let typo = text.replace("idle_block_ms", "idle_blocks_ms");
         assert!(NodeFile::parse(&typo).unwrap_err().to_string().contains("idle_blocks_ms"));
         let minimal = "name = \"n\"\nidentity = \"n.key\"\ndata_dir = \"d\"\ngenesis = \"g\"\n[p2p]\nlisten = \"/ip4/127.0.0.1/tcp/1\"\n";

@@ -57,7 +57,7 @@ fn write_configs(a: &DevnetArgs) -> anyhow::Result<()> {
     for (i, cfg) in local::configs_at("devnet", &addrs, &data).iter().enumerate() {
         let host = a.hosts[i];
         let mut file = sigil::config::NodeFile::of(cfg);
-        file.api = Some(sigil::config::Api { listen: format!("{host}:8443"), cert: None, key: None });
+        file.api = Some(sigil::config::Api { listen: format!("{host}:8443"), ..Default::default() });
         file.tee.backend = Some("sim".into());
         file.labels.insert("host".into(), host.to_string());
         let path = file.write_beside(cfg).with_context(|| format!("writing {}'s configuration", cfg.name))?;
@@ -152,6 +152,7 @@ async fn devnet(a: DevnetArgs) -> anyhow::Result<()> {
             labels: [("cloud".to_string(), "local".to_string()), ("region".to_string(), "127.0.0.1".to_string())]
                 .into_iter()
                 .collect(),
+            limits: Default::default(),
         };
         nodes.push(RunningNode::start(c, api).await?);
     }

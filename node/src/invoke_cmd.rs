@@ -120,6 +120,27 @@ async fn invoke_async(a: InvokeArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
+    // Nothing is saved unverified: the receipt must verify against the pod's genesis and be this request's.
+    let pinned = a.api.genesis.is_some();
+    if let Some(r) = &receipt {
+        let genesis = match &a.api.genesis {
+            Some(p) => std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
+            None => {
+                let g = c.get("/v1/genesis").await?;
+                if g.status != 200 {
+                    bail!("the node's genesis: {} {}", g.status, g.error());
+                }
+                eprintln!(
+                    "warning: no --genesis: the pod is NOT pinned. The node's evidence was checked against the default \
+                     policy only (any measurement), and the receipt against the genesis the node itself served \
+                     (sha256 {}). Pin the pod with --genesis FILE or SIGIL_GENESIS.",
+                    sigil_ledger::Hash::digest(&g.body).to_hex()
+                );
+                g.body
+            }
+        };
+        check_receipt(r, &genesis, &hash, &v)?;
+    }
     if let (Some(path), Some(r)) = (&a.receipt_out, &receipt) {
         std::fs::write(path, r).with_context(|| format!("writing {}", path.display()))?;
     }
@@ -127,6 +148,8 @@ async fn invoke_async(a: InvokeArgs) -> anyhow::Result<ExitCode> {
     if a.json {
         v["committed"] = json!(true);
         v["receipt_file"] = json!(a.receipt_out.as_ref().map(|p| p.display().to_string()));
+        v["receipt_verified"] = json!(receipt.is_some());
+        v["genesis_pinned"] = json!(pinned);
         println!("{v}");
     } else {
         println!(
@@ -139,7 +162,12 @@ async fn invoke_async(a: InvokeArgs) -> anyhow::Result<ExitCode> {
         println!("output:  {}", v["output"].as_str().unwrap_or(""));
         println!("task id: {}", hash.to_hex());
         match (&a.receipt_out, &receipt) {
-            (Some(p), Some(_)) => println!("receipt: {} (verify: sigil receipt verify {} --genesis GENESIS)", p.display(), p.display()),
+            (Some(p), Some(_)) => println!(
+                "receipt: {} (verified against {}; again: sigil receipt verify {} --genesis GENESIS)",
+                p.display(),
+                if pinned { "the pinned genesis" } else { "the node's own genesis, not pinned" },
+                p.display()
+            ),
             (Some(_), None) => eprintln!("warning: no cosigned checkpoint covers the entry yet; fetch the receipt later with `sigil audit --request {}`", hash.to_hex()),
             _ => {}
         }
@@ -151,4 +179,31 @@ async fn invoke_async(a: InvokeArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(ERROR));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Checks a receipt the node returned before anything keeps it or prints what the node said: it verifies against
+/// `genesis` (every check `sigil receipt verify` makes), proves the invocation of request `hash`, and the node's
+/// answer `v` (index, executor, outcome, output) is what that invocation records.
+fn check_receipt(receipt: &[u8], genesis: &[u8], hash: &sigil_ledger::Hash, v: &Value) -> anyhow::Result<()> {
+    let r = sigil_ledger::receipt::Receipt::decode(receipt).context("the node's receipt")?;
+    let report = r.verify_request(genesis, hash);
+    if !report.valid {
+        bail!("the node's receipt does not verify (not saved): {}", report.reasons.join("; "));
+    }
+    let Ok(sigil_ledger::Entry::Invocation(inv)) = sigil_ledger::Entry::decode(&r.entry) else {
+        bail!("the node's receipt is not of an invocation (not saved)");
+    };
+    let output = v["output"].as_str().unwrap_or("");
+    let answered = (v["index"].as_u64(), v["executor"].as_str(), v["outcome"].as_str());
+    if answered != (Some(r.index), Some(inv.executor.as_str()), Some(inv.outcome.as_str())) {
+        bail!("the node's answer (index, executor, outcome) is not what its receipt records (not saved)");
+    }
+    if sigil_ledger::Hash::digest(output.as_bytes()) != inv.output_hash {
+        if output.contains('\u{fffd}') {
+            eprintln!("note: the output is not UTF-8 as printed; check it against the receipt's output hash");
+        } else {
+            bail!("the node's output does not hash to the receipt's output hash (not saved)");
+        }
+    }
+    Ok(())
 }

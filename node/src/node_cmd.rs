@@ -36,6 +36,8 @@ pub enum NodeCommand {
     ///   [api]                                     # optional: without it the node serves no API
     ///   listen = "127.0.0.1:8443"                 # HTTPS: the attested certificate (evidence in an extension)
     ///   cert = "op.crt.der", key = "op.key.der"   # optional: an operator certificate chain (DER) and PKCS#8 key
+    ///   max_connections = 4096                    # optional: open connections in all; more are closed on arrival
+    ///   max_connections_per_source = 256          # optional: from one address (raise behind a load balancer)
     ///
     ///   [tee]
     ///   backend = "sim"                           # "sim" (INSECURE, simulated), "snp", "tdx", "azure" or "auto"
@@ -77,7 +79,7 @@ fn load(path: &Path) -> anyhow::Result<(PodConfig, Option<ApiConfig>)> {
     if let Ok(v) = std::env::var("SIGIL_API_LISTEN") {
         match &mut f.api {
             Some(a) => a.listen = v,
-            None => f.api = Some(config::Api { listen: v, cert: None, key: None }),
+            None => f.api = Some(config::Api { listen: v, ..Default::default() }),
         }
     }
     let base = path.parent().unwrap_or(Path::new("."));
@@ -113,6 +115,11 @@ fn load(path: &Path) -> anyhow::Result<(PodConfig, Option<ApiConfig>)> {
                 evidence,
                 directory: sigil::service::PodDirectory { pods: f.pods.clone() },
                 labels: f.labels.clone(),
+                limits: sigil::service::api::Limits {
+                    max_connections: a.max_connections,
+                    max_connections_per_source: a.max_connections_per_source,
+                    ..Default::default()
+                },
             })
         }
     };

@@ -5,16 +5,16 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
-use sigil_ledger::entry::{AppletDeployed, Encoded, Invocation, Member};
+use sigil_ledger::entry::{AppletDeployed, Encoded, Invocation, Member, RequestRejected};
 use sigil_ledger::request::SignedRequest;
 use sigil_ledger::store::Ledger;
 use sigil_ledger::{Entry, Hash};
 use sigil_primitives::cbor;
 use sigil_runtime::WriteSet;
 
-use super::context::{Address, BlockId, Height, Signature, ValidatorSet};
+use super::admission;
 use super::state::{self, Deployed};
-use super::{admission, signing};
+use super::types::{self, Address, BlockId, Height, Signature, Validator, ValidatorSet};
 use crate::rejection::Rejection;
 
 /// Largest encoded block.
@@ -53,7 +53,7 @@ pub struct Item {
     /// The entry's canonical encoding.
     pub entry: ByteBuf,
     /// For an invocation or a rejection: the executing node's Ed25519 signature over
-    /// [`signing::receipt_bytes`](super::signing::receipt_bytes) of the entry, so no proposer can put words in
+    /// [`types::receipt_bytes`] of the entry, so no proposer can put words in
     /// another node's mouth. Empty for other entries (their authority is their members' approvals).
     pub signature: ByteBuf,
     /// For an invocation: the caller's signed request (canonical CBOR), whose hash the entry records.
@@ -345,6 +345,10 @@ impl<'a> Checker<'a> {
                 let (eff, dep) = self.deployment(d, a, index).map_err(|w| fail(w.into()))?;
                 (eff, Some(dep))
             }
+            Entry::RequestRejected(r) => {
+                self.rejection(r, a).map_err(|w| fail(w.into()))?;
+                (Vec::new(), None)
+            }
             _ if !(a.request.is_empty() && a.write_set.is_empty() && a.code.is_empty()) => {
                 return Err(fail("attachments on an entry that takes none".into()))
             }
@@ -390,6 +394,53 @@ impl<'a> Checker<'a> {
 
     fn applet(&self, name: &str) -> Option<&Deployed> {
         self.effects.applets.get(name).or_else(|| self.rules.applets.get(name))
+    }
+
+    /// A rejection carries the request it refuses, and that request is its caller's: the signature verifies with
+    /// the key the entry names (or, delegated, a validator signed it under the caller's assertion), so no node (a
+    /// Byzantine one included) can put a refusal on a caller's record that the caller did not ask for. (A direct
+    /// request's pod and freshness are not checked, since those may be why it was refused; a delegated one must
+    /// be fresh.)
+    fn rejection(&self, r: &RequestRejected, a: &Attachments) -> Result<(), String> {
+        if a.request.is_empty() {
+            return Err("no signed request: only a request its caller signed is refused on the record".into());
+        }
+        if !(a.write_set.is_empty() && a.code.is_empty()) {
+            return Err("a write set or code on a rejection".into());
+        }
+        if a.request.len() > RequestRejected::MAX_REQUEST_BYTES {
+            return Err(format!(
+                "a refused request of {} bytes; rejections carry at most {}",
+                a.request.len(),
+                RequestRejected::MAX_REQUEST_BYTES
+            ));
+        }
+        if SignedRequest::hash_of(&a.request) != r.request_hash {
+            return Err("the signed request does not hash to the request hash".into());
+        }
+        let req = SignedRequest::decode(&a.request)?;
+        let caller = if a.verified { req.authenticate_verified() } else { req.authenticate() }
+            .map_err(|why| format!("the request is not its caller's: {why}"))?;
+        if r.caller.as_slice() != caller {
+            return Err("the rejection names another caller than its request".into());
+        }
+        if let Some(k) = req.delegate_key() {
+            if !self.rules.set.validators.iter().any(|v| v.public_key.0 == k) {
+                return Err("the request's delegate is not a validator of the pod".into());
+            }
+            // A delegate signs the moment it is asked, for its own pod: a delegated request that is not fresh
+            // for this pod at the block's time was made from an assertion seen elsewhere, not refused.
+            req.verify_verified(self.ledger.pod(), self.block_time_ms)
+                .map_err(|why| format!("a delegated request is refused on the record only when fresh: {why}"))?;
+        }
+        let clip = |s: &str| RequestRejected::clip(s, RequestRejected::MAX_NAME_CHARS);
+        if r.applet != clip(&req.request.applet) || r.method != clip(&req.request.method) {
+            return Err("the rejection names another applet or method than its request".into());
+        }
+        if r.reason.chars().count() > RequestRejected::MAX_REASON_CHARS {
+            return Err(format!("a reason longer than {} characters", RequestRejected::MAX_REASON_CHARS));
+        }
+        Ok(())
     }
 
     /// An invocation's request, authorization and write set; returns its state effects.
@@ -575,16 +626,11 @@ impl<'a> Checker<'a> {
 type Effect = (Vec<u8>, Option<Vec<u8>>);
 
 /// `signature` is `node`'s over the entry's receipt bytes.
-fn signed_by<'s>(
-    rules: &'s Rules,
-    node: &str,
-    signature: &[u8],
-    leaf: &Hash,
-) -> Result<&'s super::context::Validator, String> {
+fn signed_by<'s>(rules: &'s Rules, node: &str, signature: &[u8], leaf: &Hash) -> Result<&'s Validator, String> {
     let v = rules.set.by_name(node).ok_or_else(|| format!("{node:?} is not a validator of this pod"))?;
     let sig =
         <[u8; 64]>::try_from(signature).map_err(|_| format!("no signature of {node:?} ({} bytes)", signature.len()))?;
-    if !signing::verify(&v.public_key, &signing::receipt_bytes(leaf), &Signature(sig)) {
+    if !types::verify(&v.public_key, &types::receipt_bytes(leaf), &Signature(sig)) {
         return Err(format!("the signature is not {node:?}'s (a forged receipt)"));
     }
     Ok(v)
@@ -593,15 +639,15 @@ fn signed_by<'s>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::local;
     use crate::signing::PodSigner;
+    use crate::{local, testing};
     use sigil_ledger::entry::NodeRemoved;
 
     const T: u64 = 1_764_000_100_000;
 
     /// An invocation of `probe.run` by node `executor`, request `n`, made at `at_ms`.
     fn invocation(executor: usize, n: u64, at_ms: u64) -> (Entry, Attachments) {
-        local::probe_invocation("p", &local::name(executor), 0, &local::CALLER_SEED, n, at_ms)
+        testing::probe_invocation("p", &local::name(executor), 0, &testing::CALLER_SEED, n, at_ms)
     }
 
     /// An invocation built by hand: `request` and `ws` as given, then `edit` on the entry.
@@ -612,7 +658,7 @@ mod tests {
         edit: impl FnOnce(&mut Invocation),
     ) -> (Entry, Attachments) {
         use ring::signature::KeyPair;
-        let key = ring::signature::Ed25519KeyPair::from_seed_unchecked(&local::CALLER_SEED).unwrap();
+        let key = ring::signature::Ed25519KeyPair::from_seed_unchecked(&testing::CALLER_SEED).unwrap();
         let mut r = sigil_ledger::request::Request {
             pod: "p".into(),
             applet: "probe".into(),
@@ -631,7 +677,7 @@ mod tests {
             caller: ByteBuf::from(key.public_key().as_ref().to_vec()),
             applet: "probe".into(),
             method: "run".into(),
-            code_digest: local::probe().code_digest,
+            code_digest: testing::probe().code_digest,
             input_hash: Hash::digest(&args),
             output_hash: Hash::digest(b"{}"),
             write_set_hash: Hash::digest(&wsb),
@@ -647,7 +693,7 @@ mod tests {
     }
 
     fn signed((e, a): &(Entry, Attachments), by: usize) -> Item {
-        let sig = PodSigner::new(&local::seed(by)).sign(&signing::receipt_bytes(&e.leaf_hash()));
+        let sig = PodSigner::new(&local::seed(by)).sign(&types::receipt_bytes(&e.leaf_hash()));
         Item::new(&Encoded::new(e.clone()), &Attachments { signature: sig.0.to_vec(), ..a.clone() })
     }
 
@@ -664,12 +710,12 @@ mod tests {
     /// A ledger with `probe` deployed (entry 1), request 999 invoked (entry 2) and state `probe/k` at version 2.
     fn fixture() -> Fixture {
         let mut ledger = Ledger::in_memory(&local::genesis("p", 4)).unwrap();
-        let (deploy, code) = local::deployment(&local::probe(), local::PROBE_CODE);
-        let deploy = Encoded::new(local::approved("p", deploy));
+        let (deploy, code) = testing::deployment(&testing::probe(), testing::PROBE_CODE);
+        let deploy = Encoded::new(testing::approved("p", deploy));
         let done = Encoded::new(invocation(0, 999, T - 1000).0);
         let aux = vec![
             (state::applet_key("probe"), 1u64.to_be_bytes().to_vec()),
-            (state::code_key(&local::probe().code_digest), code.code),
+            (state::code_key(&testing::probe().code_digest), code.code),
             (state::state_key("probe", b"k"), state::value_bytes(b"v", 2)),
         ];
         ledger.append_block_with(&[deploy, done], aux, vec![], None).unwrap();
@@ -733,11 +779,118 @@ mod tests {
         refused(f, &block(f, vec![item]), why)
     }
 
+    /// The rejection of a hand-built request (see [`custom`]) by node 0, with `edit` applied to the entry.
+    fn rejection(
+        n: u64,
+        request: impl FnOnce(&mut sigil_ledger::request::Request),
+        edit: impl FnOnce(&mut RequestRejected),
+    ) -> (Entry, Attachments) {
+        let (inv, a) = custom(n, request, WriteSet::default(), |_| {});
+        let Entry::Invocation(inv) = inv else { unreachable!() };
+        let req = SignedRequest::decode(&a.request).unwrap();
+        let mut r = RequestRejected {
+            request_hash: inv.request_hash,
+            caller: inv.caller,
+            applet: req.request.applet.clone(),
+            method: req.request.method.clone(),
+            reason: "not authorized".into(),
+            node: local::name(0),
+            at_ms: T - 10,
+        };
+        edit(&mut r);
+        (Entry::RequestRejected(r), Attachments { request: a.request, ..Default::default() })
+    }
+
+    #[test]
+    fn a_rejection_is_on_the_record_only_of_the_caller_who_signed_the_request() {
+        let f = fixture();
+        let ok = rejection(1, |_| {}, |_| {});
+        assert!(check(&f, &block(&f, vec![signed(&ok, 0)])).is_ok());
+        // A stale request, or one for another pod, is still its caller's: its refusal is recorded.
+        let stale = rejection(2, |r| r.issued_at_ms = T - 3_600_000, |_| {});
+        assert!(check(&f, &block(&f, vec![signed(&stale, 0)])).is_ok());
+
+        // No request: a node's word alone puts nothing on a caller's record.
+        let (e, _) = rejection(3, |_| {}, |_| {});
+        refused1(&f, signed(&(e, Attachments::default()), 0), "no signed request");
+        // Another caller named than the one who signed: the attribution a Byzantine node would forge.
+        let victim = rejection(4, |_| {}, |r| r.caller = ByteBuf::from(crate::public_key(&[0x66; 32]).to_vec()));
+        refused1(&f, signed(&victim, 0), "names another caller");
+        // The request's signature does not verify (it claims the caller's key, someone else signed).
+        let (e, mut a) = rejection(5, |_| {}, |_| {});
+        let mut req = SignedRequest::decode(&a.request).unwrap();
+        req.signature = ByteBuf::from(vec![0u8; 64]);
+        a.request = req.encode();
+        let Entry::RequestRejected(mut r) = e else { unreachable!() };
+        r.request_hash = SignedRequest::hash_of(&a.request);
+        refused1(&f, signed(&(Entry::RequestRejected(r), a), 0), "not its caller's");
+        // The request is not the one the entry hashes.
+        let (e, _) = rejection(6, |_| {}, |_| {});
+        let (_, other) = rejection(7, |_| {}, |_| {});
+        refused1(&f, signed(&(e, other), 0), "does not hash");
+        // Another applet or method than the request's.
+        let renamed = rejection(8, |_| {}, |r| r.method = "other".into());
+        refused1(&f, signed(&renamed, 0), "another applet or method");
+        // A large refused request (a stranger's way to grow every ledger), and a long reason.
+        let big = rejection(12, |r| r.args = ByteBuf::from(vec![b'x'; 20_000]), |_| {});
+        refused1(&f, signed(&big, 0), "rejections carry at most");
+        let long = rejection(13, |_| {}, |r| r.reason = "x".repeat(RequestRejected::MAX_REASON_CHARS + 1));
+        refused1(&f, signed(&long, 0), "a reason longer");
+        // A write set riding along.
+        let (e, a) = rejection(9, |_| {}, |_| {});
+        refused1(&f, signed(&(e, Attachments { write_set: vec![1], ..a }), 0), "a write set or code");
+
+        // Delegated: the caller's assertion with a delegate's signature. Anyone can sign as the "delegate" of an
+        // assertion they saw, so only a validator's delegation puts a refusal on the caller's record.
+        let caller = ring::signature::Ed25519KeyPair::from_seed_unchecked(&testing::CALLER_SEED).unwrap();
+        let assertion =
+            sigil_ledger::request::client_assertion(&caller, "https://127.0.0.1:1/oauth/p", T / 1000 - 5, 300, "j");
+        let delegated = |by: [u8; 32]| {
+            let (e, mut a) = rejection(10, |_| {}, |_| {});
+            let req = SignedRequest::decode(&a.request).unwrap().request;
+            let key = ring::signature::Ed25519KeyPair::from_seed_unchecked(&by).unwrap();
+            a.request = req.sign_delegated(assertion.clone(), &key).encode();
+            let Entry::RequestRejected(mut r) = e else { unreachable!() };
+            r.request_hash = SignedRequest::hash_of(&a.request);
+            (Entry::RequestRejected(r), a)
+        };
+        assert!(check(&f, &block(&f, vec![signed(&delegated(local::seed(1)), 0)])).is_ok());
+        refused1(&f, signed(&delegated([0x77; 32]), 0), "delegate is not a validator");
+        // A validator's delegation of a request that is not fresh at the block's time: one made later from an
+        // assertion the validator saw, to put words on the caller's record.
+        let (e, mut a) = rejection(11, |_| {}, |_| {});
+        let req = SignedRequest::decode(&a.request).unwrap().request;
+        let mut old = req.clone();
+        old.issued_at_ms = T - 600_000;
+        let key = ring::signature::Ed25519KeyPair::from_seed_unchecked(&local::seed(1)).unwrap();
+        let stale_assertion =
+            sigil_ledger::request::client_assertion(&caller, "https://127.0.0.1:1/oauth/p", T / 1000 - 650, 300, "k");
+        a.request = old.sign_delegated(stale_assertion, &key).encode();
+        let Entry::RequestRejected(mut r) = e else { unreachable!() };
+        r.request_hash = SignedRequest::hash_of(&a.request);
+        refused1(&f, signed(&(Entry::RequestRejected(r), a), 0), "only when fresh");
+        // A rejection of a request that was executed (request 999 is in the fixture's ledger) is recorded: that is
+        // how a replay is refused on the record. The refusal is the refusing node's word; its reason is not checked.
+        let (done, done_a) = invocation(0, 999, T - 1000);
+        let Entry::Invocation(inv) = done else { unreachable!() };
+        let replayed = Entry::RequestRejected(RequestRejected {
+            request_hash: inv.request_hash,
+            caller: inv.caller,
+            applet: "probe".into(),
+            method: "run".into(),
+            reason: "a replay".into(),
+            node: local::name(0),
+            at_ms: T - 10,
+        });
+        let item = signed(&(replayed, Attachments { request: done_a.request, ..Default::default() }), 0);
+        assert!(check(&f, &block(&f, vec![item])).is_ok());
+    }
+
     #[test]
     fn a_delegated_invocation_is_signed_by_a_validator_that_the_entry_names() {
         use sigil_ledger::request::client_assertion;
         let f = fixture();
-        let caller = ring::signature::Ed25519KeyPair::from_seed_unchecked(&local::CALLER_SEED).unwrap();
+        let caller = ring::signature::Ed25519KeyPair::from_seed_unchecked(&testing::CALLER_SEED).unwrap();
         let assertion = client_assertion(&caller, "https://127.0.0.1:1/oauth/p", T / 1000 - 5, 300, "j");
         // Re-sign a hand-built invocation's request as a delegate, and name `delegate` in the entry.
         let delegated = |n: u64, by: [u8; 32], named: Option<&str>| {
@@ -907,21 +1060,21 @@ mod tests {
     #[test]
     fn a_deployment_carries_its_code_and_a_manifest_that_matches_it() {
         let f = fixture();
-        let mut m = local::probe();
+        let mut m = testing::probe();
         m.version = "2".into();
-        let (e, a) = local::deployment(&m, local::PROBE_CODE);
-        let e = local::approved("p", e);
+        let (e, a) = testing::deployment(&m, testing::PROBE_CODE);
+        let e = testing::approved("p", e);
         let item = |e: &Entry, a: &Attachments| Item::new(&Encoded::new(e.clone()), a);
         assert!(check(&f, &block(&f, vec![item(&e, &a)])).is_ok());
         refused1(&f, item(&e, &Attachments::default()), "does not hash");
         refused1(&f, item(&e, &Attachments { code: b"other".to_vec(), ..a.clone() }), "does not hash");
-        let (unapproved, _) = local::deployment(&m, local::PROBE_CODE);
+        let (unapproved, _) = testing::deployment(&m, testing::PROBE_CODE);
         refused1(&f, item(&unapproved, &a), "member approvals");
         let mut renamed = e.clone();
         if let Entry::AppletDeployed(d) = &mut renamed {
             d.version = "3".into();
         }
-        refused1(&f, item(&local::approved("p", renamed), &a), "differs");
+        refused1(&f, item(&testing::approved("p", renamed), &a), "differs");
         refused1(&f, item(&e, &Attachments { request: vec![1], ..a.clone() }), "only its code");
     }
 

@@ -13,15 +13,7 @@ use malachitebft_app_channel::app::types::core::{
     self as mc, LinearTimeouts, NilOrVal, Round, SignedExtension, VoteType, VotingPower,
 };
 
-/// A consensus height: the number of decided blocks after genesis (the first block is height 1).
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Height(pub u64);
-
-impl fmt::Display for Height {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
+pub use crate::types::{Address, BlockId, Height, PublicKey, Signature, Validator, ValidatorSet};
 
 impl mc::Height for Height {
     const ZERO: Self = Height(0);
@@ -37,33 +29,7 @@ impl mc::Height for Height {
     }
 }
 
-/// A validator's consensus address: its Ed25519 public key.
-#[derive(Copy, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Address(pub [u8; 32]);
-
-impl fmt::Display for Address {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&hex::encode(self.0))
-    }
-}
-
-impl fmt::Debug for Address {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Address({})", &hex::encode(self.0)[..12])
-    }
-}
-
 impl mc::Address for Address {}
-
-/// What consensus decides: the id of a block (SHA-256 of its canonical encoding).
-#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct BlockId(pub sigil_ledger::Hash);
-
-impl fmt::Display for BlockId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0.to_hex()[..16])
-    }
-}
 
 impl mc::Value for BlockId {
     type Id = BlockId;
@@ -71,14 +37,6 @@ impl mc::Value for BlockId {
         *self
     }
 }
-
-/// An Ed25519 public key.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
-pub struct PublicKey(pub [u8; 32]);
-
-/// An Ed25519 signature.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Signature(pub [u8; 64]);
 
 /// A key or signature of the wrong length.
 #[derive(Debug)]
@@ -115,17 +73,6 @@ impl mc::SigningScheme for Ed25519 {
     }
 }
 
-/// A member of the validator set, as the ledger defines it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Validator {
-    /// The node's name in the ledger (the checkpoint key name).
-    pub name: String,
-    /// Its address (= its key).
-    pub address: Address,
-    /// Its key.
-    pub public_key: PublicKey,
-}
-
 impl mc::Validator<PodContext> for Validator {
     fn address(&self) -> &Address {
         &self.address
@@ -135,37 +82,6 @@ impl mc::Validator<PodContext> for Validator {
     }
     fn voting_power(&self) -> VotingPower {
         1
-    }
-}
-
-/// The validators of one height, in admission order (the ledger's order).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ValidatorSet {
-    /// Members.
-    pub validators: Arc<Vec<Validator>>,
-}
-
-impl ValidatorSet {
-    /// The consensus view of a ledger validator set. Keys that are not 32 bytes are refused.
-    pub fn from_ledger(set: &sigil_ledger::checkpoint::ValidatorSet) -> Result<ValidatorSet, String> {
-        let validators = set
-            .members
-            .iter()
-            .map(|m| {
-                let key: [u8; 32] = m
-                    .public_key
-                    .as_slice()
-                    .try_into()
-                    .map_err(|_| format!("validator {} has a {}-byte key", m.name, m.public_key.len()))?;
-                Ok(Validator { name: m.name.clone(), address: Address(key), public_key: PublicKey(key) })
-            })
-            .collect::<Result<Vec<_>, String>>()?;
-        Ok(ValidatorSet { validators: Arc::new(validators) })
-    }
-
-    /// The member with this name.
-    pub fn by_name(&self, name: &str) -> Option<&Validator> {
-        self.validators.iter().find(|v| v.name == name)
     }
 }
 

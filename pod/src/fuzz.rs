@@ -16,7 +16,7 @@ use sigil_ledger::store::Ledger;
 use crate::block::{self, Block, Rules, Slot};
 use crate::codec::PodCodec;
 use crate::context::{Height, PodContext, ProposalPart};
-use crate::{local, state};
+use crate::{local, state, testing};
 
 /// Decodes `data` as each message a peer can send (and the WAL holds); whatever decodes must re-encode to bytes
 /// that decode to the same encoding again (one meaning per message).
@@ -56,12 +56,12 @@ fn pod() -> MutexGuard<'static, Pod> {
     let pod = POD.get_or_init(|| {
         let genesis = local::genesis("p", 4);
         let mut ledger = Ledger::in_memory(&genesis).expect("a genesis ledger");
-        let (deploy, code) = local::deployment(&local::probe(), local::PROBE_CODE);
+        let (deploy, code) = testing::deployment(&testing::probe(), testing::PROBE_CODE);
         let aux = vec![
             (state::applet_key("probe"), 1u64.to_be_bytes().to_vec()),
-            (state::code_key(&local::probe().code_digest), code.code),
+            (state::code_key(&testing::probe().code_digest), code.code),
         ];
-        ledger.append_block_with(&[Encoded::new(local::approved("p", deploy))], aux, vec![], None).expect("deploy");
+        ledger.append_block_with(&[Encoded::new(testing::approved("p", deploy))], aux, vec![], None).expect("deploy");
         // The rules as a node loads them from its ledger at start.
         let rules = crate::app::load_rules(&ledger).expect("the local pod's rules");
         Mutex::new(Pod { ledger, rules })

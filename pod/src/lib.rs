@@ -4,9 +4,11 @@
 //! consensus runs on, `signing` the domain-separated Ed25519 signatures and the validator-proof check that keeps
 //! unadmitted peers out, [`codec`] the CBOR encoding of every message on the wire and in the WAL, and `app` the
 //! loop that answers the engine (propose, validate, commit, serve sync), dispatching each message to its handler
-//! under `app/`. The pod's own rules, free of engine types: `block` (the block format and the rules every
-//! validator checks before voting), `state` (applet state, nonces and code beside the ledger) and [`admission`]
-//! (evidence checked against the pod's policy). [`local`] builds pods on one host (the devnet and the tests).
+//! under `app/`. The pod's own rules, free of engine types: [`types`] (heights, addresses, keys, block ids,
+//! validator sets), `block` (the block format and the rules every validator checks before voting), `state`
+//! (applet state, nonces and code beside the ledger) and [`admission`] (evidence checked against the pod's
+//! policy). [`local`] builds pods on one host (the devnet and the tests); `testing` (feature `testing`) holds the
+//! fixtures of tests and benchmarks.
 //!
 //! The crate root is the API the service uses: [`PodNode`] to start a node, submit entries and watch commits,
 //! [`Attachments`] and [`Committed`], the read helpers over the ledger ([`nonce_used`], [`applet_code`],
@@ -30,14 +32,17 @@ pub mod local;
 mod rejection;
 mod signing;
 mod state;
+#[cfg(any(test, fuzzing, feature = "testing"))]
+pub mod testing;
+pub mod types;
 
 pub use app::{decided_round, misbehaviour, root_at_height, Committed, Mempool, Tip};
 pub use block::{Attachments, Block, Item, Rules, MAX_BLOCK_BYTES};
 pub use error::PodError;
 pub use malachitebft_app_channel::app::types::core::LinearTimeouts;
 pub use rejection::Rejection;
-pub use signing::receipt_bytes;
 pub use state::{applet_code, deployment, nonce_used, state_value, Deployed, LedgerState};
+pub use types::receipt_bytes;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};

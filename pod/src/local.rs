@@ -1,5 +1,6 @@
 //! A pod on one machine: `n` nodes on 127.0.0.1 whose identity seeds are fixed and published. Insecure by
-//! construction (anyone can sign as these nodes): for the devnet, the tests and the benchmarks only.
+//! construction (anyone can sign as these nodes): for the devnet, the tests and the benchmarks only. What only
+//! tests and benchmarks use (the probe applet, invocations, links that can be cut) is in `testing`.
 
 use std::net::TcpListener;
 use std::path::Path;
@@ -7,12 +8,9 @@ use std::time::Duration;
 
 use serde_bytes::ByteBuf;
 use sigil_ledger::checkpoint::Validator;
-use sigil_ledger::entry::{Genesis, Invocation, Member};
-use sigil_ledger::request::{Request, SignedRequest};
-use sigil_ledger::{Entry, Hash};
-use sigil_runtime::Manifest;
+use sigil_ledger::entry::{Genesis, Member};
+use sigil_ledger::Entry;
 
-use super::block::Attachments;
 use super::{peer_id, public_key, PodConfig};
 
 /// The published seed of the local pod's governance member `ops`.
@@ -94,88 +92,4 @@ pub fn configs_at(pod: &str, addrs: &[(std::net::Ipv4Addr, u16)], dir: &Path) ->
             fault: super::Fault::None,
         })
         .collect()
-}
-
-/// The published seed of the local pod's example caller (the devnet's `caller.key`).
-pub const CALLER_SEED: [u8; 32] = [0xca; 32];
-
-/// `e` approved by the local pod's member `ops` (the threshold of a local pod is 1).
-pub fn approved(pod: &str, mut e: Entry) -> Entry {
-    let key = ring::signature::Ed25519KeyPair::from_seed_unchecked(&MEMBER_SEED).expect("32 bytes");
-    e.approve(pod, "ops", &key).expect("a governance entry");
-    e
-}
-
-/// A deployment of the applet `manifest` with `code`, without approvals (see [`super::state::deployment`]).
-pub use super::state::deployment;
-
-/// The smallest wasm module (no exports): the code of [`probe`]. Validators check code digests, not code, so
-/// consensus tests and benches can commit invocations of it without a wasm build.
-pub const PROBE_CODE: &[u8] = b"\0asm\x01\0\0\0";
-
-/// The manifest of `probe`, an applet for consensus tests: one method `run`, any caller, state namespace
-/// `probe`.
-pub fn probe() -> Manifest {
-    let text = r#"
-name = "probe"
-version = "1"
-description = "consensus tests: invocations without a wasm build"
-[[methods]]
-name = "run"
-[capabilities]
-kv = [{ namespace = "probe", access = "read_write" }]
-[[access]]
-methods = ["*"]
-callers = ["*"]
-"#;
-    Manifest::from_toml(text, PROBE_CODE).expect("a valid manifest")
-}
-
-/// An invocation of `probe.run` by caller `caller_seed`, request number `n`, as node `executor` (attested at
-/// ledger index `attestation`) would record it at `at_ms`, with its signed request; the write set is empty.
-pub fn probe_invocation(
-    pod: &str,
-    executor: &str,
-    attestation: u64,
-    caller_seed: &[u8; 32],
-    n: u64,
-    at_ms: u64,
-) -> (Entry, Attachments) {
-    use ring::signature::KeyPair;
-    let key = ring::signature::Ed25519KeyPair::from_seed_unchecked(caller_seed).expect("32 bytes");
-    let caller = key.public_key().as_ref().to_vec();
-    let args = format!("{{\"n\":{n}}}").into_bytes();
-    let mut nonce = [0u8; 16];
-    nonce[..8].copy_from_slice(&n.to_be_bytes());
-    nonce[8..].copy_from_slice(&executor.len().to_be_bytes());
-    nonce[15] ^= executor.bytes().fold(0, |a, b| a ^ b);
-    let request = Request {
-        pod: pod.into(),
-        applet: "probe".into(),
-        method: "run".into(),
-        args: ByteBuf::from(args.clone()),
-        nonce: ByteBuf::from(nonce.to_vec()),
-        issued_at_ms: at_ms,
-        caller: ByteBuf::from(caller.clone()),
-    }
-    .sign(&key)
-    .encode();
-    let write_set = sigil_runtime::WriteSet::default().encode();
-    let e = Entry::Invocation(Invocation {
-        request_hash: SignedRequest::hash_of(&request),
-        caller: ByteBuf::from(caller),
-        applet: "probe".into(),
-        method: "run".into(),
-        code_digest: probe().code_digest,
-        input_hash: Hash::digest(&args),
-        output_hash: Hash::digest(b"{}"),
-        write_set_hash: Hash::digest(&write_set),
-        executor: executor.into(),
-        executor_attestation: attestation,
-        outcome: "ok".into(),
-        fuel_used: 1000,
-        at_ms,
-        delegate: None,
-    });
-    (e, Attachments { request, write_set, ..Default::default() })
 }

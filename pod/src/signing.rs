@@ -11,16 +11,16 @@ use malachitebft_app_channel::app::types::core::{
 };
 use malachitebft_app_channel::{Signer, Verifier};
 use malachitebft_signing::{Error as SigningError, VerificationResult};
-use ring::signature::{Ed25519KeyPair, KeyPair, UnparsedPublicKey, ED25519};
+use ring::signature::{Ed25519KeyPair, KeyPair};
 
 use super::context::{Address, BlockId, Height, PodContext, Proposal, PublicKey, Signature, Vote};
+pub use crate::types::{receipt_bytes, verify};
 
 const VOTE: &[u8] = b"sigil/consensus/vote\0";
 const PROPOSAL: &[u8] = b"sigil/consensus/proposal\0";
 const EXTENSION: &[u8] = b"sigil/consensus/vote-extension\0";
 const VALIDATOR_PROOF: &[u8] = b"sigil/consensus/validator-proof\0";
 const BLOCK: &[u8] = b"sigil/consensus/block\0";
-const RECEIPT: &[u8] = b"sigil/receipt\0";
 
 fn round_bytes(r: Round) -> [u8; 8] {
     r.as_i64().to_be_bytes()
@@ -79,18 +79,8 @@ pub fn block_bytes(height: Height, round: Round, id: &BlockId, proposer: &Addres
     b
 }
 
-/// What the executing node signs to vouch for an invocation or rejection entry: its leaf hash.
-pub fn receipt_bytes(leaf: &sigil_ledger::Hash) -> Vec<u8> {
-    [RECEIPT, &leaf.0].concat()
-}
-
 fn validator_proof_bytes(public_key: &[u8], peer_id: &[u8]) -> Vec<u8> {
     [VALIDATOR_PROOF, &ValidatorProof::<PodContext>::signing_bytes(public_key, peer_id)].concat()
-}
-
-/// Verifies an Ed25519 signature over raw bytes.
-pub fn verify(key: &PublicKey, msg: &[u8], sig: &Signature) -> bool {
-    UnparsedPublicKey::new(&ED25519, &key.0).verify(msg, &sig.0).is_ok()
 }
 
 /// The libp2p peer id of an Ed25519 key (the node's network identity is its ledger key).

@@ -153,3 +153,68 @@ fn the_system_clock_is_read_in_one_place() {
     }
     assert!(found.is_empty(), "{needle} outside primitives/src/clock.rs (use sigil_primitives::clock): {found:?}");
 }
+
+/// The part of a Rust file before its unit tests (`#[cfg(test)]`), where tests may use what the code may not.
+fn code_of(text: &str) -> &str {
+    text.split("#[cfg(test)]").next().unwrap_or(text)
+}
+
+#[test]
+fn the_pod_rules_are_free_of_engine_types() {
+    // The block format and rules, pod state and admission are read, tested and fuzzed without Malachite in view
+    // (Malachite keeps its core consensus apart from its engine the same way). `context`, `signing`, `codec`
+    // and `app/` are the engine side.
+    let mut found = Vec::new();
+    for rel in
+        ["pod/src/types.rs", "pod/src/block.rs", "pod/src/state.rs", "pod/src/admission.rs", "pod/src/rejection.rs"]
+    {
+        let text = read(rel);
+        // Code only: comments may point at the engine side.
+        let code: String =
+            code_of(&text).lines().filter(|l| !l.trim_start().starts_with("//")).collect::<Vec<_>>().join("\n");
+        for needle in ["malachite", "context::", "signing::", "libp2p"] {
+            if code.contains(needle) {
+                found.push(format!("{rel} names {needle}"));
+            }
+        }
+    }
+    assert!(found.is_empty(), "engine types in the pod's rules (use crate::types): {found:?}");
+}
+
+#[test]
+fn anyhow_is_used_only_at_the_cli_edge() {
+    // Libraries return typed errors callers can branch on; `anyhow` is for the binary's commands, which print them.
+    let edge = |f: &Path| {
+        let rel = f.strip_prefix(root().join("node/src")).ok();
+        rel.is_some_and(|r| {
+            let r = r.to_string_lossy();
+            r == "main.rs" || r == "cli.rs" || (!r.contains('/') && r.ends_with("_cmd.rs"))
+        })
+    };
+    let mut found = Vec::new();
+    for dir in members().iter().map(String::as_str).filter(|d| *d != "tidy") {
+        for f in rust_files(dir) {
+            if !edge(&f) && code_of(&std::fs::read_to_string(&f).unwrap()).contains("anyhow") {
+                found.push(f.strip_prefix(root()).unwrap().display().to_string());
+            }
+        }
+    }
+    assert!(found.is_empty(), "anyhow outside node/src/{{main,cli,*_cmd}}.rs (return a typed error): {found:?}");
+}
+
+#[test]
+fn the_binary_s_command_files_hold_no_unit_tests() {
+    // node/Cargo.toml builds no unit-test harness for the `sigil` binary (`test = false`): a test there would
+    // never run. Test commands through the binary (node/tests/it) or move the logic into the library.
+    let lib = read("node/src/lib.rs");
+    let mut found = Vec::new();
+    for f in rust_files("node/src") {
+        let rel = f.strip_prefix(root().join("node/src")).unwrap().to_string_lossy().into_owned();
+        let module = rel.trim_end_matches(".rs");
+        let in_lib = rel.contains('/') || lib.contains(&format!("mod {module};"));
+        if !in_lib && std::fs::read_to_string(&f).unwrap().contains("#[cfg(test)]") {
+            found.push(rel);
+        }
+    }
+    assert!(found.is_empty(), "unit tests in the binary's modules never run: {found:?}");
+}

@@ -5,7 +5,8 @@
 //! the stack (Rust's shadow stack in linear memory: an out-of-bounds trap), `panic` panics (trapped), `egress` calls HTTP though its manifest grants none (denied), `write` writes
 //! to a namespace it may only read (denied), `clock` reads the clock it was not granted (denied), `random` asks for
 //! randomness and `log` logs without those capabilities (denied), `other_ns` reads a namespace it was not granted
-//! (denied).
+//! (denied); `hoard`, `reread` and `relist` make the host hold or copy far more state than the guest's memory
+//! (stopped at the state budget).
 
 use sigil_sdk::{http, kv, Error};
 
@@ -67,6 +68,33 @@ fn log(_: &[u8]) -> Result<Vec<u8>, Error> {
     Ok(Vec::new())
 }
 
+/// Writes one 256 KiB value under a thousand keys: 250 MiB the host would hold for an 8 MiB guest.
+fn hoard(_: &[u8]) -> Result<Vec<u8>, Error> {
+    let value = vec![7u8; 256 << 10];
+    for i in 0u32..1000 {
+        kv::put("scratch", &i.to_le_bytes(), &value);
+    }
+    Ok(Vec::new())
+}
+
+/// Reads the same (large) value over and over.
+fn reread(_: &[u8]) -> Result<Vec<u8>, Error> {
+    let mut total = 0usize;
+    for _ in 0..1000 {
+        total += kv::get("shared", b"big").map_or(0, |v| v.len());
+    }
+    Ok(total.to_le_bytes().to_vec())
+}
+
+/// Lists the same namespace over and over.
+fn relist(_: &[u8]) -> Result<Vec<u8>, Error> {
+    let mut total = 0usize;
+    for _ in 0..100_000 {
+        total += kv::list("shared", b"").len();
+    }
+    Ok(total.to_le_bytes().to_vec())
+}
+
 fn other_ns(_: &[u8]) -> Result<Vec<u8>, Error> {
     Ok(kv::get("secrets", b"k").unwrap_or_default())
 }
@@ -82,4 +110,7 @@ sigil_sdk::methods! {
     random => random,
     log => log,
     other_ns => other_ns,
+    hoard => hoard,
+    reread => reread,
+    relist => relist,
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::thread;
 
 use crate::support::*;
-use sigil_runtime::egress::{is_special, AllowEntry, Url};
+use sigil_runtime::egress::{is_host_endpoint, is_special, AllowEntry, Url};
 use sigil_runtime::manifest::HttpGrant;
 use sigil_runtime::{MemState, Outcome, Runtime, RuntimeConfig};
 
@@ -125,6 +125,35 @@ fn names_resolving_to_private_addresses_are_denied_unless_the_address_is_listed(
 }
 
 #[test]
+fn cloud_host_endpoints_are_never_reachable_even_when_listed() {
+    for host in [
+        "169.254.169.254",
+        "168.63.129.16",
+        "100.100.100.200",
+        "[fd00:ec2::254]",
+        "[fd20:ce::254]",
+        "[fd00:c1::a9fe:a9fe]",
+        "[::ffff:169.254.169.254]",
+        "[64:ff9b::a9fe:a9fe]",
+        "[::a9fe:a9fe]",
+    ] {
+        let ip: IpAddr = host.trim_matches(|c| c == '[' || c == ']').parse().unwrap();
+        assert!(is_host_endpoint(ip) && is_special(ip), "{host}");
+        // Listed by the manifest as the address itself, it is still refused, before any connection.
+        let r = fetch(&[format!("{host}:80")], &format!("http://{host}/latest/meta-data/"));
+        assert!(
+            matches!(&r.outcome, Outcome::Denied(m) if m.contains("cloud host endpoint")),
+            "{host}: {:?}",
+            r.outcome
+        );
+    }
+    for other in ["127.0.0.1", "10.0.0.1", "168.63.129.17", "1.1.1.1", "fd00::1", "64:ff9b::101:101", "2606:4700::1111"]
+    {
+        assert!(!is_host_endpoint(other.parse().unwrap()), "{other}");
+    }
+}
+
+#[test]
 fn failures_the_applet_can_handle_are_errors_not_denials() {
     let port = server();
     let allow = [format!("127.0.0.1:{port}")];
@@ -149,6 +178,10 @@ fn special_addresses_are_classified() {
         "172.31.255.255",
         "192.168.1.1",
         "169.254.169.254",
+        "168.63.129.16",
+        "::ffff:168.63.129.16",
+        "100.100.100.200",
+        "fd00:ec2::254",
         "100.64.0.1",
         "0.0.0.0",
         "255.255.255.255",
@@ -169,7 +202,15 @@ fn special_addresses_are_classified() {
     ] {
         assert!(is_special(special.parse::<IpAddr>().unwrap()), "{special} must be special");
     }
-    for public in ["93.184.215.14", "1.1.1.1", "172.32.0.1", "100.128.0.1", "2606:4700:4700::1111", "::ffff:8.8.8.8"] {
+    for public in [
+        "93.184.215.14",
+        "1.1.1.1",
+        "168.63.129.17",
+        "172.32.0.1",
+        "100.128.0.1",
+        "2606:4700:4700::1111",
+        "::ffff:8.8.8.8",
+    ] {
         assert!(!is_special(public.parse::<IpAddr>().unwrap()), "{public} is public");
     }
 }

@@ -8,7 +8,9 @@ use crate::support::*;
 use sigil_primitives::Hash;
 use sigil_runtime::manifest::AccessRule;
 use sigil_runtime::state::Conflict;
-use sigil_runtime::{Call, Manifest, MemState, Outcome, Refusal, RuntimeError, State, WriteSet};
+use sigil_runtime::{
+    Call, Manifest, MemState, Outcome, Refusal, Runtime, RuntimeConfig, RuntimeError, State, WriteSet,
+};
 
 fn output(e: &sigil_runtime::Execution) -> String {
     String::from_utf8_lossy(&e.output).into_owned()
@@ -137,6 +139,40 @@ fn runaway_outcomes_are_precise_and_the_host_survives() {
     }
     let (hm, hw) = applet("hash");
     assert_eq!(run(rt, &hm, &hw, "sha256", "abc", &state).outcome, Outcome::Ok);
+}
+
+#[test]
+fn an_applet_cannot_make_the_host_hold_or_copy_more_state_than_its_own_memory() {
+    let rt = shared();
+    let (mut m, wasm) = applet("runaway");
+    assert_eq!(m.limits.memory_bytes, 8 << 20);
+    m.limits.fuel = 1_000_000_000; // the state budget, not fuel, is what stops them
+                                   // A 1 MiB value and 200 keys to list.
+    let state = Arc::new(MemState::new());
+    let mut ws = WriteSet::default();
+    ws.writes.insert(("shared".into(), b"big".to_vec()), Some(vec![1; 1 << 20]));
+    for i in 0..200u32 {
+        ws.writes.insert(("shared".into(), format!("key-{i:04}").into_bytes()), Some(vec![]));
+    }
+    state.apply(&ws, 1).unwrap();
+    // A thousand 256 KiB writes (250 MiB the host would hold), a thousand reads of 1 MiB, 100,000 listings: each
+    // stops at 8 MiB, the applet's own memory limit, with nothing written.
+    for method in ["hoard", "reread", "relist"] {
+        let e = run(rt, &m, &wasm, method, "", &state);
+        assert!(
+            matches!(&e.outcome, Outcome::Denied(why) if why.contains("bytes of state read and written")),
+            "{method}: {:?}",
+            e.outcome
+        );
+        assert_eq!(e.receipt.write_set_hash, WriteSet::default().hash(), "{method}");
+    }
+    // Within the budget the same loop runs: a thousand reads of 1 KiB.
+    let small = Arc::new(MemState::new());
+    let mut ws = WriteSet::default();
+    ws.writes.insert(("shared".into(), b"big".to_vec()), Some(vec![1; 1024]));
+    small.apply(&ws, 1).unwrap();
+    let e = run(rt, &m, &wasm, "reread", "", &small);
+    assert_eq!(e.outcome, Outcome::Ok);
 }
 
 #[test]
@@ -421,4 +457,37 @@ fn a_full_instance_pool_is_unavailable_not_an_outcome() {
     });
     // The slot is free again.
     assert!(rt.invoke(&hasher, &call("sha256", b"x"), state).unwrap().outcome.is_ok());
+}
+
+#[test]
+fn loaded_applets_are_kept_within_a_byte_budget_least_recently_used_first() {
+    let (notes, notes_wasm) = applet("notes");
+    let (hash, hash_wasm) = applet("hash");
+    // Measure each applet's size with a roomy cache.
+    let roomy = runtime();
+    roomy.load(&notes, &notes_wasm).unwrap();
+    let (one, n) = roomy.cached_bytes();
+    assert_eq!(n, 1);
+    assert!(one > notes_wasm.len(), "the compiled code counts too: {one} bytes");
+    roomy.load(&hash, &hash_wasm).unwrap();
+    let (both, _) = roomy.cached_bytes();
+    let two = both - one;
+
+    // A budget that holds the larger of the two, not both.
+    let rt = Runtime::new(RuntimeConfig { max_cached_bytes: one.max(two), ..Default::default() }).unwrap();
+    rt.load(&notes, &notes_wasm).unwrap();
+    rt.load(&hash, &hash_wasm).unwrap();
+    let (bytes, n) = rt.cached_bytes();
+    assert_eq!(n, 1, "one applet fits");
+    assert!(bytes <= one.max(two));
+    assert!(rt.cached(&hash).is_some() && rt.cached(&notes).is_none(), "the least recently used went");
+    // Evicted is not lost: it loads again (and is kept, evicting the other).
+    let again = rt.load(&notes, &notes_wasm).unwrap();
+    assert_eq!(again.manifest(), &notes);
+    assert!(rt.cached(&notes).is_some() && rt.cached(&hash).is_none());
+
+    // An applet larger than the whole budget runs but is not kept.
+    let tiny = Runtime::new(RuntimeConfig { max_cached_bytes: 1024, ..Default::default() }).unwrap();
+    tiny.load(&notes, &notes_wasm).unwrap();
+    assert_eq!(tiny.cached_bytes(), (0, 0));
 }

@@ -228,6 +228,61 @@ fn consistency_with_a_trusted_later_checkpoint() {
 }
 
 #[test]
+fn a_caller_checks_the_receipt_is_of_its_own_request() {
+    let p = pod("pod.eu");
+    let cp = p.checkpoint(20, &[0, 1, 2, 3]);
+    let r = Receipt::decode(&p.receipt(15, &cp)).unwrap();
+    let Ok(Entry::Invocation(i)) = Entry::decode(&r.entry) else { panic!("an invocation") };
+    assert!(r.verify_request(&p.genesis, &i.request_hash).valid);
+    // A valid receipt, of another request: refused by this check alone.
+    let other = Hash::digest(b"another request");
+    let report = r.verify_request(&p.genesis, &other);
+    assert_eq!(failed(&report), ["receipt.request"]);
+    assert!(!report.valid);
+    // Of an entry that is not an invocation (the admission at index 11).
+    let admission = Receipt::decode(&p.receipt(11, &cp)).unwrap();
+    assert_eq!(failed(&admission.verify_request(&p.genesis, &i.request_hash)), ["receipt.request"]);
+}
+
+#[test]
+fn one_receipt_has_one_encoding() {
+    use coset::{CborSerializable, CoseSign1, TaggedCborSerializable};
+    let p = pod("pod.eu");
+    let cp = p.checkpoint(20, &[0, 1, 3, 4]);
+    let bytes = p.receipt(15, &cp);
+    assert!(Receipt::decode(&bytes).unwrap().verify(&p.genesis).valid);
+    let refused = |what: &str, other: Vec<u8>| {
+        assert_ne!(other, bytes, "{what}: a different encoding");
+        let err = Receipt::decode(&other).expect_err(what).to_string();
+        assert!(err.contains("receipt"), "{what}: {err}");
+    };
+    // The detached payload as CBOR `undefined` (0xf7) instead of `nil` (0xf6): right before the signature, whose
+    // 64 bytes and two-byte header end the receipt. coset reads both as "no payload".
+    let at = bytes.len() - 67;
+    assert_eq!(bytes[at], 0xf6);
+    let mut undefined = bytes.clone();
+    undefined[at] = 0xf7;
+    assert!(CoseSign1::from_tagged_slice(&undefined).is_ok_and(|c| c.payload.is_none()), "coset takes it");
+    refused("undefined payload", undefined);
+    // Without the COSE_Sign1 tag (18).
+    let cose = CoseSign1::from_tagged_slice(&bytes).unwrap();
+    refused("untagged", cose.clone().to_vec().unwrap());
+    // The signature as a non-minimal byte-string header (0x59 0x00 0x40 for 64 bytes).
+    let mut long = bytes[..bytes.len() - 66].to_vec();
+    long.extend_from_slice(&[0x59, 0x00, 0x40]);
+    long.extend_from_slice(&bytes[bytes.len() - 64..]);
+    refused("non-minimal length", long);
+    // An extra unprotected header field (not covered by the signature, so it would verify).
+    let mut extra = cose.clone();
+    extra.unprotected.rest.push((coset::Label::Int(-70099), ciborium::Value::Bool(true)));
+    refused("an extra header field", extra.to_tagged_vec().unwrap());
+    // The unprotected fields in another order.
+    let mut reordered = cose;
+    reordered.unprotected.rest.reverse();
+    refused("reordered header fields", reordered.to_tagged_vec().unwrap());
+}
+
+#[test]
 fn garbage_is_an_error_not_a_panic() {
     for bytes in [vec![], vec![0xd2], vec![0xd2, 0x84, 0x40, 0xa0, 0xf6, 0x40], b"not cbor".to_vec()] {
         assert!(Receipt::decode(&bytes).is_err());

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use sigil_ledger::Entry;
 use sigil_pod::Attachments;
-use sigil_pod::{local, PodNode};
+use sigil_pod::{local, testing, PodNode};
 use tokio::sync::Semaphore;
 
 /// Entries in flight at once (submitted, not yet committed), over the whole pod.
@@ -19,7 +19,7 @@ pub use sigil_primitives::clock::now_ms;
 /// An invocation of the `probe` applet as validators see it: the entry, the executor's signature, and the
 /// caller's signed request (a second signature every validator verifies) with an empty write set.
 pub fn entry(executor: usize, n: u64) -> (Entry, Attachments) {
-    local::probe_invocation("bench-pod", &local::name(executor), 0, &local::CALLER_SEED, n, now_ms())
+    testing::probe_invocation("bench-pod", &local::name(executor), 0, &testing::CALLER_SEED, n, now_ms())
 }
 
 /// The `p` quantile of sorted latencies, in milliseconds.

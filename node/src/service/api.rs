@@ -1,7 +1,10 @@
 //! The node's HTTP API (axum, over rustls): JSON for people, CBOR for signed objects. `GET /openapi.json`
 //! describes it; `GET /` is the console.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
@@ -19,13 +22,126 @@ use super::{base64_encode, Refused, Service};
 /// Most entries one audit page returns.
 pub const MAX_PAGE: usize = 500;
 
-/// The API's routes.
-pub fn router(s: Arc<Service>) -> Router {
+/// Caps on the connections the API holds, so that no source (a stranger's slow or idle connections) can take
+/// every socket, task and buffer: past a cap, a new connection is closed as it arrives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Open connections, in all.
+    pub max_connections: usize,
+    /// Open connections from one source address.
+    pub max_connections_per_source: usize,
+    /// How long a client may take to send a request's body once its headers are in (headers have their own
+    /// 10 s).
+    pub body_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits { max_connections: 4096, max_connections_per_source: 256, body_timeout: Duration::from_secs(10) }
+    }
+}
+
+/// The most bytes a request body to `path` may have: a signed request for `/v1/invoke`, a block's worth for
+/// deployments and governance, MCP's message limit for `/mcp`, 1 MiB for anything else (the token form).
+fn body_limit(path: &str) -> usize {
+    match path {
+        "/v1/invoke" => sigil_ledger::request::MAX_REQUEST_LEN,
+        "/v1/applets" | "/v1/governance" => sigil_pod::MAX_BLOCK_BYTES,
+        "/mcp" => super::mcp::MAX_MESSAGE,
+        _ => 1 << 20,
+    }
+}
+
+/// Reads the whole body, within the body timeout and the route's [`body_limit`], before any handler sees the
+/// request: a client that sends its body slowly (slowloris) or too much of it is answered 408 or 413 and costs
+/// no more than that.
+async fn read_body(
+    State(timeout): State<Duration>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let mcp = req.uri().path() == "/mcp";
+    let limit = body_limit(req.uri().path());
+    // MCP clients get the refusal as JSON-RPC, everyone else as the API's error object.
+    let refuse = |status: StatusCode, why: String| match mcp {
+        true => super::mcp::refused_message(status, why),
+        false => error(status, why, None),
+    };
+    let (parts, body) = req.into_parts();
+    let read = tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await;
+    let bytes = match read {
+        Ok(Ok(b)) => b,
+        Ok(Err(_)) => return refuse(StatusCode::PAYLOAD_TOO_LARGE, format!("the message is over {limit} bytes")),
+        Err(_) => {
+            let why = format!("the body did not arrive within {} ms", timeout.as_millis());
+            return refuse(StatusCode::REQUEST_TIMEOUT, why);
+        }
+    };
+    next.run(axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes))).await
+}
+
+/// The connections open, in all and per source; a [`Slot`] holds one until it drops.
+#[derive(Default)]
+struct Connections {
+    total: usize,
+    by_source: HashMap<IpAddr, usize>,
+}
+
+/// One open connection, counted until dropped.
+struct Slot {
+    connections: Arc<Mutex<Connections>>,
+    source: IpAddr,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut c = self.connections.lock().expect("not poisoned");
+        c.total -= 1;
+        if let Some(n) = c.by_source.get_mut(&self.source) {
+            *n -= 1;
+            if *n == 0 {
+                c.by_source.remove(&self.source);
+            }
+        }
+    }
+}
+
+/// The source a connection counts against: its IPv4 address, or its IPv6 /64 (one host is usually given a
+/// whole /64, so counting addresses would let it open a cap's worth from each).
+fn source_of(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(a) => match a.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = a.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+        v4 => v4,
+    }
+}
+
+/// A slot for a connection from `source`, or `None` past a cap.
+fn admit(connections: &Arc<Mutex<Connections>>, limits: &Limits, source: IpAddr) -> Option<Slot> {
+    let source = source_of(source);
+    let mut c = connections.lock().expect("not poisoned");
+    let mine = c.by_source.get(&source).copied().unwrap_or(0);
+    if c.total >= limits.max_connections || mine >= limits.max_connections_per_source {
+        return None;
+    }
+    c.total += 1;
+    *c.by_source.entry(source).or_insert(0) += 1;
+    Some(Slot { connections: connections.clone(), source })
+}
+
+/// The API's routes. Every body is read whole first, within its route's limit and `body_timeout` (`read_body`);
+/// axum's own 2 MB extractor limit is lifted, since that is the one limit.
+pub fn router(s: Arc<Service>, body_timeout: Duration) -> Router {
     Router::new()
         .route("/", get(console))
-        .route("/v1/invoke", post(invoke).layer(DefaultBodyLimit::max(sigil_ledger::request::MAX_REQUEST_LEN)))
-        .route("/v1/applets", post(deploy).get(applets).layer(DefaultBodyLimit::max(sigil_pod::MAX_BLOCK_BYTES)))
-        .route("/v1/governance", post(governance).layer(DefaultBodyLimit::max(sigil_pod::MAX_BLOCK_BYTES)))
+        .route("/v1/invoke", post(invoke))
+        .route("/v1/applets", post(deploy).get(applets))
+        .route("/v1/governance", post(governance))
         .route("/v1/receipts/{hash}", get(receipt))
         .route("/v1/entries/{index}", get(entry))
         .route("/v1/audit", get(audit))
@@ -38,6 +154,8 @@ pub fn router(s: Arc<Service>) -> Router {
         .with_state(s.clone())
         .merge(super::mcp::router(s))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint (see /openapi.json)".into(), None) })
+        .layer(DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn_with_state(body_timeout, read_body))
 }
 
 fn error(status: StatusCode, reason: String, audit: Option<u64>) -> Response {
@@ -440,10 +558,12 @@ pub async fn serve(
     s: Arc<Service>,
     listener: tokio::net::TcpListener,
     tls: Arc<rustls::ServerConfig>,
+    limits: Limits,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let app = router(s);
+    let app = router(s.clone(), limits.body_timeout);
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let connections = Arc::new(Mutex::new(Connections::default()));
     loop {
         let (tcp, peer) = tokio::select! {
             r = listener.accept() => match r {
@@ -456,11 +576,18 @@ pub async fn serve(
             },
             _ = stop.changed() => break,
         };
+        let Some(slot) = admit(&connections, &limits, peer.ip()) else {
+            s.metrics.connections_refused.inc();
+            drop(tcp);
+            continue;
+        };
         let acceptor = acceptor.clone();
         let app = app.clone();
         let mut stop = stop.clone();
         tokio::spawn(async move {
-            let tls = match tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(tcp)).await {
+            let _slot = slot;
+            // A connection holds its slot through the handshake: 5 s, so silent ones give it back soon.
+            let tls = match tokio::time::timeout(std::time::Duration::from_secs(5), acceptor.accept(tcp)).await {
                 Ok(Ok(t)) => t,
                 Ok(Err(e)) => {
                     tracing::debug!(%peer, "TLS handshake: {e}");
@@ -479,5 +606,34 @@ pub async fn serve(
                 _ = stop.changed() => conn.as_mut().graceful_shutdown(),
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connections_count_against_their_ipv4_address_or_ipv6_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::2".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(source_of(a), source_of(b), "one /64");
+        assert_ne!(source_of(a), source_of(other));
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        assert_eq!(source_of(mapped), "10.0.0.1".parse::<IpAddr>().unwrap());
+        let connections = Arc::new(Mutex::new(Connections::default()));
+        let limits = Limits { max_connections: 3, max_connections_per_source: 2, ..Default::default() };
+        let s1 = admit(&connections, &limits, a).expect("first");
+        let _s2 = admit(&connections, &limits, b).expect("second from the /64");
+        assert!(admit(&connections, &limits, a).is_none(), "the /64's cap");
+        let _s3 = admit(&connections, &limits, other).expect("another source");
+        assert!(admit(&connections, &limits, "192.0.2.1".parse().unwrap()).is_none(), "the total cap");
+        drop(s1);
+        let s4 = admit(&connections, &limits, "192.0.2.1".parse().unwrap());
+        assert!(s4.is_some(), "a slot came back");
+        assert_eq!(connections.lock().unwrap().total, 3);
+        drop(s4);
+        assert_eq!(connections.lock().unwrap().by_source.len(), 2, "a source with no connection is forgotten");
     }
 }

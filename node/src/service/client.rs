@@ -2,10 +2,10 @@
 
 use std::sync::{Arc, Mutex};
 
-use anyhow::{anyhow, bail, Context};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 
+use super::error::ClientError;
 use super::tls::{AttestedVerifier, Seen, Trust};
 
 /// A node's API endpoint.
@@ -19,23 +19,21 @@ pub struct Endpoint {
 
 impl Endpoint {
     /// Parses `https://HOST:PORT` (a trailing `/` allowed).
-    pub fn parse(url: &str) -> anyhow::Result<Endpoint> {
-        let rest = url
-            .strip_prefix("https://")
-            .ok_or_else(|| anyhow!("{url:?}: the API is HTTPS only (https://HOST:PORT)"))?
-            .trim_end_matches('/');
+    pub fn parse(url: &str) -> Result<Endpoint, ClientError> {
+        let bad = |why| ClientError::Url { url: url.to_string(), why };
+        let rest =
+            url.strip_prefix("https://").ok_or(bad("the API is HTTPS only (https://HOST:PORT)"))?.trim_end_matches('/');
         if rest.contains('/') {
-            bail!("{url:?}: give the node's base URL, https://HOST:PORT");
+            return Err(bad("give the node's base URL, https://HOST:PORT"));
         }
         let (host, port) = match rest.rsplit_once(':') {
-            Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (
-                h.trim_matches(|c| c == '[' || c == ']').to_string(),
-                p.parse().with_context(|| format!("{url:?}: bad port"))?,
-            ),
+            Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => {
+                (h.trim_matches(|c| c == '[' || c == ']').to_string(), p.parse().map_err(|_| bad("bad port"))?)
+            }
             _ => (rest.to_string(), 443),
         };
         if host.is_empty() {
-            bail!("{url:?}: no host");
+            return Err(bad("no host"));
         }
         Ok(Endpoint { host, port })
     }
@@ -60,8 +58,8 @@ pub struct Response {
 
 impl Response {
     /// The body as JSON.
-    pub fn json(&self) -> anyhow::Result<serde_json::Value> {
-        serde_json::from_slice(&self.body).with_context(|| format!("the node answered {} with no JSON", self.status))
+    pub fn json(&self) -> Result<serde_json::Value, ClientError> {
+        serde_json::from_slice(&self.body).map_err(|error| ClientError::NotJson { status: self.status, error })
     }
 
     /// The `error` field of a JSON error body, or the body as text.
@@ -84,15 +82,18 @@ pub struct Client {
 
 impl Client {
     /// A client of `endpoint` that trusts it per `trust`.
-    pub fn new(endpoint: Endpoint, trust: Trust) -> anyhow::Result<Client> {
+    pub fn new(endpoint: Endpoint, trust: Trust) -> Result<Client, ClientError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = rustls::ClientConfig::builder_with_provider(provider)
-            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?;
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+            .map_err(|error| ClientError::Config { what: "TLS versions", error })?;
         let (mut config, seen) = match trust {
             Trust::Ca(roots) => {
                 let mut store = rustls::RootCertStore::empty();
                 for r in roots {
-                    store.add(rustls::pki_types::CertificateDer::from(r)).context("a CA certificate")?;
+                    store
+                        .add(rustls::pki_types::CertificateDer::from(r))
+                        .map_err(|error| ClientError::Config { what: "a CA certificate", error })?;
                 }
                 (builder.with_root_certificates(store).with_no_client_auth(), Arc::default())
             }
@@ -113,20 +114,13 @@ impl Client {
         path: &str,
         content_type: Option<&str>,
         body: Vec<u8>,
-    ) -> anyhow::Result<Response> {
+    ) -> Result<Response, ClientError> {
         self.connect().await?.send(method, path, content_type, body).await
     }
 
     /// A connection that stays open for many requests (HTTP/1.1 keep-alive).
-    pub async fn connect(&self) -> anyhow::Result<Connection> {
-        let addr = format!("{}:{}", self.endpoint.host, self.endpoint.port);
-        let tcp = tokio::net::TcpStream::connect(&addr).await.with_context(|| format!("connecting to {addr}"))?;
-        let name = rustls::pki_types::ServerName::try_from(self.endpoint.host.clone())
-            .map_err(|e| anyhow!("{}: {e}", self.endpoint.host))?;
-        let tls = tokio_rustls::TlsConnector::from(self.config.clone())
-            .connect(name, tcp)
-            .await
-            .with_context(|| format!("TLS with {addr} (the node's attested certificate)"))?;
+    pub async fn connect(&self) -> Result<Connection, ClientError> {
+        let (tls, addr) = self.tls().await?;
         let (sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls)).await?;
         tokio::spawn(async move {
             let _ = conn.await;
@@ -134,13 +128,28 @@ impl Client {
         Ok(Connection { sender, host: addr })
     }
 
+    /// A TLS connection to the node, its certificate checked, with no HTTP on it yet; and `HOST:PORT`.
+    pub async fn tls(&self) -> Result<(tokio_rustls::client::TlsStream<tokio::net::TcpStream>, String), ClientError> {
+        let addr = format!("{}:{}", self.endpoint.host, self.endpoint.port);
+        let tcp = tokio::net::TcpStream::connect(&addr)
+            .await
+            .map_err(|error| ClientError::Connect { addr: addr.clone(), error })?;
+        let name = rustls::pki_types::ServerName::try_from(self.endpoint.host.clone())
+            .map_err(|error| ClientError::ServerName { host: self.endpoint.host.clone(), error })?;
+        let tls = tokio_rustls::TlsConnector::from(self.config.clone())
+            .connect(name, tcp)
+            .await
+            .map_err(|error| ClientError::Tls { addr: addr.clone(), error })?;
+        Ok((tls, addr))
+    }
+
     /// GET `path`.
-    pub async fn get(&self, path: &str) -> anyhow::Result<Response> {
+    pub async fn get(&self, path: &str) -> Result<Response, ClientError> {
         self.send("GET", path, None, Vec::new()).await
     }
 
     /// POST CBOR to `path`.
-    pub async fn post_cbor(&self, path: &str, body: Vec<u8>) -> anyhow::Result<Response> {
+    pub async fn post_cbor(&self, path: &str, body: Vec<u8>) -> Result<Response, ClientError> {
         self.send("POST", path, Some("application/cbor"), body).await
     }
 }
@@ -159,7 +168,7 @@ impl Connection {
         path: &str,
         content_type: Option<&str>,
         body: Vec<u8>,
-    ) -> anyhow::Result<Response> {
+    ) -> Result<Response, ClientError> {
         let mut headers = vec![("accept", "application/json")];
         if let Some(ct) = content_type {
             headers.push(("content-type", ct));
@@ -174,7 +183,7 @@ impl Connection {
         path: &str,
         headers: &[(&str, &str)],
         body: Vec<u8>,
-    ) -> anyhow::Result<Response> {
+    ) -> Result<Response, ClientError> {
         let addr = &self.host;
         let mut req = hyper::Request::builder().method(method).uri(path).header(hyper::header::HOST, addr.as_str());
         for (k, v) in headers {

@@ -20,7 +20,7 @@ pub struct Deployment {
 }
 
 impl Service {
-    /// Checks, compiles and commits a deployment.
+    /// Checks (member approvals first), compiles and commits a deployment.
     pub async fn deploy(&self, body: &[u8]) -> Result<(Committed, AppletDeployed), Refused> {
         let d: Deployment = sigil_primitives::cbor::decode(body, "deployment", sigil_pod::MAX_BLOCK_BYTES)
             .map_err(|e| Refused::BadRequest(format!("malformed deployment: {e}"), None))?;
@@ -28,10 +28,14 @@ impl Service {
         let Entry::AppletDeployed(dep) = &entry else {
             return Err(Refused::BadRequest(format!("a {} entry, not applet_deployed", entry.kind()), None));
         };
+        // Approvals first: nothing costly (decoding the manifest, compiling the module) is done for an entry the
+        // pod's members did not approve, so a stranger's modules cost the pod nothing.
+        let rules = self.node.rules().ok_or_else(|| Refused::Unavailable("the node is starting".into()))?;
+        entry.check_approvals(&self.pod, &rules.members, rules.threshold).map_err(|e| Refused::Forbidden(e, None))?;
         let m = sigil_runtime::Manifest::from_cbor(&dep.manifest)
             .map_err(|e| Refused::BadRequest(format!("the manifest: {e}"), None))?;
         // Compile it before anything is committed: a module that does not load would fail every call.
-        self.runtime.load(&m, &d.code).map_err(|e| Refused::BadRequest(format!("the module: {e}"), None))?;
+        self.load(&m, &d.code).await.map_err(|e| Refused::BadRequest(format!("the module: {e}"), None))?;
         let dep = dep.clone();
         let rx = self
             .node

@@ -1,8 +1,9 @@
 //! The request path: a signed request is decoded, sent to its own pod if it is for another (nothing of it kept),
 //! checked (signature, freshness, nonce, the caller's delegate, the applet's access rules), executed in the enclave
 //! runtime against the pod's committed state, and its receipt committed through consensus with the request and its
-//! write set; the caller gets the receipt with its Merkle proof and cosigned checkpoint. A refusal is committed as a
-//! `request_rejected` entry.
+//! write set; the caller gets the receipt with its Merkle proof and cosigned checkpoint. The refusal of a request its
+//! caller signed is committed as a `request_rejected` entry, with the request; a request that does not decode or
+//! whose signature does not verify is refused, counted and logged, and nothing of it is kept.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -43,12 +44,14 @@ pub struct Invoked {
 }
 
 impl Service {
-    /// Commits a refusal of `raw` (a request as received) and returns it as the API answers it. A request whose
-    /// refusal is already in the ledger is not recorded again.
+    /// Commits the refusal of `raw`, a request its caller signed (`req`, authenticated), and returns it as the API
+    /// answers it. The block carries the signed request, so every validator can check that the refusal is on the
+    /// record of the caller who asked. A request whose refusal is already in the ledger is not recorded again.
     pub(super) async fn refuse(
         &self,
         raw: &[u8],
-        req: Option<&SignedRequest>,
+        req: &SignedRequest,
+        caller: [u8; 32],
         reason: String,
         kind: fn(String, Option<u64>) -> Refused,
     ) -> Refused {
@@ -58,19 +61,24 @@ impl Service {
         if let Some(i) = known {
             return kind(reason, Some(i));
         }
-        let clip = |s: &str, n: usize| s.chars().take(n).collect::<String>();
+        // What a refusal may cost the pod is bounded: the request it carries, and how many this node records.
+        if raw.len() > RequestRejected::MAX_REQUEST_BYTES || !self.recorded_refusals.take(Instant::now()) {
+            self.metrics.refusals_not_recorded.inc();
+            return kind(reason, None);
+        }
+        let clip = RequestRejected::clip;
         let entry = Entry::RequestRejected(RequestRejected {
             request_hash,
-            // Only a well-formed key is recorded as the claimed caller: the audit entry is not a place to store
-            // whatever a request carried.
-            caller: ByteBuf::from(req.and_then(|r| r.request.caller_key()).map(|k| k.to_vec()).unwrap_or_default()),
-            applet: req.map(|r| clip(&r.request.applet, 64)).unwrap_or_default(),
-            method: req.map(|r| clip(&r.request.method, 64)).unwrap_or_default(),
-            reason: clip(&reason, 512),
+            caller: ByteBuf::from(caller.to_vec()),
+            applet: clip(&req.request.applet, RequestRejected::MAX_NAME_CHARS),
+            method: clip(&req.request.method, RequestRejected::MAX_NAME_CHARS),
+            reason: clip(&reason, RequestRejected::MAX_REASON_CHARS),
             node: self.node.name().to_string(),
             at_ms: now_ms(),
         });
-        let index = match self.node.submit(entry) {
+        // The caller's signature over `raw` was verified (`authenticate`) before this was called.
+        let attachments = Attachments { request: raw.to_vec(), verified: true, ..Default::default() };
+        let index = match self.node.submit_with(entry, attachments) {
             Ok(rx) => match tokio::time::timeout(COMMIT_TIMEOUT, rx).await {
                 Ok(Ok(c)) => Some(c.index),
                 _ => None,
@@ -83,6 +91,17 @@ impl Service {
         kind(reason, index)
     }
 
+    /// Refuses a request that proves nothing about who sent it (it does not decode, or its signature does not
+    /// verify): nothing is committed and nothing is attributed to the key it names. It is counted, and logged at
+    /// most once a second (with how many were not logged), so a flood costs the pod no storage and little else.
+    fn refuse_unauthenticated(&self, reason: String) -> Refused {
+        self.metrics.unauthenticated.inc();
+        if let Some(suppressed) = self.unauthenticated_log.allow(Instant::now()) {
+            tracing::info!(suppressed, "refused an unauthenticated request (not recorded): {reason}");
+        }
+        Refused::BadRequest(reason, None)
+    }
+
     /// Signs `r` as its caller's delegate (this node), under the caller's client assertion.
     pub fn sign_delegated(&self, r: sigil_ledger::request::Request, assertion: String) -> SignedRequest {
         r.sign_delegated(assertion, &self.key)
@@ -93,7 +112,7 @@ impl Service {
         let t0 = Instant::now();
         let req = match SignedRequest::decode(raw) {
             Ok(r) => r,
-            Err(e) => return Err(self.refuse(raw, None, format!("malformed request: {e}"), Refused::BadRequest).await),
+            Err(e) => return Err(self.refuse_unauthenticated(format!("malformed request: {e}"))),
         };
         let r = &req.request;
         // Sovereignty first: a request for another pod is redirected, and nothing of it is kept here.
@@ -104,10 +123,22 @@ impl Service {
                 None => Refused::Misdirected(format!("this node serves pod {:?}, not {:?}", self.pod, r.pod)),
             });
         }
-        let caller = match req.verify(&self.pod, now_ms()) {
+        let caller = match req.authenticate() {
             Ok(k) => k,
-            Err(why) => return Err(self.refuse(raw, Some(&req), why, Refused::BadRequest).await),
+            Err(why) => return Err(self.refuse_unauthenticated(why)),
         };
+        // A delegated request speaks for its caller only through a delegate the pod trusts: anyone can sign as a
+        // "delegate" of an assertion they saw, so one whose delegate is not a validator proves no caller either.
+        if let Some(k) = req.delegate_key() {
+            let validator = self.node.rules().is_some_and(|r| r.set.validators.iter().any(|v| v.public_key.0 == k));
+            if !validator {
+                return Err(self.refuse_unauthenticated("the request's delegate is not a validator of the pod".into()));
+            }
+        }
+        // Authenticated: from here on a refusal is the caller's, and is recorded.
+        if let Err(why) = req.verify_verified(&self.pod, now_ms()) {
+            return Err(self.refuse(raw, &req, caller, why, Refused::BadRequest).await);
+        }
         let request_hash = SignedRequest::hash_of(raw);
         let mut last = String::new();
         for _ in 0..CONFLICT_RETRIES {
@@ -126,33 +157,35 @@ impl Service {
             };
             if let Some(i) = replay {
                 let why = format!("a replay: this request was committed at index {i}");
-                return Err(self.refuse(raw, Some(&req), why, Refused::Conflict).await);
+                return Err(self.refuse(raw, &req, caller, why, Refused::Conflict).await);
             }
             if nonce_used {
                 let why = "a replay: the caller used this nonce before".to_string();
-                return Err(self.refuse(raw, Some(&req), why, Refused::Conflict).await);
+                return Err(self.refuse(raw, &req, caller, why, Refused::Conflict).await);
             }
             let Some(deployed) = deployed else {
                 let why = format!("applet {:?} is not deployed in pod {:?}", r.applet, self.pod);
-                return Err(self.refuse(raw, Some(&req), why, Refused::NotFound).await);
+                return Err(self.refuse(raw, &req, caller, why, Refused::NotFound).await);
             };
             if let Err(why) = deployed.manifest.authorize(&caller, &r.method, r.args.len()) {
                 let why = format!("not authorized: {why}");
-                return Err(self.refuse(raw, Some(&req), why, Refused::Forbidden).await);
+                return Err(self.refuse(raw, &req, caller, why, Refused::Forbidden).await);
             }
             // A delegated request names a validator of the pod as its delegate; the entry names it too.
             let delegate = match delegate {
                 None => None,
                 Some(Some(name)) => Some(name),
                 Some(None) => {
-                    let why = "the request's delegate is not a validator of the pod".to_string();
-                    return Err(self.refuse(raw, Some(&req), why, Refused::BadRequest).await);
+                    // Checked above; the set changed since. Still no caller proven by a validator's delegation.
+                    return Err(
+                        self.refuse_unauthenticated("the request's delegate is not a validator of the pod".into())
+                    );
                 }
             };
             let Some(attestation) = attestation else {
                 return Err(Refused::Unavailable("this node is not an attested validator of the pod".into()));
             };
-            let applet = self.applet(&deployed.manifest).map_err(Refused::Unavailable)?;
+            let applet = self.applet(&deployed.manifest).await.map_err(Refused::Unavailable)?;
             let state = Arc::new(LedgerState::new(self.node.ledger()));
             let call = Call { request_hash, caller, method: &r.method, input: &r.args, now_ms: now_ms() };
             let exec = tokio::task::block_in_place(|| self.runtime.invoke(&applet, &call, state))
@@ -202,18 +235,24 @@ impl Service {
     }
 
     /// The compiled applet for a manifest (its code from the pod state), cached by code digest.
-    pub(super) fn applet(&self, m: &sigil_runtime::Manifest) -> Result<Applet, String> {
-        if let Some(a) = self.applets.lock().expect("not poisoned").get(&m.code_digest) {
-            if a.manifest() == m {
-                return Ok(a.clone());
-            }
+    pub(super) async fn applet(&self, m: &sigil_runtime::Manifest) -> Result<Applet, String> {
+        if let Some(a) = self.runtime.cached(m) {
+            return Ok(a);
         }
         let code = sigil_pod::applet_code(&self.node.ledger().lock().expect("not poisoned"), &m.code_digest)
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("the code of applet {} is not in this node's store", m.name))?;
-        let a = self.runtime.load(m, &code).map_err(|e| format!("applet {}: {e}", m.name))?;
-        self.applets.lock().expect("not poisoned").insert(m.code_digest, a.clone());
-        Ok(a)
+        self.load(m, &code).await.map_err(|e| format!("applet {}: {e}", m.name))
+    }
+
+    /// Loads (compiles) an applet off the async workers, on at most half the cores at a time: compiling is the
+    /// costliest thing a request can start, and it must not stall the API or consensus.
+    pub(super) async fn load(&self, m: &sigil_runtime::Manifest, code: &[u8]) -> Result<Applet, String> {
+        let _slot = tokio::time::timeout(COMMIT_TIMEOUT, self.compile_slots.acquire())
+            .await
+            .map_err(|_| "the node is busy compiling other applets; try again shortly".to_string())?
+            .map_err(|_| "the node is stopping".to_string())?;
+        tokio::task::block_in_place(|| self.runtime.load(m, code)).map_err(|e| e.to_string())
     }
 
     /// The receipt of the entry committed at `c`, once a cosigned checkpoint covers it (waits up to 10 s: a block

@@ -187,6 +187,12 @@ fn unauthorized(headers: &HeaderMap, id: Value, error: Option<&str>, why: &str) 
     resp
 }
 
+/// A refusal of a message before it is parsed (too large, too slow), as JSON-RPC answers it: for the API's body
+/// reader, so an MCP client gets the error shape it understands.
+pub(super) fn refused_message(status: StatusCode, why: String) -> Response {
+    jsonrpc_error(status, Value::Null, ErrorCode::INVALID_REQUEST, format!("Invalid Request: {why}"), None)
+}
+
 async fn mcp_post(State(m): State<Arc<Mcp>>, req: Request<Body>) -> Response {
     let resp = mcp_message(&m, req).await;
     m.service.metrics.http("/mcp", resp.status().as_u16());

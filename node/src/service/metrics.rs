@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A monotonic counter.
 #[derive(Default)]
@@ -19,6 +19,64 @@ impl Counter {
     /// The count.
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Lets one log line through per interval and counts the ones it holds back, so that what a stranger can cause
+/// at will (refused garbage) cannot flood the logs.
+pub struct LogLimit {
+    interval: Duration,
+    state: Mutex<(Option<Instant>, u64)>,
+}
+
+impl LogLimit {
+    /// At most one line per `interval`.
+    pub fn new(interval: Duration) -> LogLimit {
+        LogLimit { interval, state: Mutex::new((None, 0)) }
+    }
+
+    /// `Some(n)`: log this one; `n` were held back since the last logged. `None`: hold this one back.
+    pub fn allow(&self, now: Instant) -> Option<u64> {
+        let mut s = self.state.lock().expect("not poisoned");
+        match s.0 {
+            Some(last) if now.saturating_duration_since(last) < self.interval => {
+                s.1 += 1;
+                None
+            }
+            _ => {
+                s.0 = Some(now);
+                Some(std::mem::take(&mut s.1))
+            }
+        }
+    }
+}
+
+/// A token bucket: `rate` per second on average, `burst` at once.
+pub struct RateLimit {
+    rate: f64,
+    burst: f64,
+    state: Mutex<(f64, Option<Instant>)>,
+}
+
+impl RateLimit {
+    /// A full bucket.
+    pub fn new(rate: f64, burst: f64) -> RateLimit {
+        RateLimit { rate, burst, state: Mutex::new((burst, None)) }
+    }
+
+    /// Takes a token if there is one.
+    pub fn take(&self, now: Instant) -> bool {
+        let mut s = self.state.lock().expect("not poisoned");
+        if let Some(last) = s.1 {
+            s.0 = (s.0 + now.saturating_duration_since(last).as_secs_f64() * self.rate).min(self.burst);
+        }
+        s.1 = Some(now);
+        if s.0 >= 1.0 {
+            s.0 -= 1.0;
+            true
+        } else {
+            false
+        }
     }
 }
 
@@ -64,10 +122,17 @@ impl Histogram {
 pub struct Metrics {
     /// Invocations committed, by outcome kind.
     pub invocations: Mutex<BTreeMap<String, u64>>,
-    /// Requests refused (each audited).
+    /// Requests refused on their caller's record (each audited).
     pub rejected: Counter,
+    /// Requests refused that prove no caller (malformed, or a signature that does not verify): not audited.
+    pub unauthenticated: Counter,
+    /// Refusals of signed requests answered without an audit entry: the request was too large to carry, or this
+    /// node was recording refusals faster than its rate.
+    pub refusals_not_recorded: Counter,
     /// Requests for another pod.
     pub redirected: Counter,
+    /// Connections closed as they arrived: the API's connection caps were reached.
+    pub connections_refused: Counter,
     /// HTTP requests, by route and status.
     pub http: Mutex<BTreeMap<(String, u16), u64>>,
     /// Request receipt to committed receipt.
@@ -100,13 +165,28 @@ impl Metrics {
         }
         let _ = writeln!(
             out,
-            "# HELP sigil_requests_rejected_total Requests refused (each audited).\n# TYPE sigil_requests_rejected_total counter\nsigil_requests_rejected_total {}",
+            "# HELP sigil_requests_rejected_total Requests refused on their caller's record (each audited).\n# TYPE sigil_requests_rejected_total counter\nsigil_requests_rejected_total {}",
             self.rejected.get()
+        );
+        let _ = writeln!(
+            out,
+            "# HELP sigil_requests_unauthenticated_total Requests refused that prove no caller (not audited).\n# TYPE sigil_requests_unauthenticated_total counter\nsigil_requests_unauthenticated_total {}",
+            self.unauthenticated.get()
+        );
+        let _ = writeln!(
+            out,
+            "# HELP sigil_refusals_not_recorded_total Refusals of signed requests not audited (too large, or over the recording rate).\n# TYPE sigil_refusals_not_recorded_total counter\nsigil_refusals_not_recorded_total {}",
+            self.refusals_not_recorded.get()
         );
         let _ = writeln!(
             out,
             "# HELP sigil_requests_redirected_total Requests for another pod, redirected.\n# TYPE sigil_requests_redirected_total counter\nsigil_requests_redirected_total {}",
             self.redirected.get()
+        );
+        let _ = writeln!(
+            out,
+            "# HELP sigil_connections_refused_total Connections closed on arrival (connection caps).\n# TYPE sigil_connections_refused_total counter\nsigil_connections_refused_total {}",
+            self.connections_refused.get()
         );
         out.push_str("# HELP sigil_http_responses_total HTTP responses, by route and status.\n");
         out.push_str("# TYPE sigil_http_responses_total counter\n");
@@ -117,5 +197,35 @@ impl Metrics {
         out.push_str("# TYPE sigil_invoke_seconds histogram\n");
         self.invoke_latency.render("sigil_invoke_seconds", &mut out);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_log_limit_lets_one_line_through_per_interval_and_counts_the_rest() {
+        let limit = LogLimit::new(Duration::from_secs(1));
+        let t = Instant::now();
+        assert_eq!(limit.allow(t), Some(0));
+        for ms in [1, 10, 999] {
+            assert_eq!(limit.allow(t + Duration::from_millis(ms)), None);
+        }
+        assert_eq!(limit.allow(t + Duration::from_millis(1000)), Some(3), "three held back");
+        assert_eq!(limit.allow(t + Duration::from_millis(1500)), None);
+        assert_eq!(limit.allow(t + Duration::from_millis(2000)), Some(1));
+    }
+
+    #[test]
+    fn the_rate_limit_allows_its_burst_then_its_rate() {
+        let limit = RateLimit::new(10.0, 3.0);
+        let t = Instant::now();
+        assert!((0..3).all(|_| limit.take(t)), "the burst");
+        assert!(!limit.take(t), "then nothing at once");
+        assert!(limit.take(t + Duration::from_millis(100)), "one token per 100 ms");
+        assert!(!limit.take(t + Duration::from_millis(150)));
+        assert!((0..3).all(|_| limit.take(t + Duration::from_secs(10))), "refilled to the burst, no more");
+        assert!(!limit.take(t + Duration::from_secs(10)));
     }
 }

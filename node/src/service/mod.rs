@@ -3,8 +3,10 @@
 //! Between the HTTP API and the pod (`sigil-pod`): signed requests are checked (signature, freshness, nonce, pod,
 //! the applet's access rules), executed in the enclave runtime against the pod's committed state, and the execution
 //! receipt is committed through consensus with the request and its write set; the caller gets the receipt with its
-//! Merkle proof and cosigned checkpoint. Every refusal is committed too, as a `request_rejected` entry (who, what,
-//! why), except requests for another pod: those are redirected and nothing of them is kept.
+//! Merkle proof and cosigned checkpoint. The refusal of a request its caller signed is committed too, as a
+//! `request_rejected` entry (who, what, why) with the request; a request that proves no caller (it does not
+//! decode, or its signature does not verify) is refused, counted and logged, never recorded; requests for another
+//! pod are redirected and nothing of them is kept.
 //!
 //! | module | what |
 //! |---|---|
@@ -15,6 +17,7 @@
 //! | [`oauth`] | the node as its pod's OAuth 2.1 authorization server, for MCP clients |
 //! | [`tls`] | attested TLS: the node's certificate carries its evidence; the client's verifier checks it |
 //! | [`client`] | the HTTPS client the CLI and the tests use |
+//! | [`error`] | the service's errors: starting, TLS, the client |
 //! | [`metrics`] | counters and histograms for `/metrics` |
 //!
 //! What it must never do: run anything before the request's signature, freshness, nonce and authorization have
@@ -23,6 +26,7 @@
 
 pub mod api;
 pub mod client;
+pub mod error;
 mod govern;
 mod invoke;
 pub mod mcp;
@@ -31,16 +35,24 @@ pub mod oauth;
 pub mod tls;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use sigil_ledger::{Entry, Hash};
+use sigil_ledger::Entry;
 use sigil_pod::PodNode;
-use sigil_runtime::{Applet, Runtime};
+use sigil_runtime::Runtime;
+
+use error::{NoRandomness, StartError};
 
 /// How long a caller waits for a commit.
 pub const COMMIT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Applets compiled at once (deployments and first calls): half the cores, at least one. The rest wait, so
+/// compiling never takes every core from the API and consensus.
+fn compile_slots() -> usize {
+    std::thread::available_parallelism().map(|n| (n.get() / 2).max(1)).unwrap_or(1)
+}
 
 /// Another pod's public endpoints, for redirects.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -117,7 +129,8 @@ pub struct Service {
     pub node: PodNode,
     pod: String,
     runtime: Runtime,
-    applets: Mutex<HashMap<Hash, Applet>>,
+    /// Compilations that may run at once.
+    compile_slots: tokio::sync::Semaphore,
     key: ring::signature::Ed25519KeyPair,
     /// The node's evidence bundle (in its certificate).
     pub evidence: Vec<u8>,
@@ -127,6 +140,10 @@ pub struct Service {
     pub labels: Labels,
     /// Counters and histograms for `/metrics`.
     pub metrics: metrics::Metrics,
+    /// Refusals of unauthenticated requests are logged at most once a second.
+    unauthenticated_log: metrics::LogLimit,
+    /// Refusals this node records in the ledger: 10 a second, 100 at once; past that they are answered only.
+    recorded_refusals: metrics::RateLimit,
     started: Instant,
 }
 
@@ -138,19 +155,22 @@ impl Service {
         evidence: Vec<u8>,
         directory: PodDirectory,
         labels: Labels,
-    ) -> anyhow::Result<Service> {
+    ) -> Result<Service, StartError> {
         let pod = node.ledger().lock().expect("not poisoned").pod().to_string();
         let runtime = Runtime::new(sigil_runtime::RuntimeConfig::default())?;
         Ok(Service {
             node,
             pod,
             runtime,
-            applets: Mutex::new(HashMap::new()),
-            key: ring::signature::Ed25519KeyPair::from_seed_unchecked(seed).map_err(|e| anyhow::anyhow!("{e}"))?,
+            compile_slots: tokio::sync::Semaphore::new(compile_slots()),
+            key: ring::signature::Ed25519KeyPair::from_seed_unchecked(seed)
+                .map_err(|e| StartError::Key(e.to_string()))?,
             evidence,
             directory,
             labels,
             metrics: metrics::Metrics::default(),
+            unauthenticated_log: metrics::LogLimit::new(Duration::from_secs(1)),
+            recorded_refusals: metrics::RateLimit::new(10.0, 100.0),
             started: Instant::now(),
         })
     }
@@ -167,10 +187,10 @@ impl Service {
 }
 
 /// `N` bytes from the system's secure random source.
-pub fn random<const N: usize>() -> anyhow::Result<[u8; N]> {
+pub fn random<const N: usize>() -> Result<[u8; N], NoRandomness> {
     use ring::rand::SecureRandom;
     let mut b = [0u8; N];
-    ring::rand::SystemRandom::new().fill(&mut b).map_err(|_| anyhow::anyhow!("no system randomness"))?;
+    ring::rand::SystemRandom::new().fill(&mut b).map_err(|_| NoRandomness)?;
     Ok(b)
 }
 
@@ -199,6 +219,8 @@ pub struct ApiConfig {
     pub directory: PodDirectory,
     /// Labels shown in the pod status.
     pub labels: Labels,
+    /// Connection caps.
+    pub limits: api::Limits,
 }
 
 /// A node with its API running.
@@ -213,17 +235,16 @@ pub struct RunningNode {
 
 impl RunningNode {
     /// Starts the pod node and its API.
-    pub async fn start(pod: sigil_pod::PodConfig, api: ApiConfig) -> anyhow::Result<RunningNode> {
+    pub async fn start(pod: sigil_pod::PodConfig, api: ApiConfig) -> Result<RunningNode, StartError> {
         let seed = pod.seed;
         let name = pod.name.clone();
         let pod_id = match &pod.genesis {
             Entry::Genesis(g) => g.pod.clone(),
-            _ => anyhow::bail!("the genesis is not a genesis entry"),
+            _ => return Err(StartError::NotGenesis),
         };
-        let listener = tokio::net::TcpListener::bind(api.listen)
-            .await
-            .map_err(|e| anyhow::anyhow!("the API cannot listen on {}: {e}", api.listen))?;
-        let addr = listener.local_addr()?;
+        let listen = |error| StartError::Listen { addr: api.listen, error };
+        let listener = tokio::net::TcpListener::bind(api.listen).await.map_err(listen)?;
+        let addr = listener.local_addr().map_err(listen)?;
         let tls = match &api.operator_tls {
             Some((chain, key)) => tls::server_config(chain.clone(), key.clone())?,
             None => {
@@ -234,7 +255,7 @@ impl RunningNode {
         let node = PodNode::start(pod).await?;
         let service = Arc::new(Service::new(node, &seed, api.evidence, api.directory, api.labels)?);
         let (stop, rx) = tokio::sync::watch::channel(false);
-        let server = tokio::spawn(api::serve(service.clone(), listener, tls, rx));
+        let server = tokio::spawn(api::serve(service.clone(), listener, tls, api.limits, rx));
         Ok(RunningNode { service, api: addr, stop, server })
     }
 

@@ -21,6 +21,8 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 
+pub use super::error::TlsError;
+
 /// The extension that carries the evidence: 1.3.6.1.4.1.57264.1.77 is a placeholder under a private enterprise
 /// arc (registration pending); clients look for exactly this OID.
 pub const EVIDENCE_OID: &[u64] = &[1, 3, 6, 1, 4, 1, 57264, 1, 77];
@@ -41,9 +43,10 @@ pub fn attested_certificate(
     name: &str,
     pod: &str,
     evidence: &[u8],
-) -> anyhow::Result<(Vec<u8>, Vec<u8>)> {
+) -> Result<(Vec<u8>, Vec<u8>), TlsError> {
     let tls_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
-    let identity = ring::signature::Ed25519KeyPair::from_seed_unchecked(seed).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let identity =
+        ring::signature::Ed25519KeyPair::from_seed_unchecked(seed).map_err(|e| TlsError::Key(e.to_string()))?;
     let spki = rcgen::PublicKeyData::subject_public_key_info(&tls_key);
     let mut endorsement = ring::signature::KeyPair::public_key(&identity).as_ref().to_vec();
     endorsement.extend_from_slice(identity.sign(&endorsement_bytes(pod, &spki)).as_ref());
@@ -62,7 +65,7 @@ pub fn attested_certificate(
 
 /// The rustls server configuration for the node's HTTPS API: its attested certificate, or an operator's
 /// certificate chain and key.
-pub fn server_config(cert_chain: Vec<Vec<u8>>, key_pkcs8: Vec<u8>) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+pub fn server_config(cert_chain: Vec<Vec<u8>>, key_pkcs8: Vec<u8>) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::support::{p, sigil, text, ProcessNode};
+use crate::support::{one_pod_at_a_time, p, sigil, text, ProcessNode};
 
 const POD: &str = "eu-prod";
 const MEASUREMENT: &str =
@@ -56,8 +56,12 @@ fn build(dir: &Path, member: &str, enrollments: &[&Path], extra: &[&str]) -> (st
     (sigil(&args), out)
 }
 
+// The guard serializes pods across test threads; this test's future runs on its own runtime, so holding it
+// across awaits blocks no other task.
+#[allow(clippy::await_holding_lock)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_genesis_built_from_enrollments_starts_a_pod_of_node_processes() {
+    let _one = one_pod_at_a_time();
     let tmp = crate::support::tempdir();
     let dir = tmp.path();
     std::fs::write(dir.join("policy.toml"), format!("[sim]\nallow = true\nmeasurements = [\"{MEASUREMENT}\"]\n"))

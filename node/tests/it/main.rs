@@ -6,10 +6,12 @@
 mod applet_cli;
 mod cli;
 mod genesis;
+mod hostile;
 mod mcp;
 mod measure_cli;
 mod node;
 mod pod;
 mod policy;
 mod receipt_cli;
+mod status;
 mod support;

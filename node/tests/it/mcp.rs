@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::support::{p, sigil, start_devnet, tempdir, text};
+use crate::support::{one_pod_at_a_time, p, sigil, start_devnet, tempdir, text};
 use ring::signature::{Ed25519KeyPair, KeyPair};
 use serde_bytes::ByteBuf;
 use serde_json::{json, Value};
@@ -52,6 +52,7 @@ fn called<'a>(events: &'a [Value], tool: &str) -> &'a Value {
 
 #[test]
 fn an_mcp_client_that_is_not_ours_lists_and_calls_the_pods_applets_with_receipts() {
+    let _one = one_pod_at_a_time();
     let dir = tempdir();
     let data = dir.path().join("pod");
     let (_devnet, info) = start_devnet(&data, 4);

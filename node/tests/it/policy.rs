@@ -1,7 +1,7 @@
 //! `sigil policy` on a devnet: check a policy, propose the change as a member (it commits and the pod goes on under
 //! it), and have the node refuse a non-member's approval, an unparsable policy and a non-governance entry.
 
-use crate::support::{p, sigil, start_devnet, tempdir, text};
+use crate::support::{one_pod_at_a_time, p, sigil, start_devnet, tempdir, text};
 use sigil::service::client::{Client, Endpoint};
 use sigil::service::tls::Trust;
 use sigil_ledger::entry::PolicyChanged;
@@ -9,6 +9,7 @@ use sigil_ledger::Entry;
 
 #[test]
 fn a_members_policy_change_commits_and_bad_changes_are_refused() {
+    let _one = one_pod_at_a_time();
     let dir = tempdir();
     let (_devnet, info) = start_devnet(&dir.path().join("pod"), 1);
     let api = info["api"][0].as_str().unwrap().to_string();
@@ -75,7 +76,7 @@ fn a_members_policy_change_commits_and_bad_changes_are_refused() {
         let r = post(e.encode()).await;
         assert_eq!(r.status, 403, "{}", r.error());
         // Not a governance entry; not an entry.
-        let r = post(sigil_pod::local::probe_invocation("devnet", "node-0", 0, &[1; 32], 1, 1).0.encode()).await;
+        let r = post(sigil_pod::testing::probe_invocation("devnet", "node-0", 0, &[1; 32], 1, 1).0.encode()).await;
         assert_eq!(r.status, 400, "{}", r.error());
         let r = post(b"not cbor".to_vec()).await;
         assert_eq!(r.status, 400, "{}", r.error());

@@ -1,67 +1,24 @@
-//! A pod of nodes on 127.0.0.1 for the consensus tests: genesis, keys, entries.
+//! What the node's tests share: the pod's fixtures (from `sigil_pod::testing`), `sigil node run` processes, the devnet, the CLI.
 
 #![allow(dead_code)]
 
 use std::path::Path;
 use std::time::Duration;
 
-use sigil_ledger::Entry;
-use sigil_pod::Attachments;
-use sigil_pod::Committed;
-use sigil_pod::{self as pod, PodConfig, PodNode};
-use tokio::sync::oneshot;
+use sigil_pod::PodConfig;
 
-pub use sigil_pod::local::{name, seed};
-
-pub fn genesis(n: usize) -> Entry {
-    sigil_pod::local::genesis("test-pod", n)
-}
-
+// The pod's fixtures: `genesis(n)`, `configs`, `invocation`, `submit`, `deploy_probe`, `commit_batch`, `agree`,
+// `Link`, `TempDir`, `init_logs`, the published keys.
+pub use sigil_pod::local::name;
+pub use sigil_pod::testing::*;
 pub use sigil_primitives::clock::now_ms;
 
-/// An invocation of the `probe` applet executed by node `executor`, request number `n`, with its signed
-/// request and write set.
-pub fn invocation(executor: usize, n: u64) -> (Entry, Attachments) {
-    pod::local::probe_invocation("test-pod", &name(executor), 0, &pod::local::CALLER_SEED, n, now_ms())
-}
-
-/// Queues an invocation at `node`.
-pub fn submit(node: &PodNode, (e, a): (Entry, Attachments)) -> Result<oneshot::Receiver<Committed>, String> {
-    node.submit_with(e, a).map_err(|r| r.to_string())
-}
-
-/// Deploys the `probe` applet through `nodes[0]` unless it is deployed, and waits until every node of `nodes`
-/// has committed it.
-pub async fn deploy_probe(nodes: &[PodNode]) {
-    if nodes[0].rules().is_some_and(|r| r.applets.contains_key("probe")) {
-        return;
-    }
-    let (e, a) = pod::local::deployment(&pod::local::probe(), pod::local::PROBE_CODE);
-    let rx = nodes[0].submit_with(pod::local::approved("test-pod", e), a).expect("the deployment is queued");
-    let c = tokio::time::timeout(Duration::from_secs(60), rx).await.expect("deployed in time").expect("deployed");
-    for n in nodes {
-        let mut tip = n.tip();
-        tokio::time::timeout(Duration::from_secs(60), tip.wait_for(|t| t.size > c.index))
-            .await
-            .expect("every node commits the deployment")
-            .unwrap();
-    }
-}
-
-/// Configs of an `n`-node pod whose data lives under `dir`.
-pub fn configs(n: usize, dir: &Path) -> Vec<PodConfig> {
-    sigil_pod::local::configs("test-pod", n, dir)
-}
-
-/// Logs to the test's output when `SIGIL_LOG` is set (e.g. `SIGIL_LOG=info,sigil_pod=debug`).
-pub fn init_logs() {
-    if let Ok(filter) = std::env::var("SIGIL_LOG") {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-            .with_ansi(false)
-            .with_test_writer()
-            .try_init();
-    }
+/// Pods of several nodes run one at a time in this binary: on a 2-core machine two of them at once (each four
+/// nodes, in processes or a devnet) starve each other's consensus past the 30 s commit timeout. Hold the guard for
+/// the whole test; tests of one node need none.
+pub fn one_pod_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// A node running as its own `sigil node run` process; killed when dropped.
@@ -75,7 +32,7 @@ pub struct ProcessNode {
 /// Writes node `cfg`'s configuration with an `[api]` on 127.0.0.1:`api_port`.
 pub fn write_config_with_api(cfg: &PodConfig, api_port: u16) -> std::path::PathBuf {
     let mut file = sigil::config::NodeFile::of(cfg);
-    file.api = Some(sigil::config::Api { listen: format!("127.0.0.1:{api_port}"), cert: None, key: None });
+    file.api = Some(sigil::config::Api { listen: format!("127.0.0.1:{api_port}"), ..Default::default() });
     file.labels.insert("cloud".into(), "local".into());
     file.write_beside(cfg).unwrap()
 }
@@ -182,98 +139,8 @@ fn strip_ansi(s: &str) -> String {
     out
 }
 
-/// A TCP link between two nodes through a proxy on 127.0.0.1 that the test can cut and restore.
-#[derive(Clone)]
-pub struct Link {
-    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    tasks: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
-}
-
-impl Link {
-    /// Starts a proxy forwarding to 127.0.0.1:`target`; returns its port.
-    pub async fn start(target: u16) -> (u16, Link) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let link = Link { cut: Default::default(), tasks: Default::default() };
-        let l = link.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok((mut inbound, _)) = listener.accept().await else { return };
-                if l.is_cut() {
-                    drop(inbound);
-                    continue;
-                }
-                let task = tokio::spawn(async move {
-                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
-                });
-                let mut tasks = l.tasks.lock().unwrap();
-                tasks.retain(|t| !t.is_finished());
-                tasks.push(task.abort_handle());
-            }
-        });
-        (port, link)
-    }
-
-    pub fn is_cut(&self) -> bool {
-        self.cut.load(std::sync::atomic::Ordering::SeqCst)
-    }
-
-    /// Drops every connection through the link and refuses new ones.
-    pub fn cut(&self) {
-        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
-        for t in self.tasks.lock().unwrap().drain(..) {
-            t.abort();
-        }
-    }
-
-    pub fn restore(&self) {
-        self.cut.store(false, std::sync::atomic::Ordering::SeqCst);
-    }
-}
-
-/// Configs of an `n`-node pod in which node i reaches node j only through `links[i][j]`.
-pub async fn configs_with_links(n: usize, dir: &Path) -> (Vec<PodConfig>, Vec<Vec<Option<Link>>>) {
-    let mut cfgs = configs(n, dir);
-    let ports: Vec<u16> = cfgs.iter().map(|c| c.listen.rsplit('/').next().unwrap().parse().unwrap()).collect();
-    let mut links = vec![vec![None; n]; n];
-    for i in 0..n {
-        let mut peers = Vec::new();
-        for j in (0..n).filter(|j| *j != i) {
-            let (port, link) = Link::start(ports[j]).await;
-            peers.push(format!("/ip4/127.0.0.1/tcp/{port}/p2p/{}", pod::peer_id(&seed(j))));
-            links[i][j] = Some(link);
-        }
-        cfgs[i].peers = peers;
-    }
-    (cfgs, links)
-}
-
 pub fn tempdir() -> TempDir {
     TempDir::new()
-}
-
-/// A directory removed when dropped.
-pub struct TempDir(std::path::PathBuf);
-
-impl TempDir {
-    pub fn new() -> TempDir {
-        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let p = std::env::temp_dir().join(format!("sigil-pod-{}-{n}-{}", std::process::id(), now_ms()));
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-    pub fn path(&self) -> &std::path::Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// A devnet process, stopped on drop.

@@ -4,11 +4,31 @@
 use super::*;
 use crate::rejection::Rejection;
 
+/// What a block's header and framing may take besides its items.
+const BLOCK_OVERHEAD: usize = 4096;
+/// The most bytes one item may take (see [`item_len`]): what fits in a block on its own.
+pub(crate) const MAX_ITEM_BYTES: usize = MAX_BLOCK_BYTES - BLOCK_OVERHEAD;
+/// The most bytes the pool holds, whatever its entry capacity: 32 blocks' worth.
+const MAX_POOL_BYTES: usize = 32 * MAX_BLOCK_BYTES;
+
+/// An upper bound on an item's CBOR framing in a block: a map of at most five fields (header 1 byte; keys
+/// `entry`, `signature`, `request`, `write_set`, `code`: 39 bytes with their headers), each value a byte string
+/// whose header is at most 5 bytes (every length is below 2^32), and the item's share of the entries array's
+/// header. Under the real framing, a full block would not decode at its validators.
+const ITEM_FRAMING: usize = 1 + 39 + 5 * 5 + 5;
+
+/// The bytes an entry and its attachments take in a block, with their framing (never less than they take).
+fn item_len(entry: &Encoded, attachments: &Attachments) -> usize {
+    entry.bytes().len() + attachments.len() + ITEM_FRAMING
+}
+
 /// Entries waiting for a block, and who waits for them.
 #[derive(Default)]
 pub struct Mempool {
     queue: VecDeque<(Hash, Encoded, Attachments)>,
     waiters: HashMap<Hash, Vec<oneshot::Sender<Committed>>>,
+    /// Bytes queued ([`item_len`] of each).
+    bytes: usize,
     /// Limit on queued entries.
     pub capacity: usize,
 }
@@ -32,12 +52,21 @@ impl Mempool {
             w.push(tx); // already queued: wait for the same commit
             return Ok(rx);
         }
-        if self.queue.len() >= self.capacity.max(1) {
-            return Err(Rejection::MempoolFull(format!(
-                "the mempool is full ({} entries); try again shortly",
-                self.queue.len()
+        let len = item_len(&entry, &attachments);
+        if len > MAX_ITEM_BYTES {
+            // It could never be in a block: queued, it would sit at the head of every proposal.
+            return Err(Rejection::Invalid(format!(
+                "the entry with its attachments is {len} bytes; a block holds at most {MAX_ITEM_BYTES}"
             )));
         }
+        if self.queue.len() >= self.capacity.max(1) || self.bytes + len > MAX_POOL_BYTES {
+            return Err(Rejection::MempoolFull(format!(
+                "the mempool is full ({} entries, {} bytes); try again shortly",
+                self.queue.len(),
+                self.bytes
+            )));
+        }
+        self.bytes += len;
         self.queue.push_back((leaf, entry, attachments));
         self.waiters.insert(leaf, vec![tx]);
         Ok(rx)
@@ -55,6 +84,7 @@ impl Mempool {
 
     pub(super) fn committed(&mut self, leaves: &HashMap<Hash, Committed>) {
         self.queue.retain(|(h, _, _)| !leaves.contains_key(h));
+        self.bytes = self.queue.iter().map(|(_, e, a)| item_len(e, a)).sum();
         for (h, c) in leaves {
             for w in self.waiters.remove(h).unwrap_or_default() {
                 let _ = w.send(*c);
@@ -64,6 +94,7 @@ impl Mempool {
 
     pub(super) fn drop_entry(&mut self, leaf: &Hash) {
         self.queue.retain(|(h, _, _)| h != leaf);
+        self.bytes = self.queue.iter().map(|(_, e, a)| item_len(e, a)).sum();
         self.waiters.remove(leaf); // the waiters see their sender dropped: not committed
     }
 }
@@ -101,8 +132,20 @@ impl App {
             }
         };
         // Take what validates, in order; drop what never will.
-        let candidates: Vec<(Hash, Encoded, Attachments)> =
-            self.shared.mempool.lock().expect("not poisoned").queue.iter().take(MAX_BLOCK_ENTRIES).cloned().collect();
+        // At most a block's worth of entries and twice a block's bytes are copied out of the pool per proposal.
+        let candidates: Vec<(Hash, Encoded, Attachments)> = {
+            let m = self.shared.mempool.lock().expect("not poisoned");
+            let mut bytes = 0;
+            m.queue
+                .iter()
+                .take(MAX_BLOCK_ENTRIES)
+                .take_while(|(_, e, a)| {
+                    bytes += item_len(e, a);
+                    bytes <= 2 * MAX_BLOCK_BYTES
+                })
+                .cloned()
+                .collect()
+        };
         let mut bytes_total = 0;
         let mut refused = Vec::new();
         let mut taken = Vec::new();
@@ -112,9 +155,9 @@ impl App {
             let l = self.shared.ledger.lock().expect("not poisoned");
             let mut checker = block::Checker::new(&l, &self.rules, b.time_ms);
             for (leaf, enc, att) in candidates {
-                let len = enc.bytes().len() + att.len() + 32;
-                if bytes_total + len > MAX_BLOCK_BYTES - 4096 {
-                    break;
+                let len = item_len(&enc, &att);
+                if bytes_total + len > MAX_ITEM_BYTES {
+                    continue; // the next block takes it; smaller entries behind it need not wait
                 }
                 let checked = match self.cfg.fault {
                     crate::Fault::None => checker.check(b.entries.len(), &enc, &att),
@@ -142,6 +185,10 @@ impl App {
             }
         }
         let bytes = b.encode();
+        if bytes.len() > MAX_BLOCK_BYTES {
+            // The bounds above make this impossible; were they wrong, proposing it would stall every round.
+            return Err(format!("the block would be {} bytes, over {MAX_BLOCK_BYTES}", bytes.len()));
+        }
         let id = Block::id_of(&bytes);
         tracing::debug!(%height, %round, entries = b.entries.len(), block = %id, "proposing");
         let pv = ProposedValue {
@@ -160,5 +207,58 @@ impl App {
         }
         self.mine.insert((height, round), id);
         Ok(id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing;
+
+    #[test]
+    fn the_framing_bound_is_never_less_than_an_item_takes_in_a_block() {
+        let (e, a) = testing::invocation(0, 1);
+        let entry = Encoded::new(e);
+        // Every attachment present and large enough for 4-byte length headers.
+        let a = Attachments { signature: vec![1; 64], write_set: vec![2; 70_000], code: vec![3; 70_000], ..a };
+        let encoded = sigil_primitives::cbor::encode(&block::Item::new(&entry, &a)).len();
+        assert!(item_len(&entry, &a) >= encoded, "bound {} < encoded {encoded}", item_len(&entry, &a));
+        assert!(item_len(&entry, &a) - encoded < 64, "and not far above it");
+    }
+
+    #[test]
+    fn the_pool_is_bounded_by_bytes_as_well_as_entries() {
+        let mut pool = Mempool::new(1_000_000);
+        let (e, a) = testing::invocation(0, 1);
+        // Items of nearly a block each (a few bytes under, as `n` grows the entry).
+        let room = MAX_ITEM_BYTES - item_len(&Encoded::new(e), &a) - 64;
+        let mut queued = 0;
+        let r = loop {
+            let (e, a) = testing::invocation(0, queued);
+            match pool.push(Encoded::new(e), Attachments { code: vec![0; room], ..a }) {
+                Ok(_) => queued += 1,
+                Err(r) => break r,
+            }
+        };
+        assert!(matches!(&r, Rejection::MempoolFull(why) if why.contains("bytes")), "{r:?}");
+        assert_eq!(queued as usize, MAX_POOL_BYTES / MAX_ITEM_BYTES);
+        assert!(pool.bytes <= MAX_POOL_BYTES);
+    }
+
+    #[test]
+    fn an_entry_that_can_never_fit_a_block_is_refused_at_the_door_and_nothing_is_queued() {
+        let mut pool = Mempool::new(10);
+        let (e, a) = testing::invocation(0, 1);
+        let entry = Encoded::new(e);
+        let room = MAX_ITEM_BYTES - item_len(&entry, &a);
+        // Exactly as large as a block can hold on its own: queued.
+        let fits = Attachments { code: vec![0; room], ..a.clone() };
+        assert!(pool.push(entry.clone(), fits).is_ok());
+        // One byte more: refused, as invalid (it never will fit), and the pool is as it was.
+        let mut pool = Mempool::new(10);
+        let too_big = Attachments { code: vec![0; room + 1], ..a };
+        let r = pool.push(entry, too_big).map(|_| ()).expect_err("refused");
+        assert!(matches!(&r, Rejection::Invalid(why) if why.contains("a block holds at most")), "{r:?}");
+        assert!(pool.is_empty() && pool.waiters.is_empty());
     }
 }

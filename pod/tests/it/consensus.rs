@@ -1,0 +1,335 @@
+//! A pod of nodes on 127.0.0.1 running Malachite consensus over libp2p, committing into RocksDB ledgers, all in
+//! this process: commits, partitions, Byzantine proposers and double signers, admission and removal. (Pods of
+//! `sigil node run` processes are tested in the node's tests.)
+
+use std::time::Duration;
+
+use sigil_pod::local::{name, seed};
+#[cfg(feature = "byzantine")]
+use sigil_pod::misbehaviour;
+use sigil_pod::testing::{self, *};
+use sigil_pod::{decided_round, local, Attachments, Fault, PodNode};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_nodes_commit_a_stream_of_entries_with_identical_ledgers() {
+    init_logs();
+    let dir = TempDir::new();
+    let mut nodes = Vec::new();
+    for cfg in configs(4, dir.path()) {
+        nodes.push(PodNode::start(cfg).await.expect("node starts"));
+    }
+    deploy_probe(&nodes).await; // entry 1
+                                // Entries go to every node: each executes its own requests and proposes them in its turn.
+    let mut waiting = Vec::new();
+    for n in 0..200u64 {
+        let i = (n % 4) as usize;
+        waiting.push(submit(&nodes[i], invocation(i, n)).expect("queued"));
+    }
+    let mut indexes = Vec::new();
+    for rx in waiting {
+        let c = tokio::time::timeout(Duration::from_secs(90), rx).await.expect("committed in time").expect("committed");
+        indexes.push(c.index);
+    }
+    indexes.sort();
+    indexes.dedup();
+    assert_eq!(indexes.len(), 200, "every entry has its own index");
+    assert!(
+        indexes.iter().all(|i| (2..=201).contains(i)),
+        "entries follow the genesis and the deployment: {indexes:?}"
+    );
+
+    // Every node reaches the same tip; every height has the same root everywhere.
+    agree(&nodes).await;
+    for (i, n) in nodes.iter().enumerate() {
+        let l = n.ledger();
+        let l = l.lock().unwrap();
+        l.verify_integrity().unwrap();
+        assert!(l.size() >= 202);
+        // The precommits' extensions are the validators' checkpoint signatures: a quorum-signed checkpoint per
+        // block, from which a receipt verifies with nothing but the genesis.
+        let cp = l.latest_checkpoint().unwrap().expect("a cosigned checkpoint");
+        assert_eq!(cp.checkpoint.size, l.size());
+        assert!(cp.signatures.len() >= 3, "{} signatures", cp.signatures.len());
+        let receipt = l
+            .receipt(
+                indexes[17],
+                &cp,
+                &name(i),
+                &ring::signature::Ed25519KeyPair::from_seed_unchecked(&seed(i)).unwrap(),
+            )
+            .unwrap();
+        let report = sigil_ledger::receipt::Receipt::decode(&receipt).unwrap().verify(&genesis(4).encode());
+        assert!(report.valid, "{report:?}");
+    }
+    for n in nodes {
+        n.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_byzantine_proposer_s_forged_replayed_and_stale_entries_are_refused_and_the_pod_goes_on() {
+    init_logs();
+    let dir = TempDir::new();
+    let mut cfgs = configs(4, dir.path());
+    cfgs[3].fault = Fault::UncheckedProposals; // node 3 proposes its mempool unchecked
+    let mut nodes = Vec::new();
+    for cfg in cfgs {
+        nodes.push(PodNode::start(cfg).await.expect("node starts"));
+    }
+    let first = commit_batch(&nodes[..3], &[0, 1, 2], 0, 30).await;
+
+    let sign = |by: usize, e: &sigil_ledger::Entry| {
+        let key = ring::signature::Ed25519KeyPair::from_seed_unchecked(&seed(by)).unwrap();
+        key.sign(&sigil_pod::receipt_bytes(&e.leaf_hash())).as_ref().to_vec()
+    };
+    // A receipt that names node 0 as its executor, signed by node 3.
+    let (forged, forged_a) = invocation(0, 1000);
+    // A replay: node 3 executes a request that is already committed (node 0 ran it) once more, and signs that.
+    let (mut replay, replay_a) = first[0].1.clone();
+    if let sigil_ledger::Entry::Invocation(i) = &mut replay {
+        i.executor = name(3);
+    }
+    // A genuine receipt of node 3, ten minutes old.
+    let (mut stale, stale_a) = invocation(3, 1001);
+    if let sigil_ledger::Entry::Invocation(i) = &mut stale {
+        i.at_ms -= 600_000;
+    }
+    // An approved admission of a node whose evidence is forged (sim evidence with a byte flipped after the sim
+    // root signed it).
+    let mut forged_evidence = local::evidence(POD, 5);
+    let at = forged_evidence.len() / 2;
+    forged_evidence[at] ^= 1;
+    let forged_admission = approved(admission(5, forged_evidence));
+    let with = |a: &Attachments, signature: Vec<u8>| Attachments { signature, ..a.clone() };
+    let bad = [
+        (forged.clone(), with(&forged_a, sign(3, &forged))),
+        (replay.clone(), with(&replay_a, sign(3, &replay))),
+        (stale.clone(), with(&stale_a, sign(3, &stale))),
+        (forged_admission, Attachments::default()),
+    ];
+    let mut pending = Vec::new();
+    for (e, a) in bad {
+        pending.push(nodes[3].submit_signed(e, a).expect("node 3 queues anything"));
+    }
+
+    // The honest three keep committing through node 3's turns (its blocks are refused, the round moves on).
+    let h0 = nodes[0].tip().borrow().height;
+    commit_batch(&nodes[..3], &[0, 1, 2], 100, 120).await;
+    let mut tip = nodes[0].tip();
+    tokio::time::timeout(Duration::from_secs(60), tip.wait_for(|t| t.height >= h0 + 9))
+        .await
+        .expect("liveness")
+        .unwrap();
+
+    // Node 3 was the first proposer of at least two of those heights: its blocks were refused, and those heights
+    // were decided in a later round. None of its bad entries ever committed.
+    let later_rounds = (h0 + 1..=h0 + 9)
+        .filter(|h| decided_round(&nodes[0].ledger().lock().unwrap(), *h).unwrap().is_some_and(|r| r.as_i64() > 0))
+        .count();
+    assert!(later_rounds >= 2, "{later_rounds} heights decided after round 0");
+    for (k, rx) in pending.iter_mut().enumerate() {
+        let r = rx.try_recv();
+        assert!(matches!(r, Err(tokio::sync::oneshot::error::TryRecvError::Empty)), "bad entry {k}: {r:?}");
+    }
+    for n in &nodes {
+        let l = n.ledger();
+        let l = l.lock().unwrap();
+        let request = |e: &sigil_ledger::Entry| match e {
+            sigil_ledger::Entry::Invocation(i) => i.request_hash,
+            _ => unreachable!(),
+        };
+        assert_eq!(l.by_request(&request(&forged)).unwrap(), None);
+        assert_eq!(l.by_request(&request(&stale)).unwrap(), None);
+        assert_eq!(l.by_request(&request(&replay)).unwrap(), Some(first[0].0), "the request is in the ledger once");
+        assert_eq!(l.validators_at(l.size()).members.len(), 4, "the forged admission never committed");
+    }
+    agree(&nodes).await;
+    for n in nodes {
+        n.stop().await;
+    }
+}
+
+#[cfg(feature = "byzantine")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_double_signing_node_is_recorded_as_misbehaving_and_the_pod_keeps_committing() {
+    init_logs();
+    let dir = TempDir::new();
+    let mut cfgs = configs(4, dir.path());
+    cfgs[3].fault = Fault::Equivocate; // every vote and proposal of node 3 is followed by a conflicting one
+    let mut nodes = Vec::new();
+    for cfg in cfgs {
+        nodes.push(PodNode::start(cfg).await.expect("node starts"));
+    }
+    let h0 = nodes[0].tip().borrow().height;
+    commit_batch(&nodes[..3], &[0, 1, 2], 0, 60).await;
+    let mut tip = nodes[0].tip();
+    tokio::time::timeout(Duration::from_secs(60), tip.wait_for(|t| t.height >= h0 + 8))
+        .await
+        .expect("liveness")
+        .unwrap();
+    // The honest nodes agree at every height, and recorded node 3's double votes.
+    agree(&nodes[..3]).await;
+    let recorded: Vec<String> = nodes[..3]
+        .iter()
+        .flat_map(|n| misbehaviour(&n.ledger().lock().unwrap()).unwrap())
+        .flat_map(|(_, lines)| lines)
+        .collect();
+    assert!(recorded.iter().any(|l| l.starts_with("node-3 double-voted")), "{recorded:?}");
+    assert!(recorded.iter().all(|l| l.starts_with("node-3 ")), "only node 3 misbehaved: {recorded:?}");
+    for n in nodes {
+        n.stop().await;
+    }
+}
+
+fn approved(e: sigil_ledger::Entry) -> sigil_ledger::Entry {
+    testing::approved(POD, e)
+}
+
+fn admission(i: usize, evidence: Vec<u8>) -> sigil_ledger::Entry {
+    sigil_ledger::Entry::NodeAdmitted(sigil_ledger::entry::NodeAdmitted {
+        validator: sigil_ledger::checkpoint::Validator {
+            name: name(i),
+            public_key: sigil_pod::public_key(&seed(i)).to_vec(),
+        },
+        evidence: serde_bytes::ByteBuf::from(evidence),
+        attestation_result: serde_bytes::ByteBuf::new(),
+        approvals: vec![],
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fifth_node_joins_by_attestation_and_approval_and_a_node_is_removed() {
+    init_logs();
+    let dir = TempDir::new();
+    // Nodes 0-3 are the genesis validators; node 4 starts from the same genesis, follows, and asks to join.
+    let mut cfgs = configs(5, dir.path());
+    for c in &mut cfgs {
+        c.genesis = genesis(4);
+    }
+    let mut nodes = Vec::new();
+    for cfg in cfgs {
+        nodes.push(PodNode::start(cfg).await.expect("node starts"));
+    }
+    commit_batch(&nodes[..4], &[0, 1, 2, 3], 0, 20).await;
+    let h = nodes[0].tip().borrow().height;
+    let mut tip4 = nodes[4].tip();
+    tokio::time::timeout(Duration::from_secs(30), tip4.wait_for(|t| t.height >= h))
+        .await
+        .expect("node 4 follows")
+        .unwrap();
+
+    // Refused, each with its reason: no evidence at all, a measurement the policy does not allow, evidence that
+    // binds another key, and no member approval.
+    let refused = |e: sigil_ledger::Entry, why: &str| {
+        let err = nodes[0].submit(e).expect_err("refused");
+        assert!(err.to_string().contains(why), "{err:?} does not say {why:?}");
+    };
+    refused(approved(admission(4, b"not evidence".to_vec())), "unreadable evidence");
+    let wrong = sigil_pod::admission::sim_evidence(POD, &sigil_pod::public_key(&seed(4)), [0x66; 48]);
+    refused(approved(admission(4, wrong)), "measurement");
+    refused(approved(admission(4, local::evidence(POD, 5))), "report_data");
+    refused(approved(admission(4, local::evidence("other-pod", 4))), "report_data");
+    refused(admission(4, local::evidence(POD, 4)), "member approvals");
+
+    // Attested and approved: admitted.
+    let admitted = nodes[0].submit(approved(admission(4, local::evidence(POD, 4)))).unwrap();
+    let index4 = tokio::time::timeout(Duration::from_secs(60), admitted).await.unwrap().unwrap().index;
+    tokio::time::timeout(Duration::from_secs(30), tip4.wait_for(|t| t.size > index4))
+        .await
+        .expect("node 4 commits its admission")
+        .unwrap();
+
+    // Node 4 votes from the next height: with node 3 stopped, 0, 1, 2 and 4 are 4 of 5, a quorum only with it.
+    let node3 = nodes.remove(3);
+    node3.stop().await;
+    let mut waiting = Vec::new();
+    for n in 200..240u64 {
+        let k = (n % 4) as usize; // nodes[3] is node 4 now
+        let executor = if k == 3 { 4 } else { k };
+        let mut e = invocation(executor, n);
+        if let sigil_ledger::Entry::Invocation(i) = &mut e.0 {
+            i.executor_attestation = if executor == 4 { index4 } else { 0 };
+        }
+        waiting.push(submit(&nodes[k], e).expect("queued"));
+    }
+    for rx in waiting {
+        tokio::time::timeout(Duration::from_secs(90), rx)
+            .await
+            .expect("committed with node 4's votes")
+            .expect("committed");
+    }
+
+    // Node 3 is removed: the set is 0, 1, 2, 4 (a quorum of 3).
+    let removal = sigil_ledger::Entry::NodeRemoved(sigil_ledger::entry::NodeRemoved {
+        name: name(3),
+        reason: "decommissioned".into(),
+        approvals: vec![],
+    });
+    let removed = nodes[0].submit(approved(removal)).unwrap();
+    tokio::time::timeout(Duration::from_secs(60), removed).await.unwrap().unwrap();
+    let last = commit_batch(&nodes[..3], &[0, 1, 2], 300, 12).await;
+
+    // Checkpoints after both changes are cosigned by the new set and verify from the genesis alone.
+    let mut tip = nodes[0].tip();
+    let size = last.iter().map(|(i, _)| *i).max().unwrap() + 1;
+    tokio::time::timeout(Duration::from_secs(30), tip.wait_for(|t| t.size >= size)).await.unwrap().unwrap();
+    let receipt = {
+        let l = nodes[0].ledger();
+        let l = l.lock().unwrap();
+        assert_eq!(
+            l.validators_at(l.size()).members.iter().map(|m| m.name.clone()).collect::<Vec<_>>(),
+            ["node-0", "node-1", "node-2", "node-4"]
+        );
+        let cp = l.latest_checkpoint().unwrap().expect("a checkpoint");
+        assert!(cp.checkpoint.size >= size, "a checkpoint after the changes");
+        let key = ring::signature::Ed25519KeyPair::from_seed_unchecked(&seed(0)).unwrap();
+        l.receipt(last[0].0, &cp, &name(0), &key).unwrap()
+    };
+    // With the offline verifier (what `sigil receipt verify RECEIPT --genesis FILE` runs), from the genesis alone.
+    let report = sigil_ledger::receipt::Receipt::decode(&receipt).unwrap().verify(&genesis(4).encode());
+    assert!(report.valid, "{report:?}");
+    for n in nodes {
+        n.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_2_2_partition_commits_nothing_and_heals_without_a_fork() {
+    init_logs();
+    let dir = TempDir::new();
+    let (cfgs, links) = configs_with_links(4, dir.path()).await;
+    let mut nodes = Vec::new();
+    for cfg in cfgs {
+        nodes.push(PodNode::start(cfg).await.expect("node starts"));
+    }
+    commit_batch(&nodes, &[0, 1, 2, 3], 0, 40).await;
+
+    // Cut every link between {0, 1} and {2, 3}.
+    let across = |f: &dyn Fn(&Link)| {
+        for (i, j) in [(0, 2), (0, 3), (1, 2), (1, 3)] {
+            f(links[i][j].as_ref().unwrap());
+            f(links[j][i].as_ref().unwrap());
+        }
+    };
+    across(&|l| l.cut());
+    tokio::time::sleep(Duration::from_millis(500)).await; // what was in flight settles
+    let before: Vec<u64> = nodes.iter().map(|n| n.tip().borrow().height).collect();
+    let mut waiting = Vec::new();
+    for n in 40..80u64 {
+        let k = (n % 4) as usize;
+        waiting.push(submit(&nodes[k], invocation(k, n)).expect("queued"));
+    }
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let during: Vec<u64> = nodes.iter().map(|n| n.tip().borrow().height).collect();
+    assert_eq!(before, during, "neither half (2 of 4) has a quorum: no commits");
+
+    // Healed: the entries queued during the partition commit, and every height agrees everywhere.
+    across(&|l| l.restore());
+    for rx in waiting {
+        tokio::time::timeout(Duration::from_secs(120), rx).await.expect("committed after healing").expect("committed");
+    }
+    agree(&nodes).await;
+    for n in nodes {
+        n.stop().await;
+    }
+}
