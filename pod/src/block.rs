@@ -425,7 +425,7 @@ impl<'a> Checker<'a> {
             return Err("the rejection names another caller than its request".into());
         }
         if let Some(k) = req.delegate_key() {
-            if !self.rules.set.validators.iter().any(|v| v.public_key.0 == k) {
+            if self.rules.set.by_key(&k).is_none() {
                 return Err("the request's delegate is not a validator of the pod".into());
             }
             // A delegate signs the moment it is asked, for its own pod: a delegated request that is not fresh
@@ -468,9 +468,7 @@ impl<'a> Checker<'a> {
             Some(k) => Some(
                 self.rules
                     .set
-                    .validators
-                    .iter()
-                    .find(|v| v.public_key.0 == k)
+                    .by_key(&k)
                     .map(|v| v.name.as_str())
                     .ok_or("the request's delegate is not a validator of the pod")?,
             ),

@@ -395,6 +395,11 @@ impl PodNode {
         self.shared.rules.lock().expect("not poisoned").clone()
     }
 
+    /// The name of the validator whose key is `key`, as of the last commit (without copying the rules).
+    pub fn validator_named(&self, key: &[u8; 32]) -> Option<String> {
+        self.shared.rules.lock().expect("not poisoned").as_ref()?.set.by_key(key).map(|v| v.name.clone())
+    }
+
     /// The node's name.
     pub fn name(&self) -> &str {
         &self.name

@@ -92,6 +92,11 @@ impl ValidatorSet {
     pub fn by_name(&self, name: &str) -> Option<&Validator> {
         self.validators.iter().find(|v| v.name == name)
     }
+
+    /// The member with this key.
+    pub fn by_key(&self, key: &[u8; 32]) -> Option<&Validator> {
+        self.validators.iter().find(|v| &v.public_key.0 == key)
+    }
 }
 
 const RECEIPT: &[u8] = b"sigil/receipt\0";

@@ -129,11 +129,8 @@ impl Service {
         };
         // A delegated request speaks for its caller only through a delegate the pod trusts: anyone can sign as a
         // "delegate" of an assertion they saw, so one whose delegate is not a validator proves no caller either.
-        if let Some(k) = req.delegate_key() {
-            let validator = self.node.rules().is_some_and(|r| r.set.validators.iter().any(|v| v.public_key.0 == k));
-            if !validator {
-                return Err(self.refuse_unauthenticated("the request's delegate is not a validator of the pod".into()));
-            }
+        if req.delegate_key().is_some_and(|k| self.node.validator_named(&k).is_none()) {
+            return Err(self.refuse_unauthenticated("the request's delegate is not a validator of the pod".into()));
         }
         // Authenticated: from here on a refusal is the caller's, and is recorded.
         if let Err(why) = req.verify_verified(&self.pod, now_ms()) {
@@ -150,9 +147,7 @@ impl Service {
                 let replay = l.by_request(&request_hash).ok().flatten();
                 let nonce_used = sigil_pod::nonce_used(&l, &caller, &r.nonce).unwrap_or(false);
                 let att = rules.attestations.get(self.node.name()).copied();
-                let delegate = req
-                    .delegate_key()
-                    .map(|k| rules.set.validators.iter().find(|v| v.public_key.0 == k).map(|v| v.name.clone()));
+                let delegate = req.delegate_key().map(|k| rules.set.by_key(&k).map(|v| v.name.clone()));
                 (replay, nonce_used, rules.applets.get(&r.applet).cloned(), att, delegate)
             };
             if let Some(i) = replay {

@@ -163,31 +163,32 @@ impl Metrics {
         for (k, v) in self.invocations.lock().expect("not poisoned").iter() {
             let _ = writeln!(out, "sigil_invocations_total{{outcome=\"{k}\"}} {v}");
         }
-        let _ = writeln!(
-            out,
-            "# HELP sigil_requests_rejected_total Requests refused on their caller's record (each audited).\n# TYPE sigil_requests_rejected_total counter\nsigil_requests_rejected_total {}",
-            self.rejected.get()
-        );
-        let _ = writeln!(
-            out,
-            "# HELP sigil_requests_unauthenticated_total Requests refused that prove no caller (not audited).\n# TYPE sigil_requests_unauthenticated_total counter\nsigil_requests_unauthenticated_total {}",
-            self.unauthenticated.get()
-        );
-        let _ = writeln!(
-            out,
-            "# HELP sigil_refusals_not_recorded_total Refusals of signed requests not audited (too large, or over the recording rate).\n# TYPE sigil_refusals_not_recorded_total counter\nsigil_refusals_not_recorded_total {}",
-            self.refusals_not_recorded.get()
-        );
-        let _ = writeln!(
-            out,
-            "# HELP sigil_requests_redirected_total Requests for another pod, redirected.\n# TYPE sigil_requests_redirected_total counter\nsigil_requests_redirected_total {}",
-            self.redirected.get()
-        );
-        let _ = writeln!(
-            out,
-            "# HELP sigil_connections_refused_total Connections closed on arrival (connection caps).\n# TYPE sigil_connections_refused_total counter\nsigil_connections_refused_total {}",
-            self.connections_refused.get()
-        );
+        let counters = [
+            (
+                "sigil_requests_rejected_total",
+                "Requests refused on their caller's record (each audited).",
+                &self.rejected,
+            ),
+            (
+                "sigil_requests_unauthenticated_total",
+                "Requests refused that prove no caller (not audited).",
+                &self.unauthenticated,
+            ),
+            (
+                "sigil_refusals_not_recorded_total",
+                "Refusals of signed requests not audited (too large, or over the recording rate).",
+                &self.refusals_not_recorded,
+            ),
+            ("sigil_requests_redirected_total", "Requests for another pod, redirected.", &self.redirected),
+            (
+                "sigil_connections_refused_total",
+                "Connections closed on arrival (connection caps).",
+                &self.connections_refused,
+            ),
+        ];
+        for (name, help, c) in counters {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", c.get());
+        }
         out.push_str("# HELP sigil_http_responses_total HTTP responses, by route and status.\n");
         out.push_str("# TYPE sigil_http_responses_total counter\n");
         for ((route, status), v) in self.http.lock().expect("not poisoned").iter() {

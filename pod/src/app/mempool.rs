@@ -83,8 +83,7 @@ impl Mempool {
     }
 
     pub(super) fn committed(&mut self, leaves: &HashMap<Hash, Committed>) {
-        self.queue.retain(|(h, _, _)| !leaves.contains_key(h));
-        self.bytes = self.queue.iter().map(|(_, e, a)| item_len(e, a)).sum();
+        self.remove(|h| leaves.contains_key(h));
         for (h, c) in leaves {
             for w in self.waiters.remove(h).unwrap_or_default() {
                 let _ = w.send(*c);
@@ -92,9 +91,20 @@ impl Mempool {
         }
     }
 
+    /// Takes the entries whose leaf hash `gone` picks out of the queue, and their bytes off the count.
+    fn remove(&mut self, gone: impl Fn(&Hash) -> bool) {
+        let bytes = &mut self.bytes;
+        self.queue.retain(|(h, e, a)| {
+            let keep = !gone(h);
+            if !keep {
+                *bytes -= item_len(e, a);
+            }
+            keep
+        });
+    }
+
     pub(super) fn drop_entry(&mut self, leaf: &Hash) {
-        self.queue.retain(|(h, _, _)| h != leaf);
-        self.bytes = self.queue.iter().map(|(_, e, a)| item_len(e, a)).sum();
+        self.remove(|h| h == leaf);
         self.waiters.remove(leaf); // the waiters see their sender dropped: not committed
     }
 }
@@ -243,6 +253,12 @@ mod tests {
         assert!(matches!(&r, Rejection::MempoolFull(why) if why.contains("bytes")), "{r:?}");
         assert_eq!(queued as usize, MAX_POOL_BYTES / MAX_ITEM_BYTES);
         assert!(pool.bytes <= MAX_POOL_BYTES);
+        // The count follows entries out of the pool.
+        let first = pool.queue[0].0;
+        pool.drop_entry(&first);
+        assert_eq!(pool.bytes, pool.queue.iter().map(|(_, e, a)| item_len(e, a)).sum::<usize>());
+        let (e, a) = testing::invocation(0, queued);
+        assert!(pool.push(Encoded::new(e), Attachments { code: vec![0; room], ..a }).is_ok(), "room again");
     }
 
     #[test]
