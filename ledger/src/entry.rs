@@ -42,6 +42,31 @@ pub struct Approval {
     pub signature: ByteBuf,
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// What a governance entry changes (see [`Entry::prior`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Subject<'a> {
+    /// The pod's attestation policy.
+    Policy,
+    /// The applet of this name.
+    Applet(&'a str),
+    /// The membership of the node of this name in the validator set.
+    Membership(&'a str),
+}
+
+impl std::fmt::Display for Subject<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Subject::Policy => write!(f, "the policy"),
+            Subject::Applet(n) => write!(f, "applet {n:?}"),
+            Subject::Membership(n) => write!(f, "the membership of {n:?}"),
+        }
+    }
+}
+
 /// The first entry of every pod.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -74,6 +99,13 @@ pub struct NodeAdmitted {
     pub evidence: ByteBuf,
     /// The attestation result (CBOR) the admitting nodes reached.
     pub attestation_result: ByteBuf,
+    /// The ledger index of the last entry that changed what this one changes (a node name's membership: its last removal), 0 for the genesis or
+    /// none. Approvals sign it and validators refuse the entry unless it is still the last, so an approved
+    /// entry applies once, to the state its approvers saw: a replay, or approvals gathered before another change
+    /// to the same thing, are refused ([`Entry::prior`]). Left out of the encoding when 0, so entries written
+    /// before it existed keep their encoding and hash (and 0 has exactly one encoding: none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub prior: u64,
     /// Member approvals.
     pub approvals: Vec<Approval>,
 }
@@ -86,6 +118,13 @@ pub struct NodeRemoved {
     pub name: String,
     /// Why.
     pub reason: String,
+    /// The ledger index of the last entry that changed what this one changes (the node's membership: its admission, or the genesis), 0 for the genesis or
+    /// none. Approvals sign it and validators refuse the entry unless it is still the last, so an approved
+    /// entry applies once, to the state its approvers saw: a replay, or approvals gathered before another change
+    /// to the same thing, are refused ([`Entry::prior`]). Left out of the encoding when 0, so entries written
+    /// before it existed keep their encoding and hash (and 0 has exactly one encoding: none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub prior: u64,
     /// Member approvals.
     pub approvals: Vec<Approval>,
 }
@@ -96,6 +135,13 @@ pub struct NodeRemoved {
 pub struct PolicyChanged {
     /// The new policy (TOML).
     pub policy: String,
+    /// The ledger index of the last entry that changed what this one changes (the policy: the entry that set the current one, or the genesis), 0 for the genesis or
+    /// none. Approvals sign it and validators refuse the entry unless it is still the last, so an approved
+    /// entry applies once, to the state its approvers saw: a replay, or approvals gathered before another change
+    /// to the same thing, are refused ([`Entry::prior`]). Left out of the encoding when 0, so entries written
+    /// before it existed keep their encoding and hash (and 0 has exactly one encoding: none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub prior: u64,
     /// Member approvals.
     pub approvals: Vec<Approval>,
 }
@@ -112,6 +158,13 @@ pub struct AppletDeployed {
     pub manifest: ByteBuf,
     /// SHA-256 of the wasm module.
     pub code_digest: Hash,
+    /// The ledger index of the last entry that changed what this one changes (the applet: its current deployment, or none), 0 for the genesis or
+    /// none. Approvals sign it and validators refuse the entry unless it is still the last, so an approved
+    /// entry applies once, to the state its approvers saw: a replay, or approvals gathered before another change
+    /// to the same thing, are refused ([`Entry::prior`]). Left out of the encoding when 0, so entries written
+    /// before it existed keep their encoding and hash (and 0 has exactly one encoding: none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub prior: u64,
     /// Member approvals.
     pub approvals: Vec<Approval>,
 }
@@ -272,6 +325,18 @@ impl Entry {
             Entry::NodeRemoved(e) => Some(&e.approvals),
             Entry::PolicyChanged(e) => Some(&e.approvals),
             Entry::AppletDeployed(e) => Some(&e.approvals),
+            _ => None,
+        }
+    }
+
+    /// What a governance entry changes, and its `prior`: the index of the last entry that changed the same (0 for
+    /// the genesis or none). `None` for entries that take no approvals.
+    pub fn prior(&self) -> Option<(Subject<'_>, u64)> {
+        match self {
+            Entry::NodeAdmitted(e) => Some((Subject::Membership(&e.validator.name), e.prior)),
+            Entry::NodeRemoved(e) => Some((Subject::Membership(&e.name), e.prior)),
+            Entry::PolicyChanged(e) => Some((Subject::Policy, e.prior)),
+            Entry::AppletDeployed(e) => Some((Subject::Applet(&e.name), e.prior)),
             _ => None,
         }
     }

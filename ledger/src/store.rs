@@ -43,12 +43,26 @@ pub trait Kv: Send {
     /// Up to `limit` pairs whose key starts with `prefix`, in key order, starting at `from` (inclusive) when
     /// given.
     fn scan(&self, prefix: &[u8], from: Option<&[u8]>, limit: usize) -> Result<Vec<Pair>, LedgerError>;
+    /// The pair with the greatest key that starts with `prefix` (one seek, however many there are).
+    fn last(&self, prefix: &[u8]) -> Result<Option<Pair>, LedgerError>;
     /// Writes all pairs and removes all `deletes` atomically; durable (synced) when it returns.
     fn apply(&mut self, batch: Vec<Pair>, deletes: Vec<Vec<u8>>) -> Result<(), LedgerError>;
     /// Writes all pairs atomically; durable (synced) when it returns.
     fn write(&mut self, batch: Vec<Pair>) -> Result<(), LedgerError> {
         self.apply(batch, Vec::new())
     }
+}
+
+/// The least key greater than every key that starts with `prefix`, if there is one (not for all-0xff prefixes).
+pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(b) = end.pop() {
+        if b < 0xff {
+            end.push(b + 1);
+            return Some(end);
+        }
+    }
+    None
 }
 
 /// An in-memory [`Kv`].
@@ -77,6 +91,13 @@ impl Kv for MemKv {
             .take(limit)
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect())
+    }
+    fn last(&self, prefix: &[u8]) -> Result<Option<Pair>, LedgerError> {
+        let last = match prefix_end(prefix) {
+            Some(end) => self.map.range(prefix.to_vec()..end).next_back(),
+            None => self.map.range(prefix.to_vec()..).next_back(),
+        };
+        Ok(last.map(|(k, v)| (k.clone(), v.clone())))
     }
     fn apply(&mut self, batch: Vec<Pair>, deletes: Vec<Vec<u8>>) -> Result<(), LedgerError> {
         for k in deletes {
@@ -121,6 +142,22 @@ impl Kv for RocksKv {
             out.push((k.to_vec(), v.to_vec()));
         }
         Ok(out)
+    }
+    fn last(&self, prefix: &[u8]) -> Result<Option<Pair>, LedgerError> {
+        let end = prefix_end(prefix);
+        let mode = match &end {
+            // Positions at the last key at or before `end`; `end` itself, if present, is skipped.
+            Some(end) => rocksdb::IteratorMode::From(end, rocksdb::Direction::Reverse),
+            None => rocksdb::IteratorMode::End,
+        };
+        for item in self.db.iterator(mode) {
+            let (k, v) = item.map_err(|e| storage(e.to_string()))?;
+            if end.as_deref() == Some(&k[..]) {
+                continue;
+            }
+            return Ok(k.starts_with(prefix).then(|| (k.to_vec(), v.to_vec())));
+        }
+        Ok(None)
     }
     fn apply(&mut self, batch: Vec<Pair>, deletes: Vec<Vec<u8>>) -> Result<(), LedgerError> {
         let mut wb = rocksdb::WriteBatch::default();
@@ -452,24 +489,14 @@ impl Ledger {
 
     /// The newest stored checkpoint.
     pub fn latest_checkpoint(&self) -> Result<Option<SignedCheckpoint>, LedgerError> {
-        let mut last = None;
-        let mut from: Option<Vec<u8>> = None;
-        loop {
-            let page = self.kv.scan(b"c", from.as_deref(), 1024)?;
-            let more = page.len() == 1024;
-            if let Some((k, v)) = page.last() {
-                last = Some(v.clone());
-                from = Some([k.as_slice(), &[0]].concat());
-            }
-            if !more {
-                break;
-            }
-        }
-        last.map(|v| {
-            let text = String::from_utf8(v).map_err(|_| corrupt("a checkpoint is not UTF-8".into()))?;
-            SignedCheckpoint::parse(&text).map_err(|e| corrupt(format!("checkpoint: {e}")))
-        })
-        .transpose()
+        // Checkpoints are keyed by size, big-endian: the last key is the latest.
+        self.kv
+            .last(b"c")?
+            .map(|(_, v)| {
+                let text = String::from_utf8(v).map_err(|_| corrupt("a checkpoint is not UTF-8".into()))?;
+                SignedCheckpoint::parse(&text).map_err(|e| corrupt(format!("checkpoint: {e}")))
+            })
+            .transpose()
     }
 
     /// A receipt for the entry at `index` against `checkpoint`, signed by the validator `signer`.

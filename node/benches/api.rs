@@ -49,7 +49,7 @@ async fn pod(dir: &std::path::Path) -> Vec<RunningNode> {
             (sigil_runtime::Manifest::from_toml(e.manifest, e.wasm).unwrap(), e.wasm.to_vec())
         }))
     {
-        let (e, a) = testing::deployment(&m, &code);
+        let (e, a) = testing::deployment(&m, &code, 0);
         let rx = nodes[0].service.node.submit_with(testing::approved("bench-pod", e), a).expect("queued");
         let c = rx.await.expect("deployed");
         for n in &nodes {

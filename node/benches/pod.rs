@@ -34,7 +34,7 @@ async fn pod(n: usize, idle: Duration, tag: &str) -> Pod {
         .await
         .expect("the pod commits")
         .unwrap();
-    let (e, a) = testing::deployment(&testing::probe(), testing::PROBE_CODE);
+    let (e, a) = testing::deployment(&testing::probe(), testing::PROBE_CODE, 0);
     let c = nodes[0].submit_with(testing::approved("bench-pod", e), a).expect("queued").await.expect("deployed");
     for node in &nodes {
         let mut tip = node.tip();

@@ -47,7 +47,8 @@ pub enum AppletCommand {
     #[command(verbatim_doc_comment)]
     Run(RunArgs),
     /// Deploy an applet to a pod: the manifest and module, approved by a member of the pod (signed with the
-    /// member's key), checked and compiled by the node, committed through consensus.
+    /// member's key), checked and compiled by the node, committed through consensus. The approval names the
+    /// deployment it replaces (asked of the node), so it cannot be replayed later to roll the applet back.
     ///
     /// Example:
     ///   sigil applet deploy --api https://127.0.0.1:8443 --key member.key --member ops applets/notes/sigil.toml notes.wasm
@@ -317,15 +318,16 @@ pub fn deploy(a: DeployArgs) -> ExitCode {
     async_runtime().block_on(deploy_async(a)).unwrap_or_else(fail)
 }
 
-/// The deployment of `manifest` + `module`, approved by `member` with `key`, for `pod`.
+/// The deployment of `manifest` + `module`, approved by `member` with `key`, for `pod`, replacing the deployment
+/// at ledger index `prior` (0: a new applet).
 pub fn deployment(
     pod: &str,
-    manifest: &sigil_runtime::Manifest,
-    module: &[u8],
+    (manifest, module): (&sigil_runtime::Manifest, &[u8]),
+    prior: u64,
     member: &str,
     key: &Ed25519KeyPair,
 ) -> Deployment {
-    let (mut e, a) = sigil_pod::deployment(manifest, module);
+    let (mut e, a) = sigil_pod::deployment(manifest, module, prior);
     e.approve(pod, member, key).expect("a deployment takes approvals");
     Deployment { entry: ByteBuf::from(e.encode()), code: ByteBuf::from(a.code) }
 }
@@ -342,7 +344,19 @@ async fn deploy_async(a: DeployArgs) -> anyhow::Result<ExitCode> {
         bail!("the node's status: {} {}", status.status, status.error());
     }
     let pod = status.json()?["pod"].as_str().context("the status names no pod")?.to_string();
-    let d = deployment(&pod, &manifest, &module, &a.member, &key);
+    // The deployment this one replaces: approvals name it, so they cannot be replayed to roll the applet back.
+    let listed = c.get("/v1/applets").await?;
+    if listed.status != 200 {
+        bail!("the node's applets: {} {}", listed.status, listed.error());
+    }
+    let current = listed.json()?["applets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|x| x["name"].as_str() == Some(manifest.name.as_str()))
+        .map(|x| x["deployed_at_index"].as_u64().context("an applet without deployed_at_index"))
+        .transpose()?;
+    let d = deployment(&pod, (&manifest, &module), current.unwrap_or(0), &a.member, &key);
     if !a.json {
         eprintln!(
             "deploying {} {} ({}) to pod {pod:?}; waiting for the commit...",

@@ -124,6 +124,10 @@ pub struct Api {
     /// raise it: every client then shares one source).
     #[serde(default = "default_max_connections_per_source")]
     pub max_connections_per_source: usize,
+    /// Signed requests a second one caller may make on average (bursts of twice as many; past it, 429); 0 for
+    /// no limit.
+    #[serde(default = "default_max_requests_per_caller")]
+    pub max_requests_per_caller: u32,
 }
 
 impl Default for Api {
@@ -134,6 +138,7 @@ impl Default for Api {
             key: None,
             max_connections: default_max_connections(),
             max_connections_per_source: default_max_connections_per_source(),
+            max_requests_per_caller: default_max_requests_per_caller(),
         }
     }
 }
@@ -144,6 +149,10 @@ fn default_max_connections() -> usize {
 
 fn default_max_connections_per_source() -> usize {
     crate::service::api::Limits::default().max_connections_per_source
+}
+
+fn default_max_requests_per_caller() -> u32 {
+    crate::service::api::Limits::default().requests_per_caller
 }
 
 /// `[tee]`: where the node's evidence comes from.

@@ -172,11 +172,12 @@ async fn devnet(a: DevnetArgs) -> anyhow::Result<()> {
         if let Some(desk) = m.groups.get_mut("desk") {
             desk.push(format!("ed25519:{}", hex::encode(ring::signature::KeyPair::public_key(&caller).as_ref())));
         }
-        let current = nodes[0].service.node.rules().and_then(|r| r.applets.get(*name).map(|d| d.manifest.clone()));
-        if current.as_deref() == Some(&m) {
+        let current = nodes[0].service.node.rules().and_then(|r| r.applets.get(*name).cloned());
+        if current.as_ref().map(|d| &*d.manifest) == Some(&m) {
             continue;
         }
-        let d = crate::applet_cmd::deployment(&pod.pod, &m, wasm, "ops", &member);
+        let prior = current.map_or(0, |d| d.index);
+        let d = crate::applet_cmd::deployment(&pod.pod, (&m, wasm), prior, "ops", &member);
         nodes[0]
             .service
             .deploy(&sigil_primitives::cbor::encode(&d))

@@ -38,6 +38,7 @@ pub enum NodeCommand {
     ///   cert = "op.crt.der", key = "op.key.der"   # optional: an operator certificate chain (DER) and PKCS#8 key
     ///   max_connections = 4096                    # optional: open connections in all; more are closed on arrival
     ///   max_connections_per_source = 256          # optional: from one address (raise behind a load balancer)
+    ///   max_requests_per_caller = 500             # optional: signed requests/s per caller key (429 past it; 0: none)
     ///
     ///   [tee]
     ///   backend = "sim"                           # "sim" (INSECURE, simulated), "snp", "tdx", "azure" or "auto"
@@ -118,6 +119,7 @@ fn load(path: &Path) -> anyhow::Result<(PodConfig, Option<ApiConfig>)> {
                 limits: sigil::service::api::Limits {
                     max_connections: a.max_connections,
                     max_connections_per_source: a.max_connections_per_source,
+                    requests_per_caller: a.max_requests_per_caller,
                     ..Default::default()
                 },
             })

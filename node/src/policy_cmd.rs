@@ -34,9 +34,13 @@ pub enum PolicyCommand {
     /// written for the other members' `sigil policy approve`, then `sigil policy submit`. Validators check the
     /// policy parses and the approvals against the genesis's members and threshold.
     ///
+    /// The entry names the ledger index of the entry that set the policy it replaces (`policy_index` in
+    /// `GET /v1/pod`; 0 for the genesis), and the approvals sign it: validators refuse it (409) once the policy
+    /// has changed since, so approvals cannot be replayed to roll a policy back.
+    ///
     /// Examples:
     ///   sigil policy propose new-policy.toml --member ops --key member.key --api https://127.0.0.1:8443
-    ///   sigil policy propose new-policy.toml --member ops --key ops.key --pod eu --out change.cbor
+    ///   sigil policy propose new-policy.toml --member ops --key ops.key --pod eu --prior 0 --out change.cbor
     #[command(verbatim_doc_comment)]
     Propose {
         /// The new policy (TOML).
@@ -50,6 +54,9 @@ pub enum PolicyCommand {
         /// The pod (default: the --api node's).
         #[arg(long)]
         pod: Option<String>,
+        /// The ledger index of the entry that set the current policy (default: the --api node's `policy_index`).
+        #[arg(long, value_name = "INDEX")]
+        prior: Option<u64>,
         /// Write the approved entry here instead of submitting it.
         #[arg(long, value_name = "FILE", conflicts_with = "api")]
         out: Option<PathBuf>,
@@ -85,8 +92,8 @@ pub enum PolicyCommand {
 pub fn policy(cmd: PolicyCommand) -> ExitCode {
     match cmd {
         PolicyCommand::Check { file, json } => policy_check(&file, json).unwrap_or_else(fail),
-        PolicyCommand::Propose { file, member, key, pod, out, api } => runtime()
-            .block_on(policy_propose(&file, &member, &key, pod, out, api))
+        PolicyCommand::Propose { file, member, key, pod, prior, out, api } => runtime()
+            .block_on(policy_propose(&file, &member, &key, (pod, prior), out, api))
             .map(|()| ExitCode::SUCCESS)
             .unwrap_or_else(fail),
         PolicyCommand::Approve { entry, member, key, pod, out } => {
@@ -176,24 +183,37 @@ async fn policy_propose(
     file: &Path,
     member: &str,
     key: &Path,
-    pod: Option<String>,
+    (pod, prior): (Option<String>, Option<u64>),
     out: Option<PathBuf>,
     api: Option<ApiArgs>,
 ) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     sigil_attest::Policy::from_toml(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     let key = read_key(key)?;
-    let pod = match (pod, &api) {
-        (Some(p), _) => p,
-        (None, Some(a)) => {
+    let (pod, prior) = match (pod, prior, &api) {
+        (Some(pod), Some(prior), _) => (pod, prior),
+        (pod, prior, Some(a)) => {
             let c = client(a)?;
-            c.get("/healthz").await?;
-            let home = c.seen.lock().expect("not poisoned").cert.as_ref().map(|x| x.pod.clone());
-            home.context("the node's pod is unknown (an operator certificate): pass --pod")?
+            let r = c.get("/v1/pod").await?;
+            if r.status != 200 {
+                bail!("the node's status: {} {}", r.status, r.error());
+            }
+            let v = r.json()?;
+            let home = v["pod"].as_str().context("the status names no pod")?.to_string();
+            // The node's attested certificate names its pod too (an operator certificate does not).
+            let attested = c.seen.lock().expect("not poisoned").cert.as_ref().map(|x| x.pod.clone());
+            if attested.as_ref().is_some_and(|p| *p != home) {
+                bail!("the node's certificate is for pod {attested:?}, but its status says {home:?}");
+            }
+            let index = v["policy_index"].as_u64().context("the status has no policy_index (an older node?)")?;
+            (pod.unwrap_or(home), prior.unwrap_or(index))
         }
-        (None, None) => bail!("pass --pod (with --out) or --api"),
+        (None, _, None) => bail!("pass --pod and --prior (with --out), or --api"),
+        (Some(_), None, None) => {
+            bail!("pass --prior: the index of the entry that set the current policy (GET /v1/pod shows it as policy_index; 0 for the genesis)")
+        }
     };
-    let mut e = Entry::PolicyChanged(sigil_ledger::entry::PolicyChanged { policy: text, approvals: vec![] });
+    let mut e = Entry::PolicyChanged(sigil_ledger::entry::PolicyChanged { policy: text, prior, approvals: vec![] });
     e.approve(&pod, member, &key).map_err(|e| anyhow::anyhow!(e))?;
     match (out, api) {
         (Some(out), _) => {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
-use sigil_ledger::entry::{AppletDeployed, Encoded, Invocation, Member, RequestRejected};
+use sigil_ledger::entry::{AppletDeployed, Encoded, Invocation, Member, RequestRejected, Subject};
 use sigil_ledger::request::SignedRequest;
 use sigil_ledger::store::Ledger;
 use sigil_ledger::{Entry, Hash};
@@ -339,16 +339,13 @@ impl<'a> Checker<'a> {
         let fail = |why: Rejection| why.map(|why| format!("entry {i} ({}): {why}", e.kind()));
         let index = self.ledger.size() + i as u64;
         self.executed(enc, a).map_err(fail)?;
-        let (effects, deployed) = match e {
+        let (mut effects, deployed) = match e {
             Entry::Invocation(inv) => (self.invocation(inv, a, index).map_err(fail)?, None),
             Entry::AppletDeployed(d) => {
                 let (eff, dep) = self.deployment(d, a, index).map_err(|w| fail(w.into()))?;
                 (eff, Some(dep))
             }
-            Entry::RequestRejected(r) => {
-                self.rejection(r, a).map_err(|w| fail(w.into()))?;
-                (Vec::new(), None)
-            }
+            Entry::RequestRejected(r) => (self.rejection(r, a).map_err(|w| fail(w.into()))?, None),
             _ if !(a.request.is_empty() && a.write_set.is_empty() && a.code.is_empty()) => {
                 return Err(fail("attachments on an entry that takes none".into()))
             }
@@ -358,6 +355,9 @@ impl<'a> Checker<'a> {
         if e.approvals().is_some() {
             e.check_approvals(self.ledger.pod(), &self.rules.members, self.rules.threshold)
                 .map_err(|w| fail(Rejection::Unapproved(w)))?;
+        }
+        if let Some((subject, prior)) = e.prior() {
+            effects.push(self.follows(subject, prior, index).map_err(fail)?);
         }
         if sigil_ledger::checkpoint::ValidatorSet::changes_with(e) {
             let mut members = self.members.clone();
@@ -384,6 +384,20 @@ impl<'a> Checker<'a> {
         Ok(())
     }
 
+    /// A governance entry applies to the state its members approved: its `prior` must be the last change to its
+    /// subject (committed, or earlier in this block). Returns the write that makes this entry the last change.
+    fn follows(&self, subject: Subject<'_>, prior: u64, index: u64) -> Result<Effect, Rejection> {
+        let key = state::change_key(subject);
+        let last = state::change_index(self.current(&key)?.as_deref()).map_err(|e| e.to_string())?;
+        if prior != last {
+            return Err(Rejection::Stale(format!(
+                "approved as the change after entry {prior}, but {subject} was last changed by entry {last}: a \
+                 replay, or approvals for a state that has changed; approve it again for the current state"
+            )));
+        }
+        Ok((key, Some(index.to_be_bytes().to_vec())))
+    }
+
     /// The stored or pending value of an aux key.
     fn current(&self, key: &[u8]) -> Result<Option<Vec<u8>>, String> {
         match self.effects.writes.get(key) {
@@ -401,7 +415,7 @@ impl<'a> Checker<'a> {
     /// Byzantine one included) can put a refusal on a caller's record that the caller did not ask for. (A direct
     /// request's pod and freshness are not checked, since those may be why it was refused; a delegated one must
     /// be fresh.)
-    fn rejection(&self, r: &RequestRejected, a: &Attachments) -> Result<(), String> {
+    fn rejection(&self, r: &RequestRejected, a: &Attachments) -> Result<Vec<Effect>, String> {
         if a.request.is_empty() {
             return Err("no signed request: only a request its caller signed is refused on the record".into());
         }
@@ -424,10 +438,10 @@ impl<'a> Checker<'a> {
         if r.caller.as_slice() != caller {
             return Err("the rejection names another caller than its request".into());
         }
+        let mut effects = Vec::new();
         if let Some(k) = req.delegate_key() {
-            if self.rules.set.by_key(&k).is_none() {
-                return Err("the request's delegate is not a validator of the pod".into());
-            }
+            let v = self.rules.set.by_key(&k).ok_or("the request's delegate is not a validator of the pod")?;
+            effects.extend(self.bound(&req, &v.name)?);
             // A delegate signs the moment it is asked, for its own pod: a delegated request that is not fresh
             // for this pod at the block's time was made from an assertion seen elsewhere, not refused.
             req.verify_verified(self.ledger.pod(), self.block_time_ms)
@@ -440,7 +454,25 @@ impl<'a> Checker<'a> {
         if r.reason.chars().count() > RequestRejected::MAX_REASON_CHARS {
             return Err(format!("a reason longer than {} characters", RequestRejected::MAX_REASON_CHARS));
         }
-        Ok(())
+        Ok(effects)
+    }
+
+    /// A delegated request's assertion serves one validator pod-wide: the first that signed a committed request
+    /// (an invocation or a refusal) under it, normally the node the caller exchanged it at. Returns the write that
+    /// binds it, when this is the first. (Until that first entry commits, a Byzantine proposer that saw it in a
+    /// proposal can leave it out and put its own first: the binding limits a delegation to one node, not to the
+    /// node the caller chose; pinning the audience to that node's URL is what would.)
+    fn bound(&self, req: &SignedRequest, delegate: &str) -> Result<Option<Effect>, String> {
+        let Some(d) = &req.delegation else { return Ok(None) };
+        let key = state::delegation_key(&d.assertion);
+        match self.current(&key)? {
+            Some(first) if first != delegate.as_bytes() => Err(format!(
+                "the caller's assertion serves {:?}, which first signed under it, not {delegate:?}",
+                String::from_utf8_lossy(&first)
+            )),
+            Some(_) => Ok(None),
+            None => Ok(Some((key, Some(delegate.as_bytes().to_vec())))),
+        }
     }
 
     /// An invocation's request, authorization and write set; returns its state effects.
@@ -476,6 +508,10 @@ impl<'a> Checker<'a> {
         if inv.delegate.as_deref() != delegate {
             return Err("the invocation names another delegate than its request".into());
         }
+        let bind = match delegate {
+            Some(d) => self.bound(&req, d)?,
+            None => None,
+        };
         if r.applet != inv.applet || r.method != inv.method {
             return Err("the invocation names another applet or method than its request".into());
         }
@@ -500,6 +536,7 @@ impl<'a> Checker<'a> {
             return Err(format!("an invocation that ended {:?} writes state", inv.outcome).into());
         }
         let mut effects = vec![(nonce, Some(index.to_be_bytes().to_vec()))];
+        effects.extend(bind);
         for ((ns, key), read) in &ws.reads {
             if m.kv_access(ns).is_none() {
                 return Err(format!("read namespace {ns:?}, which the applet is not granted").into());
@@ -639,7 +676,7 @@ mod tests {
     use super::*;
     use crate::signing::PodSigner;
     use crate::{local, testing};
-    use sigil_ledger::entry::NodeRemoved;
+    use sigil_ledger::entry::{NodeAdmitted, NodeRemoved, PolicyChanged};
 
     const T: u64 = 1_764_000_100_000;
 
@@ -708,7 +745,7 @@ mod tests {
     /// A ledger with `probe` deployed (entry 1), request 999 invoked (entry 2) and state `probe/k` at version 2.
     fn fixture() -> Fixture {
         let mut ledger = Ledger::in_memory(&local::genesis("p", 4)).unwrap();
-        let (deploy, code) = testing::deployment(&testing::probe(), testing::PROBE_CODE);
+        let (deploy, code) = testing::deployment(&testing::probe(), testing::PROBE_CODE, 0);
         let deploy = Encoded::new(testing::approved("p", deploy));
         let done = Encoded::new(invocation(0, 999, T - 1000).0);
         let aux = vec![
@@ -767,6 +804,7 @@ mod tests {
             Rejection::Conflict(_) => conflict,
             Rejection::Replay(_) => replay,
             Rejection::Unapproved(_) => unapproved,
+            Rejection::Stale(_) => text.contains("approve it again"),
             Rejection::Invalid(_) => !(conflict || replay || unapproved),
             other => panic!("a block rule refused with {other:?}"),
         };
@@ -919,6 +957,33 @@ mod tests {
         i.request_hash = SignedRequest::hash_of(&a.request);
         i.delegate = Some(node1.clone());
         refused1(&f, signed(&(Entry::Invocation(i), a), 0), "audience");
+
+        // An assertion serves the one validator that first signed under it, pod-wide: a Byzantine validator that
+        // saw it in a block cannot sign requests as the caller, in the same block or after.
+        let node2 = local::name(2);
+        let first = signed(&delegated(7, local::seed(1), Some(&node1)), 0);
+        let again = signed(&delegated(8, local::seed(1), Some(&node1)), 0);
+        let other = signed(&delegated(9, local::seed(2), Some(&node2)), 0);
+        assert!(check(&f, &block(&f, vec![first.clone(), again.clone()])).is_ok(), "the same delegate, twice");
+        refused(&f, &block(&f, vec![first.clone(), other.clone()]), "serves \"node-1\", which first signed under it");
+        let mut f = f;
+        let b = block(&f, vec![first]);
+        commit(&mut f, &b);
+        assert_eq!(crate::delegate_of(&f.ledger, &assertion).unwrap().as_deref(), Some("node-1"));
+        refused1(&f, other, "not \"node-2\"");
+        assert!(check(&f, &block(&f, vec![again])).is_ok());
+        // Nor can it put a refusal on the caller's record under that assertion.
+        let (e, mut a) = rejection(12, |_| {}, |_| {});
+        let req = SignedRequest::decode(&a.request).unwrap().request;
+        a.request = req
+            .sign_delegated(
+                assertion.clone(),
+                &ring::signature::Ed25519KeyPair::from_seed_unchecked(&local::seed(2)).unwrap(),
+            )
+            .encode();
+        let Entry::RequestRejected(mut r) = e else { unreachable!() };
+        r.request_hash = SignedRequest::hash_of(&a.request);
+        refused1(&f, signed(&(Entry::RequestRejected(r), a), 0), "serves \"node-1\"");
     }
 
     #[test]
@@ -1060,13 +1125,14 @@ mod tests {
         let f = fixture();
         let mut m = testing::probe();
         m.version = "2".into();
-        let (e, a) = testing::deployment(&m, testing::PROBE_CODE);
+        // It replaces the fixture's deployment of `probe` (entry 1).
+        let (e, a) = testing::deployment(&m, testing::PROBE_CODE, 1);
         let e = testing::approved("p", e);
         let item = |e: &Entry, a: &Attachments| Item::new(&Encoded::new(e.clone()), a);
         assert!(check(&f, &block(&f, vec![item(&e, &a)])).is_ok());
         refused1(&f, item(&e, &Attachments::default()), "does not hash");
         refused1(&f, item(&e, &Attachments { code: b"other".to_vec(), ..a.clone() }), "does not hash");
-        let (unapproved, _) = testing::deployment(&m, testing::PROBE_CODE);
+        let (unapproved, _) = testing::deployment(&m, testing::PROBE_CODE, 1);
         refused1(&f, item(&unapproved, &a), "member approvals");
         let mut renamed = e.clone();
         if let Entry::AppletDeployed(d) = &mut renamed {
@@ -1131,7 +1197,12 @@ mod tests {
         noncanonical.entry.push(0);
         refused(&f, &block(&f, vec![noncanonical]), "entry 0");
         let removal = |name: &str| {
-            plain(&Entry::NodeRemoved(NodeRemoved { name: name.into(), reason: "r".into(), approvals: vec![] }))
+            plain(&Entry::NodeRemoved(NodeRemoved {
+                name: name.into(),
+                reason: "r".into(),
+                prior: 0,
+                approvals: vec![],
+            }))
         };
         refused(&f, &block(&f, vec![removal("node-2")]), "0 of the 1 member approvals");
         let approve = |item: &mut Item, seed: [u8; 32], member: &str| {
@@ -1171,6 +1242,83 @@ mod tests {
             })
             .collect();
         refused(&f, &block(&f, all), "the last validator");
+    }
+
+    /// Validates `b` and appends it with its effects, as a commit does.
+    fn commit(f: &mut Fixture, b: &Block) {
+        let slot = Slot { height: Height(2), proposer: f.proposer, now_ms: T + 100 };
+        let (entries, effects) = validate(b, &f.ledger, &rules(f), &slot).unwrap();
+        let (puts, deletes) = effects.split();
+        f.ledger.append_block_with(&entries, puts, deletes, None).unwrap();
+        f.set = ValidatorSet::from_ledger(&f.ledger.validators_at(f.ledger.size())).unwrap();
+    }
+
+    #[test]
+    fn a_governance_entry_applies_once_to_the_state_it_was_approved_for() {
+        let mut f = fixture();
+        let approved = |e: Entry| Item::new(&Encoded::new(testing::approved("p", e)), &Attachments::default());
+        let policy = |prior: u64| {
+            approved(Entry::PolicyChanged(PolicyChanged { policy: local::policy(), prior, approvals: vec![] }))
+        };
+        let removal = |name: &str, prior: u64| {
+            approved(Entry::NodeRemoved(NodeRemoved {
+                name: name.into(),
+                reason: "r".into(),
+                prior,
+                approvals: vec![],
+            }))
+        };
+        let mut v2 = testing::probe();
+        v2.version = "2.0.0".into();
+        let deploy = |prior: u64| {
+            let (e, a) = testing::deployment(&v2, testing::PROBE_CODE, prior);
+            Item::new(&Encoded::new(testing::approved("p", e)), &a)
+        };
+
+        // An applet's new version names the deployment it replaces (entry 1), not "none".
+        refused1(&f, deploy(0), "last changed by entry 1");
+        refused1(&f, deploy(7), "approve it again");
+        assert!(check(&f, &block(&f, vec![deploy(1)])).is_ok());
+        // The first deployment, replayed: a rollback.
+        let (first, code) = testing::deployment(&testing::probe(), testing::PROBE_CODE, 0);
+        refused1(&f, Item::new(&Encoded::new(testing::approved("p", first)), &code), "last changed by entry 1");
+
+        // Two changes of one thing in a block: the second follows the first.
+        let next = f.ledger.size();
+        refused(
+            &f,
+            &block(&f, vec![policy(0), policy(0)]),
+            "entry 1 (policy_changed): approved as the change after entry 0",
+        );
+        assert!(check(&f, &block(&f, vec![policy(0), policy(next)])).is_ok());
+        // Changes of different things do not wait for each other.
+        assert!(check(&f, &block(&f, vec![policy(0), removal("node-2", 0), deploy(1)])).is_ok());
+
+        // Committed, each is the last change of its subject, and its approvals cannot be used again.
+        let b = block(&f, vec![policy(0), removal("node-2", 0)]);
+        commit(&mut f, &b);
+        assert_eq!(crate::last_change(&f.ledger, Subject::Policy).unwrap(), next);
+        assert_eq!(crate::last_change(&f.ledger, Subject::Membership("node-2")).unwrap(), next + 1);
+        refused1(&f, policy(0), "last changed by entry 3");
+        assert!(check(&f, &block(&f, vec![policy(next)])).is_ok());
+
+        // A removed node comes back only by an admission that names its removal; the removal, replayed after it
+        // is back, is refused.
+        let admission = |prior: u64| {
+            let key = crate::public_key(&local::seed(2));
+            approved(Entry::NodeAdmitted(NodeAdmitted {
+                validator: sigil_ledger::checkpoint::Validator { name: local::name(2), public_key: key.to_vec() },
+                evidence: ByteBuf::from(local::evidence("p", 2)),
+                attestation_result: ByteBuf::new(),
+                prior,
+                approvals: vec![],
+            }))
+        };
+        refused1(&f, admission(0), "last changed by entry 4");
+        let b = block(&f, vec![admission(next + 1)]);
+        commit(&mut f, &b);
+        refused1(&f, removal("node-2", 0), "last changed by entry 5");
+        assert!(check(&f, &block(&f, vec![removal("node-2", next + 2)])).is_ok());
     }
 
     #[test]

@@ -56,7 +56,7 @@ fn pod() -> MutexGuard<'static, Pod> {
     let pod = POD.get_or_init(|| {
         let genesis = local::genesis("p", 4);
         let mut ledger = Ledger::in_memory(&genesis).expect("a genesis ledger");
-        let (deploy, code) = testing::deployment(&testing::probe(), testing::PROBE_CODE);
+        let (deploy, code) = testing::deployment(&testing::probe(), testing::PROBE_CODE, 0);
         let aux = vec![
             (state::applet_key("probe"), 1u64.to_be_bytes().to_vec()),
             (state::code_key(&testing::probe().code_digest), code.code),

@@ -41,7 +41,7 @@ pub use block::{Attachments, Block, Item, Rules, MAX_BLOCK_BYTES};
 pub use error::PodError;
 pub use malachitebft_app_channel::app::types::core::LinearTimeouts;
 pub use rejection::Rejection;
-pub use state::{applet_code, deployment, nonce_used, state_value, Deployed, LedgerState};
+pub use state::{applet_code, delegate_of, deployment, last_change, nonce_used, state_value, Deployed, LedgerState};
 pub use types::receipt_bytes;
 
 use std::path::PathBuf;

@@ -1,6 +1,6 @@
 //! [`Rejection`]: why the pod will not take an entry. Callers branch on the variant, never on the text (rustls's
 //! rule): a conflict is worth running again, a replay is answered with what was committed, missing approvals are
-//! the caller's to fix, a full mempool is the node's. The text is for people and logs.
+//! the caller's to fix, a stale governance entry must be approved again, a full mempool is the node's. The text is for people and logs.
 
 use thiserror::Error;
 
@@ -17,6 +17,10 @@ pub enum Rejection {
     /// A governance entry's member approvals are missing, unknown or do not verify.
     #[error("{0}")]
     Unapproved(String),
+    /// A governance entry approved for a state that has changed since (another change to the same policy, applet
+    /// or node committed first), or a replay of one already committed: its members must approve it again.
+    #[error("{0}")]
+    Stale(String),
     /// Anything else the block rules refuse: the entry can never be committed as it is.
     #[error("{0}")]
     Invalid(String),
@@ -35,6 +39,7 @@ impl Rejection {
             Rejection::Conflict(s) => Rejection::Conflict(f(s)),
             Rejection::Replay(s) => Rejection::Replay(f(s)),
             Rejection::Unapproved(s) => Rejection::Unapproved(f(s)),
+            Rejection::Stale(s) => Rejection::Stale(f(s)),
             Rejection::Invalid(s) => Rejection::Invalid(f(s)),
             Rejection::MempoolFull(s) => Rejection::MempoolFull(f(s)),
             Rejection::Starting => Rejection::Starting,

@@ -7,12 +7,18 @@
 //! | `n/` ‖ caller key (32) ‖ nonce | the ledger index of the request that used it |
 //! | `ap/` ‖ applet name | the ledger index of its latest `applet_deployed` entry |
 //! | `w/` ‖ code digest (32) | the wasm module |
+//! | `g/policy` | the ledger index of the `policy_changed` entry that set the current policy (absent: the genesis) |
+//! | `g/m/` ‖ node name | the ledger index of the last admission or removal of that name (absent: the genesis, or never) |
+//! | `dl/` ‖ SHA-256(client assertion) | the name of the validator that first signed a committed request under it |
+//!
+//! A governance entry's `prior` must equal its subject's last change ([`last_change`]; an applet's is its `ap/`
+//! value), so an approved entry applies once, to the state its members approved it for.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use serde_bytes::ByteBuf;
-use sigil_ledger::entry::AppletDeployed;
+use sigil_ledger::entry::{AppletDeployed, Subject};
 use sigil_ledger::store::Ledger;
 use sigil_ledger::{Entry, Hash, LedgerError};
 use sigil_runtime::Manifest;
@@ -27,6 +33,12 @@ pub const NONCE: &[u8] = b"n/";
 pub const APPLET: &[u8] = b"ap/";
 /// Prefix of applet code.
 pub const CODE: &[u8] = b"w/";
+/// The index of the entry that set the current policy.
+pub const POLICY_CHANGE: &[u8] = b"g/policy";
+/// Prefix of the last membership change of each node name.
+pub const MEMBERSHIP: &[u8] = b"g/m/";
+/// Prefix of the delegate each client assertion is bound to.
+pub const DELEGATION: &[u8] = b"dl/";
 
 /// The aux key of (`namespace`, `key`). Namespaces are at most 64 bytes (manifest rule), so the length fits a
 /// byte and no namespace's keys can be mistaken for another's.
@@ -48,6 +60,46 @@ pub fn applet_key(name: &str) -> Vec<u8> {
 /// The aux key of applet code.
 pub fn code_key(digest: &Hash) -> Vec<u8> {
     [CODE, digest.0.as_slice()].concat()
+}
+
+/// The aux key that holds the index of the last entry that changed `subject`.
+pub fn change_key(subject: Subject<'_>) -> Vec<u8> {
+    match subject {
+        Subject::Policy => POLICY_CHANGE.to_vec(),
+        Subject::Applet(name) => applet_key(name),
+        Subject::Membership(name) => [MEMBERSHIP, name.as_bytes()].concat(),
+    }
+}
+
+/// Reads a stored change index (`None`: no change since the genesis, which is index 0).
+pub fn change_index(stored: Option<&[u8]>) -> Result<u64, LedgerError> {
+    match stored {
+        None => Ok(0),
+        Some(v) => v
+            .try_into()
+            .map(u64::from_be_bytes)
+            .map_err(|_| LedgerError::Corrupt("a governance change index is not 8 bytes".into())),
+    }
+}
+
+/// The ledger index of the last committed entry that changed `subject`: what a new governance entry for it must
+/// name as its `prior` (0: the genesis, or nothing yet).
+pub fn last_change(l: &Ledger, subject: Subject<'_>) -> Result<u64, LedgerError> {
+    change_index(l.aux_get(&change_key(subject))?.as_deref())
+}
+
+/// The aux key of the delegate a client assertion (the compact JWT, exactly as signed) is bound to.
+pub fn delegation_key(assertion: &str) -> Vec<u8> {
+    [DELEGATION, Hash::digest(assertion.as_bytes()).0.as_slice()].concat()
+}
+
+/// The validator a client assertion is bound to: the first that signed a committed request under it. A caller's
+/// assertion serves one node (the one it was exchanged at), pod-wide: no other validator, having seen it in a
+/// block, can sign under it, and no other node issues a token for it.
+pub fn delegate_of(l: &Ledger, assertion: &str) -> Result<Option<String>, LedgerError> {
+    l.aux_get(&delegation_key(assertion))?
+        .map(|v| String::from_utf8(v).map_err(|_| LedgerError::Corrupt("a delegate name is not UTF-8".into())))
+        .transpose()
 }
 
 /// Whether `caller` has used `nonce` in a committed request.
@@ -81,12 +133,14 @@ pub fn value_bytes(value: &[u8], version: u64) -> Vec<u8> {
 
 /// A deployment of the applet `manifest` with `code`: the `applet_deployed` entry (without approvals) and the
 /// code that travels beside it in the block.
-pub fn deployment(manifest: &Manifest, code: &[u8]) -> (Entry, Attachments) {
+/// `prior` is the index of the applet's current deployment, 0 for a new applet ([`last_change`]).
+pub fn deployment(manifest: &Manifest, code: &[u8], prior: u64) -> (Entry, Attachments) {
     let e = Entry::AppletDeployed(AppletDeployed {
         name: manifest.name.clone(),
         version: manifest.version.clone(),
         manifest: ByteBuf::from(manifest.to_cbor()),
         code_digest: manifest.code_digest,
+        prior,
         approvals: Vec::new(),
     });
     (e, Attachments { code: code.to_vec(), ..Default::default() })

@@ -132,7 +132,7 @@ pub async fn deploy_probe(nodes: &[PodNode]) {
     if nodes[0].rules().is_some_and(|r| r.applets.contains_key("probe")) {
         return;
     }
-    let (e, a) = deployment(&probe(), PROBE_CODE);
+    let (e, a) = deployment(&probe(), PROBE_CODE, 0);
     let rx = nodes[0].submit_with(approved(POD, e), a).expect("the deployment is queued");
     let c = tokio::time::timeout(Duration::from_secs(60), rx).await.expect("deployed in time").expect("deployed");
     for n in nodes {

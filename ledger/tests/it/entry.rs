@@ -33,19 +33,26 @@ fn all_kinds() -> Vec<Entry> {
             validator: v("node-4", 5),
             evidence: ByteBuf::from(vec![1, 2, 3]),
             attestation_result: ByteBuf::from(vec![4, 5]),
+            prior: 0,
             approvals: approvals.clone(),
         }),
         Entry::NodeRemoved(NodeRemoved {
             name: "node-1".into(),
             reason: "decommissioned".into(),
+            prior: 0,
             approvals: approvals.clone(),
         }),
-        Entry::PolicyChanged(PolicyChanged { policy: "[snp]\nvmpl = 0\n".into(), approvals: approvals.clone() }),
+        Entry::PolicyChanged(PolicyChanged {
+            policy: "[snp]\nvmpl = 0\n".into(),
+            prior: 0,
+            approvals: approvals.clone(),
+        }),
         Entry::AppletDeployed(AppletDeployed {
             name: "kv".into(),
             version: "1.0.0".into(),
             manifest: ByteBuf::from(vec![0xA0]),
             code_digest: h,
+            prior: 0,
             approvals,
         }),
         Entry::Invocation(Invocation {
@@ -136,6 +143,40 @@ fn other_encodings_of_the_same_data_are_refused() {
     let mut v2 = bytes.clone();
     v2[3] = 0x02;
     assert!(Entry::decode(&v2).unwrap_err().to_string().contains("version"));
+}
+
+#[test]
+fn a_governance_entry_s_prior_has_one_encoding_and_is_approved_with_it() {
+    let enc = |json: serde_json::Value| {
+        sigil_primitives::cbor::encode(
+            &ciborium::Value::serialized(&serde_json::json!({ "v": 1, "entry": json })).unwrap(),
+        )
+    };
+    // Written before `prior` existed: it decodes, as prior 0, to the same bytes and hash.
+    let old = enc(serde_json::json!({ "kind": "node_removed", "name": "n", "reason": "r", "approvals": [] }));
+    let e = Entry::decode(&old).unwrap();
+    assert_eq!(e.prior().map(|(_, p)| p), Some(0));
+    assert_eq!(e.encode(), old);
+    // 0 written out is another encoding of the same entry: refused.
+    let explicit =
+        enc(serde_json::json!({ "kind": "node_removed", "name": "n", "reason": "r", "approvals": [], "prior": 0 }));
+    assert!(Entry::decode(&explicit).is_err());
+    let seven =
+        enc(serde_json::json!({ "kind": "node_removed", "name": "n", "reason": "r", "approvals": [], "prior": 7 }));
+    assert_eq!(Entry::decode(&seven).unwrap().prior(), Some((Subject::Membership("n"), 7)));
+    // The approvals sign it: moved to another prior, an approval no longer verifies.
+    let key = ring::signature::Ed25519KeyPair::from_seed_unchecked(&[9; 32]).unwrap();
+    let members = [Member {
+        name: "ops".into(),
+        public_key: ByteBuf::from(ring::signature::KeyPair::public_key(&key).as_ref().to_vec()),
+    }];
+    let mut approved = Entry::decode(&seven).unwrap();
+    approved.approve("p", "ops", &key).unwrap();
+    assert!(approved.check_approvals("p", &members, 1).is_ok());
+    let Entry::NodeRemoved(mut r) = approved else { unreachable!() };
+    r.prior = 8;
+    let moved = Entry::NodeRemoved(r);
+    assert!(moved.check_approvals("p", &members, 1).unwrap_err().contains("does not verify"));
 }
 
 #[test]

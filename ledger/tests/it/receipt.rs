@@ -63,6 +63,7 @@ fn pod(pod_id: &str) -> Pod {
         validator: validator(4),
         evidence: ByteBuf::from(vec![1]),
         attestation_result: ByteBuf::from(vec![2]),
+        prior: 0,
         approvals: vec![],
     }))
     .unwrap();
@@ -175,6 +176,7 @@ fn tampered_checkpoints_and_validator_sets_are_refused() {
         validator: Validator { name: "mallory".into(), public_key: key(5).public_key().as_ref().to_vec() },
         evidence: ByteBuf::from(vec![]),
         attestation_result: ByteBuf::from(vec![]),
+        prior: 0,
         approvals: vec![],
     });
     r.changes.push(sigil_ledger::receipt::SetChange {

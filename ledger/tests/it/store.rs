@@ -61,8 +61,38 @@ impl Kv for Shared {
     fn scan(&self, p: &[u8], f: Option<&[u8]>, l: usize) -> Result<Vec<Pair>, LedgerError> {
         self.0.lock().unwrap().scan(p, f, l)
     }
+    fn last(&self, p: &[u8]) -> Result<Option<Pair>, LedgerError> {
+        self.0.lock().unwrap().last(p)
+    }
     fn apply(&mut self, b: Vec<Pair>, d: Vec<Vec<u8>>) -> Result<(), LedgerError> {
         self.0.lock().unwrap().apply(b, d)
+    }
+}
+
+/// `last` finds the greatest key of a prefix, and nothing of its neighbours, in both stores.
+fn last_of_a_prefix(kv: &mut dyn Kv) {
+    let pairs = |keys: &[&[u8]]| keys.iter().map(|k| (k.to_vec(), k.to_vec())).collect::<Vec<_>>();
+    assert_eq!(kv.last(b"c").unwrap(), None);
+    kv.write(pairs(&[b"b\xff\xff", b"d", b"c\x00\x01", b"c\x00\x02", b"c\xff\xff"])).unwrap();
+    assert_eq!(kv.last(b"c").unwrap(), Some((b"c\xff\xff".to_vec(), b"c\xff\xff".to_vec())));
+    assert_eq!(kv.last(b"c\x00").unwrap().unwrap().0, b"c\x00\x02");
+    assert_eq!(kv.last(b"b").unwrap().unwrap().0, b"b\xff\xff");
+    assert_eq!(kv.last(b"a").unwrap(), None);
+    assert_eq!(kv.last(b"e").unwrap(), None);
+    assert_eq!(kv.last(b"").unwrap().unwrap().0, b"d");
+    kv.write(pairs(&[b"\xff\xff"])).unwrap();
+    assert_eq!(kv.last(b"\xff").unwrap().unwrap().0, b"\xff\xff");
+}
+
+#[test]
+fn the_last_key_of_a_prefix_is_one_seek() {
+    last_of_a_prefix(&mut MemKv::default());
+    #[cfg(feature = "rocksdb")]
+    {
+        let dir = std::env::temp_dir().join(format!("sigil-last-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        last_of_a_prefix(&mut sigil_ledger::store::RocksKv::open(&dir).unwrap());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
 
@@ -99,6 +129,7 @@ fn a_refused_block_writes_nothing() {
             validator: validator(1),
             evidence: ByteBuf::new(),
             attestation_result: ByteBuf::new(),
+            prior: 0,
             approvals: vec![],
         }),
     ];

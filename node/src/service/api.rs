@@ -14,6 +14,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use sigil_ledger::entry::Subject;
 use sigil_ledger::store::Query as LedgerQuery;
 use sigil_ledger::{Entry, Hash};
 
@@ -33,11 +34,18 @@ pub struct Limits {
     /// How long a client may take to send a request's body once its headers are in (headers have their own
     /// 10 s).
     pub body_timeout: Duration,
+    /// Signed requests a second one caller may make, on average (bursts of twice as many); 0 for no limit.
+    pub requests_per_caller: u32,
 }
 
 impl Default for Limits {
     fn default() -> Limits {
-        Limits { max_connections: 4096, max_connections_per_source: 256, body_timeout: Duration::from_secs(10) }
+        Limits {
+            max_connections: 4096,
+            max_connections_per_source: 256,
+            body_timeout: Duration::from_secs(10),
+            requests_per_caller: 500,
+        }
     }
 }
 
@@ -171,6 +179,11 @@ fn refused(s: &Service, route: &str, r: Refused) -> Response {
         Refused::Conflict(why, _) => error(StatusCode::CONFLICT, why, audit),
         Refused::Misdirected(why) => error(StatusCode::MISDIRECTED_REQUEST, why, None),
         Refused::Unavailable(why) => error(StatusCode::SERVICE_UNAVAILABLE, why, None),
+        Refused::TooMany(why) => {
+            let mut resp = error(StatusCode::TOO_MANY_REQUESTS, why, None);
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            resp
+        }
         Refused::Redirect(why, urls) => {
             let mut resp =
                 (StatusCode::TEMPORARY_REDIRECT, Json(json!({ "error": why, "endpoints": urls }))).into_response();
@@ -273,13 +286,15 @@ pub fn entry_json(index: u64, e: &Entry) -> Value {
             "request_hash": r.request_hash.to_hex(), "caller": key(&r.caller), "applet": r.applet, "method": r.method,
             "reason": r.reason, "node": r.node, "at_ms": r.at_ms }),
         Entry::AppletDeployed(d) => {
-            json!({ "name": d.name, "version": d.version, "code_digest": d.code_digest.to_hex(),
+            json!({ "name": d.name, "version": d.version, "code_digest": d.code_digest.to_hex(), "prior": d.prior,
             "approvals": d.approvals.iter().map(|a| a.member.clone()).collect::<Vec<_>>() })
         }
-        Entry::NodeAdmitted(a) => json!({ "node": a.validator.name, "key": key(&a.validator.public_key) }),
-        Entry::NodeRemoved(r) => json!({ "node": r.name, "reason": r.reason }),
+        Entry::NodeAdmitted(a) => {
+            json!({ "node": a.validator.name, "key": key(&a.validator.public_key), "prior": a.prior })
+        }
+        Entry::NodeRemoved(r) => json!({ "node": r.name, "reason": r.reason, "prior": r.prior }),
         Entry::Reattested(r) => json!({ "node": r.node }),
-        Entry::PolicyChanged(p) => json!({ "policy": p.policy }),
+        Entry::PolicyChanged(p) => json!({ "policy": p.policy, "prior": p.prior }),
         Entry::Genesis(g) => json!({ "pod": g.pod, "jurisdiction": g.jurisdiction, "created_at": g.created_at,
             "validators": g.validators.iter().map(|v| v.name.clone()).collect::<Vec<_>>() }),
     };
@@ -448,46 +463,80 @@ fn audit_page(s: &Service, q: &AuditQuery) -> Result<Value, String> {
     Ok(json!({ "entries": out, "next": next }))
 }
 
-/// The pod's status: nodes, platform, measurement, TCB, last attestation, height.
+/// A validator's attestation as `GET /v1/pod` shows it: platform, measurement, TCB status, verdict.
+pub type Verdict = (String, String, Option<String>, String);
+
+/// How long a validator's verdict is reused: it changes with its evidence (part of the cache key) or the policy
+/// (kept beside it and compared), and otherwise only with time (a certificate or collateral expiring).
+const VERDICT_TTL: Duration = Duration::from_secs(60);
+
+/// The pod's status: nodes, platform, measurement, TCB, last attestation, height. Evidence is verified outside the
+/// ledger lock, and each verdict is reused for [`VERDICT_TTL`], so a stream of status requests costs the commit
+/// path a few reads each.
 pub fn pod_status(s: &Service) -> Result<Value, String> {
     let rules = s.node.rules().ok_or("the node is starting")?;
     let tip = s.node.tip().borrow().clone();
-    let l = s.node.ledger();
-    let l = l.lock().expect("not poisoned");
-    let Entry::Genesis(g) = l.entry(0).map_err(|e| e.to_string())? else { return Err("no genesis".into()) };
+    let now = std::time::Instant::now();
+    let (g, policy_index, validators) = {
+        let l = s.node.ledger();
+        let l = l.lock().expect("not poisoned");
+        let Entry::Genesis(g) = l.entry(0).map_err(|e| e.to_string())? else { return Err("no genesis".into()) };
+        let last_change = |subject: Subject<'_>| sigil_pod::last_change(&l, subject).map_err(|e| e.to_string());
+        let policy_index = last_change(Subject::Policy)?;
+        let mut validators = Vec::new();
+        for v in rules.set.validators.iter() {
+            let name = v.name.clone();
+            let att = rules.attestations.get(&name).copied();
+            // Reused only if made under the very policy this status is judged by.
+            let cached = att
+                .and_then(|i| s.verdicts.get(&(name.clone(), i)))
+                .filter(|(at, policy, _)| now.duration_since(*at) < VERDICT_TTL && **policy == rules.policy)
+                .map(|(_, _, v)| v);
+            // The evidence is read only when its verdict must be worked out again.
+            let (evidence, at_ms) = match att {
+                Some(0) => (
+                    g.validators.iter().position(|x| x.name == name).map(|i| g.evidence[i].to_vec()),
+                    g.created_at * 1000,
+                ),
+                Some(_) if cached.is_some() => (None, 0),
+                Some(i) => match l.entry(i).map_err(|e| e.to_string())? {
+                    Entry::NodeAdmitted(a) => (Some(a.evidence.to_vec()), 0),
+                    Entry::Reattested(r) => (Some(r.evidence.to_vec()), 0),
+                    _ => (None, 0),
+                },
+                None => (None, 0),
+            };
+            let member_index = last_change(Subject::Membership(&name))?;
+            validators.push((v.clone(), att, at_ms, member_index, cached, evidence));
+        }
+        (g, policy_index, validators)
+    };
     let mut nodes = Vec::new();
-    for v in rules.set.validators.iter() {
+    for (v, att, at_ms, member_index, cached, evidence) in validators {
         let name = v.name.clone();
-        let att = rules.attestations.get(&name).copied();
-        let (evidence, at_ms) = match att {
-            Some(0) => {
-                (g.validators.iter().position(|x| x.name == name).map(|i| g.evidence[i].to_vec()), g.created_at * 1000)
+        let verdict: Verdict = match (cached, evidence, att) {
+            (Some(c), _, _) => c,
+            (None, Some(ev), Some(att)) => {
+                let result = sigil_pod::admission::verify(
+                    &rules.policy,
+                    &g.pod,
+                    &v.public_key.0,
+                    &ev,
+                    sigil_primitives::clock::now_secs(),
+                );
+                let verdict = match result {
+                    Ok(r) => (r.platform.as_str().to_string(), r.measurement, r.tcb_status, "accepted".to_string()),
+                    Err(e) => ("unknown".into(), String::new(), None, format!("rejected: {e}")),
+                };
+                s.verdicts.put((name.clone(), att), (now, Arc::new(rules.policy.clone()), verdict.clone()));
+                verdict
             }
-            Some(i) => match l.entry(i).map_err(|e| e.to_string())? {
-                Entry::NodeAdmitted(a) => (Some(a.evidence.to_vec()), 0),
-                Entry::Reattested(r) => (Some(r.evidence.to_vec()), 0),
-                _ => (None, 0),
-            },
-            None => (None, 0),
+            _ => ("unknown".into(), String::new(), None, "no evidence".into()),
         };
-        let result = evidence.as_ref().map(|ev| {
-            sigil_pod::admission::verify(
-                &rules.policy,
-                &g.pod,
-                &v.public_key.0,
-                ev,
-                sigil_primitives::clock::now_secs(),
-            )
-        });
-        let (platform, measurement, tcb, verdict) = match &result {
-            Some(Ok(r)) => {
-                (r.platform.as_str().to_string(), r.measurement.clone(), r.tcb_status.clone(), "accepted".to_string())
-            }
-            Some(Err(e)) => ("unknown".into(), String::new(), None, format!("rejected: {e}")),
-            None => ("unknown".into(), String::new(), None, "no evidence".into()),
-        };
+        let (platform, measurement, tcb, verdict) = verdict;
         nodes.push(json!({
             "name": name, "key": format!("ed25519:{}", hex::encode(v.public_key.0)), "attestation_index": att,
+            "membership_index": member_index,
             "attested_at_ms": if at_ms > 0 { Some(at_ms) } else { None }, "platform": platform,
             "measurement": measurement, "tcb_status": tcb, "verdict": verdict, "this_node": name == s.node.name(),
             "labels": if name == s.node.name() { json!(s.labels) } else { json!({}) },
@@ -497,7 +546,7 @@ pub fn pod_status(s: &Service) -> Result<Value, String> {
         "pod": g.pod, "jurisdiction": g.jurisdiction, "node": s.node.name(), "height": tip.height, "size": tip.size,
         "root": tip.root.to_hex(), "validators": nodes, "members": g.members.iter().map(|m| m.name.clone()).collect::<Vec<_>>(),
         "threshold": g.threshold, "uptime_s": s.uptime(), "other_pods": s.directory.pods,
-        "insecure_sim": rules.policy.sim.allow,
+        "insecure_sim": rules.policy.sim.allow, "policy_index": policy_index,
     }))
 }
 
@@ -595,6 +644,7 @@ pub async fn serve(
                 }
                 Err(_) => return,
             };
+            let app = WithSource { app, source: super::oauth::Source(source_of(peer.ip())) };
             let svc = hyper_util::service::TowerToHyperService::new(app);
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
@@ -606,6 +656,32 @@ pub async fn serve(
                 _ = stop.changed() => conn.as_mut().graceful_shutdown(),
             }
         });
+    }
+}
+
+/// The router, with each request told its connection's source (for limits kept per source).
+#[derive(Clone)]
+struct WithSource {
+    app: Router,
+    source: super::oauth::Source,
+}
+
+impl<B> tower_service::Service<axum::http::Request<B>> for WithSource
+where
+    B: axum::body::HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = <Router as tower_service::Service<axum::http::Request<B>>>::Future;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        tower_service::Service::<axum::http::Request<B>>::poll_ready(&mut self.app, cx)
+    }
+
+    fn call(&mut self, mut req: axum::http::Request<B>) -> Self::Future {
+        req.extensions_mut().insert(self.source);
+        tower_service::Service::call(&mut self.app, req)
     }
 }
 

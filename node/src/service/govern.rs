@@ -32,6 +32,18 @@ impl Service {
         // pod's members did not approve, so a stranger's modules cost the pod nothing.
         let rules = self.node.rules().ok_or_else(|| Refused::Unavailable("the node is starting".into()))?;
         entry.check_approvals(&self.pod, &rules.members, rules.threshold).map_err(|e| Refused::Forbidden(e, None))?;
+        // Nor for a replayed or superseded one: it names the deployment it replaces, and that must still be the
+        // applet's (the block rules check it again).
+        let last = rules.applets.get(&dep.name).map_or(0, |d| d.index);
+        if dep.prior != last {
+            return Err(Refused::Conflict(
+                format!(
+                    "approved to replace entry {} of applet {:?}, whose deployment is now entry {last}: approve it again",
+                    dep.prior, dep.name
+                ),
+                None,
+            ));
+        }
         let m = sigil_runtime::Manifest::from_cbor(&dep.manifest)
             .map_err(|e| Refused::BadRequest(format!("the manifest: {e}"), None))?;
         // Compile it before anything is committed: a module that does not load would fail every call.
@@ -43,7 +55,8 @@ impl Service {
             .map_err(Refused::of)?;
         match tokio::time::timeout(COMMIT_TIMEOUT, rx).await {
             Ok(Ok(c)) => Ok((c, dep)),
-            _ => Err(Refused::Unavailable("the deployment did not commit within 30 s".into())),
+            Ok(Err(_)) => Err(dropped()),
+            Err(_) => Err(Refused::Unavailable("the deployment did not commit within 30 s".into())),
         }
     }
 
@@ -68,7 +81,19 @@ impl Service {
         let rx = self.node.submit(entry).map_err(Refused::of)?;
         match tokio::time::timeout(COMMIT_TIMEOUT, rx).await {
             Ok(Ok(c)) => Ok((c, kind)),
-            _ => Err(Refused::Unavailable("the governance entry did not commit within 30 s".into())),
+            Ok(Err(_)) => Err(dropped()),
+            Err(_) => Err(Refused::Unavailable("the governance entry did not commit within 30 s".into())),
         }
     }
+}
+
+/// A queued governance entry the proposer dropped: it stopped passing the block rules while it waited, which for an
+/// approved entry means another change to the same thing committed first.
+fn dropped() -> Refused {
+    Refused::Conflict(
+        "the entry was dropped before it committed: it no longer passes the block rules (another change to the same \
+         policy, applet or node committed first); approve it again for the current state"
+            .into(),
+        None,
+    )
 }

@@ -138,9 +138,9 @@ impl Service {
         }
         let request_hash = SignedRequest::hash_of(raw);
         let mut last = String::new();
-        for _ in 0..CONFLICT_RETRIES {
+        for attempt in 0..CONFLICT_RETRIES {
             // Checked on every attempt: another node may have committed this request (or its nonce) meanwhile.
-            let (replay, nonce_used, deployed, attestation, delegate) = {
+            let (replay, nonce_used, deployed, attestation, delegate, bound) = {
                 let rules = self.node.rules().ok_or_else(|| Refused::Unavailable("the node is starting".into()))?;
                 let l = self.node.ledger();
                 let l = l.lock().expect("not poisoned");
@@ -148,7 +148,13 @@ impl Service {
                 let nonce_used = sigil_pod::nonce_used(&l, &caller, &r.nonce).unwrap_or(false);
                 let att = rules.attestations.get(self.node.name()).copied();
                 let delegate = req.delegate_key().map(|k| rules.set.by_key(&k).map(|v| v.name.clone()));
-                (replay, nonce_used, rules.applets.get(&r.applet).cloned(), att, delegate)
+                let bound = match &req.delegation {
+                    Some(d) => {
+                        sigil_pod::delegate_of(&l, &d.assertion).map_err(|e| Refused::Unavailable(e.to_string()))?
+                    }
+                    None => None,
+                };
+                (replay, nonce_used, rules.applets.get(&r.applet).cloned(), att, delegate, bound)
             };
             if let Some(i) = replay {
                 let why = format!("a replay: this request was committed at index {i}");
@@ -166,6 +172,13 @@ impl Service {
                 let why = format!("not authorized: {why}");
                 return Err(self.refuse(raw, &req, caller, why, Refused::Forbidden).await);
             }
+            // A caller over its rate is answered 429 and nothing is recorded: its own flood is not worth a ledger
+            // entry. Charged only for a fresh, new request it may make (so replaying a request someone saw, which
+            // is refused above, cannot use up the caller's rate), and once however often it is retried.
+            if attempt == 0 && !self.callers.take(&caller, Instant::now()) {
+                self.metrics.rate_limited.inc();
+                return Err(Refused::TooMany("this caller is over its request rate; retry after a second".into()));
+            }
             // A delegated request names a validator of the pod as its delegate; the entry names it too.
             let delegate = match delegate {
                 None => None,
@@ -177,6 +190,16 @@ impl Service {
                     );
                 }
             };
+            // The caller's assertion serves one validator pod-wide (the block rules bind it to the first that
+            // signed under it): under another's, nothing runs, and nothing can be recorded either.
+            if let (Some(b), Some(d)) = (&bound, &delegate) {
+                if b != d {
+                    return Err(Refused::Forbidden(
+                        format!("the caller's assertion serves node {b:?}, not {d:?}: make a new one for this node"),
+                        None,
+                    ));
+                }
+            }
             let Some(attestation) = attestation else {
                 return Err(Refused::Unavailable("this node is not an attested validator of the pod".into()));
             };
@@ -264,12 +287,21 @@ impl Service {
         }
     }
 
-    /// The receipt of entry `index` against the first cosigned checkpoint covering it.
+    /// The receipt of entry `index` against the first cosigned checkpoint covering it. That checkpoint never
+    /// changes once it exists, so neither does the receipt: it is made once (under the ledger lock) and then
+    /// answered from a bounded cache.
     pub fn receipt_at(&self, index: u64) -> Result<Option<Vec<u8>>, String> {
-        let l = self.node.ledger();
-        let l = l.lock().expect("not poisoned");
-        let Some(cp) = l.checkpoint_covering(index).map_err(|e| e.to_string())? else { return Ok(None) };
-        l.receipt(index, &cp, self.node.name(), &self.key).map(Some).map_err(|e| e.to_string())
+        if let Some(r) = self.receipts.get(&index) {
+            return Ok(Some(r));
+        }
+        let r = {
+            let l = self.node.ledger();
+            let l = l.lock().expect("not poisoned");
+            let Some(cp) = l.checkpoint_covering(index).map_err(|e| e.to_string())? else { return Ok(None) };
+            l.receipt(index, &cp, self.node.name(), &self.key).map_err(|e| e.to_string())?
+        };
+        self.receipts.put(index, r.clone());
+        Ok(Some(r))
     }
 
     /// The index of the entry for request `hash`: its invocation, or else its rejection.

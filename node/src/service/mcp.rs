@@ -494,7 +494,7 @@ impl ServerHandler for Handler {
             Err(Refused::Redirect(why, urls)) => {
                 Err(ErrorData::invalid_params(why, Some(json!({ "endpoints": urls }))))
             }
-            Err(r @ (Refused::Misdirected(_) | Refused::Unavailable(_))) => {
+            Err(r @ (Refused::Misdirected(_) | Refused::Unavailable(_) | Refused::TooMany(_))) => {
                 Err(ErrorData::internal_error(r.reason().to_string(), None))
             }
         }

@@ -80,6 +80,51 @@ impl RateLimit {
     }
 }
 
+/// A token bucket per key (a caller's): `rate` a second on average, `burst` at once, for at most `cap` keys. Past
+/// the cap, keys whose buckets have refilled are forgotten; a new key that still finds no room is not limited (it
+/// fails open: keys are free, and a flood of fresh ones must not lock out the callers already counted; the
+/// connection caps bound what any source sends). A `rate` of 0 limits nothing.
+pub struct PerKey {
+    rate: f64,
+    burst: f64,
+    cap: usize,
+    buckets: Mutex<std::collections::HashMap<[u8; 32], (f64, Instant)>>,
+}
+
+impl PerKey {
+    /// Full buckets for every key.
+    pub fn new(rate: f64, burst: f64, cap: usize) -> PerKey {
+        PerKey { rate, burst, cap, buckets: Mutex::new(Default::default()) }
+    }
+
+    /// Takes a token from `key`'s bucket if there is one.
+    pub fn take(&self, key: &[u8; 32], now: Instant) -> bool {
+        if self.rate <= 0.0 {
+            return true;
+        }
+        let (rate, burst) = (self.rate, self.burst);
+        let level = |(tokens, last): &(f64, Instant)| {
+            (tokens + now.saturating_duration_since(*last).as_secs_f64() * rate).min(burst)
+        };
+        let mut b = self.buckets.lock().expect("not poisoned");
+        if !b.contains_key(key) && b.len() >= self.cap {
+            b.retain(|_, v| level(v) < burst);
+            if b.len() >= self.cap {
+                return true;
+            }
+        }
+        let bucket = b.entry(*key).or_insert((burst, now));
+        let tokens = level(bucket);
+        if tokens >= 1.0 {
+            *bucket = (tokens - 1.0, now);
+            true
+        } else {
+            *bucket = (tokens, now);
+            false
+        }
+    }
+}
+
 /// Upper bounds of the latency histogram, seconds.
 const BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
@@ -133,6 +178,10 @@ pub struct Metrics {
     pub redirected: Counter,
     /// Connections closed as they arrived: the API's connection caps were reached.
     pub connections_refused: Counter,
+    /// Signed requests refused because their caller was over its rate (429, not recorded).
+    pub rate_limited: Counter,
+    /// MCP access tokens not issued because a source held its share, or the node its total.
+    pub tokens_refused: Counter,
     /// HTTP requests, by route and status.
     pub http: Mutex<BTreeMap<(String, u16), u64>>,
     /// Request receipt to committed receipt.
@@ -185,6 +234,16 @@ impl Metrics {
                 "Connections closed on arrival (connection caps).",
                 &self.connections_refused,
             ),
+            (
+                "sigil_requests_rate_limited_total",
+                "Signed requests refused (429, not recorded): their caller was over its rate.",
+                &self.rate_limited,
+            ),
+            (
+                "sigil_tokens_refused_total",
+                "MCP access tokens not issued: the source's share or the node's total of live tokens was reached.",
+                &self.tokens_refused,
+            ),
         ];
         for (name, help, c) in counters {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", c.get());
@@ -216,6 +275,23 @@ mod tests {
         assert_eq!(limit.allow(t + Duration::from_millis(1000)), Some(3), "three held back");
         assert_eq!(limit.allow(t + Duration::from_millis(1500)), None);
         assert_eq!(limit.allow(t + Duration::from_millis(2000)), Some(1));
+    }
+
+    #[test]
+    fn each_key_has_its_own_bucket_and_a_full_table_fails_open() {
+        let limit = PerKey::new(1.0, 2.0, 2);
+        let t = Instant::now();
+        let (a, b, c) = ([1; 32], [2; 32], [3; 32]);
+        assert!(limit.take(&a, t) && limit.take(&a, t), "a's burst");
+        assert!(!limit.take(&a, t), "a is over its rate");
+        assert!(limit.take(&b, t), "b has its own bucket");
+        // The table is full of keys still counting: a third key is not limited, and no key is forgotten.
+        assert!((0..5).all(|_| limit.take(&c, t)));
+        assert!(!limit.take(&a, t), "a is still counted");
+        // Once a's bucket has refilled it can be forgotten to make room.
+        let later = t + Duration::from_secs(5);
+        assert!(limit.take(&c, later) && limit.take(&c, later) && !limit.take(&c, later), "c is counted now");
+        assert!(PerKey::new(0.0, 0.0, 1).take(&a, t), "a rate of 0 limits nothing");
     }
 
     #[test]

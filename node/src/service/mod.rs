@@ -35,7 +35,7 @@ pub mod oauth;
 pub mod tls;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -73,7 +73,7 @@ pub enum Refused {
     Forbidden(String, Option<u64>),
     /// 404: no such applet (or receipt).
     NotFound(String, Option<u64>),
-    /// 409: a replay of a request already committed.
+    /// 409: a replay of a request already committed; a governance entry whose approved state has changed.
     Conflict(String, Option<u64>),
     /// 307: the request is for another pod; its endpoints.
     Redirect(String, Vec<String>),
@@ -81,15 +81,19 @@ pub enum Refused {
     Misdirected(String),
     /// 503: the node cannot take it now (starting, mempool full, commit timed out).
     Unavailable(String),
+    /// 429: the caller is over its request rate (not recorded: it is the caller's own flood).
+    TooMany(String),
 }
 
 impl Refused {
-    /// How the API answers the pod's refusal of an entry: missing or bad approvals are 403, the node being busy
-    /// or starting 503, anything else 400. (The request path retries conflicts and replays before it gets here.)
+    /// How the API answers the pod's refusal of an entry: missing or bad approvals are 403, a governance entry
+    /// approved for a state that changed since (or replayed) 409, the node being busy or starting 503, anything
+    /// else 400. (The request path retries conflicts and replays before it gets here.)
     pub fn of(r: sigil_pod::Rejection) -> Refused {
         use sigil_pod::Rejection as R;
         match r {
             R::Unapproved(why) => Refused::Forbidden(why, None),
+            R::Stale(why) => Refused::Conflict(why, None),
             R::MempoolFull(_) | R::Starting => Refused::Unavailable(r.to_string()),
             r => Refused::BadRequest(r.to_string(), None),
         }
@@ -104,7 +108,8 @@ impl Refused {
             | Refused::Conflict(r, _)
             | Refused::Redirect(r, _)
             | Refused::Misdirected(r)
-            | Refused::Unavailable(r) => r,
+            | Refused::Unavailable(r)
+            | Refused::TooMany(r) => r,
         }
     }
 
@@ -144,7 +149,43 @@ pub struct Service {
     unauthenticated_log: metrics::LogLimit,
     /// Refusals this node records in the ledger: 10 a second, 100 at once; past that they are answered only.
     recorded_refusals: metrics::RateLimit,
+    /// Each caller's request rate.
+    callers: metrics::PerKey,
+    /// Receipts already made, by entry index.
+    receipts: Recent<u64, Vec<u8>>,
+    /// Each validator's attestation verdict for `GET /v1/pod`, by (name, attestation entry): when, under which
+    /// policy.
+    pub(crate) verdicts: Recent<(String, u64), (Instant, Arc<sigil_attest::Policy>, api::Verdict)>,
     started: Instant,
+}
+
+/// A map that keeps its `cap` most recently inserted values (a cache whose values never go stale, or say when).
+pub(crate) struct Recent<K, V> {
+    cap: usize,
+    map: Mutex<(HashMap<K, V>, std::collections::VecDeque<K>)>,
+}
+
+impl<K: Clone + Eq + std::hash::Hash, V: Clone> Recent<K, V> {
+    pub(crate) fn new(cap: usize) -> Recent<K, V> {
+        Recent { cap, map: Mutex::new((HashMap::new(), std::collections::VecDeque::new())) }
+    }
+
+    pub(crate) fn get(&self, k: &K) -> Option<V> {
+        self.map.lock().expect("not poisoned").0.get(k).cloned()
+    }
+
+    pub(crate) fn put(&self, k: K, v: V) {
+        let mut m = self.map.lock().expect("not poisoned");
+        let (map, order) = &mut *m;
+        if map.insert(k.clone(), v).is_none() {
+            order.push_back(k);
+            while order.len() > self.cap {
+                if let Some(old) = order.pop_front() {
+                    map.remove(&old);
+                }
+            }
+        }
+    }
 }
 
 impl Service {
@@ -155,6 +196,7 @@ impl Service {
         evidence: Vec<u8>,
         directory: PodDirectory,
         labels: Labels,
+        requests_per_caller: u32,
     ) -> Result<Service, StartError> {
         let pod = node.ledger().lock().expect("not poisoned").pod().to_string();
         let runtime = Runtime::new(sigil_runtime::RuntimeConfig::default())?;
@@ -171,6 +213,9 @@ impl Service {
             metrics: metrics::Metrics::default(),
             unauthenticated_log: metrics::LogLimit::new(Duration::from_secs(1)),
             recorded_refusals: metrics::RateLimit::new(10.0, 100.0),
+            callers: metrics::PerKey::new(requests_per_caller as f64, 2.0 * requests_per_caller as f64, 65_536),
+            receipts: Recent::new(4096),
+            verdicts: Recent::new(1024),
             started: Instant::now(),
         })
     }
@@ -253,7 +298,14 @@ impl RunningNode {
             }
         };
         let node = PodNode::start(pod).await?;
-        let service = Arc::new(Service::new(node, &seed, api.evidence, api.directory, api.labels)?);
+        let service = Arc::new(Service::new(
+            node,
+            &seed,
+            api.evidence,
+            api.directory,
+            api.labels,
+            api.limits.requests_per_caller,
+        )?);
         let (stop, rx) = tokio::sync::watch::channel(false);
         let server = tokio::spawn(api::serve(service.clone(), listener, tls, api.limits, rx));
         Ok(RunningNode { service, api: addr, stop, server })

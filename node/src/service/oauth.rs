@@ -7,17 +7,26 @@
 //! token is opaque, stored as its SHA-256, and stands for the caller's key and assertion ([`Grant`]) until the
 //! assertion expires; each assertion (`jti`) is exchanged once.
 //!
+//! Keys are free, so what a node holds for strangers is bounded by where they come from ([`Tokens`]): at most
+//! [`TokenLimits::per_source`] assertions exchanged and live per source address (an IPv6 /64 counts as one), at
+//! most [`TokenLimits::per_caller`] live tokens per caller (a caller's oldest gives way to its newest), and
+//! [`TokenLimits::total`] in all; everything expires with its assertion (an hour at most). So one address, or one
+//! key, filling its share locks nobody else out.
+//!
 //! What it must never do: issue a token for an assertion that is not the caller's signature for this pod, or issue
-//! two for one assertion; keep a token itself (only its hash).
+//! two for one assertion; issue one for an assertion another node already signed under (an assertion serves one
+//! validator pod-wide: the block rules bind it to the first that signs a committed request under it); keep a
+//! token itself (only its hash).
 
 use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex};
 
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Form, Json, Router};
+use axum::{Extension, Form, Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 use sigil_ledger::request;
@@ -25,8 +34,22 @@ use sigil_ledger::Hash;
 
 use super::Service;
 
-/// Access tokens a node holds at once (expired ones are dropped first).
-const MAX_TOKENS: usize = 100_000;
+/// How much token state a node holds.
+#[derive(Clone, Copy, Debug)]
+pub struct TokenLimits {
+    /// Assertions exchanged (and so tokens) held at once, in all.
+    pub total: usize,
+    /// Assertions exchanged and not yet expired, per source address (IPv4 address or IPv6 /64).
+    pub per_source: usize,
+    /// Live tokens per caller key: past it, the caller's token that expires first is revoked.
+    pub per_caller: usize,
+}
+
+impl Default for TokenLimits {
+    fn default() -> TokenLimits {
+        TokenLimits { total: 100_000, per_source: 1_000, per_caller: 16 }
+    }
+}
 
 /// A bearer token's grant: who it stands for, and the assertion the caller signed for it.
 #[derive(Clone, Debug)]
@@ -39,13 +62,126 @@ pub struct Grant {
     pub exp_s: u64,
 }
 
-/// The authorization server's state: the live tokens and the assertions already exchanged.
+/// Where a connection comes from (its IPv4 address or IPv6 /64), put on each of its requests by the API's server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Source(pub IpAddr);
+
+/// Why a token is not issued.
+#[derive(Debug, PartialEq, Eq)]
+pub enum NotIssued {
+    /// The assertion was exchanged before.
+    Replayed,
+    /// The source holds its share of exchanged assertions.
+    SourceFull,
+    /// The node holds its total.
+    Full,
+}
+
+/// The live tokens and the assertions already exchanged, bounded in all, per source and per caller. Expired state
+/// is dropped at most once a second (a full table waits for the next second rather than scanning on every request).
+#[derive(Default)]
+pub struct Tokens {
+    limits: TokenLimits,
+    /// SHA-256 of each live token → its grant.
+    tokens: HashMap<Hash, Grant>,
+    /// Assertions exchanged (SHA-256 of caller key and `jti`) → their expiry and source: one token each.
+    used: HashMap<Hash, (u64, Source)>,
+    by_source: HashMap<Source, usize>,
+    /// Each caller's live tokens (at most `per_caller`).
+    by_caller: HashMap<[u8; 32], Vec<Hash>>,
+    /// When expired state was last dropped (Unix seconds).
+    pruned_at: u64,
+}
+
+impl Tokens {
+    /// Empty tables with these limits.
+    pub fn new(limits: TokenLimits) -> Tokens {
+        Tokens { limits, ..Default::default() }
+    }
+
+    /// The live grant of the token whose SHA-256 is `hash`.
+    pub fn grant(&self, hash: &Hash, now: u64) -> Option<&Grant> {
+        self.tokens.get(hash).filter(|g| g.exp_s > now)
+    }
+
+    /// Live tokens and exchanged assertions held.
+    pub fn len(&self) -> (usize, usize) {
+        (self.tokens.len(), self.used.len())
+    }
+
+    /// Drops what expired, once a second.
+    fn prune(&mut self, now: u64) {
+        if now == self.pruned_at {
+            return;
+        }
+        self.pruned_at = now;
+        let by_caller = &mut self.by_caller;
+        self.tokens.retain(|h, g| {
+            let live = g.exp_s > now;
+            if !live {
+                Self::forget(by_caller, &g.caller, h);
+            }
+            live
+        });
+        let by_source = &mut self.by_source;
+        self.used.retain(|_, (exp, source)| {
+            let live = *exp > now;
+            if !live {
+                if let Some(n) = by_source.get_mut(source) {
+                    *n -= 1;
+                    if *n == 0 {
+                        by_source.remove(source);
+                    }
+                }
+            }
+            live
+        });
+    }
+
+    fn forget(by_caller: &mut HashMap<[u8; 32], Vec<Hash>>, caller: &[u8; 32], token: &Hash) {
+        if let Some(v) = by_caller.get_mut(caller) {
+            v.retain(|t| t != token);
+            if v.is_empty() {
+                by_caller.remove(caller);
+            }
+        }
+    }
+
+    /// Records the exchange of `jti` from `source` and the token (by its SHA-256) that it buys; a caller past its
+    /// share of live tokens loses the one that expires first. Nothing changes when it is refused.
+    pub fn issue(&mut self, token: Hash, g: Grant, jti: &str, source: Source, now: u64) -> Result<(), NotIssued> {
+        let id = Hash::digest(&[g.caller.as_slice(), jti.as_bytes()].concat());
+        self.prune(now);
+        if self.used.contains_key(&id) {
+            return Err(NotIssued::Replayed);
+        }
+        if self.by_source.get(&source).copied().unwrap_or(0) >= self.limits.per_source {
+            return Err(NotIssued::SourceFull);
+        }
+        if self.used.len() >= self.limits.total {
+            return Err(NotIssued::Full);
+        }
+        let mine = self.by_caller.entry(g.caller).or_default();
+        if mine.len() >= self.limits.per_caller {
+            let tokens = &self.tokens;
+            let first = mine.iter().copied().min_by_key(|t| tokens.get(t).map_or(0, |g| g.exp_s));
+            if let Some(t) = first {
+                mine.retain(|x| *x != t);
+                self.tokens.remove(&t);
+            }
+        }
+        mine.push(token);
+        self.used.insert(id, (g.exp_s, source));
+        *self.by_source.entry(source).or_insert(0) += 1;
+        self.tokens.insert(token, g);
+        Ok(())
+    }
+}
+
+/// The authorization server's state.
 pub struct OAuth {
     service: Arc<Service>,
-    /// SHA-256 of each live token → its grant.
-    tokens: Mutex<HashMap<Hash, Grant>>,
-    /// Client assertions already exchanged (SHA-256 of caller key and `jti`) → their expiry: one token each.
-    used: Mutex<HashMap<Hash, u64>>,
+    tokens: Mutex<Tokens>,
 }
 
 /// The OAuth routes: the protected-resource and authorization-server metadata, the token and authorize endpoints.
@@ -69,40 +205,13 @@ pub fn base_url(headers: &HeaderMap) -> String {
 impl OAuth {
     /// The tokens of a node's authorization server for `service`'s pod.
     pub fn new(service: Arc<Service>) -> OAuth {
-        OAuth { service, tokens: Mutex::new(HashMap::new()), used: Mutex::new(HashMap::new()) }
+        OAuth { service, tokens: Mutex::new(Tokens::new(TokenLimits::default())) }
     }
 
     /// The live grant of `token`, if any.
     pub fn grant(&self, token: &str) -> Option<Grant> {
         let now = sigil_primitives::clock::now_secs();
-        let tokens = self.tokens.lock().expect("not poisoned");
-        tokens.get(&Hash::digest(token.as_bytes())).filter(|g| g.exp_s > now).cloned()
-    }
-
-    /// Records an assertion's `jti` as used; false if it was used before (a replayed assertion), or if the node
-    /// already holds [`MAX_TOKENS`] live ones.
-    fn first_use(&self, caller: &[u8; 32], jti: &str, exp: u64) -> bool {
-        let now = sigil_primitives::clock::now_secs();
-        let mut used = self.used.lock().expect("not poisoned");
-        used.retain(|_, e| *e > now);
-        if used.len() >= MAX_TOKENS {
-            return false;
-        }
-        let id = Hash::digest(&[caller.as_slice(), jti.as_bytes()].concat());
-        used.insert(id, exp).is_none()
-    }
-
-    fn issue(&self, g: Grant) -> Result<String, String> {
-        let now = sigil_primitives::clock::now_secs();
-        let mut tokens = self.tokens.lock().expect("not poisoned");
-        tokens.retain(|_, g| g.exp_s > now);
-        if tokens.len() >= MAX_TOKENS {
-            return Err("the node holds too many live tokens; try again later".into());
-        }
-        let token = super::random::<32>().map_err(|e| e.to_string())?;
-        let token = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, token);
-        tokens.insert(Hash::digest(token.as_bytes()), g);
-        Ok(token)
+        self.tokens.lock().expect("not poisoned").grant(&Hash::digest(token.as_bytes()), now).cloned()
     }
 }
 
@@ -178,10 +287,12 @@ struct TokenRequest {
 async fn token(
     State(m): State<Arc<OAuth>>,
     Path(pod): Path<String>,
+    source: Option<Extension<Source>>,
     headers: HeaderMap,
     form: Result<Form<TokenRequest>, axum::extract::rejection::FormRejection>,
 ) -> Response {
-    let resp = grant_token(&m, &pod, &headers, form);
+    let source = source.map_or(Source(IpAddr::V4(Ipv4Addr::UNSPECIFIED)), |Extension(s)| s);
+    let resp = grant_token(&m, &pod, source, &headers, form);
     m.service.metrics.http("/oauth/{pod}/token", resp.status().as_u16());
     resp
 }
@@ -189,6 +300,7 @@ async fn token(
 fn grant_token(
     m: &OAuth,
     pod: &str,
+    source: Source,
     headers: &HeaderMap,
     form: Result<Form<TokenRequest>, axum::extract::rejection::FormRejection>,
 ) -> Response {
@@ -237,28 +349,123 @@ fn grant_token(
     let Some(jti) = a.jti.as_deref() else {
         return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "the client assertion has no jti".into());
     };
-    if !m.first_use(&a.caller, jti, a.exp) {
-        return oauth_error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            "this client assertion was exchanged before, or the node holds too many live ones (make a new one, with \
-             a new jti, for each token)"
-                .into(),
-        );
+    // An assertion serves the node that first signed under it, pod-wide (the block rules hold every node to it):
+    // one seen in a block is not exchanged again here.
+    let bound = sigil_pod::delegate_of(&m.service.node.ledger().lock().expect("not poisoned"), &jwt);
+    match bound {
+        Ok(Some(node)) if node != m.service.node.name() => {
+            return oauth_error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                format!("this client assertion serves node {node:?}; make a new one for this node"),
+            )
+        }
+        Ok(_) => {}
+        Err(e) => return oauth_error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", e.to_string()),
     }
     let resource = format!("{}/mcp", base_url(headers));
     if t.resource.as_deref().is_some_and(|r| r.trim_end_matches('/') != resource) {
         return oauth_error(StatusCode::BAD_REQUEST, "invalid_target", format!("this node's resource is {resource}"));
     }
     let caller = a.caller;
-    match m.issue(Grant { caller, assertion: jwt, exp_s: a.exp }) {
-        Ok(token) => {
+    let token = match super::random::<32>() {
+        Ok(t) => base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, t),
+        Err(e) => return oauth_error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", e.to_string()),
+    };
+    let grant = Grant { caller, assertion: jwt, exp_s: a.exp };
+    let issued = m.tokens.lock().expect("not poisoned").issue(Hash::digest(token.as_bytes()), grant, jti, source, now);
+    match issued {
+        Ok(()) => {
             tracing::info!(caller = %request::client_id(&caller), expires_in = a.exp - now, "issued an MCP access token");
             let mut resp = Json(json!({ "access_token": token, "token_type": "Bearer", "expires_in": a.exp - now }))
                 .into_response();
             resp.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
             resp
         }
-        Err(why) => oauth_error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", why),
+        Err(NotIssued::Replayed) => oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "this client assertion was exchanged before (make a new one, with a new jti, for each token)".into(),
+        ),
+        Err(NotIssued::SourceFull) => {
+            m.service.metrics.tokens_refused.inc();
+            oauth_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "temporarily_unavailable",
+                "this address holds its share of live tokens; they expire with their assertions".into(),
+            )
+        }
+        Err(NotIssued::Full) => {
+            m.service.metrics.tokens_refused.inc();
+            oauth_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "the node holds too many live tokens; try again later".into(),
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grant(caller: u8, exp_s: u64) -> Grant {
+        Grant { caller: [caller; 32], assertion: String::new(), exp_s }
+    }
+
+    fn source(last: u8) -> Source {
+        Source(IpAddr::V4(Ipv4Addr::new(192, 0, 2, last)))
+    }
+
+    fn token(n: u32) -> Hash {
+        Hash::digest(&n.to_be_bytes())
+    }
+
+    #[test]
+    fn an_assertion_buys_one_token() {
+        let mut t = Tokens::new(TokenLimits::default());
+        assert_eq!(t.issue(token(1), grant(1, 100), "a", source(1), 10), Ok(()));
+        assert_eq!(t.issue(token(2), grant(1, 100), "a", source(2), 10), Err(NotIssued::Replayed));
+        assert_eq!(t.issue(token(2), grant(2, 100), "a", source(1), 10), Ok(()), "another caller's jti");
+        assert!(t.grant(&token(1), 10).is_some());
+        assert!(t.grant(&token(1), 100).is_none(), "expired with its assertion");
+        assert_eq!(t.issue(token(3), grant(1, 200), "a", source(1), 100), Ok(()), "forgotten once expired");
+    }
+
+    #[test]
+    fn one_address_filling_its_share_locks_nobody_else_out() {
+        let limits = TokenLimits { total: 100, per_source: 10, per_caller: 4 };
+        let mut t = Tokens::new(limits);
+        // One address with free keys: its share, then no more.
+        for n in 0..10 {
+            assert_eq!(t.issue(token(n), grant(n as u8, 100), "j", source(1), 10), Ok(()));
+        }
+        assert_eq!(t.issue(token(10), grant(10, 100), "j", source(1), 10), Err(NotIssued::SourceFull));
+        assert_eq!(t.len(), (10, 10), "the refusal changed nothing");
+        // Others still get theirs.
+        assert_eq!(t.issue(token(11), grant(11, 100), "j", source(2), 10), Ok(()));
+        // Once its tokens expire, the address gets its share again.
+        assert_eq!(t.issue(token(12), grant(12, 200), "j", source(1), 100), Ok(()));
+        assert_eq!(t.len(), (1, 1), "expired state is dropped");
+
+        // Many addresses fill the node: then it is full for everyone, and nothing changes.
+        let mut t = Tokens::new(limits);
+        for n in 0..100u32 {
+            assert_eq!(t.issue(token(n), grant(n as u8, 100), "j", source((n / 10) as u8), 10), Ok(()));
+        }
+        assert_eq!(t.issue(token(100), grant(100, 100), "j", source(200), 10), Err(NotIssued::Full));
+        assert_eq!(t.len(), (100, 100));
+    }
+
+    #[test]
+    fn a_caller_past_its_share_loses_its_token_that_expires_first() {
+        let mut t = Tokens::new(TokenLimits { total: 100, per_source: 100, per_caller: 2 });
+        assert_eq!(t.issue(token(1), grant(1, 50), "a", source(1), 10), Ok(()));
+        assert_eq!(t.issue(token(2), grant(1, 60), "b", source(1), 10), Ok(()));
+        assert_eq!(t.issue(token(3), grant(1, 70), "c", source(1), 10), Ok(()));
+        assert!(t.grant(&token(1), 10).is_none(), "the first to expire gave way");
+        assert!(t.grant(&token(2), 10).is_some() && t.grant(&token(3), 10).is_some());
+        assert_eq!(t.issue(token(4), grant(1, 70), "a", source(1), 10), Err(NotIssued::Replayed), "its jti stays used");
     }
 }

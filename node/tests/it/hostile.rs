@@ -1,5 +1,6 @@
-//! A stranger with a laptop against a node's API: connections past the caps are closed on arrival, and a body
-//! sent too slowly (slowloris) is answered 408 and costs nothing more. (The other hostile cases sit beside what
+//! A stranger with a laptop against a node's API: connections past the caps are closed on arrival, a body sent
+//! too slowly (slowloris) is answered 408 and costs nothing more, and a caller over its rate is answered 429 while
+//! other callers are served. (The other hostile cases sit beside what
 //! they break: unauthenticated refusals in `node.rs`, approvals before compilation in `status.rs`, the block
 //! rules in sigil-pod, egress and state budgets in sigil-runtime, receipt encodings in sigil-ledger.)
 
@@ -88,5 +89,67 @@ async fn a_body_sent_too_slowly_is_answered_408_and_nothing_waits_on_it() {
     // A body larger than its route allows is refused once the limit is read, not buffered further.
     let big = c.post_cbor("/v1/invoke", vec![0u8; sigil_ledger::request::MAX_REQUEST_LEN + 1]).await.unwrap();
     assert_eq!(big.status, 413, "{}", big.error());
+    n.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_over_its_rate_gets_429_and_other_callers_are_still_served() {
+    use ring::signature::{Ed25519KeyPair, KeyPair};
+    let dir = tempdir();
+    let (n, c) = node(dir.path(), Limits { requests_per_caller: 1, ..Default::default() }).await;
+    let e = sigil_example_applets::example("hash");
+    let manifest = sigil_runtime::Manifest::from_toml(e.manifest, e.wasm).unwrap();
+    let (entry, code) = sigil_pod::testing::deployment(&manifest, e.wasm, 0);
+    let d = sigil::service::Deployment {
+        entry: serde_bytes::ByteBuf::from(sigil_pod::testing::approved("pod-h", entry).encode()),
+        code: serde_bytes::ByteBuf::from(code.code),
+    };
+    n.service.deploy(&sigil_primitives::cbor::encode(&d)).await.map_err(|r| r.reason().to_string()).unwrap();
+    let request = |key: &Ed25519KeyPair, nonce: u8| {
+        sigil_ledger::request::Request {
+            pod: "pod-h".into(),
+            applet: "hash".into(),
+            method: "sha256".into(),
+            args: serde_bytes::ByteBuf::from(b"abc".to_vec()),
+            nonce: serde_bytes::ByteBuf::from(vec![nonce; 16]),
+            issued_at_ms: sigil_primitives::clock::now_ms(),
+            caller: serde_bytes::ByteBuf::from(key.public_key().as_ref().to_vec()),
+        }
+        .sign(key)
+        .encode()
+    };
+    let flooder = Ed25519KeyPair::from_seed_unchecked(&[0x31; 32]).unwrap();
+    let other = Ed25519KeyPair::from_seed_unchecked(&[0x32; 32]).unwrap();
+    // Six at once from one caller, whose bucket holds two: the rest are answered 429, with Retry-After, and
+    // nothing of them is recorded.
+    let c = std::sync::Arc::new(c);
+    let mut sent = tokio::task::JoinSet::new();
+    for i in 0..6u8 {
+        let (c, body) = (c.clone(), request(&flooder, i));
+        sent.spawn(async move { (body.clone(), c.post_cbor("/v1/invoke", body).await.unwrap()) });
+    }
+    let (bodies, answers): (Vec<_>, Vec<_>) = sent.join_all().await.into_iter().unzip();
+    let statuses: Vec<u16> = answers.iter().map(|r| r.status).collect();
+    let limited = statuses.iter().filter(|s| **s == 429).count();
+    assert!(answers.iter().filter(|r| r.status == 429).all(|r| r.headers.get("retry-after").is_some()));
+    assert!(limited >= 3, "{statuses:?}");
+    assert!(statuses.iter().all(|s| *s == 429 || *s == 200), "the others run: {statuses:?}");
+    // Another caller is served; a request of the flooder's seen and replayed by someone else is refused as a
+    // replay before the flooder's rate is charged.
+    let r = c.post_cbor("/v1/invoke", request(&other, 9)).await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.error());
+    let done = bodies[statuses.iter().position(|s| *s == 200).unwrap()].clone();
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    for _ in 0..5 {
+        let r = c.post_cbor("/v1/invoke", done.clone()).await.unwrap();
+        assert_eq!(r.status, 409, "{}", r.error());
+    }
+    for nonce in [20, 21] {
+        let r = c.post_cbor("/v1/invoke", request(&flooder, nonce)).await.unwrap();
+        assert_eq!(r.status, 200, "the replays did not use the flooder's rate: {}", r.error());
+    }
+    let metrics = c.get("/metrics").await.unwrap();
+    let text = String::from_utf8_lossy(&metrics.body).to_string();
+    assert!(text.contains(&format!("sigil_requests_rate_limited_total {limited}")), "{text}");
     n.stop().await;
 }

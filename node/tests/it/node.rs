@@ -224,7 +224,7 @@ async fn one_node_pod(pod: &str, dir: &Path, directory: PodDirectory) -> Running
     };
     let n = RunningNode::start(cfg, api).await.expect("the node starts");
     let (m, wasm) = example("notes");
-    let (e, a) = testing::deployment(&m, &wasm);
+    let (e, a) = testing::deployment(&m, &wasm, 0);
     let entry = ByteBuf::from(testing::approved(pod, e).encode());
     let d = sigil::service::Deployment { entry, code: ByteBuf::from(a.code) };
     n.service.deploy(&sigil_primitives::cbor::encode(&d)).await.map_err(|r| r.reason().to_string()).unwrap();

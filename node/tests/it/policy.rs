@@ -1,5 +1,5 @@
 //! `sigil policy` on a devnet: check a policy, propose the change as a member (it commits and the pod goes on under
-//! it), and have the node refuse a non-member's approval, an unparsable policy and a non-governance entry.
+//! it), and have the node refuse a non-member's approval, an unparsable policy, a replayed change and a non-governance entry.
 
 use crate::support::{one_pod_at_a_time, p, sigil, start_devnet, tempdir, text};
 use sigil::service::client::{Client, Endpoint};
@@ -60,21 +60,29 @@ fn a_members_policy_change_commits_and_bad_changes_are_refused() {
         };
         // A key that is not a member's.
         let stranger = ring::signature::Ed25519KeyPair::from_seed_unchecked(&[0x5a; 32]).unwrap();
-        let mut e = Entry::PolicyChanged(PolicyChanged { policy: policy.clone(), approvals: vec![] });
+        let mut e = Entry::PolicyChanged(PolicyChanged { policy: policy.clone(), prior: 0, approvals: vec![] });
         e.approve("devnet", "ops", &stranger).unwrap();
         let r = post(e.encode()).await;
         assert_eq!(r.status, 403, "{}", r.error());
         // A policy that does not parse, approved by the member.
         let member = ring::signature::Ed25519KeyPair::from_seed_unchecked(&sigil_pod::local::MEMBER_SEED).unwrap();
-        let mut e = Entry::PolicyChanged(PolicyChanged { policy: "[snp]\nbogus = 1\n".into(), approvals: vec![] });
+        let mut e =
+            Entry::PolicyChanged(PolicyChanged { policy: "[snp]\nbogus = 1\n".into(), prior: 0, approvals: vec![] });
         e.approve("devnet", "ops", &member).unwrap();
         let r = post(e.encode()).await;
         assert_eq!(r.status, 400, "{}", r.error());
         assert!(r.error().contains("bogus"), "{}", r.error());
         // No approval at all.
-        let e = Entry::PolicyChanged(PolicyChanged { policy: policy.clone(), approvals: vec![] });
+        let e = Entry::PolicyChanged(PolicyChanged { policy: policy.clone(), prior: 0, approvals: vec![] });
         let r = post(e.encode()).await;
         assert_eq!(r.status, 403, "{}", r.error());
+        // The member's change, submitted again (its approvals replayed): it was for the genesis policy, which is
+        // no longer the pod's.
+        let mut e = Entry::PolicyChanged(PolicyChanged { policy: policy.clone(), prior: 0, approvals: vec![] });
+        e.approve("devnet", "ops", &member).unwrap();
+        let r = post(e.encode()).await;
+        assert_eq!(r.status, 409, "{}", r.error());
+        assert!(r.error().contains(&format!("last changed by entry {index}")), "{}", r.error());
         // Not a governance entry; not an entry.
         let r = post(sigil_pod::testing::probe_invocation("devnet", "node-0", 0, &[1; 32], 1, 1).0.encode()).await;
         assert_eq!(r.status, 400, "{}", r.error());
@@ -100,10 +108,27 @@ fn a_members_policy_change_commits_and_bad_changes_are_refused() {
         &member_key,
         "--pod",
         "devnet",
+        "--prior",
+        &index.to_string(),
         "--out",
         p(&entry),
     ]);
     assert!(o.status.success(), "{}", text(&o));
+    let out = dir.path().join("unbound.cbor");
+    let unbound = sigil(&[
+        "policy",
+        "propose",
+        p(&file),
+        "--member",
+        "ops",
+        "--key",
+        &member_key,
+        "--pod",
+        "devnet",
+        "--out",
+        p(&out),
+    ]);
+    assert!(!unbound.status.success() && text(&unbound).contains("--prior"), "{}", text(&unbound));
     let o = sigil(&["policy", "submit", p(&entry), "--api", &api]);
     assert!(o.status.success(), "{}", text(&o));
     let bad =

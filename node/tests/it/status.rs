@@ -44,7 +44,7 @@ async fn approvals_are_403_and_a_full_mempool_is_503_for_deployments_and_governa
     let e = sigil_example_applets::example("hash");
     let manifest = sigil_runtime::Manifest::from_toml(e.manifest, e.wasm).unwrap();
     let deployment_of = |code: &[u8], approvers: &[&ring::signature::Ed25519KeyPair]| {
-        let (mut entry, _) = testing::deployment(&manifest, e.wasm);
+        let (mut entry, _) = testing::deployment(&manifest, e.wasm, 0);
         for k in approvers {
             entry.approve(POD, "ops", k).unwrap();
         }
@@ -53,7 +53,8 @@ async fn approvals_are_403_and_a_full_mempool_is_503_for_deployments_and_governa
     };
     let deployment = |approvers: &[&ring::signature::Ed25519KeyPair]| deployment_of(e.wasm, approvers);
     let removal = |reason: &str, approvers: &[&ring::signature::Ed25519KeyPair]| {
-        let mut entry = Entry::NodeRemoved(NodeRemoved { name: name(3), reason: reason.into(), approvals: vec![] });
+        let mut entry =
+            Entry::NodeRemoved(NodeRemoved { name: name(3), reason: reason.into(), prior: 0, approvals: vec![] });
         for k in approvers {
             entry.approve(POD, "ops", k).unwrap();
         }

@@ -249,6 +249,7 @@ impl App {
             .collect();
         self.rules.parent_time_ms = b.time_ms;
         self.height = Height(h.0 + 1);
+        self.round = Round::new(0);
         self.undecided.clear();
         self.prepared.clear();
         self.mine.retain(|(hh, _), _| *hh > h);

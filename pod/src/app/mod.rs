@@ -111,6 +111,8 @@ pub struct App {
     admitted: Admitted,
     rules: Rules,
     height: Height,
+    /// The current round of `height` (as the engine last started it).
+    round: Round,
     streams: HashMap<(PeerId, StreamId), Partial>,
     stream_order: VecDeque<(PeerId, StreamId)>,
     future: Vec<Assembled>,
@@ -142,6 +144,7 @@ impl App {
             admitted,
             rules,
             height: Height(tip + 1),
+            round: Round::new(0),
             streams: HashMap::new(),
             stream_order: VecDeque::new(),
             future: Vec::new(),
@@ -215,6 +218,27 @@ impl App {
     }
 }
 
+/// The app of node `me` of a 4-node `p` pod whose ledger is `ledger`, for the app's unit tests.
+#[cfg(test)]
+pub(crate) fn app_for_tests(ledger: Ledger, me: usize) -> (App, Shared) {
+    let (tip, _) = watch::channel(Tip::default());
+    let shared = Shared {
+        rules: Arc::new(Mutex::new(None)),
+        ledger: Arc::new(Mutex::new(ledger)),
+        mempool: Arc::new(Mutex::new(Mempool::new(10))),
+        queued: Arc::new(Notify::new()),
+        tip,
+    };
+    let cfg = AppConfig {
+        timeouts: crate::PodConfig::local_timeouts(),
+        idle_block: Duration::from_millis(100),
+        fault: crate::Fault::None,
+    };
+    let signer = Arc::new(PodSigner::new(&crate::local::seed(me)));
+    let app = App::new(cfg, signer, shared.clone(), Admitted::default()).unwrap();
+    (app, shared)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -228,26 +252,14 @@ mod tests {
             validator: sigil_ledger::checkpoint::Validator { name: local::name(4), public_key: vec![4; 32] },
             evidence: ByteBuf::new(),
             attestation_result: ByteBuf::new(),
+            prior: 0,
             approvals: vec![],
         });
         let index = ledger.append(&admitted).unwrap();
         ledger
             .aux_write(vec![([keys::ATTESTATION, b"node-4"].concat(), index.to_be_bytes().to_vec())], vec![])
             .unwrap();
-        let (tip, _) = watch::channel(Tip::default());
-        let shared = Shared {
-            rules: Arc::new(Mutex::new(None)),
-            ledger: Arc::new(Mutex::new(ledger)),
-            mempool: Arc::new(Mutex::new(Mempool::new(10))),
-            queued: Arc::new(Notify::new()),
-            tip,
-        };
-        let cfg = AppConfig {
-            timeouts: crate::PodConfig::local_timeouts(),
-            idle_block: Duration::from_millis(100),
-            fault: crate::Fault::None,
-        };
-        App::new(cfg, Arc::new(PodSigner::new(&local::seed(0))), shared.clone(), Admitted::default()).unwrap();
+        let (_, shared) = app_for_tests(ledger, 0);
         let rules = shared.rules.lock().unwrap().clone().unwrap();
         for i in 0..4 {
             assert_eq!(rules.attestations.get(&local::name(i)), Some(&0), "genesis validator {i}");

@@ -96,11 +96,15 @@ pub(crate) fn load_rules(l: &Ledger) -> Result<Rules, String> {
     })
 }
 
+/// Undecided blocks a restart reloads at most.
+const MAX_RELOADED: usize = 1_000;
+
 impl App {
     pub(super) fn load_undecided(&mut self) -> Result<(), String> {
         let prefix = height_key(keys::UNDECIDED, self.height.0);
         let l = self.shared.ledger.lock().expect("not poisoned");
-        for (_, v) in l.aux_scan(&prefix, None, 10_000).map_err(|e| e.to_string())? {
+        // Bounded: what is stored per height is bounded per (round, proposer) (see `streams`).
+        for (_, v) in l.aux_scan(&prefix, None, MAX_RELOADED).map_err(|e| e.to_string())? {
             let (pv, bytes): (ByteBuf, ByteBuf) =
                 ciborium::from_reader(v.as_slice()).map_err(|e| format!("a stored undecided block: {e}"))?;
             let pv: ProposedValue<PodContext> =

@@ -1,5 +1,15 @@
 //! Proposals as part streams: this node's block published as `Init`, `Data` chunks and a signed `Fin`; peers'
 //! streams reassembled (bounded in count and size), checked to come from the round's proposer, and validated.
+//!
+//! A Byzantine proposer can sign as many blocks as it likes for every round it leads, and any peer can send
+//! streams for heights and rounds far ahead. What it costs a node is bounded: at most [`MAX_PER_SLOT`] blocks are
+//! validated and stored per (height, round, proposer) (an honest proposer makes one; the second is kept so the
+//! engine sees the equivocation), a valid block already seen is not validated again, streams for rounds more than
+//! [`MAX_ROUNDS_AHEAD`] past the current one and heights more than [`MAX_HEIGHTS_AHEAD`] past it are dropped
+//! without being validated or stored (a node that many rounds behind votes nil until the engine skips it to the
+//! pod's round; one that many heights behind catches up by sync), and each peer holds at most
+//! [`MAX_STREAMS_PER_PEER`] incomplete streams. (Peers are not yet limited to the pod's nodes, so many peer ids
+//! can still crowd out incomplete streams through the overall cap: #17 item 9.)
 
 use super::*;
 
@@ -9,6 +19,15 @@ const CHUNK: usize = 512 * 1024;
 const MAX_FUTURE: usize = 64;
 /// Incomplete streams kept at most (a peer cannot make us buffer without bound).
 const MAX_STREAMS: usize = 64;
+/// Incomplete streams kept at most per peer: a peer that opens more loses its own oldest.
+pub(super) const MAX_STREAMS_PER_PEER: usize = 4;
+/// Blocks validated and stored at most per (height, round, proposer).
+pub(super) const MAX_PER_SLOT: usize = 2;
+/// Rounds past the current one whose proposals are taken (a node a round or two behind its peers still gets
+/// them; the engine skips ahead on f+1 votes of a later round).
+pub(super) const MAX_ROUNDS_AHEAD: i64 = 3;
+/// Heights past the current one whose complete streams are kept for later.
+pub(super) const MAX_HEIGHTS_AHEAD: u64 = 2;
 
 pub(super) struct Partial {
     pub(super) init: Option<(Height, Round, Round, Address)>,
@@ -36,6 +55,7 @@ impl App {
         round: Round,
     ) -> Result<Vec<ProposedValue<PodContext>>, String> {
         self.height = height;
+        self.round = round;
         let mut values: Vec<ProposedValue<PodContext>> = self
             .undecided
             .values()
@@ -67,12 +87,32 @@ impl App {
     ) -> Result<Option<ProposedValue<PodContext>>, String> {
         Ok(match self.add_part(publisher, part) {
             Some(a) if a.height == self.height => self.accept_stream(a)?,
-            Some(a) if a.height > self.height && self.future.len() < MAX_FUTURE => {
+            Some(a) if self.keep_for_later(&a) => {
                 self.future.push(a);
                 None
             }
             _ => None,
         })
+    }
+
+    /// Whether a complete stream for a later height is worth keeping until that height starts: near, in an early
+    /// round, signed by a current validator (the set may change by then; a block it drops is streamed again or
+    /// synced), and not one more of the same (height, round, proposer).
+    fn keep_for_later(&self, a: &Assembled) -> bool {
+        if a.height <= self.height
+            || a.height.0 - self.height.0 > MAX_HEIGHTS_AHEAD
+            || !(0..=MAX_ROUNDS_AHEAD).contains(&a.round.as_i64())
+            || self.future.len() >= MAX_FUTURE
+        {
+            return false;
+        }
+        let Some(v) = self.rules.set.get_by_address(&a.proposer) else { return false };
+        let id = Block::id_of(&a.bytes);
+        if !signing::verify(&v.public_key, &signing::block_bytes(a.height, a.round, &id, &a.proposer), &a.signature) {
+            return false;
+        }
+        let same = |f: &&Assembled| f.height == a.height && f.round == a.round && f.proposer == a.proposer;
+        self.future.iter().filter(same).count() < MAX_PER_SLOT
     }
 
     /// `RestreamProposal`: publishes this node's own block again.
@@ -121,7 +161,12 @@ impl App {
     pub(super) fn add_part(&mut self, publisher: PeerId, msg: StreamMessage<ProposalPart>) -> Option<Assembled> {
         let key = (publisher, msg.stream_id.clone());
         if !self.streams.contains_key(&key) {
-            if self.stream_order.len() >= MAX_STREAMS {
+            let own = self.stream_order.iter().filter(|(p, _)| *p == publisher).count();
+            if own >= MAX_STREAMS_PER_PEER {
+                let oldest = self.stream_order.iter().position(|(p, _)| *p == publisher).expect("counted");
+                let old = self.stream_order.remove(oldest).expect("present");
+                self.streams.remove(&old);
+            } else if self.stream_order.len() >= MAX_STREAMS {
                 if let Some(old) = self.stream_order.pop_front() {
                     self.streams.remove(&old);
                 }
@@ -166,6 +211,10 @@ impl App {
     /// Checks a complete stream for the current height: the round's proposer sent it and signed it; the block
     /// validates. Returns what consensus should know of it.
     pub(super) fn accept_stream(&mut self, a: Assembled) -> Result<Option<ProposedValue<PodContext>>, String> {
+        if a.round.as_i64() < 0 || a.round.as_i64() > self.round.as_i64() + MAX_ROUNDS_AHEAD {
+            tracing::debug!(height = %a.height, round = %a.round, "a proposal for no round, or one far ahead; dropped");
+            return Ok(None);
+        }
         let expected = self.ctx.select_proposer(&self.rules.set, a.height, a.round).address;
         if a.proposer != expected {
             tracing::warn!(height = %a.height, round = %a.round, claimed = %a.proposer, "a proposal from a node that is not the round's proposer; ignored");
@@ -177,6 +226,24 @@ impl App {
             tracing::warn!(height = %a.height, round = %a.round, "a proposal whose block signature does not verify; ignored");
             return Ok(None);
         }
+        let (height, round, valid_round, proposer) = (a.height, a.round, a.pol_round, a.proposer);
+        let pv = move |validity| ProposedValue { height, round, valid_round, proposer, value: id, validity };
+        // A valid block streamed again for its round is not validated again. (One this node found invalid is: its
+        // time may have come within this node's clock since. One re-proposed in another round is too: its
+        // validity depends on the round's proposer.)
+        let known = |(seen, _): &&(ProposedValue<PodContext>, Vec<u8>)| {
+            seen.round == round && matches!(seen.validity, Validity::Valid)
+        };
+        if let Some((seen, _)) = self.undecided.get(&id).filter(known) {
+            return Ok(Some(seen.clone()));
+        }
+        let slot = |(u, _): &&(ProposedValue<PodContext>, Vec<u8>)| {
+            u.height == height && u.round == round && u.proposer == proposer && u.value != id
+        };
+        if self.undecided.values().filter(slot).count() >= MAX_PER_SLOT {
+            tracing::warn!(height = %a.height, round = %a.round, proposer = %a.proposer, "one more block from a proposer that already proposed two in this round; dropped unchecked");
+            return Ok(None);
+        }
         let validity = match Block::decode(&a.bytes) {
             Ok(b) => self.check(id, &b, a.height, &a.proposer),
             Err(e) => {
@@ -184,15 +251,158 @@ impl App {
                 Validity::Invalid
             }
         };
-        let pv = ProposedValue {
-            height: a.height,
-            round: a.round,
-            valid_round: a.pol_round,
-            proposer: a.proposer,
-            value: id,
-            validity,
-        };
+        // Kept and stored even when this node finds it invalid: validity can differ between honest validators (a
+        // block time near the clock-drift bound), so it may still be decided, and its commit needs its bytes.
+        let pv = pv(validity);
         self.store_undecided(pv.clone(), a.bytes)?;
         Ok(Some(pv))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::app_for_tests;
+    use super::*;
+    use crate::local;
+
+    fn peer(b: u8) -> PeerId {
+        PeerId::from_bytes(&[[0x12, 0x20].as_slice(), &[b; 32]].concat()).unwrap()
+    }
+
+    /// The parts of a stream `sid` carrying `block` for (height, round), signed by local node `signer`.
+    fn parts(sid: u8, height: u64, round: u32, signer: usize, block: &Block) -> Vec<StreamMessage<ProposalPart>> {
+        let key = PodSigner::new(&local::seed(signer));
+        let (height, round, proposer) = (Height(height), Round::new(round), Address(key.public_key().0));
+        let bytes = block.encode();
+        let signature = key.sign(&signing::block_bytes(height, round, &Block::id_of(&bytes), &proposer));
+        let id = StreamId::new(Bytes::from(vec![sid]));
+        let content = [
+            StreamContent::Data(ProposalPart::Init { height, round, pol_round: Round::Nil, proposer }),
+            StreamContent::Data(ProposalPart::Data(Bytes::from(bytes))),
+            StreamContent::Data(ProposalPart::Fin { signature }),
+            StreamContent::Fin,
+        ];
+        content.into_iter().enumerate().map(|(i, c)| StreamMessage::new(id.clone(), i as u64, c)).collect()
+    }
+
+    /// An empty block of height 1 on the genesis, proposed by local node `by`, made distinct by `nth` (its time,
+    /// `nth` ms before `at`).
+    fn block(app: &App, by: usize, at: u64, nth: u64) -> Block {
+        let l = app.shared.ledger.lock().unwrap();
+        Block {
+            pod: l.pod().into(),
+            height: 1,
+            proposer: ByteBuf::from(PodSigner::new(&local::seed(by)).public_key().0.to_vec()),
+            time_ms: at - nth,
+            parent_size: l.size(),
+            parent_root: l.root(),
+            entries: vec![],
+        }
+    }
+
+    /// The local node that leads (height, round).
+    fn leader(app: &App, height: u64, round: u32) -> usize {
+        let a = app.ctx.select_proposer(&app.rules.set, Height(height), Round::new(round)).address;
+        (0..4).find(|i| PodSigner::new(&local::seed(*i)).public_key().0 == a.0).unwrap()
+    }
+
+    fn send(app: &mut App, from: PeerId, parts: Vec<StreamMessage<ProposalPart>>) -> Option<ProposedValue<PodContext>> {
+        let mut last = None;
+        for p in parts {
+            last = app.on_received_proposal_part(from, p).unwrap();
+        }
+        last
+    }
+
+    fn stored(app: &App) -> usize {
+        app.shared.ledger.lock().unwrap().aux_scan(keys::UNDECIDED, None, 10_000).unwrap().len()
+    }
+
+    #[test]
+    fn a_proposer_that_signs_block_after_block_costs_two_checks_per_round() {
+        let (mut app, _) = app_for_tests(Ledger::in_memory(&local::genesis("p", 4)).unwrap(), 0);
+        let (by, at) = (leader(&app, 1, 0), now_ms());
+        let mut accepted = 0;
+        for nth in 0..20 {
+            let b = block(&app, by, at, nth);
+            if let Some(pv) = send(&mut app, peer(1), parts(nth as u8, 1, 0, by, &b)) {
+                assert!(matches!(pv.validity, Validity::Valid), "block {nth} is a valid block");
+                accepted += 1;
+            }
+        }
+        assert_eq!(accepted, MAX_PER_SLOT, "the engine hears of two blocks: the equivocation");
+        assert_eq!((app.undecided.len(), app.prepared.len(), stored(&app)), (MAX_PER_SLOT, MAX_PER_SLOT, MAX_PER_SLOT));
+
+        // The first block streamed again is answered from what was seen, not checked or stored again.
+        let first = block(&app, by, at, 0);
+        app.prepared.clear();
+        let again = send(&mut app, peer(2), parts(99, 1, 0, by, &first)).expect("known");
+        assert_eq!(again.value, Block::id_of(&first.encode()));
+        assert!(app.prepared.is_empty(), "not validated again");
+        assert_eq!(stored(&app), MAX_PER_SLOT);
+
+        // A round far ahead is not read; a near one, from its leader, is.
+        let far = MAX_ROUNDS_AHEAD as u32 + 1;
+        let far_leader = leader(&app, 1, far);
+        let b = block(&app, far_leader, at, 50);
+        assert!(send(&mut app, peer(1), parts(98, 1, far, far_leader, &b)).is_none());
+        assert!(!app.undecided.values().any(|(pv, _)| pv.round == Round::new(far)));
+        let near = MAX_ROUNDS_AHEAD as u32;
+        let near_leader = leader(&app, 1, near);
+        let b = block(&app, near_leader, at, 51);
+        let pv = send(&mut app, peer(1), parts(97, 1, near, near_leader, &b));
+        assert!(pv.is_some_and(|pv| matches!(pv.validity, Validity::Valid)), "round {near}");
+    }
+
+    #[test]
+    fn an_invalid_block_is_kept_and_checked_again_when_streamed_again() {
+        let (mut app, _) = app_for_tests(Ledger::in_memory(&local::genesis("p", 4)).unwrap(), 0);
+        let by = leader(&app, 1, 0);
+        let mut b = block(&app, by, now_ms(), 0);
+        b.pod = "another".into();
+        let pv = send(&mut app, peer(1), parts(1, 1, 0, by, &b)).expect("the engine hears of it");
+        assert!(matches!(pv.validity, Validity::Invalid));
+        // Honest validators can differ on validity (a block time near the drift bound), so it is kept for its
+        // commit, and checked again (not answered from what was seen) when it comes again.
+        assert_eq!(stored(&app), 1);
+        assert!(app.undecided.values().all(|(_, bytes)| *bytes == b.encode()));
+        for sid in 2..10 {
+            let again = send(&mut app, peer(1), parts(sid, 1, 0, by, &b)).expect("checked again");
+            assert!(matches!(again.validity, Validity::Invalid));
+        }
+        assert_eq!(stored(&app), 1, "the same block, stored once");
+    }
+
+    #[test]
+    fn streams_far_ahead_or_from_strangers_are_not_kept_and_one_peer_cannot_evict_another() {
+        let (mut app, _) = app_for_tests(Ledger::in_memory(&local::genesis("p", 4)).unwrap(), 0);
+        let by = leader(&app, 1, 0);
+        let b = block(&app, by, now_ms(), 0);
+        // Heights: the next two are kept (once per slot, twice at most), a farther one is not.
+        for (sid, height) in [(1, 2), (2, 2), (3, 2), (4, 3), (5, 2 + MAX_HEIGHTS_AHEAD)] {
+            assert!(send(&mut app, peer(1), parts(sid, height, 0, by, &b)).is_none());
+        }
+        assert_eq!(app.future.len(), 3, "two at height 2 (a third is one too many) and one at 3");
+        // A signature by no validator.
+        let mut stranger = parts(6, 2, 1, by, &b);
+        if let StreamContent::Data(ProposalPart::Fin { signature }) = &mut stranger[2].content {
+            signature.0[0] ^= 1;
+        }
+        send(&mut app, peer(1), stranger);
+        assert_eq!(app.future.len(), 3, "a badly signed stream is not kept");
+
+        // Peer 1 opens incomplete streams without end; peer 2's stream in progress survives them.
+        let honest = parts(50, 1, 0, by, &b);
+        app.on_received_proposal_part(peer(2), honest[0].clone()).unwrap();
+        for sid in 100..200u8 {
+            let mut p = parts(sid, 1, 0, by, &b);
+            app.on_received_proposal_part(peer(1), p.remove(0)).unwrap();
+        }
+        assert_eq!(app.stream_order.iter().filter(|(p, _)| *p == peer(1)).count(), MAX_STREAMS_PER_PEER);
+        let mut last = None;
+        for p in honest.into_iter().skip(1) {
+            last = app.on_received_proposal_part(peer(2), p).unwrap();
+        }
+        assert!(last.is_some(), "the honest stream completes");
     }
 }

@@ -193,6 +193,7 @@ fn admission(i: usize, evidence: Vec<u8>) -> sigil_ledger::Entry {
         },
         evidence: serde_bytes::ByteBuf::from(evidence),
         attestation_result: serde_bytes::ByteBuf::new(),
+        prior: 0,
         approvals: vec![],
     })
 }
@@ -263,6 +264,7 @@ async fn a_fifth_node_joins_by_attestation_and_approval_and_a_node_is_removed() 
     let removal = sigil_ledger::Entry::NodeRemoved(sigil_ledger::entry::NodeRemoved {
         name: name(3),
         reason: "decommissioned".into(),
+        prior: 0,
         approvals: vec![],
     });
     let removed = nodes[0].submit(approved(removal)).unwrap();
