@@ -499,6 +499,20 @@ impl Ledger {
             .transpose()
     }
 
+    /// The keys of nodes that were validators and are not now (removed by a `node_removed` entry).
+    pub fn former_validators(&self) -> Vec<Vec<u8>> {
+        let now = self.validators_at(self.size());
+        let mut former: Vec<Vec<u8>> = Vec::new();
+        for (_, set) in &self.history {
+            for m in &set.members {
+                if !now.members.iter().any(|n| n.public_key == m.public_key) && !former.contains(&m.public_key) {
+                    former.push(m.public_key.clone());
+                }
+            }
+        }
+        former
+    }
+
     /// A receipt for the entry at `index` against `checkpoint`, signed by the validator `signer`.
     pub fn receipt(
         &self,

@@ -249,7 +249,12 @@ impl PodNode {
         };
         let admitted = Admitted::default();
         let app = App::new(
-            AppConfig { timeouts: cfg.timeouts, idle_block: cfg.idle_block, fault: cfg.fault },
+            AppConfig {
+                timeouts: cfg.timeouts,
+                idle_block: cfg.idle_block,
+                fault: cfg.fault,
+                peers: cfg.peers.iter().filter_map(|p| p.parse().ok()).collect(),
+            },
             signer.clone(),
             shared.clone(),
             admitted.clone(),
@@ -271,10 +276,25 @@ impl PodNode {
             NetworkIdentity::new(cfg.name.clone(), keypair, Some(address.to_string()))
         };
         let parse = |a: &str| a.parse::<Multiaddr>().map_err(|_| PodError::Address(a.to_string()));
+        let peers: Vec<Multiaddr> = cfg.peers.iter().map(|p| parse(p)).collect::<Result<_, _>>()?;
+        // Pod data goes only to the pod's nodes: the configured peers (libp2p refuses every other peer), less those
+        // of nodes the pod has removed. The app drops and restores peers as the set changes (`app::peers`).
+        let former = shared.ledger.lock().expect("not poisoned").former_validators();
+        let current: Vec<Multiaddr> = peers
+            .iter()
+            .filter(|a| {
+                let gone = former.iter().any(|k| app::peer_is(a, k));
+                if gone {
+                    tracing::info!(peer = %a, "not connecting to a peer the pod has removed");
+                }
+                !gone
+            })
+            .cloned()
+            .collect();
         let discovery = DiscoveryConfig { enabled: false, max_connections_per_ip: 64, ..DiscoveryConfig::default() };
         let p2p = P2pConfig {
             listen_addr: parse(&cfg.listen)?,
-            persistent_peers: cfg.peers.iter().map(|p| parse(p)).collect::<Result<_, _>>()?,
+            persistent_peers: current,
             persistent_peers_only: true,
             discovery,
             protocol: PubSubProtocol::default(),

@@ -240,7 +240,9 @@ impl App {
         if set != self.rules.set {
             tracing::info!(height = %h, validators = set.validators.len(), "the validator set changes from the next height");
             self.admitted.set(set.validators.iter().map(|v| v.public_key.0));
-            self.rules.set = set;
+            let before = std::mem::replace(&mut self.rules.set, set);
+            let after = self.rules.set.clone();
+            self.set_changed(&before, &after);
         }
         let committed: HashMap<Hash, Committed> = encoded
             .iter()

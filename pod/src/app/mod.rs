@@ -19,6 +19,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use malachitebft_app_channel::app::consensus::VoteExtensionError;
 use malachitebft_app_channel::app::engine::host::{Next, SyncedValueOutcome};
+use malachitebft_app_channel::app::net::Multiaddr;
 use malachitebft_app_channel::app::streaming::{StreamContent, StreamId, StreamMessage};
 use malachitebft_app_channel::app::types::codec::Codec;
 use malachitebft_app_channel::app::types::core::{
@@ -27,7 +28,7 @@ use malachitebft_app_channel::app::types::core::{
 };
 use malachitebft_app_channel::app::types::sync::RawDecidedValue;
 use malachitebft_app_channel::app::types::{LocallyProposedValue, MisbehaviorEvidence, PeerId, ProposedValue};
-use malachitebft_app_channel::{AppMsg, Channels, NetworkMsg};
+use malachitebft_app_channel::{AppMsg, Channels, NetworkMsg, NetworkRequest};
 use serde_bytes::ByteBuf;
 use sigil_ledger::checkpoint::{Checkpoint, SignedCheckpoint};
 use sigil_ledger::entry::Encoded;
@@ -43,6 +44,7 @@ use super::signing::{self, Admitted, PodSigner};
 
 mod commit;
 mod mempool;
+mod peers;
 mod store;
 mod streams;
 mod sync;
@@ -51,6 +53,7 @@ pub use mempool::Mempool;
 pub use store::{decided_round, misbehaviour, root_at_height};
 
 use commit::{checkpoint_after, Prepared};
+pub(crate) use peers::peer_is;
 pub(crate) use store::load_rules;
 use store::{height_key, keys, stored_tip};
 use streams::{Assembled, Partial};
@@ -99,6 +102,9 @@ pub struct AppConfig {
     pub idle_block: Duration,
     /// Injected misbehaviour (tests).
     pub fault: super::Fault,
+    /// The configured peers (persistent): those of validators the pod removes are dropped, and come back if
+    /// the node is admitted again.
+    pub peers: Vec<Multiaddr>,
 }
 
 /// The app's state.
@@ -120,6 +126,8 @@ pub struct App {
     undecided: HashMap<BlockId, (ProposedValue<PodContext>, Vec<u8>)>,
     prepared: HashMap<BlockId, Arc<Prepared>>,
     mine: HashMap<(Height, Round), BlockId>,
+    /// Peers to drop (false) or restore (true) after the last commit changed the validator set.
+    peer_changes: Vec<(bool, Multiaddr)>,
 }
 
 impl App {
@@ -151,6 +159,7 @@ impl App {
             undecided: HashMap::new(),
             prepared: HashMap::new(),
             mine: HashMap::new(),
+            peer_changes: Vec::new(),
         })
     }
 
@@ -202,6 +211,7 @@ impl App {
             AppMsg::Decided { certificate, extensions, reply } => {
                 self.on_decided(certificate, extensions)?;
                 let _ = reply.send(());
+                self.update_peers(channels);
             }
             AppMsg::Finalized { certificate, evidence, reply, .. } => {
                 self.on_finalized(certificate.height, &evidence)?;
@@ -233,6 +243,7 @@ pub(crate) fn app_for_tests(ledger: Ledger, me: usize) -> (App, Shared) {
         timeouts: crate::PodConfig::local_timeouts(),
         idle_block: Duration::from_millis(100),
         fault: crate::Fault::None,
+        peers: Vec::new(),
     };
     let signer = Arc::new(PodSigner::new(&crate::local::seed(me)));
     let app = App::new(cfg, signer, shared.clone(), Admitted::default()).unwrap();

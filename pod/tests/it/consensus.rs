@@ -207,6 +207,7 @@ async fn a_fifth_node_joins_by_attestation_and_approval_and_a_node_is_removed() 
     for c in &mut cfgs {
         c.genesis = genesis(4);
     }
+    let cfg3 = cfgs[3].clone();
     let mut nodes = Vec::new();
     for cfg in cfgs {
         nodes.push(PodNode::start(cfg).await.expect("node starts"));
@@ -269,7 +270,15 @@ async fn a_fifth_node_joins_by_attestation_and_approval_and_a_node_is_removed() 
     });
     let removed = nodes[0].submit(approved(removal)).unwrap();
     tokio::time::timeout(Duration::from_secs(60), removed).await.unwrap().unwrap();
+    // The removed node, started again, is not served: its peers dropped it, and libp2p refuses it.
+    let node3 = PodNode::start(cfg3).await.expect("node 3 starts");
+    let stale = node3.tip().borrow().height;
     let last = commit_batch(&nodes[..3], &[0, 1, 2], 300, 12).await;
+    tokio::time::sleep(Duration::from_secs(3)).await; // time enough to sync a few blocks, were it served
+    let pod_height = nodes[0].tip().borrow().height;
+    assert!(pod_height > stale + 2, "the pod went on");
+    assert_eq!(node3.tip().borrow().height, stale, "the removed node received nothing");
+    node3.stop().await;
 
     // Checkpoints after both changes are cosigned by the new set and verify from the genesis alone.
     let mut tip = nodes[0].tip();

@@ -1,0 +1,65 @@
+//! Who the node talks to: its configured peers, less the validators the pod has removed. libp2p refuses every peer
+//! that is not configured (persistent-peers-only); a removed node's peer is dropped when its removal commits, so
+//! it no longer receives blocks, sync data or gossip, and is restored if the node is admitted again.
+
+use super::*;
+
+/// Whether `addr` is the peer of the node whose ledger key is `key` (its `/p2p/` peer id is the key's).
+pub(crate) fn peer_is(addr: &Multiaddr, key: &[u8]) -> bool {
+    let Ok(key) = <[u8; 32]>::try_from(key) else { return false };
+    let Ok(id) = crate::peer_id_of(&key) else { return false };
+    let text = addr.to_string();
+    let parts: Vec<&str> = text.split('/').collect();
+    parts.windows(2).any(|w| w[0] == "p2p" && w[1] == id)
+}
+
+impl App {
+    /// Notes the peers to drop and restore when the validator set goes from `before` to `after`.
+    pub(super) fn set_changed(&mut self, before: &ValidatorSet, after: &ValidatorSet) {
+        let has = |set: &ValidatorSet, k: &PublicKey| set.validators.iter().any(|v| v.public_key == *k);
+        for (from, to, restore) in [(before, after, false), (after, before, true)] {
+            for v in from.validators.iter().filter(|v| !has(to, &v.public_key)) {
+                for a in self.cfg.peers.iter().filter(|a| peer_is(a, &v.public_key.0)) {
+                    self.peer_changes.push((restore, a.clone()));
+                }
+            }
+        }
+    }
+
+    /// Asks the network to drop or restore the peers the last commit changed (off the app's loop: the network
+    /// answers on its own time).
+    pub(super) fn update_peers(&mut self, channels: &Channels<PodContext>) {
+        for (restore, addr) in std::mem::take(&mut self.peer_changes) {
+            let tx = channels.net_requests.clone();
+            tokio::spawn(async move {
+                let r = if restore {
+                    NetworkRequest::add_persistent_peer(&tx, addr.clone()).await
+                } else {
+                    NetworkRequest::remove_persistent_peer(&tx, addr.clone()).await
+                };
+                match r {
+                    Ok(Ok(())) => tracing::info!(peer = %addr, restore, "the validator set changed: peer updated"),
+                    Ok(Err(e)) => tracing::warn!(peer = %addr, restore, "updating a peer: {e}"),
+                    Err(e) => tracing::warn!(peer = %addr, restore, "updating a peer: {e}"),
+                }
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::local;
+
+    #[test]
+    fn a_peer_is_known_by_the_peer_id_of_its_key() {
+        let key = crate::public_key(&local::seed(1));
+        let id = crate::peer_id(&local::seed(1));
+        let at = |s: String| s.parse::<Multiaddr>().unwrap();
+        assert!(peer_is(&at(format!("/ip4/127.0.0.1/tcp/9/p2p/{id}")), &key));
+        assert!(!peer_is(&at(format!("/ip4/127.0.0.1/tcp/9/p2p/{}", crate::peer_id(&local::seed(2)))), &key));
+        assert!(!peer_is(&at("/ip4/127.0.0.1/tcp/9".into()), &key), "an address without a peer id names no node");
+        assert!(!peer_is(&at(format!("/ip4/127.0.0.1/tcp/9/p2p/{id}")), &[1, 2, 3]));
+    }
+}
