@@ -38,6 +38,7 @@ async fn pod(dir: &std::path::Path) -> Vec<RunningNode> {
             directory: PodDirectory::default(),
             labels: Default::default(),
             limits: Default::default(),
+            public_urls: vec![],
         };
         nodes.push(RunningNode::start(cfg, api).await.expect("node starts"));
     }

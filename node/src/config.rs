@@ -128,6 +128,10 @@ pub struct Api {
     /// no limit.
     #[serde(default = "default_max_requests_per_caller")]
     pub max_requests_per_caller: u32,
+    /// The https URLs clients reach this node at: when given, MCP client assertions must name this node's issuer
+    /// at one of them as their audience (so an assertion made for another server is refused here).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub public_urls: Vec<String>,
 }
 
 impl Default for Api {
@@ -139,6 +143,7 @@ impl Default for Api {
             max_connections: default_max_connections(),
             max_connections_per_source: default_max_connections_per_source(),
             max_requests_per_caller: default_max_requests_per_caller(),
+            public_urls: Vec::new(),
         }
     }
 }

@@ -153,6 +153,8 @@ async fn devnet(a: DevnetArgs) -> anyhow::Result<()> {
                 .into_iter()
                 .collect(),
             limits: Default::default(),
+            // MCP clients name this node's issuer at this URL: assertions made for any other server are refused.
+            public_urls: vec![format!("https://127.0.0.1:{}", pod.api_ports[i])],
         };
         nodes.push(RunningNode::start(c, api).await?);
     }

@@ -77,6 +77,15 @@ pub async fn access_token(c: &Client, key: &Ed25519KeyPair, lifetime: u64) -> an
     }
     let issuer = meta.json()?["authorization_servers"][0].as_str().context("no authorization server")?.to_string();
     let path = url_path(&issuer).unwrap_or("");
+    // The assertion names the issuer as its audience: it must be the node this client reached (RFC 8414 §3.3),
+    // or a server we were sent to could have us sign an assertion for another node and exchange it there.
+    if !c.endpoint.serves(&issuer) {
+        bail!(
+            "the node names authorization server {issuer:?}, not one at {}:{}: refusing to sign an assertion for it",
+            c.endpoint.host,
+            c.endpoint.port
+        );
+    }
     let server = c.get(&format!("/.well-known/oauth-authorization-server{path}")).await?;
     if server.status != 200 {
         bail!("the authorization server's metadata: {} {}", server.status, server.error());

@@ -39,6 +39,7 @@ pub enum NodeCommand {
     ///   max_connections = 4096                    # optional: open connections in all; more are closed on arrival
     ///   max_connections_per_source = 256          # optional: from one address (raise behind a load balancer)
     ///   max_requests_per_caller = 500             # optional: signed requests/s per caller key (429 past it; 0: none)
+    ///   public_urls = ["https://node-0.eu.example:8443"]  # optional: where clients reach it (MCP assertions' audience)
     ///
     ///   [tee]
     ///   backend = "sim"                           # "sim" (INSECURE, simulated), "snp", "tdx", "azure" or "auto"
@@ -122,6 +123,7 @@ fn load(path: &Path) -> anyhow::Result<(PodConfig, Option<ApiConfig>)> {
                     requests_per_caller: a.max_requests_per_caller,
                     ..Default::default()
                 },
+                public_urls: public_urls(&a.public_urls)?,
             })
         }
     };
@@ -255,4 +257,20 @@ async fn serve(cfg: PodConfig, api: Option<ApiConfig>) -> anyhow::Result<()> {
         r.stop().await;
     }
     Ok(())
+}
+
+/// `[api] public_urls`, each an https URL with a host (a path or query would never match an issuer).
+fn public_urls(urls: &[String]) -> anyhow::Result<Vec<String>> {
+    urls.iter()
+        .map(|u| {
+            let ok = u.strip_prefix("https://").is_some_and(|rest| {
+                let authority = rest.trim_end_matches('/');
+                !authority.contains(['/', '?', '#', '@']) && !authority.contains(char::is_whitespace)
+            }) && sigil::service::client::Endpoint::parse(u).is_ok();
+            if !ok {
+                anyhow::bail!("[api] public_urls: {u:?} is not an https URL of a host (https://HOST[:PORT])");
+            }
+            Ok(u.trim_end_matches('/').to_string())
+        })
+        .collect()
 }

@@ -38,6 +38,15 @@ impl Endpoint {
         Ok(Endpoint { host, port })
     }
 
+    /// Whether `url` (an https URL, with or without a path) is at this endpoint: the same host (any case) and
+    /// port (443 when none is given).
+    pub fn serves(&self, url: &str) -> bool {
+        let Some(rest) = url.strip_prefix("https://") else { return false };
+        let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
+        Endpoint::parse(&format!("https://{authority}"))
+            .is_ok_and(|e| e.host.eq_ignore_ascii_case(&self.host) && e.port == self.port)
+    }
+
     /// Whether the host is a loopback address.
     pub fn is_loopback(&self) -> bool {
         self.host == "localhost" || self.host.parse::<std::net::IpAddr>().is_ok_and(|a| a.is_loopback())
@@ -196,5 +205,24 @@ impl Connection {
         let location = headers.get(hyper::header::LOCATION).and_then(|v| v.to_str().ok()).map(str::to_string);
         let body = resp.into_body().collect().await?.to_bytes().to_vec();
         Ok(Response { status, location, body, headers })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_endpoint_serves_urls_at_its_own_host_and_port_only() {
+        let e = Endpoint::parse("https://Node-0.example:8443").unwrap();
+        assert!(e.serves("https://node-0.example:8443/oauth/eu"));
+        assert!(e.serves("https://NODE-0.EXAMPLE:8443"));
+        assert!(!e.serves("https://node-0.example:8444/oauth/eu"), "another port");
+        assert!(!e.serves("https://phish.example:8443/oauth/eu"), "another host");
+        assert!(!e.serves("https://node-0.example.phish.example:8443/oauth/eu"));
+        assert!(!e.serves("http://node-0.example:8443/oauth/eu"), "not https");
+        assert!(!e.serves("https://node-0.example:8443@phish.example/oauth/eu"), "userinfo tricks");
+        let default = Endpoint::parse("https://node.example").unwrap();
+        assert!(default.serves("https://node.example:443/x") && default.serves("https://node.example/x"));
     }
 }

@@ -143,6 +143,8 @@ pub struct Service {
     pub directory: PodDirectory,
     /// The node's labels.
     pub labels: Labels,
+    /// The URLs clients reach this node at (see [`ApiConfig::public_urls`]).
+    pub public_urls: Vec<String>,
     /// Counters and histograms for `/metrics`.
     pub metrics: metrics::Metrics,
     /// Refusals of unauthenticated requests are logged at most once a second.
@@ -189,15 +191,9 @@ impl<K: Clone + Eq + std::hash::Hash, V: Clone> Recent<K, V> {
 }
 
 impl Service {
-    /// A service around a started node.
-    pub fn new(
-        node: PodNode,
-        seed: &[u8; 32],
-        evidence: Vec<u8>,
-        directory: PodDirectory,
-        labels: Labels,
-        requests_per_caller: u32,
-    ) -> Result<Service, StartError> {
+    /// A service around a started node, serving as `api` says.
+    pub fn new(node: PodNode, seed: &[u8; 32], api: ApiConfig) -> Result<Service, StartError> {
+        let ApiConfig { evidence, directory, labels, limits, public_urls, .. } = api;
         let pod = node.ledger().lock().expect("not poisoned").pod().to_string();
         let runtime = Runtime::new(sigil_runtime::RuntimeConfig::default())?;
         Ok(Service {
@@ -210,10 +206,15 @@ impl Service {
             evidence,
             directory,
             labels,
+            public_urls,
             metrics: metrics::Metrics::default(),
             unauthenticated_log: metrics::LogLimit::new(Duration::from_secs(1)),
             recorded_refusals: metrics::RateLimit::new(10.0, 100.0),
-            callers: metrics::PerKey::new(requests_per_caller as f64, 2.0 * requests_per_caller as f64, 65_536),
+            callers: metrics::PerKey::new(
+                limits.requests_per_caller as f64,
+                2.0 * limits.requests_per_caller as f64,
+                65_536,
+            ),
             receipts: Recent::new(4096),
             verdicts: Recent::new(1024),
             started: Instant::now(),
@@ -266,6 +267,10 @@ pub struct ApiConfig {
     pub labels: Labels,
     /// Connection caps.
     pub limits: api::Limits,
+    /// The https URLs clients reach this node at (`[api] public_urls`). When set, an MCP client assertion is
+    /// exchanged only if its audience is this node's issuer at one of them, so an assertion made for another server
+    /// (one a phishing server was sent) is refused here. Empty: any https URL that ends in the pod's issuer path.
+    pub public_urls: Vec<String>,
 }
 
 /// A node with its API running.
@@ -298,16 +303,10 @@ impl RunningNode {
             }
         };
         let node = PodNode::start(pod).await?;
-        let service = Arc::new(Service::new(
-            node,
-            &seed,
-            api.evidence,
-            api.directory,
-            api.labels,
-            api.limits.requests_per_caller,
-        )?);
+        let limits = api.limits;
+        let service = Arc::new(Service::new(node, &seed, api)?);
         let (stop, rx) = tokio::sync::watch::channel(false);
-        let server = tokio::spawn(api::serve(service.clone(), listener, tls, api.limits, rx));
+        let server = tokio::spawn(api::serve(service.clone(), listener, tls, limits, rx));
         Ok(RunningNode { service, api: addr, stop, server })
     }
 

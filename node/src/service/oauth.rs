@@ -332,6 +332,34 @@ fn grant_token(
         Ok(a) => a,
         Err(why) => return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", why),
     };
+    // With the node's public URLs configured, the audience must be this node's issuer at one of them: an assertion
+    // the caller made for another server (a phishing one, which then brings it here) is not exchanged.
+    // Compared as (host, port, path): host case and an explicit default port do not matter.
+    let origin = |url: &str| {
+        let rest = url.strip_prefix("https://")?;
+        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        let e = super::client::Endpoint::parse(&format!("https://{authority}")).ok()?;
+        Some((e.host.to_ascii_lowercase(), e.port, path.to_string()))
+    };
+    let want = request::issuer_path(pod);
+    let aud = origin(&a.aud);
+    let own = |u: &String| {
+        let Some((host, port, _)) = origin(u) else { return false };
+        aud.as_ref()
+            .is_some_and(|(h, p, path)| *h == host && *p == port && (*path == want || *path == format!("{want}/token")))
+    };
+    if !m.service.public_urls.is_empty() && !m.service.public_urls.iter().any(own) {
+        return oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            format!(
+                "the assertion's audience {:?} is not this node's issuer ({}{})",
+                a.aud,
+                m.service.public_urls[0],
+                request::issuer_path(pod)
+            ),
+        );
+    }
     if t.client_id.as_deref().is_some_and(|id| id != request::client_id(&a.caller)) {
         return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "client_id is not the assertion's".into());
     }

@@ -24,6 +24,7 @@ async fn node(dir: &std::path::Path, limits: Limits) -> (RunningNode, Client) {
         directory: PodDirectory::default(),
         labels: Default::default(),
         limits,
+        public_urls: vec![],
     };
     let n = RunningNode::start(cfg, api).await.expect("the node starts");
     let c = Client::new(Endpoint::parse(&n.url()).unwrap(), Trust::Default { loopback_sim: true }).unwrap();

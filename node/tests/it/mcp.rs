@@ -292,6 +292,12 @@ fn protocol_edges(api: &str, desk_key: &Path, stranger: &Path) {
         let other_pod = sigil_ledger::request::client_assertion(&stranger_key, &format!("{base}/oauth/eu"), now, 60, "a");
         let (s, v) = post(form(&other_pod, "client_credentials")).await;
         assert_eq!((s, v["error"].as_str()), (401, Some("invalid_client")), "{v}");
+        // The devnet's nodes know their public URL: an assertion made for another server is not exchanged here.
+        let phished =
+            sigil_ledger::request::client_assertion(&stranger_key, "https://phish.example/oauth/devnet", now, 60, "p");
+        let (s, v) = post(form(&phished, "client_credentials")).await;
+        assert_eq!((s, v["error"].as_str()), (401, Some("invalid_client")), "{v}");
+        assert!(v["error_description"].as_str().unwrap().contains("not this node's issuer"), "{v}");
         let good = sigil_ledger::request::client_assertion(&stranger_key, &format!("{base}/oauth/devnet"), now, 60, "b");
         let (s, v) = post(form(&good, "password")).await;
         assert_eq!((s, v["error"].as_str()), (400, Some("unsupported_grant_type")), "{v}");

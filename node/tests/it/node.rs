@@ -221,6 +221,7 @@ async fn one_node_pod(pod: &str, dir: &Path, directory: PodDirectory) -> Running
         directory,
         labels: Default::default(),
         limits: Default::default(),
+        public_urls: vec![],
     };
     let n = RunningNode::start(cfg, api).await.expect("the node starts");
     let (m, wasm) = example("notes");
@@ -411,6 +412,7 @@ async fn a_node_with_an_operator_certificate_is_trusted_by_its_ca_and_not_as_att
         directory: PodDirectory::default(),
         labels: Default::default(),
         limits: Default::default(),
+        public_urls: vec![],
     };
     let n = RunningNode::start(cfg, api).await.unwrap();
     let endpoint = Endpoint::parse(&n.url()).unwrap();

@@ -128,6 +128,8 @@ pub struct App {
     mine: HashMap<(Height, Round), BlockId>,
     /// Peers to drop (false) or restore (true) after the last commit changed the validator set.
     peer_changes: Vec<(bool, Multiaddr)>,
+    /// Where those go: one task that asks the network, in order.
+    peer_tx: Option<tokio::sync::mpsc::UnboundedSender<(bool, Multiaddr)>>,
 }
 
 impl App {
@@ -160,6 +162,7 @@ impl App {
             prepared: HashMap::new(),
             mine: HashMap::new(),
             peer_changes: Vec::new(),
+            peer_tx: None,
         })
     }
 
@@ -171,6 +174,7 @@ impl App {
     /// Runs until consensus closes its channel.
     pub async fn run(mut self, mut channels: Channels<PodContext>) -> Result<(), String> {
         self.load_undecided()?;
+        self.peer_tx = Some(peers::updater(channels.net_requests.clone()));
         while let Some(msg) = channels.consensus.recv().await {
             self.handle(msg, &channels).await?;
         }
@@ -211,7 +215,7 @@ impl App {
             AppMsg::Decided { certificate, extensions, reply } => {
                 self.on_decided(certificate, extensions)?;
                 let _ = reply.send(());
-                self.update_peers(channels);
+                self.update_peers();
             }
             AppMsg::Finalized { certificate, evidence, reply, .. } => {
                 self.on_finalized(certificate.height, &evidence)?;

@@ -26,25 +26,45 @@ impl App {
         }
     }
 
-    /// Asks the network to drop or restore the peers the last commit changed (off the app's loop: the network
-    /// answers on its own time).
-    pub(super) fn update_peers(&mut self, channels: &Channels<PodContext>) {
-        for (restore, addr) in std::mem::take(&mut self.peer_changes) {
-            let tx = channels.net_requests.clone();
-            tokio::spawn(async move {
+    /// Hands the peers the last commit changed to the updater (off the app's loop: the network answers on its
+    /// own time).
+    pub(super) fn update_peers(&mut self) {
+        for change in std::mem::take(&mut self.peer_changes) {
+            if let Some(tx) = &self.peer_tx {
+                let _ = tx.send(change);
+            }
+        }
+    }
+}
+
+/// The task that drops and restores peers, one request at a time and in commit order (a removal and a later
+/// re-admission must not arrive the other way round), retrying while the network's request queue is full.
+pub(super) fn updater(
+    net: tokio::sync::mpsc::Sender<NetworkRequest>,
+) -> tokio::sync::mpsc::UnboundedSender<(bool, Multiaddr)> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(bool, Multiaddr)>();
+    tokio::spawn(async move {
+        while let Some((restore, addr)) = rx.recv().await {
+            for _ in 0..100 {
                 let r = if restore {
-                    NetworkRequest::add_persistent_peer(&tx, addr.clone()).await
+                    NetworkRequest::add_persistent_peer(&net, addr.clone()).await
                 } else {
-                    NetworkRequest::remove_persistent_peer(&tx, addr.clone()).await
+                    NetworkRequest::remove_persistent_peer(&net, addr.clone()).await
                 };
                 match r {
+                    Err(malachitebft_app_channel::ConsensusRequestError::Full) => {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
                     Ok(Ok(())) => tracing::info!(peer = %addr, restore, "the validator set changed: peer updated"),
                     Ok(Err(e)) => tracing::warn!(peer = %addr, restore, "updating a peer: {e}"),
                     Err(e) => tracing::warn!(peer = %addr, restore, "updating a peer: {e}"),
                 }
-            });
+                break;
+            }
         }
-    }
+    });
+    tx
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 //! [`MAX_ROUNDS_AHEAD`] past the current one and heights more than [`MAX_HEIGHTS_AHEAD`] past it are dropped
 //! without being validated or stored (a node that many rounds behind votes nil until the engine skips it to the
 //! pod's round; one that many heights behind catches up by sync), and each peer holds at most
-//! [`MAX_STREAMS_PER_PEER`] incomplete streams. (Peers are the pod's configured nodes: `peers`.)
+//! [`MAX_STREAMS_PER_PEER`] incomplete streams.
 
 use super::*;
 
