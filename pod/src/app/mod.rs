@@ -8,6 +8,7 @@
 //! | `commit.rs` | validating blocks, cosigning checkpoints, the commit | `on_extend_vote`, `on_verify_vote_extensions`, `on_decided`, `on_finalized` |
 //! | `sync.rs` | decided blocks served to and taken from peers that sync | `on_get_decided_values`, `on_process_synced_value` |
 //! | `store.rs` | what the app keeps beside the ledger (tip, certificates, roots, undecided blocks, evidence) | |
+//! | `peers.rs` | who the node talks to: configured peers, less the validators the pod removed | (after `on_decided`) |
 //!
 //! Every handler re-validates what it is given against the node's own ledger: a block is voted for only once the
 //! block rules (`crate::block`) pass, and committed in one synced write.
