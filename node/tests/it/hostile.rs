@@ -121,11 +121,11 @@ async fn a_caller_over_its_rate_gets_429_and_other_callers_are_still_served() {
     };
     let flooder = Ed25519KeyPair::from_seed_unchecked(&[0x31; 32]).unwrap();
     let other = Ed25519KeyPair::from_seed_unchecked(&[0x32; 32]).unwrap();
-    // Six at once from one caller, whose bucket holds two: the rest are answered 429, with Retry-After, and
-    // nothing of them is recorded.
+    // Ten at once from one caller, whose bucket holds two and refills one a second: most are answered 429, with
+    // Retry-After, and nothing of them is recorded.
     let c = std::sync::Arc::new(c);
     let mut sent = tokio::task::JoinSet::new();
-    for i in 0..6u8 {
+    for i in 0..10u8 {
         let (c, body) = (c.clone(), request(&flooder, i));
         sent.spawn(async move { (body.clone(), c.post_cbor("/v1/invoke", body).await.unwrap()) });
     }
@@ -133,7 +133,7 @@ async fn a_caller_over_its_rate_gets_429_and_other_callers_are_still_served() {
     let statuses: Vec<u16> = answers.iter().map(|r| r.status).collect();
     let limited = statuses.iter().filter(|s| **s == 429).count();
     assert!(answers.iter().filter(|r| r.status == 429).all(|r| r.headers.get("retry-after").is_some()));
-    assert!(limited >= 3, "{statuses:?}");
+    assert!(limited >= 5, "{statuses:?}");
     assert!(statuses.iter().all(|s| *s == 429 || *s == 200), "the others run: {statuses:?}");
     // Another caller is served; a request of the flooder's seen and replayed by someone else is refused as a
     // replay before the flooder's rate is charged.

@@ -1,6 +1,10 @@
 //! Who the node talks to: its configured peers, less the validators the pod has removed. libp2p refuses every peer
-//! that is not configured (persistent-peers-only); a removed node's peer is dropped when its removal commits, so
-//! it no longer receives blocks, sync data or gossip, and is restored if the node is admitted again.
+//! that is not configured (persistent-peers-only, applied when libp2p identify completes); a removed node's peer
+//! is dropped when its removal commits, so its connection closes and redials are refused, and it is restored if
+//! the node is admitted again. (Before identify refuses a redial, the connection can still be answered: an open
+//! gap, docs/security.md.)
+
+use malachitebft_app_channel::app::engine::network::PersistentPeerError;
 
 use super::*;
 
@@ -57,6 +61,11 @@ pub(super) fn updater(
                         continue;
                     }
                     Ok(Ok(())) => tracing::info!(peer = %addr, restore, "the validator set changed: peer updated"),
+                    // Already as wanted: a follower admitted (it was a configured peer all along), or a peer
+                    // left out at start.
+                    Ok(Err(e @ (PersistentPeerError::AlreadyExists | PersistentPeerError::NotFound))) => {
+                        tracing::debug!(peer = %addr, restore, "updating a peer: {e}")
+                    }
                     Ok(Err(e)) => tracing::warn!(peer = %addr, restore, "updating a peer: {e}"),
                     Err(e) => tracing::warn!(peer = %addr, restore, "updating a peer: {e}"),
                 }
