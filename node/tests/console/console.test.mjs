@@ -38,10 +38,14 @@ try {
   const audit = page.locator("#audit tbody tr");
   const search = async (fields) => {
     for (const name of ["request", "caller", "applet"]) await page.fill(`#filters input[name=${name}]`, fields[name] || "");
-    const done = page.waitForResponse((r) => r.url().includes("/v1/audit"));
+    // Wait until this search's rows are shown (the console counts loads), not for a fixed time.
+    const before = await page.getAttribute("#audit tbody", "data-loaded");
     await page.click("#search");
-    await done;
-    await page.waitForTimeout(100);
+    await page.waitForFunction(
+      (prev) => document.querySelector("#audit tbody").dataset.loaded !== (prev ?? undefined),
+      before,
+      { timeout: 20000 },
+    );
   };
   await search({ applet: "notes" });
   const n = await audit.count();
