@@ -10,12 +10,15 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 cargo fmt --all --manifest-path applets/Cargo.toml -- --check
 echo "== cargo clippy (warnings are errors)"
-# --profile test: build scripts and their dependencies are built per profile, so a clippy under the default dev
-# profile would build RocksDB a second time for `cargo test`.
-cargo clippy --workspace --all-targets --all-features --locked --profile test -- -D warnings
+# Clippy only checks: nothing is linked, so RocksDB's C++ need not be built for it. Pointing librocksdb-sys at a
+# library directory makes its build script print link flags instead of compiling RocksDB. (Clippy builds the
+# build scripts' own dependencies, bindgen's among them, under other hashes than `cargo test` does, whatever the
+# profile; so a clippy that compiled RocksDB compiled it a second time, about 20 minutes of a cold run.)
+check_only=(env ROCKSDB_LIB_DIR="$CARGO_TARGET_DIR/no-rocksdb-when-only-checking" ROCKSDB_STATIC=1)
+"${check_only[@]}" cargo clippy --workspace --all-targets --all-features --locked --profile test -- -D warnings
 (cd applets && cargo clippy --target wasm32-wasip1 --release --locked -- -D warnings)
 echo "== the shipped feature set builds (what \`cargo build -p sigil\` makes, no test-only features)"
-cargo clippy -p sigil --locked --profile test -- -D warnings
+"${check_only[@]}" cargo clippy -p sigil --locked --profile test -- -D warnings
 echo "== the verifier crates build for the browser (wasm32-unknown-unknown) and at the declared MSRV"
 RUSTFLAGS="-D warnings" cargo check --target wasm32-unknown-unknown -p sigil-primitives -p sigil-attest -p sigil-ledger --locked
 msrv=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
