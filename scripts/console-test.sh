@@ -9,24 +9,14 @@ sigil=${1:-${CARGO_TARGET_DIR:-target}/debug/sigil}
 command -v chromium >/dev/null || { echo "console-test: chromium is not installed (scripts/setup.sh installs it)" >&2; exit 2; }
 (cd node/tests/console && npm ci --no-audit --no-fund --silent)
 
-dir=$(mktemp -d)
-pid=
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; rm -rf "$dir"; }
-trap cleanup EXIT
-"$sigil" devnet --nodes 4 --data "$dir/pod" >"$dir/devnet.out" 2>"$dir/devnet.err" &
-pid=$!
-for _ in $(seq 1 300); do
-  [ -f "$dir/pod/devnet.json" ] && break
-  kill -0 "$pid" 2>/dev/null || { cat "$dir/devnet.err" >&2; exit 1; }
-  sleep 0.5
-done
-[ -f "$dir/pod/devnet.json" ] || { echo "console-test: the devnet did not come up" >&2; cat "$dir/devnet.err" >&2; exit 1; }
-api=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['api'][0])" "$dir/pod/devnet.json")
+. scripts/devnet-lib.sh
+devnet_up "$sigil"
 key="$dir/pod/keys/caller.key"
 "$sigil" invoke --api "$api" --key "$key" notes put --args '{"key":"console","value":"hello"}' >/dev/null 2>&1
 task=$("$sigil" invoke --api "$api" --key "$key" notes get --args '{"key":"console"}' --receipt-out "$dir/r.cose" --json 2>/dev/null |
   python3 -c "import json,sys; print(json.load(sys.stdin)['request_hash'])")
 "$sigil" invoke --api "$api" --key "$key" notes nope >/dev/null 2>&1 || true   # refused and audited
 caller=$("$sigil" keys show "$key")
-CONSOLE="$api/" RECEIPT="$dir/r.cose" TASK="$task" CALLER="$caller" SCREENSHOT="${SCREENSHOT:-}" \
+CONSOLE="$api/" RECEIPT="$dir/r.cose" TASK="$task" CALLER="$caller" CALLER_KEY="$key" AUDITOR_KEY="$dir/pod/keys/auditor.key" \
+  SCREENSHOT="${SCREENSHOT:-}" \
   node node/tests/console/console.test.mjs

@@ -45,7 +45,7 @@ api=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['api'][0])
 run invoke --api "$api" --key "$tmp/pod/keys/caller.key" notes put --args '{"key":"hello","value":"world"}' --receipt-out "$tmp/r.cose"
 run invoke --api "$api" --key "$tmp/pod/keys/caller.key" notes get --args '{"key":"hello"}'
 run receipt verify "$tmp/r.cose" --genesis "$tmp/pod/genesis.cbor"
-run audit --api "$api"
+run audit --api "$api" --key "$tmp/pod/keys/auditor.key"   # the record answers a key: the auditor reads it all
 echo
 echo "== MCP: the pod's applets as tools, called by the official MCP Python SDK (OAuth with the caller's key)"
 run mcp pin --api "$api" --out "$tmp/node.pem"

@@ -39,6 +39,8 @@ async fn pod(dir: &std::path::Path) -> Vec<RunningNode> {
             labels: Default::default(),
             limits: Default::default(),
             public_urls: vec![],
+            public_reads: false,
+            auditors: vec![],
         };
         nodes.push(RunningNode::start(cfg, api).await.expect("node starts"));
     }

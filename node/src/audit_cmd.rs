@@ -1,6 +1,6 @@
 //! `sigil audit`: query a pod's audit log (invocations and refused requests).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -8,7 +8,7 @@ use clap::Args;
 use ring::signature::KeyPair;
 use serde_json::json;
 
-use crate::cli::{client, fail, report_trust, runtime, ApiArgs, REFUSED};
+use crate::cli::{client, fail, pod_of, report_trust, runtime, ApiArgs, REFUSED};
 use crate::keys_cmd::read_key;
 
 /// `sigil audit`.
@@ -16,6 +16,10 @@ use crate::keys_cmd::read_key;
 pub struct AuditArgs {
     #[command(flatten)]
     api: ApiArgs,
+    /// The key that signs the reads: a caller's key reads its own entries; a governance member's, or one of the
+    /// node's `[api] auditors`, reads all. Without it, only a node that serves public reads answers.
+    #[arg(long, value_name = "FILE", env = "SIGIL_KEY")]
+    key: Option<PathBuf>,
     /// Only this caller's requests: a key file, `ed25519:<hex>` or hex.
     #[arg(long)]
     caller: Option<String>,
@@ -54,6 +58,10 @@ fn rfc3339_ms(s: &str) -> anyhow::Result<u64> {
 
 async fn audit_async(a: AuditArgs) -> anyhow::Result<ExitCode> {
     let c = client(&a.api)?;
+    let reader = match &a.key {
+        Some(k) => Some((read_key(k)?, pod_of(&c).await?)),
+        None => None,
+    };
     let mut params = vec![format!("limit={}", a.limit)];
     if let Some(x) = &a.caller {
         let key = if Path::new(x).exists() {
@@ -82,9 +90,16 @@ async fn audit_async(a: AuditArgs) -> anyhow::Result<ExitCode> {
         if let Some(t) = &after {
             q.push(format!("after={t}"));
         }
-        let r = c.get(&format!("/v1/audit?{}", q.join("&"))).await?;
+        let path = format!("/v1/audit?{}", q.join("&"));
+        let r = match &reader {
+            Some((key, pod)) => c.get_signed(&path, key, pod).await?,
+            None => c.get(&path).await?,
+        };
         if r.status != 200 {
             eprintln!("refused ({}): {}", r.status, r.error());
+            if r.status == 401 && reader.is_none() {
+                eprintln!("hint: sign the reads with --key FILE (your caller key, or a member's or auditor's)");
+            }
             return Ok(ExitCode::from(REFUSED));
         }
         let v = r.json()?;

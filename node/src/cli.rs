@@ -73,6 +73,26 @@ pub(crate) fn client_of(url: &str, genesis: Option<&Path>) -> anyhow::Result<Cli
     Ok(Client::new(endpoint, trust)?)
 }
 
+/// The pod of `c`'s node: its attested certificate names it; behind an operator certificate, the genesis it serves.
+/// Signed reads name it ([`sigil::service::reads`]).
+pub(crate) async fn pod_of(c: &Client) -> anyhow::Result<String> {
+    let attested = || c.seen.lock().expect("not poisoned").cert.as_ref().map(|x| x.pod.clone());
+    if let Some(pod) = attested() {
+        return Ok(pod);
+    }
+    let g = c.get("/v1/genesis").await?;
+    if let Some(pod) = attested() {
+        return Ok(pod);
+    }
+    if g.status != 200 {
+        bail!("the node's genesis: {} {}", g.status, g.error());
+    }
+    match Entry::decode(&g.body) {
+        Ok(Entry::Genesis(g)) => Ok(g.pod),
+        _ => bail!("the node's genesis does not decode"),
+    }
+}
+
 /// Says what the client trusted, once per run.
 pub(crate) fn report_trust(c: &Client, quiet: bool) {
     let seen = c.seen.lock().expect("not poisoned").clone();

@@ -132,6 +132,13 @@ pub struct Api {
     /// at one of them as their audience (so an assertion made for another server is refused here).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub public_urls: Vec<String>,
+    /// Anyone may read the audit log, entries and receipts. Default false: a reader signs its reads (or holds an
+    /// access token), and a caller sees its own entries only.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub public_reads: bool,
+    /// Keys (`ed25519:<hex>`) that read every entry, as the pod's governance members do: auditors.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub auditors: Vec<String>,
 }
 
 impl Default for Api {
@@ -144,7 +151,26 @@ impl Default for Api {
             max_connections_per_source: default_max_connections_per_source(),
             max_requests_per_caller: default_max_requests_per_caller(),
             public_urls: Vec::new(),
+            public_reads: false,
+            auditors: Vec::new(),
         }
+    }
+}
+
+impl Api {
+    /// `auditors` as keys: each `ed25519:<64 hex digits>`, or an error that names the one that is not.
+    pub fn auditor_keys(&self) -> Result<Vec<[u8; 32]>, String> {
+        self.auditors
+            .iter()
+            .map(|k| {
+                k.strip_prefix("ed25519:")
+                    .and_then(|h| hex::decode(h).ok())
+                    .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                    .ok_or_else(|| {
+                        format!("[api] auditors: {k:?} is not an Ed25519 public key, ed25519:<64 hex digits>")
+                    })
+            })
+            .collect()
     }
 }
 
@@ -234,7 +260,13 @@ mod tests {
     fn what_is_written_reads_back_and_unknown_keys_are_refused() {
         let cfg = sigil_pod::local::configs("p", 2, Path::new("/tmp/sigil-config-test")).remove(1);
         let mut f = NodeFile::of(&cfg);
-        f.api = Some(Api { listen: "127.0.0.1:8443".into(), max_connections_per_source: 8, ..Default::default() });
+        f.api = Some(Api {
+            listen: "127.0.0.1:8443".into(),
+            max_connections_per_source: 8,
+            auditors: vec![format!("ed25519:{}", "ab".repeat(32))],
+            public_reads: true,
+            ..Default::default()
+        });
         f.labels.insert("cloud".into(), "local".into());
         let text = f.to_toml().unwrap();
         assert_eq!(NodeFile::parse(&text).unwrap(), f);
@@ -242,6 +274,13 @@ mod tests {
         // Connection caps left out of a file take their defaults.
         let short = text.replace("max_connections_per_source = 8\n", "");
         assert_eq!(NodeFile::parse(&short).unwrap().api.unwrap().max_connections_per_source, 256);
+        // Auditors are Ed25519 keys; anything else is refused by name.
+        assert_eq!(NodeFile::parse(&text).unwrap().api.unwrap().auditor_keys().unwrap(), vec![[0xab; 32]]);
+        for bad in ["ab".repeat(32), format!("ed25519:{}", "ab".repeat(31)), "ed25519:zz".into()] {
+            let api = Api { auditors: vec![format!("ed25519:{}", "ab".repeat(32)), bad.clone()], ..Default::default() };
+            let e = api.auditor_keys().unwrap_err();
+            assert!(e.contains("[api] auditors") && e.contains(&bad), "{e}");
+        }
         let typo = text.replace("idle_block_ms", "idle_blocks_ms");
         assert!(NodeFile::parse(&typo).unwrap_err().to_string().contains("idle_blocks_ms"));
         let minimal = "name = \"n\"\nidentity = \"n.key\"\ndata_dir = \"d\"\ngenesis = \"g\"\n[p2p]\nlisten = \"/ip4/127.0.0.1/tcp/1\"\n";

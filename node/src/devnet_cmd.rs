@@ -12,10 +12,13 @@ use sigil_pod::local;
 
 /// Start a local pod: N nodes on 127.0.0.1 with simulated (INSECURE) TEE evidence and published test node keys,
 /// committing blocks through Malachite consensus into their RocksDB ledgers under --data, each serving the HTTPS
-/// API and console (attested certificates). The example applets (notes, hash, fetch, tools) are built from
-/// applets/ and deployed; once the pod commits, DIR/devnet.json says where everything is:
+/// API and console (attested certificates). The example applets (notes, hash, fetch, tools), built into this
+/// binary, are deployed; once the pod commits, DIR/devnet.json says where everything is:
 ///
-///   {"api": [node URLs], "genesis": path, "keys": {"member": path, "caller": path}, "applets": [names], ...}
+///   {"api": [node URLs], "genesis": path, "keys": {"member": path, "caller": path, "auditor": path}, ...}
+///
+/// The member key governs (deploys, policy), the caller key calls, and the auditor key reads the whole audit log
+/// (sign in to the console with it); a caller reads only its own entries.
 ///
 /// Runs until Ctrl-C (or --for seconds); run it again with the same --data to resume the same pod.
 ///
@@ -133,6 +136,15 @@ async fn devnet(a: DevnetArgs) -> anyhow::Result<()> {
         crate::keys_cmd::write_key(&caller_key, &sigil::service::random()?)?;
     }
     let caller = crate::keys_cmd::read_key(&caller_key)?;
+    // The auditor reads the whole record (the console signs in with it); it can govern nothing.
+    let auditor_key = keys.join("auditor.key");
+    if !auditor_key.exists() {
+        crate::keys_cmd::write_key(&auditor_key, &sigil::service::random()?)?;
+    }
+    let auditor: [u8; 32] = ring::signature::KeyPair::public_key(&crate::keys_cmd::read_key(&auditor_key)?)
+        .as_ref()
+        .try_into()
+        .expect("an Ed25519 key is 32 bytes");
     let cfgs = local::configs_on(&pod.pod, &pod.ports, &data);
     let genesis = data.join("genesis.cbor");
     std::fs::write(&genesis, cfgs[0].genesis.encode())?;
@@ -155,6 +167,8 @@ async fn devnet(a: DevnetArgs) -> anyhow::Result<()> {
             limits: Default::default(),
             // MCP clients name this node's issuer at this URL: assertions made for any other server are refused.
             public_urls: vec![format!("https://127.0.0.1:{}", pod.api_ports[i])],
+            public_reads: false,
+            auditors: vec![auditor],
         };
         nodes.push(RunningNode::start(c, api).await?);
     }
@@ -193,7 +207,7 @@ async fn devnet(a: DevnetArgs) -> anyhow::Result<()> {
         "api": urls,
         "console": format!("{}/", urls[0]),
         "genesis": genesis,
-        "keys": { "member": member_key, "caller": caller_key },
+        "keys": { "member": member_key, "caller": caller_key, "auditor": auditor_key },
         "member": "ops",
         "applets": APPLETS,
         "mcp": urls.iter().map(|u| format!("{u}/mcp")).collect::<Vec<_>>(),
@@ -201,7 +215,11 @@ async fn devnet(a: DevnetArgs) -> anyhow::Result<()> {
     std::fs::write(data.join("devnet.json"), serde_json::to_vec_pretty(&info)?)?;
     println!("pod {:?}: {} nodes committing (simulated TEEs: INSECURE, for local use only)", pod.pod, nodes.len());
     println!("  API:     {}", urls.join(" "));
-    println!("  console: {}/  (the certificate is self-signed and attested: your browser will warn)", urls[0]);
+    println!(
+        "  console: {}/  (self-signed, attested certificate: your browser will warn; sign in with {} to read the log)",
+        urls[0],
+        auditor_key.display()
+    );
     println!("  applets: {}", APPLETS.join(", "));
     println!("  genesis: {}", genesis.display());
     println!("  devnet:  {}", data.join("devnet.json").display());
@@ -218,7 +236,11 @@ async fn devnet(a: DevnetArgs) -> anyhow::Result<()> {
         caller_key.display()
     );
     println!("  {sigil} receipt verify r.cose --genesis {}", genesis.display());
-    println!("  {sigil} audit --api {}", urls[0]);
+    println!(
+        "  {sigil} audit --api {} --key {}   # a member reads the whole log; a caller its own",
+        urls[0],
+        member_key.display()
+    );
     println!("MCP (tools = applet methods; the caller key is the tools applet's ticket desk):");
     println!("  endpoint: {}/mcp", urls[0]);
     println!(

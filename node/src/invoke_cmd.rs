@@ -113,7 +113,7 @@ async fn invoke_async(a: InvokeArgs) -> anyhow::Result<ExitCode> {
         // Committed, but no cosigned checkpoint covered it yet: ask again for a while.
         for _ in 0..50 {
             tokio::time::sleep(Duration::from_millis(200)).await;
-            let r = c.get(&format!("/v1/receipts/{}?format=cose", hash.to_hex())).await?;
+            let r = c.get_signed(&format!("/v1/receipts/{}?format=cose", hash.to_hex()), &key, &pod).await?;
             if r.status == 200 {
                 receipt = Some(r.body);
                 break;

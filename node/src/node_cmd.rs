@@ -40,6 +40,8 @@ pub enum NodeCommand {
     ///   max_connections_per_source = 256          # optional: from one address (raise behind a load balancer)
     ///   max_requests_per_caller = 500             # optional: signed requests/s per caller key (429 past it; 0: none)
     ///   public_urls = ["https://node-0.eu.example:8443"]  # optional: where clients reach it (MCP assertions' audience)
+    ///   auditors = ["ed25519:<hex>"]              # optional: keys that read every entry (as members do)
+    ///   public_reads = false                      # optional: true lets anyone read the audit log and receipts
     ///
     ///   [tee]
     ///   backend = "sim"                           # "sim" (INSECURE, simulated), "snp", "tdx", "azure" or "auto"
@@ -124,6 +126,8 @@ fn load(path: &Path) -> anyhow::Result<(PodConfig, Option<ApiConfig>)> {
                     ..Default::default()
                 },
                 public_urls: public_urls(&a.public_urls)?,
+                public_reads: a.public_reads,
+                auditors: a.auditor_keys().map_err(|e| anyhow::anyhow!(e))?,
             })
         }
     };

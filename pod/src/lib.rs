@@ -420,6 +420,12 @@ impl PodNode {
         self.shared.rules.lock().expect("not poisoned").as_ref()?.set.by_key(key).map(|v| v.name.clone())
     }
 
+    /// Whether `key` is one of the pod's governance members, as of the last commit.
+    pub fn is_member(&self, key: &[u8; 32]) -> bool {
+        let rules = self.shared.rules.lock().expect("not poisoned");
+        rules.as_ref().is_some_and(|r| r.members.iter().any(|m| m.public_key.as_slice() == key))
+    }
+
     /// The node's name.
     pub fn name(&self) -> &str {
         &self.name

@@ -18,6 +18,7 @@ use sigil_ledger::entry::Subject;
 use sigil_ledger::store::Query as LedgerQuery;
 use sigil_ledger::{Entry, Hash};
 
+use super::reads::{NoRead, Reader};
 use super::{base64_encode, Refused, Service};
 
 /// Most entries one audit page returns.
@@ -204,6 +205,31 @@ fn is_cbor(h: &HeaderMap) -> bool {
     h.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("application/cbor"))
 }
 
+/// The reader of a GET of `uri` ([`super::reads`]), or the answer that refuses it: 401 with a challenge for each
+/// way in, or 429.
+fn reader(s: &Service, route: &str, headers: &HeaderMap, uri: &axum::http::Uri) -> Result<Reader, Box<Response>> {
+    let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
+    let resp = match s.reader(auth, "GET", path) {
+        Ok(r) => return Ok(r),
+        Err(NoRead::Unauthenticated(why)) => {
+            let mut resp = error(StatusCode::UNAUTHORIZED, why, None);
+            let challenge = format!("{} realm=\"{}\", Bearer", super::reads::SCHEME, s.pod().replace(['"', '\\'], ""));
+            if let Ok(v) = HeaderValue::from_str(&challenge) {
+                resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+            }
+            resp
+        }
+        Err(NoRead::TooMany) => {
+            let mut resp = error(StatusCode::TOO_MANY_REQUESTS, "this key is over its request rate".into(), None);
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            resp
+        }
+    };
+    s.metrics.http(route, resp.status().as_u16());
+    Err(Box::new(resp))
+}
+
 async fn invoke(State(s): State<Arc<Service>>, headers: HeaderMap, body: Bytes) -> Response {
     if !is_cbor(&headers) {
         let why = "a signed request is sent as application/cbor (see `sigil invoke`)".to_string();
@@ -317,16 +343,29 @@ async fn receipt(
     State(s): State<Arc<Service>>,
     Path(hash): Path<String>,
     Query(q): Query<ReceiptQuery>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
 ) -> Response {
+    let reader = match reader(&s, "/v1/receipts", &headers, &uri) {
+        Ok(r) => r,
+        Err(resp) => return *resp,
+    };
     let h = match parse_hash(&hash) {
         Ok(h) => h,
         Err(why) => return error(StatusCode::BAD_REQUEST, why, None),
     };
+    // Another caller's request is answered as one that is not there: a hash says nothing about whose it is.
+    let not_here = || error(StatusCode::NOT_FOUND, format!("no request {hash} of yours in pod {:?}", s.pod()), None);
     let index = match s.find_request(&h) {
         Ok(Some(i)) => i,
-        Ok(None) => return error(StatusCode::NOT_FOUND, format!("no request {hash} in pod {:?}", s.pod()), None),
+        Ok(None) => return not_here(),
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e, None),
+    };
+    let e = s.node.ledger().lock().expect("not poisoned").entry(index);
+    let e = match e {
+        Ok(e) if reader.sees(&e) => e,
+        Ok(_) => return not_here(),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), None),
     };
     let receipt = match s.receipt_at(index) {
         Ok(r) => r,
@@ -340,20 +379,26 @@ async fn receipt(
             None => error(StatusCode::ACCEPTED, "committed; no cosigned checkpoint covers it yet".into(), None),
         };
     }
-    let e = s.node.ledger().lock().expect("not poisoned").entry(index);
-    match e {
-        Ok(e) => Json(
-            json!({ "index": index, "entry": entry_json(index, &e), "receipt": receipt.map(|r| base64_encode(&r)) }),
-        )
-        .into_response(),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), None),
-    }
+    Json(json!({ "index": index, "entry": entry_json(index, &e), "receipt": receipt.map(|r| base64_encode(&r)) }))
+        .into_response()
 }
 
-async fn entry(State(s): State<Arc<Service>>, Path(index): Path<u64>) -> Response {
+async fn entry(
+    State(s): State<Arc<Service>>,
+    Path(index): Path<u64>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+) -> Response {
+    let reader = match reader(&s, "/v1/entries", &headers, &uri) {
+        Ok(r) => r,
+        Err(resp) => return *resp,
+    };
     let e = s.node.ledger().lock().expect("not poisoned").entry(index);
+    // Another caller's entry is answered as one that is not there, as a receipt is: which indexes are other
+    // callers' is theirs to know.
     match e {
-        Ok(e) => Json(entry_json(index, &e)).into_response(),
+        Ok(e) if reader.sees(&e) => Json(entry_json(index, &e)).into_response(),
+        Ok(_) => error(StatusCode::NOT_FOUND, format!("no entry {index} of yours (a caller reads its own)"), None),
         Err(e) => error(StatusCode::NOT_FOUND, e.to_string(), None),
     }
 }
@@ -378,29 +423,49 @@ struct AuditQuery {
 async fn audit(
     State(s): State<Arc<Service>>,
     q: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
 ) -> Response {
+    let reader = match reader(&s, "/v1/audit", &headers, &uri) {
+        Ok(r) => r,
+        Err(resp) => return *resp,
+    };
     let Query(q) = match q {
         Ok(q) => q,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("bad query: {e}"), None),
     };
-    match audit_page(&s, &q) {
+    match audit_page(&s, &q, &reader) {
         Ok(v) => Json(v).into_response(),
-        Err(why) => error(StatusCode::BAD_REQUEST, why, None),
+        Err((status, why)) => error(status, why, None),
     }
 }
 
-fn audit_page(s: &Service, q: &AuditQuery) -> Result<Value, String> {
+/// A page of the audit log for `reader`: a caller's own entries only (its key is the filter when it names none).
+fn audit_page(s: &Service, q: &AuditQuery, reader: &Reader) -> Result<Value, (StatusCode, String)> {
+    let bad = |why: String| (StatusCode::BAD_REQUEST, why);
     let limit = q.limit.unwrap_or(50).clamp(1, MAX_PAGE);
     let caller = match &q.caller {
         Some(c) => {
-            let b = hex::decode(c.strip_prefix("ed25519:").unwrap_or(c)).map_err(|_| "caller: not hex".to_string())?;
+            let b = hex::decode(c.strip_prefix("ed25519:").unwrap_or(c)).map_err(|_| bad("caller: not hex".into()))?;
             if b.len() != 32 {
-                return Err("caller: an Ed25519 key is 32 bytes".into());
+                return Err(bad("caller: an Ed25519 key is 32 bytes".into()));
             }
             Some(b)
         }
         None => None,
     };
+    let caller = match (reader.only(), caller) {
+        (Some(me), Some(c)) if c.as_slice() != me => {
+            let why = "a caller reads only its own entries (members and auditors read all)".to_string();
+            return Err((StatusCode::FORBIDDEN, why));
+        }
+        (Some(me), _) => Some(me.to_vec()),
+        (None, c) => c,
+    };
+    audit_entries(s, q, caller, limit).map_err(bad)
+}
+
+fn audit_entries(s: &Service, q: &AuditQuery, caller: Option<Vec<u8>>, limit: usize) -> Result<Value, String> {
     let l = s.node.ledger();
     let l = l.lock().expect("not poisoned");
     let matches = |e: &Entry| {

@@ -157,6 +157,19 @@ impl Client {
         self.send("GET", path, None, Vec::new()).await
     }
 
+    /// GET `path` as a reader that signs with `key` for `pod` ([`super::reads`]): how a caller reads its own entries
+    /// and receipts, and a member or auditor the whole record.
+    pub async fn get_signed(
+        &self,
+        path: &str,
+        key: &ring::signature::Ed25519KeyPair,
+        pod: &str,
+    ) -> Result<Response, ClientError> {
+        let auth = super::reads::authorization(key, pod, "GET", path, sigil_primitives::clock::now_ms());
+        let headers = [("accept", "application/json"), ("authorization", auth.as_str())];
+        self.connect().await?.send_with("GET", path, &headers, Vec::new()).await
+    }
+
     /// POST CBOR to `path`.
     pub async fn post_cbor(&self, path: &str, body: Vec<u8>) -> Result<Response, ClientError> {
         self.send("POST", path, Some("application/cbor"), body).await

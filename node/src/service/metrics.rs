@@ -178,10 +178,12 @@ pub struct Metrics {
     pub redirected: Counter,
     /// Connections closed as they arrived: the API's connection caps were reached.
     pub connections_refused: Counter,
-    /// Signed requests refused because their caller was over its rate (429, not recorded).
+    /// Signed requests and reads refused because their key was over its rate (429, not recorded).
     pub rate_limited: Counter,
     /// MCP access tokens not issued because a source held its share, or the node its total.
     pub tokens_refused: Counter,
+    /// Reads of the record refused because they proved no key (401).
+    pub reads_unauthenticated: Counter,
     /// HTTP requests, by route and status.
     pub http: Mutex<BTreeMap<(String, u16), u64>>,
     /// Request receipt to committed receipt.
@@ -236,13 +238,18 @@ impl Metrics {
             ),
             (
                 "sigil_requests_rate_limited_total",
-                "Signed requests refused (429, not recorded): their caller was over its rate.",
+                "Signed requests and reads refused (429, not recorded): their key was over its rate.",
                 &self.rate_limited,
             ),
             (
                 "sigil_tokens_refused_total",
                 "MCP access tokens not issued: the source's share or the node's total of live tokens was reached.",
                 &self.tokens_refused,
+            ),
+            (
+                "sigil_reads_unauthenticated_total",
+                "Reads of the audit log, entries or receipts refused (401): no signature or token that proves a key.",
+                &self.reads_unauthenticated,
             ),
         ];
         for (name, help, c) in counters {

@@ -15,6 +15,7 @@
 //! | [`api`] | the HTTPS API (axum): routes, status, audit and entry queries, the console |
 //! | [`mcp`] | the pod's applets as MCP tools (rmcp), through the same request path |
 //! | [`oauth`] | the node as its pod's OAuth 2.1 authorization server, for MCP clients |
+//! | [`reads`] | who may read the record: signed reads and access tokens, a caller's own entries, auditors |
 //! | [`tls`] | attested TLS: the node's certificate carries its evidence; the client's verifier checks it |
 //! | [`client`] | the HTTPS client the CLI and the tests use |
 //! | [`error`] | the service's errors: starting, TLS, the client |
@@ -32,6 +33,7 @@ mod invoke;
 pub mod mcp;
 pub mod metrics;
 pub mod oauth;
+pub mod reads;
 pub mod tls;
 
 use std::collections::HashMap;
@@ -153,6 +155,15 @@ pub struct Service {
     recorded_refusals: metrics::RateLimit,
     /// Each caller's request rate.
     callers: metrics::PerKey,
+    /// Each reader's rate of reads of the record: a bucket of its own, so that reads (a signed read's header can
+    /// be replayed for a few minutes) never use up a caller's requests.
+    readers: metrics::PerKey,
+    /// Anyone may read the record (`[api] public_reads`).
+    public_reads: bool,
+    /// Keys that read every entry besides the governance members (`[api] auditors`).
+    auditors: Vec<[u8; 32]>,
+    /// The MCP access tokens the node's authorization server issued ([`oauth`]); they also sign in readers.
+    pub(crate) tokens: Mutex<oauth::Tokens>,
     /// Receipts already made, by entry index.
     receipts: Recent<u64, Vec<u8>>,
     /// Each validator's attestation verdict for `GET /v1/pod`, by (name, attestation entry): when, under which
@@ -193,7 +204,7 @@ impl<K: Clone + Eq + std::hash::Hash, V: Clone> Recent<K, V> {
 impl Service {
     /// A service around a started node, serving as `api` says.
     pub fn new(node: PodNode, seed: &[u8; 32], api: ApiConfig) -> Result<Service, StartError> {
-        let ApiConfig { evidence, directory, labels, limits, public_urls, .. } = api;
+        let ApiConfig { evidence, directory, labels, limits, public_urls, public_reads, auditors, .. } = api;
         let pod = node.ledger().lock().expect("not poisoned").pod().to_string();
         let runtime = Runtime::new(sigil_runtime::RuntimeConfig::default())?;
         Ok(Service {
@@ -215,6 +226,14 @@ impl Service {
                 2.0 * limits.requests_per_caller as f64,
                 65_536,
             ),
+            public_reads,
+            auditors,
+            tokens: Mutex::new(oauth::Tokens::new(oauth::TokenLimits::default())),
+            readers: metrics::PerKey::new(
+                limits.requests_per_caller as f64,
+                2.0 * limits.requests_per_caller as f64,
+                65_536,
+            ),
             receipts: Recent::new(4096),
             verdicts: Recent::new(1024),
             started: Instant::now(),
@@ -229,6 +248,54 @@ impl Service {
     /// Seconds since start.
     pub fn uptime(&self) -> u64 {
         self.started.elapsed().as_secs()
+    }
+
+    /// The live grant of an access token this node issued, if any.
+    pub fn grant(&self, token: &str) -> Option<oauth::Grant> {
+        let now = sigil_primitives::clock::now_secs();
+        let hash = sigil_ledger::Hash::digest(token.as_bytes());
+        self.tokens.lock().expect("not poisoned").grant(&hash, now).cloned()
+    }
+
+    /// Who reads, by the request's `Authorization` header (a signed read, or an access token), for `method` of
+    /// `path_and_query` ([`reads`]). A proven key reads at most its request rate (in a bucket of reads only).
+    pub fn reader(
+        &self,
+        authorization: Option<&str>,
+        method: &str,
+        path_and_query: &str,
+    ) -> Result<reads::Reader, reads::NoRead> {
+        if self.public_reads {
+            return Ok(reads::Reader::Anyone);
+        }
+        let unauthenticated = |why: String| {
+            self.metrics.reads_unauthenticated.inc();
+            reads::NoRead::Unauthenticated(why)
+        };
+        let Some(value) = authorization else {
+            return Err(unauthenticated(format!(
+                "pod {:?} answers reads of its record to a key it knows: sign the read (`sigil audit --key FILE`), \
+                 or send an access token (`sigil mcp token`)",
+                self.pod
+            )));
+        };
+        let key = match value.split_once(' ') {
+            Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
+                let grant = self.grant(token.trim());
+                grant.ok_or_else(|| unauthenticated("the access token is unknown or expired".into()))?.caller
+            }
+            _ => reads::verify(value, &self.pod, method, path_and_query, sigil_primitives::clock::now_ms())
+                .map_err(unauthenticated)?,
+        };
+        if !self.readers.take(&key, Instant::now()) {
+            self.metrics.rate_limited.inc();
+            return Err(reads::NoRead::TooMany);
+        }
+        Ok(if self.auditors.contains(&key) || self.node.is_member(&key) {
+            reads::Reader::Auditor(key)
+        } else {
+            reads::Reader::Caller(key)
+        })
     }
 }
 
@@ -271,6 +338,11 @@ pub struct ApiConfig {
     /// exchanged only if its audience is this node's issuer at one of them, so an assertion made for another server
     /// (one a phishing server was sent) is refused here. Empty: any https URL that ends in the pod's issuer path.
     pub public_urls: Vec<String>,
+    /// Anyone may read the record (`[api] public_reads`): the audit log, entries and receipts. Default: only a
+    /// key the node can tell, and only what that key may see ([`reads`]).
+    pub public_reads: bool,
+    /// Keys that may read every entry, besides the pod's governance members (`[api] auditors`).
+    pub auditors: Vec<[u8; 32]>,
 }
 
 /// A node with its API running.

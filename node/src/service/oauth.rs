@@ -20,7 +20,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -181,7 +181,6 @@ impl Tokens {
 /// The authorization server's state.
 pub struct OAuth {
     service: Arc<Service>,
-    tokens: Mutex<Tokens>,
 }
 
 /// The OAuth routes: the protected-resource and authorization-server metadata, the token and authorize endpoints.
@@ -205,14 +204,22 @@ pub fn base_url(headers: &HeaderMap) -> String {
 impl OAuth {
     /// The tokens of a node's authorization server for `service`'s pod.
     pub fn new(service: Arc<Service>) -> OAuth {
-        OAuth { service, tokens: Mutex::new(Tokens::new(TokenLimits::default())) }
+        OAuth { service }
     }
 
     /// The live grant of `token`, if any.
     pub fn grant(&self, token: &str) -> Option<Grant> {
-        let now = sigil_primitives::clock::now_secs();
-        self.tokens.lock().expect("not poisoned").grant(&Hash::digest(token.as_bytes()), now).cloned()
+        self.service.grant(token)
     }
+}
+
+/// The answer to an assertion exchanged before.
+fn replayed() -> Response {
+    oauth_error(
+        StatusCode::UNAUTHORIZED,
+        "invalid_client",
+        "this client assertion was exchanged before (make a new one, with a new jti, for each token)".into(),
+    )
 }
 
 /// RFC 9728 protected resource metadata.
@@ -378,7 +385,8 @@ fn grant_token(
         return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "the client assertion has no jti".into());
     };
     // An assertion serves the node that first signed under it, pod-wide (the block rules hold every node to it):
-    // one seen in a block is not exchanged again here.
+    // one seen in a block is not exchanged again, here or anywhere. Bound to this node, it was exchanged here
+    // before: the ledger remembers that across restarts, which the table of exchanged assertions does not.
     let bound = sigil_pod::delegate_of(&m.service.node.ledger().lock().expect("not poisoned"), &jwt);
     match bound {
         Ok(Some(node)) if node != m.service.node.name() => {
@@ -388,7 +396,8 @@ fn grant_token(
                 format!("this client assertion serves node {node:?}; make a new one for this node"),
             )
         }
-        Ok(_) => {}
+        Ok(Some(_)) => return replayed(),
+        Ok(None) => {}
         Err(e) => return oauth_error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", e.to_string()),
     }
     let resource = format!("{}/mcp", base_url(headers));
@@ -401,7 +410,8 @@ fn grant_token(
         Err(e) => return oauth_error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", e.to_string()),
     };
     let grant = Grant { caller, assertion: jwt, exp_s: a.exp };
-    let issued = m.tokens.lock().expect("not poisoned").issue(Hash::digest(token.as_bytes()), grant, jti, source, now);
+    let issued =
+        m.service.tokens.lock().expect("not poisoned").issue(Hash::digest(token.as_bytes()), grant, jti, source, now);
     match issued {
         Ok(()) => {
             tracing::info!(caller = %request::client_id(&caller), expires_in = a.exp - now, "issued an MCP access token");
@@ -410,11 +420,7 @@ fn grant_token(
             resp.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
             resp
         }
-        Err(NotIssued::Replayed) => oauth_error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            "this client assertion was exchanged before (make a new one, with a new jti, for each token)".into(),
-        ),
+        Err(NotIssued::Replayed) => replayed(),
         Err(NotIssued::SourceFull) => {
             m.service.metrics.tokens_refused.inc();
             oauth_error(

@@ -1,12 +1,14 @@
 // The console in headless Chromium: the pod view, the audit log with its filters, and a receipt verified in the
 // browser (and refused once tampered with). Run by scripts/console-test.sh against a running devnet:
-//   CONSOLE=https://127.0.0.1:PORT/ RECEIPT=r.cose TASK=<request hash> CALLER=ed25519:<hex> node console.test.mjs
+//   CONSOLE=https://127.0.0.1:PORT/ RECEIPT=r.cose TASK=<request hash> CALLER=ed25519:<hex> CALLER_KEY=caller.key \
+//   AUDITOR_KEY=auditor.key node console.test.mjs
 import { chromium } from "playwright-core";
 import { readFileSync } from "node:fs";
 import assert from "node:assert/strict";
 
-const { CONSOLE, RECEIPT, TASK, CALLER, SCREENSHOT } = process.env;
-assert.ok(CONSOLE && RECEIPT && TASK && CALLER, "CONSOLE, RECEIPT, TASK and CALLER must be set");
+const { CONSOLE, RECEIPT, TASK, CALLER, CALLER_KEY, AUDITOR_KEY, SCREENSHOT } = process.env;
+assert.ok(CONSOLE && RECEIPT && TASK && CALLER && CALLER_KEY && AUDITOR_KEY,
+  "CONSOLE, RECEIPT, TASK, CALLER, CALLER_KEY and AUDITOR_KEY must be set");
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
   args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -34,19 +36,39 @@ try {
   assert.match(await rows.nth(0).innerText(), /cloud=local/);
   assert.ok(await page.locator("#sim-warning").isVisible(), "the sim warning is shown");
 
-  // The audit log, filtered by applet, by caller, and by task id.
+  // The audit log, filtered by applet, by caller, and by task id. Wait until an action's rows are shown (the
+  // console counts its loads), not for a fixed time.
   const audit = page.locator("#audit tbody tr");
-  const search = async (fields) => {
-    for (const name of ["request", "caller", "applet"]) await page.fill(`#filters input[name=${name}]`, fields[name] || "");
-    // Wait until this search's rows are shown (the console counts loads), not for a fixed time.
+  const loaded = async (action) => {
     const before = await page.getAttribute("#audit tbody", "data-loaded");
-    await page.click("#search");
+    await action();
     await page.waitForFunction(
       (prev) => document.querySelector("#audit tbody").dataset.loaded !== (prev ?? undefined),
       before,
       { timeout: 20000 },
     );
   };
+  const search = async (fields) => {
+    for (const name of ["request", "caller", "applet"]) await page.fill(`#filters input[name=${name}]`, fields[name] || "");
+    await loaded(() => page.click("#search"));
+  };
+  const note = () => page.locator("#audit-note");
+
+  // Nobody signed in: the record is not shown (the node answers 401), and the page says how to read it.
+  assert.equal(await audit.count(), 0, "no entries before signing in");
+  assert.match(await note().innerText(), /Sign in/);
+  // The caller, signed in with its key file (the signature is made in the browser): its own entries only, and a
+  // search for another caller's is refused.
+  await loaded(() => page.setInputFiles("#key-file", CALLER_KEY));
+  assert.match(await page.textContent("#reader"), new RegExp(CALLER));
+  const own = await audit.count();
+  assert.ok(own >= 3, `the caller's own entries: ${own}`);
+  for (let i = 0; i < own; i++) assert.ok((await audit.nth(i).innerText()).includes(CALLER.slice(0, 24)), "only its own");
+  await search({ caller: "ed25519:" + "11".repeat(32) });
+  assert.equal(await audit.count(), 0, "another caller's entries are not shown");
+  assert.match(await note().innerText(), /only its own/);
+  // The pod's auditor sees the whole log.
+  await loaded(() => page.setInputFiles("#key-file", AUDITOR_KEY));
   await search({ applet: "notes" });
   const n = await audit.count();
   assert.ok(n >= 3, `notes entries: ${n}`);

@@ -138,13 +138,15 @@ fn an_mcp_client_that_is_not_ours_lists_and_calls_the_pods_applets_with_receipts
     assert!(refused["text"][0].as_str().unwrap().contains("not authorized"), "{refused}");
     let audit_index = refused["meta"]["io.sigil/refused"]["audit_index"].as_u64().expect("an audit index");
 
-    let o = sigil(&["audit", "--api", &api, "--genesis", p(&genesis), "--caller", &stranger_id, "--all", "--json"]);
+    // The stranger reads its own refusal (its key signs the reads).
+    let o = sigil(&["audit", "--api", &api, "--genesis", p(&genesis), "--key", p(&stranger), "--all", "--json"]);
     assert!(o.status.success(), "{}", text(&o));
     let audit: Value = serde_json::from_slice(&o.stdout).unwrap();
     let entries = audit["entries"].as_array().unwrap();
     let rejected = entries.iter().find(|e| e["index"] == audit_index).expect("the refusal is in the audit log");
     assert_eq!(rejected["kind"], "request_rejected");
     assert_eq!(rejected["method"], "create_ticket");
+    assert!(entries.iter().all(|e| e["caller"] == stranger_id.as_str()), "only its own entries");
     let search = entries.iter().find(|e| e["kind"] == "invocation").expect("the search is audited");
     assert_eq!(search["method"], "search_tickets");
     assert_eq!(search["delegate"], "node-0", "a token call is signed by the node as the caller's delegate");
@@ -226,6 +228,14 @@ fn protocol_edges(api: &str, desk_key: &Path, stranger: &Path) {
         assert_eq!(s, 200, "{v}");
         assert_eq!(v["result"]["isError"], false, "{v}");
         assert!(v["result"]["_meta"]["io.sigil/receipt"]["receipt"].is_string(), "{v}");
+        // Its receipt_url answers the token (its caller's own receipt), and nobody without one.
+        let url = v["result"]["_meta"]["io.sigil/receipt"]["receipt_url"].as_str().unwrap().to_string();
+        let bearer = format!("Bearer {desk}");
+        let mut r = client.connect().await.unwrap();
+        let got = r.send_with("GET", &url, &[("authorization", bearer.as_str())], vec![]).await.unwrap();
+        assert_eq!(got.status, 200, "{}", got.error());
+        assert_eq!(got.headers.get("content-type").unwrap(), "application/cose");
+        assert_eq!(client.get(&url).await.unwrap().status, 401, "without the token");
         // Listing needs no token.
         let (s, v, _) = rpc(&mut c, None, br#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#.to_vec()).await;
         assert_eq!(s, 200, "{v}");
@@ -321,4 +331,43 @@ fn protocol_edges(api: &str, desk_key: &Path, stranger: &Path) {
 
 fn seed(path: &Path) -> [u8; 32] {
     hex::decode(std::fs::read_to_string(path).unwrap().trim()).unwrap().try_into().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_assertion_a_node_exchanged_and_signed_under_is_not_exchanged_again_after_a_restart() {
+    let dir = tempdir();
+    let (n, c) = crate::hostile::node(dir.path(), Default::default()).await;
+    crate::hostile::deploy_hash(&n).await;
+    let caller = Ed25519KeyPair::from_seed_unchecked(&[0x5c; 32]).unwrap();
+    let issuer = format!("{}{}", n.url(), sigil_ledger::request::issuer_path("pod-h"));
+    let now = sigil_primitives::clock::now_secs();
+    let assertion = sigil_ledger::request::client_assertion(&caller, &issuer, now, 600, "one-jti");
+    let exchange = |c: Client| {
+        let form = format!(
+            "grant_type=client_credentials&client_assertion_type={}&client_assertion={assertion}",
+            "urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer"
+        );
+        async move {
+            let headers = [("content-type", "application/x-www-form-urlencoded")];
+            let mut conn = c.connect().await.unwrap();
+            let r = conn.send_with("POST", "/oauth/pod-h/token", &headers, form.into_bytes()).await.unwrap();
+            (r.status, r.json().unwrap_or(Value::Null))
+        }
+    };
+    let (status, v) = exchange(c).await;
+    assert_eq!(status, 200, "{v}");
+    let token = v["access_token"].as_str().unwrap().to_string();
+    // A call under the token: the node signs it as the caller's delegate, and the block binds the assertion to it.
+    let c = Client::new(Endpoint::parse(&n.url()).unwrap(), Trust::Default { loopback_sim: true }).unwrap();
+    let (s, v, _) = rpc(&mut c.connect().await.unwrap(), Some(&token), call("hash.sha256", json!({}), None)).await;
+    assert_eq!((s, &v["result"]["isError"]), (200, &json!(false)), "{v}");
+    let (status, _) = exchange(c).await;
+    assert_eq!(status, 401, "exchanged once");
+    // The node restarts: its table of exchanged assertions is gone, the binding in the ledger is not.
+    n.stop().await;
+    let (n, c) = crate::hostile::node(dir.path(), Default::default()).await;
+    let (status, v) = exchange(c).await;
+    assert_eq!(status, 401, "a copy of the assertion buys no token after the restart: {v}");
+    assert!(v["error_description"].as_str().unwrap().contains("exchanged before"), "{v}");
+    n.stop().await;
 }

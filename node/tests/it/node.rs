@@ -143,8 +143,8 @@ fn end_to_end_deploy_invoke_verify_survive_a_killed_node_and_audit_every_refusal
     assert_eq!(read["output"], r#"{"key":"k","value":"v2"}"#);
 
     // The receipt can be fetched again by its task id, from any node.
-    let fetched =
-        rt.block_on(client(&urls[3]).get(&format!("/v1/receipts/{}", first["request_hash"].as_str().unwrap())));
+    let path = format!("/v1/receipts/{}", first["request_hash"].as_str().unwrap());
+    let fetched = rt.block_on(client(&urls[3]).get_signed(&path, &read_key(&caller_key), "test-pod"));
     let fetched = fetched.unwrap().json().unwrap();
     assert_eq!(fetched["entry"]["kind"], "invocation");
     assert!(fetched["receipt"].is_string());
@@ -180,7 +180,17 @@ fn end_to_end_deploy_invoke_verify_survive_a_killed_node_and_audit_every_refusal
     // committed) by node 1, so node 0 may be a block behind: ask until it has caught up.
     let mut entries = Vec::new();
     for _ in 0..40 {
-        let out = sigil(&["audit", "--api", &urls[0], "--caller", p(&caller_key), "--json", "--all"]);
+        let out = sigil(&[
+            "audit",
+            "--api",
+            &urls[0],
+            "--key",
+            p(&caller_key),
+            "--caller",
+            p(&caller_key),
+            "--json",
+            "--all",
+        ]);
         assert!(out.status.success(), "{}", text(&out));
         entries = json_out(&out)["entries"].as_array().unwrap().clone();
         if entries.iter().filter(|e| e["kind"] == "request_rejected").count() >= 1 {
@@ -197,10 +207,15 @@ fn end_to_end_deploy_invoke_verify_survive_a_killed_node_and_audit_every_refusal
     assert_eq!(kinds("request_rejected"), 1, "only the replay: {entries:#?}");
     assert!(reasons.iter().any(|r| r.contains("replay")), "{reasons:?}");
     assert!(entries.iter().all(|e| e["caller"] == caller_pub), "all claim the caller's key");
-    let out = sigil(&["audit", "--api", &urls[2], "--request", first["request_hash"].as_str().unwrap(), "--json"]);
+    let task = first["request_hash"].as_str().unwrap();
+    let out = sigil(&["audit", "--api", &urls[2], "--key", p(&member_key), "--request", task, "--json"]);
     let one = json_out(&out)["entries"].as_array().unwrap().clone();
     assert_eq!(one.len(), 1);
     assert_eq!(one[0]["method"], "put");
+    // Without a key the record is not read, and the CLI says how to read it.
+    let out = sigil(&["audit", "--api", &urls[2], "--request", task]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("401") && text(&out).contains("--key"), "{}", text(&out));
     for n in &mut nodes {
         assert!(n.terminate().success(), "a node stops cleanly on SIGTERM");
     }
@@ -222,6 +237,8 @@ async fn one_node_pod(pod: &str, dir: &Path, directory: PodDirectory) -> Running
         labels: Default::default(),
         limits: Default::default(),
         public_urls: vec![],
+        public_reads: false,
+        auditors: vec![],
     };
     let n = RunningNode::start(cfg, api).await.expect("the node starts");
     let (m, wasm) = example("notes");
@@ -320,9 +337,10 @@ async fn bad_input_gets_a_clear_4xx_and_nothing_is_stored_but_the_caller_s_audit
     assert_eq!(json.status, 415, "{}", json.error());
     let other = c.post_cbor("/v1/invoke", request(&key, "pod-z", "notes", "get", "{}", 8).encode()).await.unwrap();
     assert_eq!(other.status, 421, "{}", other.error());
-    let missing = c.get("/v1/receipts/00").await.unwrap();
+    let member = Ed25519KeyPair::from_seed_unchecked(&local::MEMBER_SEED).unwrap();
+    let missing = c.get_signed("/v1/receipts/00", &member, "pod-a").await.unwrap();
     assert_eq!(missing.status, 400);
-    let bad_query = c.get("/v1/audit?colour=blue").await.unwrap();
+    let bad_query = c.get_signed("/v1/audit?colour=blue", &member, "pod-a").await.unwrap();
     assert_eq!(bad_query.status, 400, "{}", bad_query.error());
     assert_eq!(size(), before, "none of these stored anything");
 
@@ -413,6 +431,8 @@ async fn a_node_with_an_operator_certificate_is_trusted_by_its_ca_and_not_as_att
         labels: Default::default(),
         limits: Default::default(),
         public_urls: vec![],
+        public_reads: false,
+        auditors: vec![],
     };
     let n = RunningNode::start(cfg, api).await.unwrap();
     let endpoint = Endpoint::parse(&n.url()).unwrap();

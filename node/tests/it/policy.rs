@@ -39,7 +39,8 @@ fn a_members_policy_change_commits_and_bad_changes_are_refused() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let c = Client::new(Endpoint::parse(&api).unwrap(), Trust::Default { loopback_sim: true }).unwrap();
-        let e = c.get(&format!("/v1/entries/{index}")).await.unwrap().json().unwrap();
+        let member = ring::signature::Ed25519KeyPair::from_seed_unchecked(&sigil_pod::local::MEMBER_SEED).unwrap();
+        let e = c.get_signed(&format!("/v1/entries/{index}"), &member, "devnet").await.unwrap().json().unwrap();
         assert_eq!(e["kind"], "policy_changed");
         assert_eq!(e["policy"], policy.as_str());
         // The pod goes on under the new policy.
@@ -91,7 +92,7 @@ fn a_members_policy_change_commits_and_bad_changes_are_refused() {
         // None of those was committed: no policy_changed entry after the member's.
         let size = c.get("/healthz").await.unwrap().json().unwrap()["size"].as_u64().unwrap();
         for i in index + 1..size {
-            let e = c.get(&format!("/v1/entries/{i}")).await.unwrap().json().unwrap();
+            let e = c.get_signed(&format!("/v1/entries/{i}"), &member, "devnet").await.unwrap().json().unwrap();
             assert_ne!(e["kind"], "policy_changed", "entry {i}: {e}");
         }
     });

@@ -31,6 +31,8 @@ async fn approvals_are_403_and_a_full_mempool_is_503_for_deployments_and_governa
         labels: Default::default(),
         limits: Default::default(),
         public_urls: vec![],
+        public_reads: false,
+        auditors: vec![],
     };
     let node = RunningNode::start(cfg, api).await.expect("node starts");
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
