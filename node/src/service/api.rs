@@ -37,6 +37,9 @@ pub struct Limits {
     pub body_timeout: Duration,
     /// Signed requests a second one caller may make, on average (bursts of twice as many); 0 for no limit.
     pub requests_per_caller: u32,
+    /// Bytes of request bodies the node holds at once, in all, while they are read and handled: past it a body
+    /// is answered 503 as its bytes arrive, so connections cannot together make the node buffer more.
+    pub body_bytes_in_flight: usize,
 }
 
 impl Default for Limits {
@@ -46,6 +49,7 @@ impl Default for Limits {
             max_connections_per_source: 256,
             body_timeout: Duration::from_secs(10),
             requests_per_caller: 500,
+            body_bytes_in_flight: 256 << 20,
         }
     }
 }
@@ -61,14 +65,51 @@ fn body_limit(path: &str) -> usize {
     }
 }
 
-/// Reads the whole body, within the body timeout and the route's [`body_limit`], before any handler sees the
-/// request: a client that sends its body slowly (slowloris) or too much of it is answered 408 or 413 and costs
-/// no more than that.
-async fn read_body(
-    State(timeout): State<Duration>,
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
+/// How bodies are read: the time each may take, and the bytes all may hold at once (one permit a byte).
+#[derive(Clone)]
+struct Bodies {
+    timeout: Duration,
+    budget: Arc<tokio::sync::Semaphore>,
+    service: Arc<Service>,
+}
+
+/// Why a body was not read.
+enum Unread {
+    TooLarge,
+    OverBudget,
+    Broken,
+}
+
+/// Reads a body frame by frame, each frame's bytes taken from the budget as they arrive, up to `limit` bytes.
+async fn read_within(
+    mut body: axum::body::Body,
+    limit: usize,
+    budget: &Arc<tokio::sync::Semaphore>,
+) -> Result<(Vec<u8>, Option<tokio::sync::OwnedSemaphorePermit>), Unread> {
+    use http_body_util::BodyExt;
+    let mut bytes = Vec::new();
+    let mut held: Option<tokio::sync::OwnedSemaphorePermit> = None;
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.map_err(|_| Unread::Broken)?.into_data() else { continue };
+        if bytes.len() + data.len() > limit {
+            return Err(Unread::TooLarge);
+        }
+        let n = u32::try_from(data.len()).map_err(|_| Unread::TooLarge)?;
+        let permit = budget.clone().try_acquire_many_owned(n).map_err(|_| Unread::OverBudget)?;
+        match &mut held {
+            Some(h) => h.merge(permit),
+            None => held = Some(permit),
+        }
+        bytes.extend_from_slice(&data);
+    }
+    Ok((bytes, held))
+}
+
+/// Reads the whole body, within the body timeout, the route's [`body_limit`] and the node's budget of body bytes
+/// in flight, before any handler sees the request: a client that sends its body slowly (slowloris) or too much
+/// of it is answered 408 or 413, and bodies that together would pass the budget are answered 503, costing no more
+/// than that. The bytes count against the budget until the handler has answered.
+async fn read_body(State(b): State<Bodies>, req: axum::extract::Request, next: axum::middleware::Next) -> Response {
     let mcp = req.uri().path() == "/mcp";
     let limit = body_limit(req.uri().path());
     // MCP clients get the refusal as JSON-RPC, everyone else as the API's error object.
@@ -77,12 +118,23 @@ async fn read_body(
         false => error(status, why, None),
     };
     let (parts, body) = req.into_parts();
-    let read = tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await;
-    let bytes = match read {
-        Ok(Ok(b)) => b,
-        Ok(Err(_)) => return refuse(StatusCode::PAYLOAD_TOO_LARGE, format!("the message is over {limit} bytes")),
+    let (bytes, _held) = match tokio::time::timeout(b.timeout, read_within(body, limit, &b.budget)).await {
+        Ok(Ok(read)) => read,
+        Ok(Err(Unread::TooLarge)) => {
+            return refuse(StatusCode::PAYLOAD_TOO_LARGE, format!("the message is over {limit} bytes"))
+        }
+        Ok(Err(Unread::OverBudget)) => {
+            b.service.metrics.bodies_refused.inc();
+            let mut resp = refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the node is holding as many request bytes as it takes at once; retry in a moment".into(),
+            );
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            return resp;
+        }
+        Ok(Err(Unread::Broken)) => return refuse(StatusCode::BAD_REQUEST, "the body could not be read".into()),
         Err(_) => {
-            let why = format!("the body did not arrive within {} ms", timeout.as_millis());
+            let why = format!("the body did not arrive within {} ms", b.timeout.as_millis());
             return refuse(StatusCode::REQUEST_TIMEOUT, why);
         }
     };
@@ -143,9 +195,16 @@ fn admit(connections: &Arc<Mutex<Connections>>, limits: &Limits, source: IpAddr)
     Some(Slot { connections: connections.clone(), source })
 }
 
-/// The API's routes. Every body is read whole first, within its route's limit and `body_timeout` (`read_body`);
-/// axum's own 2 MB extractor limit is lifted, since that is the one limit.
-pub fn router(s: Arc<Service>, body_timeout: Duration) -> Router {
+/// The API's routes. Every body is read whole first, within its route's limit, `body_timeout` and the budget of
+/// `body_bytes_in_flight` (`read_body`); axum's own 2 MB extractor limit is lifted, since that is the one limit.
+pub fn router(s: Arc<Service>, limits: &Limits) -> Router {
+    let bodies = Bodies {
+        timeout: limits.body_timeout,
+        budget: Arc::new(tokio::sync::Semaphore::new(
+            limits.body_bytes_in_flight.min(tokio::sync::Semaphore::MAX_PERMITS),
+        )),
+        service: s.clone(),
+    };
     Router::new()
         .route("/", get(console))
         .route("/v1/invoke", post(invoke))
@@ -164,7 +223,7 @@ pub fn router(s: Arc<Service>, body_timeout: Duration) -> Router {
         .merge(super::mcp::router(s))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint (see /openapi.json)".into(), None) })
         .layer(DefaultBodyLimit::disable())
-        .layer(axum::middleware::from_fn_with_state(body_timeout, read_body))
+        .layer(axum::middleware::from_fn_with_state(bodies, read_body))
 }
 
 fn error(status: StatusCode, reason: String, audit: Option<u64>) -> Response {
@@ -675,7 +734,7 @@ pub async fn serve(
     limits: Limits,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let app = router(s.clone(), limits.body_timeout);
+    let app = router(s.clone(), &limits);
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     let connections = Arc::new(Mutex::new(Connections::default()));
     loop {

@@ -182,6 +182,8 @@ pub struct Metrics {
     pub rate_limited: Counter,
     /// MCP access tokens not issued because a source held its share, or the node its total.
     pub tokens_refused: Counter,
+    /// Request bodies refused (503) because the node held its budget of body bytes in flight.
+    pub bodies_refused: Counter,
     /// Reads of the record refused because they proved no key (401).
     pub reads_unauthenticated: Counter,
     /// HTTP requests, by route and status.
@@ -245,6 +247,11 @@ impl Metrics {
                 "sigil_tokens_refused_total",
                 "MCP access tokens not issued: the source's share or the node's total of live tokens was reached.",
                 &self.tokens_refused,
+            ),
+            (
+                "sigil_bodies_refused_total",
+                "Request bodies refused (503): the node held its budget of body bytes in flight.",
+                &self.bodies_refused,
             ),
             (
                 "sigil_reads_unauthenticated_total",

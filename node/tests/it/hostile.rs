@@ -107,6 +107,37 @@ async fn a_body_sent_too_slowly_is_answered_408_and_nothing_waits_on_it() {
     n.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_held_at_once_stay_within_the_node_s_byte_budget() {
+    let dir = tempdir();
+    let limits = Limits { body_bytes_in_flight: 64 << 10, body_timeout: Duration::from_secs(2), ..Default::default() };
+    let (n, c) = node(dir.path(), limits).await;
+    // A stranger's upload that promises 1 MiB, sends 60 KiB of it, and stalls: its bytes are held.
+    let (mut slow, host) = c.tls().await.unwrap();
+    let head = format!(
+        "POST /v1/applets HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/cbor\r\ncontent-length: {}\r\n\r\n",
+        1 << 20
+    );
+    slow.write_all(head.as_bytes()).await.unwrap();
+    slow.write_all(&[0u8; 60 << 10]).await.unwrap();
+    slow.flush().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Another body that would take the node past its budget is refused as it arrives: 503, with Retry-After.
+    let r = c.post_cbor("/v1/invoke", vec![0u8; 16 << 10]).await.unwrap();
+    assert_eq!(r.status, 503, "{}", r.error());
+    assert!(r.headers.get("retry-after").is_some() && r.error().contains("retry"), "{}", r.error());
+    // One that fits is read (and refused for what it is).
+    assert_eq!(c.post_cbor("/v1/invoke", vec![0u8; 1 << 10]).await.unwrap().status, 400);
+    // Once the stalled upload times out (408), its bytes are given back and the larger body is read again.
+    let mut answer = vec![0u8; 4096];
+    let got = tokio::time::timeout(Duration::from_secs(10), slow.read(&mut answer)).await.expect("answered").unwrap();
+    assert!(String::from_utf8_lossy(&answer[..got]).starts_with("HTTP/1.1 408"));
+    assert_eq!(c.post_cbor("/v1/invoke", vec![0u8; 16 << 10]).await.unwrap().status, 400);
+    let metrics = String::from_utf8(c.get("/metrics").await.unwrap().body).unwrap();
+    assert!(metrics.contains("sigil_bodies_refused_total 1"), "{metrics}");
+    n.stop().await;
+}
+
 /// Deploys the `hash` applet (member-approved) on a `pod-h` node.
 pub(crate) async fn deploy_hash(n: &RunningNode) {
     let e = sigil_example_applets::example("hash");

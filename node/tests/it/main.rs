@@ -13,5 +13,6 @@ mod node;
 mod pod;
 mod policy;
 mod receipt_cli;
+mod soak;
 mod status;
 mod support;

@@ -43,9 +43,12 @@ pub fn write_config(cfg: &PodConfig) -> std::path::PathBuf {
 }
 
 impl ProcessNode {
+    /// Starts `sigil node run --config CONFIG`: this build's `sigil`, or the binary `SIGIL_BIN` names (the soak runs
+    /// a release build's nodes from a debug test build).
     pub fn spawn(config: &std::path::Path) -> ProcessNode {
         use std::io::BufRead;
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sigil"))
+        let bin = std::env::var_os("SIGIL_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_sigil").into());
+        let mut child = std::process::Command::new(bin)
             .args(["node", "run", "--config"])
             .arg(config)
             .env("SIGIL_LOG", "warn,sigil::commit=info")
