@@ -30,6 +30,7 @@ async fn pod(dir: &std::path::Path) -> Vec<RunningNode> {
     let mut nodes = Vec::new();
     for (i, mut cfg) in local::configs("bench-pod", 4, dir).into_iter().enumerate() {
         cfg.idle_block = Duration::from_millis(2);
+        cfg.idle_interval = Duration::ZERO;
         cfg.mempool_capacity = 1_000_000;
         let api = ApiConfig {
             listen: ([127, 0, 0, 1], 0).into(),

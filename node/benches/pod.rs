@@ -25,6 +25,7 @@ async fn pod(n: usize, idle: Duration, tag: &str) -> Pod {
     let mut nodes = Vec::new();
     for mut cfg in local::configs("bench-pod", n, &dir) {
         cfg.idle_block = idle;
+        cfg.idle_interval = Duration::ZERO; // empty blocks back to back: the baseline
         cfg.mempool_capacity = 1_000_000;
         nodes.push(PodNode::start(cfg).await.expect("node starts"));
     }

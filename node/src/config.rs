@@ -59,6 +59,10 @@ pub struct Consensus {
     /// How long a proposer with nothing to propose waits before proposing an empty block.
     #[serde(default = "d_idle")]
     pub idle_block_ms: u64,
+    /// How long an idle pod waits after an empty block before it commits another, unless an entry or a
+    /// validator's wake comes first (0: it does not wait).
+    #[serde(default = "d_idle_interval")]
+    pub idle_interval_ms: u64,
     /// Most entries queued for a block.
     #[serde(default = "d_mempool")]
     pub mempool_capacity: usize,
@@ -80,6 +84,7 @@ impl Default for Consensus {
     fn default() -> Self {
         Consensus {
             idle_block_ms: d_idle(),
+            idle_interval_ms: d_idle_interval(),
             mempool_capacity: d_mempool(),
             propose_ms: d_propose(),
             prevote_ms: d_vote(),
@@ -91,6 +96,9 @@ impl Default for Consensus {
 
 fn d_idle() -> u64 {
     100
+}
+fn d_idle_interval() -> u64 {
+    sigil_pod::IDLE_INTERVAL.as_millis() as u64
 }
 fn d_mempool() -> usize {
     100_000
@@ -225,7 +233,11 @@ impl NodeFile {
             data_dir: cfg.data_dir.clone(),
             genesis: "genesis.cbor".into(),
             p2p: P2p { listen: cfg.listen.clone(), peers: cfg.peers.clone() },
-            consensus: Consensus { idle_block_ms: cfg.idle_block.as_millis() as u64, ..Consensus::default() },
+            consensus: Consensus {
+                idle_block_ms: cfg.idle_block.as_millis() as u64,
+                idle_interval_ms: cfg.idle_interval.as_millis() as u64,
+                ..Consensus::default()
+            },
             api: None,
             tee: Tee::default(),
             labels: BTreeMap::new(),

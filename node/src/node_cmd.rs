@@ -30,6 +30,7 @@ pub enum NodeCommand {
     ///
     ///   [consensus]                               # all optional
     ///   idle_block_ms    = 100                    # wait this long for entries before proposing an empty block
+    ///   idle_interval_ms = 10000                  # an idle pod's pause between empty blocks (0: none)
     ///   mempool_capacity = 100000                 # entries queued at most
     ///   propose_ms = 1000, prevote_ms = 500, precommit_ms = 500, round_delta_ms = 250   # round timeouts
     ///
@@ -154,6 +155,7 @@ fn load(path: &Path) -> anyhow::Result<(PodConfig, Option<ApiConfig>)> {
                 max_timeout: Duration::from_secs(30),
             },
             idle_block: Duration::from_millis(c.idle_block_ms),
+            idle_interval: Duration::from_millis(c.idle_interval_ms),
             mempool_capacity: c.mempool_capacity,
             fault: pod::Fault::None,
         },

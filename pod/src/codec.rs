@@ -181,6 +181,7 @@ enum WPart {
     Init { h: u64, r: i64, pol: i64, p: ByteBuf },
     Data(ByteBuf),
     Fin(ByteBuf),
+    Wake { h: u64, a: ByteBuf, s: ByteBuf },
 }
 
 impl WPart {
@@ -191,6 +192,9 @@ impl WPart {
             }
             ProposalPart::Data(d) => WPart::Data(buf(d)),
             ProposalPart::Fin { signature } => WPart::Fin(buf(&signature.0)),
+            ProposalPart::Wake { height, from, signature } => {
+                WPart::Wake { h: height.0, a: buf(&from.0), s: buf(&signature.0) }
+            }
         }
     }
     fn into(self) -> Result<ProposalPart, CodecError> {
@@ -200,6 +204,7 @@ impl WPart {
             }
             WPart::Data(d) => ProposalPart::Data(Bytes::from(d.into_vec())),
             WPart::Fin(s) => ProposalPart::Fin { signature: sig(&s)? },
+            WPart::Wake { h, a, s } => ProposalPart::Wake { height: Height(h), from: addr(&a)?, signature: sig(&s)? },
         })
     }
 }
@@ -653,6 +658,10 @@ mod tests {
             ("liveness", c.encode(&LivenessMsg::Vote(signed_vote)).unwrap()),
             ("part", c.encode(&ProposalPart::Fin { signature: s }).unwrap()),
             (
+                "wake",
+                c.encode(&ProposalPart::Wake { height: Height(7), from: Address([3; 32]), signature: s }).unwrap(),
+            ),
+            (
                 "stream",
                 c.encode(&StreamMessage::new(
                     StreamId::new(Bytes::from_static(b"s")),
@@ -700,6 +709,8 @@ mod tests {
             let m = SignedConsensusMsg::Vote(SignedMessage::new(vote(t, value), Signature([8; 64])));
             assert_eq!(Codec::<SignedConsensusMsg<PodContext>>::decode(&c, c.encode(&m).unwrap()).unwrap(), m);
         }
+        let wake = ProposalPart::Wake { height: Height(9), from: Address([3; 32]), signature: Signature([8; 64]) };
+        assert_eq!(Codec::<ProposalPart>::decode(&c, c.encode(&wake).unwrap()).unwrap(), wake);
         let bytes = samples().into_iter().find(|(n, _)| *n == "cert").unwrap().1;
         let cert: ExtendedCommitCertificate<PodContext> = c.decode(bytes.clone()).unwrap();
         assert_eq!(c.encode(&cert).unwrap(), bytes);
@@ -750,6 +761,8 @@ mod tests {
         assert!(w.into(None).is_err(), "round -2");
         let p = to_cbor(&WPart::Fin(ByteBuf::from(vec![0; 63])));
         assert!(Codec::<ProposalPart>::decode(&c, p).is_err(), "a 63-byte signature");
+        let p = to_cbor(&WPart::Wake { h: 1, a: ByteBuf::from(vec![2; 31]), s: ByteBuf::from(vec![0; 64]) });
+        assert!(Codec::<ProposalPart>::decode(&c, p).is_err(), "a 31-byte waker");
         let mut trailing = c.encode(&ProposalPart::Data(Bytes::from_static(b"x"))).unwrap().to_vec();
         trailing.push(0);
         assert!(Codec::<ProposalPart>::decode(&c, Bytes::from(trailing)).is_err(), "trailing bytes");

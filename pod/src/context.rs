@@ -184,7 +184,7 @@ impl mc::Vote<PodContext> for Vote {
 }
 
 /// One part of a streamed proposal: `Init`, then the block's bytes in `Data` chunks, then `Fin` with the
-/// proposer's signature over (height, round, block id).
+/// proposer's signature over (height, round, block id). `Wake` rides the same channel but belongs to no stream.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ProposalPart {
     /// Opens the stream.
@@ -202,7 +202,17 @@ pub enum ProposalPart {
     Data(Bytes),
     /// Closes the stream.
     Fin {
-        /// The proposer's signature over the block id (see `signing::parts_bytes`).
+        /// The proposer's signature over the block id (see `signing::block_bytes`).
+        signature: Signature,
+    },
+    /// Not part of a proposal: a validator with entries to commit asks the others to start `height` now rather
+    /// than wait out an idle pod's interval (`app::idle`). Signed over `signing::wake_bytes`.
+    Wake {
+        /// The height to start.
+        height: Height,
+        /// The validator that asks.
+        from: Address,
+        /// Its signature.
         signature: Signature,
     },
 }

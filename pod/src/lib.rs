@@ -89,6 +89,9 @@ pub struct PodConfig {
     pub timeouts: LinearTimeouts,
     /// How long a proposer with nothing to propose waits before proposing an empty block.
     pub idle_block: Duration,
+    /// How long an idle pod waits after an empty block before it commits another, unless an entry or a
+    /// validator's wake comes first ([`IDLE_INTERVAL`] by default; zero: it does not wait).
+    pub idle_interval: Duration,
     /// Most entries queued for a block.
     pub mempool_capacity: usize,
     /// Misbehaviour to inject, for the tests of the pod's fault tolerance. Always [`Fault::None`] for a real node:
@@ -147,6 +150,9 @@ mod byzantine {
         }
     }
 }
+
+/// How long an idle pod waits between empty blocks by default: one heartbeat block per interval.
+pub const IDLE_INTERVAL: Duration = Duration::from_secs(10);
 
 impl PodConfig {
     /// Timeouts for a pod on one host or one LAN: short, growing per round.
@@ -252,6 +258,7 @@ impl PodNode {
             AppConfig {
                 timeouts: cfg.timeouts,
                 idle_block: cfg.idle_block,
+                idle_interval: cfg.idle_interval,
                 fault: cfg.fault,
                 peers: cfg.peers.iter().filter_map(|p| p.parse().ok()).collect(),
             },

@@ -88,6 +88,7 @@ pub fn configs_at(pod: &str, addrs: &[(std::net::Ipv4Addr, u16)], dir: &Path) ->
             genesis: genesis(pod, n),
             timeouts: PodConfig::local_timeouts(),
             idle_block: Duration::from_millis(100),
+            idle_interval: super::IDLE_INTERVAL,
             mempool_capacity: 100_000,
             fault: super::Fault::None,
         })

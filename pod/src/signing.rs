@@ -21,6 +21,7 @@ const PROPOSAL: &[u8] = b"sigil/consensus/proposal\0";
 const EXTENSION: &[u8] = b"sigil/consensus/vote-extension\0";
 const VALIDATOR_PROOF: &[u8] = b"sigil/consensus/validator-proof\0";
 const BLOCK: &[u8] = b"sigil/consensus/block\0";
+const WAKE: &[u8] = b"sigil/consensus/wake\0";
 
 fn round_bytes(r: Round) -> [u8; 8] {
     r.as_i64().to_be_bytes()
@@ -77,6 +78,11 @@ pub fn block_bytes(height: Height, round: Round, id: &BlockId, proposer: &Addres
     b.extend_from_slice(&id.0 .0);
     b.extend_from_slice(&proposer.0);
     b
+}
+
+/// What a validator signs to ask the pod to start `height` (it has entries to commit).
+pub fn wake_bytes(height: Height, from: &Address) -> Vec<u8> {
+    [WAKE, &height.0.to_be_bytes(), &from.0].concat()
 }
 
 fn validator_proof_bytes(public_key: &[u8], peer_id: &[u8]) -> Vec<u8> {

@@ -26,9 +26,10 @@ pub fn genesis(n: usize) -> Entry {
     crate::local::genesis(POD, n)
 }
 
-/// Configs of an `n`-node [`POD`] whose data lives under `dir`, on free ports of 127.0.0.1.
+/// Configs of an `n`-node [`POD`] whose data lives under `dir`, on free ports of 127.0.0.1. An idle test pod does
+/// not pause between empty blocks (`idle_interval` zero), so tests can count heights; a test of the pause sets it.
 pub fn configs(n: usize, dir: &Path) -> Vec<PodConfig> {
-    crate::local::configs(POD, n, dir)
+    crate::local::configs(POD, n, dir).into_iter().map(|c| PodConfig { idle_interval: Duration::ZERO, ..c }).collect()
 }
 
 /// The published seed of the local pod's example caller (the devnet's `caller.key`).

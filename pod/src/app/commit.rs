@@ -250,6 +250,7 @@ impl App {
             .map(|(i, e)| (e.leaf_hash(), Committed { index: first + i as u64, height: h.0 }))
             .collect();
         self.rules.parent_time_ms = b.time_ms;
+        self.last_empty = encoded.is_empty();
         self.height = Height(h.0 + 1);
         self.round = Round::new(0);
         self.undecided.clear();

@@ -126,7 +126,8 @@ impl App {
     /// Builds this node's block for (height, round) from its mempool.
     pub(super) async fn propose(&mut self, height: Height, round: Round, timeout: Duration) -> Result<BlockId, String> {
         let wait = self.cfg.idle_block.min(timeout / 2);
-        if self.shared.mempool.lock().expect("not poisoned").is_empty() {
+        // Woken for this height, the entries are another node's: waiting for some here would only delay its turn.
+        if self.woken < height && self.shared.mempool.lock().expect("not poisoned").is_empty() {
             let _ = tokio::time::timeout(wait, self.shared.queued.notified()).await;
         }
         let mut b = {

@@ -9,6 +9,7 @@
 //! | `sync.rs` | decided blocks served to and taken from peers that sync | `on_get_decided_values`, `on_process_synced_value` |
 //! | `store.rs` | what the app keeps beside the ledger (tip, certificates, roots, undecided blocks, evidence) | |
 //! | `peers.rs` | who the node talks to: configured peers, less the validators the pod removed | (after `on_decided`) |
+//! | `idle.rs` | an idle pod waits for entries instead of committing empty blocks; wakes | (after `on_finalized`) |
 //!
 //! Every handler re-validates what it is given against the node's own ledger: a block is voted for only once the
 //! block rules (`crate::block`) pass, and committed in one synced write.
@@ -44,6 +45,7 @@ use super::context::{Address, BlockId, Height, PodContext, ProposalPart, PublicK
 use super::signing::{self, Admitted, PodSigner};
 
 mod commit;
+mod idle;
 mod mempool;
 mod peers;
 mod store;
@@ -101,6 +103,8 @@ pub struct AppConfig {
     pub timeouts: LinearTimeouts,
     /// How long a proposer with an empty mempool waits for entries before proposing an empty block.
     pub idle_block: Duration,
+    /// How long an idle pod waits after an empty block before the next height (zero: it does not wait).
+    pub idle_interval: Duration,
     /// Injected misbehaviour (tests).
     pub fault: super::Fault,
     /// The configured peers (persistent): those of validators the pod removes are dropped, and come back if
@@ -131,6 +135,12 @@ pub struct App {
     peer_changes: Vec<(bool, Multiaddr)>,
     /// Where those go: one task that asks the network, in order.
     peer_tx: Option<tokio::sync::mpsc::UnboundedSender<(bool, Multiaddr)>>,
+    /// Whether the last committed block was empty (an idle pod).
+    last_empty: bool,
+    /// The highest height a validator's wake asked for.
+    woken: Height,
+    /// The engine's answer to `Finalized`, held while the pod is idle.
+    paused: Option<idle::Paused>,
 }
 
 impl App {
@@ -164,6 +174,9 @@ impl App {
             mine: HashMap::new(),
             peer_changes: Vec::new(),
             peer_tx: None,
+            last_empty: false,
+            woken: Height(0),
+            paused: None,
         })
     }
 
@@ -176,8 +189,28 @@ impl App {
     pub async fn run(mut self, mut channels: Channels<PodContext>) -> Result<(), String> {
         self.load_undecided()?;
         self.peer_tx = Some(peers::updater(channels.net_requests.clone()));
-        while let Some(msg) = channels.consensus.recv().await {
+        let queued = self.shared.queued.clone();
+        loop {
+            // While a height is held (`idle.rs`), an entry queued here or the end of the interval also counts.
+            let msg = match self.paused_until() {
+                None => channels.consensus.recv().await,
+                Some(until) => {
+                    tokio::select! {
+                        m = channels.consensus.recv() => m,
+                        _ = tokio::time::sleep_until(until) => {
+                            self.resume_if_due(&channels).await;
+                            continue;
+                        }
+                        _ = queued.notified() => {
+                            self.resume_if_due(&channels).await;
+                            continue;
+                        }
+                    }
+                }
+            };
+            let Some(msg) = msg else { break };
             self.handle(msg, &channels).await?;
+            self.resume_if_due(&channels).await;
         }
         Ok(())
     }
@@ -220,7 +253,7 @@ impl App {
             }
             AppMsg::Finalized { certificate, evidence, reply, .. } => {
                 self.on_finalized(certificate.height, &evidence)?;
-                let _ = reply.send(Next::Start(self.height, self.params()));
+                self.start_next(reply, channels).await;
             }
             AppMsg::GetDecidedValues { range, reply } => {
                 let _ = reply.send(self.on_get_decided_values(range.start().0, range.end().0)?);
@@ -247,6 +280,7 @@ pub(crate) fn app_for_tests(ledger: Ledger, me: usize) -> (App, Shared) {
     let cfg = AppConfig {
         timeouts: crate::PodConfig::local_timeouts(),
         idle_block: Duration::from_millis(100),
+        idle_interval: Duration::ZERO,
         fault: crate::Fault::None,
         peers: Vec::new(),
     };

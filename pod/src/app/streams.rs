@@ -84,6 +84,10 @@ impl App {
         publisher: PeerId,
         part: StreamMessage<ProposalPart>,
     ) -> Result<Option<ProposedValue<PodContext>>, String> {
+        if let StreamContent::Data(ProposalPart::Wake { height, from, signature }) = &part.content {
+            self.on_wake(*height, from, signature);
+            return Ok(None);
+        }
         Ok(match self.add_part(publisher, part) {
             Some(a) if a.height == self.height => self.accept_stream(a)?,
             Some(a) if self.keep_for_later(&a) => {
@@ -193,6 +197,7 @@ impl App {
                 s.data.insert(msg.sequence, d);
             }
             StreamContent::Data(ProposalPart::Fin { signature }) => s.fin = Some(signature),
+            StreamContent::Data(ProposalPart::Wake { .. }) => {} // belongs to no stream (`on_wake`)
         }
         let (Some((height, round, pol_round, proposer)), Some(signature), Some(end)) = (s.init, s.fin, s.end) else {
             return None;

@@ -67,6 +67,44 @@ async fn four_nodes_commit_a_stream_of_entries_with_identical_ledgers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_pod_stops_committing_empty_blocks_and_an_entry_at_any_node_wakes_it() {
+    init_logs();
+    let dir = TempDir::new();
+    // An interval far past what the test waits for a commit: only a wake can start a height in time.
+    let interval = Duration::from_secs(60);
+    let mut nodes = Vec::new();
+    for mut cfg in configs(4, dir.path()) {
+        cfg.idle_interval = interval;
+        nodes.push(PodNode::start(cfg).await.expect("node starts"));
+    }
+    deploy_probe(&nodes).await;
+    let height = |n: &PodNode| n.tip().borrow().height;
+    for n in 0..8u64 {
+        // The block after the last entry is empty, and then the pod waits: its height holds still.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let h0 = height(&nodes[0]);
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let h1 = height(&nodes[0]);
+        assert!(h1 <= h0 + 1, "an idle pod went from height {h0} to {h1} in 3 s");
+        // An entry at each node in turn (most of them not the next proposer) commits long before the interval
+        // ends: its node starts the height and wakes the others.
+        let k = (n % 4) as usize;
+        let t = std::time::Instant::now();
+        let rx = submit(&nodes[k], invocation(k, n)).expect("queued");
+        let c = tokio::time::timeout(Duration::from_secs(20), rx)
+            .await
+            .unwrap_or_else(|_| panic!("entry {n} at node {k} not committed within 20 s of an idle pod"))
+            .expect("committed");
+        assert!(c.height > h1);
+        eprintln!("entry {n} at node {k}: committed at height {} (idle at {h1}) in {:?}", c.height, t.elapsed());
+    }
+    agree(&nodes).await;
+    for n in nodes {
+        n.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_byzantine_proposer_s_forged_replayed_and_stale_entries_are_refused_and_the_pod_goes_on() {
     init_logs();
     let dir = TempDir::new();

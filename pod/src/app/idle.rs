@@ -1,0 +1,167 @@
+//! An idle pod waits instead of committing empty blocks (#17 item 13).
+//!
+//! After a height whose block was empty, a node with nothing in its mempool does not start the next height at once:
+//! it holds its answer to the engine's `Finalized` (the engine goes on taking messages meanwhile, and keeps those for
+//! the next height until it starts) for up to `idle_interval`, and starts the height as soon as
+//! - an entry reaches its own mempool (it then asks the others to start too, with a signed [`ProposalPart::Wake`]),
+//! - a validator's signed wake for that height arrives,
+//! - a proposal for that height arrives (its proposer started it), or
+//! - the interval ends: an idle pod commits one empty block per interval, a heartbeat that shows it is alive.
+//!
+//! A node that starts a height with entries queued after an empty block sends a wake for it, since the others may
+//! be waiting. Entries still wait for their executor's turn to propose (mempools are not gossiped), so a lone entry
+//! on an idle pod costs as many empty blocks as there are proposers before its executor's turn, no more. A wake is
+//! one small message per height, signed by a current validator and for this height or the next; anything else is
+//! dropped unverified (after the cheap checks) or, when the signature fails, after one verification. A Byzantine
+//! validator's wakes can make the pod commit empty blocks as fast as it did before this pause existed, no faster.
+
+use super::*;
+
+/// The engine's `Finalized` reply, held while an idle node waits.
+pub(super) struct Paused {
+    pub(super) reply: oneshot::Sender<Next<PodContext>>,
+    pub(super) until: tokio::time::Instant,
+}
+
+impl App {
+    /// Answers `Finalized`: starts the next height now, or holds the answer while the pod is idle.
+    pub(super) async fn start_next(
+        &mut self,
+        reply: oneshot::Sender<Next<PodContext>>,
+        channels: &Channels<PodContext>,
+    ) {
+        if self.idle() {
+            tracing::debug!(height = %self.height, wait = ?self.cfg.idle_interval, "idle: waiting for entries or a wake");
+            self.paused = Some(Paused { reply, until: tokio::time::Instant::now() + self.cfg.idle_interval });
+        } else {
+            self.start(reply, channels).await;
+        }
+    }
+
+    /// Whether to wait before starting `self.height`: pausing is on, the last block was empty, nothing is queued
+    /// here, and no validator has woken this height or proposed for it.
+    fn idle(&self) -> bool {
+        !self.cfg.idle_interval.is_zero()
+            && self.last_empty
+            && self.shared.mempool.lock().expect("not poisoned").is_empty()
+            && !self.woken(self.height)
+    }
+
+    /// Whether a validator asked for `height` or proposed a block for it.
+    fn woken(&self, height: Height) -> bool {
+        self.woken >= height
+            || self.undecided.values().any(|(pv, _)| pv.height == height)
+            || self.future.iter().any(|a| a.height == height)
+    }
+
+    /// Starts the held height if its wait is over: an entry queued here, a wake or a proposal came, or the interval
+    /// ended.
+    pub(super) async fn resume_if_due(&mut self, channels: &Channels<PodContext>) {
+        let Some(p) = &self.paused else { return };
+        let why = if !self.shared.mempool.lock().expect("not poisoned").is_empty() {
+            "an entry is queued here"
+        } else if self.woken(self.height) {
+            "a validator woke the pod"
+        } else if tokio::time::Instant::now() >= p.until {
+            "the idle interval ended"
+        } else {
+            return;
+        };
+        tracing::debug!(height = %self.height, "idle: starting the height: {why}");
+        let p = self.paused.take().expect("checked");
+        self.start(p.reply, channels).await;
+    }
+
+    /// Starts `self.height`; with entries queued after an empty block, wakes the others.
+    async fn start(&mut self, reply: oneshot::Sender<Next<PodContext>>, channels: &Channels<PodContext>) {
+        let _ = reply.send(Next::Start(self.height, self.params()));
+        let queued = !self.shared.mempool.lock().expect("not poisoned").is_empty();
+        if queued && self.last_empty && !self.cfg.idle_interval.is_zero() {
+            let (height, from) = (self.height, self.me);
+            let signature = self.signer.sign(&signing::wake_bytes(height, &from));
+            let id = StreamId::new(Bytes::from([b"wake".as_slice(), &height.0.to_be_bytes()].concat()));
+            let part = StreamContent::Data(ProposalPart::Wake { height, from, signature });
+            let _ = channels.network.send(NetworkMsg::PublishProposalPart(StreamMessage::new(id, 0, part))).await;
+        }
+    }
+
+    /// A peer's wake: counted when it is for this height or the next, from a current validator, and signed by it.
+    pub(super) fn on_wake(&mut self, height: Height, from: &Address, signature: &Signature) {
+        if height <= self.woken || height < self.height || height.0 > self.height.0 + 1 {
+            return;
+        }
+        let Some(v) = self.rules.set.get_by_address(from) else {
+            tracing::debug!(%height, %from, "a wake from no validator; dropped");
+            return;
+        };
+        if !signing::verify(&v.public_key, &signing::wake_bytes(height, from), signature) {
+            tracing::warn!(%height, %from, "a wake whose signature does not verify; dropped");
+            return;
+        }
+        self.woken = height;
+    }
+
+    /// When the held height is due to start by the clock (or `None` when none is held).
+    pub(super) fn paused_until(&self) -> Option<tokio::time::Instant> {
+        self.paused.as_ref().map(|p| p.until)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::app_for_tests;
+    use super::*;
+    use crate::local;
+
+    /// A wake for `height` by local node `signer`, claiming to come from local node `from`.
+    fn wake(height: u64, signer: usize, from: usize) -> (Height, Address, Signature) {
+        let from = Address(PodSigner::new(&local::seed(from)).public_key().0);
+        let signature = PodSigner::new(&local::seed(signer)).sign(&signing::wake_bytes(Height(height), &from));
+        (Height(height), from, signature)
+    }
+
+    fn send(app: &mut App, (height, from, signature): (Height, Address, Signature)) {
+        app.on_wake(height, &from, &signature);
+    }
+
+    #[test]
+    fn only_a_validator_s_signed_wake_for_this_height_or_the_next_ends_the_wait() {
+        let (mut app, _) = app_for_tests(Ledger::in_memory(&local::genesis("p", 4)).unwrap(), 0);
+        app.cfg.idle_interval = Duration::from_secs(10);
+        app.last_empty = true;
+        assert_eq!(app.height, Height(1));
+        assert!(app.idle(), "an idle pod after an empty block waits");
+
+        send(&mut app, wake(1, 9, 9)); // a key outside the set
+        send(&mut app, wake(1, 2, 1)); // node 2's signature, claiming node 1
+        let (h, from, mut sig) = wake(1, 1, 1);
+        sig.0[10] ^= 1;
+        send(&mut app, (h, from, sig)); // a bit flipped
+        send(&mut app, wake(3, 1, 1)); // two heights ahead
+        send(&mut app, wake(0, 1, 1)); // a past height
+        assert_eq!(app.woken, Height(0), "none of those counts");
+        assert!(app.idle());
+
+        send(&mut app, wake(2, 1, 1)); // the next height: remembered for when it comes
+        assert_eq!(app.woken, Height(2));
+        assert!(!app.idle(), "height 1 is not held once height 2 was asked for");
+        app.woken = Height(0);
+        send(&mut app, wake(1, 3, 3));
+        assert!(!app.idle(), "woken for this height");
+    }
+
+    #[test]
+    fn a_node_with_entries_queued_or_after_a_block_with_entries_does_not_wait() {
+        let (mut app, shared) = app_for_tests(Ledger::in_memory(&local::genesis("p", 4)).unwrap(), 0);
+        app.last_empty = true;
+        assert!(!app.idle(), "an interval of zero: never waits");
+        app.cfg.idle_interval = Duration::from_secs(10);
+        assert!(app.idle());
+        app.last_empty = false;
+        assert!(!app.idle(), "the last block had entries");
+        app.last_empty = true;
+        let (entry, attachments) = crate::testing::invocation(0, 1);
+        let _rx = shared.mempool.lock().unwrap().push(Encoded::new(entry), attachments).unwrap();
+        assert!(!app.idle(), "an entry is queued here");
+    }
+}
