@@ -9,7 +9,7 @@
 //! - the interval ends: an idle pod commits one empty block per interval, a heartbeat that shows it is alive.
 //!
 //! A node that starts a height with entries queued after an empty block sends a wake for it, since the others may
-//! be waiting. Entries still wait for their executor's turn to propose (mempools are not gossiped), so a lone entry
+//! be waiting, and sends it again in each later round of that height. Entries still wait for their executor's turn to propose (mempools are not gossiped), so a lone entry
 //! on an idle pod costs as many empty blocks as there are proposers before its executor's turn, no more. A wake is
 //! one small message per height, signed by a current validator and for this height or the next; anything else is
 //! dropped unverified (after the cheap checks) or, when the signature fails, after one verification. A Byzantine
@@ -75,14 +75,23 @@ impl App {
     /// Starts `self.height`; with entries queued after an empty block, wakes the others.
     async fn start(&mut self, reply: oneshot::Sender<Next<PodContext>>, channels: &Channels<PodContext>) {
         let _ = reply.send(Next::Start(self.height, self.params()));
+        self.wake(Round::new(0), channels).await;
+    }
+
+    /// Sends a wake for `self.height` when the others may be waiting for it (the last block was empty) and this
+    /// node has entries for it: as it starts the height, and again in each later round of it, in case one was lost
+    /// (`round` makes each message distinct, so the network does not drop it as one already seen).
+    pub(super) async fn wake(&self, round: Round, channels: &Channels<PodContext>) {
         let queued = !self.shared.mempool.lock().expect("not poisoned").is_empty();
-        if queued && self.last_empty && !self.cfg.idle_interval.is_zero() {
-            let (height, from) = (self.height, self.me);
-            let signature = self.signer.sign(&signing::wake_bytes(height, &from));
-            let id = StreamId::new(Bytes::from([b"wake".as_slice(), &height.0.to_be_bytes()].concat()));
-            let part = StreamContent::Data(ProposalPart::Wake { height, from, signature });
-            let _ = channels.network.send(NetworkMsg::PublishProposalPart(StreamMessage::new(id, 0, part))).await;
+        if !(queued && self.last_empty && !self.cfg.idle_interval.is_zero()) {
+            return;
         }
+        let (height, from) = (self.height, self.me);
+        let signature = self.signer.sign(&signing::wake_bytes(height, &from));
+        let id = StreamId::new(Bytes::from([b"wake".as_slice(), &height.0.to_be_bytes()].concat()));
+        let part = StreamContent::Data(ProposalPart::Wake { height, from, signature });
+        let seq = round.as_u32().unwrap_or(0) as u64;
+        let _ = channels.network.send(NetworkMsg::PublishProposalPart(StreamMessage::new(id, seq, part))).await;
     }
 
     /// A peer's wake: counted when it is for this height or the next, from a current validator, and signed by it.

@@ -225,6 +225,9 @@ impl App {
             AppMsg::StartedRound { height, round, proposer, role, reply_value } => {
                 tracing::debug!(%height, %round, %proposer, ?role, "round started");
                 let _ = reply_value.send(self.on_started_round(height, round)?);
+                if round.as_i64() > 0 {
+                    self.wake(round, channels).await; // a wake may have been lost (`idle.rs`)
+                }
             }
             AppMsg::GetValue { height, round, timeout, reply } => {
                 let id = self.on_get_value(height, round, timeout).await?;
