@@ -71,6 +71,17 @@ pub struct Policy {
     pub tdx: TdxPolicy,
     /// Simulated TEE rules.
     pub sim: SimPolicy,
+    /// Not an attestation rule: how the pod's validators check invocations (`sigil-pod`), governed with the rest.
+    pub execution: ExecutionPolicy,
+}
+
+/// `[execution]`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExecutionPolicy {
+    /// Every validator runs each invocation of a `deterministic` applet again before it votes, and refuses a
+    /// block whose outcome, output, write set or fuel differs from the executor's. Default false.
+    pub replay_deterministic: bool,
 }
 
 /// `[snp]`.

@@ -237,9 +237,9 @@ async fn devnet(a: DevnetArgs) -> anyhow::Result<()> {
     );
     println!("  {sigil} receipt verify r.cose --genesis {}", genesis.display());
     println!(
-        "  {sigil} audit --api {} --key {}   # a member reads the whole log; a caller its own",
+        "  {sigil} audit --api {} --key {}   # the auditor reads the whole log; a caller's key its own",
         urls[0],
-        member_key.display()
+        auditor_key.display()
     );
     println!("MCP (tools = applet methods; the caller key is the tools applet's ticket desk):");
     println!("  endpoint: {}/mcp", urls[0]);

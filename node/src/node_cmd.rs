@@ -156,6 +156,7 @@ fn load(path: &Path) -> anyhow::Result<(PodConfig, Option<ApiConfig>)> {
             },
             idle_block: Duration::from_millis(c.idle_block_ms),
             idle_interval: Duration::from_millis(c.idle_interval_ms),
+            replay: Default::default(), // the runtime's, set where the node starts (`RunningNode::start`)
             mempool_capacity: c.mempool_capacity,
             fault: pod::Fault::None,
         },
@@ -232,7 +233,12 @@ async fn serve(cfg: PodConfig, api: Option<ApiConfig>) -> anyhow::Result<()> {
             eprintln!("{name}: API at {}", r.url());
             (None, Some(r))
         }
-        None => (Some(PodNode::start(cfg).await?), None),
+        None => {
+            // No API, no invocations of its own: a runtime still replays its peers' where the policy asks.
+            let runtime = std::sync::Arc::new(sigil_runtime::Runtime::new(sigil_runtime::RuntimeConfig::default())?);
+            let replay = sigil::service::replay::replayer(&runtime);
+            (Some(PodNode::start(PodConfig { replay, ..cfg }).await?), None)
+        }
     };
     let pod_node = node.as_ref().unwrap_or_else(|| &running.as_ref().expect("one of them").service.node);
     let mut tip = pod_node.tip();

@@ -10,6 +10,7 @@ use sigil_ledger::request::SignedRequest;
 use sigil_ledger::store::Ledger;
 use sigil_ledger::{Entry, Hash};
 use sigil_primitives::cbor;
+use sigil_runtime::manifest::Manifest;
 use sigil_runtime::WriteSet;
 
 use super::admission;
@@ -162,6 +163,8 @@ pub struct Rules {
     pub parent_time_ms: u64,
     /// The deployed applets, by name.
     pub applets: HashMap<String, Deployed>,
+    /// How this node runs invocations again (`[execution] replay_deterministic`); none in what the store loads.
+    pub replay: crate::replay::Replayer,
 }
 
 /// What a valid block does besides appending its entries: pod-state writes and deletes (aux keys, see
@@ -577,7 +580,53 @@ impl<'a> Checker<'a> {
             }
             effects.push((state::state_key(ns, key), value.as_ref().map(|v| state::value_bytes(v, index))));
         }
+        // Run again where the policy asks (not what this node ran or checked itself, nor a wall-clock deadline).
+        if self.rules.policy.execution.replay_deterministic
+            && m.deterministic
+            && !a.verified
+            && inv.outcome != "deadline"
+        {
+            self.replay(inv, r, &caller, &ws, m)?;
+        }
         Ok(effects)
+    }
+
+    /// Runs invocation `inv` of request `r` again on the state its write set recorded reading, and compares
+    /// (`crate::replay`).
+    fn replay(
+        &self,
+        inv: &Invocation,
+        r: &sigil_ledger::request::Request,
+        caller: &[u8; 32],
+        ws: &WriteSet,
+        m: &Manifest,
+    ) -> Result<(), Rejection> {
+        let Some(replayer) = &self.rules.replay.0 else {
+            return Err("the pod's policy asks validators to re-execute this applet, and this node cannot".into());
+        };
+        let code = self.current(&state::code_key(&m.code_digest))?.ok_or("the applet's code is not in the ledger")?;
+        let mut snapshot = crate::replay::Snapshot::default();
+        for (ns, key) in ws.reads.keys() {
+            if let Some(v) = self.current(&state::state_key(ns, key))? {
+                let value = state::parse_value(&v).ok_or("a stored state value is corrupt")?;
+                snapshot.values.insert((ns.clone(), key.clone()), value);
+            }
+        }
+        for (ns, prefix) in ws.lists.keys() {
+            let keys = state::list(self.ledger, ns, prefix, sigil_runtime::state::MAX_LIST);
+            snapshot.lists.insert((ns.clone(), prefix.clone()), keys);
+        }
+        let call = crate::replay::ReplayCall {
+            request_hash: inv.request_hash,
+            caller: *caller,
+            method: r.method.clone(),
+            input: r.args.to_vec(),
+            now_ms: inv.at_ms,
+        };
+        let replayed = replayer
+            .replay(m, &code, &call, std::sync::Arc::new(snapshot))
+            .map_err(|e| format!("the pod's policy asks for a re-execution, which could not run here: {e}"))?;
+        crate::replay::compare(inv, &replayed).map_err(|e| format!("re-executed, it differs: {e}").into())
     }
 
     /// A deployment's manifest and code; returns its effects and the applet.
@@ -781,6 +830,7 @@ mod tests {
             threshold: g.threshold,
             parent_time_ms: T - 500,
             applets: state::load_applets(&f.ledger).unwrap(),
+            replay: Default::default(),
         }
     }
 

@@ -30,6 +30,7 @@ mod error;
 pub mod fuzz;
 pub mod local;
 mod rejection;
+pub mod replay;
 mod signing;
 mod state;
 #[cfg(any(test, fuzzing, feature = "testing"))]
@@ -41,7 +42,10 @@ pub use block::{Attachments, Block, Item, Rules, MAX_BLOCK_BYTES};
 pub use error::PodError;
 pub use malachitebft_app_channel::app::types::core::LinearTimeouts;
 pub use rejection::Rejection;
-pub use state::{applet_code, delegate_of, deployment, last_change, nonce_used, state_value, Deployed, LedgerState};
+pub use state::{
+    applet_code, delegate_of, deployment, exchanged, forget_exchanged, last_change, nonce_used, record_exchanged,
+    state_value, Deployed, LedgerState,
+};
 pub use types::receipt_bytes;
 
 use std::path::PathBuf;
@@ -94,6 +98,9 @@ pub struct PodConfig {
     pub idle_interval: Duration,
     /// Most entries queued for a block.
     pub mempool_capacity: usize,
+    /// How this node runs invocations again when the pod's policy asks validators to (`replay`): the node's wasm
+    /// runtime. Without one, the node refuses the blocks that need a replay.
+    pub replay: replay::Replayer,
     /// Misbehaviour to inject, for the tests of the pod's fault tolerance. Always [`Fault::None`] for a real node:
     /// `sigil node run` has no way to set it.
     pub fault: Fault,
@@ -259,6 +266,7 @@ impl PodNode {
                 timeouts: cfg.timeouts,
                 idle_block: cfg.idle_block,
                 idle_interval: cfg.idle_interval,
+                replay: cfg.replay.clone(),
                 fault: cfg.fault,
                 peers: cfg.peers.iter().filter_map(|p| p.parse().ok()).collect(),
             },

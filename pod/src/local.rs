@@ -34,9 +34,13 @@ pub fn free_port() -> u16 {
 /// The simulated launch measurement of a local node's image.
 pub const MEASUREMENT: [u8; 48] = [0x5a; 48];
 
-/// The attestation policy of a local pod: sim evidence (insecure) of [`MEASUREMENT`] only.
+/// The policy of a local pod: sim evidence (insecure) of [`MEASUREMENT`] only, and validators re-execute the
+/// invocations of deterministic applets.
 pub fn policy() -> String {
-    format!("[sim]\nallow = true\nmeasurements = [\"{}\"]\n", hex::encode(MEASUREMENT))
+    format!(
+        "[sim]\nallow = true\nmeasurements = [\"{}\"]\n\n[execution]\nreplay_deterministic = true\n",
+        hex::encode(MEASUREMENT)
+    )
 }
 
 /// Sim evidence of local node `i` for `pod`.
@@ -89,6 +93,7 @@ pub fn configs_at(pod: &str, addrs: &[(std::net::Ipv4Addr, u16)], dir: &Path) ->
             timeouts: PodConfig::local_timeouts(),
             idle_block: Duration::from_millis(100),
             idle_interval: super::IDLE_INTERVAL,
+            replay: Default::default(),
             mempool_capacity: 100_000,
             fault: super::Fault::None,
         })

@@ -39,6 +39,9 @@ pub const POLICY_CHANGE: &[u8] = b"g/policy";
 pub const MEMBERSHIP: &[u8] = b"g/m/";
 /// Prefix of the delegate each client assertion is bound to.
 pub const DELEGATION: &[u8] = b"dl/";
+/// Prefix of the OAuth client assertions this node exchanged for tokens (by SHA-256 of caller key and `jti`) →
+/// their expiry, Unix seconds (8 bytes). The node's own record, which no block writes: it outlives a restart.
+pub const EXCHANGED: &[u8] = b"ox/";
 
 /// The aux key of (`namespace`, `key`). Namespaces are at most 64 bytes (manifest rule), so the length fits a
 /// byte and no namespace's keys can be mistaken for another's.
@@ -100,6 +103,45 @@ pub fn delegate_of(l: &Ledger, assertion: &str) -> Result<Option<String>, Ledger
     l.aux_get(&delegation_key(assertion))?
         .map(|v| String::from_utf8(v).map_err(|_| LedgerError::Corrupt("a delegate name is not UTF-8".into())))
         .transpose()
+}
+
+/// Whether this node exchanged assertion `id` and it had not expired by `now` (Unix seconds).
+pub fn exchanged(l: &Ledger, id: &Hash, now: u64) -> Result<bool, LedgerError> {
+    Ok(match l.aux_get(&[EXCHANGED, &id.0].concat())? {
+        Some(v) => v.try_into().map(u64::from_be_bytes).map_or(true, |exp| exp > now), // unreadable: kept used
+        None => false,
+    })
+}
+
+/// Records assertion `id`, exchanged here, until `exp`, and forgets the `expired` ones (a synced write).
+pub fn record_exchanged(l: &mut Ledger, id: &Hash, exp: u64, expired: &[Hash]) -> Result<(), LedgerError> {
+    let deletes = expired.iter().map(|h| [EXCHANGED, &h.0].concat()).collect();
+    l.aux_write(vec![([EXCHANGED, &id.0].concat(), exp.to_be_bytes().to_vec())], deletes)
+}
+
+/// Forgets every exchanged assertion that expired by `now`; returns how many it forgot.
+pub fn forget_exchanged(l: &mut Ledger, now: u64) -> Result<usize, LedgerError> {
+    let mut gone = Vec::new();
+    let mut from: Option<Vec<u8>> = None;
+    loop {
+        let page = l.aux_scan(EXCHANGED, from.as_deref(), 4096)?;
+        let last = page.last().map(|(k, _)| k.clone());
+        for (k, v) in &page {
+            let exp = <[u8; 8]>::try_from(v.as_slice()).map(u64::from_be_bytes).unwrap_or(0);
+            if exp <= now && from.as_deref() != Some(k.as_slice()) {
+                gone.push(k.clone());
+            }
+        }
+        if page.len() < 4096 {
+            break;
+        }
+        from = last;
+    }
+    let n = gone.len();
+    if n > 0 {
+        l.aux_write(Vec::new(), gone)?;
+    }
+    Ok(n)
 }
 
 /// Whether `caller` has used `nonce` in a committed request.
@@ -201,4 +243,27 @@ pub fn list(l: &Ledger, namespace: &str, prefix: &[u8], limit: usize) -> Vec<Vec
         .into_iter()
         .map(|(k, _)| k[base.len()..].to_vec())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_record_of_exchanged_assertions_holds_until_they_expire_and_is_then_forgotten() {
+        let mut l = Ledger::in_memory(&crate::local::genesis("p", 1)).unwrap();
+        let (a, b) = (Hash::digest(b"a"), Hash::digest(b"b"));
+        assert!(!exchanged(&l, &a, 10).unwrap());
+        record_exchanged(&mut l, &a, 100, &[]).unwrap();
+        record_exchanged(&mut l, &b, 200, &[]).unwrap();
+        assert!(exchanged(&l, &a, 99).unwrap());
+        assert!(!exchanged(&l, &a, 100).unwrap(), "expired: its token has too");
+        assert_eq!(forget_exchanged(&mut l, 150).unwrap(), 1, "only the expired one goes");
+        assert!(l.aux_get(&[EXCHANGED, &a.0].concat()).unwrap().is_none());
+        assert!(exchanged(&l, &b, 150).unwrap());
+        // A record the table dropped as expired goes with the next one written.
+        record_exchanged(&mut l, &a, 300, &[b]).unwrap();
+        assert!(l.aux_get(&[EXCHANGED, &b.0].concat()).unwrap().is_none());
+        assert!(exchanged(&l, &a, 250).unwrap());
+    }
 }

@@ -91,6 +91,13 @@ pub struct Tokens {
     by_caller: HashMap<[u8; 32], Vec<Hash>>,
     /// When expired state was last dropped (Unix seconds).
     pruned_at: u64,
+    /// Exchanged assertions dropped as expired, for their record in the store to go too ([`Tokens::take_expired`]).
+    expired: Vec<Hash>,
+}
+
+/// What identifies an assertion: SHA-256 of its caller's key and its `jti`.
+pub fn assertion_id(caller: &[u8; 32], jti: &str) -> Hash {
+    Hash::digest(&[caller.as_slice(), jti.as_bytes()].concat())
 }
 
 impl Tokens {
@@ -123,10 +130,11 @@ impl Tokens {
             }
             live
         });
-        let by_source = &mut self.by_source;
-        self.used.retain(|_, (exp, source)| {
+        let (by_source, expired) = (&mut self.by_source, &mut self.expired);
+        self.used.retain(|id, (exp, source)| {
             let live = *exp > now;
             if !live {
+                expired.push(*id);
                 if let Some(n) = by_source.get_mut(source) {
                     *n -= 1;
                     if *n == 0 {
@@ -136,6 +144,11 @@ impl Tokens {
             }
             live
         });
+    }
+
+    /// The exchanged assertions dropped as expired since the last call.
+    pub fn take_expired(&mut self) -> Vec<Hash> {
+        std::mem::take(&mut self.expired)
     }
 
     fn forget(by_caller: &mut HashMap<[u8; 32], Vec<Hash>>, caller: &[u8; 32], token: &Hash) {
@@ -150,7 +163,7 @@ impl Tokens {
     /// Records the exchange of `jti` from `source` and the token (by its SHA-256) that it buys; a caller past its
     /// share of live tokens loses the one that expires first. Nothing changes when it is refused.
     pub fn issue(&mut self, token: Hash, g: Grant, jti: &str, source: Source, now: u64) -> Result<(), NotIssued> {
-        let id = Hash::digest(&[g.caller.as_slice(), jti.as_bytes()].concat());
+        let id = assertion_id(&g.caller, jti);
         self.prune(now);
         if self.used.contains_key(&id) {
             return Err(NotIssued::Replayed);
@@ -385,9 +398,19 @@ fn grant_token(
         return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "the client assertion has no jti".into());
     };
     // An assertion serves the node that first signed under it, pod-wide (the block rules hold every node to it):
-    // one seen in a block is not exchanged again, here or anywhere. Bound to this node, it was exchanged here
-    // before: the ledger remembers that across restarts, which the table of exchanged assertions does not.
-    let bound = sigil_pod::delegate_of(&m.service.node.ledger().lock().expect("not poisoned"), &jwt);
+    // one seen in a block is not exchanged again, here or anywhere. Bound to this node, or in the node's own record
+    // of what it exchanged (kept in its store, so a restart does not forget it), it was exchanged here before.
+    let id = assertion_id(&a.caller, jti);
+    let (bound, exchanged) = {
+        let l = m.service.node.ledger();
+        let l = l.lock().expect("not poisoned");
+        (sigil_pod::delegate_of(&l, &jwt), sigil_pod::exchanged(&l, &id, now))
+    };
+    match exchanged {
+        Ok(true) => return replayed(),
+        Ok(false) => {}
+        Err(e) => return oauth_error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", e.to_string()),
+    }
     match bound {
         Ok(Some(node)) if node != m.service.node.name() => {
             return oauth_error(
@@ -414,6 +437,18 @@ fn grant_token(
         m.service.tokens.lock().expect("not poisoned").issue(Hash::digest(token.as_bytes()), grant, jti, source, now);
     match issued {
         Ok(()) => {
+            // Recorded in the store before the token is given out; if that fails, the token never is (the table
+            // keeps the assertion used until it expires).
+            let expired = m.service.tokens.lock().expect("not poisoned").take_expired();
+            let recorded = sigil_pod::record_exchanged(
+                &mut m.service.node.ledger().lock().expect("not poisoned"),
+                &id,
+                a.exp,
+                &expired,
+            );
+            if let Err(e) = recorded {
+                return oauth_error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", e.to_string());
+            }
             tracing::info!(caller = %request::client_id(&caller), expires_in = a.exp - now, "issued an MCP access token");
             let mut resp = Json(json!({ "access_token": token, "token_type": "Bearer", "expires_in": a.exp - now }))
                 .into_response();
@@ -465,6 +500,10 @@ mod tests {
         assert!(t.grant(&token(1), 10).is_some());
         assert!(t.grant(&token(1), 100).is_none(), "expired with its assertion");
         assert_eq!(t.issue(token(3), grant(1, 200), "a", source(1), 100), Ok(()), "forgotten once expired");
+        let expired = t.take_expired();
+        assert_eq!(expired.len(), 2, "both assertions that expired go from the store too");
+        assert!(expired.contains(&assertion_id(&[1; 32], "a")) && expired.contains(&assertion_id(&[2; 32], "a")));
+        assert!(t.take_expired().is_empty());
     }
 
     #[test]

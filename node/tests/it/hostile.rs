@@ -140,7 +140,12 @@ async fn bodies_held_at_once_stay_within_the_node_s_byte_budget() {
 
 /// Deploys the `hash` applet (member-approved) on a `pod-h` node.
 pub(crate) async fn deploy_hash(n: &RunningNode) {
-    let e = sigil_example_applets::example("hash");
+    deploy_example(n, "hash").await
+}
+
+/// Deploys example applet `name` on the one-node pod `pod-h`.
+pub(crate) async fn deploy_example(n: &RunningNode, name: &str) {
+    let e = sigil_example_applets::example(name);
     let manifest = sigil_runtime::Manifest::from_toml(e.manifest, e.wasm).unwrap();
     let (entry, code) = sigil_pod::testing::deployment(&manifest, e.wasm, 0);
     let d = sigil::service::Deployment {

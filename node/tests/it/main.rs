@@ -13,6 +13,7 @@ mod node;
 mod pod;
 mod policy;
 mod receipt_cli;
+mod replay;
 mod soak;
 mod status;
 mod support;

@@ -333,8 +333,20 @@ fn seed(path: &Path) -> [u8; 32] {
     hex::decode(std::fs::read_to_string(path).unwrap().trim()).unwrap().try_into().unwrap()
 }
 
+/// Exchanges a client assertion for an access token at the node: the status and the answer.
+async fn exchange(c: &Client, assertion: &str) -> (u16, Value) {
+    let form = format!(
+        "grant_type=client_credentials&client_assertion_type={}&client_assertion={assertion}",
+        "urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer"
+    );
+    let headers = [("content-type", "application/x-www-form-urlencoded")];
+    let mut conn = c.connect().await.unwrap();
+    let r = conn.send_with("POST", "/oauth/pod-h/token", &headers, form.into_bytes()).await.unwrap();
+    (r.status, r.json().unwrap_or(Value::Null))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_assertion_a_node_exchanged_and_signed_under_is_not_exchanged_again_after_a_restart() {
+async fn an_assertion_a_node_exchanged_is_not_exchanged_again_after_a_restart_used_or_not() {
     let dir = tempdir();
     let (n, c) = crate::hostile::node(dir.path(), Default::default()).await;
     crate::hostile::deploy_hash(&n).await;
@@ -342,32 +354,25 @@ async fn an_assertion_a_node_exchanged_and_signed_under_is_not_exchanged_again_a
     let issuer = format!("{}{}", n.url(), sigil_ledger::request::issuer_path("pod-h"));
     let now = sigil_primitives::clock::now_secs();
     let assertion = sigil_ledger::request::client_assertion(&caller, &issuer, now, 600, "one-jti");
-    let exchange = |c: Client| {
-        let form = format!(
-            "grant_type=client_credentials&client_assertion_type={}&client_assertion={assertion}",
-            "urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer"
-        );
-        async move {
-            let headers = [("content-type", "application/x-www-form-urlencoded")];
-            let mut conn = c.connect().await.unwrap();
-            let r = conn.send_with("POST", "/oauth/pod-h/token", &headers, form.into_bytes()).await.unwrap();
-            (r.status, r.json().unwrap_or(Value::Null))
-        }
-    };
-    let (status, v) = exchange(c).await;
+    let (status, v) = exchange(&c, &assertion).await;
     assert_eq!(status, 200, "{v}");
     let token = v["access_token"].as_str().unwrap().to_string();
+    // Another, exchanged and never used: no block binds it.
+    let unused = sigil_ledger::request::client_assertion(&caller, &issuer, now, 600, "unused-jti");
+    assert_eq!(exchange(&c, &unused).await.0, 200);
     // A call under the token: the node signs it as the caller's delegate, and the block binds the assertion to it.
     let c = Client::new(Endpoint::parse(&n.url()).unwrap(), Trust::Default { loopback_sim: true }).unwrap();
     let (s, v, _) = rpc(&mut c.connect().await.unwrap(), Some(&token), call("hash.sha256", json!({}), None)).await;
     assert_eq!((s, &v["result"]["isError"]), (200, &json!(false)), "{v}");
-    let (status, _) = exchange(c).await;
+    let (status, _) = exchange(&c, &assertion).await;
     assert_eq!(status, 401, "exchanged once");
-    // The node restarts: its table of exchanged assertions is gone, the binding in the ledger is not.
+    // The node restarts: the binding in the ledger and the node's record of what it exchanged outlive it.
     n.stop().await;
     let (n, c) = crate::hostile::node(dir.path(), Default::default()).await;
-    let (status, v) = exchange(c).await;
-    assert_eq!(status, 401, "a copy of the assertion buys no token after the restart: {v}");
-    assert!(v["error_description"].as_str().unwrap().contains("exchanged before"), "{v}");
+    for (a, what) in [(&assertion, "used"), (&unused, "never used")] {
+        let (status, v) = exchange(&c, a).await;
+        assert_eq!(status, 401, "a copy of the {what} assertion buys no token after the restart: {v}");
+        assert!(v["error_description"].as_str().unwrap().contains("exchanged before"), "{v}");
+    }
     n.stop().await;
 }

@@ -105,6 +105,8 @@ pub struct AppConfig {
     pub idle_block: Duration,
     /// How long an idle pod waits after an empty block before the next height (zero: it does not wait).
     pub idle_interval: Duration,
+    /// How invocations are run again where the policy asks for it.
+    pub replay: crate::replay::Replayer,
     /// Injected misbehaviour (tests).
     pub fault: super::Fault,
     /// The configured peers (persistent): those of validators the pod removes are dropped, and come back if
@@ -150,7 +152,7 @@ impl App {
         let (tip, rules, size, root) = {
             let l = shared.ledger.lock().expect("not poisoned");
             let (tip, _) = stored_tip(&l)?;
-            let rules = load_rules(&l)?;
+            let rules = Rules { replay: cfg.replay.clone(), ..load_rules(&l)? };
             (tip, rules, l.size(), l.root())
         };
         admitted.set(rules.set.validators.iter().map(|v| v.public_key.0));
@@ -284,6 +286,7 @@ pub(crate) fn app_for_tests(ledger: Ledger, me: usize) -> (App, Shared) {
         timeouts: crate::PodConfig::local_timeouts(),
         idle_block: Duration::from_millis(100),
         idle_interval: Duration::ZERO,
+        replay: Default::default(),
         fault: crate::Fault::None,
         peers: Vec::new(),
     };

@@ -93,6 +93,7 @@ pub(crate) fn load_rules(l: &Ledger) -> Result<Rules, String> {
         threshold: genesis.threshold,
         parent_time_ms,
         applets: crate::state::load_applets(l)?,
+        replay: Default::default(),
     })
 }
 
