@@ -10,7 +10,9 @@
 //! caller's signed request) submitted straight to the nodes' mempools, 4096 in flight. MCP: the same callers
 //! calling the tool `hash.sha256` with the same arguments, once with an OAuth bearer token (each client gets one
 //! from the node's token endpoint first; the node signs each call as the caller's delegate) and once with the
-//! caller's signed request in `_meta`. Every node runs in this process, all sharing this machine's cores.
+//! caller's signed request in `_meta`. The pod's validators re-execute each `hash` call (the local policy); last,
+//! the API load again on a second pod whose policy does not ask them to, for the cost of re-execution. Every node
+//! runs in this process, all sharing this machine's cores.
 
 mod support;
 
@@ -26,9 +28,17 @@ use sigil_ledger::request::Request;
 use sigil_pod::{local, testing};
 use support::{closed_loop, now_ms, pct};
 
-async fn pod(dir: &std::path::Path) -> Vec<RunningNode> {
+/// A 4-node pod with the probe and hash applets deployed; `replay`: its validators re-execute `hash` (the local
+/// pods' policy), or not.
+async fn pod(dir: &std::path::Path, replay: bool) -> Vec<RunningNode> {
     let mut nodes = Vec::new();
     for (i, mut cfg) in local::configs("bench-pod", 4, dir).into_iter().enumerate() {
+        if let sigil_ledger::Entry::Genesis(g) = &mut cfg.genesis {
+            assert!(g.policy.contains("replay_deterministic = true"), "the local policy re-executes");
+            if !replay {
+                g.policy = g.policy.replace("replay_deterministic = true", "replay_deterministic = false");
+            }
+        }
         cfg.idle_block = Duration::from_millis(2);
         cfg.idle_interval = Duration::ZERO;
         cfg.mempool_capacity = 1_000_000;
@@ -225,7 +235,7 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("sigil-bench-api-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     rt.block_on(async {
-        let nodes = pod(&dir).await;
+        let nodes = pod(&dir, true).await;
         let (raw_rate, raw_lat) = raw(&nodes, secs).await;
         println!(
             "raw consensus (probe entries into the mempools): {raw_rate:>8.1} entries/s   submit→commit p50 {:>7.1} ms  p99 {:>7.1} ms",
@@ -250,6 +260,18 @@ fn main() {
             );
             ratio("MCP / API", (rate, &lat), (api_rate, &api_lat));
         }
+        for n in nodes {
+            n.stop().await;
+        }
+        // The same API load on a pod whose validators do not re-execute (the executor alone runs each call).
+        let nodes = pod(&dir.join("no-replay"), false).await;
+        let (rate, lat, errors) = api(&nodes, secs, clients, Mode::Api).await;
+        println!(
+            "HTTPS API, validators not re-executing:         {rate:>8.1} invocations/s  request→receipt p50 {:>7.1} ms  p99 {:>7.1} ms  ({errors} not 200)",
+            pct(&lat, 0.5),
+            pct(&lat, 0.99)
+        );
+        ratio("API re-executed / not", (api_rate, &api_lat), (rate, &lat));
         for n in nodes {
             n.stop().await;
         }

@@ -234,9 +234,8 @@ async fn serve(cfg: PodConfig, api: Option<ApiConfig>) -> anyhow::Result<()> {
             (None, Some(r))
         }
         None => {
-            // No API, no invocations of its own: a runtime still replays its peers' where the policy asks.
-            let runtime = std::sync::Arc::new(sigil_runtime::Runtime::new(sigil_runtime::RuntimeConfig::default())?);
-            let replay = sigil::service::replay::replayer(&runtime);
+            // No API, no invocations of its own: it still replays its peers' where the policy asks.
+            let replay = sigil::service::replay::replayer()?;
             (Some(PodNode::start(PodConfig { replay, ..cfg }).await?), None)
         }
     };

@@ -136,7 +136,7 @@ pub struct Service {
     /// The pod node.
     pub node: PodNode,
     pod: String,
-    runtime: Arc<Runtime>,
+    runtime: Runtime,
     /// Compilations that may run at once.
     compile_slots: tokio::sync::Semaphore,
     key: ring::signature::Ed25519KeyPair,
@@ -204,9 +204,10 @@ impl<K: Clone + Eq + std::hash::Hash, V: Clone> Recent<K, V> {
 
 impl Service {
     /// A service around a started node, serving as `api` says.
-    pub fn new(node: PodNode, seed: &[u8; 32], api: ApiConfig, runtime: Arc<Runtime>) -> Result<Service, StartError> {
+    pub fn new(node: PodNode, seed: &[u8; 32], api: ApiConfig) -> Result<Service, StartError> {
         let ApiConfig { evidence, directory, labels, limits, public_urls, public_reads, auditors, .. } = api;
         let pod = node.ledger().lock().expect("not poisoned").pod().to_string();
+        let runtime = Runtime::new(sigil_runtime::RuntimeConfig::default())?;
         match sigil_pod::forget_exchanged(
             &mut node.ledger().lock().expect("not poisoned"),
             sigil_primitives::clock::now_secs(),
@@ -384,11 +385,9 @@ impl RunningNode {
                 tls::server_config(vec![cert], key)?
             }
         };
-        // One runtime runs this node's invocations and, where the pod's policy asks, replays its peers'.
-        let runtime = Arc::new(Runtime::new(sigil_runtime::RuntimeConfig::default())?);
-        let node = PodNode::start(sigil_pod::PodConfig { replay: replay::replayer(&runtime), ..pod }).await?;
+        let node = PodNode::start(sigil_pod::PodConfig { replay: replay::replayer()?, ..pod }).await?;
         let limits = api.limits;
-        let service = Arc::new(Service::new(node, &seed, api, runtime)?);
+        let service = Arc::new(Service::new(node, &seed, api)?);
         let (stop, rx) = tokio::sync::watch::channel(false);
         let server = tokio::spawn(api::serve(service.clone(), listener, tls, limits, rx));
         Ok(RunningNode { service, api: addr, stop, server })

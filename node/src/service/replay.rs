@@ -1,12 +1,13 @@
-//! The pod's re-execution (`sigil_pod::replay`) on this node's wasm runtime: the same engine and limits that run
-//! its own invocations, so a deterministic applet's replay uses the fuel and makes the write set its executor did.
+//! The pod's re-execution (`sigil_pod::replay`) on a wasm runtime with the same ceilings as the one that runs the
+//! node's own invocations, so a deterministic applet's replay uses the fuel and makes the write set its executor
+//! did.
 
 use std::sync::Arc;
 
 use sigil_pod::replay::{Replay, ReplayCall, Replayed, Replayer};
 use sigil_runtime::manifest::Manifest;
 use sigil_runtime::state::State;
-use sigil_runtime::{Call, Outcome, Runtime};
+use sigil_runtime::{Call, Outcome, Runtime, RuntimeConfig, RuntimeError};
 
 /// Runs invocations again on a node's runtime.
 pub struct RuntimeReplay(pub Arc<Runtime>);
@@ -44,7 +45,13 @@ impl Replay for RuntimeReplay {
     }
 }
 
-/// The pod's replayer on `runtime`.
-pub fn replayer(runtime: &Arc<Runtime>) -> Replayer {
-    Replayer(Some(Arc::new(RuntimeReplay(runtime.clone()))))
+/// Pool slots of the replay runtime: the consensus task replays one invocation at a time.
+const REPLAY_INSTANCES: u32 = 2;
+
+/// A replayer on a runtime of its own: the ceilings of the node's (so fuel and outcomes match the executor's),
+/// but its own pool slots and module cache, so invocations flooding this node cannot leave a replay without a
+/// slot (which would refuse an honest block).
+pub fn replayer() -> Result<Replayer, RuntimeError> {
+    let rt = Runtime::new(RuntimeConfig { max_instances: REPLAY_INSTANCES, ..RuntimeConfig::default() })?;
+    Ok(Replayer(Some(Arc::new(RuntimeReplay(Arc::new(rt))))))
 }
