@@ -181,7 +181,7 @@ pub struct Execution {
     pub outcome: Outcome,
     /// The output (the error message for `error`; empty for other failures).
     pub output: Vec<u8>,
-    /// Reads, listings and writes (empty unless `ok`: a failed run changes nothing).
+    /// Reads, listings and writes (no writes unless `ok`: a failed run changes nothing, but what it read is kept).
     pub write_set: WriteSet,
     /// Fuel consumed.
     pub fuel_used: u64,
@@ -282,6 +282,9 @@ impl Runtime {
             .table_elements(100_000)
             .max_memory_size(config.max_memory_bytes as usize);
         let mut c = Config::new();
+        // Trap messages are on the record and compared by validators that re-execute: no source locations, whatever
+        // WASMTIME_BACKTRACE_DETAILS says on this host.
+        c.wasm_backtrace_details(wasmtime::WasmBacktraceDetails::Disable);
         c.consume_fuel(true)
             .epoch_interruption(true)
             .cranelift_nan_canonicalization(true)
@@ -469,10 +472,12 @@ impl Runtime {
             Err(e) => classify(e, &host),
         }
         .clipped();
+        // A failed run writes nothing, but what it read stays on the record: its outcome can depend on it, and a
+        // validator that re-executes it needs the same reads (`sigil_pod::replay`).
         let (output, write_set) = match &outcome {
             Outcome::Ok => (host.output, host.write_set),
-            Outcome::Error(_) => (host.output, WriteSet::default()),
-            _ => (Vec::new(), WriteSet::default()),
+            Outcome::Error(_) => (host.output, host.write_set.without_writes()),
+            _ => (Vec::new(), host.write_set.without_writes()),
         };
         let receipt = ReceiptFields {
             request_hash: call.request_hash,

@@ -109,6 +109,11 @@ impl WriteSet {
     pub fn is_empty(&self) -> bool {
         self.writes.is_empty()
     }
+
+    /// What was read and listed, without the writes: a failed run's record.
+    pub fn without_writes(self) -> WriteSet {
+        WriteSet { writes: BTreeMap::new(), ..self }
+    }
 }
 
 /// Why a write set cannot be applied.

@@ -77,7 +77,7 @@ pub fn block(data: &[u8]) {
     let p = pod();
     let proposer = p.rules.set.validators[b.height as usize % p.rules.set.validators.len()].address;
     let slot = Slot { height: Height(b.height), proposer, now_ms: b.time_ms.saturating_add(100) };
-    let _ = block::validate(&b, &p.ledger, &p.rules, &slot);
+    let _ = block::validate(&b, &p.ledger, &p.rules, &slot, false);
     // Entry by entry too, past a bad header, so the entry rules see whatever the fuzzer builds.
     let mut checker = block::Checker::new(&p.ledger, &p.rules, b.time_ms);
     for (i, item) in b.entries.iter().enumerate() {

@@ -129,9 +129,21 @@ async fn a_validator_re_executes_a_deterministic_applet_and_refuses_what_its_exe
     let hidden = Invocation { write_set_hash: ws.hash(), ..inv };
     refused(submit(&n, hidden, &req, &ws), "the replay ended \"error: no note");
 
-    // The honest `get` commits.
+    // The honest `get` commits, and so does an honest failure: it keeps what it read on the record (here that the
+    // key is absent), and the replay ends the same way.
     let (inv, req, ws) = execute(&n, &rt, &caller, ("notes", "get", r#"{"key":"k"}"#), 5);
     let rx = submit(&n, inv, &req, &ws).expect("an honest read re-executes");
     tokio::time::timeout(std::time::Duration::from_secs(30), rx).await.unwrap().unwrap();
+    let (inv, req, ws) = execute(&n, &rt, &caller, ("notes", "get", r#"{"key":"absent"}"#), 6);
+    assert!(inv.outcome.starts_with("error: no note") && ws.reads.len() == 1, "{} {ws:?}", inv.outcome);
+    let rx = submit(&n, inv.clone(), &req, &ws).expect("an honest failure re-executes");
+    tokio::time::timeout(std::time::Duration::from_secs(30), rx).await.unwrap().unwrap();
+    // A run recorded as past its deadline is not replayed, but it has no output.
+    let (inv, req, ws) = execute(&n, &rt, &caller, ("hash", "sha256", "abc"), 7);
+    let late = Invocation { outcome: "deadline".into(), ..inv };
+    match submit(&n, late, &req, &ws) {
+        Err(why) => assert!(why.to_string().contains("has no output"), "{why}"),
+        Ok(_) => panic!("a deadline with an output: accepted"),
+    }
     n.stop().await;
 }

@@ -100,7 +100,7 @@ impl App {
             return Err("the block does not extend this ledger".into());
         }
         // Its entries and effects, as a validator works them out.
-        let mut checker = block::Checker::new(&l, &self.rules, b.time_ms);
+        let mut checker = block::Checker::new(&l, &self.rules, b.time_ms).decided();
         let entries = b
             .entries
             .iter()
@@ -138,11 +138,19 @@ impl App {
         (signatures.len() >= after.quorum()).then(|| SignedCheckpoint { checkpoint: cp.clone(), signatures })
     }
 
-    /// Validates block `id` at the current ledger state; a valid block is kept prepared for its commit.
-    pub(super) fn check(&mut self, id: BlockId, b: &Block, height: Height, proposer: &Address) -> Validity {
+    /// Validates block `id` at the current ledger state; a valid block is kept prepared for its commit. `decided`:
+    /// a synced block, which a quorum's certificate decided, is not re-executed.
+    pub(super) fn check(
+        &mut self,
+        id: BlockId,
+        b: &Block,
+        height: Height,
+        proposer: &Address,
+        decided: bool,
+    ) -> Validity {
         let l = self.shared.ledger.lock().expect("not poisoned");
         let at = block::Slot { height, proposer: *proposer, now_ms: now_ms() };
-        let checked = block::validate(b, &l, &self.rules, &at).and_then(|(entries, effects)| {
+        let checked = block::validate(b, &l, &self.rules, &at, decided).and_then(|(entries, effects)| {
             Ok(Prepared { checkpoint: checkpoint_after(&l, &entries)?, entries, effects })
         });
         drop(l);
@@ -251,6 +259,7 @@ impl App {
             .collect();
         self.rules.parent_time_ms = b.time_ms;
         self.last_empty = encoded.is_empty();
+        self.wake_again = None;
         self.height = Height(h.0 + 1);
         self.round = Round::new(0);
         self.undecided.clear();

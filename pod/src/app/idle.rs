@@ -6,16 +6,20 @@
 //! - an entry reaches its own mempool (it then asks the others to start too, with a signed [`ProposalPart::Wake`]),
 //! - a validator's signed wake for that height arrives,
 //! - a proposal for that height arrives (its proposer started it), or
-//! - the interval ends: an idle pod commits one empty block per interval, a heartbeat that shows it is alive.
+//! - the interval, counted from the last block's time, ends: an idle pod commits one empty block per interval, a
+//!   heartbeat that shows it is alive. A node syncing old blocks does not wait: their interval is over.
 //!
 //! A node that starts a height with entries queued after an empty block sends a wake for it, since the others may
-//! be waiting, and sends it again in each later round of that height. Entries still wait for their executor's turn to propose (mempools are not gossiped), so a lone entry
+//! be waiting, and sends it again every second until a proposal for the height comes. Entries still wait for their executor's turn to propose (mempools are not gossiped), so a lone entry
 //! on an idle pod costs as many empty blocks as there are proposers before its executor's turn, no more. A wake is
 //! one small message per height, signed by a current validator and for this height or the next; anything else is
 //! dropped unverified (after the cheap checks) or, when the signature fails, after one verification. A Byzantine
 //! validator's wakes can make the pod commit empty blocks as fast as it did before this pause existed, no faster.
 
 use super::*;
+
+/// How often a node with entries sends its wake again while no proposal for the height has come.
+const WAKE_AGAIN: Duration = Duration::from_secs(1);
 
 /// The engine's `Finalized` reply, held while an idle node waits.
 pub(super) struct Paused {
@@ -24,18 +28,28 @@ pub(super) struct Paused {
 }
 
 impl App {
-    /// Answers `Finalized`: starts the next height now, or holds the answer while the pod is idle.
+    /// Answers `Finalized`: starts the next height now, or holds the answer while the pod is idle, until
+    /// `idle_interval` after the last block's time. (So a node that syncs old empty blocks never waits: their
+    /// interval is over.)
     pub(super) async fn start_next(
         &mut self,
         reply: oneshot::Sender<Next<PodContext>>,
         channels: &Channels<PodContext>,
     ) {
-        if self.idle() {
-            tracing::debug!(height = %self.height, wait = ?self.cfg.idle_interval, "idle: waiting for entries or a wake");
-            self.paused = Some(Paused { reply, until: tokio::time::Instant::now() + self.cfg.idle_interval });
-        } else {
-            self.start(reply, channels).await;
+        match self.pause(now_ms()) {
+            Some(wait) => {
+                tracing::debug!(height = %self.height, ?wait, "idle: waiting for entries or a wake");
+                self.paused = Some(Paused { reply, until: tokio::time::Instant::now() + wait });
+            }
+            None => self.start(reply, channels).await,
         }
+    }
+
+    /// How long to hold `self.height` at `now` (Unix ms): what is left of the interval after the last block's
+    /// time, if the pod is idle.
+    fn pause(&self, now: u64) -> Option<Duration> {
+        let due = self.rules.parent_time_ms.saturating_add(self.cfg.idle_interval.as_millis() as u64);
+        (self.idle() && due > now).then(|| Duration::from_millis(due - now))
     }
 
     /// Whether to wait before starting `self.height`: pausing is on, the last block was empty, nothing is queued
@@ -75,23 +89,29 @@ impl App {
     /// Starts `self.height`; with entries queued after an empty block, wakes the others.
     async fn start(&mut self, reply: oneshot::Sender<Next<PodContext>>, channels: &Channels<PodContext>) {
         let _ = reply.send(Next::Start(self.height, self.params()));
-        self.wake(Round::new(0), channels).await;
+        self.wakes_sent = 0;
+        self.wake(channels).await;
     }
 
-    /// Sends a wake for `self.height` when the others may be waiting for it (the last block was empty) and this
-    /// node has entries for it: as it starts the height, and again in each later round of it, in case one was lost
-    /// (`round` makes each message distinct, so the network does not drop it as one already seen).
-    pub(super) async fn wake(&self, round: Round, channels: &Channels<PodContext>) {
+    /// Sends a wake for `self.height` when the others may be waiting for it (the last block was empty, no proposal
+    /// for it has come) and this node has entries for it: as it starts the height, and again every
+    /// [`WAKE_AGAIN`] until a proposal comes, in case one was lost (while the others wait, no round of the height
+    /// can end, so nothing else would send it again). Each is numbered, so the network does not drop it as seen.
+    pub(super) async fn wake(&mut self, channels: &Channels<PodContext>) {
         let queued = !self.shared.mempool.lock().expect("not poisoned").is_empty();
-        if !(queued && self.last_empty && !self.cfg.idle_interval.is_zero()) {
+        let proposed = self.undecided.values().any(|(pv, _)| pv.height == self.height);
+        if !(queued && self.last_empty && !proposed && !self.cfg.idle_interval.is_zero()) {
+            self.wake_again = None;
             return;
         }
         let (height, from) = (self.height, self.me);
         let signature = self.signer.sign(&signing::wake_bytes(height, &from));
         let id = StreamId::new(Bytes::from([b"wake".as_slice(), &height.0.to_be_bytes()].concat()));
         let part = StreamContent::Data(ProposalPart::Wake { height, from, signature });
-        let seq = round.as_u32().unwrap_or(0) as u64;
-        let _ = channels.network.send(NetworkMsg::PublishProposalPart(StreamMessage::new(id, seq, part))).await;
+        let msg = StreamMessage::new(id, self.wakes_sent, part);
+        let _ = channels.network.send(NetworkMsg::PublishProposalPart(msg)).await;
+        self.wakes_sent += 1;
+        self.wake_again = Some(tokio::time::Instant::now() + WAKE_AGAIN);
     }
 
     /// A peer's wake: counted when it is for this height or the next, from a current validator, and signed by it.
@@ -140,6 +160,11 @@ mod tests {
         app.last_empty = true;
         assert_eq!(app.height, Height(1));
         assert!(app.idle(), "an idle pod after an empty block waits");
+        // For what is left of the interval after the last block's time: a node syncing old blocks does not wait.
+        app.rules.parent_time_ms = 1_000_000;
+        assert_eq!(app.pause(1_004_000), Some(Duration::from_secs(6)));
+        assert_eq!(app.pause(1_010_000), None, "the interval is over");
+        assert_eq!(app.pause(5_000_000), None, "an old block");
 
         send(&mut app, wake(1, 9, 9)); // a key outside the set
         send(&mut app, wake(1, 2, 1)); // node 2's signature, claiming node 1

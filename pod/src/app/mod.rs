@@ -143,6 +143,9 @@ pub struct App {
     woken: Height,
     /// The engine's answer to `Finalized`, held while the pod is idle.
     paused: Option<idle::Paused>,
+    /// When to send this height's wake again (`idle.rs`), and how many were sent.
+    wake_again: Option<tokio::time::Instant>,
+    wakes_sent: u64,
 }
 
 impl App {
@@ -179,6 +182,8 @@ impl App {
             last_empty: false,
             woken: Height(0),
             paused: None,
+            wake_again: None,
+            wakes_sent: 0,
         })
     }
 
@@ -193,10 +198,11 @@ impl App {
         self.peer_tx = Some(peers::updater(channels.net_requests.clone()));
         let queued = self.shared.queued.clone();
         loop {
-            // While a height is held (`idle.rs`), an entry queued here or the end of the interval also counts.
-            let msg = match self.paused_until() {
-                None => channels.consensus.recv().await,
-                Some(until) => {
+            // While a height is held (`idle.rs`), an entry queued here or the end of the interval also counts; while
+            // this node's wake may be unanswered, the time to send it again.
+            let msg = match (self.paused_until(), self.wake_again) {
+                (None, None) => channels.consensus.recv().await,
+                (Some(until), _) => {
                     tokio::select! {
                         m = channels.consensus.recv() => m,
                         _ = tokio::time::sleep_until(until) => {
@@ -205,6 +211,15 @@ impl App {
                         }
                         _ = queued.notified() => {
                             self.resume_if_due(&channels).await;
+                            continue;
+                        }
+                    }
+                }
+                (None, Some(at)) => {
+                    tokio::select! {
+                        m = channels.consensus.recv() => m,
+                        _ = tokio::time::sleep_until(at) => {
+                            self.wake(&channels).await;
                             continue;
                         }
                     }
@@ -227,9 +242,6 @@ impl App {
             AppMsg::StartedRound { height, round, proposer, role, reply_value } => {
                 tracing::debug!(%height, %round, %proposer, ?role, "round started");
                 let _ = reply_value.send(self.on_started_round(height, round)?);
-                if round.as_i64() > 0 {
-                    self.wake(round, channels).await; // a wake may have been lost (`idle.rs`)
-                }
             }
             AppMsg::GetValue { height, round, timeout, reply } => {
                 let id = self.on_get_value(height, round, timeout).await?;

@@ -249,7 +249,7 @@ impl App {
             return Ok(None);
         }
         let validity = match Block::decode(&a.bytes) {
-            Ok(b) => self.check(id, &b, a.height, &a.proposer),
+            Ok(b) => self.check(id, &b, a.height, &a.proposer, false),
             Err(e) => {
                 tracing::warn!(height = %a.height, "a proposed block that does not decode: {e}");
                 Validity::Invalid

@@ -50,7 +50,7 @@ impl App {
             }
             Ok(b) => {
                 let id = Block::id_of(&value_bytes);
-                let validity = self.check(id, &b, height, &proposer);
+                let validity = self.check(id, &b, height, &proposer, true);
                 let pv = ProposedValue { height, round, valid_round: Round::Nil, proposer, value: id, validity };
                 self.store_undecided(pv.clone(), value_bytes.to_vec())?;
                 SyncedValueOutcome::Verdict(pv)
