@@ -100,7 +100,8 @@ impl App {
     pub(super) async fn wake(&mut self, channels: &Channels<PodContext>) {
         let queued = !self.shared.mempool.lock().expect("not poisoned").is_empty();
         let proposed = self.undecided.values().any(|(pv, _)| pv.height == self.height);
-        if !(queued && self.last_empty && !proposed && !self.cfg.idle_interval.is_zero()) {
+        let others_may_wait = self.last_empty && !proposed && !self.cfg.idle_interval.is_zero();
+        if !(queued && others_may_wait) {
             self.wake_again = None;
             return;
         }
