@@ -4,7 +4,8 @@
 # connections and token requests; then every acknowledged receipt is verified and the nodes' roots compared
 # (node/tests/it/soak.rs). The nodes run the release `sigil` when one is built (cargo build --release -p sigil),
 # else the debug one; the load comes from the test build. Usage: scripts/soak.sh [SECONDS]
-# (the loaded part; default 600, plus about two minutes around it).
+# (the loaded part; default 600, plus about two minutes around it). SOAK_PROPOSE_MS=N sets the nodes' round-0
+# propose timeout (default 1000), which is what each turn of a killed proposer costs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sigil-target}"

@@ -4,7 +4,8 @@
 //! acknowledged request's receipt must verify against the genesis and all nodes must hold the same root; it
 //! prints the nodes' memory and disk over time and the honest callers' latency against the quiet run's, and fails
 //! when their p99 is over 3 times the quiet one. `SOAK_SECONDS` (default 600) sets the length of the loaded part;
-//! `SIGIL_BIN` the nodes' binary (`scripts/soak.sh` gives it a release build when there is one).
+//! `SIGIL_BIN` the nodes' binary (`scripts/soak.sh` gives it a release build when there is one); `SOAK_PROPOSE_MS`
+//! their round-0 propose timeout.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -227,7 +228,15 @@ async fn soak() {
     let dir = tempdir();
     let cfgs = configs(4, dir.path());
     let ports: Vec<u16> = (0..4).map(|_| sigil_pod::local::free_port()).collect();
-    let files: Vec<_> = cfgs.iter().zip(&ports).map(|(c, p)| write_config_with_api(c, *p)).collect();
+    // `SOAK_PROPOSE_MS`: the nodes' round-0 propose timeout (what a dead proposer's turn costs), else the default.
+    let propose_ms: Option<u64> = std::env::var("SOAK_PROPOSE_MS").ok().and_then(|v| v.parse().ok());
+    let propose = |f: &mut sigil::config::NodeFile| {
+        if let Some(ms) = propose_ms {
+            f.consensus.propose_ms = ms;
+        }
+    };
+    println!("propose timeout: {} ms", propose_ms.unwrap_or(sigil::config::Consensus::default().propose_ms));
+    let files: Vec<_> = cfgs.iter().zip(&ports).map(|(c, p)| write_config_with_api_and(c, *p, propose)).collect();
     let nodes: Arc<Mutex<Vec<ProcessNode>>> =
         Arc::new(Mutex::new(files.iter().map(|f| ProcessNode::spawn(f)).collect()));
     for i in 0..4 {

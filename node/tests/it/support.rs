@@ -31,7 +31,17 @@ pub struct ProcessNode {
 
 /// Writes node `cfg`'s configuration with an `[api]` on 127.0.0.1:`api_port`.
 pub fn write_config_with_api(cfg: &PodConfig, api_port: u16) -> std::path::PathBuf {
+    write_config_with_api_and(cfg, api_port, |_| {})
+}
+
+/// [`write_config_with_api`], with `change` made to the file first.
+pub fn write_config_with_api_and(
+    cfg: &PodConfig,
+    api_port: u16,
+    change: impl FnOnce(&mut sigil::config::NodeFile),
+) -> std::path::PathBuf {
     let mut file = sigil::config::NodeFile::of(cfg);
+    change(&mut file);
     file.api = Some(sigil::config::Api { listen: format!("127.0.0.1:{api_port}"), ..Default::default() });
     file.labels.insert("cloud".into(), "local".into());
     file.write_beside(cfg).unwrap()
