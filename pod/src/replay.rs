@@ -10,9 +10,12 @@
 //! write set from the replay and its block is refused. Inputs are the request's (caller, method, arguments, request
 //! hash, which seeds the applet's randomness) and the executor's clock (`at_ms`).
 //!
-//! Not replayed: a run the executor recorded as `deadline` (wall-clock time is not replayable; such a run writes
-//! nothing). A replay that itself runs out of time, or cannot run, refuses the block at this validator: it never
-//! votes for what it could not check.
+//! Not replayed: what this node ran or checked itself; a block a quorum decided (its commit, a synced block with
+//! its certificate: the quorum's honest validators replayed it, and it must commit here whatever this node's
+//! runtime can do); a run recorded as `deadline` (wall-clock time is not replayable; it must have no output and
+//! writes nothing); a stack overflow on either side (where native frames run out depends on the CPU the code was
+//! compiled for). A replay that cannot run, or runs past its deadline, refuses the block at this validator: it
+//! never votes for what it could not check.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -2,19 +2,21 @@
 //!
 //! After a height whose block was empty, a node with nothing in its mempool does not start the next height at once:
 //! it holds its answer to the engine's `Finalized` (the engine goes on taking messages meanwhile, and keeps those for
-//! the next height until it starts) for up to `idle_interval`, and starts the height as soon as
+//! the next height until it starts) until `idle_interval` after the last block's time, and starts the height as
+//! soon as
 //! - an entry reaches its own mempool (it then asks the others to start too, with a signed [`ProposalPart::Wake`]),
 //! - a validator's signed wake for that height arrives,
 //! - a proposal for that height arrives (its proposer started it), or
-//! - the interval, counted from the last block's time, ends: an idle pod commits one empty block per interval, a
-//!   heartbeat that shows it is alive. A node syncing old blocks does not wait: their interval is over.
+//! - the interval ends: an idle pod commits one empty block per interval, a heartbeat that shows it is alive. A node
+//!   syncing old blocks does not wait: their interval is over.
 //!
 //! A node that starts a height with entries queued after an empty block sends a wake for it, since the others may
-//! be waiting, and sends it again every second until a proposal for the height comes. Entries still wait for their executor's turn to propose (mempools are not gossiped), so a lone entry
-//! on an idle pod costs as many empty blocks as there are proposers before its executor's turn, no more. A wake is
-//! one small message per height, signed by a current validator and for this height or the next; anything else is
-//! dropped unverified (after the cheap checks) or, when the signature fails, after one verification. A Byzantine
-//! validator's wakes can make the pod commit empty blocks as fast as it did before this pause existed, no faster.
+//! be waiting, and sends it again every second until a proposal for the height comes. Entries still wait for their
+//! executor's turn to propose (mempools are not gossiped), so a lone entry on an idle pod costs as many empty blocks
+//! as there are proposers before its executor's turn, no more. A wake is one small message per height, signed by a
+//! current validator and for this height or the next; anything else is dropped unverified (after the cheap checks)
+//! or, when the signature fails, after one verification. A Byzantine validator's wakes can make the pod commit empty
+//! blocks as fast as it did before this pause existed, no faster.
 
 use super::*;
 
@@ -125,7 +127,7 @@ impl App {
             return;
         };
         if !signing::verify(&v.public_key, &signing::wake_bytes(height, from), signature) {
-            tracing::warn!(%height, %from, "a wake whose signature does not verify; dropped");
+            tracing::debug!(%height, %from, "a wake whose signature does not verify; dropped");
             return;
         }
         self.woken = height;
