@@ -61,6 +61,12 @@ done
 
 hosts=$(for i in $(seq 0 $((n - 1))); do host "$i"; done | paste -sd,)
 "$sigil" devnet --configs-only --hosts "$hosts" --data "$dir/pod" >"$dir/init.out"
+# No traffic runs here and the checks count heights: an idle pod commits an empty block every 0.5 s, not every 10 s
+# (the default `idle_interval_ms`), so heights move while each step waits.
+for i in $(seq 0 $((n - 1))); do
+  grep -q '^idle_interval_ms = ' "$dir/pod/node-$i.toml" || { echo "faults: node-$i.toml has no idle_interval_ms" >&2; exit 1; }
+  sed -i 's/^idle_interval_ms = .*/idle_interval_ms = 500/' "$dir/pod/node-$i.toml"
+done
 for i in $(seq 0 $((n - 1))); do
   ip netns exec "$tag-n$i" "$sigil" node run --config "$dir/pod/node-$i.toml" >"$dir/node-$i.log" 2>&1 &
   pids+=($!)
