@@ -30,7 +30,14 @@ fn invoke(url: &str, key: &Path, method: &str, args: &str, receipt: Option<&Path
 }
 
 /// A request of `key` for `pod`, signed.
-fn request(key: &Ed25519KeyPair, pod: &str, applet: &str, method: &str, args: &str, nonce: u8) -> SignedRequest {
+pub(crate) fn request(
+    key: &Ed25519KeyPair,
+    pod: &str,
+    applet: &str,
+    method: &str,
+    args: &str,
+    nonce: u8,
+) -> SignedRequest {
     Request {
         pod: pod.into(),
         applet: applet.into(),

@@ -25,17 +25,7 @@ fn execute(
     let e = sigil_example_applets::example(applet);
     let manifest = sigil_runtime::Manifest::from_toml(e.manifest, e.wasm).unwrap();
     let loaded = rt.load(&manifest, e.wasm).unwrap();
-    let request = sigil_ledger::request::Request {
-        pod: "pod-h".into(),
-        applet: applet.into(),
-        method: method.into(),
-        args: ByteBuf::from(args.as_bytes().to_vec()),
-        nonce: ByteBuf::from(vec![nonce; 16]),
-        issued_at_ms: now_ms(),
-        caller: ByteBuf::from(caller.public_key().as_ref().to_vec()),
-    }
-    .sign(caller)
-    .encode();
+    let request = crate::node::request(caller, "pod-h", applet, method, args, nonce).encode();
     let key: [u8; 32] = caller.public_key().as_ref().try_into().unwrap();
     let call = Call {
         request_hash: sigil_ledger::request::SignedRequest::hash_of(&request),

@@ -65,9 +65,12 @@ impl App {
 
     /// Whether a validator asked for `height` or proposed a block for it.
     fn woken(&self, height: Height) -> bool {
-        self.woken >= height
-            || self.undecided.values().any(|(pv, _)| pv.height == height)
-            || self.future.iter().any(|a| a.height == height)
+        self.woken >= height || self.proposed(height) || self.future.iter().any(|a| a.height == height)
+    }
+
+    /// Whether a block for `height` (the current one) has come and been checked.
+    fn proposed(&self, height: Height) -> bool {
+        self.undecided.values().any(|(pv, _)| pv.height == height)
     }
 
     /// Starts the held height if its wait is over: an entry queued here, a wake or a proposal came, or the interval
@@ -101,8 +104,7 @@ impl App {
     /// can end, so nothing else would send it again). Each is numbered, so the network does not drop it as seen.
     pub(super) async fn wake(&mut self, channels: &Channels<PodContext>) {
         let queued = !self.shared.mempool.lock().expect("not poisoned").is_empty();
-        let proposed = self.undecided.values().any(|(pv, _)| pv.height == self.height);
-        let others_may_wait = self.last_empty && !proposed && !self.cfg.idle_interval.is_zero();
+        let others_may_wait = self.last_empty && !self.proposed(self.height) && !self.cfg.idle_interval.is_zero();
         if !(queued && others_may_wait) {
             self.wake_again = None;
             return;
