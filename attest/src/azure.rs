@@ -132,3 +132,44 @@ pub fn runtime_claims_binding(claims: &[u8], hash: HashType) -> [u8; 64] {
 pub fn user_data(claims: &serde_json::Value) -> Option<Vec<u8>> {
     claims.get("user-data").and_then(|v| v.as_str()).and_then(|s| hex::decode(s).ok())
 }
+
+/// The vTPM quote in Azure's evidence JSON (trustee's `az-snp-vtpm` and `az-tdx-vtpm` shape): the `TPMS_ATTEST`,
+/// the raw RSASSA-PKCS1-v1_5 SHA-256 signature by `HCLAkPub`, and PCRs 0-23 of the SHA-256 bank.
+#[derive(Clone, Debug, serde::Deserialize)]
+pub struct JsonQuote {
+    /// The raw signature.
+    pub signature: Vec<u8>,
+    /// The `TPMS_ATTEST`.
+    pub message: Vec<u8>,
+    /// PCR values by index.
+    pub pcrs: Vec<Vec<u8>>,
+}
+
+impl JsonQuote {
+    /// The quote as Sigil's vTPM evidence: the signature as the `TPMT_SIGNATURE` the TPM returned.
+    pub fn into_evidence(self) -> crate::vtpm::VtpmEvidence {
+        use serde_bytes::ByteBuf;
+        let mut sig = 0x0014u16.to_be_bytes().to_vec(); // TPM_ALG_RSASSA
+        sig.extend(crate::vtpm::HashAlg::Sha256.id().to_be_bytes());
+        sig.extend((self.signature.len().min(usize::from(u16::MAX)) as u16).to_be_bytes());
+        sig.extend(&self.signature);
+        let bank = (0u32..).zip(self.pcrs.into_iter().map(ByteBuf::from)).collect();
+        crate::vtpm::VtpmEvidence {
+            quote: ByteBuf::from(self.message),
+            signature: ByteBuf::from(sig),
+            pcrs: [("sha256".to_string(), bank)].into(),
+            ak_public: None,
+            event_log: None,
+        }
+    }
+}
+
+/// The vTPM's attestation key, `HCLAkPub`, from the runtime claims.
+pub fn ak_public(claims: &serde_json::Value) -> Result<crate::vtpm::quote::AkPublic, String> {
+    let jwk = claims
+        .get("keys")
+        .and_then(|k| k.as_array())
+        .and_then(|keys| keys.iter().find(|k| k.get("kid").and_then(|v| v.as_str()) == Some("HCLAkPub")))
+        .ok_or("the runtime claims carry no HCLAkPub key")?;
+    crate::vtpm::quote::AkPublic::from_jwk(jwk)
+}

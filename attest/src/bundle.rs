@@ -44,6 +44,9 @@ pub struct Bundle {
     /// Azure TDX: the HCL report with the runtime claims.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub azure_hcl: Option<ByteBuf>,
+    /// A vTPM quote, its PCR values and event log (see `vtpm`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vtpm: Option<crate::vtpm::VtpmEvidence>,
 }
 
 /// Decodes CBOR into `T`, rejecting trailing bytes.
@@ -66,6 +69,7 @@ impl Bundle {
             certs: certs.into_iter().map(ByteBuf::from).collect(),
             collateral: None,
             azure_hcl: None,
+            vtpm: None,
         }
     }
 

@@ -32,6 +32,7 @@ pub mod snp;
 pub mod tdx;
 pub mod time;
 pub mod tpm;
+pub mod vtpm;
 pub mod x509;
 
 pub use bundle::Bundle;
@@ -87,6 +88,8 @@ pub enum Evidence {
         hcl: Vec<u8>,
         /// The TD quote.
         quote: Vec<u8>,
+        /// The vTPM quote, if the JSON has one.
+        vtpm: Option<vtpm::VtpmEvidence>,
     },
     /// Azure SNP vTPM evidence JSON (trustee `az-snp-vtpm` shape): HCL report and VCEK.
     AzureJson {
@@ -94,6 +97,8 @@ pub enum Evidence {
         hcl: Vec<u8>,
         /// The VCEK (PEM).
         vcek_pem: String,
+        /// The vTPM quote, if the JSON has one.
+        vtpm: Option<vtpm::VtpmEvidence>,
     },
 }
 
@@ -146,13 +151,13 @@ impl Evidence {
 }
 
 /// Azure vTPM evidence as trustee's `az-snp-vtpm` (`{report, vcek, quote}`) and `az-tdx-vtpm`
-/// (`{hcl_report, td_quote, tpm_quote}`) verifiers take it. The TPM quote is not verified (see docs).
+/// (`{hcl_report, td_quote, tpm_quote}`) verifiers take it. The TPM quote is verified with `HCLAkPub`.
 fn azure_json(text: &[u8]) -> core::result::Result<Evidence, ParseError> {
     #[derive(serde::Deserialize)]
     #[serde(untagged)]
     enum AzureEvidence {
-        Snp { report: Vec<u8>, vcek: String },
-        Tdx { hcl_report: Vec<u8>, td_quote: Vec<u8> },
+        Snp { report: Vec<u8>, vcek: String, quote: Option<azure::JsonQuote> },
+        Tdx { hcl_report: Vec<u8>, td_quote: Vec<u8>, tpm_quote: Option<azure::JsonQuote> },
     }
     let ev: AzureEvidence = serde_json::from_slice(text).map_err(|_| {
         ParseError::Json(
@@ -161,8 +166,14 @@ fn azure_json(text: &[u8]) -> core::result::Result<Evidence, ParseError> {
         )
     })?;
     Ok(match ev {
-        AzureEvidence::Snp { report, vcek } => Evidence::AzureJson { hcl: report, vcek_pem: vcek },
-        AzureEvidence::Tdx { hcl_report, td_quote } => Evidence::AzureTdxJson { hcl: hcl_report, quote: td_quote },
+        AzureEvidence::Snp { report, vcek, quote } => {
+            Evidence::AzureJson { hcl: report, vcek_pem: vcek, vtpm: quote.map(azure::JsonQuote::into_evidence) }
+        }
+        AzureEvidence::Tdx { hcl_report, td_quote, tpm_quote } => Evidence::AzureTdxJson {
+            hcl: hcl_report,
+            quote: td_quote,
+            vtpm: tpm_quote.map(azure::JsonQuote::into_evidence),
+        },
     })
 }
 
@@ -198,28 +209,79 @@ impl Verifier {
 
     /// Verifies already-detected evidence.
     pub fn verify_detected(&self, ev: Evidence, endorsements: &Endorsements, now: u64) -> Result<AttestationResult> {
+        self.verify_with(ev, endorsements, now, None)
+    }
+
+    /// Verifies evidence that may come with a vTPM quote (from a bundle).
+    fn verify_with(
+        &self,
+        ev: Evidence,
+        endorsements: &Endorsements,
+        now: u64,
+        vtpm: Option<&vtpm::VtpmEvidence>,
+    ) -> Result<AttestationResult> {
         let rd = endorsements.expected_report_data.as_deref();
         let p = &self.policy;
         let out = match ev {
-            Evidence::Snp(raw) => match snp::SnpReport::parse(&raw) {
-                Ok(r) => snp::verify(&r, &endorsements.certs, &p.snp, rd, now, &self.chains),
-                Err(e) => format_failure(Platform::SevSnp, "snp.format", e),
-            },
-            Evidence::AzureHcl(raw) => self.verify_hcl(&raw, endorsements, now),
-            Evidence::AzureTdxJson { hcl, quote } => self.verify_quote(&quote, Some(&hcl), endorsements, now),
-            Evidence::AzureJson { hcl, vcek_pem } => {
+            Evidence::Snp(raw) => {
+                let mut out = match snp::SnpReport::parse(&raw) {
+                    Ok(r) => snp::verify(&r, &endorsements.certs, &p.snp, rd, now, &self.chains),
+                    Err(e) => format_failure(Platform::SevSnp, "snp.format", e),
+                };
+                self.unbound_vtpm(&mut out, vtpm, policy::expected_report_data(rd, &p.snp.report_data));
+                out
+            }
+            Evidence::AzureHcl(raw) => self.verify_hcl(&raw, endorsements, now, vtpm),
+            Evidence::AzureTdxJson { hcl, quote, vtpm: v } => {
+                self.verify_quote(&quote, Some(&hcl), endorsements, now, v.as_ref().or(vtpm))
+            }
+            Evidence::AzureJson { hcl, vcek_pem, vtpm: v } => {
                 let mut e = endorsements.clone();
                 e.certs.extend(x509::parse_cert_file(vcek_pem.as_bytes(), "VCEK in Azure evidence")?);
-                self.verify_hcl(&hcl, &e, now)
+                self.verify_hcl(&hcl, &e, now, v.as_ref().or(vtpm))
             }
-            Evidence::Quote(raw) => self.verify_quote(&raw, None, endorsements, now),
-            Evidence::Sim(raw) => match sim::SimEvidence::parse(&raw) {
-                Ok(s) => sim::verify(&s, &p.sim, rd),
-                Err(e) => format_failure(Platform::Sim, "sim.format", e),
-            },
+            Evidence::Quote(raw) => self.verify_quote(&raw, None, endorsements, now, vtpm),
+            Evidence::Sim(raw) => {
+                let mut out = match sim::SimEvidence::parse(&raw) {
+                    Ok(s) => sim::verify(&s, &p.sim, rd),
+                    Err(e) => format_failure(Platform::Sim, "sim.format", e),
+                };
+                self.unbound_vtpm(&mut out, vtpm, policy::expected_report_data(rd, &p.sim.report_data));
+                out
+            }
             Evidence::Bundle(b) => return self.verify_bundle(b, endorsements, now),
         };
         Ok(out.finish(now, self.policy_digest))
+    }
+
+    /// A vTPM quote whose key no hardware report binds: verified, its key must be pinned by the policy.
+    fn unbound_vtpm(&self, out: &mut Outcome, vtpm: Option<&vtpm::VtpmEvidence>, nonce: Option<&[u8]>) {
+        match vtpm {
+            Some(v) => vtpm::verify(out, v, vtpm::AkTrust::Unbound, nonce, &self.policy.vtpm),
+            None => self.no_vtpm(out),
+        }
+    }
+
+    fn no_vtpm(&self, out: &mut Outcome) {
+        if self.policy.vtpm.require_quote {
+            out.checks.fail("vtpm.quote", "the policy requires a vTPM quote and the evidence carries none");
+        }
+    }
+
+    /// A vTPM quote signed by Azure's `HCLAkPub`, which the hardware report binds through the runtime claims.
+    fn azure_vtpm(
+        &self,
+        out: &mut Outcome,
+        hcl: &azure::HclReport,
+        vtpm: Option<&vtpm::VtpmEvidence>,
+        nonce: Option<&[u8]>,
+    ) {
+        let Some(v) = vtpm else { return self.no_vtpm(out) };
+        let claims: serde_json::Value = serde_json::from_slice(&hcl.runtime_claims).unwrap_or_default();
+        match azure::ak_public(&claims) {
+            Ok(ak) => vtpm::verify(out, v, vtpm::AkTrust::Bound(ak), nonce, &self.policy.vtpm),
+            Err(e) => out.checks.fail("vtpm.ak", e),
+        }
     }
 
     fn verify_bundle(&self, b: Bundle, endorsements: &Endorsements, now: u64) -> Result<AttestationResult> {
@@ -239,12 +301,12 @@ impl Verifier {
         let inner = Evidence::detect_inner(&b.evidence, false);
         let out = match (b.platform, inner) {
             (Platform::Tdx, Ok(Evidence::Quote(q))) => {
-                self.verify_quote(&q, b.azure_hcl.as_ref().map(|h| h.as_slice()), &e, now)
+                self.verify_quote(&q, b.azure_hcl.as_ref().map(|h| h.as_slice()), &e, now, b.vtpm.as_ref())
             }
             (Platform::SevSnp, Ok(ev @ (Evidence::Snp(_) | Evidence::AzureHcl(_)))) => {
-                return self.verify_detected(ev, &e, now)
+                return self.verify_with(ev, &e, now, b.vtpm.as_ref())
             }
-            (Platform::Sim, Ok(ev @ Evidence::Sim(_))) => return self.verify_detected(ev, &e, now),
+            (Platform::Sim, Ok(ev @ Evidence::Sim(_))) => return self.verify_with(ev, &e, now, b.vtpm.as_ref()),
             (platform, Ok(_)) => format_failure_msg(
                 platform,
                 "bundle.platform",
@@ -255,7 +317,7 @@ impl Verifier {
         Ok(out.finish(now, self.policy_digest))
     }
 
-    fn verify_hcl(&self, raw: &[u8], e: &Endorsements, now: u64) -> Outcome {
+    fn verify_hcl(&self, raw: &[u8], e: &Endorsements, now: u64, vtpm: Option<&vtpm::VtpmEvidence>) -> Outcome {
         let hcl = match azure::HclReport::parse(raw) {
             Ok(h) => h,
             Err(err) => return format_failure(Platform::SevSnp, "azure.format", err),
@@ -273,15 +335,20 @@ impl Verifier {
         };
         let binding = hcl.expected_report_data();
         let mut out = snp::verify(&report, &e.certs, &self.policy.snp, Some(&binding), now, &self.chains);
-        bind_runtime_claims(
-            &mut out,
-            &hcl.runtime_claims,
-            policy::expected_report_data(e.expected_report_data.as_deref(), &self.policy.snp.report_data),
-        );
+        let nonce = policy::expected_report_data(e.expected_report_data.as_deref(), &self.policy.snp.report_data);
+        bind_runtime_claims(&mut out, &hcl.runtime_claims, nonce);
+        self.azure_vtpm(&mut out, &hcl, vtpm, nonce);
         out
     }
 
-    fn verify_quote(&self, raw: &[u8], azure_hcl: Option<&[u8]>, e: &Endorsements, now: u64) -> Outcome {
+    fn verify_quote(
+        &self,
+        raw: &[u8],
+        azure_hcl: Option<&[u8]>,
+        e: &Endorsements,
+        now: u64,
+        vtpm: Option<&vtpm::VtpmEvidence>,
+    ) -> Outcome {
         let q = match tdx::Quote::parse(raw) {
             Ok(q) => q,
             Err(err) => return format_failure(Platform::Tdx, "tdx.format", err),
@@ -290,16 +357,19 @@ impl Verifier {
             Ok(h) => h,
             Err(err) => return format_failure(Platform::Tdx, "azure.format", err),
         };
+        let nonce = policy::expected_report_data(e.expected_report_data.as_deref(), &self.policy.tdx.report_data);
         match hcl {
-            None => tdx::verify(&q, e.collateral.as_ref(), &self.policy.tdx, e.expected_report_data.as_deref(), now),
+            None => {
+                let mut out =
+                    tdx::verify(&q, e.collateral.as_ref(), &self.policy.tdx, e.expected_report_data.as_deref(), now);
+                self.unbound_vtpm(&mut out, vtpm, nonce);
+                out
+            }
             Some(h) => {
                 let binding = h.expected_report_data();
                 let mut out = tdx::verify(&q, e.collateral.as_ref(), &self.policy.tdx, Some(&binding), now);
-                bind_runtime_claims(
-                    &mut out,
-                    &h.runtime_claims,
-                    policy::expected_report_data(e.expected_report_data.as_deref(), &self.policy.tdx.report_data),
-                );
+                bind_runtime_claims(&mut out, &h.runtime_claims, nonce);
+                self.azure_vtpm(&mut out, &h, vtpm, nonce);
                 out
             }
         }

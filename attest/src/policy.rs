@@ -5,6 +5,8 @@
 //! defaults are the safe choice: no debug guests, VMPL 0, committed firmware only, TDX TCB not Revoked and
 //! collateral required, simulated evidence refused.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -71,6 +73,9 @@ pub struct Policy {
     pub tdx: TdxPolicy,
     /// Simulated TEE rules.
     pub sim: SimPolicy,
+    /// Virtual TPM rules: quotes, PCR values, boot events.
+    #[serde(skip_serializing_if = "VtpmPolicy::is_empty")]
+    pub vtpm: VtpmPolicy,
     /// Not an attestation rule: how the pod's validators check invocations (`sigil-pod`), governed with the rest.
     pub execution: ExecutionPolicy,
 }
@@ -82,6 +87,52 @@ pub struct ExecutionPolicy {
     /// Every validator runs each invocation of a `deterministic` applet again before it votes, and refuses a
     /// block whose outcome, output, write set or fuel differs from the executor's. Default false.
     pub replay_deterministic: bool,
+}
+
+/// `[vtpm]`: what a virtual TPM's quote must show. Empty (the default), a quote that comes with the evidence is
+/// still verified, and nothing requires one.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VtpmPolicy {
+    /// Refuse evidence without a vTPM quote.
+    pub require_quote: bool,
+    /// Names (`nameAlg` ‖ digest of the public area) of attestation keys accepted where no hardware report binds
+    /// the key.
+    pub ak_names: Vec<HexBytes>,
+    /// Allowed SHA-256 values per PCR index (`4 = ["..."]`); each named PCR must be quoted.
+    #[serde(deserialize_with = "pcr_map")]
+    pub pcrs: BTreeMap<u32, Vec<HexBytes>>,
+    /// Events the quoted, replayed event log must hold, by PCR and SHA-256 digest (a UKI's Authenticode hash in
+    /// PCR 4, a command line in PCR 12).
+    pub events: Vec<EventRule>,
+}
+
+/// One required event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventRule {
+    /// The PCR it extends.
+    pub pcr: u32,
+    /// Its SHA-256 digest.
+    pub digest: HexBytes,
+}
+
+/// TOML keys are strings: `4 = [...]` names PCR 4.
+fn pcr_map<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<BTreeMap<u32, Vec<HexBytes>>, D::Error> {
+    let raw = BTreeMap::<String, Vec<HexBytes>>::deserialize(d)?;
+    raw.into_iter()
+        .map(|(k, v)| match k.parse::<u32>() {
+            Ok(i) => Ok((i, v)),
+            Err(_) => Err(serde::de::Error::custom(format!("vtpm.pcrs: {k:?} is not a PCR index"))),
+        })
+        .collect()
+}
+
+impl VtpmPolicy {
+    /// Whether it says nothing (then it is left out of the policy's digest, which stays what it was before).
+    pub fn is_empty(&self) -> bool {
+        *self == VtpmPolicy::default()
+    }
 }
 
 /// `[snp]`.
@@ -287,6 +338,19 @@ impl Policy {
         }
         check_lengths(self.tdx.report_data.as_slice(), 64, "tdx.report_data")?;
         check_lengths(&self.sim.measurements, 48, "sim.measurements")?;
+        for (pcr, values) in &self.vtpm.pcrs {
+            if *pcr >= crate::vtpm::PCR_COUNT {
+                return Err(Error::Policy(format!("vtpm.pcrs: PCR {pcr} does not exist (0 to 23)")));
+            }
+            check_lengths(values, 32, "vtpm.pcrs (sha256 values)")?;
+        }
+        for e in &self.vtpm.events {
+            if e.pcr >= crate::vtpm::PCR_COUNT {
+                return Err(Error::Policy(format!("vtpm.events: PCR {} does not exist (0 to 23)", e.pcr)));
+            }
+            check_lengths(std::slice::from_ref(&e.digest), 32, "vtpm.events (sha256 digests)")?;
+        }
+        check_lengths(&self.vtpm.ak_names, 34, "vtpm.ak_names (sha256 names: 000b and 32 bytes)")?;
         check_lengths(self.sim.report_data.as_slice(), 64, "sim.report_data")?;
         for s in &self.tdx.accepted_tcb_status {
             if s == "Revoked" {

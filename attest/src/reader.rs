@@ -1,8 +1,9 @@
 //! One cursor for every binary parser in the crate (rustls's `msgs::codec::Reader` is the model): reads advance
 //! only when they succeed, a sub-reader cannot read past the bytes it was given, and [`Reader::expect_empty`]
 //! refuses what is left over, so a parser that reads its structure and then calls it cannot accept trailing bytes.
-//! Integers are little-endian, as in every structure this crate parses (SNP reports, TDX quotes, Azure HCL
-//! reports, OVMF and TDVF tables, PE headers); the TPM's big-endian wire format has its own codec in `tpm`.
+//! Integers are little-endian, as in most structures this crate parses (SNP reports, TDX quotes, Azure HCL
+//! reports, OVMF and TDVF tables, PE headers, TCG event logs); the TPM's own structures (quotes, public areas,
+//! signatures) are big-endian and read with the `be_` methods and [`Reader::tpm2b`].
 //!
 //! Fixed layouts (an SNP report, a PE header) read a field where the format puts it: [`le_u16`], [`le_u32`] and
 //! [`le_u64`] are a reader positioned at that offset.
@@ -74,6 +75,28 @@ impl<'a> Reader<'a> {
         self.array().map(u64::from_le_bytes)
     }
 
+    /// A big-endian `u16` (TPM structures).
+    pub(crate) fn be_u16(&mut self) -> Result<u16, ParseError> {
+        self.array().map(u16::from_be_bytes)
+    }
+
+    /// A big-endian `u32` (TPM structures).
+    pub(crate) fn be_u32(&mut self) -> Result<u32, ParseError> {
+        self.array().map(u32::from_be_bytes)
+    }
+
+    /// A big-endian `u64` (TPM structures).
+    pub(crate) fn be_u64(&mut self) -> Result<u64, ParseError> {
+        self.array().map(u64::from_be_bytes)
+    }
+
+    /// A TPM2B: a big-endian `u16` size and that many bytes (nothing is read unless both are there).
+    pub(crate) fn tpm2b(&mut self) -> Result<&'a [u8], ParseError> {
+        let start = self.offs;
+        let n = self.be_u16()?;
+        self.take(usize::from(n)).inspect_err(|_| self.offs = start)
+    }
+
     /// Everything not read yet.
     pub(crate) fn rest(&mut self) -> &'a [u8] {
         let s = &self.buf[self.offs..];
@@ -133,6 +156,17 @@ mod tests {
         assert_eq!(s.expect_empty(), Err(ParseError::TrailingBytes { what: "inner", count: 1 }));
         assert_eq!(r.rest(), &[4, 5]);
         assert!(r.sub(1, "x").is_err());
+    }
+
+    #[test]
+    fn tpm_fields_are_big_endian_and_a_short_tpm2b_reads_nothing() {
+        let mut r = Reader::new(&[0x12, 0x34, 0, 2, 0xaa, 0xbb, 0, 9, 1], "t");
+        assert_eq!(r.be_u16(), Ok(0x1234));
+        assert_eq!(r.tpm2b(), Ok(&[0xaa, 0xbb][..]));
+        assert!(r.tpm2b().is_err(), "9 bytes announced, 1 there");
+        assert_eq!(r.used(), 6, "the size of a TPM2B that is not all there is not consumed");
+        assert_eq!(Reader::new(&[0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2], "t").be_u32(), Ok(1));
+        assert_eq!(Reader::new(&[0, 0, 0, 0, 0, 0, 1, 2], "t").be_u64(), Ok(0x102));
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! A minimal TPM 2.0 client for the NV indices Azure's paravisor uses: `NV_ReadPublic`, `NV_DefineSpace`,
 //! `NV_Write`, `NV_Read` (owner or index authorization, empty password) and the one `GetCapability` property that
-//! sizes NV reads. Commands are marshalled by hand as TPM 2.0 Part 3 defines them; there is no TSS dependency.
+//! sizes NV reads; and for vTPM evidence, `ReadPublic` (the attestation key), `PCR_Read` and `Quote`. Commands are marshalled by hand as TPM 2.0 Part 3 defines them; there is no TSS dependency.
 //!
 //! The transport is the kernel's resource-managed device (`/dev/tpmrm0`, one command written, one response read)
 //! or, for tests and debugging, a TPM simulator's TCP command port (`swtpm socket --server type=tcp`, started
 //! with `--flags startup-clear`) given as `tcp:HOST:PORT`.
 
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
@@ -19,6 +20,10 @@ const CC_NV_WRITE: u32 = 0x137;
 const CC_NV_READ: u32 = 0x14E;
 const CC_NV_READ_PUBLIC: u32 = 0x169;
 const CC_GET_CAPABILITY: u32 = 0x17A;
+const CC_QUOTE: u32 = 0x158;
+const CC_READ_PUBLIC: u32 = 0x173;
+const CC_PCR_READ: u32 = 0x17E;
+const ALG_NULL: u16 = 0x0010;
 /// The owner hierarchy.
 pub const RH_OWNER: u32 = 0x4000_0001;
 const RS_PW: u32 = 0x4000_0009;
@@ -157,6 +162,15 @@ fn be32(b: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?))
 }
 
+/// A 3-byte PCR selection bitmap.
+fn selection_bits(pcrs: &[u32]) -> [u8; 3] {
+    let mut bits = [0u8; 3];
+    for &p in pcrs.iter().filter(|&&p| p < 24) {
+        bits[p as usize / 8] |= 1 << (p % 8);
+    }
+    bits
+}
+
 /// A command under construction.
 struct Cmd(Vec<u8>);
 
@@ -188,6 +202,11 @@ impl Cmd {
         self
     }
     /// The authorization area with one password session and an empty password.
+    fn raw(mut self, v: &[u8]) -> Cmd {
+        self.0.extend_from_slice(v);
+        self
+    }
+
     fn password_auth(self) -> Cmd {
         // sessionHandle ‖ nonceCaller (empty) ‖ sessionAttributes (continueSession) ‖ hmac (empty password)
         self.u32(9).u32(RS_PW).u16(0).u8(1).u16(0)
@@ -221,10 +240,22 @@ impl Tpm {
         Ok(Tpm { io, name, nv_buffer_max: None })
     }
 
-    /// Sends one command and reads its response; a non-success response code is returned as such.
+    /// Sends one command and reads its response; a non-success response code is returned as such. A TPM that
+    /// asks to be asked again (`TPM_RC_RETRY`, `TPM_RC_YIELDED`, `TPM_RC_TESTING`: a self-test of the algorithm
+    /// is running) is asked again, up to ten times, as TSS stacks do.
     fn call(&mut self, cmd: Vec<u8>, what: &str) -> Result<Outcome> {
+        for _ in 0..10 {
+            match self.call_once(&cmd, what)? {
+                Outcome::Rc(ResponseCode(0x908 | 0x90A | 0x922)) => std::thread::sleep(Duration::from_millis(20)),
+                done => return Ok(done),
+            }
+        }
+        self.call_once(&cmd, what)
+    }
+
+    fn call_once(&mut self, cmd: &[u8], what: &str) -> Result<Outcome> {
         let io_err = |e: std::io::Error| Error::Collect(format!("TPM {} {what}: {e}", self.name));
-        self.io.write_all(&cmd).map_err(io_err)?;
+        self.io.write_all(cmd).map_err(io_err)?;
         self.io.flush().map_err(io_err)?;
         let mut resp = vec![0u8; 10];
         let mut have = 0;
@@ -349,6 +380,82 @@ impl Tpm {
             out.extend_from_slice(data);
         }
         Ok(out)
+    }
+
+    /// The public area of the persistent or transient object `handle` (an attestation key).
+    pub fn read_public(&mut self, handle: u32) -> Result<crate::vtpm::quote::PublicArea> {
+        let what = format!("ReadPublic({handle:#010x})");
+        let r = self.ok(Cmd::new(false, CC_READ_PUBLIC).u32(handle).finish(), &what)?;
+        // header ‖ TPM2B_PUBLIC ‖ TPM2B_NAME name ‖ TPM2B_NAME qualifiedName
+        let size = be16(&r, 10).map(usize::from).ok_or_else(|| self.malformed(&what))?;
+        let public = r.get(12..12 + size).ok_or_else(|| self.malformed(&what))?;
+        crate::vtpm::quote::PublicArea::parse(public)
+            .map_err(|e| Error::Collect(format!("TPM {} {what}: {e}", self.name)))
+    }
+
+    /// The values of `pcrs` in the bank `alg` (`PCR_Read`, up to eight per command).
+    pub fn pcr_read(&mut self, alg: crate::vtpm::HashAlg, pcrs: &[u32]) -> Result<BTreeMap<u32, Vec<u8>>> {
+        let mut pcrs = pcrs.to_vec();
+        pcrs.sort_unstable();
+        pcrs.dedup();
+        let mut out = BTreeMap::new();
+        for chunk in pcrs.chunks(8) {
+            let what = format!("PCR_Read({alg} {chunk:?})");
+            let cmd = Cmd::new(false, CC_PCR_READ).u32(1).u16(alg.id()).u8(3).raw(&selection_bits(chunk)).finish();
+            let r = self.ok(cmd, &what)?;
+            // header ‖ pcrUpdateCounter ‖ TPML_PCR_SELECTION (one bank: 4 + 2 + 1 + 3) ‖ TPML_DIGEST
+            let count = be32(&r, 24).ok_or_else(|| self.malformed(&what))? as usize;
+            let read: Vec<u32> = match r.get(21..24) {
+                Some(bits) => (0..24).filter(|i| bits[*i as usize / 8] & (1 << (i % 8)) != 0).collect(),
+                None => return Err(self.malformed(&what)),
+            };
+            if read.len() != count || read != chunk || be16(&r, 18) != Some(alg.id()) {
+                return Err(Error::Collect(format!(
+                    "TPM {} {what}: the TPM returned PCRs {read:?} (is the {alg} bank allocated?)",
+                    self.name
+                )));
+            }
+            let mut at = 28;
+            for p in read {
+                let n =
+                    be16(&r, at).map(usize::from).filter(|n| *n == alg.size()).ok_or_else(|| self.malformed(&what))?;
+                out.insert(p, r.get(at + 2..at + 2 + n).ok_or_else(|| self.malformed(&what))?.to_vec());
+                at += 2 + n;
+            }
+        }
+        Ok(out)
+    }
+
+    /// `Quote`: the attestation key at `ak` (empty password, its own signing scheme) signs `nonce` and the digest
+    /// of `pcrs` in the bank `alg`. Returns the raw `TPMS_ATTEST` and `TPMT_SIGNATURE`.
+    pub fn quote(
+        &mut self,
+        ak: u32,
+        nonce: &[u8],
+        alg: crate::vtpm::HashAlg,
+        pcrs: &[u32],
+    ) -> Result<(Vec<u8>, Vec<u8>)> {
+        let what = format!("Quote({ak:#010x})");
+        if nonce.len() > 64 {
+            return Err(Error::Collect(format!("{what}: a nonce of {} bytes exceeds 64", nonce.len())));
+        }
+        let cmd = Cmd::new(true, CC_QUOTE)
+            .u32(ak)
+            .password_auth()
+            .sized(nonce)
+            .u16(ALG_NULL)
+            .u32(1)
+            .u16(alg.id())
+            .u8(3)
+            .raw(&selection_bits(pcrs))
+            .finish();
+        let r = self.ok(cmd, &what)?;
+        // header ‖ parameterSize ‖ TPM2B_ATTEST ‖ TPMT_SIGNATURE ‖ auth response
+        let params = be32(&r, 10).map(|n| n as usize).ok_or_else(|| self.malformed(&what))?;
+        let size = be16(&r, 14).map(usize::from).ok_or_else(|| self.malformed(&what))?;
+        let attest = r.get(16..16 + size).ok_or_else(|| self.malformed(&what))?.to_vec();
+        let sig = r.get(16 + size..14 + params).ok_or_else(|| self.malformed(&what))?.to_vec();
+        Ok((attest, sig))
     }
 
     /// The handle to authorize a read of `public` with: the owner where it allows, else the index itself.

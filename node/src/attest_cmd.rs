@@ -291,17 +291,20 @@ fn bundle(a: BundleArgs) -> anyhow::Result<()> {
         None => None,
     };
     let ev = Evidence::detect(&raw).with_context(|| format!("evidence {}", a.evidence.display()))?;
+    let mut vtpm = None;
     let (platform, evidence) = match ev {
         Evidence::Snp(b) | Evidence::AzureHcl(b) => (Platform::SevSnp, b),
         Evidence::Quote(b) => (Platform::Tdx, b),
         Evidence::Sim(b) => (Platform::Sim, b),
-        Evidence::AzureJson { hcl, vcek_pem } => {
+        Evidence::AzureJson { hcl, vcek_pem, vtpm: v } => {
+            vtpm = v;
             certs.extend(
                 parse_cert_file(vcek_pem.as_bytes(), "VCEK in Azure evidence")?.iter().map(|c| c.der().to_vec()),
             );
             (Platform::SevSnp, hcl)
         }
-        Evidence::AzureTdxJson { hcl, quote } => {
+        Evidence::AzureTdxJson { hcl, quote, vtpm: v } => {
+            vtpm = v;
             if azure_hcl.replace(hcl).is_some() {
                 bail!("{} already carries its HCL report; drop --azure-hcl", a.evidence.display());
             }
@@ -310,6 +313,7 @@ fn bundle(a: BundleArgs) -> anyhow::Result<()> {
         Evidence::Bundle(_) => bail!("{} is already a bundle", a.evidence.display()),
     };
     let mut b = sigil_attest::Bundle::new(platform, evidence, certs);
+    b.vtpm = vtpm;
     if let Some(p) = &a.collateral {
         let text = std::fs::read_to_string(p).with_context(|| format!("reading collateral {}", p.display()))?;
         Endorsements::parse_collateral(text.as_bytes()).with_context(|| format!("collateral {}", p.display()))?;

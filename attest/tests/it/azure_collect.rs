@@ -11,13 +11,14 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sigil_attest::collect::{collect_azure, detect_azure, AzureSource};
 use sigil_attest::tpm::TpmDevice;
 use sigil_attest::{CheckStatus, Endorsements, Platform, Policy, Verifier};
+
+use crate::swtpm::{serial, tempdir, Swtpm};
 
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata");
 
@@ -25,90 +26,7 @@ fn file(rel: &str) -> Vec<u8> {
     std::fs::read(format!("{DIR}/{rel}")).unwrap_or_else(|e| panic!("{rel}: {e}"))
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// A swtpm process with its own state directory, killed on drop.
-struct Swtpm {
-    child: Child,
-    port: u16,
-    _dir: tempdir::Dir,
-}
-
-mod tempdir {
-    pub struct Dir(pub std::path::PathBuf);
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
-/// The tests run one at a time: each has its own swtpm, and ports picked free are only free when picked.
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 impl Swtpm {
-    fn start() -> Swtpm {
-        let dir =
-            tempdir::Dir(std::env::temp_dir().join(format!("sigil-swtpm-{}-{}", std::process::id(), free_port())));
-        std::fs::create_dir_all(&dir.0).unwrap();
-        for _ in 0..5 {
-            // tpm2-tools' swtpm TCTI expects the control port right after the command port.
-            let port = free_port();
-            if port >= u16::MAX - 1 {
-                continue;
-            }
-            let ctrl = port + 1;
-            let mut child = Command::new("swtpm")
-                .args(["socket", "--tpm2", "--flags", "not-need-init,startup-clear"])
-                .arg("--server")
-                .arg(format!("type=tcp,port={port},bindaddr=127.0.0.1"))
-                .arg("--ctrl")
-                .arg(format!("type=tcp,port={ctrl},bindaddr=127.0.0.1"))
-                .arg("--tpmstate")
-                .arg(format!("dir={}", dir.0.display()))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("swtpm is installed (scripts/setup.sh installs swtpm and tpm2-tools)");
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < deadline && child.try_wait().unwrap().is_none() {
-                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    // Still alive: the port is this swtpm's, not a program's that took it first.
-                    std::thread::sleep(Duration::from_millis(100));
-                    if child.try_wait().unwrap().is_none() {
-                        return Swtpm { child, port, _dir: dir };
-                    }
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        panic!("swtpm did not start");
-    }
-
-    fn device(&self) -> TpmDevice {
-        TpmDevice::Tcp(format!("127.0.0.1:{}", self.port))
-    }
-
-    /// Runs a tpm2-tools command against this TPM.
-    fn tool(&self, args: &[&str]) -> Vec<u8> {
-        // swtpm serves one connection at a time; tpm2-tools connects per command.
-        let out = Command::new(args[0])
-            .args(&args[1..])
-            .args(["-T", &format!("swtpm:host=127.0.0.1,port={}", self.port)])
-            .output()
-            .expect("tpm2-tools is installed (scripts/setup.sh)");
-        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        out.stdout
-    }
-
     /// Defines NV `index` as the paravisor does and writes `data` into it.
     fn provision(&self, index: &str, data: &[u8], dir: &Path) {
         let f = dir.join(format!("nv-{index}.bin"));
@@ -116,13 +34,6 @@ impl Swtpm {
         let size = data.len().to_string();
         self.tool(&["tpm2_nvdefine", "-C", "o", "-s", &size, "-a", "ownerread|ownerwrite|authread|authwrite", index]);
         self.tool(&["tpm2_nvwrite", "-C", "o", "-i", f.to_str().unwrap(), index]);
-    }
-}
-
-impl Drop for Swtpm {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -8,5 +8,7 @@ mod firmware;
 mod hardware;
 mod measure;
 mod no_panic;
+mod swtpm;
 mod tdvf;
 mod vectors;
+mod vtpm;

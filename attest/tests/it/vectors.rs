@@ -18,7 +18,7 @@ fn certs(rels: &[&str]) -> Endorsements {
 }
 
 /// Unix seconds of a UTC date `YYYY-MM-DD`.
-fn at(date: &str) -> u64 {
+pub(crate) fn at(date: &str) -> u64 {
     let p: Vec<i64> = date.split('-').map(|x| x.parse().unwrap()).collect();
     let (y, m, d) = (p[0], p[1], p[2]);
     let (y2, m2) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
@@ -649,9 +649,8 @@ fn malformed_evidence_errors_say_it_once() {
 #[test]
 fn azure_tdx_vtpm_evidence_json_is_read() {
     // The trustee az-tdx-vtpm shape, built from the two Azure TDX vectors.
-    let json = serde_json::json!({
+    let mut json = serde_json::json!({
         "version": 0,
-        "tpm_quote": { "signature": [], "message": [], "pcrs": [] },
         "hcl_report": file("tdx/azure-00806f05-v4.hcl.bin"),
         "td_quote": file("tdx/azure-00806f05-v4.quote.bin"),
     });
@@ -661,4 +660,8 @@ fn azure_tdx_vtpm_evidence_json_is_read() {
     assert_accepted(&r);
     assert!(passed(&r, "tdx.report_data"), "the runtime claims binding is checked");
     assert_eq!(r.claims["azure_runtime_claims"]["keys"][0]["kid"], "HCLAkPub");
+    // A vTPM quote that is there is verified: an empty one is not a quote.
+    json["tpm_quote"] = serde_json::json!({ "signature": [], "message": [], "pcrs": [] });
+    let r = run(&v, &serde_json::to_vec(&json).unwrap(), &Endorsements::default(), at("2025-07-01"));
+    assert_rejected_for(&r, &["vtpm.format"]);
 }
