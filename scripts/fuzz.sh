@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 secs="${1:-15}"; shift || true
-targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(snp_report tdx_quote azure_hcl bundle verify_any ledger_entry checkpoint proof_malleability receipt applet_manifest http_response signed_request write_set client_assertion ovmf tdvf pod_codec pod_block)
+targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(snp_report tdx_quote azure_hcl bundle verify_any ledger_entry checkpoint proof_malleability receipt applet_manifest http_response signed_request write_set client_assertion ovmf tdvf pod_codec pod_block tpm_quote event_log)
 export CARGO_TARGET_DIR="${FUZZ_TARGET_DIR:-${CARGO_TARGET_DIR:-$HOME/.cache/sigil-target}/fuzz}"
 export RUSTFLAGS="--cfg fuzzing -Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table -Cllvm-args=-sanitizer-coverage-trace-compares -Cdebug-assertions -Coverflow-checks"
 # An explicit --target keeps the instrumentation out of build scripts and proc macros (as cargo-fuzz does).
@@ -38,6 +38,12 @@ block = (bytes([0xa7]) + key('pod') + b'\\x61p' + key('height') + b'\\x02' + key
          + key('time_ms') + b'\\x1b' + struct.pack('>Q', 1764000000500) + key('proposer') + b32()
          + key('parent_root') + b32() + key('parent_size') + b'\\x01')
 sys.stdout.buffer.write(block)" > "$corpus/block.cbor" ;;
+    tpm_quote) python3 -c "
+import json, sys
+q = json.load(open(sys.argv[1]))['quote']
+open(sys.argv[2] + '/attest', 'wb').write(bytes(q['message']))
+open(sys.argv[2] + '/signature', 'wb').write(bytes([0, 0x14, 0, 0x0b, 1, 0]) + bytes(q['signature']))" "$v"/sev-snp-azure/azure-genoa-v3.evidence.json "$corpus" ;;
+    event_log) cp "$v"/eventlogs/*.bin "$corpus"/ ;;
     proof_malleability) printf '\x10\x02\x07\x00\x00\x03\x05\x99' > "$corpus/seed" ;;
   esac
   echo "== fuzz $t for ${secs}s"

@@ -1,8 +1,8 @@
 //! Applet manifests, as people write them (TOML) and as members sign them (canonical CBOR): never panic; a TOML
 //! manifest that parses encodes to CBOR that decodes to the same manifest; CBOR that decodes is canonical.
 #![no_main]
-use sigil_runtime::Manifest;
 use libfuzzer_sys::fuzz_target;
+use sigil_runtime::Manifest;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {

@@ -1,8 +1,8 @@
 //! OAuth client assertions as a node's token endpoint and every validator receive them (compact JWTs, EdDSA):
 //! checking never panics, and nothing is accepted whose signature was not made by the key its `iss` names.
 #![no_main]
-use sigil_ledger::request::{client_key, verify_assertion};
 use libfuzzer_sys::fuzz_target;
+use sigil_ledger::request::{client_key, verify_assertion};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(jwt) = std::str::from_utf8(data) else { return };

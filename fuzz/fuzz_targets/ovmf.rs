@@ -1,8 +1,8 @@
 //! Firmware images as `sigil measure snp` reads them: parsing the footer table and SEV metadata, and measuring,
 //! never panic whatever the image holds (the tables are read from the end of the fuzz input, padded to a page).
 #![no_main]
-use sigil_attest::measure::{snp_launch_digest, SnpLaunch, Vmm};
 use libfuzzer_sys::fuzz_target;
+use sigil_attest::measure::{snp_launch_digest, SnpLaunch, Vmm};
 
 fuzz_target!(|data: &[u8]| {
     let mut img = vec![0u8; data.len().div_ceil(4096).max(1) * 4096];

@@ -2,10 +2,12 @@
 //! any mutation the fuzzer makes (to the proof, the index, the sizes, the leaf) must not verify unless it
 //! leaves the statement unchanged.
 #![no_main]
-use sigil_ledger::hash::leaf_hash;
-use sigil_ledger::merkle::{consistency_proof, inclusion_proof, root_at, verify_consistency, verify_inclusion, MemTree};
-use sigil_ledger::Hash;
 use libfuzzer_sys::fuzz_target;
+use sigil_ledger::hash::leaf_hash;
+use sigil_ledger::merkle::{
+    consistency_proof, inclusion_proof, root_at, verify_consistency, verify_inclusion, MemTree,
+};
+use sigil_ledger::Hash;
 
 fuzz_target!(|data: &[u8]| {
     if data.len() < 8 {

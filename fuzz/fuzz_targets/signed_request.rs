@@ -1,8 +1,8 @@
 //! Signed requests as a node receives them: decoding (canonical CBOR only) and the stateless checks never
 //! panic, and whatever decodes re-encodes to the same bytes (one request, one hash).
 #![no_main]
-use sigil_ledger::request::SignedRequest;
 use libfuzzer_sys::fuzz_target;
+use sigil_ledger::request::SignedRequest;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(r) = SignedRequest::decode(data) {

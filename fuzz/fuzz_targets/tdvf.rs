@@ -2,9 +2,9 @@
 //! HOB, and the kernel's Authenticode digest never panic whatever the bytes hold (the metadata is read from the
 //! end of the fuzz input, padded to a page).
 #![no_main]
+use libfuzzer_sys::fuzz_target;
 use sigil_attest::measure::authenticode::authenticode;
 use sigil_attest::measure::tdx::{self, PageOrder, Tdvf};
-use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let mut img = vec![0u8; data.len().div_ceil(4096).max(1) * 4096];

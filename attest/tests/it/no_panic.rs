@@ -6,6 +6,7 @@ use sigil_attest::{Endorsements, Policy, Verifier};
 const VIRTEE_HEX: &str = include_str!("../../testdata/sev-snp/virtee-milan-v2.report.hex");
 const QUOTE: &[u8] = include_bytes!("../../testdata/tdx/dcapqvl-b0c06f-v4.quote.bin");
 const HCL: &[u8] = include_bytes!("../../testdata/sev-snp-azure/azure-genoa-v3.hcl.bin");
+const LOG: &[u8] = include_bytes!("../../testdata/eventlogs/tpm2-tools-sd-boot-fedora37.bin");
 
 fn verify(bytes: &[u8]) {
     let v = Verifier::new(Policy::default());
@@ -44,5 +45,30 @@ proptest! {
         let _ = sigil_attest::collect::parse_cert_table(&bytes);
         let _ = sigil_attest::Bundle::decode(&bytes);
         let _ = Endorsements::parse_collateral(&bytes);
+    }
+
+    #[test]
+    fn vtpm_structures(bytes in proptest::collection::vec(any::<u8>(), 0..3000)) {
+        use sigil_attest::vtpm::{eventlog::EventLog, quote};
+        let _ = quote::Quoted::parse(&bytes);
+        let _ = quote::Signature::parse(&bytes);
+        let _ = quote::PublicArea::parse(&bytes).map(|p| p.name());
+        let _ = EventLog::parse(&bytes);
+    }
+
+    #[test]
+    fn mutated_event_log(edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8), cut in any::<usize>()) {
+        use sigil_attest::vtpm::eventlog::{check_against, EventLog};
+        let mut b = LOG.to_vec();
+        for (pos, val) in edits {
+            let i = pos % b.len();
+            b[i] = val;
+        }
+        for bytes in [&b[..], &b[..cut % (b.len() + 1)]] {
+            if let Ok(log) = EventLog::parse(bytes) {
+                let banks = log.banks.iter().map(|a| (*a, log.replay(*a).unwrap())).collect();
+                prop_assert!(check_against(&log, &banks).is_ok());
+            }
+        }
     }
 }
