@@ -91,7 +91,14 @@ impl Bundle {
                 detail: format!("{} certificates exceeds {MAX_CERTS}", b.certs.len()),
             });
         }
-        if b.evidence.is_empty() {
+        if b.platform == Platform::Tpm {
+            if !b.evidence.is_empty() || b.vtpm.is_none() {
+                return Err(ParseError::Field {
+                    what: "evidence bundle",
+                    detail: "a tpm bundle carries its quote in vtpm and nothing in evidence".into(),
+                });
+            }
+        } else if b.evidence.is_empty() {
             return Err(ParseError::Field { what: "evidence bundle", detail: "evidence is empty".into() });
         }
         Ok(b)

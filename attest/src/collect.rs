@@ -13,7 +13,12 @@
 //!
 //! On Azure confidential VMs the paravisor (HCL) owns the TEE and the guest sees neither: [`collect_azure`] writes
 //! REPORT_DATA to the vTPM as user data, reads back the HCL report that binds it, and completes it from Azure's
-//! instance metadata service (the VCEK on SNP; the TD quote on TDX).
+//! instance metadata service (the VCEK on SNP; the TD quote on TDX). Where the vTPM holds Azure's attestation key
+//! (persistent handle [`AZURE_AK`]), the bundle also carries a quote of PCRs 0-23 over the same REPORT_DATA.
+//!
+//! Any TPM ([`collect_vtpm`]): a quote of the SHA-256 PCRs 0-23 by an attestation key already in the TPM, with the
+//! PCR values and the firmware's event log. Without a TEE report this is a `tpm` bundle, which policies refuse
+//! unless they allow it: such a TPM is the host's.
 
 use std::fs;
 use std::io::{Read, Write};
@@ -313,6 +318,17 @@ pub fn collect_azure(src: &AzureSource, report_data: &[u8; 64]) -> Result<Bundle
     };
     // Keep the report itself, not the index's zero padding past the claims.
     let raw = raw[..hcl.encoded_len()].to_vec();
+    let vtpm = match tpm.has_object(AZURE_AK)? {
+        true => Some(quote_vtpm(&mut tpm, AZURE_AK, report_data, Some(Path::new(EVENT_LOG)), false)?),
+        false => None,
+    };
+    let mut bundle = azure_bundle(src, hcl, raw)?;
+    bundle.vtpm = vtpm;
+    Ok(bundle)
+}
+
+/// The HCL report completed from IMDS: with the VCEK (SNP), or as the TD quote's `azure_hcl` (TDX).
+fn azure_bundle(src: &AzureSource, hcl: HclReport, raw: Vec<u8>) -> Result<Bundle> {
     match hcl.kind {
         HclKind::Snp => {
             let body = http(&src.imds, "GET", "/metadata/THIM/amd/certification", None)?;
@@ -352,6 +368,58 @@ pub fn collect_azure(src: &AzureSource, report_data: &[u8; 64]) -> Result<Bundle
             Ok(b)
         }
     }
+}
+
+/// The persistent handle of the attestation key Azure provisions in its vTPM (its public key is `HCLAkPub`).
+pub const AZURE_AK: u32 = 0x8100_0003;
+
+/// Where Linux exposes the firmware's TCG event log.
+pub const EVENT_LOG: &str = "/sys/kernel/security/tpm0/binary_bios_measurements";
+
+/// The SHA-256 PCRs 0-23, quoted by the attestation key at `ak` over `nonce`, with the event log at `event_log`
+/// if there is one there. The PCRs are read before and after the quote, and the pair is taken again (up to three
+/// times) if something was extended in between. `with_public` puts the key's public area in the evidence (not on
+/// Azure, where the hardware report carries it).
+pub fn quote_vtpm(
+    tpm: &mut Tpm,
+    ak: u32,
+    nonce: &[u8],
+    event_log: Option<&Path>,
+    with_public: bool,
+) -> Result<crate::vtpm::VtpmEvidence> {
+    use crate::vtpm::HashAlg;
+    use serde_bytes::ByteBuf;
+    let public = if with_public { Some(ByteBuf::from(tpm.read_public(ak)?.raw)) } else { None };
+    let all: Vec<u32> = (0..crate::vtpm::PCR_COUNT).collect();
+    for _ in 0..3 {
+        let before = tpm.pcr_read(HashAlg::Sha256, &all)?;
+        let (attest, sig) = tpm.quote(ak, nonce, HashAlg::Sha256, &all)?;
+        if tpm.pcr_read(HashAlg::Sha256, &all)? != before {
+            continue;
+        }
+        let event_log = match event_log {
+            Some(p) if p.exists() => Some(ByteBuf::from(
+                fs::read(p).map_err(|e| Error::Collect(format!("reading the event log {}: {e}", p.display())))?,
+            )),
+            _ => None,
+        };
+        return Ok(crate::vtpm::VtpmEvidence {
+            quote: ByteBuf::from(attest),
+            signature: ByteBuf::from(sig),
+            pcrs: [("sha256".to_string(), before.into_iter().map(|(i, v)| (i, ByteBuf::from(v))).collect())].into(),
+            ak_public: public,
+            event_log,
+        });
+    }
+    Err(Error::Collect("the PCRs kept changing while they were quoted".into()))
+}
+
+/// A `tpm` bundle: the TPM at `dev` quotes its PCRs with the key at `ak` over `nonce`, with the event log.
+pub fn collect_vtpm(dev: &TpmDevice, ak: u32, nonce: &[u8; 64], event_log: Option<&Path>) -> Result<Bundle> {
+    let mut tpm = Tpm::open(dev)?;
+    let mut b = Bundle::new(Platform::Tpm, Vec::new(), Vec::new());
+    b.vtpm = Some(quote_vtpm(&mut tpm, ak, nonce, event_log, true)?);
+    Ok(b)
 }
 
 /// Largest IMDS response read.

@@ -257,14 +257,14 @@ impl Verifier {
     /// A vTPM quote whose key no hardware report binds: verified, its key must be pinned by the policy.
     fn unbound_vtpm(&self, out: &mut Outcome, vtpm: Option<&vtpm::VtpmEvidence>, nonce: Option<&[u8]>) {
         match vtpm {
-            Some(v) => vtpm::verify(out, v, vtpm::AkTrust::Unbound, nonce, &self.policy.vtpm),
+            Some(v) => drop(vtpm::verify(out, v, vtpm::AkTrust::Unbound, nonce, &self.policy.vtpm)),
             None => self.no_vtpm(out),
         }
     }
 
     fn no_vtpm(&self, out: &mut Outcome) {
-        if self.policy.vtpm.require_quote {
-            out.checks.fail("vtpm.quote", "the policy requires a vTPM quote and the evidence carries none");
+        if self.policy.vtpm.demands_quote() {
+            out.checks.fail("vtpm.quote", "the policy has vTPM rules and the evidence carries no vTPM quote");
         }
     }
 
@@ -279,7 +279,7 @@ impl Verifier {
         let Some(v) = vtpm else { return self.no_vtpm(out) };
         let claims: serde_json::Value = serde_json::from_slice(&hcl.runtime_claims).unwrap_or_default();
         match azure::ak_public(&claims) {
-            Ok(ak) => vtpm::verify(out, v, vtpm::AkTrust::Bound(ak), nonce, &self.policy.vtpm),
+            Ok(ak) => drop(vtpm::verify(out, v, vtpm::AkTrust::Bound(ak), nonce, &self.policy.vtpm)),
             Err(e) => out.checks.fail("vtpm.ak", e),
         }
     }
@@ -293,6 +293,22 @@ impl Verifier {
             if e.collateral.is_none() {
                 e.collateral = Some(Endorsements::parse_collateral(col.as_bytes())?);
             }
+        }
+        if b.platform == Platform::Tpm {
+            let mut out = Outcome::new(Platform::Tpm);
+            if !self.policy.vtpm.allow_without_tee {
+                out.checks.fail(
+                    "tpm.allowed",
+                    "a TPM quote with no TEE report: the host runs that TPM; the policy must set [vtpm] allow_without_tee",
+                );
+            }
+            let v = b.vtpm.as_ref().expect("Bundle::decode requires vtpm in a tpm bundle");
+            let nonce = e.expected_report_data.as_deref();
+            if let Some(q) = vtpm::verify(&mut out, v, vtpm::AkTrust::Unbound, nonce, &self.policy.vtpm) {
+                out.measurement = q.pcr_digest;
+                out.report_data = q.extra_data;
+            }
+            return Ok(out.finish(now, self.policy_digest));
         }
         if b.azure_hcl.is_some() && b.platform != Platform::Tdx {
             let msg = "azure_hcl belongs in TDX bundles only (an SNP HCL report is itself the evidence)".to_string();

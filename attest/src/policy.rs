@@ -96,25 +96,30 @@ pub struct ExecutionPolicy {
 pub struct VtpmPolicy {
     /// Refuse evidence without a vTPM quote.
     pub require_quote: bool,
+    /// Accept a TPM quote that comes with no TEE report (platform `tpm`). Its TPM is the host's (QEMU's swtpm)
+    /// or the machine's: for labs and tests of the boot chain, never for a pod that must not trust its host.
+    pub allow_without_tee: bool,
     /// Names (`nameAlg` ‖ digest of the public area) of attestation keys accepted where no hardware report binds
     /// the key.
     pub ak_names: Vec<HexBytes>,
-    /// Allowed SHA-256 values per PCR index (`4 = ["..."]`); each named PCR must be quoted.
+    /// Allowed SHA-256 values per PCR index (`4 = ["..."]`, PCRs 0-15); each named PCR must be quoted.
     #[serde(deserialize_with = "pcr_map")]
     pub pcrs: BTreeMap<u32, Vec<HexBytes>>,
-    /// Events the quoted, replayed event log must hold, by PCR and SHA-256 digest (a UKI's Authenticode hash in
-    /// PCR 4, a command line in PCR 12).
+    /// What the quoted, replayed event log must show in a PCR: the SHA-256 digests of every event extended into it,
+    /// in order (in PCR 4, OVMF's boot-option action, the separator, then the UKI's Authenticode hash). Nothing
+    /// else may have been extended there: an earlier loader that extends the right digest and then runs
+    /// something else still shows as an extra event.
     pub events: Vec<EventRule>,
 }
 
-/// One required event.
+/// The events of one PCR.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EventRule {
-    /// The PCR it extends.
+    /// The PCR (0-15).
     pub pcr: u32,
-    /// Its SHA-256 digest.
-    pub digest: HexBytes,
+    /// The SHA-256 digest of each event extended into it, in order.
+    pub digests: Vec<HexBytes>,
 }
 
 /// TOML keys are strings: `4 = [...]` names PCR 4.
@@ -122,8 +127,10 @@ fn pcr_map<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<BTreeM
     let raw = BTreeMap::<String, Vec<HexBytes>>::deserialize(d)?;
     raw.into_iter()
         .map(|(k, v)| match k.parse::<u32>() {
-            Ok(i) => Ok((i, v)),
-            Err(_) => Err(serde::de::Error::custom(format!("vtpm.pcrs: {k:?} is not a PCR index"))),
+            Ok(i) if k == i.to_string() => Ok((i, v)),
+            _ => Err(serde::de::Error::custom(format!(
+                "vtpm.pcrs: {k:?} is not a PCR index (0 to 15, no sign or leading zero)"
+            ))),
         })
         .collect()
 }
@@ -132,6 +139,11 @@ impl VtpmPolicy {
     /// Whether it says nothing (then it is left out of the policy's digest, which stays what it was before).
     pub fn is_empty(&self) -> bool {
         *self == VtpmPolicy::default()
+    }
+
+    /// Whether evidence must carry a quote (with a nonce): required outright, or needed by a rule.
+    pub fn demands_quote(&self) -> bool {
+        self.require_quote || !self.ak_names.is_empty() || !self.pcrs.is_empty() || !self.events.is_empty()
     }
 }
 
@@ -338,17 +350,24 @@ impl Policy {
         }
         check_lengths(self.tdx.report_data.as_slice(), 64, "tdx.report_data")?;
         check_lengths(&self.sim.measurements, 48, "sim.measurements")?;
+        // PCR 16 and 23 can be reset by software and 17-22 belong to a dynamic launch: policies pin 0-15.
+        let static_pcr = |pcr: u32, key: &str| match pcr {
+            0..=15 => Ok(()),
+            _ => Err(Error::Policy(format!("{key}: PCR {pcr} is not a static boot PCR (0 to 15)"))),
+        };
         for (pcr, values) in &self.vtpm.pcrs {
-            if *pcr >= crate::vtpm::PCR_COUNT {
-                return Err(Error::Policy(format!("vtpm.pcrs: PCR {pcr} does not exist (0 to 23)")));
+            static_pcr(*pcr, "vtpm.pcrs")?;
+            if values.is_empty() {
+                return Err(Error::Policy(format!("vtpm.pcrs: PCR {pcr} allows no value (leave it out to allow any)")));
             }
             check_lengths(values, 32, "vtpm.pcrs (sha256 values)")?;
         }
-        for e in &self.vtpm.events {
-            if e.pcr >= crate::vtpm::PCR_COUNT {
-                return Err(Error::Policy(format!("vtpm.events: PCR {} does not exist (0 to 23)", e.pcr)));
+        for (i, e) in self.vtpm.events.iter().enumerate() {
+            static_pcr(e.pcr, "vtpm.events")?;
+            if self.vtpm.events[..i].iter().any(|o| o.pcr == e.pcr) {
+                return Err(Error::Policy(format!("vtpm.events: PCR {} is named twice", e.pcr)));
             }
-            check_lengths(std::slice::from_ref(&e.digest), 32, "vtpm.events (sha256 digests)")?;
+            check_lengths(&e.digests, 32, "vtpm.events (sha256 digests)")?;
         }
         check_lengths(&self.vtpm.ak_names, 34, "vtpm.ak_names (sha256 names: 000b and 32 bytes)")?;
         check_lengths(self.sim.report_data.as_slice(), 64, "sim.report_data")?;

@@ -30,6 +30,10 @@ pub enum Platform {
     /// Sigil's simulated TEE: no hardware, no security.
     #[serde(rename = "sim")]
     Sim,
+    /// A TPM quote with no TEE report: a vTPM the host runs (QEMU's swtpm) or a discrete TPM. It proves what that
+    /// TPM signed, which the host could forge; policies refuse it unless `[vtpm] allow_without_tee`.
+    #[serde(rename = "tpm")]
+    Tpm,
 }
 
 impl Platform {
@@ -39,6 +43,7 @@ impl Platform {
             Platform::SevSnp => "sev-snp",
             Platform::Tdx => "tdx",
             Platform::Sim => "sim",
+            Platform::Tpm => "tpm",
         }
     }
 }

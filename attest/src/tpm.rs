@@ -382,6 +382,16 @@ impl Tpm {
         Ok(out)
     }
 
+    /// Whether the persistent or transient object `handle` exists.
+    pub fn has_object(&mut self, handle: u32) -> Result<bool> {
+        let what = format!("ReadPublic({handle:#010x})");
+        match self.call(Cmd::new(false, CC_READ_PUBLIC).u32(handle).finish(), &what)? {
+            Outcome::Ok(_) => Ok(true),
+            Outcome::Rc(rc) if rc.is_missing_handle() => Ok(false),
+            Outcome::Rc(rc) => Err(Error::Collect(format!("TPM {} {what}: {rc}", self.name))),
+        }
+    }
+
     /// The public area of the persistent or transient object `handle` (an attestation key).
     pub fn read_public(&mut self, handle: u32) -> Result<crate::vtpm::quote::PublicArea> {
         let what = format!("ReadPublic({handle:#010x})");
@@ -409,7 +419,8 @@ impl Tpm {
                 Some(bits) => (0..24).filter(|i| bits[*i as usize / 8] & (1 << (i % 8)) != 0).collect(),
                 None => return Err(self.malformed(&what)),
             };
-            if read.len() != count || read != chunk || be16(&r, 18) != Some(alg.id()) {
+            let one_bank = be32(&r, 14) == Some(1) && r.get(20) == Some(&3);
+            if !one_bank || read.len() != count || read != chunk || be16(&r, 18) != Some(alg.id()) {
                 return Err(Error::Collect(format!(
                     "TPM {} {what}: the TPM returned PCRs {read:?} (is the {alg} bank allocated?)",
                     self.name
@@ -454,7 +465,8 @@ impl Tpm {
         let params = be32(&r, 10).map(|n| n as usize).ok_or_else(|| self.malformed(&what))?;
         let size = be16(&r, 14).map(usize::from).ok_or_else(|| self.malformed(&what))?;
         let attest = r.get(16..16 + size).ok_or_else(|| self.malformed(&what))?.to_vec();
-        let sig = r.get(16 + size..14 + params).ok_or_else(|| self.malformed(&what))?.to_vec();
+        let end = params.checked_add(14).ok_or_else(|| self.malformed(&what))?;
+        let sig = r.get(16 + size..end).ok_or_else(|| self.malformed(&what))?.to_vec();
         Ok((attest, sig))
     }
 

@@ -114,8 +114,19 @@ pub struct CollectArgs {
     /// Collect through an Azure paravisor's vTPM even where detection would not choose it.
     #[arg(long, conflicts_with = "sim")]
     azure: bool,
-    /// With --azure: the TPM device, or tcp:HOST:PORT for a TPM simulator.
-    #[arg(long, value_name = "DEV", default_value = sigil_attest::tpm::TpmDevice::DEFAULT, requires = "azure")]
+    /// Quote a TPM's SHA-256 PCRs 0-23 with an attestation key it already holds, with the firmware's event log
+    /// (a `tpm` bundle: no TEE report, so verifiers refuse it unless their policy sets [vtpm]
+    /// allow_without_tee). REPORT_DATA is the quote's nonce.
+    #[arg(long, conflicts_with_all = ["sim", "azure"])]
+    vtpm: bool,
+    /// With --vtpm: the attestation key's persistent handle.
+    #[arg(long, value_name = "HANDLE", default_value = "0x81010002", requires = "vtpm")]
+    ak: String,
+    /// With --vtpm: the event log to include (skipped if absent).
+    #[arg(long, value_name = "FILE", default_value = sigil_attest::collect::EVENT_LOG, requires = "vtpm")]
+    event_log: PathBuf,
+    /// With --azure or --vtpm: the TPM device, or tcp:HOST:PORT for a TPM simulator.
+    #[arg(long, value_name = "DEV", default_value = sigil_attest::tpm::TpmDevice::DEFAULT)]
     tpm: String,
     /// With --azure: the instance metadata service.
     #[arg(long, value_name = "URL", default_value = sigil_attest::collect::AZURE_IMDS, requires = "azure")]
@@ -261,6 +272,11 @@ fn collect(a: CollectArgs) -> anyhow::Result<()> {
         );
         eprintln!("warning: simulated evidence is INSECURE: anyone can produce it. Verifiers refuse it unless their policy sets [sim] allow = true.");
         sigil_attest::collect::collect_sim(m, rd, hd)?
+    } else if a.vtpm {
+        let ak = u32::from_str_radix(a.ak.trim_start_matches("0x"), 16)
+            .with_context(|| format!("--ak {}: not a hex handle", a.ak))?;
+        let dev = sigil_attest::tpm::TpmDevice::parse(&a.tpm);
+        sigil_attest::collect::collect_vtpm(&dev, ak, &rd, Some(&a.event_log))?
     } else if a.azure {
         let src = sigil_attest::collect::AzureSource::at(Some(&a.tpm), Some(&a.imds));
         sigil_attest::collect::collect_azure(&src, &rd)?

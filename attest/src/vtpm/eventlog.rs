@@ -150,6 +150,11 @@ impl EventLog {
         Ok(EventLog { banks, startup_locality: startup_locality.unwrap_or(0), events })
     }
 
+    /// The events extended into `pcr`, in order (not `EV_NO_ACTION`).
+    pub fn extended(&self, pcr: u32) -> impl Iterator<Item = &Event> {
+        self.events.iter().filter(move |e| e.pcr == pcr && e.kind != EV_NO_ACTION)
+    }
+
     /// The value of every PCR the log extends, replayed in the bank `alg`; `None` if the log has no such bank.
     pub fn replay(&self, alg: HashAlg) -> Option<BTreeMap<u32, Vec<u8>>> {
         if !self.banks.contains(&alg) {
@@ -247,6 +252,9 @@ fn event(r: &mut Reader<'_>, sizes: &[(u16, u16)], seq: usize) -> Result<Event, 
     }
     let size = r.u32()?;
     let data = r.take(size as usize)?.to_vec();
+    if kind == EV_NO_ACTION && digests.values().any(|d| d.iter().any(|&b| b != 0)) {
+        return Err(field("an EV_NO_ACTION event with a digest that is not zero (it is never extended)".into()));
+    }
     Ok(Event { seq, pcr, kind, digests, data })
 }
 
@@ -311,7 +319,8 @@ fn names<'a>(algs: impl Iterator<Item = &'a HashAlg>) -> String {
 }
 
 /// Builds a crypto-agile log from events (for tests and for tools that assemble expected logs): a `Spec ID
-/// Event03` header listing `banks`, then each `(pcr, kind, data)` with the digest of `data` in every bank.
+/// Event03` header listing `banks`, then each `(pcr, kind, data)` with the digest of `data` in every bank (zeros
+/// for `EV_NO_ACTION`, which is never extended).
 pub fn encode(banks: &[HashAlg], events: &[(u32, u32, &[u8])]) -> Vec<u8> {
     let mut spec = SPEC_ID.to_vec();
     spec.extend(0u32.to_le_bytes()); // platformClass: client
@@ -334,7 +343,10 @@ pub fn encode(banks: &[HashAlg], events: &[(u32, u32, &[u8])]) -> Vec<u8> {
         out.extend((banks.len() as u32).to_le_bytes());
         for a in banks {
             out.extend(a.id().to_le_bytes());
-            out.extend(a.digest(&[data]));
+            match *kind {
+                EV_NO_ACTION => out.extend(vec![0; a.size()]),
+                _ => out.extend(a.digest(&[data])),
+            }
         }
         out.extend((data.len() as u32).to_le_bytes());
         out.extend(*data);
@@ -384,7 +396,8 @@ mod tests {
             assert_eq!(EventLog::parse(&padded).unwrap().events.len(), 1);
         }
         let mut junk = log.clone();
-        junk.extend([0x00, 0xFF, 0x00]);
+        junk.extend([0u8; 40]);
+        junk[log.len() + 20] = 0xFF; // zeros with one byte set: not an unused area, and not an event
         assert!(EventLog::parse(&junk).is_err());
         assert!(EventLog::parse(&log[..log.len() - 1]).is_err(), "a cut event");
     }
@@ -396,9 +409,34 @@ mod tests {
         let mut short = log.clone();
         short[count_at] = 1;
         assert!(EventLog::parse(&short).unwrap_err().to_string().contains("1 digests, the header lists 2"));
-        let mut twice = log.clone();
-        twice[count_at + 4..count_at + 6].copy_from_slice(&HashAlg::Sha256.id().to_le_bytes());
-        assert!(EventLog::parse(&twice).is_err(), "a sha256 digest where the sha1 one belongs");
+        // Two SHA-1 digests (the second where the SHA-256 one belongs), the sizes kept consistent.
+        let dup = encode(&[HashAlg::Sha1, HashAlg::Sha1], &[]);
+        assert!(EventLog::parse(&dup).unwrap_err().to_string().contains("twice"), "in the header");
+        let sha1_twice = {
+            let one = encode(&[HashAlg::Sha1], &[(7, EV_SEPARATOR, &[0; 4])]);
+            let h = encode(&[HashAlg::Sha1], &[]).len();
+            let mut b = encode(&[HashAlg::Sha1], &[]);
+            b.extend(&one[h..h + 8]); // pcr, type
+            b.extend(2u32.to_le_bytes());
+            b.extend(&one[h + 12..h + 12 + 22]);
+            b.extend(&one[h + 12..h + 12 + 22]);
+            b.extend(&one[h + 34..]);
+            b
+        };
+        let err = EventLog::parse(&sha1_twice).unwrap_err().to_string();
+        assert!(err.contains("2 digests, the header lists 1"), "{err}");
+    }
+
+    #[test]
+    fn an_ev_no_action_event_carries_zero_digests() {
+        let log = encode(BANKS, &[(4, EV_NO_ACTION, b"note")]);
+        let parsed = EventLog::parse(&log).unwrap();
+        assert_eq!(parsed.extended(4).count(), 0, "logged, never extended");
+        // A digest there could pass for a measurement in a listing or a rule: refused.
+        let mut with_digest = log.clone();
+        let sha256_at = encode(BANKS, &[]).len() + 12 + 2 + 20 + 2;
+        with_digest[sha256_at] = 1;
+        assert!(EventLog::parse(&with_digest).unwrap_err().to_string().contains("EV_NO_ACTION"));
     }
 
     #[test]

@@ -165,9 +165,20 @@ pub(crate) enum AkTrust {
 }
 
 /// Verifies `ev` into `out`: the AK, the signature over the raw quote, the nonce, the PCR digest, the event log's
-/// replay, and the policy's PCR and event rules. Each is a named check.
-pub(crate) fn verify(out: &mut Outcome, ev: &VtpmEvidence, trust: AkTrust, nonce: Option<&[u8]>, policy: &VtpmPolicy) {
+/// replay, and the policy's PCR and event rules. Each is a named check. Returns the quote once its signature
+/// verified.
+pub(crate) fn verify(
+    out: &mut Outcome,
+    ev: &VtpmEvidence,
+    trust: AkTrust,
+    nonce: Option<&[u8]>,
+    policy: &VtpmPolicy,
+) -> Option<Quoted> {
     let c = &mut out.checks;
+    let ak_trust = match trust {
+        AkTrust::Bound(_) => "hardware-bound",
+        AkTrust::Unbound => "policy-pinned: the key's TPM may be the host's",
+    };
     let ak = match (trust, &ev.ak_public) {
         (AkTrust::Bound(ak), None) => {
             c.pass("vtpm.ak", "the hardware report binds the attestation key".to_string());
@@ -175,16 +186,16 @@ pub(crate) fn verify(out: &mut Outcome, ev: &VtpmEvidence, trust: AkTrust, nonce
         }
         (AkTrust::Bound(_), Some(_)) => {
             c.fail("vtpm.ak", "the hardware report binds the attestation key; the evidence must not name another");
-            return;
+            return None;
         }
         (AkTrust::Unbound, None) => {
             c.fail("vtpm.ak", "no attestation key: the evidence carries no ak_public and no hardware report binds one");
-            return;
+            return None;
         }
         (AkTrust::Unbound, Some(raw)) => match PublicArea::parse(raw) {
             Err(e) => {
                 c.fail("vtpm.ak", e.to_string());
-                return;
+                return None;
             }
             Ok(p) => {
                 let missing = p.missing_ak_attributes();
@@ -194,7 +205,7 @@ pub(crate) fn verify(out: &mut Outcome, ev: &VtpmEvidence, trust: AkTrust, nonce
                         "vtpm.ak",
                         format!("not a restricted signing key bound to its TPM: lacks {}", missing.join(", ")),
                     );
-                    return;
+                    return None;
                 }
                 if !policy.ak_names.iter().any(|n| n.0 == name) {
                     c.fail(
@@ -204,7 +215,7 @@ pub(crate) fn verify(out: &mut Outcome, ev: &VtpmEvidence, trust: AkTrust, nonce
                             hex::encode(&name)
                         ),
                     );
-                    return;
+                    return None;
                 }
                 c.pass("vtpm.ak", format!("attestation key {} is pinned by the policy", hex::encode(&name)));
                 p.key
@@ -213,17 +224,27 @@ pub(crate) fn verify(out: &mut Outcome, ev: &VtpmEvidence, trust: AkTrust, nonce
     };
     let quoted = match Quoted::parse(&ev.quote) {
         Ok(q) => q,
-        Err(e) => return c.fail("vtpm.format", e.to_string()),
+        Err(e) => {
+            c.fail("vtpm.format", e.to_string());
+            return None;
+        }
     };
     let sig = match Signature::parse(&ev.signature) {
         Ok(s) => s,
-        Err(e) => return c.fail("vtpm.format", e.to_string()),
+        Err(e) => {
+            c.fail("vtpm.format", e.to_string());
+            return None;
+        }
     };
     if !c.record("vtpm.signature", quote::verify_signature(&ak, &ev.quote, &sig)) {
-        return;
+        return None;
     }
     match nonce {
         Some(want) if want == quoted.extra_data.as_slice() => c.pass("vtpm.nonce", None),
+        None if policy.demands_quote() => c.fail(
+            "vtpm.nonce",
+            "the policy has vTPM rules and no expected nonce was given: an old quote could be replayed",
+        ),
         Some(want) => c.fail(
             "vtpm.nonce",
             format!(
@@ -236,10 +257,13 @@ pub(crate) fn verify(out: &mut Outcome, ev: &VtpmEvidence, trust: AkTrust, nonce
     }
     let banks = match ev.banks() {
         Ok(b) => b,
-        Err(e) => return c.fail("vtpm.format", e.to_string()),
+        Err(e) => {
+            c.fail("vtpm.format", e.to_string());
+            return None;
+        }
     };
     if !c.record("vtpm.pcr_digest", quote::check_pcrs(&quoted, sig.hash(), &banks)) {
-        return;
+        return Some(quoted);
     }
     let replayed = match &ev.event_log {
         None => {
@@ -265,13 +289,14 @@ pub(crate) fn verify(out: &mut Outcome, ev: &VtpmEvidence, trust: AkTrust, nonce
     };
     policy_checks(c, policy, &banks, replayed.as_ref());
     let mut claim = serde_json::json!({
-        "quote": quoted,
+        "ak_trust": ak_trust,
+        "quote": &quoted,
         "pcrs": ev.pcrs.iter().map(|(b, v)| (b.clone(), v.iter().map(|(i, d)| (i.to_string(), hex::encode(d))).collect::<BTreeMap<_, _>>())).collect::<BTreeMap<_, _>>(),
     });
     if let Some((log, r)) = &replayed {
         claim["event_log"] = serde_json::json!({
             "replay": r,
-            "events": log.events.iter().filter(|e| r.verified.contains(&e.pcr)).map(|e| serde_json::json!({
+            "events": log.events.iter().filter(|e| e.kind != eventlog::EV_NO_ACTION && r.verified.contains(&e.pcr)).map(|e| serde_json::json!({
                 "pcr": e.pcr,
                 "type": eventlog::kind_name(e.kind),
                 "digest": e.digests.get(&r.alg).map(hex::encode),
@@ -279,6 +304,7 @@ pub(crate) fn verify(out: &mut Outcome, ev: &VtpmEvidence, trust: AkTrust, nonce
         });
     }
     out.claim("vtpm", claim);
+    Some(quoted)
 }
 
 /// The policy's rules on PCR values (SHA-256 bank) and on events proven by the log.
@@ -307,21 +333,41 @@ fn policy_checks(
             .fail("vtpm.events", "event rules match sha256 digests: the quote and the log must both have that bank");
     };
     for rule in &policy.events {
-        let found = log.events.iter().any(|e| {
-            e.pcr == rule.pcr && quoted.contains_key(&e.pcr) && e.digests.get(&HashAlg::Sha256) == Some(&rule.digest.0)
-        });
-        let name = format!("vtpm.event.pcr{}", rule.pcr);
-        if found {
-            c.pass(&name, format!("an event with digest {} is proven", hex::encode(&rule.digest.0)));
-        } else {
-            c.fail(
+        let name = format!("vtpm.events.pcr{}", rule.pcr);
+        let Some(value) = quoted.get(&rule.pcr) else {
+            c.fail(&name, format!("the quote does not cover PCR {} in the sha256 bank", rule.pcr));
+            continue;
+        };
+        let got: Vec<&eventlog::Event> = log.extended(rule.pcr).collect();
+        if got.is_empty() && *value != reset_value(HashAlg::Sha256, rule.pcr) {
+            c.fail(&name, format!("PCR {} holds a value that no logged event explains", rule.pcr));
+            continue;
+        }
+        let want: Vec<&[u8]> = rule.digests.iter().map(|d| d.0.as_slice()).collect();
+        let differs = (0..got.len().max(want.len()))
+            .find(|&i| got.get(i).map(|e| e.digests[&HashAlg::Sha256].as_slice()) != want.get(i).copied());
+        match differs {
+            None => c.pass(&name, format!("{} events, as the policy lists them", got.len())),
+            Some(i) => c.fail(
                 &name,
-                format!(
-                    "no event with sha256 digest {} in PCR {} is proven by the quote",
-                    hex::encode(&rule.digest.0),
-                    rule.pcr
-                ),
-            );
+                match (got.get(i), want.get(i)) {
+                    (Some(e), Some(w)) => format!(
+                        "event {} of PCR {} ({}) has digest {}, the policy expects {}",
+                        i + 1,
+                        rule.pcr,
+                        eventlog::kind_name(e.kind),
+                        hex::encode(&e.digests[&HashAlg::Sha256]),
+                        hex::encode(w)
+                    ),
+                    (Some(e), None) => format!(
+                        "PCR {} has an event the policy does not list: {} ({})",
+                        rule.pcr,
+                        eventlog::kind_name(e.kind),
+                        hex::encode(&e.digests[&HashAlg::Sha256])
+                    ),
+                    _ => format!("PCR {} has {} events, the policy lists {}", rule.pcr, got.len(), want.len()),
+                },
+            ),
         }
     }
 }

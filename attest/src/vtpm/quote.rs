@@ -141,6 +141,9 @@ fn selections(r: &mut Reader<'_>) -> Result<Vec<Selection>, ParseError> {
         let bits = r.take(usize::from(size))?;
         let pcrs: Vec<u32> =
             (0..u32::from(size) * 8).filter(|&i| bits[(i / 8) as usize] & (1 << (i % 8)) != 0).collect();
+        if pcrs.is_empty() {
+            return Err(ParseError::Field { what: WHAT, detail: format!("selects no PCR of the {alg} bank") });
+        }
         if let Some(&p) = pcrs.iter().find(|&&p| p >= PCR_COUNT) {
             return Err(ParseError::Field { what: WHAT, detail: format!("selects PCR {p}; a PC Client TPM has 24") });
         }
@@ -439,7 +442,9 @@ pub fn check_pcrs(quoted: &Quoted, hash: HashAlg, banks: &PcrBanks) -> Result<()
         }
     }
     for (alg, bank) in banks {
-        let selected = quoted.selection.iter().find(|s| s.alg == *alg).map(|s| s.pcrs.as_slice()).unwrap_or(&[]);
+        let Some(selected) = quoted.selection.iter().find(|s| s.alg == *alg).map(|s| s.pcrs.as_slice()) else {
+            return Err(format!("the evidence gives a {alg} bank, which the quote does not select"));
+        };
         if let Some(p) = bank.keys().find(|p| !selected.contains(p)) {
             return Err(format!("the evidence gives PCR {p} ({alg}), which the quote does not cover"));
         }
@@ -505,6 +510,9 @@ mod tests {
         missing.get_mut(&HashAlg::Sha256).unwrap().remove(&9);
         assert!(check_pcrs(&q, HashAlg::Sha256, &missing).unwrap_err().contains("gives no value"));
         assert!(check_pcrs(&q, HashAlg::Sha384, &banks).is_err(), "the digest is taken with the scheme's hash");
+        let mut unselected = banks.clone();
+        unselected.insert(HashAlg::Sha512, BTreeMap::new());
+        assert!(check_pcrs(&q, HashAlg::Sha256, &unselected).unwrap_err().contains("does not select"));
     }
 
     #[test]
@@ -525,6 +533,47 @@ mod tests {
         assert!(Quoted::parse(&quote_bytes(b"", &[(0x000B, &[0, 0, 0, 1])], &[0; 32])).is_err(), "PCR 24");
         assert!(Quoted::parse(&quote_bytes(b"", &[(0x000B, &[1]), (0x000B, &[2])], &[0; 32])).is_err(), "twice");
         assert!(Quoted::parse(&quote_bytes(b"", &[], &[0; 32])).is_err(), "no selection");
+        assert!(Quoted::parse(&quote_bytes(b"", &[(0x000B, &[0, 0, 0])], &[0; 32])).is_err(), "a bank, no PCR");
+    }
+
+    #[test]
+    fn sha1_and_pss_signatures_and_a_mismatched_key_type_are_refused() {
+        let rsa = AkPublic::Rsa { n: vec![0xC5; 256], e: vec![1, 0, 1] };
+        let ecc = AkPublic::Ecc { curve: Curve::P256, x: vec![1; 32], y: vec![2; 32] };
+        let sig = |hash| Signature::RsaSsa { hash, sig: vec![0; 256] };
+        assert!(verify_signature(&rsa, b"m", &sig(HashAlg::Sha1)).unwrap_err().contains("SHA-1"));
+        let pss = Signature::RsaPss { hash: HashAlg::Sha256, sig: vec![0; 256] };
+        assert!(verify_signature(&rsa, b"m", &pss).unwrap_err().contains("RSA-PSS"));
+        assert!(verify_signature(&ecc, b"m", &sig(HashAlg::Sha256)).unwrap_err().contains("does not match"));
+        let p256_384 = Signature::Ecdsa { hash: HashAlg::Sha384, r: vec![1; 32], s: vec![1; 32] };
+        assert!(verify_signature(&ecc, b"m", &p256_384).unwrap_err().contains("not accepted"));
+    }
+
+    #[test]
+    fn a_key_that_is_not_a_restricted_signing_key_is_named_as_such() {
+        // TPMT_PUBLIC: ECC, nameAlg SHA-256, attributes, empty policy, NULL symmetric, ECDSA-SHA256, P-256, NULL
+        // KDF, the point.
+        let public = |attributes: u32| {
+            let mut b = vec![0x00, 0x23, 0x00, 0x0B];
+            b.extend(attributes.to_be_bytes());
+            b.extend([0, 0, 0x00, 0x10, 0x00, 0x18, 0x00, 0x0B, 0x00, 0x03, 0x00, 0x10]);
+            b.extend([0, 32]);
+            b.extend([1; 32]);
+            b.extend([0, 32]);
+            b.extend([2; 32]);
+            b
+        };
+        let ak = PublicArea::parse(&public(attr::AK)).unwrap();
+        assert!(ak.missing_ak_attributes().is_empty());
+        assert_eq!(ak.key, AkPublic::Ecc { curve: Curve::P256, x: vec![1; 32], y: vec![2; 32] });
+        assert_eq!(ak.name()[..2], [0x00, 0x0B]);
+        let storage = PublicArea::parse(&public(attr::AK & !attr::SIGN | attr::DECRYPT)).unwrap();
+        assert_eq!(storage.missing_ak_attributes(), vec!["sign", "not decrypt"]);
+        let exportable = PublicArea::parse(&public(attr::AK & !attr::FIXED_TPM)).unwrap();
+        assert_eq!(exportable.missing_ak_attributes(), vec!["fixedTPM"]);
+        let mut trailing = public(attr::AK);
+        trailing.push(0);
+        assert!(PublicArea::parse(&trailing).is_err());
     }
 
     #[test]

@@ -109,21 +109,39 @@ fn azure_vtpm_quote_refuses_a_flipped_message_pcr_or_signature_and_another_key()
 fn azure_vtpm_policy_pins_pcr_values_and_can_require_a_quote() {
     let pcr0: Vec<u8> = serde_json::from_value(azure_json()["quote"]["pcrs"][0].clone()).unwrap();
     let toml = |v: &str| Policy::from_toml(&format!("[vtpm]\npcrs = {{ 0 = [\"{v}\"] }}\n")).unwrap();
-    let r = verify_azure(&azure_json(), toml(&hex::encode(&pcr0)), None);
+    // With vTPM rules the quote's nonce must be checked (trustee's user-data differs from it: that check fails).
+    let r = verify_azure(&azure_json(), toml(&hex::encode(&pcr0)), Some(azure_nonce()));
     assert_eq!(status(&r, "vtpm.pcr0"), CheckStatus::Pass);
-    assert!(r.accepted());
-    let r = verify_azure(&azure_json(), toml(&"00".repeat(32)), None);
+    assert_eq!(status(&r, "vtpm.nonce"), CheckStatus::Pass);
+    assert_eq!(r.reasons.len(), 1, "only azure.user_data: {:?}", r.reasons);
+    let r = verify_azure(&azure_json(), toml(&"00".repeat(32)), Some(azure_nonce()));
     assert!(failed(&r, "vtpm.pcr0").contains("not in the allowed list"));
+    assert!(failed(&verify_azure(&azure_json(), toml(&hex::encode(&pcr0)), None), "vtpm.nonce").contains("replayed"));
 
-    let require = Policy::from_toml("[vtpm]\nrequire_quote = true\n").unwrap();
+    // A quote left out of the evidence does not leave its rules unchecked.
     let mut j = azure_json();
     j.as_object_mut().unwrap().remove("quote");
-    assert!(failed(&verify_azure(&j, require.clone(), None), "vtpm.quote").contains("requires"));
-    assert!(verify_azure(&azure_json(), require, None).accepted());
-    assert!(verify_azure(&j, Policy::default(), None).accepted(), "without the rule, no quote is needed");
+    for policy in [
+        "[vtpm]\nrequire_quote = true\n".to_string(),
+        format!("[vtpm]\npcrs = {{ 0 = [\"{}\"] }}\n", hex::encode(&pcr0)),
+    ] {
+        let p = Policy::from_toml(&policy).unwrap();
+        assert!(failed(&verify_azure(&j, p, None), "vtpm.quote").contains("no vTPM quote"), "{policy}");
+    }
+    assert!(verify_azure(&j, Policy::default(), None).accepted(), "without rules, no quote is needed");
 
-    assert!(Policy::from_toml("[vtpm]\npcrs = { 24 = [] }\n").is_err());
-    assert!(Policy::from_toml("[vtpm]\npcrs = { 4 = [\"00\"] }\n").is_err());
+    for bad in [
+        "pcrs = { 24 = [\"%\"] }",
+        "pcrs = { 23 = [\"%\"] }",
+        "pcrs = { 16 = [\"%\"] }",
+        "pcrs = { \"04\" = [\"%\"] }",
+        "pcrs = { 4 = [] }",
+        "pcrs = { 4 = [\"00\"] }",
+        "events = [{ pcr = 4, digests = [\"%\"] }, { pcr = 4, digests = [] }]",
+    ] {
+        let text = format!("[vtpm]\n{}\n", bad.replace('%', &"00".repeat(32)));
+        assert!(Policy::from_toml(&text).is_err(), "{text}");
+    }
     assert_eq!(
         Policy::default().digest(),
         Policy::from_toml("[vtpm]\n").unwrap().digest(),
@@ -337,11 +355,14 @@ fn a_quote_from_a_real_tpm_over_a_real_logs_measurements_verifies_end_to_end() {
         event_log: Some(ByteBuf::from(log.to_vec())),
     };
     let name = hex::encode(public.name());
-    // The Authenticode digests of the UEFI applications this VM booted (go-eventlog's expected EFI app digests).
+    // What this VM ran, event by event, in PCR 4: among them the Authenticode digests of its shim, GRUB and kernel
+    // (go-eventlog's expected EFI app digests start with the shim's, c7ac5d44...).
+    let pcr4: Vec<String> = log.extended(4).map(|e| hex::encode(&e.digests[&HashAlg::Sha256])).collect();
     let shim = "c7ac5d44444affd8d4a7c5d3dea0ce20a71e05812fc18777a428d092f78ae3ff";
-    let policy = |ak: &str, digest: &str| {
+    assert!(pcr4.iter().any(|d| d == shim));
+    let policy = |ak: &str, digests: &[String]| {
         Policy::from_toml(&format!(
-            "[sim]\nallow = true\n[vtpm]\nrequire_quote = true\nak_names = [\"{ak}\"]\nevents = [{{ pcr = 4, digest = \"{digest}\" }}]\n"
+            "[sim]\nallow = true\n[vtpm]\nrequire_quote = true\nak_names = [\"{ak}\"]\nevents = [{{ pcr = 4, digests = {digests:?} }}]\n"
         ))
         .unwrap()
     };
@@ -350,9 +371,9 @@ fn a_quote_from_a_real_tpm_over_a_real_logs_measurements_verifies_end_to_end() {
         Verifier::new(policy).verify(bundle, &e, at("2026-12-07")).unwrap()
     };
     let good = bundle_with(evidence(&attest, &sig, &pcrs, &raw), &nonce);
-    let r = verify(policy(&name, shim), &good, &nonce);
+    let r = verify(policy(&name, &pcr4), &good, &nonce);
     assert!(r.accepted(), "{:#?}", r.reasons);
-    for c in ["vtpm.ak", "vtpm.signature", "vtpm.nonce", "vtpm.pcr_digest", "vtpm.event_log", "vtpm.event.pcr4"] {
+    for c in ["vtpm.ak", "vtpm.signature", "vtpm.nonce", "vtpm.pcr_digest", "vtpm.event_log", "vtpm.events.pcr4"] {
         assert_eq!(status(&r, c), CheckStatus::Pass, "{c}");
     }
     assert_eq!(
@@ -361,13 +382,21 @@ fn a_quote_from_a_real_tpm_over_a_real_logs_measurements_verifies_end_to_end() {
     );
 
     // The AK is not pinned: nothing vouches for the key.
-    assert!(failed(&verify(policy(&"00".repeat(34), shim), &good, &nonce), "vtpm.ak").contains("pinned"));
-    // An application that did not boot.
-    assert!(failed(&verify(policy(&name, &"ab".repeat(32)), &good, &nonce), "vtpm.event.pcr4").contains("no event"));
+    assert_eq!(r.claims["vtpm"]["ak_trust"], "policy-pinned: the key's TPM may be the host's");
+    assert!(failed(&verify(policy(&"00".repeat(34), &pcr4), &good, &nonce), "vtpm.ak").contains("pinned"));
+    // An application that did not boot in place of the shim.
+    let other: Vec<String> = pcr4.iter().map(|d| if d == shim { "ab".repeat(32) } else { d.clone() }).collect();
+    assert!(failed(&verify(policy(&name, &other), &good, &nonce), "vtpm.events.pcr4").contains("the policy expects"));
+    // The policy's list with one application fewer: the log shows one more than it allows.
+    assert!(failed(&verify(policy(&name, &pcr4[..pcr4.len() - 1]), &good, &nonce), "vtpm.events.pcr4")
+        .contains("does not list"));
+    // No nonce to check against: refused, since an old quote would do.
+    let none = Verifier::new(policy(&name, &pcr4)).verify(&good, &Endorsements::default(), at("2026-12-07")).unwrap();
+    failed(&none, "vtpm.nonce");
     // Another nonce.
     let other = [8u8; 64];
     assert!(failed(
-        &verify(policy(&name, shim), &bundle_with(evidence(&attest, &sig, &pcrs, &raw), &other), &other),
+        &verify(policy(&name, &pcr4), &bundle_with(evidence(&attest, &sig, &pcrs, &raw), &other), &other),
         "vtpm.nonce"
     )
     .contains("differs"));
@@ -375,14 +404,14 @@ fn a_quote_from_a_real_tpm_over_a_real_logs_measurements_verifies_end_to_end() {
     let mut forged = pcrs.clone();
     forged.insert(4, vec![0; 32]);
     failed(
-        &verify(policy(&name, shim), &bundle_with(evidence(&attest, &sig, &forged, &raw), &nonce), &nonce),
+        &verify(policy(&name, &pcr4), &bundle_with(evidence(&attest, &sig, &forged, &raw), &nonce), &nonce),
         "vtpm.pcr_digest",
     );
     // A flipped bit in the quote.
     let mut flipped = attest.clone();
     flipped[attest.len() - 1] ^= 1;
     failed(
-        &verify(policy(&name, shim), &bundle_with(evidence(&flipped, &sig, &pcrs, &raw), &nonce), &nonce),
+        &verify(policy(&name, &pcr4), &bundle_with(evidence(&flipped, &sig, &pcrs, &raw), &nonce), &nonce),
         "vtpm.signature",
     );
     // A log with the shim's event dropped: it no longer replays to the quote.
@@ -390,7 +419,7 @@ fn a_quote_from_a_real_tpm_over_a_real_logs_measurements_verifies_end_to_end() {
         log.events.iter().position(|e| e.pcr == 4 && e.kind == eventlog::EV_EFI_BOOT_SERVICES_APPLICATION).unwrap();
     let short = edited(&raw, |ev| drop(ev.remove(in4)));
     assert!(failed(
-        &verify(policy(&name, shim), &bundle_with(evidence(&attest, &sig, &pcrs, &short), &nonce), &nonce),
+        &verify(policy(&name, &pcr4), &bundle_with(evidence(&attest, &sig, &pcrs, &short), &nonce), &nonce),
         "vtpm.event_log"
     )
     .contains("PCR 4"));
@@ -401,7 +430,60 @@ fn a_quote_from_a_real_tpm_over_a_real_logs_measurements_verifies_end_to_end() {
     let mut tpm = Tpm::open(&swtpm.device()).unwrap();
     let pcrs2 = tpm.pcr_read(HashAlg::Sha256, &all).unwrap();
     let (attest2, sig2) = tpm.quote(ak, &nonce, HashAlg::Sha256, &all).unwrap();
-    let r = verify(policy(&name, shim), &bundle_with(evidence(&attest2, &sig2, &pcrs2, &raw), &nonce), &nonce);
+    let r = verify(policy(&name, &pcr4), &bundle_with(evidence(&attest2, &sig2, &pcrs2, &raw), &nonce), &nonce);
     assert_eq!(status(&r, "vtpm.signature"), CheckStatus::Pass);
     assert!(failed(&r, "vtpm.event_log").contains("PCR 4"));
+    // Logged too, it replays; but an event the policy does not list is refused, even after the listed ones.
+    let with_extra = edited(&raw, |ev| {
+        let mut digests = (log.banks.len() as u32).to_le_bytes().to_vec();
+        for a in &log.banks {
+            digests.extend(a.id().to_le_bytes());
+            digests.extend(vec![0x11; a.size()]);
+        }
+        ev.push((4, eventlog::EV_EFI_BOOT_SERVICES_APPLICATION, digests, Vec::new()));
+    });
+    let r = verify(policy(&name, &pcr4), &bundle_with(evidence(&attest2, &sig2, &pcrs2, &with_extra), &nonce), &nonce);
+    assert_eq!(status(&r, "vtpm.event_log"), CheckStatus::Pass);
+    assert!(failed(&r, "vtpm.events.pcr4").contains("does not list"));
+}
+
+#[test]
+fn a_tpm_bundle_is_collected_by_sigil_and_refused_unless_the_policy_allows_a_tee_less_quote() {
+    let _one = serial();
+    let scratch = tempdir::Dir(std::env::temp_dir().join(format!("sigil-vtpm-collect-{}", std::process::id())));
+    std::fs::create_dir_all(&scratch.0).unwrap();
+    let raw = file(LOGS[0]);
+    let log = EventLog::parse(&raw).unwrap();
+    let swtpm = measured_tpm(&scratch.0, &log);
+    let log_path = scratch.0.join("binary_bios_measurements");
+    std::fs::write(&log_path, &raw).unwrap();
+    let nonce = [9u8; 64];
+    let ak = u32::from_str_radix(AK.trim_start_matches("0x"), 16).unwrap();
+    let bundle = sigil_attest::collect::collect_vtpm(&swtpm.device(), ak, &nonce, Some(&log_path)).unwrap();
+    assert_eq!(bundle.platform, Platform::Tpm);
+    let bytes = bundle.encode().unwrap();
+    let name = {
+        let public = quote::PublicArea::parse(bundle.vtpm.as_ref().unwrap().ak_public.as_ref().unwrap()).unwrap();
+        hex::encode(public.name())
+    };
+    let e = Endorsements { expected_report_data: Some(nonce.to_vec()), ..Endorsements::default() };
+    let pinned = format!("[vtpm]\nak_names = [\"{name}\"]\n");
+
+    let r = Verifier::new(Policy::from_toml(&pinned).unwrap()).verify(&bytes, &e, at("2026-12-07")).unwrap();
+    assert_eq!(r.platform, Platform::Tpm);
+    assert!(failed(&r, "tpm.allowed").contains("allow_without_tee"));
+    assert_eq!(status(&r, "vtpm.event_log"), CheckStatus::Pass, "everything else holds");
+
+    let allowed = Policy::from_toml(&format!("{pinned}allow_without_tee = true\n")).unwrap();
+    let r = Verifier::new(allowed).verify(&bytes, &e, at("2026-12-07")).unwrap();
+    assert!(r.accepted(), "{:#?}", r.reasons);
+    assert_eq!(r.report_data, hex::encode(nonce), "the quote's nonce is the result's REPORT_DATA");
+
+    // A tpm bundle must carry its quote in vtpm and nothing else.
+    let mut b = Bundle::decode(&bytes).unwrap();
+    b.evidence = ByteBuf::from(vec![1]);
+    assert!(Bundle::decode(&b.encode().unwrap()).is_err());
+    b.evidence = ByteBuf::new();
+    b.vtpm = None;
+    assert!(Bundle::decode(&b.encode().unwrap()).is_err());
 }
