@@ -118,7 +118,11 @@ pub struct VtpmPolicy {
 pub struct EventRule {
     /// The PCR (0-15).
     pub pcr: u32,
-    /// The SHA-256 digest of each event extended into it, in order.
+    /// Only events of this type (`EV_EFI_BOOT_SERVICES_APPLICATION`: the code the firmware loaded into PCR 4,
+    /// whatever actions and separators it logged around it); absent, every event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// The SHA-256 digest of each (such) event extended into it, in order.
     pub digests: Vec<HexBytes>,
 }
 
@@ -364,8 +368,13 @@ impl Policy {
         }
         for (i, e) in self.vtpm.events.iter().enumerate() {
             static_pcr(e.pcr, "vtpm.events")?;
-            if self.vtpm.events[..i].iter().any(|o| o.pcr == e.pcr) {
+            if self.vtpm.events[..i].iter().any(|o| o.pcr == e.pcr && o.kind == e.kind) {
                 return Err(Error::Policy(format!("vtpm.events: PCR {} is named twice", e.pcr)));
+            }
+            if let Some(k) = &e.kind {
+                if crate::vtpm::eventlog::kind_from_name(k).is_none() {
+                    return Err(Error::Policy(format!("vtpm.events: unknown event type {k:?} (EV_...)")));
+                }
             }
             check_lengths(&e.digests, 32, "vtpm.events (sha256 digests)")?;
         }

@@ -52,6 +52,37 @@ pub enum MeasureCommand {
     ///       --kernel-header unmodified --initrd-option suffix --policy
     #[command(verbatim_doc_comment)]
     Tdx(TdxArgs),
+    /// What a vTPM shows after UEFI firmware boots Sigil's node image, for `[vtpm]` policy.
+    ///
+    /// IMAGE is the Unified Kernel Image (sigil.efi), or the directory infra/image/build.py wrote.
+    /// The firmware measures each UEFI application it loads into PCR 4 (the UKI, then the kernel the
+    /// stub loads); systemd's stub measures the UKI's sections into PCR 11 (name, then content:
+    /// .linux, .osrel, .cmdline, .initrd, as systemd 252 does). The printed policy pins both, event
+    /// by event, so a changed byte in the kernel, the initrd (sigil, busybox, init) or the command
+    /// line is refused with the event that differs.
+    ///
+    /// What it does not cover: the firmware itself (PCRs 0 and 2) and its configuration (1, 7);
+    /// on a TEE, the launch digest covers the firmware ([snp] measurements, `measure snp`). A vTPM
+    /// outside the TEE is the host's: its quote is the host's word (docs/measure.md).
+    ///
+    /// Examples:
+    ///   sigil measure image out/sigil.efi
+    ///   sigil measure image out/ --policy >> pod-policy.toml
+    #[command(verbatim_doc_comment)]
+    Image(ImageArgs),
+}
+
+#[derive(Args)]
+pub struct ImageArgs {
+    /// The UKI, or the directory that holds sigil.efi.
+    #[arg(value_name = "IMAGE")]
+    image: PathBuf,
+    /// Print JSON.
+    #[arg(long, conflicts_with = "policy")]
+    json: bool,
+    /// Print a `[vtpm]` policy section that allows exactly this image.
+    #[arg(long)]
+    policy: bool,
 }
 
 #[derive(Args)]
@@ -172,6 +203,7 @@ pub fn run(cmd: MeasureCommand) -> ExitCode {
     let r = match cmd {
         MeasureCommand::Snp(a) => snp(a),
         MeasureCommand::Tdx(a) => tdx(a),
+        MeasureCommand::Image(a) => image(a),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
@@ -346,6 +378,62 @@ fn tdx(a: TdxArgs) -> anyhow::Result<()> {
         println!("rtmr1 {}", r1.as_deref().unwrap_or("not computed: no --kernel"));
         println!("rtmr2 {}", r2.as_deref().unwrap_or("not computed: no --kernel"));
         println!("rtmr3 {zero} (nothing measures it at boot)");
+    }
+    Ok(())
+}
+
+fn image(a: ImageArgs) -> anyhow::Result<()> {
+    let path = if a.image.is_dir() { a.image.join("sigil.efi") } else { a.image.clone() };
+    let uki = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    let m = measure::uki::measure_uki(&uki).with_context(|| format!("{}", path.display()))?;
+    let cmdline =
+        m.sections.iter().find(|(n, _)| n == ".cmdline").map(|(_, c)| String::from_utf8_lossy(c).into_owned());
+    let pcr11: Vec<String> = m.pcr11_events.iter().map(|(_, d)| hex::encode(d)).collect();
+    if a.json {
+        let v = serde_json::json!({
+            "image": path.display().to_string(),
+            "sha256": hex::encode(sigil_attest::sha256(&uki)),
+            "pcr4": { "uki": hex::encode(m.uki), "kernel": hex::encode(m.kernel) },
+            "pcr11": {
+                "events": m.pcr11_events.iter().map(|(s, d)| serde_json::json!({ "section": s, "digest": hex::encode(d) })).collect::<Vec<_>>(),
+                "value": hex::encode(m.pcr11),
+            },
+            "cmdline": cmdline,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else if a.policy {
+        println!(
+            "# sigil measure image {}: UEFI firmware and systemd's stub booting this UKI, seen by a vTPM",
+            path.display()
+        );
+        println!("[vtpm]");
+        println!("require_quote = true");
+        println!("events = [");
+        println!("  # PCR 4: the UEFI applications loaded, in order: the UKI, then its kernel (Authenticode SHA-256)");
+        println!(
+            "  {{ pcr = 4, kind = \"EV_EFI_BOOT_SERVICES_APPLICATION\", digests = [\"{}\", \"{}\"] }},",
+            hex::encode(m.uki),
+            hex::encode(m.kernel)
+        );
+        let names: Vec<&str> = m.pcr11_events.iter().step_by(2).map(|(s, _)| s.as_str()).collect();
+        println!("  # PCR 11: systemd's stub, each section's name then content: {}", names.join(", "));
+        println!("  {{ pcr = 11, digests = [");
+        for d in &pcr11 {
+            println!("    \"{d}\",");
+        }
+        println!("  ] }},");
+        println!("]");
+    } else {
+        println!("image     {} (sha256 {})", path.display(), hex::encode(sigil_attest::sha256(&uki)));
+        println!("pcr4      uki      {}", hex::encode(m.uki));
+        println!("          kernel   {}", hex::encode(m.kernel));
+        for (s, d) in &m.pcr11_events {
+            println!("pcr11     {s:<9}{}", hex::encode(d));
+        }
+        println!("          value    {}", hex::encode(m.pcr11));
+        if let Some(c) = cmdline {
+            println!("cmdline   {c:?}");
+        }
     }
     Ok(())
 }

@@ -4,7 +4,8 @@
 //! off a running VM. Each platform has its file:
 //! - [`snp`]: the SEV-SNP launch digest (OVMF, its SEV metadata sections, kernel hashes, VMSAs);
 //! - [`tdx`]: the TDX MRTD (TDVF metadata, both host page orders) and the RTMR0–2 events of QEMU direct boot;
-//! - [`authenticode`]: the PE/COFF image digest UEFI firmware measures (the kernel, in RTMR1).
+//! - [`authenticode`]: the PE/COFF image digest UEFI firmware measures (the kernel, in RTMR1);
+//! - [`uki`]: what a vTPM's PCR 4 and PCR 11 hold after UEFI boots a Unified Kernel Image through systemd's stub.
 //!
 //! Input is bytes; nothing here reads files or trusts the firmware's tables beyond their bounds (malformed input
 //! is an error, never a panic). Each is proven against an implementation we did not write (docs/measure.md).
@@ -12,6 +13,7 @@
 pub mod authenticode;
 pub mod snp;
 pub mod tdx;
+pub mod uki;
 
 pub use snp::{
     cpu_sig, sev_hashes_table, snp_launch_digest, snp_ovmf_digest, vcpu_sig, vmsa, MetadataSection, Ovmf, Section,

@@ -36,48 +36,57 @@ pub const EV_IPL: u32 = 0xD;
 /// Authenticode hash.
 pub const EV_EFI_BOOT_SERVICES_APPLICATION: u32 = 0x8000_0003;
 
+/// The event types the PC Client profile defines, with their names.
+pub const KINDS: &[(u32, &str)] = &[
+    (0x0, "EV_PREBOOT_CERT"),
+    (0x1, "EV_POST_CODE"),
+    (0x2, "EV_UNUSED"),
+    (EV_NO_ACTION, "EV_NO_ACTION"),
+    (EV_SEPARATOR, "EV_SEPARATOR"),
+    (0x5, "EV_ACTION"),
+    (0x6, "EV_EVENT_TAG"),
+    (0x7, "EV_S_CRTM_CONTENTS"),
+    (0x8, "EV_S_CRTM_VERSION"),
+    (0x9, "EV_CPU_MICROCODE"),
+    (0xA, "EV_PLATFORM_CONFIG_FLAGS"),
+    (0xB, "EV_TABLE_OF_DEVICES"),
+    (0xC, "EV_COMPACT_HASH"),
+    (EV_IPL, "EV_IPL"),
+    (0xE, "EV_IPL_PARTITION_DATA"),
+    (0xF, "EV_NONHOST_CODE"),
+    (0x10, "EV_NONHOST_CONFIG"),
+    (0x11, "EV_NONHOST_INFO"),
+    (0x12, "EV_OMIT_BOOT_DEVICE_EVENTS"),
+    (0x8000_0001, "EV_EFI_VARIABLE_DRIVER_CONFIG"),
+    (0x8000_0002, "EV_EFI_VARIABLE_BOOT"),
+    (EV_EFI_BOOT_SERVICES_APPLICATION, "EV_EFI_BOOT_SERVICES_APPLICATION"),
+    (0x8000_0004, "EV_EFI_BOOT_SERVICES_DRIVER"),
+    (0x8000_0005, "EV_EFI_RUNTIME_SERVICES_DRIVER"),
+    (0x8000_0006, "EV_EFI_GPT_EVENT"),
+    (0x8000_0007, "EV_EFI_ACTION"),
+    (0x8000_0008, "EV_EFI_PLATFORM_FIRMWARE_BLOB"),
+    (0x8000_0009, "EV_EFI_HANDOFF_TABLES"),
+    (0x8000_000A, "EV_EFI_PLATFORM_FIRMWARE_BLOB2"),
+    (0x8000_000B, "EV_EFI_HANDOFF_TABLES2"),
+    (0x8000_000C, "EV_EFI_VARIABLE_BOOT2"),
+    (0x8000_000D, "EV_EFI_GPT_EVENT2"),
+    (0x8000_0010, "EV_EFI_HCRTM_EVENT"),
+    (0x8000_00E0, "EV_EFI_VARIABLE_AUTHORITY"),
+    (0x8000_00E1, "EV_EFI_SPDM_FIRMWARE_BLOB"),
+    (0x8000_00E2, "EV_EFI_SPDM_FIRMWARE_CONFIG"),
+];
+
 /// The name of an event type (`EV_SEPARATOR`), or its number in hex.
 pub fn kind_name(kind: u32) -> String {
-    let name = match kind {
-        0x0 => "EV_PREBOOT_CERT",
-        0x1 => "EV_POST_CODE",
-        0x2 => "EV_UNUSED",
-        EV_NO_ACTION => "EV_NO_ACTION",
-        EV_SEPARATOR => "EV_SEPARATOR",
-        0x5 => "EV_ACTION",
-        0x6 => "EV_EVENT_TAG",
-        0x7 => "EV_S_CRTM_CONTENTS",
-        0x8 => "EV_S_CRTM_VERSION",
-        0x9 => "EV_CPU_MICROCODE",
-        0xA => "EV_PLATFORM_CONFIG_FLAGS",
-        0xB => "EV_TABLE_OF_DEVICES",
-        0xC => "EV_COMPACT_HASH",
-        EV_IPL => "EV_IPL",
-        0xE => "EV_IPL_PARTITION_DATA",
-        0xF => "EV_NONHOST_CODE",
-        0x10 => "EV_NONHOST_CONFIG",
-        0x11 => "EV_NONHOST_INFO",
-        0x12 => "EV_OMIT_BOOT_DEVICE_EVENTS",
-        0x8000_0001 => "EV_EFI_VARIABLE_DRIVER_CONFIG",
-        0x8000_0002 => "EV_EFI_VARIABLE_BOOT",
-        EV_EFI_BOOT_SERVICES_APPLICATION => "EV_EFI_BOOT_SERVICES_APPLICATION",
-        0x8000_0004 => "EV_EFI_BOOT_SERVICES_DRIVER",
-        0x8000_0005 => "EV_EFI_RUNTIME_SERVICES_DRIVER",
-        0x8000_0006 => "EV_EFI_GPT_EVENT",
-        0x8000_0007 => "EV_EFI_ACTION",
-        0x8000_0008 => "EV_EFI_PLATFORM_FIRMWARE_BLOB",
-        0x8000_0009 => "EV_EFI_HANDOFF_TABLES",
-        0x8000_000A => "EV_EFI_PLATFORM_FIRMWARE_BLOB2",
-        0x8000_000B => "EV_EFI_HANDOFF_TABLES2",
-        0x8000_000C => "EV_EFI_VARIABLE_BOOT2",
-        0x8000_000D => "EV_EFI_GPT_EVENT2",
-        0x8000_0010 => "EV_EFI_HCRTM_EVENT",
-        0x8000_00E0 => "EV_EFI_VARIABLE_AUTHORITY",
-        0x8000_00E1 => "EV_EFI_SPDM_FIRMWARE_BLOB",
-        0x8000_00E2 => "EV_EFI_SPDM_FIRMWARE_CONFIG",
-        k => return format!("{k:#010x}"),
-    };
-    name.to_string()
+    match KINDS.iter().find(|(k, _)| *k == kind) {
+        Some((_, name)) => name.to_string(),
+        None => format!("{kind:#010x}"),
+    }
+}
+
+/// The event type a name (`EV_EFI_BOOT_SERVICES_APPLICATION`) stands for.
+pub fn kind_from_name(name: &str) -> Option<u32> {
+    KINDS.iter().find(|(_, n)| *n == name).map(|(k, _)| *k)
 }
 
 /// One event after the header.

@@ -333,13 +333,18 @@ fn policy_checks(
             .fail("vtpm.events", "event rules match sha256 digests: the quote and the log must both have that bank");
     };
     for rule in &policy.events {
-        let name = format!("vtpm.events.pcr{}", rule.pcr);
+        let kind = rule.kind.as_deref().and_then(eventlog::kind_from_name);
+        let name = match &rule.kind {
+            Some(k) => format!("vtpm.events.pcr{}.{k}", rule.pcr),
+            None => format!("vtpm.events.pcr{}", rule.pcr),
+        };
         let Some(value) = quoted.get(&rule.pcr) else {
             c.fail(&name, format!("the quote does not cover PCR {} in the sha256 bank", rule.pcr));
             continue;
         };
-        let got: Vec<&eventlog::Event> = log.extended(rule.pcr).collect();
-        if got.is_empty() && *value != reset_value(HashAlg::Sha256, rule.pcr) {
+        let all: Vec<&eventlog::Event> = log.extended(rule.pcr).collect();
+        let got: Vec<&eventlog::Event> = all.iter().copied().filter(|e| kind.is_none_or(|k| e.kind == k)).collect();
+        if all.is_empty() && *value != reset_value(HashAlg::Sha256, rule.pcr) {
             c.fail(&name, format!("PCR {} holds a value that no logged event explains", rule.pcr));
             continue;
         }
