@@ -11,9 +11,11 @@ need_apt=()
 # build for the differential tests of `sigil measure snp`; iproute2, nftables and curl for infra/local/faults.sh (a pod
 # across network namespaces); cloud-init and systemd (systemd-analyze) for infra/check.py; swtpm and tpm2-tools, a
 # real TPM 2.0 and an independent TPM stack, for the Azure vTPM collection test; osslsigncode, an independent
-# Authenticode implementation, for `sigil measure tdx`'s kernel digest.
+# Authenticode implementation, for `sigil measure tdx`'s kernel digest; the node image's inputs and its boot test
+# (infra/image): systemd's EFI stub, a static busybox, mtools and sfdisk for its disk, binutils (objcopy, strip), and
+# QEMU to boot it with OVMF and swtpm.
 APT_PACKAGES=(libclang-dev clang)
-[ "$mode" = build ] || APT_PACKAGES+=(chromium ovmf iproute2 nftables curl cloud-init systemd swtpm swtpm-tools tpm2-tools osslsigncode)
+[ "$mode" = build ] || APT_PACKAGES+=(chromium ovmf iproute2 nftables curl cloud-init systemd swtpm swtpm-tools tpm2-tools osslsigncode systemd-boot-efi busybox-static mtools fdisk binutils qemu-system-x86)
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
@@ -63,4 +65,6 @@ if ! have_all; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check "${PY_PACKAGES[@]}"
 fi
+# The node image's kernel: Debian's cloud kernel, extracted into ~/.cache/sigil-image (infra/image, its boot test).
+"$(dirname "$0")/image-inputs.sh"
 echo "setup: ok ($(cargo --version), node $(node --version))"

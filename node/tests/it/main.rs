@@ -7,6 +7,7 @@ mod applet_cli;
 mod cli;
 mod genesis;
 mod hostile;
+mod image;
 mod mcp;
 mod measure_cli;
 mod node;
