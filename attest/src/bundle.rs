@@ -44,6 +44,9 @@ pub struct Bundle {
     /// Azure TDX: the HCL report with the runtime claims.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub azure_hcl: Option<ByteBuf>,
+    /// TDX only: the guest's CC event log (the ACPI `CCEL` table), replayed against the quote's RTMRs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ccel: Option<ByteBuf>,
     /// A vTPM quote, its PCR values and event log (see `vtpm`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vtpm: Option<crate::vtpm::VtpmEvidence>,
@@ -69,6 +72,7 @@ impl Bundle {
             certs: certs.into_iter().map(ByteBuf::from).collect(),
             collateral: None,
             azure_hcl: None,
+            ccel: None,
             vtpm: None,
         }
     }

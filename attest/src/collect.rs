@@ -36,6 +36,9 @@ use crate::tpm::{attr, Tpm, TpmDevice};
 /// Where configfs-tsm lives.
 pub const TSM_REPORT_DIR: &str = "/sys/kernel/config/tsm/report";
 
+/// Where Linux exposes the TDX firmware's CC event log (ACPI table `CCEL`).
+pub const CCEL: &str = "/sys/firmware/acpi/tables/data/CCEL";
+
 /// The SEV-SNP guest device.
 pub const SEV_GUEST_DEVICE: &str = "/dev/sev-guest";
 
@@ -152,7 +155,12 @@ pub fn collect_at(root: &Path, report_data: &[u8; 64]) -> Result<Bundle> {
             let certs = parse_cert_table(&aux)?;
             Ok(Bundle::new(Platform::SevSnp, out, certs))
         }
-        "tdx_guest" => Ok(Bundle::new(Platform::Tdx, out, Vec::new())),
+        "tdx_guest" => {
+            let mut b = Bundle::new(Platform::Tdx, out, Vec::new());
+            // The firmware's CC event log, for the verifier to replay against the quote's RTMRs.
+            b.ccel = fs::read(CCEL).ok().filter(|c| !c.is_empty()).map(serde_bytes::ByteBuf::from);
+            Ok(b)
+        }
         p => Err(Error::Collect(format!("unknown configfs-tsm provider {p:?}"))),
     }
 }

@@ -310,6 +310,10 @@ impl Verifier {
             }
             return Ok(out.finish(now, self.policy_digest));
         }
+        if b.ccel.is_some() && b.platform != Platform::Tdx {
+            let msg = "ccel (a TDX event log) belongs in TDX bundles only".to_string();
+            return Ok(format_failure_msg(b.platform, "bundle.ccel", msg).finish(now, self.policy_digest));
+        }
         if b.azure_hcl.is_some() && b.platform != Platform::Tdx {
             let msg = "azure_hcl belongs in TDX bundles only (an SNP HCL report is itself the evidence)".to_string();
             return Ok(format_failure_msg(b.platform, "bundle.azure_hcl", msg).finish(now, self.policy_digest));
@@ -317,7 +321,16 @@ impl Verifier {
         let inner = Evidence::detect_inner(&b.evidence, false);
         let out = match (b.platform, inner) {
             (Platform::Tdx, Ok(Evidence::Quote(q))) => {
-                self.verify_quote(&q, b.azure_hcl.as_ref().map(|h| h.as_slice()), &e, now, b.vtpm.as_ref())
+                let mut out =
+                    self.verify_quote(&q, b.azure_hcl.as_ref().map(|h| h.as_slice()), &e, now, b.vtpm.as_ref());
+                if let (Some(ccel), Ok(quote)) = (&b.ccel, tdx::Quote::parse(&q)) {
+                    if out.checks.any_failed() {
+                        out.checks.skip("tdx.ccel", "the quote did not verify: its RTMRs are not known");
+                    } else {
+                        tdx::ccel::check_ccel(&mut out, &quote, ccel);
+                    }
+                }
+                out
             }
             (Platform::SevSnp, Ok(ev @ (Evidence::Snp(_) | Evidence::AzureHcl(_)))) => {
                 return self.verify_with(ev, &e, now, b.vtpm.as_ref())

@@ -8,6 +8,9 @@
 # tpm2-tools and the AK is made persistent at 0x81010002, as a platform provisions its vTPM; its TPM name is written
 # to STATE_DIR/ak.name (hex), for the verifier's [vtpm] ak_names. QEMU runs without KVM (TCG) and without network;
 # the serial console is logged to STATE_DIR/console.log. Exits non-zero if the image printed no evidence.
+#
+# SIGIL_BOOT_APPEND=TEXT boots the UKI as QEMU's -kernel with TEXT as its load options instead of from the disk:
+# what a host that overrides the image's command line does (systemd's stub takes it, and measures it into PCR 12).
 set -euo pipefail
 [ $# -eq 3 ] || { echo "usage: $0 IMAGE_DIR STATE_DIR CHALLENGE_HEX" >&2; exit 2; }
 image=$1 state=$2 challenge=$3
@@ -49,6 +52,11 @@ pids+=("$!")
 for _ in $(seq 50); do [ -S "$state/sock" ] && break; sleep 0.1; done
 cp "$ovmf_vars" "$state/vars.fd"
 
+if [ -n "${SIGIL_BOOT_APPEND:-}" ]; then
+  boot=(-kernel "$image/sigil.efi" -append "$SIGIL_BOOT_APPEND")
+else
+  boot=(-drive "file=$image/disk.raw,format=raw,if=virtio,snapshot=on")
+fi
 # The image asks "challenge?" on the console and reads one line; QEMU's serial port is this script's pipe.
 mkfifo "$state/in.$$"
 exec 4<>"$state/in.$$"
@@ -57,17 +65,22 @@ qemu-system-x86_64 -machine q35 -m 2048 -smp 1 -nographic -no-reboot -monitor no
   -drive if=pflash,format=raw,unit=0,readonly=on,file="$ovmf_code" \
   -drive if=pflash,format=raw,unit=1,file="$state/vars.fd" \
   -chardev socket,id=chrtpm,path="$state/sock" -tpmdev emulator,id=tpm0,chardev=chrtpm -device tpm-crb,tpmdev=tpm0 \
-  -drive file="$image/disk.raw",format=raw,if=virtio,snapshot=on \
+  "${boot[@]}" \
   -serial stdio <&4 >"$state/console.log" 2>&1 &
 qemu=$!; pids+=("$qemu")
 answered=0
-for _ in $(seq 1200); do
+for _ in $(seq 600); do
   if [ $answered -eq 0 ] && grep -q "sigil-image: challenge?" "$state/console.log" 2>/dev/null; then
     echo "$challenge" >&4; answered=1
   fi
   kill -0 "$qemu" 2>/dev/null || break
   sleep 0.5
 done
+if kill -0 "$qemu" 2>/dev/null; then
+  echo "$0: the image did not finish within 300 s; its console (last lines of $state/console.log):" >&2
+  tr -d '\r' < "$state/console.log" | tail -20 >&2
+  exit 1
+fi
 wait "$qemu" || true
 sleep 0.2
 evidence=$(tr -d '\r' < "$state/console.log" | sed -n '/-----BEGIN SIGIL EVIDENCE-----/,/-----END SIGIL EVIDENCE-----/p' | sed '1d;$d' | tr -d '\n')

@@ -114,8 +114,11 @@ def initrd(args, mtime):
 
 
 def os_release(args):
-    version = subprocess.run([args.sigil, "--version"], capture_output=True, text=True).stdout.split()
-    v = version[-1] if version else "unknown"
+    out = subprocess.run([args.sigil, "--version"], capture_output=True, text=True)
+    version = out.stdout.split()
+    if out.returncode != 0 or len(version) != 2 or version[0] != "sigil":
+        sys.exit(f"{args.sigil} --version: {out.stdout.strip() or out.stderr.strip()!r}: not a sigil binary for this machine")
+    v = version[1]
     return f'ID=sigil\nNAME="Sigil node"\nVERSION_ID={v}\nPRETTY_NAME="Sigil node {v}"\n'
 
 
@@ -163,7 +166,8 @@ def pin_pe_header(path, mtime):
 def disk(uki_path, out, mtime):
     """GPT with one FAT32 EFI system partition that holds the UKI as the removable-media boot path."""
     esp_size = ((os.path.getsize(uki_path) + 48 * MIB) // MIB) * MIB
-    env = dict(os.environ, SOURCE_DATE_EPOCH=str(mtime), MTOOLS_SKIP_CHECK="1")
+    # mtools writes FAT timestamps in local time: UTC, so the machine's time zone cannot change the disk.
+    env = dict(os.environ, SOURCE_DATE_EPOCH=str(mtime), MTOOLS_SKIP_CHECK="1", TZ="UTC")
     with tempfile.TemporaryDirectory() as tmp:
         esp = os.path.join(tmp, "esp.img")
         with open(esp, "wb") as f:
@@ -196,6 +200,7 @@ def main():
     ap.add_argument("--cmdline", default="console=ttyS0 panic=-1 quiet", help="kernel command line, measured")
     ap.add_argument("--busybox", default="/bin/busybox", help="a static busybox (Debian's busybox-static)")
     ap.add_argument("--stub", default=STUB, help="systemd's EFI stub (Debian's systemd-boot-efi)")
+    ap.add_argument("--initrd", help="use this initrd (one this script made) instead of making it again")
     args = ap.parse_args()
     for what, path in [("--kernel", args.kernel), ("--sigil", args.sigil), ("--busybox", args.busybox),
                        ("--stub", args.stub)]:
@@ -205,8 +210,11 @@ def main():
     args.mtime = mtime
     os.makedirs(args.out, exist_ok=True)
     o = lambda name: os.path.join(args.out, name)
-    with open(o("initrd.img"), "wb") as f:
-        f.write(initrd(args, mtime))
+    if args.initrd:
+        shutil.copyfile(args.initrd, o("initrd.img"))
+    else:
+        with open(o("initrd.img"), "wb") as f:
+            f.write(initrd(args, mtime))
     with open(o("cmdline"), "w") as f:
         f.write(args.cmdline)
     shutil.copyfile(args.kernel, o("vmlinuz"))
@@ -221,6 +229,11 @@ def main():
         "cmdline": args.cmdline,
         "inputs": {k: sha256(v) for k, v in [("kernel", args.kernel), ("sigil", args.sigil), ("busybox", args.busybox),
                                              ("stub", args.stub), ("init", os.path.join(HERE, "init"))]},
+        # The shared libraries copied from this machine (ldd's view): part of the initrd, so of PCR 4 and 11.
+        "libraries": {lib: sha256(os.path.realpath(lib)) for lib in shared_libraries(args.sigil)},
+        "tools": {t: subprocess.run([t, "--version"], capture_output=True, text=True).stdout.splitlines()[0]
+                  for t in ["objcopy", "mformat", "sfdisk"]},
+        "zlib": __import__("zlib").ZLIB_RUNTIME_VERSION,
         "outputs": {n: sha256(o(n)) for n in ["initrd.img", "cmdline", "vmlinuz", "sigil.efi", "disk.raw"]},
     }
     with open(o("manifest.json"), "w") as f:

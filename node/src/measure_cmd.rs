@@ -56,14 +56,17 @@ pub enum MeasureCommand {
     ///
     /// IMAGE is the Unified Kernel Image (sigil.efi), or the directory infra/image/build.py wrote.
     /// The firmware measures each UEFI application it loads into PCR 4 (the UKI, then the kernel the
-    /// stub loads); systemd's stub measures the UKI's sections into PCR 11 (name, then content:
-    /// .linux, .osrel, .cmdline, .initrd, as systemd 252 does). The printed policy pins both, event
-    /// by event, so a changed byte in the kernel, the initrd (sigil, busybox, init) or the command
-    /// line is refused with the event that differs.
+    /// stub loads) and each driver into PCR 2; systemd's stub measures the UKI's sections into PCR 11
+    /// (name, then content: .linux, .osrel, .cmdline, .initrd, as systemd 252 does), a command line
+    /// given from outside into PCR 12 and extra credentials or system extensions into PCR 12/13. The
+    /// printed policy pins PCR 4's applications and PCR 11 event by event, and requires no driver in
+    /// PCR 2 and nothing in PCR 12 or 13: a changed byte in the kernel, the initrd (sigil, busybox,
+    /// init) or the command line, or a command line the host passes, is refused with the event.
     ///
-    /// What it does not cover: the firmware itself (PCRs 0 and 2) and its configuration (1, 7);
-    /// on a TEE, the launch digest covers the firmware ([snp] measurements, `measure snp`). A vTPM
-    /// outside the TEE is the host's: its quote is the host's word (docs/measure.md).
+    /// What it does not cover: the firmware itself (PCR 0: applications built into it, such as
+    /// OVMF's shell, run unlogged) and its variables (PCR 1, 7). A TEE's launch digest covers the
+    /// firmware's code, not its variable store. A vTPM outside the TEE is the host's: its quote is
+    /// the host's word (docs/measure.md).
     ///
     /// Examples:
     ///   sigil measure image out/sigil.efi
@@ -80,7 +83,7 @@ pub struct ImageArgs {
     /// Print JSON.
     #[arg(long, conflicts_with = "policy")]
     json: bool,
-    /// Print a `[vtpm]` policy section that allows exactly this image.
+    /// Print a `[vtpm]` policy section for this image (see above for what it covers).
     #[arg(long)]
     policy: bool,
 }
@@ -402,10 +405,7 @@ fn image(a: ImageArgs) -> anyhow::Result<()> {
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else if a.policy {
-        println!(
-            "# sigil measure image {}: UEFI firmware and systemd's stub booting this UKI, seen by a vTPM",
-            path.display()
-        );
+        println!("# sigil measure image {:?}: UEFI firmware and systemd's stub booting this UKI, seen by a vTPM", path);
         println!("[vtpm]");
         println!("require_quote = true");
         println!("events = [");
@@ -422,6 +422,15 @@ fn image(a: ImageArgs) -> anyhow::Result<()> {
             println!("    \"{d}\",");
         }
         println!("  ] }},");
+        println!(
+            "  # No driver loaded from a device or a boot variable (PCR 2): one could hook what is measured after it"
+        );
+        println!("  {{ pcr = 2, kind = \"EV_EFI_BOOT_SERVICES_DRIVER\", digests = [] }},");
+        println!("  {{ pcr = 2, kind = \"EV_EFI_RUNTIME_SERVICES_DRIVER\", digests = [] }},");
+        println!("  # Nothing from outside the UKI: a command line passed by the boot entry or the host (PCR 12),");
+        println!("  # credentials or system extensions from the disk (PCR 12, 13)");
+        println!("  {{ pcr = 12, digests = [] }},");
+        println!("  {{ pcr = 13, digests = [] }},");
         println!("]");
     } else {
         println!("image     {} (sha256 {})", path.display(), hex::encode(sigil_attest::sha256(&uki)));

@@ -17,6 +17,7 @@ use crate::policy::TdxPolicy;
 use crate::result::{Outcome, Platform};
 use crate::x509::Cert;
 
+pub mod ccel;
 mod dcap;
 mod offline;
 mod quote;
@@ -274,6 +275,70 @@ mod tests {
         let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der, &SystemRandom::new()).unwrap();
         let sig = key.sign(&SystemRandom::new(), &quote[QE_REPORT_AT..QE_SIG_AT]).unwrap();
         quote[QE_SIG_AT..QE_SIG_AT + 64].copy_from_slice(sig.as_ref());
+    }
+
+    /// The quote with `rtmr` in its body, re-signed with the forged attestation key (the QE report binds that key,
+    /// so the quote stays valid).
+    fn with_rtmrs(rtmr: &[[u8; 48]; 4]) -> Vec<u8> {
+        let key = crate::x509::pem_private_key(include_str!("../../testdata/forged/dcap-forged-attestation.key.pem"));
+        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &key.unwrap(), &SystemRandom::new());
+        let mut quote = QUOTE.to_vec();
+        let q = Quote::parse(QUOTE).unwrap();
+        let at = HEADER_LEN + 328; // RTMR0 in a TD 1.0 body
+        assert_eq!(&quote[at..at + 48], &q.body.rtmr[0]);
+        for (i, r) in rtmr.iter().enumerate() {
+            quote[at + 48 * i..at + 48 * (i + 1)].copy_from_slice(r);
+        }
+        let sig = key.unwrap().sign(&SystemRandom::new(), &quote[..q.signed_len]).unwrap();
+        quote[q.signed_len + 4..q.signed_len + 68].copy_from_slice(sig.as_ref());
+        quote
+    }
+
+    #[test]
+    fn a_real_ccel_replays_to_the_rtmrs_its_td_reported_and_a_changed_event_does_not() {
+        // go-eventlog's COS 113 TDX log, and the RTMR0-2 its TD's quote held (ccel/cceventlog_test.go).
+        let ccel = include_bytes!("../../testdata/eventlogs/ccel-cos-113-intel-tdx.bin");
+        let hex48 = |s: &str| -> [u8; 48] { hex::decode(s).unwrap().try_into().unwrap() };
+        let rtmr = [
+            hex48("a4de2df23e9611299123ba4359c42a5e578b0f8488bf1bba8ef5606d9ea5d81c97c064b482a5eac537d166bd0f0f752d"),
+            hex48("0ee9366c928a77092f55e9e114c7394181fd264699155f0df77d23577618d5f650568a17d379355a07bd846e552f4e20"),
+            hex48("4969684dc87381fc3b3134176c8d8806eaf0a901859f5f70cfae8d17714b46c10a8de219048c9fc09f11f381a6fbe7c1"),
+            [0; 48],
+        ];
+        let log = crate::vtpm::eventlog::EventLog::parse_ccel(ccel).unwrap();
+        assert_eq!(ccel::replay(&log).unwrap().0, rtmr);
+
+        let quote = with_rtmrs(&rtmr);
+        let q = Quote::parse(&quote).unwrap();
+        let mut out = verify_with_root(&q, None, &offline_policy(), None, NOW, &root());
+        assert!(failed(&out).is_empty(), "{:?}", failed(&out));
+        ccel::check_ccel(&mut out, &q, ccel);
+        assert!(failed(&out).is_empty(), "{:?}", failed(&out));
+        assert_eq!(out.claims["ccel"]["replay"]["verified"], serde_json::json!([0, 1, 2]));
+
+        // The same log with 0xFF padding after it (the ACPI table's unused space) still replays.
+        let mut padded = ccel.to_vec();
+        padded.extend([0xFF; 4096]);
+        let mut out = verify_with_root(&q, None, &offline_policy(), None, NOW, &root());
+        ccel::check_ccel(&mut out, &q, &padded);
+        assert!(failed(&out).is_empty(), "{:?}", failed(&out));
+
+        // A quote whose RTMR1 differs (another kernel): the log does not replay to it.
+        let mut other = rtmr;
+        other[1][0] ^= 1;
+        let quote = with_rtmrs(&other);
+        let q = Quote::parse(&quote).unwrap();
+        let mut out = verify_with_root(&q, None, &offline_policy(), None, NOW, &root());
+        assert!(failed(&out).is_empty(), "the quote itself verifies: {:?}", failed(&out));
+        ccel::check_ccel(&mut out, &q, ccel);
+        let f = failed(&out);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert!(f[0].0 == "tdx.ccel" && f[0].1.starts_with("RTMR1:"), "{f:?}");
+        // RTMR3 that nothing logged is reported, not accepted silently as explained.
+        let mut extended3 = rtmr;
+        extended3[3] = [7; 48];
+        let log = crate::vtpm::eventlog::EventLog::parse_ccel(ccel).unwrap();
+        assert_eq!(ccel::check(&log, &extended3).unwrap().unexplained, vec![3]);
     }
 
     #[test]

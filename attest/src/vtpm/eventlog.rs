@@ -119,11 +119,21 @@ impl EventLog {
     /// Parses a crypto-agile log (`/sys/kernel/security/tpm0/binary_bios_measurements`, the UEFI
     /// `EFI_TCG2_EVENT_LOG_FORMAT_TCG_2` log).
     pub fn parse(bytes: &[u8]) -> Result<EventLog, ParseError> {
+        Self::parse_with(bytes, 0)
+    }
+
+    /// Parses a TDX CC event log: the same format, whose header event names measurement register 1 (the firmware
+    /// writes it so; index 0 would be MRTD).
+    pub fn parse_ccel(bytes: &[u8]) -> Result<EventLog, ParseError> {
+        Self::parse_with(bytes, 1)
+    }
+
+    fn parse_with(bytes: &[u8], header_index: u32) -> Result<EventLog, ParseError> {
         if bytes.len() > MAX_LOG {
             return Err(ParseError::Field { what: WHAT, detail: format!("{} bytes exceeds {MAX_LOG}", bytes.len()) });
         }
         let mut r = Reader::new(bytes, WHAT);
-        let sizes = header(&mut r)?;
+        let sizes = header(&mut r, header_index)?;
         let banks: Vec<HashAlg> = sizes.iter().filter_map(|(id, _)| HashAlg::from_id(*id)).collect();
         let mut events = Vec::new();
         let mut startup_locality = None;
@@ -187,7 +197,7 @@ impl EventLog {
 }
 
 /// The first event: `Spec ID Event03`, with its list of (algorithm id, digest size).
-fn header(r: &mut Reader<'_>) -> Result<Vec<(u16, u16)>, ParseError> {
+fn header(r: &mut Reader<'_>, header_index: u32) -> Result<Vec<(u16, u16)>, ParseError> {
     let field = |detail: String| ParseError::Field { what: WHAT, detail };
     let pcr = r.u32()?;
     let kind = r.u32()?;
@@ -195,7 +205,8 @@ fn header(r: &mut Reader<'_>) -> Result<Vec<(u16, u16)>, ParseError> {
     let size = r.u32()?;
     let mut h = r.sub(size as usize, "TCG event log header (TCG_EfiSpecIDEvent)")?;
     let signature = h.take(16).ok();
-    if pcr != 0 || kind != EV_NO_ACTION || digest.iter().any(|&b| b != 0) || signature != Some(&SPEC_ID[..]) {
+    if pcr != header_index || kind != EV_NO_ACTION || digest.iter().any(|&b| b != 0) || signature != Some(&SPEC_ID[..])
+    {
         return Err(field(
             "the first event is not the crypto-agile header (EV_NO_ACTION in PCR 0, \"Spec ID Event03\"): a SHA-1-only \
              (TPM 1.2 format) log is not accepted"

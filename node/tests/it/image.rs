@@ -21,19 +21,21 @@ fn kernel() -> PathBuf {
     k
 }
 
-/// `infra/image/build.py`; returns the SHA-256 of each output.
-fn build(out: &Path, binary: &Path, cmdline: &str) -> serde_json::Value {
-    let o = Command::new("python3")
-        .arg(repo("infra/image/build.py"))
+/// `infra/image/build.py`; returns the SHA-256 of each output. `initrd`: one it made before, reused.
+fn build(out: &Path, binary: &Path, cmdline: &str, initrd: Option<&Path>) -> serde_json::Value {
+    let mut cmd = Command::new("python3");
+    cmd.arg(repo("infra/image/build.py"))
         .arg("--kernel")
         .arg(kernel())
         .arg("--sigil")
         .arg(binary)
         .arg("--out")
-        .arg(out)
-        .args(["--cmdline", cmdline])
-        .output()
-        .unwrap();
+        .arg(out);
+    cmd.args(["--cmdline", cmdline]);
+    if let Some(i) = initrd {
+        cmd.arg("--initrd").arg(i);
+    }
+    let o = cmd.output().unwrap();
     assert!(o.status.success(), "build.py: {}", text(&o));
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
@@ -73,8 +75,8 @@ fn the_node_image_is_reproducible_boots_on_real_firmware_and_proves_what_it_runs
     assert!(o.status.success(), "strip: {}", text(&o));
     let cmdline = "console=ttyS0 panic=-1 quiet";
 
-    let a = build(&dir.join("a"), &binary, cmdline);
-    let again = build(&dir.join("a2"), &binary, cmdline);
+    let a = build(&dir.join("a"), &binary, cmdline, None);
+    let again = build(&dir.join("a2"), &binary, cmdline, None);
     assert_eq!(a, again, "the same inputs make the same bytes");
 
     let challenge = format!("{:064x}{:064x}", std::process::id(), crate::support::now_ms());
@@ -96,6 +98,22 @@ fn the_node_image_is_reproducible_boots_on_real_firmware_and_proves_what_it_runs
     let other = "00".repeat(64);
     assert!(text(&verify(&good, &other, &evidence)).contains("FAIL vtpm.nonce"));
 
+    // The same UKI, booted by a host that passes its own command line (QEMU's -kernel/-append, as a boot entry's
+    // load options would): systemd's stub takes it over the image's and measures it into PCR 12. Refused.
+    let o = Command::new(repo("infra/image/boot.sh"))
+        .arg(dir.join("a"))
+        .arg(&state)
+        .arg(&challenge)
+        .env("SIGIL_BOOT_APPEND", "console=ttyS0 panic=-1")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "boot.sh with another command line: {}", text(&o));
+    let overridden = dir.join("overridden.hex");
+    std::fs::write(&overridden, &o.stdout).unwrap();
+    let out = text(&verify(&good, &challenge, &overridden));
+    assert!(out.contains("ok   vtpm.events.pcr11"), "the UKI itself is the same: {out}");
+    assert!(out.contains("FAIL vtpm.events.pcr12: PCR 12 has an event the policy does not list"), "{out}");
+
     // One byte of the command line, one byte of the sigil binary (in its section headers, which the loader does not
     // read, so it still runs): another image, refused with the reason.
     let mut flipped = std::fs::read(&binary).unwrap();
@@ -104,11 +122,12 @@ fn the_node_image_is_reproducible_boots_on_real_firmware_and_proves_what_it_runs
     let binary_b = dir.join("sigil-b");
     std::fs::write(&binary_b, flipped).unwrap();
     std::fs::set_permissions(&binary_b, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    for (name, bin, line, differs) in [
-        ("cmdline", &binary, "console=ttyS0 panic=-1 quiEt", "event 6 of PCR 11"),
-        ("binary", &binary_b, cmdline, "event 8 of PCR 11"),
+    let same_initrd = dir.join("a/initrd.img");
+    for (name, bin, line, initrd, differs) in [
+        ("cmdline", &binary, "console=ttyS0 panic=-1 quiEt", Some(same_initrd.as_path()), "event 6 of PCR 11"),
+        ("binary", &binary_b, cmdline, None, "event 8 of PCR 11"),
     ] {
-        let outputs = build(&dir.join(name), bin, line);
+        let outputs = build(&dir.join(name), bin, line, initrd);
         assert_ne!(outputs["sigil.efi"], a["sigil.efi"], "{name}");
         let p = policy(&dir.join(name), ak_name.trim(), dir, &format!("{name}.toml"));
         let r = verify(&p, &challenge, &evidence);
