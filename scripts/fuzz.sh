@@ -2,6 +2,7 @@
 # Builds the fuzz targets with libFuzzer coverage instrumentation (stable Rust: the same flags cargo-fuzz
 # passes) and runs each for a short time from the seed corpus of real vectors. Any crash fails the run.
 #   scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]
+# FUZZ_PROFILE=smoke builds with fuzz/Cargo.toml's smoke profile (faster to build, slower to run: CI's smoke run).
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 secs="${1:-15}"; shift || true
@@ -10,7 +11,8 @@ export CARGO_TARGET_DIR="${FUZZ_TARGET_DIR:-${CARGO_TARGET_DIR:-$HOME/.cache/sig
 export RUSTFLAGS="--cfg fuzzing -Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table -Cllvm-args=-sanitizer-coverage-trace-compares -Cdebug-assertions -Coverflow-checks"
 # An explicit --target keeps the instrumentation out of build scripts and proc macros (as cargo-fuzz does).
 host=$(rustc -vV | sed -n 's/^host: //p')
-cargo build --release --locked --bins --target "$host"
+profile="${FUZZ_PROFILE:-release}"
+cargo build --profile "$profile" --locked --bins --target "$host"
 v=../attest/testdata
 for t in "${targets[@]}"; do
   corpus="corpus/$t"; mkdir -p "$corpus"
@@ -49,7 +51,7 @@ open(sys.argv[2] + '/signature', 'wb').write(bytes([0, 0x14, 0, 0x0b, 1, 0]) + b
   echo "== fuzz $t for ${secs}s"
   mkdir -p artifacts; log=$(mktemp)
   status=0
-  "$CARGO_TARGET_DIR/$host/release/$t" -max_total_time="$secs" -max_len=8192 -print_final_stats=1 \
+  "$CARGO_TARGET_DIR/$host/$profile/$t" -max_total_time="$secs" -max_len=8192 -print_final_stats=1 \
     -artifact_prefix="artifacts/$t-" "$corpus" >"$log" 2>&1 || status=$?
   grep -E "^(Done|stat::number_of_executed_units|==|SUMMARY)|panicked|ERROR" "$log" || true
   if [ "$status" -ne 0 ]; then

@@ -44,7 +44,7 @@ elif [ "$status" -ne 0 ]; then
 fi
 # A smoke run: each target a few seconds from the real vectors (hundreds of thousands of inputs each), to keep a
 # cold CI under 45 minutes; scripts/fuzz.sh 300 is the long run.
-echo "== fuzz smoke run (each target ${FUZZ_SECONDS:-4}s from the real vectors)"
-./scripts/fuzz.sh "${FUZZ_SECONDS:-4}"
+echo "== fuzz smoke run (each target ${FUZZ_SECONDS:-3}s from the real vectors)"
+FUZZ_PROFILE="${FUZZ_PROFILE:-smoke}" ./scripts/fuzz.sh "${FUZZ_SECONDS:-3}"
 echo
 echo "$totals"

@@ -228,11 +228,18 @@ pub struct AzureSource {
     pub imds: String,
     /// How long the paravisor gets to put new user data into the HCL report.
     pub refresh: Duration,
+    /// The firmware's event log, added to the vTPM quote if it is there ([`EVENT_LOG`]).
+    pub event_log: PathBuf,
 }
 
 impl Default for AzureSource {
     fn default() -> AzureSource {
-        AzureSource { tpm: TpmDevice::default(), imds: AZURE_IMDS.into(), refresh: AZURE_REFRESH }
+        AzureSource {
+            tpm: TpmDevice::default(),
+            imds: AZURE_IMDS.into(),
+            refresh: AZURE_REFRESH,
+            event_log: EVENT_LOG.into(),
+        }
     }
 }
 
@@ -244,6 +251,7 @@ impl AzureSource {
             tpm: tpm.map_or(d.tpm, TpmDevice::parse),
             imds: imds.map_or(d.imds, str::to_string),
             refresh: d.refresh,
+            event_log: d.event_log,
         }
     }
 }
@@ -327,7 +335,7 @@ pub fn collect_azure(src: &AzureSource, report_data: &[u8; 64]) -> Result<Bundle
     // Keep the report itself, not the index's zero padding past the claims.
     let raw = raw[..hcl.encoded_len()].to_vec();
     let vtpm = match tpm.has_object(AZURE_AK)? {
-        true => Some(quote_vtpm(&mut tpm, AZURE_AK, report_data, Some(Path::new(EVENT_LOG)), false)?),
+        true => Some(quote_vtpm(&mut tpm, AZURE_AK, report_data, Some(&src.event_log), false)?),
         false => None,
     };
     let mut bundle = azure_bundle(src, hcl, raw)?;
@@ -384,8 +392,9 @@ pub const AZURE_AK: u32 = 0x8100_0003;
 /// Where Linux exposes the firmware's TCG event log.
 pub const EVENT_LOG: &str = "/sys/kernel/security/tpm0/binary_bios_measurements";
 
-/// The SHA-256 PCRs 0-23, quoted by the attestation key at `ak` over `nonce`, with the event log at `event_log`
-/// if there is one there. The PCRs are read before and after the quote, and the pair is taken again (up to three
+/// The SHA-256 PCRs 0-23, quoted by the attestation key at `ak` over the SHA-256 of `nonce` (a TPM takes as much
+/// qualifying data as its largest digest: 64 bytes of REPORT_DATA do not fit one without SHA-512; the verifier
+/// accepts the nonce or its SHA-256), with the event log at `event_log` if there is one there. The PCRs are read before and after the quote, and the pair is taken again (up to three
 /// times) if something was extended in between. `with_public` puts the key's public area in the evidence (not on
 /// Azure, where the hardware report carries it).
 pub fn quote_vtpm(
@@ -401,7 +410,7 @@ pub fn quote_vtpm(
     let all: Vec<u32> = (0..crate::vtpm::PCR_COUNT).collect();
     for _ in 0..3 {
         let before = tpm.pcr_read(HashAlg::Sha256, &all)?;
-        let (attest, sig) = tpm.quote(ak, nonce, HashAlg::Sha256, &all)?;
+        let (attest, sig) = tpm.quote(ak, &crate::sha256(nonce), HashAlg::Sha256, &all)?;
         if tpm.pcr_read(HashAlg::Sha256, &all)? != before {
             continue;
         }

@@ -39,8 +39,14 @@ impl Swtpm {
 
 /// An HCL report: the vector's header and hardware report, new runtime claims with `user_data`.
 fn hcl_with_claims(vector: &[u8], report_type: u32, user_data: &[u8; 64]) -> Vec<u8> {
+    let ak = serde_json::json!({"kid": "HCLAkPub", "kty": "RSA", "e": "AQAB", "n": "test"});
+    hcl_with_claims_and_ak(vector, report_type, user_data, ak)
+}
+
+/// [`hcl_with_claims`] with `ak` as the `HCLAkPub` key.
+fn hcl_with_claims_and_ak(vector: &[u8], report_type: u32, user_data: &[u8; 64], ak: serde_json::Value) -> Vec<u8> {
     let claims = serde_json::json!({
-        "keys": [{"kid": "HCLAkPub", "kty": "RSA", "e": "AQAB", "n": "test"}],
+        "keys": [ak],
         "vm-configuration": {"console-enabled": false, "secure-boot": true, "tpm-enabled": true},
         "user-data": hex::encode_upper(user_data),
     })
@@ -136,6 +142,9 @@ fn passed(r: &sigil_attest::AttestationResult, name: &str) -> bool {
 
 const JUNE_2025: u64 = 1_748_736_000;
 
+/// The event log path the tests give the collector: none, whatever this machine has.
+const NO_LOG: &str = "/nonexistent/binary_bios_measurements";
+
 #[test]
 fn snp_on_azure_writes_user_data_reads_the_hcl_report_and_fetches_the_vcek() {
     let _serial = serial();
@@ -149,7 +158,12 @@ fn snp_on_azure_writes_user_data_reads_the_hcl_report_and_fetches_the_vcek() {
     let chain = String::from_utf8(file("amd-certs/genoa.ask.pem")).unwrap();
     let thim = serde_json::json!({"vcekCert": vcek, "certificateChain": chain, "tcbm": "DB18000000000004"});
     let imds = Imds::start(vec![("/metadata/THIM/amd/certification", thim.to_string().into_bytes(), true)]);
-    let src = AzureSource { tpm: tpm.device(), imds: imds.url.clone(), refresh: Duration::from_secs(1) };
+    let src = AzureSource {
+        tpm: tpm.device(),
+        imds: imds.url.clone(),
+        refresh: Duration::from_secs(1),
+        event_log: NO_LOG.into(),
+    };
 
     assert_eq!(detect_azure(&src), Some(Platform::SevSnp));
     let b = collect_azure(&src, &rd).expect("collects");
@@ -185,6 +199,44 @@ fn snp_on_azure_writes_user_data_reads_the_hcl_report_and_fetches_the_vcek() {
 }
 
 #[test]
+fn on_azure_the_vtpm_also_quotes_its_pcrs_with_the_ak_the_claims_name() {
+    use base64::Engine as _;
+    let _serial = serial();
+    let tmp = scratch("snp-ak");
+    let tpm = Swtpm::start();
+    tpm.provision_ak(&tmp.0, "0x81000003");
+    let ak = sigil_attest::tpm::Tpm::open(&tpm.device()).unwrap().read_public(sigil_attest::collect::AZURE_AK).unwrap();
+    let sigil_attest::vtpm::quote::AkPublic::Rsa { n, e } = ak.key else { panic!("an RSA AK") };
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let jwk = serde_json::json!({"kid": "HCLAkPub", "kty": "RSA", "e": b64.encode(e), "n": b64.encode(n)});
+    let rd: [u8; 64] = std::array::from_fn(|i| i as u8);
+    let hcl = hcl_with_claims_and_ak(&file("sev-snp-azure/azure-genoa-v3.hcl.bin"), 2, &rd, jwk);
+    tpm.provision("0x01400001", &hcl, &tmp.0);
+    let vcek = String::from_utf8(file("sev-snp-azure/azure-genoa-v3.vcek.pem")).unwrap();
+    let thim = serde_json::json!({"vcekCert": vcek, "certificateChain": "", "tcbm": "DB18000000000004"});
+    let imds = Imds::start(vec![("/metadata/THIM/amd/certification", thim.to_string().into_bytes(), false)]);
+    let src = AzureSource {
+        tpm: tpm.device(),
+        imds: imds.url.clone(),
+        refresh: Duration::from_secs(1),
+        event_log: NO_LOG.into(),
+    };
+
+    let b = collect_azure(&src, &rd).expect("collects");
+    let v = b.vtpm.as_ref().expect("the AK is there: the bundle carries a quote");
+    assert!(v.ak_public.is_none(), "on Azure the claims carry the key");
+    assert_eq!(v.pcrs["sha256"].len(), 24);
+
+    let e = Endorsements { expected_report_data: Some(rd.to_vec()), ..Endorsements::default() };
+    let r = Verifier::new(Policy::default()).verify(&b.encode().unwrap(), &e, JUNE_2025).unwrap();
+    for check in ["vtpm.ak", "vtpm.signature", "vtpm.nonce", "vtpm.pcr_digest", "azure.user_data"] {
+        assert!(passed(&r, check), "{check}: {:?}", r.checks);
+    }
+    assert_eq!(failed(&r), ["snp.report_data"], "only what the paravisor would have re-signed");
+    assert_eq!(r.claims["vtpm"]["ak_trust"], "hardware-bound");
+}
+
+#[test]
 fn tdx_on_azure_turns_the_tdreport_into_a_quote_through_imds() {
     let _serial = serial();
     let tmp = scratch("tdx");
@@ -197,7 +249,12 @@ fn tdx_on_azure_turns_the_tdreport_into_a_quote_through_imds() {
     let quote = file("tdx/azure-00806f05-v4.quote.bin");
     let answer = serde_json::json!({ "quote": b64.encode(&quote) }).to_string().into_bytes();
     let imds = Imds::start(vec![("/acc/tdquote", answer, false)]);
-    let src = AzureSource { tpm: tpm.device(), imds: imds.url.clone(), refresh: Duration::from_secs(1) };
+    let src = AzureSource {
+        tpm: tpm.device(),
+        imds: imds.url.clone(),
+        refresh: Duration::from_secs(1),
+        event_log: NO_LOG.into(),
+    };
 
     assert_eq!(detect_azure(&src), Some(Platform::Tdx));
     let b = collect_azure(&src, &rd).expect("collects");
@@ -225,7 +282,12 @@ fn a_report_that_never_carries_the_user_data_is_refused() {
     let hcl = hcl_with_claims(&file("sev-snp-azure/azure-genoa-v3.hcl.bin"), 2, &[0; 64]);
     tpm.provision("0x01400001", &hcl, &tmp.0);
     let imds = Imds::start(vec![]);
-    let src = AzureSource { tpm: tpm.device(), imds: imds.url.clone(), refresh: Duration::from_millis(600) };
+    let src = AzureSource {
+        tpm: tpm.device(),
+        imds: imds.url.clone(),
+        refresh: Duration::from_millis(600),
+        event_log: NO_LOG.into(),
+    };
     let err = collect_azure(&src, &[7; 64]).unwrap_err().to_string();
     assert!(err.contains("does not carry the user data"), "{err}");
     assert!(imds.seen.lock().unwrap().is_empty(), "nothing is fetched for a stale report");
@@ -239,7 +301,12 @@ fn a_report_that_never_carries_the_user_data_is_refused() {
 fn a_tpm_without_an_hcl_report_is_not_azure() {
     let _serial = serial();
     let tpm = Swtpm::start();
-    let src = AzureSource { tpm: tpm.device(), imds: "http://127.0.0.1:9".into(), refresh: Duration::from_millis(100) };
+    let src = AzureSource {
+        tpm: tpm.device(),
+        imds: "http://127.0.0.1:9".into(),
+        refresh: Duration::from_millis(100),
+        event_log: NO_LOG.into(),
+    };
     assert_eq!(detect_azure(&src), None);
     let err = collect_azure(&src, &[0; 64]).unwrap_err().to_string();
     assert!(err.contains("no HCL report"), "{err}");

@@ -92,6 +92,37 @@ impl Swtpm {
     }
 }
 
+impl Swtpm {
+    /// Makes an endorsement key and a restricted RSA attestation key (RSASSA, SHA-256) with tpm2-tools and makes
+    /// the AK persistent at `handle` (`0x81...`), as a platform provisions its vTPM. `dir` holds the contexts.
+    pub fn provision_ak(&self, dir: &std::path::Path, handle: &str) {
+        let p = |f: &str| dir.join(f).display().to_string();
+        // Without a resource manager, what tpm2-tools loads stays loaded: flush it (swtpm has three object slots).
+        let flush = || {
+            self.tool(&["tpm2_flushcontext", "-t"]);
+            self.tool(&["tpm2_flushcontext", "-s"]);
+        };
+        self.tool(&["tpm2_createek", "-c", &p("ek.ctx"), "-G", "rsa", "-u", &p("ek.pub")]);
+        flush();
+        self.tool(&[
+            "tpm2_createak",
+            "-C",
+            &p("ek.ctx"),
+            "-c",
+            &p("ak.ctx"),
+            "-G",
+            "rsa",
+            "-g",
+            "sha256",
+            "-s",
+            "rsassa",
+        ]);
+        flush();
+        self.tool(&["tpm2_evictcontrol", "-C", "o", "-c", &p("ak.ctx"), handle]);
+        flush();
+    }
+}
+
 impl Drop for Swtpm {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -69,7 +69,7 @@ fn azure_vtpm_quote_is_signed_by_the_hcl_bound_key_and_covers_the_24_pcrs() {
     let mut other = azure_nonce();
     other[0] ^= 1;
     let r = verify_azure(&azure_json(), Policy::default(), Some(other));
-    assert!(failed(&r, "vtpm.nonce").contains("differs"));
+    assert!(failed(&r, "vtpm.nonce").contains("neither"));
 }
 
 #[test]
@@ -292,18 +292,7 @@ const AK: &str = "0x81010002";
 /// swtpm with an RSA attestation key (made by tpm2-tools) and the SHA-256 digests of `log` extended into its PCRs.
 fn measured_tpm(dir: &std::path::Path, log: &EventLog) -> Swtpm {
     let tpm = Swtpm::start();
-    let p = |f: &str| dir.join(f).display().to_string();
-    // Without a resource manager, what tpm2-tools loads stays loaded: flush it (swtpm has three object slots).
-    let flush = || {
-        tpm.tool(&["tpm2_flushcontext", "-t"]);
-        tpm.tool(&["tpm2_flushcontext", "-s"]);
-    };
-    tpm.tool(&["tpm2_createek", "-c", &p("ek.ctx"), "-G", "rsa", "-u", &p("ek.pub")]);
-    flush();
-    tpm.tool(&["tpm2_createak", "-C", &p("ek.ctx"), "-c", &p("ak.ctx"), "-G", "rsa", "-g", "sha256", "-s", "rsassa"]);
-    flush();
-    tpm.tool(&["tpm2_evictcontrol", "-C", "o", "-c", &p("ak.ctx"), AK]);
-    flush();
+    tpm.provision_ak(dir, AK);
     for e in log.events.iter().filter(|e| e.kind != eventlog::EV_NO_ACTION) {
         let spec = format!("{}:sha256={}", e.pcr, hex::encode(&e.digests[&HashAlg::Sha256]));
         tpm.tool(&["tpm2_pcrextend", &spec]);
@@ -399,7 +388,7 @@ fn a_quote_from_a_real_tpm_over_a_real_logs_measurements_verifies_end_to_end() {
         &verify(policy(&name, &pcr4), &bundle_with(evidence(&attest, &sig, &pcrs, &raw), &other), &other),
         "vtpm.nonce"
     )
-    .contains("differs"));
+    .contains("neither"));
     // A PCR value the TPM did not sign.
     let mut forged = pcrs.clone();
     forged.insert(4, vec![0; 32]);
@@ -477,7 +466,15 @@ fn a_tpm_bundle_is_collected_by_sigil_and_refused_unless_the_policy_allows_a_tee
     let allowed = Policy::from_toml(&format!("{pinned}allow_without_tee = true\n")).unwrap();
     let r = Verifier::new(allowed).verify(&bytes, &e, at("2026-12-07")).unwrap();
     assert!(r.accepted(), "{:#?}", r.reasons);
-    assert_eq!(r.report_data, hex::encode(nonce), "the quote's nonce is the result's REPORT_DATA");
+    assert_eq!(
+        r.report_data,
+        hex::encode(sigil_attest::sha256(&nonce)),
+        "the collector quotes over the SHA-256 of REPORT_DATA, which is the result's REPORT_DATA"
+    );
+    let other = Endorsements { expected_report_data: Some(vec![8; 64]), ..Endorsements::default() };
+    let allowed = Policy::from_toml(&format!("{pinned}allow_without_tee = true\n")).unwrap();
+    let r = Verifier::new(allowed).verify(&bytes, &other, at("2026-12-07")).unwrap();
+    assert!(failed(&r, "vtpm.nonce").contains("nor its SHA-256"));
 
     // A tpm bundle must carry its quote in vtpm and nothing else.
     let mut b = Bundle::decode(&bytes).unwrap();
