@@ -334,9 +334,9 @@ pub fn collect_azure(src: &AzureSource, report_data: &[u8; 64]) -> Result<Bundle
     };
     // Keep the report itself, not the index's zero padding past the claims.
     let raw = raw[..hcl.encoded_len()].to_vec();
-    let vtpm = match tpm.has_object(AZURE_AK)? {
-        true => Some(quote_vtpm(&mut tpm, AZURE_AK, report_data, Some(&src.event_log), false)?),
-        false => None,
+    let vtpm = match tpm.public_area(AZURE_AK)? {
+        Some(_) => Some(quote_vtpm(&mut tpm, AZURE_AK, report_data, Some(&src.event_log), false)?),
+        None => None,
     };
     let mut bundle = azure_bundle(src, hcl, raw)?;
     bundle.vtpm = vtpm;

@@ -233,14 +233,14 @@ impl Verifier {
             }
             Evidence::AzureHcl(raw) => self.verify_hcl(&raw, endorsements, now, vtpm),
             Evidence::AzureTdxJson { hcl, quote, vtpm: v } => {
-                self.verify_quote(&quote, Some(&hcl), endorsements, now, v.as_ref().or(vtpm))
+                self.verify_quote(&quote, Some(&hcl), endorsements, now, v.as_ref().or(vtpm), None)
             }
             Evidence::AzureJson { hcl, vcek_pem, vtpm: v } => {
                 let mut e = endorsements.clone();
                 e.certs.extend(x509::parse_cert_file(vcek_pem.as_bytes(), "VCEK in Azure evidence")?);
                 self.verify_hcl(&hcl, &e, now, v.as_ref().or(vtpm))
             }
-            Evidence::Quote(raw) => self.verify_quote(&raw, None, endorsements, now, vtpm),
+            Evidence::Quote(raw) => self.verify_quote(&raw, None, endorsements, now, vtpm, None),
             Evidence::Sim(raw) => {
                 let mut out = match sim::SimEvidence::parse(&raw) {
                     Ok(s) => sim::verify(&s, &p.sim, rd),
@@ -321,16 +321,8 @@ impl Verifier {
         let inner = Evidence::detect_inner(&b.evidence, false);
         let out = match (b.platform, inner) {
             (Platform::Tdx, Ok(Evidence::Quote(q))) => {
-                let mut out =
-                    self.verify_quote(&q, b.azure_hcl.as_ref().map(|h| h.as_slice()), &e, now, b.vtpm.as_ref());
-                if let (Some(ccel), Ok(quote)) = (&b.ccel, tdx::Quote::parse(&q)) {
-                    if out.checks.any_failed() {
-                        out.checks.skip("tdx.ccel", "the quote did not verify: its RTMRs are not known");
-                    } else {
-                        tdx::ccel::check_ccel(&mut out, &quote, ccel);
-                    }
-                }
-                out
+                let (hcl, ccel) = (b.azure_hcl.as_ref().map(|h| h.as_slice()), b.ccel.as_ref().map(|c| c.as_slice()));
+                self.verify_quote(&q, hcl, &e, now, b.vtpm.as_ref(), ccel)
             }
             (Platform::SevSnp, Ok(ev @ (Evidence::Snp(_) | Evidence::AzureHcl(_)))) => {
                 return self.verify_with(ev, &e, now, b.vtpm.as_ref())
@@ -377,6 +369,7 @@ impl Verifier {
         e: &Endorsements,
         now: u64,
         vtpm: Option<&vtpm::VtpmEvidence>,
+        ccel: Option<&[u8]>,
     ) -> Outcome {
         let q = match tdx::Quote::parse(raw) {
             Ok(q) => q,
@@ -387,7 +380,7 @@ impl Verifier {
             Err(err) => return format_failure(Platform::Tdx, "azure.format", err),
         };
         let nonce = policy::expected_report_data(e.expected_report_data.as_deref(), &self.policy.tdx.report_data);
-        match hcl {
+        let mut out = match hcl {
             None => {
                 let mut out =
                     tdx::verify(&q, e.collateral.as_ref(), &self.policy.tdx, e.expected_report_data.as_deref(), now);
@@ -401,7 +394,15 @@ impl Verifier {
                 self.azure_vtpm(&mut out, &h, vtpm, nonce);
                 out
             }
+        };
+        if let Some(ccel) = ccel {
+            if out.checks.any_failed() {
+                out.checks.skip("tdx.ccel", "the quote did not verify: its RTMRs are not known");
+            } else {
+                tdx::ccel::check_ccel(&mut out, &q, ccel);
+            }
         }
+        out
     }
 }
 

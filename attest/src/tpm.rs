@@ -382,24 +382,25 @@ impl Tpm {
         Ok(out)
     }
 
-    /// Whether the persistent or transient object `handle` exists.
-    pub fn has_object(&mut self, handle: u32) -> Result<bool> {
-        let what = format!("ReadPublic({handle:#010x})");
-        match self.call(Cmd::new(false, CC_READ_PUBLIC).u32(handle).finish(), &what)? {
-            Outcome::Ok(_) => Ok(true),
-            Outcome::Rc(rc) if rc.is_missing_handle() => Ok(false),
-            Outcome::Rc(rc) => Err(Error::Collect(format!("TPM {} {what}: {rc}", self.name))),
-        }
-    }
-
     /// The public area of the persistent or transient object `handle` (an attestation key).
     pub fn read_public(&mut self, handle: u32) -> Result<crate::vtpm::quote::PublicArea> {
+        self.public_area(handle)?
+            .ok_or_else(|| Error::Collect(format!("TPM {} ReadPublic({handle:#010x}): no such object", self.name)))
+    }
+
+    /// [`Tpm::read_public`], or `None` when there is no object at `handle`.
+    pub fn public_area(&mut self, handle: u32) -> Result<Option<crate::vtpm::quote::PublicArea>> {
         let what = format!("ReadPublic({handle:#010x})");
-        let r = self.ok(Cmd::new(false, CC_READ_PUBLIC).u32(handle).finish(), &what)?;
+        let r = match self.call(Cmd::new(false, CC_READ_PUBLIC).u32(handle).finish(), &what)? {
+            Outcome::Ok(r) => r,
+            Outcome::Rc(rc) if rc.is_missing_handle() => return Ok(None),
+            Outcome::Rc(rc) => return Err(Error::Collect(format!("TPM {} {what}: {rc}", self.name))),
+        };
         // header ‖ TPM2B_PUBLIC ‖ TPM2B_NAME name ‖ TPM2B_NAME qualifiedName
         let size = be16(&r, 10).map(usize::from).ok_or_else(|| self.malformed(&what))?;
         let public = r.get(12..12 + size).ok_or_else(|| self.malformed(&what))?;
         crate::vtpm::quote::PublicArea::parse(public)
+            .map(Some)
             .map_err(|e| Error::Collect(format!("TPM {} {what}: {e}", self.name)))
     }
 

@@ -305,6 +305,7 @@ pub fn check_against(log: &EventLog, quoted: &PcrBanks) -> Result<Replayed, Stri
             names(quoted.keys())
         ));
     };
+    let mut strongest_replay = None;
     for alg in &common {
         let replayed = log.replay(*alg).expect("the log has the bank");
         for (pcr, want) in &quoted[alg] {
@@ -318,8 +319,9 @@ pub fn check_against(log: &EventLog, quoted: &PcrBanks) -> Result<Replayed, Stri
                 }
             }
         }
+        strongest_replay.get_or_insert(replayed);
     }
-    let replayed = log.replay(strongest).expect("the log has the bank");
+    let replayed = strongest_replay.expect("the strongest bank was replayed first");
     let covered = &quoted[&strongest];
     Ok(Replayed {
         alg: strongest,

@@ -66,14 +66,25 @@ pub struct Quoted {
     pub pcr_digest: Vec<u8>,
 }
 
+/// A reader over one TPM structure of at most [`MAX_LEN`] bytes.
+fn bounded<'a>(bytes: &'a [u8], what: &'static str) -> Result<Reader<'a>, ParseError> {
+    if bytes.len() > MAX_LEN {
+        return Err(ParseError::Field { what, detail: format!("{} bytes exceeds {MAX_LEN}", bytes.len()) });
+    }
+    Ok(Reader::new(bytes, what))
+}
+
+/// A `TPMI_ALG_HASH` (`field` names it in the error).
+fn hash_alg(r: &mut Reader<'_>, what: &'static str, field: &str) -> Result<HashAlg, ParseError> {
+    let id = r.be_u16()?;
+    HashAlg::from_id(id).ok_or_else(|| ParseError::Field { what, detail: format!("{field} {id:#06x}") })
+}
+
 impl Quoted {
     /// Parses a `TPMS_ATTEST` (without the `TPM2B` size in front), refusing any other attestation type and any
     /// trailing byte.
     pub fn parse(bytes: &[u8]) -> Result<Quoted, ParseError> {
-        if bytes.len() > MAX_LEN {
-            return Err(ParseError::Field { what: WHAT, detail: format!("{} bytes exceeds {MAX_LEN}", bytes.len()) });
-        }
-        let mut r = Reader::new(bytes, WHAT);
+        let mut r = bounded(bytes, WHAT)?;
         let magic = r.be_u32()?;
         if magic != TPM_GENERATED {
             return Err(ParseError::Field {
@@ -187,14 +198,9 @@ impl Signature {
     /// Parses a `TPMT_SIGNATURE`, refusing any trailing byte.
     pub fn parse(bytes: &[u8]) -> Result<Signature, ParseError> {
         const WHAT: &str = "TPM signature (TPMT_SIGNATURE)";
-        if bytes.len() > MAX_LEN {
-            return Err(ParseError::Field { what: WHAT, detail: format!("{} bytes exceeds {MAX_LEN}", bytes.len()) });
-        }
-        let mut r = Reader::new(bytes, WHAT);
+        let mut r = bounded(bytes, WHAT)?;
         let alg = r.be_u16()?;
-        let id = r.be_u16()?;
-        let hash = HashAlg::from_id(id)
-            .ok_or_else(|| ParseError::Field { what: WHAT, detail: format!("hash algorithm {id:#06x}") })?;
+        let hash = hash_alg(&mut r, WHAT, "hash algorithm")?;
         let sig = match alg {
             ALG_RSASSA => Signature::RsaSsa { hash, sig: r.tpm2b()?.to_vec() },
             ALG_RSAPSS => Signature::RsaPss { hash, sig: r.tpm2b()?.to_vec() },
@@ -284,14 +290,9 @@ impl PublicArea {
     /// Parses a `TPMT_PUBLIC` (RSA or ECC), refusing any trailing byte.
     pub fn parse(bytes: &[u8]) -> Result<PublicArea, ParseError> {
         const WHAT: &str = "TPM public area (TPMT_PUBLIC)";
-        if bytes.len() > MAX_LEN {
-            return Err(ParseError::Field { what: WHAT, detail: format!("{} bytes exceeds {MAX_LEN}", bytes.len()) });
-        }
-        let mut r = Reader::new(bytes, WHAT);
+        let mut r = bounded(bytes, WHAT)?;
         let kind = r.be_u16()?;
-        let id = r.be_u16()?;
-        let name_alg = HashAlg::from_id(id)
-            .ok_or_else(|| ParseError::Field { what: WHAT, detail: format!("nameAlg {id:#06x}") })?;
+        let name_alg = hash_alg(&mut r, WHAT, "nameAlg")?;
         let attributes = r.be_u32()?;
         r.tpm2b()?; // authPolicy
                     // TPMT_SYM_DEF_OBJECT: a signing key's is TPM_ALG_NULL; a storage key's names a cipher, key bits and mode.

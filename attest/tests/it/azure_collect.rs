@@ -142,8 +142,22 @@ fn passed(r: &sigil_attest::AttestationResult, name: &str) -> bool {
 
 const JUNE_2025: u64 = 1_748_736_000;
 
-/// The event log path the tests give the collector: none, whatever this machine has.
-const NO_LOG: &str = "/nonexistent/binary_bios_measurements";
+/// Where the collector finds `tpm` and IMDS; the event log path is none, whatever this machine has.
+fn source(tpm: &Swtpm, imds: &str, refresh: Duration) -> AzureSource {
+    AzureSource {
+        tpm: tpm.device(),
+        imds: imds.into(),
+        refresh,
+        event_log: "/nonexistent/binary_bios_measurements".into(),
+    }
+}
+
+/// IMDS answering THIM with the Azure SNP vector's VCEK and `chain` (chunked, or with a length).
+fn thim(chain: &str, chunked: bool) -> Imds {
+    let vcek = String::from_utf8(file("sev-snp-azure/azure-genoa-v3.vcek.pem")).unwrap();
+    let thim = serde_json::json!({"vcekCert": vcek, "certificateChain": chain, "tcbm": "DB18000000000004"});
+    Imds::start(vec![("/metadata/THIM/amd/certification", thim.to_string().into_bytes(), chunked)])
+}
 
 #[test]
 fn snp_on_azure_writes_user_data_reads_the_hcl_report_and_fetches_the_vcek() {
@@ -154,16 +168,9 @@ fn snp_on_azure_writes_user_data_reads_the_hcl_report_and_fetches_the_vcek() {
     let hcl = hcl_with_claims(&file("sev-snp-azure/azure-genoa-v3.hcl.bin"), 2, &rd);
     tpm.provision("0x01400001", &hcl, &tmp.0);
 
-    let vcek = String::from_utf8(file("sev-snp-azure/azure-genoa-v3.vcek.pem")).unwrap();
     let chain = String::from_utf8(file("amd-certs/genoa.ask.pem")).unwrap();
-    let thim = serde_json::json!({"vcekCert": vcek, "certificateChain": chain, "tcbm": "DB18000000000004"});
-    let imds = Imds::start(vec![("/metadata/THIM/amd/certification", thim.to_string().into_bytes(), true)]);
-    let src = AzureSource {
-        tpm: tpm.device(),
-        imds: imds.url.clone(),
-        refresh: Duration::from_secs(1),
-        event_log: NO_LOG.into(),
-    };
+    let imds = thim(&chain, true);
+    let src = source(&tpm, &imds.url, Duration::from_secs(1));
 
     assert_eq!(detect_azure(&src), Some(Platform::SevSnp));
     let b = collect_azure(&src, &rd).expect("collects");
@@ -212,15 +219,8 @@ fn on_azure_the_vtpm_also_quotes_its_pcrs_with_the_ak_the_claims_name() {
     let rd: [u8; 64] = std::array::from_fn(|i| i as u8);
     let hcl = hcl_with_claims_and_ak(&file("sev-snp-azure/azure-genoa-v3.hcl.bin"), 2, &rd, jwk);
     tpm.provision("0x01400001", &hcl, &tmp.0);
-    let vcek = String::from_utf8(file("sev-snp-azure/azure-genoa-v3.vcek.pem")).unwrap();
-    let thim = serde_json::json!({"vcekCert": vcek, "certificateChain": "", "tcbm": "DB18000000000004"});
-    let imds = Imds::start(vec![("/metadata/THIM/amd/certification", thim.to_string().into_bytes(), false)]);
-    let src = AzureSource {
-        tpm: tpm.device(),
-        imds: imds.url.clone(),
-        refresh: Duration::from_secs(1),
-        event_log: NO_LOG.into(),
-    };
+    let imds = thim("", false);
+    let src = source(&tpm, &imds.url, Duration::from_secs(1));
 
     let b = collect_azure(&src, &rd).expect("collects");
     let v = b.vtpm.as_ref().expect("the AK is there: the bundle carries a quote");
@@ -249,12 +249,7 @@ fn tdx_on_azure_turns_the_tdreport_into_a_quote_through_imds() {
     let quote = file("tdx/azure-00806f05-v4.quote.bin");
     let answer = serde_json::json!({ "quote": b64.encode(&quote) }).to_string().into_bytes();
     let imds = Imds::start(vec![("/acc/tdquote", answer, false)]);
-    let src = AzureSource {
-        tpm: tpm.device(),
-        imds: imds.url.clone(),
-        refresh: Duration::from_secs(1),
-        event_log: NO_LOG.into(),
-    };
+    let src = source(&tpm, &imds.url, Duration::from_secs(1));
 
     assert_eq!(detect_azure(&src), Some(Platform::Tdx));
     let b = collect_azure(&src, &rd).expect("collects");
@@ -282,12 +277,7 @@ fn a_report_that_never_carries_the_user_data_is_refused() {
     let hcl = hcl_with_claims(&file("sev-snp-azure/azure-genoa-v3.hcl.bin"), 2, &[0; 64]);
     tpm.provision("0x01400001", &hcl, &tmp.0);
     let imds = Imds::start(vec![]);
-    let src = AzureSource {
-        tpm: tpm.device(),
-        imds: imds.url.clone(),
-        refresh: Duration::from_millis(600),
-        event_log: NO_LOG.into(),
-    };
+    let src = source(&tpm, &imds.url, Duration::from_millis(600));
     let err = collect_azure(&src, &[7; 64]).unwrap_err().to_string();
     assert!(err.contains("does not carry the user data"), "{err}");
     assert!(imds.seen.lock().unwrap().is_empty(), "nothing is fetched for a stale report");
@@ -301,12 +291,7 @@ fn a_report_that_never_carries_the_user_data_is_refused() {
 fn a_tpm_without_an_hcl_report_is_not_azure() {
     let _serial = serial();
     let tpm = Swtpm::start();
-    let src = AzureSource {
-        tpm: tpm.device(),
-        imds: "http://127.0.0.1:9".into(),
-        refresh: Duration::from_millis(100),
-        event_log: NO_LOG.into(),
-    };
+    let src = source(&tpm, "http://127.0.0.1:9", Duration::from_millis(100));
     assert_eq!(detect_azure(&src), None);
     let err = collect_azure(&src, &[0; 64]).unwrap_err().to_string();
     assert!(err.contains("no HCL report"), "{err}");
