@@ -191,8 +191,14 @@ pub struct Invocation {
     pub write_set_hash: Hash,
     /// The executing node.
     pub executor: String,
-    /// Ledger index of the executing node's latest attestation entry.
+    /// Ledger index of the executing node's latest attestation entry (0: its evidence in the genesis).
     pub executor_attestation: u64,
+    /// Ledger index of the entry that set the attestation policy in force when it ran: the genesis (0) or the
+    /// latest `policy_changed`. Validators refuse an invocation that names another, so a receipt can carry the
+    /// executor's evidence and the very policy it was held to. Left out of the encoding when 0, so entries
+    /// written before it existed keep their encoding and hash.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub policy: u64,
     /// "ok", or the error or trap that ended the run.
     pub outcome: String,
     /// Fuel the run consumed.

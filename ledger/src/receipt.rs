@@ -9,7 +9,10 @@
 //!   unprotected: { 396 (vdp): { -1 (inclusion proofs): [ bstr .cbor [tree_size, leaf_index, [+ bstr]] ] },
 //!                  -70001: bstr,   ; the entry (canonical CBOR)
 //!                  -70002: tstr,   ; the checkpoint (signed note) at tree_size, cosigned by a quorum
-//!                  -70003: [* [leaf_index, bstr entry, [* bstr]]] },   ; validator-set changes since genesis
+//!                  -70003: [* [leaf_index, bstr entry, [* bstr]]],    ; validator-set changes since genesis
+//!                  ? -70004: [+ [leaf_index, bstr entry, [* bstr]]] }, ; entries an invocation names that are not
+//!                                                                       ; validator-set changes (its executor's
+//!                                                                       ; re-attestation, its policy change)
 //!   payload:     nil (detached: the root the inclusion proof leads to),
 //!   signature:   Ed25519 by the kid validator over Sig_structure(protected, h'', root)
 //! ]
@@ -19,6 +22,12 @@
 //! listed changes (each proven in the same tree), checks that the checkpoint commits to exactly that set and
 //! carries a quorum of its signatures, that the entry's inclusion proof leads to the checkpoint's root, and
 //! that a member of the set signed the receipt. Every step is reported by name.
+//!
+//! The receipt of an invocation also proves, in the same tree, the entry that attests its executor (the genesis, its
+//! `node_admitted` or its latest `reattested`, as the invocation names it) and the entry that set the policy in
+//! force when it ran (the genesis or a `policy_changed`): what [`Receipt::executor`] hands a verifier of the
+//! executor's evidence. The validators that committed the invocation checked that these were the executor's
+//! latest attestation and the policy in force; the receipt proves the entries are the ones in the log.
 
 use ciborium::Value;
 use coset::{iana, CoseSign1, CoseSign1Builder, HeaderBuilder, Label, TaggedCborSerializable};
@@ -26,7 +35,7 @@ use ring::signature::{Ed25519KeyPair, UnparsedPublicKey, ED25519};
 use serde::Serialize;
 
 use crate::checkpoint::{SignedCheckpoint, ValidatorSet};
-use crate::entry::Entry;
+use crate::entry::{Entry, Genesis, Invocation};
 use crate::error::LedgerError;
 use crate::hash::{leaf_hash, Hash};
 use crate::merkle::{root_from_inclusion, verify_inclusion};
@@ -45,14 +54,19 @@ pub const LABEL_ENTRY: i64 = -70001;
 pub const LABEL_CHECKPOINT: i64 = -70002;
 /// Private header label: validator-set changes since genesis.
 pub const LABEL_CHANGES: i64 = -70003;
+/// Private header label: the entries an invocation names (its executor's attestation, the policy in force) that
+/// are not validator-set changes; absent when there are none.
+pub const LABEL_REFERENCED: i64 = -70004;
 /// Largest receipt accepted.
 pub const MAX_RECEIPT_LEN: usize = 16 << 20;
 /// Most validator-set changes a receipt may carry.
 pub const MAX_CHANGES: usize = 100_000;
+/// Most referenced entries a receipt may carry (an invocation names two).
+pub const MAX_REFERENCED: usize = 2;
 
-/// A validator-set change with its inclusion proof.
+/// An entry with its inclusion proof: a validator-set change, or an entry an invocation names.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SetChange {
+pub struct ProvenEntry {
     /// Leaf index of the entry.
     pub index: u64,
     /// The entry (canonical CBOR).
@@ -75,10 +89,46 @@ pub struct Receipt {
     /// The checkpoint at `tree_size`.
     pub checkpoint: SignedCheckpoint,
     /// Validator-set changes since genesis, genesis first.
-    pub changes: Vec<SetChange>,
+    pub changes: Vec<ProvenEntry>,
+    /// The entries the entry names that are not validator-set changes, in index order (see
+    /// [`Receipt::references`]).
+    pub referenced: Vec<ProvenEntry>,
     /// The validator that signed the receipt.
     pub signer: String,
     cose: CoseSign1,
+}
+
+/// Who executed an invocation and on what evidence, as its receipt proves it: the executor's attestation entry
+/// and the policy in force, both proven in the receipt's tree. The evidence is not judged here (the ledger does
+/// not verify TEE evidence); [`ExecutorRecord::evidence`], [`ExecutorRecord::key`] and
+/// [`ExecutorRecord::policy`] are what a verifier of it needs.
+#[derive(Clone, Debug, Serialize)]
+pub struct ExecutorRecord {
+    /// The executing node.
+    pub name: String,
+    /// Its Ed25519 identity key when its evidence was recorded (hex in JSON), the key the evidence must bind.
+    #[serde(serialize_with = "hex_bytes")]
+    pub key: [u8; 32],
+    /// Ledger index of its attestation entry.
+    pub attestation_index: u64,
+    /// That entry's kind: `genesis`, `node_admitted` or `reattested`.
+    pub attestation_kind: &'static str,
+    /// SHA-256 of its evidence bundle, hex.
+    pub evidence_sha256: String,
+    /// Ledger index of the entry that set the policy in force (`genesis` or `policy_changed`).
+    pub policy_index: u64,
+    /// When the invocation ran, Unix milliseconds (the validators that committed it held it to their block's time).
+    pub ran_at_ms: u64,
+    /// The evidence bundle, as recorded.
+    #[serde(skip)]
+    pub evidence: Vec<u8>,
+    /// The policy in force (TOML), as recorded.
+    #[serde(skip)]
+    pub policy: String,
+}
+
+fn hex_bytes<S: serde::Serializer>(b: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&hex::encode(b))
 }
 
 /// Outcome of one check.
@@ -113,6 +163,9 @@ pub struct ReceiptReport {
     pub cosigners: Vec<String>,
     /// The validator that signed the receipt.
     pub signer: String,
+    /// For an invocation: its executor's attestation entry and the policy in force, once proven
+    /// (`receipt.executor`). Its evidence is judged by whoever holds a TEE verifier (`sigil receipt verify`).
+    pub executor: Option<ExecutorRecord>,
     /// Every check, in order.
     pub checks: Vec<ReceiptCheck>,
     /// One line per failed check.
@@ -152,6 +205,27 @@ fn as_hashes(v: &Value, what: &str) -> Result<Vec<Hash>, LedgerError> {
         .collect()
 }
 
+fn proven_list(v: &Value, what: &str, max: usize) -> Result<Vec<ProvenEntry>, LedgerError> {
+    let Value::Array(items) = v else { return Err(decode_err(format!("the {what} list is not an array"))) };
+    if items.len() > max {
+        return Err(decode_err(format!("more than {max} of {what}")));
+    }
+    items
+        .iter()
+        .map(|c| match c {
+            Value::Array(a) if a.len() == 3 => {
+                let Value::Bytes(e) = &a[1] else { return Err(decode_err(format!("a {what} is not a byte string"))) };
+                Ok(ProvenEntry {
+                    index: as_u64(&a[0], &format!("{what} index"))?,
+                    entry: e.clone(),
+                    proof: as_hashes(&a[2], &format!("{what} proof"))?,
+                })
+            }
+            _ => Err(decode_err(format!("a {what} is not [index, entry, proof]"))),
+        })
+        .collect()
+}
+
 fn parse_proof(bytes: &[u8]) -> Result<(u64, u64, Vec<Hash>), LedgerError> {
     let v: Value = ciborium::from_reader(bytes).map_err(|e| decode_err(format!("inclusion proof: {e}")))?;
     match v {
@@ -170,7 +244,8 @@ fn unsigned(
     size: u64,
     proof: &[Hash],
     note: &str,
-    changes: &[SetChange],
+    changes: &[ProvenEntry],
+    referenced: &[ProvenEntry],
     signer: &str,
 ) -> CoseSign1 {
     let mut proof_bytes = Vec::new();
@@ -180,27 +255,31 @@ fn unsigned(
         .key_id(signer.as_bytes().to_vec())
         .value(LABEL_VDS, Value::Integer(VDS_RFC9162_SHA256.into()))
         .build();
-    let changes_v = Value::Array(
-        changes
-            .iter()
-            .map(|c| {
-                Value::Array(vec![
-                    Value::Integer(c.index.into()),
-                    Value::Bytes(c.entry.clone()),
-                    Value::Array(c.proof.iter().map(|h| Value::Bytes(h.0.to_vec())).collect()),
-                ])
-            })
-            .collect(),
-    );
-    let unprotected = HeaderBuilder::new()
+    let proven = |list: &[ProvenEntry]| {
+        Value::Array(
+            list.iter()
+                .map(|c| {
+                    Value::Array(vec![
+                        Value::Integer(c.index.into()),
+                        Value::Bytes(c.entry.clone()),
+                        Value::Array(c.proof.iter().map(|h| Value::Bytes(h.0.to_vec())).collect()),
+                    ])
+                })
+                .collect(),
+        )
+    };
+    let mut unprotected = HeaderBuilder::new()
         .value(
             LABEL_VDP,
             Value::Map(vec![(Value::Integer(VDP_INCLUSION.into()), Value::Array(vec![Value::Bytes(proof_bytes)]))]),
         )
         .value(LABEL_ENTRY, Value::Bytes(entry.to_vec()))
         .value(LABEL_CHECKPOINT, Value::Text(note.to_string()))
-        .value(LABEL_CHANGES, changes_v)
-        .build();
+        .value(LABEL_CHANGES, proven(changes));
+    if !referenced.is_empty() {
+        unprotected = unprotected.value(LABEL_REFERENCED, proven(referenced));
+    }
+    let unprotected = unprotected.build();
     CoseSign1Builder::new().protected(protected).unprotected(unprotected).build()
 }
 
@@ -212,7 +291,8 @@ impl Receipt {
         index: u64,
         proof: &[Hash],
         checkpoint: &SignedCheckpoint,
-        changes: &[SetChange],
+        changes: &[ProvenEntry],
+        referenced: &[ProvenEntry],
         signer: &str,
         key: &Ed25519KeyPair,
     ) -> Result<Vec<u8>, LedgerError> {
@@ -221,7 +301,7 @@ impl Receipt {
         if root != checkpoint.checkpoint.root {
             return Err(decode_err("the inclusion proof does not lead to the checkpoint's root"));
         }
-        let mut sign1 = unsigned(entry, index, size, proof, &checkpoint.to_note(), changes, signer);
+        let mut sign1 = unsigned(entry, index, size, proof, &checkpoint.to_note(), changes, referenced, signer);
         let tbs = sign1.tbs_detached_data(&root.0, b"");
         sign1.signature = key.sign(&tbs).as_ref().to_vec();
         sign1.to_tagged_vec().map_err(|e| decode_err(format!("encoding: {e:?}")))
@@ -266,32 +346,34 @@ impl Receipt {
         let Some(Value::Bytes(entry)) = get(LABEL_ENTRY) else { return Err(decode_err("missing entry")) };
         let Some(Value::Text(note)) = get(LABEL_CHECKPOINT) else { return Err(decode_err("missing checkpoint")) };
         let checkpoint = SignedCheckpoint::parse(note)?;
-        let Some(Value::Array(changes_v)) = get(LABEL_CHANGES) else {
-            return Err(decode_err("missing validator-set changes"));
+        let Some(changes_v) = get(LABEL_CHANGES) else { return Err(decode_err("missing validator-set changes")) };
+        let changes = proven_list(changes_v, "validator-set change", MAX_CHANGES)?;
+        let referenced = match get(LABEL_REFERENCED) {
+            None => Vec::new(),
+            Some(v) => proven_list(v, "referenced entry", MAX_REFERENCED)?,
         };
-        if changes_v.len() > MAX_CHANGES {
-            return Err(decode_err("too many validator-set changes"));
-        }
-        let mut changes = Vec::with_capacity(changes_v.len());
-        for c in changes_v {
-            match c {
-                Value::Array(a) if a.len() == 3 => {
-                    let Value::Bytes(e) = &a[1] else { return Err(decode_err("change entry is not a byte string")) };
-                    changes.push(SetChange {
-                        index: as_u64(&a[0], "change index")?,
-                        entry: e.clone(),
-                        proof: as_hashes(&a[2], "change proof")?,
-                    });
-                }
-                _ => return Err(decode_err("a validator-set change is not [index, entry, proof]")),
-            }
-        }
-        let mut canonical = unsigned(entry, index, tree_size, &proof, &checkpoint.to_note(), &changes, &signer);
+        let note = checkpoint.to_note();
+        let mut canonical = unsigned(entry, index, tree_size, &proof, &note, &changes, &referenced, &signer);
         canonical.signature = cose.signature.clone();
         if canonical.to_tagged_vec().ok().as_deref() != Some(bytes) {
             return Err(decode_err("not the canonical encoding of its contents (one receipt, one encoding)"));
         }
-        Ok(Receipt { entry: entry.clone(), index, tree_size, proof, checkpoint, changes, signer, cose })
+        Ok(Receipt { entry: entry.clone(), index, tree_size, proof, checkpoint, changes, referenced, signer, cose })
+    }
+
+    /// The ledger indexes an entry names, which its receipt proves beside it: for an invocation, its executor's
+    /// attestation entry and the entry that set the policy in force (in index order, once each); none for other
+    /// entries. Those that are validator-set changes travel with the changes; the others in `-70004`.
+    pub fn references(entry: &Entry) -> Vec<u64> {
+        match entry {
+            Entry::Invocation(i) => {
+                let mut v = vec![i.executor_attestation, i.policy];
+                v.sort_unstable();
+                v.dedup();
+                v
+            }
+            _ => Vec::new(),
+        }
     }
 
     /// Verifies the receipt against the pod's genesis entry (its canonical encoding).
@@ -314,6 +396,7 @@ impl Receipt {
             checkpoint_root: cp.root.to_hex(),
             cosigners: Vec::new(),
             signer: self.signer.clone(),
+            executor: None,
             checks: Vec::new(),
             reasons: Vec::new(),
         };
@@ -368,8 +451,9 @@ impl Receipt {
         ) {
             return finish(report, checks);
         }
-        // Rebuild the validator set at this size.
+        // Rebuild the validator set at this size (and keep it after each change: who was a validator when).
         let mut set = ValidatorSet::default();
+        let mut history: Vec<(u64, ValidatorSet)> = Vec::new();
         let mut last: Option<u64> = None;
         let mut replay = || -> Result<String, String> {
             for c in &self.changes {
@@ -388,6 +472,7 @@ impl Receipt {
                 verify_inclusion(c.index, cp.size, &leaf_hash(&c.entry), &c.proof, &cp.root)
                     .map_err(|e| format!("change at {} is not in the checkpoint's tree: {e}", c.index))?;
                 set.apply(&e).map_err(|e| e.to_string())?;
+                history.push((c.index, set.clone()));
             }
             Ok(format!("{} members after {} changes", set.members.len(), self.changes.len()))
         };
@@ -436,7 +521,105 @@ impl Receipt {
                 .map_err(|_| "the COSE signature does not verify".to_string()),
         };
         check("receipt.signature", sig);
+        if let (Some(Entry::Invocation(inv)), Ok(Entry::Genesis(g))) = (&decoded, &genesis_entry) {
+            match self.executor(inv, g, &history) {
+                Ok(rec) => {
+                    check(
+                        "receipt.executor",
+                        Ok(format!(
+                            "{} attested by entry {} ({}), policy of entry {}",
+                            rec.name, rec.attestation_index, rec.attestation_kind, rec.policy_index
+                        )),
+                    );
+                    report.executor = Some(rec);
+                }
+                Err(e) => {
+                    check("receipt.executor", Err(e));
+                }
+            }
+        } else if !self.referenced.is_empty() {
+            check("receipt.executor", Err("entries referenced by an entry that names none".into()));
+        }
         finish(report, checks)
+    }
+
+    /// The executor of invocation `inv` (this receipt's entry) and the evidence and policy it ran under, from the
+    /// entries the receipt proves: the attestation entry the invocation names must attest the executor with the
+    /// key it held when it ran, the policy entry must set a policy, both must come before the invocation and be in
+    /// the checkpoint's tree, and the receipt must carry exactly the entries the invocation names.
+    /// `history` is the validator set after each change (from [`Receipt::verify`]'s replay).
+    fn executor(&self, inv: &Invocation, genesis: &Genesis, history: &[(u64, ValidatorSet)]) -> Result<ExecutorRecord, String> {
+        let cp = &self.checkpoint.checkpoint;
+        let named = Receipt::references(&Entry::Invocation(inv.clone()));
+        if let Some(i) = named.iter().find(|i| **i >= self.index) {
+            return Err(format!("entry {i} does not come before the invocation (entry {})", self.index));
+        }
+        let want: Vec<u64> =
+            named.iter().copied().filter(|i| !self.changes.iter().any(|c| c.index == *i)).collect();
+        let got: Vec<u64> = self.referenced.iter().map(|r| r.index).collect();
+        if got != want {
+            return Err(format!(
+                "the receipt carries entries {got:?}; the invocation names {named:?}, of which {want:?} are not validator-set changes"
+            ));
+        }
+        for r in &self.referenced {
+            verify_inclusion(r.index, cp.size, &leaf_hash(&r.entry), &r.proof, &cp.root)
+                .map_err(|e| format!("entry {} is not in the checkpoint's tree: {e}", r.index))?;
+        }
+        let entry_at = |i: u64| -> Result<Entry, String> {
+            if i == 0 {
+                return Ok(Entry::Genesis(genesis.clone()));
+            }
+            let p = self.changes.iter().chain(&self.referenced).find(|c| c.index == i).expect("checked above");
+            Entry::decode(&p.entry).map_err(|e| format!("entry {i}: {e}"))
+        };
+        // Who held which key just before entry `i`.
+        let key_before = |i: u64| -> Option<Vec<u8>> {
+            let set = history.iter().take_while(|(at, _)| *at < i).last().map(|(_, s)| s)?;
+            set.members.iter().find(|m| m.name == inv.executor).map(|m| m.public_key.clone())
+        };
+        let key_then = key_before(self.index)
+            .ok_or_else(|| format!("{:?} was not a validator when entry {} was committed", inv.executor, self.index))?;
+        let att = inv.executor_attestation;
+        let not_it = |kind: &str| format!("entry {att} is a {kind} entry, not an attestation of {:?}", inv.executor);
+        let (kind, key, evidence) = match entry_at(att)? {
+            Entry::Genesis(g) => {
+                let p = g.validators.iter().position(|v| v.name == inv.executor).ok_or_else(|| not_it("genesis"))?;
+                let ev = g.evidence.get(p).ok_or("the genesis lists fewer evidence bundles than validators")?;
+                ("genesis", g.validators[p].public_key.clone(), ev.to_vec())
+            }
+            Entry::NodeAdmitted(a) if a.validator.name == inv.executor => {
+                ("node_admitted", a.validator.public_key.clone(), a.evidence.to_vec())
+            }
+            Entry::Reattested(r) if r.node == inv.executor => {
+                let key = key_before(att)
+                    .ok_or_else(|| format!("{:?} was not a validator when it re-attested (entry {att})", inv.executor))?;
+                ("reattested", key, r.evidence.to_vec())
+            }
+            other => return Err(not_it(other.kind())),
+        };
+        if key != key_then {
+            return Err(format!(
+                "entry {att} attests another key of {:?} than the one it held at entry {}",
+                inv.executor, self.index
+            ));
+        }
+        let policy = match entry_at(inv.policy)? {
+            Entry::Genesis(g) => g.policy,
+            Entry::PolicyChanged(p) => p.policy,
+            other => return Err(format!("entry {} is a {} entry, not a policy", inv.policy, other.kind())),
+        };
+        Ok(ExecutorRecord {
+            name: inv.executor.clone(),
+            key: key.as_slice().try_into().map_err(|_| format!("{:?}'s key is not 32 bytes", inv.executor))?,
+            attestation_index: att,
+            attestation_kind: kind,
+            evidence_sha256: Hash::digest(&evidence).to_hex(),
+            policy_index: inv.policy,
+            ran_at_ms: inv.at_ms,
+            evidence,
+            policy,
+        })
     }
 
     /// Verifies the receipt as [`Receipt::verify`] does, and that its entry is the invocation of request `request`

@@ -30,7 +30,7 @@ use crate::entry::{Encoded, Entry};
 use crate::error::LedgerError;
 use crate::hash::{leaf_hash, Hash};
 use crate::merkle::{inclusion_proof, root_at, Frontier, NodePos, NodeReader};
-use crate::receipt::{Receipt, SetChange};
+use crate::receipt::{ProvenEntry, Receipt};
 use sigil_primitives::cbor;
 
 /// A key and its value.
@@ -513,7 +513,9 @@ impl Ledger {
         former
     }
 
-    /// A receipt for the entry at `index` against `checkpoint`, signed by the validator `signer`.
+    /// A receipt for the entry at `index` against `checkpoint`, signed by the validator `signer`: with the
+    /// validator-set changes up to the checkpoint and, for an invocation, the other entries it names
+    /// ([`Receipt::references`]), each with its inclusion proof.
     pub fn receipt(
         &self,
         index: u64,
@@ -523,23 +525,22 @@ impl Ledger {
     ) -> Result<Vec<u8>, LedgerError> {
         let size = checkpoint.checkpoint.size;
         let nodes = KvNodes(self.kv.as_ref());
+        let proven = |i: u64| -> Result<ProvenEntry, LedgerError> {
+            Ok(ProvenEntry { index: i, entry: self.entry_bytes(i)?, proof: inclusion_proof(&nodes, i, size)? })
+        };
         let changes = self
             .history
             .iter()
             .filter(|(i, _)| *i < size)
-            .map(|(i, _)| {
-                Ok(SetChange { index: *i, entry: self.entry_bytes(*i)?, proof: inclusion_proof(&nodes, *i, size)? })
-            })
+            .map(|(i, _)| proven(*i))
             .collect::<Result<Vec<_>, LedgerError>>()?;
-        Receipt::issue(
-            &self.entry_bytes(index)?,
-            index,
-            &inclusion_proof(&nodes, index, size)?,
-            checkpoint,
-            &changes,
-            signer,
-            key_pair,
-        )
+        let entry = self.entry_bytes(index)?;
+        let referenced = Receipt::references(&Entry::decode(&entry)?)
+            .into_iter()
+            .filter(|i| *i < index && !changes.iter().any(|c| c.index == *i))
+            .map(proven)
+            .collect::<Result<Vec<_>, LedgerError>>()?;
+        Receipt::issue(&entry, index, &inclusion_proof(&nodes, index, size)?, checkpoint, &changes, &referenced, signer, key_pair)
     }
 
     /// The index of the invocation of request `request_hash`.

@@ -186,7 +186,8 @@ async fn invoke_async(a: InvokeArgs) -> anyhow::Result<ExitCode> {
 /// answer `v` (index, executor, outcome, output) is what that invocation records.
 fn check_receipt(receipt: &[u8], genesis: &[u8], hash: &sigil_ledger::Hash, v: &Value) -> anyhow::Result<()> {
     let r = sigil_ledger::receipt::Receipt::decode(receipt).context("the node's receipt")?;
-    let report = r.verify_request(genesis, hash);
+    let mut report = r.verify_request(genesis, hash);
+    crate::receipt_cmd::judge_executor(&mut report, None);
     if !report.valid {
         bail!("the node's receipt does not verify (not saved): {}", report.reasons.join("; "));
     }

@@ -21,6 +21,11 @@ pub enum ReceiptCommand {
     /// With --checkpoint, also checks that a checkpoint you already trust extends the receipt's
     /// (--consistency gives the proof when it is later).
     ///
+    /// For an invocation, also re-verifies who executed it: the receipt carries the executor's attestation entry
+    /// and the entry that set the pod's policy in force, proven in the same tree; the executor's evidence must
+    /// bind its key to this pod and satisfy that policy (or yours, with --policy), judged as of when the
+    /// invocation ran. The result names its platform, measurement, TCB status and verdict (`executor`).
+    ///
     /// RECEIPT and the genesis may be binary CBOR or hex. Exit status: 0 valid, 1 invalid, 2 usage or I/O error.
     ///
     /// Example:
@@ -50,6 +55,10 @@ pub struct VerifyArgs {
     /// Consistency proof from the receipt's checkpoint to --checkpoint: one hash per line, hex or base64.
     #[arg(long, value_name = "FILE", requires = "checkpoint")]
     consistency: Option<PathBuf>,
+    /// Judge the executor's evidence under this attestation policy (TOML, as `sigil policy check` reads it)
+    /// instead of the pod's: e.g. one that pins the measurements you trust.
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
     /// Print the result as one JSON object.
     #[arg(long)]
     json: bool,
@@ -109,6 +118,14 @@ fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let consistency = a.consistency.as_deref().map(read_hashes).transpose()?.unwrap_or_default();
+    let policy = match &a.policy {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            sigil_pod::admission::parse_policy(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+            Some((text, p.display().to_string()))
+        }
+        None => None,
+    };
     let bytes = read_bytes(&a.receipt)?;
     let mut out = std::io::stdout().lock();
     let receipt = match Receipt::decode(&bytes) {
@@ -127,8 +144,13 @@ fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
     if let Some(t) = &trusted {
         Receipt::add_check(&mut report, "receipt.trusted_checkpoint", receipt.check_trusted(t, &consistency));
     }
+    let judged = judge_executor(&mut report, policy.as_ref().map(|(t, s)| (t.as_str(), s.as_str())));
     if a.json {
-        writeln!(out, "{}", serde_json::to_string(&report)?)?;
+        let mut j = serde_json::to_value(&report)?;
+        if let (Some(ex), Some(judged)) = (j.get_mut("executor").and_then(|e| e.as_object_mut()), &judged) {
+            ex.extend(judged.json());
+        }
+        writeln!(out, "{j}")?;
     } else {
         writeln!(
             out,
@@ -141,16 +163,117 @@ fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
         writeln!(out, "  checkpoint  size {} root {}", report.checkpoint_size, report.checkpoint_root)?;
         if let Some(e) = &report.entry {
             for k in ["applet", "method", "executor", "delegate", "outcome"] {
+                if k == "executor" && report.executor.is_some() {
+                    continue; // with its attestation, below
+                }
                 if let Some(v) = e.get(k).and_then(|v| v.as_str()) {
                     writeln!(out, "  {k:<10}  {v}")?;
                 }
             }
+        }
+        if let (Some(ex), Some(j)) = (&report.executor, &judged) {
+            writeln!(out, "  executor    {} (attested by entry {}, {})", ex.name, ex.attestation_index, ex.attestation_kind)?;
+            if let Some(r) = &j.result {
+                writeln!(out, "  platform    {}{}", r.platform.as_str(), if r.platform == sigil_attest::Platform::Sim { " (INSECURE: simulated, proves nothing)" } else { "" })?;
+                writeln!(out, "  measurement {}", r.measurement)?;
+                writeln!(out, "  tcb         {}", r.tcb_status.as_deref().unwrap_or("not evaluated"))?;
+            }
+            writeln!(out, "  policy      {}", j.policy_source)?;
+            writeln!(out, "  verdict     {} (as of {})", j.verdict(), sigil_attest::time::fmt_unix(j.at))?;
         }
         for c in &report.checks {
             writeln!(out, "    {} {}: {}", if c.ok { "ok  " } else { "FAIL" }, c.name, c.detail)?;
         }
     }
     Ok(if report.valid { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// How an invocation's executor fared: its evidence judged under the pod's policy in force (or the verifier's own).
+pub(crate) struct Judged {
+    /// Where the policy came from: the pod's (and the entry that set it) or the verifier's file.
+    pub policy_source: String,
+    /// The time it was judged at (when the invocation ran), Unix seconds.
+    pub at: u64,
+    /// The verifier's result; `None` when the evidence could not be read at all.
+    pub result: Option<sigil_attest::AttestationResult>,
+    /// Why it could not be judged (unreadable evidence, a policy that does not parse).
+    pub error: Option<String>,
+}
+
+impl Judged {
+    fn verdict(&self) -> &'static str {
+        match &self.result {
+            Some(r) if r.accepted() => "accepted",
+            _ => "rejected",
+        }
+    }
+
+    /// The fields `sigil receipt verify --json` adds to its `executor` object.
+    pub fn json(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut m = serde_json::Map::new();
+        m.insert("policy_source".into(), self.policy_source.clone().into());
+        m.insert("judged_at".into(), self.at.into());
+        m.insert("verdict".into(), self.verdict().into());
+        if let Some(r) = &self.result {
+            m.insert("platform".into(), r.platform.as_str().into());
+            m.insert("measurement".into(), r.measurement.clone().into());
+            m.insert("tcb_status".into(), r.tcb_status.clone().into());
+            m.insert("reasons".into(), r.reasons.clone().into());
+            m.insert("claims".into(), r.claims.clone());
+            m.insert("checks".into(), serde_json::to_value(&r.checks).unwrap_or_default());
+            m.insert("policy_digest".into(), r.policy_digest.clone().into());
+        } else if let Some(e) = &self.error {
+            m.insert("reasons".into(), vec![e.clone()].into());
+        }
+        m
+    }
+}
+
+/// Re-verifies the evidence of a verified receipt's executor (check `receipt.executor.evidence`): it must bind the
+/// executor's key to the pod and satisfy `policy` (TOML and where it came from), or else the pod's policy in force
+/// when the invocation ran, judged at that time. `None` when the receipt has no executor (not an invocation, or
+/// its executor did not check out: `receipt.executor` says why).
+pub(crate) fn judge_executor(
+    report: &mut sigil_ledger::receipt::ReceiptReport,
+    policy: Option<(&str, &str)>,
+) -> Option<Judged> {
+    let ex = report.executor.as_ref()?;
+    let at = ex.ran_at_ms / 1000;
+    let (text, policy_source) = match policy {
+        Some((text, source)) => (text, format!("{source} (the verifier's)")),
+        None => (ex.policy.as_str(), format!("the pod's, set by entry {}", ex.policy_index)),
+    };
+    let mut judged = Judged { policy_source, at, result: None, error: None };
+    let r = match sigil_pod::admission::parse_policy(text) {
+        Err(e) => Err(e),
+        Ok(p) => {
+            let expected = sigil_pod::admission::report_data(&report.pod, &ex.key, &[]);
+            let e = sigil_attest::Endorsements { expected_report_data: Some(expected.to_vec()), ..Default::default() };
+            match sigil_attest::Verifier::new(p).verify(&ex.evidence, &e, at) {
+                Err(e) => Err(format!("the evidence is unreadable: {e}")),
+                Ok(r) => {
+                    let line = if r.accepted() {
+                        Ok(format!(
+                            "{} evidence of {} accepted under {}, as of {}",
+                            r.platform.as_str(),
+                            ex.name,
+                            judged.policy_source,
+                            sigil_attest::time::fmt_unix(at)
+                        ))
+                    } else {
+                        Err(format!("{} evidence of {} refused: {}", r.platform.as_str(), ex.name, r.reasons.join("; ")))
+                    };
+                    judged.result = Some(r);
+                    line
+                }
+            }
+        }
+    };
+    if let Err(e) = &r {
+        judged.error = Some(e.clone());
+    }
+    Receipt::add_check(report, "receipt.executor.evidence", r);
+    Some(judged)
 }
 
 /// An example log: genesis (four validators with TEST keys), 12 invocations, a checkpoint signed by three.
@@ -175,7 +298,15 @@ fn example(out: &Path) -> anyhow::Result<()> {
             .enumerate()
             .map(|(i, k)| Validator { name: format!("node-{i}"), public_key: k.public_key().as_ref().to_vec() })
             .collect(),
-        evidence: vec![],
+        // Simulated evidence (INSECURE, accepted only because this example's policy allows `sim`).
+        evidence: keys
+            .iter()
+            .map(|k| {
+                let key: [u8; 32] = k.public_key().as_ref().try_into().expect("32 bytes");
+                let measurement = sigil_attest::sha384(b"sigil example measurement");
+                serde_bytes::ByteBuf::from(sigil_pod::admission::sim_evidence("example.pod.invalid", &key, measurement))
+            })
+            .collect(),
         members: vec![Member { name: "example-operator".into(), public_key: serde_bytes::ByteBuf::from(vec![0; 32]) }],
         threshold: 1,
         policy: "[sim]\nallow = true\n".into(),
@@ -194,6 +325,7 @@ fn example(out: &Path) -> anyhow::Result<()> {
             write_set_hash: Hash::digest(&n.to_le_bytes()),
             executor: format!("node-{}", n % 4),
             executor_attestation: 0,
+            policy: 0,
             outcome: "ok".into(),
             fuel_used: 10_000 + n,
             at_ms: 1_764_000_000_000 + n * 1000,

@@ -155,6 +155,9 @@ pub struct Rules {
     pub attestations: HashMap<String, u64>,
     /// The pod's attestation policy.
     pub policy: sigil_attest::Policy,
+    /// The ledger index of the entry that set it: the genesis (0) or the latest `policy_changed`. An invocation
+    /// names it, so its receipt can carry the policy its executor was held to.
+    pub policy_index: u64,
     /// The governance members (from the genesis).
     pub members: Vec<Member>,
     /// Member approvals a governance entry needs.
@@ -717,6 +720,13 @@ impl<'a> Checker<'a> {
             Entry::Genesis(_) => Err("a genesis after the first entry".into()),
             Entry::Invocation(i) => {
                 executed(&i.executor, i.at_ms, Some(i.executor_attestation))?;
+                if i.policy != rules.policy_index {
+                    return Err(format!(
+                        "it names the policy of entry {}; the policy in force is entry {}'s",
+                        i.policy, rules.policy_index
+                    )
+                    .into());
+                }
                 let request = &i.request_hash;
                 if self.requests.contains(request) {
                     return Err(format!("request {request} appears twice in the block").into());
@@ -802,6 +812,7 @@ mod tests {
             write_set_hash: Hash::digest(&wsb),
             executor: local::name(0),
             executor_attestation: 0,
+            policy: 0,
             outcome: "ok".into(),
             fuel_used: 1,
             at_ms: T - 10,
@@ -861,6 +872,7 @@ mod tests {
             set: f.set.clone(),
             attestations: (0..4).map(|i| (local::name(i), 0)).collect(),
             policy: admission::parse_policy(&local::policy()).unwrap(),
+            policy_index: 0,
             members: g.members,
             threshold: g.threshold,
             parent_time_ms: T - 500,
@@ -1273,6 +1285,11 @@ mod tests {
             i.executor_attestation = 1;
         }
         refused(&f, &block(&f, vec![signed(&wrong_att, 0)]), "latest attestation");
+        let mut wrong_policy = invocation(0, 6, T - 10);
+        if let Entry::Invocation(i) = &mut wrong_policy.0 {
+            i.policy = 1;
+        }
+        refused(&f, &block(&f, vec![signed(&wrong_policy, 0)]), "the policy in force is entry 0's");
         refused(&f, &block(&f, vec![signed(&invocation(0, 7, T - FRESHNESS_MS - 1), 0)]), "stale");
         refused(&f, &block(&f, vec![signed(&invocation(0, 8, T + 1), 0)]), "after its block's time");
         let twice = signed(&invocation(0, 9, T - 10), 0);

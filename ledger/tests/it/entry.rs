@@ -66,6 +66,7 @@ fn all_kinds() -> Vec<Entry> {
             write_set_hash: h,
             executor: "node-2".into(),
             executor_attestation: 3,
+            policy: 0,
             outcome: "ok".into(),
             fuel_used: 12_345,
             at_ms: 1_764_000_000_123,

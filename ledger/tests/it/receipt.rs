@@ -36,6 +36,7 @@ fn invocation(n: u64) -> Entry {
         write_set_hash: h,
         executor: "node-1".into(),
         executor_attestation: 0,
+        policy: 0,
         outcome: "ok".into(),
         fuel_used: n,
         at_ms: 1_764_000_000_000 + n,
@@ -179,7 +180,7 @@ fn tampered_checkpoints_and_validator_sets_are_refused() {
         prior: 0,
         approvals: vec![],
     });
-    r.changes.push(sigil_ledger::receipt::SetChange {
+    r.changes.push(sigil_ledger::receipt::ProvenEntry {
         index: 12,
         entry: forged.encode(),
         proof: r.changes[1].proof.clone(),
@@ -310,4 +311,159 @@ fn the_receipt_format_is_pinned() {
     // And the pinned receipt still verifies.
     let r = Receipt::decode(&hex::decode(want.trim()).unwrap()).unwrap();
     assert!(r.verify(&hex::decode(want_genesis.trim()).unwrap()).valid);
+}
+
+/// An invocation by `executor` naming attestation entry `att` and policy entry `policy`.
+fn run_by(n: u64, executor: &str, att: u64, policy: u64) -> Entry {
+    let Entry::Invocation(mut i) = invocation(n) else { unreachable!() };
+    (i.executor, i.executor_attestation, i.policy) = (executor.into(), att, policy);
+    Entry::Invocation(i)
+}
+
+/// [`pod`], then: the policy changes (20), node-4 re-attests (21), node-4 runs a request (22), node-1 runs one
+/// (23). Size 24.
+fn pod_with_history() -> Pod {
+    let mut p = pod("pod.eu");
+    let policy = Entry::PolicyChanged(PolicyChanged {
+        policy: "[sim]\nallow = true\nmeasurements = []\n".into(),
+        prior: 0,
+        approvals: vec![],
+    });
+    assert_eq!(p.log.append(&policy).unwrap(), 20);
+    let again = Entry::Reattested(Reattested {
+        node: "node-4".into(),
+        evidence: ByteBuf::from(b"node-4 evidence, later".to_vec()),
+        attestation_result: ByteBuf::new(),
+    });
+    assert_eq!(p.log.append(&again).unwrap(), 21);
+    assert_eq!(p.log.append(&run_by(100, "node-4", 21, 20)).unwrap(), 22);
+    assert_eq!(p.log.append(&run_by(101, "node-1", 0, 20)).unwrap(), 23);
+    p
+}
+
+#[test]
+fn an_invocation_receipt_proves_its_executors_attestation_and_policy() {
+    let p = pod_with_history();
+    let cp = p.checkpoint(24, &[0, 1, 3, 4]);
+    // node-4's run: its re-attestation and the policy change travel beside the validator-set changes.
+    let r = Receipt::decode(&p.receipt(22, &cp)).unwrap();
+    assert_eq!(r.referenced.iter().map(|e| e.index).collect::<Vec<_>>(), [20, 21]);
+    let report = r.verify(&p.genesis);
+    assert!(report.valid, "{:?}", report.reasons);
+    let ex = report.executor.as_ref().expect("an executor record");
+    assert_eq!((ex.name.as_str(), ex.attestation_index, ex.attestation_kind), ("node-4", 21, "reattested"));
+    assert_eq!(ex.key.as_slice(), key(4).public_key().as_ref());
+    assert_eq!(ex.evidence, b"node-4 evidence, later");
+    assert_eq!((ex.policy_index, ex.policy.as_str()), (20, "[sim]\nallow = true\nmeasurements = []\n"));
+    assert_eq!(ex.evidence_sha256, Hash::digest(b"node-4 evidence, later").to_hex());
+    // node-1's run: attested by the genesis (a change already), so only the policy change is referenced.
+    let r = Receipt::decode(&p.receipt(23, &cp)).unwrap();
+    assert_eq!(r.referenced.iter().map(|e| e.index).collect::<Vec<_>>(), [20]);
+    let report = r.verify(&p.genesis);
+    assert!(report.valid, "{:?}", report.reasons);
+    let ex = report.executor.unwrap();
+    assert_eq!((ex.attestation_index, ex.attestation_kind, ex.evidence.as_slice()), (0, "genesis", &[0u8][..]));
+    // Under the genesis policy and attestation: nothing referenced, and the record names both.
+    let r = Receipt::decode(&p.receipt(15, &cp)).unwrap();
+    assert!(r.referenced.is_empty());
+    let ex = r.verify(&p.genesis).executor.unwrap();
+    assert_eq!((ex.attestation_index, ex.policy_index, ex.policy.as_str()), (0, 0, "[sim]\nallow = true\n"));
+    // Entries other than invocations have no executor.
+    assert!(Receipt::decode(&p.receipt(21, &cp)).unwrap().verify(&p.genesis).executor.is_none());
+}
+
+#[test]
+fn an_executors_attestation_left_out_altered_or_added_is_refused() {
+    let p = pod_with_history();
+    let cp = p.checkpoint(24, &[0, 1, 3, 4]);
+    let good = Receipt::decode(&p.receipt(22, &cp)).unwrap();
+    let refused = |r: &Receipt, why: &str| {
+        let report = r.verify(&p.genesis);
+        assert_eq!(failed(&report), ["receipt.executor"], "{why}");
+        assert!(report.executor.is_none(), "{why}");
+        report.reasons[0].clone()
+    };
+    let mut r = good.clone();
+    r.referenced.remove(1);
+    assert!(refused(&r, "left out").contains("carries entries [20]"));
+    // The re-attestation's evidence altered (one bit): no longer the entry in the tree.
+    let mut r = good.clone();
+    let last = r.referenced[1].entry.len() - 40;
+    r.referenced[1].entry[last] ^= 1;
+    assert!(refused(&r, "altered").contains("entry 21 is not in the checkpoint's tree"));
+    // Another entry swapped in at the same index, with its own proof: not at that index.
+    let mut r = good.clone();
+    r.referenced[1].entry = p.log.entry_bytes(23).unwrap();
+    refused(&r, "swapped");
+    // An entry referenced by an entry that names none (the re-attestation's own receipt).
+    let mut r = Receipt::decode(&p.receipt(21, &cp)).unwrap();
+    r.referenced.push(good.referenced[0].clone());
+    assert!(refused(&r, "added").contains("names none"));
+    // Bit flips anywhere in the encoded receipt.
+    let bytes = p.receipt(22, &cp);
+    for pos in (0..bytes.len()).step_by(29) {
+        let mut b = bytes.clone();
+        b[pos] ^= 0x01;
+        if let Ok(r) = Receipt::decode(&b) {
+            assert!(!r.verify(&p.genesis).valid, "bit flip at {pos} still verifies");
+        }
+    }
+}
+
+#[test]
+fn an_invocation_naming_the_wrong_attestation_or_policy_has_no_executor() {
+    let mut p = pod_with_history();
+    let cases = [
+        // node-1 names node-4's re-attestation, node-4 names the genesis (it was admitted later).
+        (run_by(200, "node-1", 21, 20), "not an attestation of \"node-1\""),
+        (run_by(201, "node-4", 0, 20), "not an attestation of \"node-4\""),
+        // A policy entry that sets no policy; an index at or after the invocation.
+        (run_by(202, "node-4", 21, 22), "not a policy"),
+        (run_by(203, "node-4", 21, 99), "does not come before"),
+        // An executor that is not a validator.
+        (run_by(204, "node-9", 0, 20), "was not a validator"),
+    ];
+    let first = p.log.size();
+    for (e, _) in &cases {
+        p.log.append(e).unwrap();
+    }
+    // node-4 leaves and comes back with another key: its old re-attestation binds the old key.
+    p.log.append(&Entry::NodeRemoved(NodeRemoved { name: "node-4".into(), reason: "".into(), prior: 0, approvals: vec![] })).unwrap();
+    let back = p.log.append(&Entry::NodeAdmitted(NodeAdmitted {
+        validator: Validator { name: "node-4".into(), public_key: key(5).public_key().as_ref().to_vec() },
+        evidence: ByteBuf::from(vec![5]),
+        attestation_result: ByteBuf::new(),
+        prior: 0,
+        approvals: vec![],
+    }))
+    .unwrap();
+    let stale = p.log.append(&run_by(205, "node-4", 21, 20)).unwrap();
+    let fine = p.log.append(&run_by(206, "node-4", back, 20)).unwrap();
+    let size = p.log.size();
+    let cp = p.checkpoint(size, &[0, 1, 2, 3]);
+    for (n, (_, why)) in cases.iter().enumerate() {
+        let report = Receipt::decode(&p.receipt(first + n as u64, &cp)).unwrap().verify(&p.genesis);
+        assert_eq!(failed(&report), ["receipt.executor"], "{why}");
+        assert!(report.reasons[0].contains(why), "{why}: {:?}", report.reasons);
+    }
+    let report = Receipt::decode(&p.receipt(stale, &cp)).unwrap().verify(&p.genesis);
+    assert!(report.reasons.iter().any(|r| r.contains("another key")), "{:?}", report.reasons);
+    let report = Receipt::decode(&p.receipt(fine, &cp)).unwrap().verify(&p.genesis);
+    assert!(report.valid, "{:?}", report.reasons);
+    assert_eq!(report.executor.unwrap().key.as_slice(), key(5).public_key().as_ref());
+}
+
+#[test]
+fn the_executor_receipt_format_is_pinned() {
+    let p = pod_with_history();
+    let cp = p.checkpoint(24, &[0, 1, 3, 4]);
+    let receipt = hex::encode(p.receipt(22, &cp));
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/conformance/receipt-executor.cose.hex");
+    if std::env::var_os("SIGIL_BLESS").is_some() {
+        std::fs::write(path, format!("{receipt}\n")).unwrap();
+    }
+    let want = std::fs::read_to_string(path).expect("run with SIGIL_BLESS=1 once");
+    assert_eq!(receipt, want.trim(), "the receipt format changed: existing receipts would no longer verify");
+    let r = Receipt::decode(&hex::decode(want.trim()).unwrap()).unwrap();
+    assert!(r.verify(&p.genesis).valid);
 }

@@ -146,7 +146,9 @@ impl Service {
                 let l = l.lock().expect("not poisoned");
                 let replay = l.by_request(&request_hash).ok().flatten();
                 let nonce_used = sigil_pod::nonce_used(&l, &caller, &r.nonce).unwrap_or(false);
-                let att = rules.attestations.get(self.node.name()).copied();
+                // Its latest attestation and the policy in force, which the invocation names (the block rules
+                // check both, so its receipt carries the evidence and the policy it ran under).
+                let att = rules.attestations.get(self.node.name()).map(|a| (*a, rules.policy_index));
                 let delegate = req.delegate_key().map(|k| rules.set.by_key(&k).map(|v| v.name.clone()));
                 let bound = match &req.delegation {
                     Some(d) => {
@@ -315,14 +317,16 @@ impl Service {
     }
 }
 
-/// The ledger's `invocation` entry for one execution: what the runtime measured, and who asked, for what, where.
+/// The ledger's `invocation` entry for one execution: what the runtime measured, and who asked, for what, where,
+/// under which attestation: `attested` is the ledger index of the executor's latest attestation entry and of the
+/// entry that set the policy in force.
 pub fn invocation(
     r: &ReceiptFields,
     caller: &[u8; 32],
     applet: &str,
     method: &str,
     executor: &str,
-    executor_attestation: u64,
+    attested: (u64, u64),
     delegate: Option<String>,
 ) -> Invocation {
     Invocation {
@@ -335,7 +339,8 @@ pub fn invocation(
         output_hash: r.output_hash,
         write_set_hash: r.write_set_hash,
         executor: executor.to_string(),
-        executor_attestation,
+        executor_attestation: attested.0,
+        policy: attested.1,
         outcome: r.outcome.clone(),
         fuel_used: r.fuel_used,
         at_ms: r.at_ms,
@@ -360,10 +365,10 @@ mod tests {
             fuel_used: 12,
             at_ms: 34,
         };
-        let inv = invocation(&r, &[7; 32], "hash", "sha256", "node-1", 7, Some("node-2".into()));
+        let inv = invocation(&r, &[7; 32], "hash", "sha256", "node-1", (7, 5), Some("node-2".into()));
         let entry = Entry::Invocation(inv.clone());
         assert_eq!(Entry::decode(&entry.encode()).unwrap(), entry);
-        assert_eq!((inv.outcome.as_str(), inv.executor_attestation), ("ok", 7));
+        assert_eq!((inv.outcome.as_str(), inv.executor_attestation, inv.policy), ("ok", 7, 5));
         assert_eq!((inv.request_hash, inv.code_digest, inv.input_hash), (r.request_hash, r.code_digest, r.input_hash));
         assert_eq!(
             (inv.output_hash, inv.write_set_hash, inv.fuel_used, inv.at_ms),

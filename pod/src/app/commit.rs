@@ -194,11 +194,11 @@ impl App {
             (height_key(keys::ROOT, h.0), [size.to_be_bytes().as_slice(), &root.0].concat()),
         ];
         let mut attested = Vec::new();
-        let new_policy = entries.iter().rev().find_map(|e| match e {
-            Entry::PolicyChanged(p) => Some(p.policy.clone()),
+        let new_policy = entries.iter().enumerate().rev().find_map(|(i, e)| match e {
+            Entry::PolicyChanged(p) => Some((first + i as u64, p.policy.clone())),
             _ => None,
         });
-        if let Some(text) = &new_policy {
+        if let Some((_, text)) = &new_policy {
             aux.push((keys::POLICY.to_vec(), text.as_bytes().to_vec()));
         }
         for (i, e) in entries.iter().enumerate() {
@@ -241,8 +241,9 @@ impl App {
         tracing::debug!(height = %h, entries = entries.len(), size, root = %root, "committed");
         self.rules.attestations.extend(attested);
         self.rules.applets.extend(deployed);
-        if let Some(text) = new_policy {
+        if let Some((index, text)) = new_policy {
             self.rules.policy = crate::admission::parse_policy(&text)?;
+            self.rules.policy_index = index;
             tracing::info!(height = %h, "the pod's attestation policy changes");
         }
         if set != self.rules.set {

@@ -85,10 +85,12 @@ pub(crate) fn load_rules(l: &Ledger) -> Result<Rules, String> {
         None => genesis.policy,
     };
     let policy = crate::admission::parse_policy(&text)?;
+    let policy_index = crate::last_change(l, sigil_ledger::entry::Subject::Policy).map_err(|e| e.to_string())?;
     Ok(Rules {
         set,
         attestations,
         policy,
+        policy_index,
         members: genesis.members,
         threshold: genesis.threshold,
         parent_time_ms,
