@@ -366,7 +366,7 @@ pub fn entry_json(index: u64, e: &Entry) -> Value {
             "request_hash": i.request_hash.to_hex(), "caller": key(&i.caller), "applet": i.applet, "method": i.method,
             "code_digest": i.code_digest.to_hex(), "input_hash": i.input_hash.to_hex(), "output_hash": i.output_hash.to_hex(),
             "write_set_hash": i.write_set_hash.to_hex(), "executor": i.executor, "executor_attestation": i.executor_attestation,
-            "outcome": i.outcome, "fuel_used": i.fuel_used, "at_ms": i.at_ms, "delegate": i.delegate }),
+            "policy": i.policy, "outcome": i.outcome, "fuel_used": i.fuel_used, "at_ms": i.at_ms, "delegate": i.delegate }),
         Entry::RequestRejected(r) => json!({
             "request_hash": r.request_hash.to_hex(), "caller": key(&r.caller), "applet": r.applet, "method": r.method,
             "reason": r.reason, "node": r.node, "at_ms": r.at_ms }),

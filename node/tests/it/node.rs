@@ -124,7 +124,13 @@ fn end_to_end_deploy_invoke_verify_survive_a_killed_node_and_audit_every_refusal
     assert_eq!(first["executor"], "node-1");
     let out = sigil(&["receipt", "verify", p(&r1), "--genesis", g, "--json"]);
     assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(json_out(&out)["valid"], true);
+    let verified = json_out(&out);
+    assert_eq!(verified["valid"], true);
+    // Who ran it: node-1, attested by the genesis, its (simulated) evidence re-verified under the pod's policy.
+    let ex = &verified["executor"];
+    assert_eq!((ex["name"].as_str(), ex["attestation_kind"].as_str()), (Some("node-1"), Some("genesis")));
+    assert_eq!((ex["platform"].as_str(), ex["verdict"].as_str()), (Some("sim"), Some("accepted")), "{ex}");
+    assert_eq!(ex["measurement"], hex::encode(local::MEASUREMENT));
 
     // Node 3 is killed: the pod goes on, and another invocation commits.
     nodes[3].kill();

@@ -55,6 +55,21 @@ fn a_members_policy_change_commits_and_bad_changes_are_refused() {
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         }
 
+        // An invocation now names the new policy: its receipt carries the change, and the executor's evidence is
+        // judged under it.
+        let receipt = dir.path().join("after.cose");
+        let caller = info["keys"]["caller"].as_str().unwrap();
+        let args = ["invoke", "--api", &api, "--key", caller, "hash", "sha256", "--args", "{\"data\":\"x\"}"];
+        let o = sigil(&[&args[..], &["--receipt-out", p(&receipt)]].concat());
+        assert!(o.status.success(), "{}", text(&o));
+        let genesis = info["genesis"].as_str().unwrap();
+        let o = sigil(&["receipt", "verify", p(&receipt), "--genesis", genesis, "--json"]);
+        assert!(o.status.success(), "{}", text(&o));
+        let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(j["executor"]["policy_index"], index, "{j}");
+        assert_eq!(j["executor"]["verdict"], "accepted", "{j}");
+        assert!(j["executor"]["checks"].as_array().unwrap().iter().any(|c| c["name"] == "sim.policy.measurement"));
+
         let post = |entry: Vec<u8>| {
             let c = &c;
             async move { c.post_cbor("/v1/governance", entry).await.unwrap() }
