@@ -238,6 +238,7 @@ fn parse_proof(bytes: &[u8]) -> Result<(u64, u64, Vec<Hash>), LedgerError> {
 
 /// The receipt's COSE_Sign1 without its signature: what [`Receipt::issue`] signs and writes, and the one encoding
 /// [`Receipt::decode`] accepts for these contents.
+#[allow(clippy::too_many_arguments)]
 fn unsigned(
     entry: &[u8],
     index: u64,
@@ -548,14 +549,18 @@ impl Receipt {
     /// key it held when it ran, the policy entry must set a policy, both must come before the invocation and be in
     /// the checkpoint's tree, and the receipt must carry exactly the entries the invocation names.
     /// `history` is the validator set after each change (from [`Receipt::verify`]'s replay).
-    fn executor(&self, inv: &Invocation, genesis: &Genesis, history: &[(u64, ValidatorSet)]) -> Result<ExecutorRecord, String> {
+    fn executor(
+        &self,
+        inv: &Invocation,
+        genesis: &Genesis,
+        history: &[(u64, ValidatorSet)],
+    ) -> Result<ExecutorRecord, String> {
         let cp = &self.checkpoint.checkpoint;
         let named = Receipt::references(&Entry::Invocation(inv.clone()));
         if let Some(i) = named.iter().find(|i| **i >= self.index) {
             return Err(format!("entry {i} does not come before the invocation (entry {})", self.index));
         }
-        let want: Vec<u64> =
-            named.iter().copied().filter(|i| !self.changes.iter().any(|c| c.index == *i)).collect();
+        let want: Vec<u64> = named.iter().copied().filter(|i| !self.changes.iter().any(|c| c.index == *i)).collect();
         let got: Vec<u64> = self.referenced.iter().map(|r| r.index).collect();
         if got != want {
             return Err(format!(
@@ -592,8 +597,9 @@ impl Receipt {
                 ("node_admitted", a.validator.public_key.clone(), a.evidence.to_vec())
             }
             Entry::Reattested(r) if r.node == inv.executor => {
-                let key = key_before(att)
-                    .ok_or_else(|| format!("{:?} was not a validator when it re-attested (entry {att})", inv.executor))?;
+                let key = key_before(att).ok_or_else(|| {
+                    format!("{:?} was not a validator when it re-attested (entry {att})", inv.executor)
+                })?;
                 ("reattested", key, r.evidence.to_vec())
             }
             other => return Err(not_it(other.kind())),

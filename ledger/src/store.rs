@@ -540,7 +540,16 @@ impl Ledger {
             .filter(|i| *i < index && !changes.iter().any(|c| c.index == *i))
             .map(proven)
             .collect::<Result<Vec<_>, LedgerError>>()?;
-        Receipt::issue(&entry, index, &inclusion_proof(&nodes, index, size)?, checkpoint, &changes, &referenced, signer, key_pair)
+        Receipt::issue(
+            &entry,
+            index,
+            &inclusion_proof(&nodes, index, size)?,
+            checkpoint,
+            &changes,
+            &referenced,
+            signer,
+            key_pair,
+        )
     }
 
     /// The index of the invocation of request `request_hash`.

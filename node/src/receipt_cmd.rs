@@ -172,9 +172,22 @@ fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
             }
         }
         if let (Some(ex), Some(j)) = (&report.executor, &judged) {
-            writeln!(out, "  executor    {} (attested by entry {}, {})", ex.name, ex.attestation_index, ex.attestation_kind)?;
+            writeln!(
+                out,
+                "  executor    {} (attested by entry {}, {})",
+                ex.name, ex.attestation_index, ex.attestation_kind
+            )?;
             if let Some(r) = &j.result {
-                writeln!(out, "  platform    {}{}", r.platform.as_str(), if r.platform == sigil_attest::Platform::Sim { " (INSECURE: simulated, proves nothing)" } else { "" })?;
+                writeln!(
+                    out,
+                    "  platform    {}{}",
+                    r.platform.as_str(),
+                    if r.platform == sigil_attest::Platform::Sim {
+                        " (INSECURE: simulated, proves nothing)"
+                    } else {
+                        ""
+                    }
+                )?;
                 writeln!(out, "  measurement {}", r.measurement)?;
                 writeln!(out, "  tcb         {}", r.tcb_status.as_deref().unwrap_or("not evaluated"))?;
             }
@@ -261,7 +274,12 @@ pub(crate) fn judge_executor(
                             sigil_attest::time::fmt_unix(at)
                         ))
                     } else {
-                        Err(format!("{} evidence of {} refused: {}", r.platform.as_str(), ex.name, r.reasons.join("; ")))
+                        Err(format!(
+                            "{} evidence of {} refused: {}",
+                            r.platform.as_str(),
+                            ex.name,
+                            r.reasons.join("; ")
+                        ))
                     };
                     judged.result = Some(r);
                     line

@@ -428,15 +428,24 @@ fn an_invocation_naming_the_wrong_attestation_or_policy_has_no_executor() {
         p.log.append(e).unwrap();
     }
     // node-4 leaves and comes back with another key: its old re-attestation binds the old key.
-    p.log.append(&Entry::NodeRemoved(NodeRemoved { name: "node-4".into(), reason: "".into(), prior: 0, approvals: vec![] })).unwrap();
-    let back = p.log.append(&Entry::NodeAdmitted(NodeAdmitted {
-        validator: Validator { name: "node-4".into(), public_key: key(5).public_key().as_ref().to_vec() },
-        evidence: ByteBuf::from(vec![5]),
-        attestation_result: ByteBuf::new(),
-        prior: 0,
-        approvals: vec![],
-    }))
-    .unwrap();
+    p.log
+        .append(&Entry::NodeRemoved(NodeRemoved {
+            name: "node-4".into(),
+            reason: "".into(),
+            prior: 0,
+            approvals: vec![],
+        }))
+        .unwrap();
+    let back = p
+        .log
+        .append(&Entry::NodeAdmitted(NodeAdmitted {
+            validator: Validator { name: "node-4".into(), public_key: key(5).public_key().as_ref().to_vec() },
+            evidence: ByteBuf::from(vec![5]),
+            attestation_result: ByteBuf::new(),
+            prior: 0,
+            approvals: vec![],
+        }))
+        .unwrap();
     let stale = p.log.append(&run_by(205, "node-4", 21, 20)).unwrap();
     let fine = p.log.append(&run_by(206, "node-4", back, 20)).unwrap();
     let size = p.log.size();

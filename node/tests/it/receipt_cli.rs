@@ -163,7 +163,8 @@ fn the_executors_evidence_is_judged_under_the_pods_policy_or_the_verifiers() {
     assert_eq!((code, failed.len()), (Some(1), 1), "{j}");
     assert!(j["executor"]["reasons"][0].as_str().unwrap().contains("measurement"), "{j}");
     // And the one it runs: valid.
-    std::fs::write(&pinned, format!("[sim]\nallow = true\nmeasurements = [\"{}\"]\n", hex::encode(MEASUREMENT))).unwrap();
+    std::fs::write(&pinned, format!("[sim]\nallow = true\nmeasurements = [\"{}\"]\n", hex::encode(MEASUREMENT)))
+        .unwrap();
     assert_eq!(failed_checks(&[s(&r), "--genesis", s(&g), "--policy", s(&pinned)]).0, Some(0));
     // A policy file that does not parse is a usage error.
     std::fs::write(&pinned, "[sim\n").unwrap();
@@ -184,7 +185,8 @@ fn evidence_that_binds_another_key_or_pod_is_refused() {
     let (code, failed, _) = failed_checks(&[s(&r), "--genesis", s(&g)]);
     assert_eq!((code, failed), (Some(1), vec!["\"receipt.executor.evidence\"".to_string()]));
     // Evidence that is not evidence at all.
-    let garbage: Vec<ByteBuf> = (0..4).map(|i| if i == 2 { ByteBuf::from(vec![0]) } else { evidence("pod.eu", i) }).collect();
+    let garbage: Vec<ByteBuf> =
+        (0..4).map(|i| if i == 2 { ByteBuf::from(vec![0]) } else { evidence("pod.eu", i) }).collect();
     let (g, r, _, _) = fixture_of(genesis_with("pod.eu", garbage));
     let (code, failed, j) = failed_checks(&[s(&r), "--genesis", s(&g)]);
     assert_eq!((code, failed), (Some(1), vec!["\"receipt.executor.evidence\"".to_string()]));
