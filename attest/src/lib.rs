@@ -251,7 +251,69 @@ impl Verifier {
             }
             Evidence::Bundle(b) => return self.verify_bundle(b, endorsements, now),
         };
-        Ok(out.finish(now, self.policy_digest))
+        Ok(self.finish(out, now))
+    }
+
+    /// The result: the `workload` judgement added, then every check folded into a verdict.
+    fn finish(&self, mut out: Outcome, now: u64) -> AttestationResult {
+        self.workload(&mut out);
+        out.finish(now, self.policy_digest)
+    }
+
+    /// What establishes the code that runs (the `workload` claim and the `workload.measured` check): a policy rule
+    /// that pins it and that the evidence satisfied. In order: `vtpm` (rules on PCR 4 or 11, a key the hardware
+    /// report binds), `rtmr` (TDX with `rtmr1` and `rtmr2` pinned), `launch_digest` (SNP measurements declared to
+    /// cover the workload, or sim measurements), `vtpm-host` (PCR rules, a key no hardware report binds: what the
+    /// TPM's host says, enough only for platform `tpm`, whose policy already trusts that host), else `unmeasured`.
+    /// Refused unless measured or `[workload] allow_unmeasured`; judged only on evidence that verified.
+    fn workload(&self, out: &mut Outcome) {
+        const CHECK: &str = "workload.measured";
+        if out.checks.any_failed() {
+            out.checks.skip(CHECK, "the evidence did not verify");
+            return;
+        }
+        let p = &self.policy;
+        let vtpm = out.claims.get("vtpm").cloned().unwrap_or_default();
+        let ak_trust = vtpm["ak_trust"].as_str().map(str::to_string);
+        let pcrs = || serde_json::json!({ "pcr4": vtpm["pcrs"]["sha256"]["4"], "pcr11": vtpm["pcrs"]["sha256"]["11"] });
+        let measurement = hex::encode(&out.measurement);
+        let (by, values, enough) = if ak_trust.as_deref() == Some("hardware-bound") && p.vtpm.pins_workload() {
+            ("vtpm", pcrs(), true)
+        } else if out.platform == Platform::Tdx && !p.tdx.rtmr1.is_empty() && !p.tdx.rtmr2.is_empty() {
+            let r = &out.claims.get("tdx").cloned().unwrap_or_default()["rtmr"];
+            ("rtmr", serde_json::json!({ "rtmr1": r[1], "rtmr2": r[2] }), true)
+        } else if out.platform == Platform::SevSnp
+            && !p.snp.measurements.is_empty()
+            && p.snp.measurements_cover == policy::MeasurementsCover::Workload
+        {
+            ("launch_digest", serde_json::json!({ "measurement": measurement }), true)
+        } else if out.platform == Platform::Sim && !p.sim.measurements.is_empty() {
+            ("launch_digest", serde_json::json!({ "measurement": measurement, "simulated": true }), true)
+        } else if ak_trust.is_some() && p.vtpm.pins_workload() {
+            ("vtpm-host", pcrs(), out.platform == Platform::Tpm)
+        } else {
+            ("unmeasured", serde_json::json!({}), false)
+        };
+        out.claim("workload", serde_json::json!({ "established_by": by, "values": values }));
+        if enough {
+            out.checks.pass(CHECK, format!("{by}: {values}"));
+        } else {
+            let what = if by == "vtpm-host" {
+                "a TPM outside the TEE claims the workload (no hardware report binds its key)"
+            } else {
+                "the evidence proves the firmware, not the code that runs"
+            };
+            if p.workload.allow_unmeasured {
+                out.checks.skip(CHECK, format!("{by}: {what}; accepted because [workload] allow_unmeasured = true"));
+            } else {
+                out.checks.fail(
+                    CHECK,
+                    format!(
+                        "{by}: {what}: pin the workload (`sigil measure snp --kernel`, `measure tdx` or `measure image` print the rules) or set [workload] allow_unmeasured = true"
+                    ),
+                );
+            }
+        }
     }
 
     /// A vTPM quote whose key no hardware report binds: verified, its key must be pinned by the policy.
@@ -308,15 +370,15 @@ impl Verifier {
                 out.measurement = q.pcr_digest;
                 out.report_data = q.extra_data;
             }
-            return Ok(out.finish(now, self.policy_digest));
+            return Ok(self.finish(out, now));
         }
         if b.ccel.is_some() && b.platform != Platform::Tdx {
             let msg = "ccel (a TDX event log) belongs in TDX bundles only".to_string();
-            return Ok(format_failure_msg(b.platform, "bundle.ccel", msg).finish(now, self.policy_digest));
+            return Ok(self.finish(format_failure_msg(b.platform, "bundle.ccel", msg), now));
         }
         if b.azure_hcl.is_some() && b.platform != Platform::Tdx {
             let msg = "azure_hcl belongs in TDX bundles only (an SNP HCL report is itself the evidence)".to_string();
-            return Ok(format_failure_msg(b.platform, "bundle.azure_hcl", msg).finish(now, self.policy_digest));
+            return Ok(self.finish(format_failure_msg(b.platform, "bundle.azure_hcl", msg), now));
         }
         let inner = Evidence::detect_inner(&b.evidence, false);
         let out = match (b.platform, inner) {
@@ -335,7 +397,7 @@ impl Verifier {
             ),
             (platform, Err(err)) => format_failure(platform, "bundle.evidence", err),
         };
-        Ok(out.finish(now, self.policy_digest))
+        Ok(self.finish(out, now))
     }
 
     fn verify_hcl(&self, raw: &[u8], e: &Endorsements, now: u64, vtpm: Option<&vtpm::VtpmEvidence>) -> Outcome {
@@ -441,4 +503,56 @@ fn format_failure_msg(platform: Platform, check: &str, msg: String) -> Outcome {
 /// SHA-384.
 pub fn sha384(data: &[u8]) -> [u8; 48] {
     ring::digest::digest(&ring::digest::SHA384, data).as_ref().try_into().expect("48 bytes")
+}
+
+/// The `workload` judgement on each kind of vTPM key (the real vectors cover SNP, TDX and sim; no public vTPM vector
+/// both carries a hardware-bound key and verifies with its nonce, so these build the verified outcome directly).
+#[cfg(test)]
+mod workload_tests {
+    use super::*;
+
+    fn outcome(platform: Platform, ak_trust: &str) -> Outcome {
+        let mut out = Outcome::new(platform);
+        out.checks.pass("vtpm.signature", None);
+        out.claim(
+            "vtpm",
+            serde_json::json!({ "ak_trust": ak_trust, "pcrs": { "sha256": { "4": "44".repeat(32), "11": "bb".repeat(32) } } }),
+        );
+        out
+    }
+
+    fn judged(policy: &str, mut out: Outcome) -> (String, CheckStatus) {
+        Verifier::new(Policy::from_toml(policy).unwrap()).workload(&mut out);
+        let check = out.checks.into_vec().into_iter().find(|c| c.name == "workload.measured").unwrap();
+        (out.claims["workload"]["established_by"].as_str().unwrap().to_string(), check.status)
+    }
+
+    #[test]
+    fn a_vtpm_establishes_the_workload_only_with_a_bound_key_and_a_rule_on_pcr_4_or_11() {
+        let pcr11 = format!("[vtpm]\npcrs = {{ 11 = [\"{}\"] }}\n", "bb".repeat(32));
+        let pcr4 = format!("[vtpm]\nevents = [{{ pcr = 4, digests = [\"{}\"] }}]\n", "44".repeat(32));
+        let pcr0 = format!("[vtpm]\npcrs = {{ 0 = [\"{}\"] }}\n", "00".repeat(32));
+        let bound = "hardware-bound";
+        let host = "policy-pinned: the key's TPM may be the host's";
+        for rule in [&pcr11, &pcr4] {
+            assert_eq!(judged(rule, outcome(Platform::SevSnp, bound)), ("vtpm".into(), CheckStatus::Pass));
+            // A key no hardware report binds: what the host says. Enough where the policy trusts a TEE-less TPM at
+            // all (platform tpm), not beside a TEE report (GCP's vTPM).
+            assert_eq!(judged(rule, outcome(Platform::Tpm, host)), ("vtpm-host".into(), CheckStatus::Pass));
+            assert_eq!(judged(rule, outcome(Platform::SevSnp, host)), ("vtpm-host".into(), CheckStatus::Fail));
+            let allowed = format!("[workload]\nallow_unmeasured = true\n{rule}");
+            assert_eq!(judged(&allowed, outcome(Platform::SevSnp, host)), ("vtpm-host".into(), CheckStatus::Skipped));
+        }
+        // PCR 0 is the firmware.
+        assert_eq!(judged(&pcr0, outcome(Platform::SevSnp, bound)), ("unmeasured".into(), CheckStatus::Fail));
+        // The values that established it are named.
+        let mut out = outcome(Platform::Tdx, bound);
+        Verifier::new(Policy::from_toml(&pcr11).unwrap()).workload(&mut out);
+        assert_eq!(out.claims["workload"]["values"]["pcr11"], "bb".repeat(32));
+        // Evidence that failed a check is not judged.
+        let mut out = outcome(Platform::SevSnp, bound);
+        out.checks.fail("snp.report_signature", "bad");
+        Verifier::new(Policy::from_toml(&pcr11).unwrap()).workload(&mut out);
+        assert!(!out.claims.contains_key("workload"));
+    }
 }

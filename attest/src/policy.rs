@@ -76,8 +76,49 @@ pub struct Policy {
     /// Virtual TPM rules: quotes, PCR values, boot events.
     #[serde(skip_serializing_if = "VtpmPolicy::is_empty")]
     pub vtpm: VtpmPolicy,
+    /// What the evidence must prove about the code that runs (see [`WorkloadPolicy`]).
+    #[serde(skip_serializing_if = "WorkloadPolicy::is_default")]
+    pub workload: WorkloadPolicy,
     /// Not an attestation rule: how the pod's validators check invocations (`sigil-pod`), governed with the rest.
     pub execution: ExecutionPolicy,
+}
+
+/// `[workload]`: whether evidence must prove the code that runs (kernel, initrd holding `sigil`, command line), not
+/// only the firmware. What establishes the workload is a rule elsewhere in the policy that pins it: `[snp]
+/// measurements` declared to cover the kernel (`measurements_cover = "workload"`, as `sigil measure snp --kernel
+/// --policy` prints it), `[tdx] rtmr1` and `rtmr2` (`sigil measure tdx --policy`), `[vtpm]` rules on PCR 4 or 11 (`sigil
+/// measure image --policy`) with a key the hardware report binds, or `[sim] measurements`. The verdict names which,
+/// in the `workload` claim.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkloadPolicy {
+    /// Accept evidence that proves only the firmware (AWS and GCP SNP, whose launch digest covers their firmware;
+    /// TDX without RTMR rules; a vTPM outside the TEE): the claim then says `unmeasured`. Default false.
+    pub allow_unmeasured: bool,
+}
+
+impl WorkloadPolicy {
+    fn is_default(&self) -> bool {
+        *self == WorkloadPolicy::default()
+    }
+}
+
+/// What `[snp] measurements` cover.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MeasurementsCover {
+    /// The firmware only (a cloud's launch digest, or a direct boot measured without kernel hashes). The default.
+    #[default]
+    Firmware,
+    /// The firmware and, through the kernel-hashes table of a QEMU direct boot, the kernel, initrd and command
+    /// line: the workload.
+    Workload,
+}
+
+impl MeasurementsCover {
+    fn is_firmware(&self) -> bool {
+        *self == MeasurementsCover::Firmware
+    }
 }
 
 /// `[execution]`.
@@ -145,6 +186,11 @@ impl VtpmPolicy {
         *self == VtpmPolicy::default()
     }
 
+    /// Whether a rule pins the workload: PCR 4 (the boot applications: the UKI) or PCR 11 (the UKI's sections).
+    pub fn pins_workload(&self) -> bool {
+        self.pcrs.keys().chain(self.events.iter().map(|e| &e.pcr)).any(|p| *p == 4 || *p == 11)
+    }
+
     /// Whether evidence must carry a quote (with a nonce): required outright, or needed by a rule.
     pub fn demands_quote(&self) -> bool {
         self.require_quote || !self.ak_names.is_empty() || !self.pcrs.is_empty() || !self.events.is_empty()
@@ -169,6 +215,9 @@ pub struct SnpPolicy {
     pub allow_provisional_firmware: bool,
     /// Allowed MEASUREMENT values (48-byte hex); empty allows any.
     pub measurements: Vec<HexBytes>,
+    /// What those measurements cover: `firmware` (the default) or `workload` (a direct boot with kernel hashes).
+    #[serde(skip_serializing_if = "MeasurementsCover::is_firmware")]
+    pub measurements_cover: MeasurementsCover,
     /// Allowed HOST_DATA values (32-byte hex); empty allows any.
     pub host_data: Vec<HexBytes>,
     /// Minimum GUEST_SVN. Default 0.
@@ -203,6 +252,7 @@ impl Default for SnpPolicy {
             min_tcb: Tcb::default(),
             allow_provisional_firmware: false,
             measurements: Vec::new(),
+            measurements_cover: MeasurementsCover::Firmware,
             host_data: Vec::new(),
             min_guest_svn: 0,
             required_mitigations: 0,
@@ -354,6 +404,11 @@ impl Policy {
         }
         check_lengths(self.tdx.report_data.as_slice(), 64, "tdx.report_data")?;
         check_lengths(&self.sim.measurements, 48, "sim.measurements")?;
+        if self.snp.measurements_cover == MeasurementsCover::Workload && self.snp.measurements.is_empty() {
+            return Err(Error::Policy(
+                "snp.measurements_cover = \"workload\" with no snp.measurements: nothing would pin the workload".into(),
+            ));
+        }
         // PCR 16 and 23 can be reset by software and 17-22 belong to a dynamic launch: policies pin 0-15.
         let static_pcr = |pcr: u32, key: &str| match pcr {
             0..=15 => Ok(()),

@@ -231,6 +231,7 @@ fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
         writeln!(stdout, "  measurement  {}", result.measurement)?;
         writeln!(stdout, "  report_data  {}", result.report_data)?;
         writeln!(stdout, "  tcb_status   {}", result.tcb_status.as_deref().unwrap_or("-"))?;
+        writeln!(stdout, "  workload     {}", workload_line(&result.claims))?;
         writeln!(stdout, "  checks:")?;
         for c in &result.checks {
             let mark = match c.status {
@@ -351,4 +352,25 @@ fn bundle(a: BundleArgs) -> anyhow::Result<()> {
     let (kind, n, out) = (platform.as_str(), b.certs.len(), a.out.display());
     eprintln!("wrote {kind} evidence bundle ({} bytes, {n} certificates) to {out}", bytes.len());
     Ok(())
+}
+
+/// The `workload` claim in words: how the evidence establishes the code that runs, or that it does not.
+pub(crate) fn workload_line(claims: &serde_json::Value) -> String {
+    let w = &claims["workload"];
+    match w["established_by"].as_str() {
+        None => "not judged (the evidence did not verify)".into(),
+        Some("unmeasured") => "unmeasured: the evidence proves the firmware, not the code that runs".into(),
+        Some(by) => {
+            let values: Vec<String> = w["values"]
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| format!("{k} {}", v.as_str().map(str::to_string).unwrap_or(v.to_string())))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let note = if by == "vtpm-host" { " (what a TPM outside the TEE claims)" } else { "" };
+            format!("{by}{note}: {}", values.join(", "))
+        }
+    }
 }

@@ -279,6 +279,14 @@ fn snp(a: SnpArgs) -> anyhow::Result<()> {
             a.vcpus
         );
         println!("measurements = [\"{m}\"]");
+        if kernel.is_some() {
+            println!(
+                "# the kernel, initrd and command line are in it (QEMU's kernel-hashes table): it pins the workload"
+            );
+            println!("measurements_cover = \"workload\"");
+        } else {
+            println!("# the firmware only: the workload is not pinned ([workload] in docs/attestation.md)");
+        }
     } else {
         println!("{m}");
     }

@@ -139,6 +139,12 @@ pub(crate) fn policy_warnings(p: &sigil_attest::Policy) -> Vec<String> {
     if p.tdx.mrtd.is_empty() {
         warnings.push("[tdx] mrtd is empty: any TDX guest firmware is accepted".into());
     }
+    if p.workload.allow_unmeasured {
+        warnings.push(
+            "[workload] allow_unmeasured = true: evidence that proves only the firmware is accepted (any code may run)"
+                .into(),
+        );
+    }
     warnings
 }
 
@@ -152,6 +158,7 @@ fn policy_check(file: &Path, json: bool) -> anyhow::Result<ExitCode> {
                  "min_tcb": p.snp.min_tcb.to_string(), "min_guest_svn": p.snp.min_guest_svn },
         "tdx": { "mrtd": p.tdx.mrtd.len(), "allow_debug": p.tdx.allow_debug, "accepted_tcb_status": p.tdx.accepted_tcb_status },
         "sim": { "allow": p.sim.allow },
+        "workload": { "allow_unmeasured": p.workload.allow_unmeasured, "snp_measurements_cover": p.snp.measurements_cover },
         "warnings": warnings,
     });
     if json {

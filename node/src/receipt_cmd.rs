@@ -190,6 +190,7 @@ fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
                 )?;
                 writeln!(out, "  measurement {}", r.measurement)?;
                 writeln!(out, "  tcb         {}", r.tcb_status.as_deref().unwrap_or("not evaluated"))?;
+                writeln!(out, "  workload    {}", crate::attest_cmd::workload_line(&r.claims))?;
             }
             writeln!(out, "  policy      {}", j.policy_source)?;
             writeln!(out, "  verdict     {} (as of {})", j.verdict(), sigil_attest::time::fmt_unix(j.at))?;
@@ -231,6 +232,7 @@ impl Judged {
             m.insert("platform".into(), r.platform.as_str().into());
             m.insert("measurement".into(), r.measurement.clone().into());
             m.insert("tcb_status".into(), r.tcb_status.clone().into());
+            m.insert("workload".into(), r.claims.get("workload").cloned().unwrap_or_default());
             m.insert("reasons".into(), r.reasons.clone().into());
             m.insert("claims".into(), r.claims.clone());
             m.insert("checks".into(), serde_json::to_value(&r.checks).unwrap_or_default());
@@ -321,13 +323,16 @@ fn example(out: &Path) -> anyhow::Result<()> {
             .iter()
             .map(|k| {
                 let key: [u8; 32] = k.public_key().as_ref().try_into().expect("32 bytes");
-                let measurement = sigil_attest::sha384(b"sigil example measurement");
+                let measurement = sigil_attest::sha384(b"sigil example measurement"); // pinned by the policy below
                 serde_bytes::ByteBuf::from(sigil_pod::admission::sim_evidence("example.pod.invalid", &key, measurement))
             })
             .collect(),
         members: vec![Member { name: "example-operator".into(), public_key: serde_bytes::ByteBuf::from(vec![0; 32]) }],
         threshold: 1,
-        policy: "[sim]\nallow = true\n".into(),
+        policy: format!(
+            "[sim]\nallow = true\nmeasurements = [\"{}\"]\n",
+            hex::encode(sigil_attest::sha384(b"sigil example measurement"))
+        ),
     });
     let mut log = sigil_ledger::store::Ledger::in_memory(&genesis)?;
     for n in 0..12u64 {

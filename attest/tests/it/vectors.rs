@@ -29,8 +29,21 @@ pub(crate) fn at(date: &str) -> u64 {
     ((era * 146_097 + doe - 719_468) * 86_400) as u64
 }
 
+/// A policy from `toml` that, unless the text says otherwise, accepts evidence that proves only the firmware: these
+/// tests are about the hardware chain and its fields (the `workload` tests below are about the rest).
 fn verifier(toml: &str) -> Verifier {
-    Verifier::new(Policy::from_toml(toml).unwrap())
+    let mut p = Policy::from_toml(toml).unwrap();
+    if !toml.contains("[workload]") {
+        p.workload.allow_unmeasured = true;
+    }
+    Verifier::new(p)
+}
+
+/// The default policy, except that it accepts firmware-only evidence (see [`verifier`]).
+fn lab() -> Policy {
+    let mut p = Policy::default();
+    p.workload.allow_unmeasured = true;
+    p
 }
 
 fn run(v: &Verifier, evidence: &[u8], e: &Endorsements, now: u64) -> AttestationResult {
@@ -69,7 +82,7 @@ fn virtee_raw() -> Vec<u8> {
 
 #[test]
 fn snp_milan_v2_hex_is_accepted_with_every_binding_checked() {
-    let r = run(&Verifier::new(Policy::default()), &file(VIRTEE), &certs(&[VIRTEE_VCEK]), at("2025-01-01"));
+    let r = run(&Verifier::new(lab()), &file(VIRTEE), &certs(&[VIRTEE_VCEK]), at("2025-01-01"));
     assert_accepted(&r);
     for c in [
         "snp.cert_chain",
@@ -94,7 +107,7 @@ fn snp_milan_v2_hex_is_accepted_with_every_binding_checked() {
 fn snp_go_sev_guest_report_is_a_debug_guest() {
     let e = certs(&["sev-snp/gsg-milan-v2.vcek.der"]);
     let ev = file("sev-snp/gsg-milan-v2.report.bin");
-    assert_rejected_for(&run(&Verifier::new(Policy::default()), &ev, &e, at("2025-01-01")), &["snp.policy.debug"]);
+    assert_rejected_for(&run(&Verifier::new(lab()), &ev, &e, at("2025-01-01")), &["snp.policy.debug"]);
     assert_accepted(&run(&verifier("[snp]\nallow_debug = true"), &ev, &e, at("2025-01-01")));
 }
 
@@ -102,7 +115,7 @@ fn snp_go_sev_guest_report_is_a_debug_guest() {
 fn snp_genoa_v5_is_accepted_inside_its_vcek_window_only() {
     let e = certs(&["sev-snp/oak-genoa-v5.vcek.der"]);
     let ev = file("sev-snp/oak-genoa-v5.report.bin");
-    let v = Verifier::new(Policy::default());
+    let v = Verifier::new(lab());
     let r = run(&v, &ev, &e, at("2025-09-01"));
     assert_accepted(&r);
     assert_eq!(r.claims["snp"]["product"], "Genoa");
@@ -114,7 +127,7 @@ fn snp_genoa_v5_is_accepted_inside_its_vcek_window_only() {
 #[test]
 fn snp_turin_v5_uses_the_turin_tcb_layout_and_8_byte_chip_id() {
     let r = run(
-        &Verifier::new(Policy::default()),
+        &Verifier::new(lab()),
         &file("sev-snp/oak-turin-v5.report.bin"),
         &certs(&["sev-snp/oak-turin-v5.vcek.der"]),
         at("2025-09-01"),
@@ -132,10 +145,7 @@ fn snp_aws_vlek_report_needs_a_policy_for_vmpl_1_and_provisional_firmware() {
     let e = certs(&["sev-snp/trustee-aws-milan-vlek-v3.vlek.der"]);
     let ev = file("sev-snp/trustee-aws-milan-vlek-v3.report.bin");
     let now = at("2025-06-01");
-    assert_rejected_for(
-        &run(&Verifier::new(Policy::default()), &ev, &e, now),
-        &["snp.policy.vmpl", "snp.policy.committed_tcb"],
-    );
+    assert_rejected_for(&run(&Verifier::new(lab()), &ev, &e, now), &["snp.policy.vmpl", "snp.policy.committed_tcb"]);
     let v = verifier("[snp]\nvmpl = 1\nallow_provisional_firmware = true");
     let r = run(&v, &ev, &e, now);
     assert_accepted(&r);
@@ -149,7 +159,7 @@ fn snp_aws_vlek_report_needs_a_policy_for_vmpl_1_and_provisional_firmware() {
 fn snp_vlek_report_with_a_vcek_is_refused() {
     // The report says VLEK; a VCEK (even a genuine one) is the wrong kind of key.
     let r = run(
-        &Verifier::new(Policy::default()),
+        &Verifier::new(lab()),
         &file("sev-snp/trustee-aws-milan-vlek-v3.report.bin"),
         &certs(&[VIRTEE_VCEK]),
         at("2025-06-01"),
@@ -161,13 +171,13 @@ fn snp_vlek_report_with_a_vcek_is_refused() {
 #[test]
 fn snp_azure_hcl_report_binds_the_runtime_claims() {
     let e = certs(&["sev-snp-azure/azure-genoa-v3.vcek.pem"]);
-    let r = run(&Verifier::new(Policy::default()), &file("sev-snp-azure/azure-genoa-v3.hcl.bin"), &e, at("2025-06-01"));
+    let r = run(&Verifier::new(lab()), &file("sev-snp-azure/azure-genoa-v3.hcl.bin"), &e, at("2025-06-01"));
     assert_accepted(&r);
     assert!(passed(&r, "snp.report_data"), "the claims hash must be checked against REPORT_DATA");
     assert_eq!(r.claims["azure_runtime_claims"]["keys"][0]["kid"], "HCLAkPub");
     // Azure vTPM evidence JSON carries the same report and its VCEK.
     let r = run(
-        &Verifier::new(Policy::default()),
+        &Verifier::new(lab()),
         &file("sev-snp-azure/azure-genoa-v3.evidence.json"),
         &Endorsements::default(),
         at("2025-06-01"),
@@ -182,7 +192,7 @@ fn snp_azure_runtime_claims_tampering_breaks_the_binding() {
     // Inside the JSON: change one character of the HCLAkPub modulus without breaking the JSON.
     let pos = hcl.windows(3).position(|w| w == b"\"n\"").expect("modulus field") + 6;
     hcl[pos] = if hcl[pos] == b'A' { b'B' } else { b'A' };
-    let r = run(&Verifier::new(Policy::default()), &hcl, &e, at("2025-06-01"));
+    let r = run(&Verifier::new(lab()), &hcl, &e, at("2025-06-01"));
     assert_rejected_for(&r, &["snp.report_data"]);
 }
 
@@ -190,7 +200,7 @@ fn snp_azure_runtime_claims_tampering_breaks_the_binding() {
 
 #[test]
 fn snp_one_bit_flips_in_signed_bytes_are_rejected() {
-    let v = Verifier::new(Policy::default());
+    let v = Verifier::new(lab());
     let e = certs(&[VIRTEE_VCEK]);
     // Guest SVN, policy, VMPL, report data, measurement, host data, reported TCB, chip id, committed TCB,
     // the last signed byte, and signature r and s.
@@ -211,18 +221,13 @@ fn snp_one_bit_flips_in_signed_bytes_are_rejected() {
 fn snp_signature_wider_than_384_bits_is_rejected() {
     let mut ev = virtee_raw();
     ev[0x2A0 + 50] = 1;
-    let r = run(&Verifier::new(Policy::default()), &ev, &certs(&[VIRTEE_VCEK]), at("2025-01-01"));
+    let r = run(&Verifier::new(lab()), &ev, &certs(&[VIRTEE_VCEK]), at("2025-01-01"));
     assert_rejected_for(&r, &["snp.report_signature"]);
 }
 
 #[test]
 fn snp_vcek_of_another_chip_is_rejected() {
-    let r = run(
-        &Verifier::new(Policy::default()),
-        &file(VIRTEE),
-        &certs(&["sev-snp/gsg-milan-v2.vcek.der"]),
-        at("2025-01-01"),
-    );
+    let r = run(&Verifier::new(lab()), &file(VIRTEE), &certs(&["sev-snp/gsg-milan-v2.vcek.der"]), at("2025-01-01"));
     assert_rejected_for(&r, &["snp.report_signature"]);
 }
 
@@ -230,25 +235,20 @@ fn snp_vcek_of_another_chip_is_rejected() {
 fn snp_vcek_of_another_product_is_rejected() {
     // A Milan VCEK for a Genoa report (CPUID says Genoa): it is not under the Genoa ASK.
     let ev = file("sev-snp/oak-genoa-v5.report.bin");
-    let r = run(&Verifier::new(Policy::default()), &ev, &certs(&[VIRTEE_VCEK]), at("2025-09-01"));
+    let r = run(&Verifier::new(lab()), &ev, &certs(&[VIRTEE_VCEK]), at("2025-09-01"));
     assert_rejected_for(&r, &["snp.cert_chain"]);
     // A v2 report has no CPUID: the product follows the certificate, and the signature decides.
-    let r = run(
-        &Verifier::new(Policy::default()),
-        &file(VIRTEE),
-        &certs(&["sev-snp/oak-genoa-v5.vcek.der"]),
-        at("2025-09-01"),
-    );
+    let r = run(&Verifier::new(lab()), &file(VIRTEE), &certs(&["sev-snp/oak-genoa-v5.vcek.der"]), at("2025-09-01"));
     assert_rejected_for(&r, &["snp.report_signature"]);
 }
 
 #[test]
 fn snp_missing_vcek_names_where_to_fetch_it() {
-    let r = run(&Verifier::new(Policy::default()), &file(VIRTEE), &Endorsements::default(), at("2025-01-01"));
+    let r = run(&Verifier::new(lab()), &file(VIRTEE), &Endorsements::default(), at("2025-01-01"));
     assert_rejected_for(&r, &["snp.product"]);
     assert!(r.reasons[0].contains("https://kdsintf.amd.com/vcek/v1/Milan/d49554ec"), "{}", r.reasons[0]);
     let ev = file("sev-snp/oak-genoa-v5.report.bin");
-    let r = run(&Verifier::new(Policy::default()), &ev, &Endorsements::default(), at("2025-09-01"));
+    let r = run(&Verifier::new(lab()), &ev, &Endorsements::default(), at("2025-09-01"));
     assert_rejected_for(&r, &["snp.cert_chain"]);
     assert!(r.reasons[0].contains("https://kdsintf.amd.com/vcek/v1/Genoa/d2421d97"), "{}", r.reasons[0]);
     assert!(r.reasons[0].contains("blSPL=10&teeSPL=0&snpSPL=25&ucodeSPL=84"), "{}", r.reasons[0]);
@@ -262,7 +262,7 @@ fn snp_supplied_ark_must_be_the_pinned_one() {
     ark[pos] ^= 0x01;
     let mut e = certs(&[VIRTEE_VCEK]);
     e.certs.push(sigil_attest::x509::Cert::from_der(&ark, "ark").unwrap());
-    let r = run(&Verifier::new(Policy::default()), &file(VIRTEE), &e, at("2025-01-01"));
+    let r = run(&Verifier::new(lab()), &file(VIRTEE), &e, at("2025-01-01"));
     assert_rejected_for(&r, &["snp.cert_chain"]);
     assert!(r.reasons[0].contains("pinned ARK-Milan"), "{}", r.reasons[0]);
 }
@@ -278,14 +278,14 @@ fn snp_tampered_vcek_certificate_is_rejected() {
             continue; // the flip broke the DER itself: also a refusal
         };
         let e = Endorsements { certs, ..Default::default() };
-        let r = run(&Verifier::new(Policy::default()), &file(VIRTEE), &e, at("2025-01-01"));
+        let r = run(&Verifier::new(lab()), &file(VIRTEE), &e, at("2025-01-01"));
         assert!(!r.accepted(), "VCEK with bit flipped at {pos} accepted");
     }
 }
 
 #[test]
 fn snp_expected_report_data_is_enforced() {
-    let v = Verifier::new(Policy::default());
+    let v = Verifier::new(lab());
     let mut e = certs(&[VIRTEE_VCEK]);
     let rd = virtee_raw()[0x50..0x90].to_vec();
     e.expected_report_data = Some(rd.clone());
@@ -339,7 +339,7 @@ fn snp_policy_allow_lists_and_minimums_are_enforced() {
 
 #[test]
 fn snp_truncated_and_padded_reports_are_refused() {
-    let v = Verifier::new(Policy::default());
+    let v = Verifier::new(lab());
     let e = certs(&[VIRTEE_VCEK]);
     let raw = virtee_raw();
     assert!(v.verify(&raw[..1183], &e, at("2025-01-01")).is_err());
@@ -362,7 +362,7 @@ fn collateral(rel: &str) -> Endorsements {
 
 #[test]
 fn tdx_v4_with_collateral_is_up_to_date() {
-    let r = run(&Verifier::new(Policy::default()), &file(B0), &collateral(B0_COL), at("2025-07-01"));
+    let r = run(&Verifier::new(lab()), &file(B0), &collateral(B0_COL), at("2025-07-01"));
     assert_accepted(&r);
     assert_eq!(r.tcb_status.as_deref(), Some("UpToDate"));
     assert_eq!(
@@ -374,7 +374,7 @@ fn tdx_v4_with_collateral_is_up_to_date() {
 
 #[test]
 fn tdx_collateral_outside_its_window_is_rejected() {
-    let r = run(&Verifier::new(Policy::default()), &file(B0), &collateral(B0_COL), at("2025-09-01"));
+    let r = run(&Verifier::new(lab()), &file(B0), &collateral(B0_COL), at("2025-09-01"));
     assert_rejected_for(&r, &["tdx.dcap"]);
 }
 
@@ -389,7 +389,7 @@ fn tdx_tcb_status_must_be_accepted_by_policy() {
 #[test]
 fn tdx_without_collateral_is_rejected_by_default_and_checked_offline() {
     let ev = file(B0);
-    let r = run(&Verifier::new(Policy::default()), &ev, &Endorsements::default(), at("2025-07-01"));
+    let r = run(&Verifier::new(lab()), &ev, &Endorsements::default(), at("2025-07-01"));
     assert_rejected_for(&r, &["tdx.tcb_status"]);
     for c in
         ["tdx.pck_chain", "tdx.qe_report_signature", "tdx.qe_report_data", "tdx.qe_identity", "tdx.quote_signature"]
@@ -404,12 +404,8 @@ fn tdx_without_collateral_is_rejected_by_default_and_checked_offline() {
 #[test]
 fn tdx_v5_td15_quote_matches_no_tcb_level() {
     let q = file("tdx/dcapqvl-90c06f-v5-notcb.quote.bin");
-    let r = run(
-        &Verifier::new(Policy::default()),
-        &q,
-        &collateral("tdx/dcapqvl-90c06f-v5-notcb.collateral.json"),
-        at("2026-03-01"),
-    );
+    let r =
+        run(&Verifier::new(lab()), &q, &collateral("tdx/dcapqvl-90c06f-v5-notcb.collateral.json"), at("2026-03-01"));
     assert_rejected_for(&r, &["tdx.dcap"]);
     assert!(r.reasons[0].contains("No matching TCB level"), "{}", r.reasons[0]);
     // Offline, its signatures are genuine: only the TCB is unknown.
@@ -421,7 +417,7 @@ fn tdx_v5_td15_quote_matches_no_tcb_level() {
 #[test]
 fn sgx_quote_is_not_a_tdx_quote() {
     let e = collateral("tdx/dcapqvl-sgx-v3.collateral.json");
-    let r = run(&Verifier::new(Policy::default()), &file("tdx/dcapqvl-sgx-v3.quote.bin"), &e, at("2025-07-01"));
+    let r = run(&Verifier::new(lab()), &file("tdx/dcapqvl-sgx-v3.quote.bin"), &e, at("2025-07-01"));
     assert_rejected_for(&r, &["tdx.format"]);
     assert!(r.reasons[0].contains("not a TDX quote"));
 }
@@ -504,7 +500,7 @@ fn tdx_expected_report_data_and_measurement_allow_lists() {
     assert_accepted(&run(&verifier(&min("06")), &ev, &e, at("2025-07-01")));
     let mut e2 = e.clone();
     e2.expected_report_data = Some(vec![0; 64]);
-    assert_rejected_for(&run(&Verifier::new(Policy::default()), &ev, &e2, at("2025-07-01")), &["tdx.report_data"]);
+    assert_rejected_for(&run(&Verifier::new(lab()), &ev, &e2, at("2025-07-01")), &["tdx.report_data"]);
 }
 
 // ---------------------------------------------------------------- sim and bundles
@@ -513,7 +509,7 @@ fn tdx_expected_report_data_and_measurement_allow_lists() {
 fn sim_evidence_is_refused_by_default_and_accepted_when_allowed() {
     let b = sigil_attest::collect::collect_sim([7; 48], [9; 64], [0; 32]).unwrap();
     let bytes = b.encode().unwrap();
-    let r = run(&Verifier::new(Policy::default()), &bytes, &Endorsements::default(), 0);
+    let r = run(&Verifier::new(lab()), &bytes, &Endorsements::default(), 0);
     assert_rejected_for(&r, &["sim.policy.allow"]);
     let r = run(&verifier("[sim]\nallow = true"), &bytes, &Endorsements::default(), 0);
     assert_accepted(&r);
@@ -536,7 +532,7 @@ fn bundle_round_trips_and_verifies_like_its_parts() {
     let b = sigil_attest::Bundle::new(sigil_attest::Platform::SevSnp, virtee_raw(), vec![vcek.der().to_vec()]);
     let bytes = b.encode().unwrap();
     assert_eq!(sigil_attest::Bundle::decode(&bytes).unwrap(), b);
-    let v = Verifier::new(Policy::default());
+    let v = Verifier::new(lab());
     assert_accepted(&run(&v, &bytes, &Endorsements::default(), at("2025-01-01")));
     // Hex-encoded bundles are read too.
     assert_accepted(&run(&v, hex::encode(&bytes).as_bytes(), &Endorsements::default(), at("2025-01-01")));
@@ -551,7 +547,7 @@ fn bundle_round_trips_and_verifies_like_its_parts() {
 
 #[test]
 fn results_encode_as_json_and_cbor() {
-    let r = run(&Verifier::new(Policy::default()), &file(VIRTEE), &certs(&[VIRTEE_VCEK]), at("2025-01-01"));
+    let r = run(&Verifier::new(lab()), &file(VIRTEE), &certs(&[VIRTEE_VCEK]), at("2025-01-01"));
     let json: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
     for k in [
         "verdict",
@@ -573,7 +569,7 @@ fn results_encode_as_json_and_cbor() {
 
 #[test]
 fn unknown_input_is_an_error_not_a_verdict() {
-    let v = Verifier::new(Policy::default());
+    let v = Verifier::new(lab());
     assert!(v.verify(b"", &Endorsements::default(), 0).is_err());
     assert!(v.verify(b"hello world", &Endorsements::default(), 0).is_err());
     assert!(v.verify(&[0u8; 100], &Endorsements::default(), 0).is_err());
@@ -599,12 +595,12 @@ fn bundle_keys_may_come_in_any_order() {
     ]);
     let mut bytes = Vec::new();
     ciborium::into_writer(&map, &mut bytes).unwrap();
-    assert_accepted(&run(&Verifier::new(Policy::default()), &bytes, &Endorsements::default(), at("2025-01-01")));
+    assert_accepted(&run(&Verifier::new(lab()), &bytes, &Endorsements::default(), at("2025-01-01")));
 }
 
 #[test]
 fn the_same_vcek_twice_is_fine_two_different_ones_are_not() {
-    let v = Verifier::new(Policy::default());
+    let v = Verifier::new(lab());
     let twice = certs(&[VIRTEE_VCEK, VIRTEE_VCEK]);
     assert_accepted(&run(&v, &file(VIRTEE), &twice, at("2025-01-01")));
     let two = certs(&[VIRTEE_VCEK, "sev-snp/gsg-milan-v2.vcek.der"]);
@@ -618,7 +614,7 @@ fn azure_hcl_is_refused_outside_tdx_bundles() {
     let vcek = file(VIRTEE_VCEK);
     let mut b = sigil_attest::Bundle::new(sigil_attest::Platform::SevSnp, virtee_raw(), vec![vcek]);
     b.azure_hcl = Some(serde_bytes::ByteBuf::from(file("tdx/azure-00806f05-v4.hcl.bin")));
-    let r = run(&Verifier::new(Policy::default()), &b.encode().unwrap(), &Endorsements::default(), at("2025-01-01"));
+    let r = run(&Verifier::new(lab()), &b.encode().unwrap(), &Endorsements::default(), at("2025-01-01"));
     assert_rejected_for(&r, &["bundle.azure_hcl"]);
 }
 
@@ -640,7 +636,7 @@ fn tcb_minimums_refuse_typos_and_fmc_applies_to_turin_only() {
 
 #[test]
 fn malformed_evidence_errors_say_it_once() {
-    let e = Verifier::new(Policy::default()).verify(b"zz not evidence", &Endorsements::default(), 0).unwrap_err();
+    let e = Verifier::new(lab()).verify(b"zz not evidence", &Endorsements::default(), 0).unwrap_err();
     let shown = format!("{e}");
     assert!(shown.starts_with("malformed evidence: unrecognised evidence format"), "{shown}");
     assert!(std::error::Error::source(&e).is_none(), "the cause is in the message, not repeated as a source");
@@ -664,4 +660,99 @@ fn azure_tdx_vtpm_evidence_json_is_read() {
     json["tpm_quote"] = serde_json::json!({ "signature": [], "message": [], "pcrs": [] });
     let r = run(&v, &serde_json::to_vec(&json).unwrap(), &Endorsements::default(), at("2025-07-01"));
     assert_rejected_for(&r, &["vtpm.format"]);
+}
+
+// ---------------------------------------------------------------- workload: what the evidence proves about the code
+
+fn workload_status(r: &AttestationResult) -> (CheckStatus, String) {
+    let c = r.checks.iter().find(|c| c.name == "workload.measured").expect("a workload.measured check");
+    (c.status, c.detail.clone().unwrap_or_default())
+}
+
+#[test]
+fn firmware_only_evidence_is_refused_by_default_and_says_unmeasured() {
+    // A real SNP report, every hardware check passing: its MEASUREMENT pins nothing the policy knows to be the code.
+    let strict = Verifier::new(Policy::default());
+    let r = run(&strict, &file(VIRTEE), &certs(&[VIRTEE_VCEK]), at("2025-01-01"));
+    assert_rejected_for(&r, &["workload.measured"]);
+    assert_eq!(r.claims["workload"]["established_by"], "unmeasured");
+    assert!(workload_status(&r).1.contains("proves the firmware, not the code"), "{:?}", r.reasons);
+    // Pinned, but declared (by default) to cover the firmware only, as a cloud's launch digest does.
+    let m = r.measurement.clone();
+    let pinned = format!("[snp]\nmeasurements = [\"{m}\"]\n");
+    assert_rejected_for(
+        &run(&verifier(&format!("{pinned}[workload]\n")), &file(VIRTEE), &certs(&[VIRTEE_VCEK]), at("2025-01-01")),
+        &["workload.measured"],
+    );
+    // Declared to cover the workload (a direct boot with kernel hashes): the launch digest establishes it.
+    let r = run(
+        &verifier(&format!("{pinned}measurements_cover = \"workload\"\n")),
+        &file(VIRTEE),
+        &certs(&[VIRTEE_VCEK]),
+        at("2025-01-01"),
+    );
+    assert_accepted(&r);
+    assert_eq!(
+        r.claims["workload"],
+        serde_json::json!({ "established_by": "launch_digest", "values": { "measurement": m } })
+    );
+    assert_eq!(workload_status(&r).0, CheckStatus::Pass);
+    // Another pinned measurement fails its own check; the workload is not judged on evidence that failed.
+    let other = format!("[snp]\nmeasurements = [\"{}\"]\nmeasurements_cover = \"workload\"\n", "ab".repeat(48));
+    let r = run(&verifier(&other), &file(VIRTEE), &certs(&[VIRTEE_VCEK]), at("2025-01-01"));
+    assert_rejected_for(&r, &["snp.policy.measurement"]);
+    assert_eq!(workload_status(&r).0, CheckStatus::Skipped);
+    assert!(r.claims.get("workload").is_none(), "no workload claim on evidence that failed");
+    // A pod that accepts firmware-only evidence says so, and the verdict still names it.
+    let r = run(
+        &verifier("[workload]\nallow_unmeasured = true\n"),
+        &file(VIRTEE),
+        &certs(&[VIRTEE_VCEK]),
+        at("2025-01-01"),
+    );
+    assert_accepted(&r);
+    assert_eq!(r.claims["workload"]["established_by"], "unmeasured");
+    assert_eq!(workload_status(&r).0, CheckStatus::Skipped);
+    // The declaration needs something to declare.
+    assert!(Policy::from_toml("[snp]\nmeasurements_cover = \"workload\"\n").is_err());
+    assert!(Policy::from_toml(&format!("{pinned}measurements_cover = \"kernel\"\n")).is_err());
+}
+
+#[test]
+fn tdx_rtmr1_and_rtmr2_establish_the_workload() {
+    let lab_result = run(&Verifier::new(lab()), &file(B0), &collateral(B0_COL), at("2025-07-01"));
+    let rtmr = |i: usize| lab_result.claims["tdx"]["rtmr"][i].as_str().unwrap().to_string();
+    let strict = Verifier::new(Policy::default());
+    assert_rejected_for(&run(&strict, &file(B0), &collateral(B0_COL), at("2025-07-01")), &["workload.measured"]);
+    // MRTD alone (the TD's firmware) does not; RTMR1 alone (the kernel) does not: the initrd and command line are in
+    // RTMR2.
+    let mrtd = format!("[tdx]\nmrtd = [\"{}\"]\n[workload]\n", lab_result.measurement);
+    assert_rejected_for(
+        &run(&verifier(&mrtd), &file(B0), &collateral(B0_COL), at("2025-07-01")),
+        &["workload.measured"],
+    );
+    let one = format!("[tdx]\nrtmr1 = [\"{}\"]\n[workload]\n", rtmr(1));
+    assert_rejected_for(
+        &run(&verifier(&one), &file(B0), &collateral(B0_COL), at("2025-07-01")),
+        &["workload.measured"],
+    );
+    let both = format!("[tdx]\nrtmr1 = [\"{}\"]\nrtmr2 = [\"{}\"]\n[workload]\n", rtmr(1), rtmr(2));
+    let r = run(&verifier(&both), &file(B0), &collateral(B0_COL), at("2025-07-01"));
+    assert_accepted(&r);
+    assert_eq!(
+        r.claims["workload"],
+        serde_json::json!({ "established_by": "rtmr", "values": { "rtmr1": rtmr(1), "rtmr2": rtmr(2) } })
+    );
+}
+
+#[test]
+fn sim_measurements_establish_a_simulated_workload() {
+    let bytes = sigil_attest::collect::collect_sim([7; 48], [9; 64], [0; 32]).unwrap().encode().unwrap();
+    let any = verifier("[sim]\nallow = true\n[workload]\n");
+    assert_rejected_for(&run(&any, &bytes, &Endorsements::default(), 0), &["workload.measured"]);
+    let pinned = verifier(&format!("[sim]\nallow = true\nmeasurements = [\"{}\"]\n[workload]\n", "07".repeat(48)));
+    let r = run(&pinned, &bytes, &Endorsements::default(), 0);
+    assert_accepted(&r);
+    assert_eq!(r.claims["workload"]["established_by"], "launch_digest");
+    assert_eq!(r.claims["workload"]["values"]["simulated"], true);
 }

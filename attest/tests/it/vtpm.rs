@@ -46,6 +46,14 @@ fn azure_nonce() -> Vec<u8> {
     Quoted::parse(&message).unwrap().extra_data
 }
 
+/// A policy from `toml` that accepts evidence proving only the firmware: these tests are about the quote and the
+/// log (the `workload` tests are about what pins the code).
+fn lab(toml: &str) -> Policy {
+    let mut p = Policy::from_toml(toml).unwrap();
+    p.workload.allow_unmeasured = true;
+    p
+}
+
 fn verify_azure(json: &serde_json::Value, policy: Policy, nonce: Option<Vec<u8>>) -> AttestationResult {
     let e = Endorsements { expected_report_data: nonce, ..Endorsements::default() };
     Verifier::new(policy).verify(&serde_json::to_vec(json).unwrap(), &e, at("2025-06-01")).unwrap()
@@ -53,7 +61,7 @@ fn verify_azure(json: &serde_json::Value, policy: Policy, nonce: Option<Vec<u8>>
 
 #[test]
 fn azure_vtpm_quote_is_signed_by_the_hcl_bound_key_and_covers_the_24_pcrs() {
-    let r = verify_azure(&azure_json(), Policy::default(), None);
+    let r = verify_azure(&azure_json(), lab(""), None);
     assert!(r.accepted(), "{:#?}", r.reasons);
     for c in ["vtpm.ak", "vtpm.signature", "vtpm.pcr_digest"] {
         assert_eq!(status(&r, c), CheckStatus::Pass, "{c}");
@@ -63,12 +71,12 @@ fn azure_vtpm_quote_is_signed_by_the_hcl_bound_key_and_covers_the_24_pcrs() {
 
     // The nonce trustee's test quoted with. Azure guests put Sigil's nonce in user-data too; trustee's did not,
     // so that check fails here while the quote's passes.
-    let r = verify_azure(&azure_json(), Policy::default(), Some(azure_nonce()));
+    let r = verify_azure(&azure_json(), lab(""), Some(azure_nonce()));
     assert_eq!(status(&r, "vtpm.nonce"), CheckStatus::Pass);
     failed(&r, "azure.user_data");
     let mut other = azure_nonce();
     other[0] ^= 1;
-    let r = verify_azure(&azure_json(), Policy::default(), Some(other));
+    let r = verify_azure(&azure_json(), lab(""), Some(other));
     assert!(failed(&r, "vtpm.nonce").contains("neither"));
 }
 
@@ -83,14 +91,14 @@ fn azure_vtpm_quote_refuses_a_flipped_message_pcr_or_signature_and_another_key()
         let mut j = azure_json();
         let v = j.pointer_mut(path).unwrap();
         *v = serde_json::json!(v.as_u64().unwrap() ^ 1);
-        let r = verify_azure(&j, Policy::default(), None);
+        let r = verify_azure(&j, lab(""), None);
         assert!(!r.accepted(), "{path}");
         failed(&r, what);
     }
     // A quote over fewer PCRs than it signed.
     let mut j = azure_json();
     j["quote"]["pcrs"].as_array_mut().unwrap().pop();
-    assert!(failed(&verify_azure(&j, Policy::default(), None), "vtpm.pcr_digest").contains("PCR 23"));
+    assert!(failed(&verify_azure(&j, lab(""), None), "vtpm.pcr_digest").contains("PCR 23"));
 
     // The encryption key the same claims carry is not the key that signed.
     let v = azure_json();
@@ -108,7 +116,7 @@ fn azure_vtpm_quote_refuses_a_flipped_message_pcr_or_signature_and_another_key()
 #[test]
 fn azure_vtpm_policy_pins_pcr_values_and_can_require_a_quote() {
     let pcr0: Vec<u8> = serde_json::from_value(azure_json()["quote"]["pcrs"][0].clone()).unwrap();
-    let toml = |v: &str| Policy::from_toml(&format!("[vtpm]\npcrs = {{ 0 = [\"{v}\"] }}\n")).unwrap();
+    let toml = |v: &str| lab(&format!("[vtpm]\npcrs = {{ 0 = [\"{v}\"] }}\n"));
     // With vTPM rules the quote's nonce must be checked (trustee's user-data differs from it: that check fails).
     let r = verify_azure(&azure_json(), toml(&hex::encode(&pcr0)), Some(azure_nonce()));
     assert_eq!(status(&r, "vtpm.pcr0"), CheckStatus::Pass);
@@ -125,10 +133,10 @@ fn azure_vtpm_policy_pins_pcr_values_and_can_require_a_quote() {
         "[vtpm]\nrequire_quote = true\n".to_string(),
         format!("[vtpm]\npcrs = {{ 0 = [\"{}\"] }}\n", hex::encode(&pcr0)),
     ] {
-        let p = Policy::from_toml(&policy).unwrap();
+        let p = lab(&policy);
         assert!(failed(&verify_azure(&j, p, None), "vtpm.quote").contains("no vTPM quote"), "{policy}");
     }
-    assert!(verify_azure(&j, Policy::default(), None).accepted(), "without rules, no quote is needed");
+    assert!(verify_azure(&j, lab(""), None).accepted(), "without rules, no quote is needed");
 
     for bad in [
         "pcrs = { 24 = [\"%\"] }",
@@ -351,7 +359,7 @@ fn a_quote_from_a_real_tpm_over_a_real_logs_measurements_verifies_end_to_end() {
     assert!(pcr4.iter().any(|d| d == shim));
     let policy = |ak: &str, digests: &[String]| {
         Policy::from_toml(&format!(
-            "[sim]\nallow = true\n[vtpm]\nrequire_quote = true\nak_names = [\"{ak}\"]\nevents = [{{ pcr = 4, digests = {digests:?} }}]\n"
+            "[workload]\nallow_unmeasured = true\n[sim]\nallow = true\n[vtpm]\nrequire_quote = true\nak_names = [\"{ak}\"]\nevents = [{{ pcr = 4, digests = {digests:?} }}]\n"
         ))
         .unwrap()
     };
@@ -456,7 +464,7 @@ fn a_tpm_bundle_is_collected_by_sigil_and_refused_unless_the_policy_allows_a_tee
         hex::encode(public.name())
     };
     let e = Endorsements { expected_report_data: Some(nonce.to_vec()), ..Endorsements::default() };
-    let pinned = format!("[vtpm]\nak_names = [\"{name}\"]\n");
+    let pinned = format!("[workload]\nallow_unmeasured = true\n[vtpm]\nak_names = [\"{name}\"]\n");
 
     let r = Verifier::new(Policy::from_toml(&pinned).unwrap()).verify(&bytes, &e, at("2026-12-07")).unwrap();
     assert_eq!(r.platform, Platform::Tpm);

@@ -134,7 +134,8 @@ pub enum Trust {
         /// The policy its evidence must satisfy.
         policy: Box<sigil_attest::Policy>,
     },
-    /// The default policy (no debug guests, no revoked TCB, no sim evidence), except that sim evidence is
+    /// The default policy (no debug guests, no revoked TCB, no sim evidence), except that it does not ask the
+    /// evidence to prove which code runs (it pins none: `[workload] allow_unmeasured`), and that sim evidence is
     /// accepted from a node on a loopback address (a devnet on this machine) when `loopback_sim` is set.
     Default {
         /// Whether the server is on 127.0.0.1 / ::1.
@@ -190,7 +191,10 @@ impl AttestedVerifier {
                 ((**policy).clone(), pod.clone())
             }
             Trust::Default { loopback_sim } => {
+                // Genuine TEE hardware, no debug, no revoked TCB: it pins no code, so it cannot ask the evidence
+                // to prove the workload (the pod's policy, with --genesis, does).
                 let mut p = sigil_attest::Policy::default();
+                p.workload.allow_unmeasured = true;
                 if *loopback_sim {
                     p.sim.allow = true;
                 }

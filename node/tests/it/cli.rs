@@ -145,9 +145,10 @@ fn sim_collect_then_verify_round_trip() {
     let refused = sigil(&["attest", "verify", bundle.to_str().unwrap(), "--json"]);
     assert_eq!(refused.status.code(), Some(1));
     assert_eq!(json(&refused)["platform"], "sim");
-    // ...accepted when the policy opts in, with the expected report data.
+    // ...accepted when the policy opts in and pins its (simulated) measurement, with the expected report data.
+    let m = json(&refused)["measurement"].as_str().unwrap().to_string();
     let policy = tmp("sim.toml");
-    std::fs::write(&policy, "[sim]\nallow = true\n").unwrap();
+    std::fs::write(&policy, format!("[sim]\nallow = true\nmeasurements = [\"{m}\"]\n")).unwrap();
     let ok = sigil(&[
         "attest",
         "verify",

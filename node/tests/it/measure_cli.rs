@@ -70,10 +70,21 @@ fn sigil_measure_snp_agrees_with_sev_snp_measure_and_writes_an_enforced_policy()
         .to_string(),
         &measured,
     );
-    // (This vector is a debug guest, which the default policy refuses on its own.)
-    std::fs::write(&file, own + "allow_debug = true\n").unwrap();
+    // (This vector is a debug guest, which the default policy refuses on its own.) Measured without a kernel, the
+    // policy pins the firmware only: the workload is unmeasured, refused unless the policy accepts that.
+    assert!(own.contains("# the firmware only"), "{own}");
+    let own = own + "allow_debug = true\n";
+    std::fs::write(&file, &own).unwrap();
+    let out = verify(&file);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["reasons"].as_array().unwrap().len(), 1, "{v}");
+    assert!(v["reasons"][0].as_str().unwrap().starts_with("workload.measured: unmeasured"), "{v}");
+    std::fs::write(&file, own + "[workload]\nallow_unmeasured = true\n").unwrap();
     let out = verify(&file);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["claims"]["workload"]["established_by"], "unmeasured", "{v}");
 
     // Bad input: a clear error, exit 2.
     let bad = sigil(&["measure", "snp", "--ovmf", OVMF, "--vcpu-type", "EPYC-Nope"]);
@@ -126,7 +137,13 @@ fn sigil_measure_tdx_prints_both_orders_and_writes_an_enforced_policy() {
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(r["reasons"].to_string().contains("tdx.policy.mrtd"), "{r}");
     let theirs = r["measurement"].as_str().unwrap().to_string();
-    std::fs::write(&file, format!("{}{lax}", text_policy.replace(&mrtd, &theirs))).unwrap();
+    // MRTD is the TD's firmware: without its RTMR1 and RTMR2 (no --kernel here) the workload is unmeasured.
+    let own = format!("{}{lax}", text_policy.replace(&mrtd, &theirs));
+    std::fs::write(&file, &own).unwrap();
+    let out = verify(&file);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("workload.measured: unmeasured"), "{}", text(&out));
+    std::fs::write(&file, own + "[workload]\nallow_unmeasured = true\n").unwrap();
     let out = verify(&file);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 

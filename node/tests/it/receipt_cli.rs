@@ -51,7 +51,7 @@ fn genesis_with(pod: &str, evidence: Vec<ByteBuf>) -> Entry {
         evidence,
         members: vec![Member { name: "ops".into(), public_key: ByteBuf::from(vec![9; 32]) }],
         threshold: 1,
-        policy: "[sim]\nallow = true\n".into(),
+        policy: format!("[sim]\nallow = true\nmeasurements = [\"{}\"]\n", hex::encode(MEASUREMENT)),
     })
 }
 
