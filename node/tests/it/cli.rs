@@ -23,9 +23,22 @@ fn tmp(name: &str) -> PathBuf {
     dir.join(name)
 }
 
+/// A policy that accepts evidence proving only the firmware (`[workload] allow_unmeasured`), as these real vectors
+/// are: their images are not known, so nothing can pin the code they ran.
+fn firmware_only() -> String {
+    // Written once: tests run in parallel, and a file being rewritten can be read empty.
+    static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        let p = tmp("firmware-only.toml");
+        std::fs::write(&p, "[workload]\nallow_unmeasured = true\n").unwrap();
+        p.to_string_lossy().into_owned()
+    })
+    .clone()
+}
+
 #[test]
 fn accepted_snp_report_exits_0_with_the_json_contract() {
-    let out = sigil(&[
+    let args = [
         "attest",
         "verify",
         &vectors("sev-snp/virtee-milan-v2.report.hex"),
@@ -34,10 +47,19 @@ fn accepted_snp_report_exits_0_with_the_json_contract() {
         "--now",
         "2025-01-01T00:00:00Z",
         "--json",
-    ]);
+    ];
+    // The default policy asks the evidence to prove the code that runs; this report proves its firmware only.
+    let out = sigil(&args);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
+    let j = json(&out);
+    assert_eq!(j["reasons"].as_array().unwrap().len(), 1);
+    assert!(j["reasons"][0].as_str().unwrap().starts_with("workload.measured: unmeasured"), "{j}");
+    let policy = firmware_only();
+    let out = sigil(&[&args[..], &["--policy", &policy]].concat());
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let j = json(&out);
     assert_eq!(j["verdict"], "accepted");
+    assert_eq!(j["claims"]["workload"]["established_by"], "unmeasured");
     assert_eq!(j["platform"], "sev-snp");
     assert_eq!(
         j["measurement"],
@@ -79,6 +101,8 @@ fn tdx_with_collateral_reports_the_tcb_status() {
         "--now",
         "2025-07-01T00:00:00Z",
         "--json",
+        "--policy",
+        &firmware_only(),
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
     let j = json(&out);
@@ -89,7 +113,7 @@ fn tdx_with_collateral_reports_the_tcb_status() {
 #[test]
 fn policy_file_changes_the_verdict() {
     let policy = tmp("lax-tdx.toml");
-    std::fs::write(&policy, "[tdx]\nrequire_collateral = false\n").unwrap();
+    std::fs::write(&policy, "[tdx]\nrequire_collateral = false\n[workload]\nallow_unmeasured = true\n").unwrap();
     let quote = vectors("tdx/dcapqvl-b0c06f-v4.quote.bin");
     let strict = sigil(&["attest", "verify", &quote, "--now", "2025-07-01T00:00:00Z", "--json"]);
     assert_eq!(strict.status.code(), Some(1));
@@ -221,7 +245,9 @@ fn bundle_packs_an_azure_tdx_quote_with_its_hcl_report() {
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let policy = tmp("azure-tdx.toml");
-    std::fs::write(&policy, "[tdx]\nrequire_collateral = false\nrequire_sept_ve_disable = false\n").unwrap();
+    let lax =
+        "[tdx]\nrequire_collateral = false\nrequire_sept_ve_disable = false\n[workload]\nallow_unmeasured = true\n";
+    std::fs::write(&policy, lax).unwrap();
     let v = sigil(&[
         "attest",
         "verify",
@@ -261,7 +287,8 @@ fn bundle_of_tdx_quote_and_collateral_verifies_alone() {
         out_path.to_str().unwrap(),
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    let v = sigil(&["attest", "verify", out_path.to_str().unwrap(), "--now", "2025-07-01T00:00:00Z", "--json"]);
+    let (p, now) = (out_path.to_str().unwrap(), "2025-07-01T00:00:00Z");
+    let v = sigil(&["attest", "verify", p, "--now", now, "--json", "--policy", &firmware_only()]);
     assert_eq!(v.status.code(), Some(0));
     assert_eq!(json(&v)["tcb_status"], "UpToDate");
 }
