@@ -85,7 +85,9 @@ fn tdx(c: &mut Criterion) {
     g.bench_function("dcap_qvl_verify/baseline", |b| {
         b.iter(|| dcap_qvl::verify::verify(black_box(QUOTE), &collateral, NOW).unwrap())
     });
-    let offline = Verifier::new(Policy::from_toml("[tdx]\nrequire_collateral = false\n[workload]\nallow_unmeasured = true").unwrap());
+    let offline = Verifier::new(
+        Policy::from_toml("[tdx]\nrequire_collateral = false\n[workload]\nallow_unmeasured = true").unwrap(),
+    );
     g.bench_function("verify/offline", |b| {
         b.iter(|| {
             let r = offline.verify(black_box(QUOTE), &Endorsements::default(), NOW).unwrap();

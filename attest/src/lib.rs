@@ -543,8 +543,18 @@ mod workload_tests {
             let allowed = format!("[workload]\nallow_unmeasured = true\n{rule}");
             assert_eq!(judged(&allowed, outcome(Platform::SevSnp, host)), ("vtpm-host".into(), CheckStatus::Skipped));
         }
-        // PCR 0 is the firmware.
+        // PCR 0 is the firmware; PCR 4's separator, or a rule that lists nothing, pins no code.
         assert_eq!(judged(&pcr0, outcome(Platform::SevSnp, bound)), ("unmeasured".into(), CheckStatus::Fail));
+        let separator =
+            format!("[vtpm]\nevents = [{{ pcr = 4, kind = \"EV_SEPARATOR\", digests = [\"{}\"] }}]\n", "44".repeat(32));
+        assert_eq!(judged(&separator, outcome(Platform::SevSnp, bound)), ("unmeasured".into(), CheckStatus::Fail));
+        let nothing = "[vtpm]\nevents = [{ pcr = 11, digests = [] }]\n";
+        assert_eq!(judged(nothing, outcome(Platform::SevSnp, bound)), ("unmeasured".into(), CheckStatus::Fail));
+        let apps = format!(
+            "[vtpm]\nevents = [{{ pcr = 4, kind = \"EV_EFI_BOOT_SERVICES_APPLICATION\", digests = [\"{}\"] }}]\n",
+            "44".repeat(32)
+        );
+        assert_eq!(judged(&apps, outcome(Platform::SevSnp, bound)), ("vtpm".into(), CheckStatus::Pass));
         // The values that established it are named.
         let mut out = outcome(Platform::Tdx, bound);
         Verifier::new(Policy::from_toml(&pcr11).unwrap()).workload(&mut out);

@@ -186,9 +186,20 @@ impl VtpmPolicy {
         *self == VtpmPolicy::default()
     }
 
-    /// Whether a rule pins the workload: PCR 4 (the boot applications: the UKI) or PCR 11 (the UKI's sections).
+    /// Whether a rule pins the workload: PCR 4's value or its boot applications (the UKI), or PCR 11's value or
+    /// events (the UKI's sections). A rule on other events of PCR 4 (its separator, say) or one that lists no
+    /// digest pins no code.
     pub fn pins_workload(&self) -> bool {
-        self.pcrs.keys().chain(self.events.iter().map(|e| &e.pcr)).any(|p| *p == 4 || *p == 11)
+        const APPS: &str = "EV_EFI_BOOT_SERVICES_APPLICATION";
+        self.pcrs.keys().any(|p| *p == 4 || *p == 11)
+            || self.events.iter().any(|e| {
+                !e.digests.is_empty()
+                    && match e.pcr {
+                        4 => e.kind.as_deref().is_none_or(|k| k == APPS),
+                        11 => e.kind.is_none(),
+                        _ => false,
+                    }
+            })
     }
 
     /// Whether evidence must carry a quote (with a nonce): required outright, or needed by a rule.
