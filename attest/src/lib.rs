@@ -279,7 +279,7 @@ impl Verifier {
         let measurement = hex::encode(&out.measurement);
         let (by, values, enough) = if ak_trust.as_deref() == Some("hardware-bound") && p.vtpm.pins_workload() {
             ("vtpm", pcrs(), true)
-        } else if out.platform == Platform::Tdx && !p.tdx.rtmr1.is_empty() && !p.tdx.rtmr2.is_empty() {
+        } else if out.platform == Platform::Tdx && p.tdx.pins_workload() {
             let r = &out.claims.get("tdx").cloned().unwrap_or_default()["rtmr"];
             ("rtmr", serde_json::json!({ "rtmr1": r[1], "rtmr2": r[2] }), true)
         } else if out.platform == Platform::SevSnp
@@ -457,12 +457,16 @@ impl Verifier {
                 out
             }
         };
-        if let Some(ccel) = ccel {
-            if out.checks.any_failed() {
-                out.checks.skip("tdx.ccel", "the quote did not verify: its RTMRs are not known");
-            } else {
-                tdx::ccel::check_ccel(&mut out, &q, ccel);
+        let rules = &self.policy.tdx.events;
+        match ccel {
+            Some(_) if out.checks.any_failed() => {
+                out.checks.skip("tdx.ccel", "the quote did not verify: its RTMRs are not known")
             }
+            Some(ccel) => tdx::ccel::check_ccel(&mut out, &q, ccel, rules),
+            None if !rules.is_empty() => {
+                out.checks.fail("tdx.events", "the policy has CCEL event rules and the evidence carries no CCEL")
+            }
+            None => {}
         }
         out
     }

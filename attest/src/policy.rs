@@ -333,6 +333,40 @@ pub struct TdxPolicy {
     pub xfam_allowed: u64,
     /// Expected REPORT_DATA (64-byte hex).
     pub report_data: Option<HexBytes>,
+    /// What the CC event log (CCEL), replayed to the quote's RTMRs, must show in an RTMR: the SHA-384 digests of
+    /// every event (of one type, with `kind`) extended into it, in order. Any rule makes the CCEL mandatory.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<RtmrRule>,
+}
+
+/// One `[tdx] events` rule.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RtmrRule {
+    /// The RTMR (0-3).
+    pub rtmr: u32,
+    /// Only events of this type (`EV_EFI_BOOT_SERVICES_APPLICATION`: the kernel TDVF loaded into RTMR1); absent,
+    /// every event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// The SHA-384 digest of each (such) event extended into it, in order.
+    pub digests: Vec<HexBytes>,
+}
+
+impl TdxPolicy {
+    /// Whether RTMR rules pin the workload: values of RTMR1 and RTMR2, or event rules that pin RTMR1's boot
+    /// applications (the kernel) and RTMR2 (its command line and initrd).
+    pub fn pins_workload(&self) -> bool {
+        const APPS: &str = "EV_EFI_BOOT_SERVICES_APPLICATION";
+        let rule = |rtmr: u32, apps_ok: bool| {
+            self.events.iter().any(|e| {
+                e.rtmr == rtmr
+                    && !e.digests.is_empty()
+                    && (e.kind.is_none() || (apps_ok && e.kind.as_deref() == Some(APPS)))
+            })
+        };
+        (!self.rtmr1.is_empty() || rule(1, true)) && (!self.rtmr2.is_empty() || rule(2, false))
+    }
 }
 
 impl Default for TdxPolicy {
@@ -356,6 +390,7 @@ impl Default for TdxPolicy {
             min_tee_tcb_svn: None,
             xfam_allowed: 0x6DBE7,
             report_data: None,
+            events: Vec::new(),
         }
     }
 }
@@ -414,6 +449,20 @@ impl Policy {
             check_lengths(l, 48, k)?;
         }
         check_lengths(self.tdx.report_data.as_slice(), 64, "tdx.report_data")?;
+        for (i, e) in self.tdx.events.iter().enumerate() {
+            if e.rtmr > 3 {
+                return Err(Error::Policy(format!("tdx.events: RTMR {} does not exist (0 to 3)", e.rtmr)));
+            }
+            if self.tdx.events[..i].iter().any(|o| o.rtmr == e.rtmr && o.kind == e.kind) {
+                return Err(Error::Policy(format!("tdx.events: RTMR {} is named twice", e.rtmr)));
+            }
+            if let Some(k) = &e.kind {
+                if crate::vtpm::eventlog::kind_from_name(k).is_none() {
+                    return Err(Error::Policy(format!("tdx.events: unknown event type {k:?} (EV_...)")));
+                }
+            }
+            check_lengths(&e.digests, 48, "tdx.events (sha384 digests)")?;
+        }
         check_lengths(&self.sim.measurements, 48, "sim.measurements")?;
         if self.snp.measurements_cover == MeasurementsCover::Workload && self.snp.measurements.is_empty() {
             return Err(Error::Policy(

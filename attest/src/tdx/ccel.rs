@@ -10,8 +10,9 @@
 use serde::Serialize;
 
 use super::quote::Quote;
+use crate::policy::RtmrRule;
 use crate::result::Outcome;
-use crate::vtpm::eventlog::{kind_name, EventLog, EV_NO_ACTION};
+use crate::vtpm::eventlog::{compare_events, kind_from_name, kind_name, Event, EventLog, EV_NO_ACTION};
 use crate::vtpm::HashAlg;
 
 /// What a CCEL proves once replayed against a quote.
@@ -65,8 +66,10 @@ pub fn check(log: &EventLog, quoted: &[[u8; 48]; 4]) -> Result<CcelReplay, Strin
     })
 }
 
-/// The `tdx.ccel` check, after the quote verified: parse and replay `raw`, and list the proven events.
-pub(crate) fn check_ccel(out: &mut Outcome, q: &Quote, raw: &[u8]) {
+/// The `tdx.ccel` check, after the quote verified: parse and replay `raw`, and list the proven events; then the
+/// policy's `rules` on them (`tdx.events.rtmrN`): an RTMR the log does not explain fails its rule, and the events a
+/// rule selects must have exactly its SHA-384 digests, in order.
+pub(crate) fn check_ccel(out: &mut Outcome, q: &Quote, raw: &[u8], rules: &[RtmrRule]) {
     let log = match EventLog::parse_ccel(raw) {
         Ok(l) => l,
         Err(e) => return out.checks.fail("tdx.ccel", format!("CCEL: {e}")),
@@ -88,6 +91,24 @@ pub(crate) fn check_ccel(out: &mut Outcome, q: &Quote, raw: &[u8]) {
                 })
                 .collect();
             out.claim("ccel", serde_json::json!({ "replay": r, "events": events }));
+            for rule in rules {
+                let name = match &rule.kind {
+                    Some(k) => format!("tdx.events.rtmr{}.{k}", rule.rtmr),
+                    None => format!("tdx.events.rtmr{}", rule.rtmr),
+                };
+                if r.unexplained.contains(&(rule.rtmr as usize)) {
+                    out.checks.fail(&name, format!("RTMR{} holds a value that no logged event explains", rule.rtmr));
+                    continue;
+                }
+                let kind = rule.kind.as_deref().and_then(kind_from_name);
+                let got: Vec<&Event> =
+                    log.extended(rule.rtmr + 1).filter(|e| kind.is_none_or(|k| e.kind == k)).collect();
+                let want: Vec<&[u8]> = rule.digests.iter().map(|d| d.0.as_slice()).collect();
+                match compare_events(&format!("RTMR{}", rule.rtmr), &got, HashAlg::Sha384, &want) {
+                    Ok(d) => out.checks.pass(&name, d),
+                    Err(e) => out.checks.fail(&name, e),
+                }
+            }
         }
     }
 }

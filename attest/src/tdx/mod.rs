@@ -312,7 +312,7 @@ mod tests {
         let q = Quote::parse(&quote).unwrap();
         let mut out = verify_with_root(&q, None, &offline_policy(), None, NOW, &root());
         assert!(failed(&out).is_empty(), "{:?}", failed(&out));
-        ccel::check_ccel(&mut out, &q, ccel);
+        ccel::check_ccel(&mut out, &q, ccel, &[]);
         assert!(failed(&out).is_empty(), "{:?}", failed(&out));
         assert_eq!(out.claims["ccel"]["replay"]["verified"], serde_json::json!([0, 1, 2]));
 
@@ -320,7 +320,7 @@ mod tests {
         let mut padded = ccel.to_vec();
         padded.extend([0xFF; 4096]);
         let mut out = verify_with_root(&q, None, &offline_policy(), None, NOW, &root());
-        ccel::check_ccel(&mut out, &q, &padded);
+        ccel::check_ccel(&mut out, &q, &padded, &[]);
         assert!(failed(&out).is_empty(), "{:?}", failed(&out));
 
         // A quote whose RTMR1 differs (another kernel): the log does not replay to it.
@@ -330,7 +330,7 @@ mod tests {
         let q = Quote::parse(&quote).unwrap();
         let mut out = verify_with_root(&q, None, &offline_policy(), None, NOW, &root());
         assert!(failed(&out).is_empty(), "the quote itself verifies: {:?}", failed(&out));
-        ccel::check_ccel(&mut out, &q, ccel);
+        ccel::check_ccel(&mut out, &q, ccel, &[]);
         let f = failed(&out);
         assert_eq!(f.len(), 1, "{f:?}");
         assert!(f[0].0 == "tdx.ccel" && f[0].1.starts_with("RTMR1:"), "{f:?}");
@@ -339,6 +339,66 @@ mod tests {
         extended3[3] = [7; 48];
         let log = crate::vtpm::eventlog::EventLog::parse_ccel(ccel).unwrap();
         assert_eq!(ccel::check(&log, &extended3).unwrap().unexplained, vec![3]);
+    }
+
+    #[test]
+    fn ccel_event_rules_pin_what_each_rtmr_holds() {
+        use crate::vtpm::HashAlg;
+        let ccel = include_bytes!("../../testdata/eventlogs/ccel-cos-113-intel-tdx.bin");
+        let log = crate::vtpm::eventlog::EventLog::parse_ccel(ccel).unwrap();
+        let (rtmr, _) = ccel::replay(&log).unwrap();
+        let digests = |r: u32, kind: Option<u32>| -> Vec<crate::policy::HexBytes> {
+            log.extended(r + 1)
+                .filter(|e| kind.is_none_or(|k| e.kind == k))
+                .map(|e| crate::policy::HexBytes(e.digests[&HashAlg::Sha384].clone()))
+                .collect()
+        };
+        let apps = crate::vtpm::eventlog::kind_from_name("EV_EFI_BOOT_SERVICES_APPLICATION").unwrap();
+        let rule = |rtmr: u32, kind: Option<&str>, digests| crate::policy::RtmrRule {
+            rtmr,
+            kind: kind.map(str::to_string),
+            digests,
+        };
+        let run = |rules: &[crate::policy::RtmrRule], rtmr: &[[u8; 48]; 4]| {
+            let q = Quote::parse(&with_rtmrs(rtmr)).unwrap();
+            let mut out = verify_with_root(&q, None, &offline_policy(), None, NOW, &root());
+            ccel::check_ccel(&mut out, &q, ccel, rules);
+            out
+        };
+        // The kernel TDVF loaded (RTMR1's applications), RTMR2 event by event, and RTMR3 empty: all hold.
+        let kernel = digests(1, Some(apps));
+        let good = [
+            rule(1, Some("EV_EFI_BOOT_SERVICES_APPLICATION"), kernel.clone()),
+            rule(2, None, digests(2, None)),
+            rule(3, None, vec![]),
+        ];
+        assert!(!kernel.is_empty() && !good[1].digests.is_empty(), "the real log loads a kernel and logs RTMR2");
+        let out = run(&good, &rtmr);
+        assert!(failed(&out).is_empty(), "{:?}", failed(&out));
+        let names: Vec<&str> =
+            out.checks.list().iter().map(|c| c.name.as_str()).filter(|n| n.starts_with("tdx.events")).collect();
+        assert_eq!(
+            names,
+            ["tdx.events.rtmr1.EV_EFI_BOOT_SERVICES_APPLICATION", "tdx.events.rtmr2", "tdx.events.rtmr3"]
+        );
+        // One digest changed, one left out, one added: each refused, naming the event.
+        let mut changed = good.clone();
+        changed[1].digests[0].0[0] ^= 1;
+        let f = failed(&run(&changed, &rtmr));
+        assert!(f.len() == 1 && f[0].0 == "tdx.events.rtmr2" && f[0].1.starts_with("event 1 of RTMR2"), "{f:?}");
+        let mut short = good.clone();
+        short[1].digests.pop();
+        let f = failed(&run(&short, &rtmr));
+        assert!(f.len() == 1 && f[0].1.starts_with("RTMR2 has an event the policy does not list"), "{f:?}");
+        let mut long = good.clone();
+        long[2].digests.push(crate::policy::HexBytes(vec![0; 48]));
+        let f = failed(&run(&long, &rtmr));
+        assert!(f.len() == 1 && f[0].1 == "RTMR3 has 0 events, the policy lists 1", "{f:?}");
+        // An RTMR3 that nothing logged but is not zero fails its (empty) rule.
+        let mut extended3 = rtmr;
+        extended3[3] = [7; 48];
+        let f = failed(&run(&good, &extended3));
+        assert!(f.len() == 1 && f[0].1.contains("no logged event explains"), "{f:?}");
     }
 
     #[test]

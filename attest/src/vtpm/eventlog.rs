@@ -376,6 +376,34 @@ pub fn encode(banks: &[HashAlg], events: &[(u32, u32, &[u8])]) -> Vec<u8> {
     out
 }
 
+/// Whether the events `got` (those a register's rule selects, in log order) have exactly the digests `want` in bank
+/// `alg`, in order: a policy's event rule. `register` names the register in messages ("PCR 4", "RTMR1"). Says
+/// which event differs first, or what is missing or extra.
+pub fn compare_events(register: &str, got: &[&Event], alg: HashAlg, want: &[&[u8]]) -> Result<String, String> {
+    fn digest(e: &Event, alg: HashAlg) -> &[u8] {
+        e.digests.get(&alg).map(Vec::as_slice).unwrap_or_default()
+    }
+    let differs = (0..got.len().max(want.len())).find(|&i| got.get(i).map(|e| digest(e, alg)) != want.get(i).copied());
+    match differs {
+        None => Ok(format!("{} events, as the policy lists them", got.len())),
+        Some(i) => Err(match (got.get(i), want.get(i)) {
+            (Some(e), Some(w)) => format!(
+                "event {} of {register} ({}) has digest {}, the policy expects {}",
+                i + 1,
+                kind_name(e.kind),
+                hex::encode(digest(e, alg)),
+                hex::encode(w)
+            ),
+            (Some(e), None) => format!(
+                "{register} has an event the policy does not list: {} ({})",
+                kind_name(e.kind),
+                hex::encode(digest(e, alg))
+            ),
+            _ => format!("{register} has {} events, the policy lists {}", got.len(), want.len()),
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

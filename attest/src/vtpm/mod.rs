@@ -352,30 +352,10 @@ fn policy_checks(
             continue;
         }
         let want: Vec<&[u8]> = rule.digests.iter().map(|d| d.0.as_slice()).collect();
-        let differs = (0..got.len().max(want.len()))
-            .find(|&i| got.get(i).map(|e| e.digests[&HashAlg::Sha256].as_slice()) != want.get(i).copied());
-        match differs {
-            None => c.pass(&name, format!("{} events, as the policy lists them", got.len())),
-            Some(i) => c.fail(
-                &name,
-                match (got.get(i), want.get(i)) {
-                    (Some(e), Some(w)) => format!(
-                        "event {} of PCR {} ({}) has digest {}, the policy expects {}",
-                        i + 1,
-                        rule.pcr,
-                        eventlog::kind_name(e.kind),
-                        hex::encode(&e.digests[&HashAlg::Sha256]),
-                        hex::encode(w)
-                    ),
-                    (Some(e), None) => format!(
-                        "PCR {} has an event the policy does not list: {} ({})",
-                        rule.pcr,
-                        eventlog::kind_name(e.kind),
-                        hex::encode(&e.digests[&HashAlg::Sha256])
-                    ),
-                    _ => format!("PCR {} has {} events, the policy lists {}", rule.pcr, got.len(), want.len()),
-                },
-            ),
+        let register = format!("PCR {}", rule.pcr);
+        match eventlog::compare_events(&register, &got, HashAlg::Sha256, &want) {
+            Ok(d) => c.pass(&name, d),
+            Err(e) => c.fail(&name, e),
         }
     }
 }

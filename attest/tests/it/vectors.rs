@@ -756,3 +756,58 @@ fn sim_measurements_establish_a_simulated_workload() {
     assert_eq!(r.claims["workload"]["established_by"], "launch_digest");
     assert_eq!(r.claims["workload"]["values"]["simulated"], true);
 }
+
+#[test]
+fn a_bundles_ccel_is_replayed_against_its_verified_quote_and_its_rules_need_it() {
+    use serde_bytes::ByteBuf;
+    let ccel = file("eventlogs/ccel-cos-113-intel-tdx.bin");
+    let mut b = sigil_attest::Bundle::new(sigil_attest::Platform::Tdx, file(B0), vec![]);
+    b.collateral = Some(String::from_utf8(file(B0_COL)).unwrap());
+    let verify = |b: &sigil_attest::Bundle, v: &Verifier| {
+        run(v, &b.encode().unwrap(), &Endorsements::default(), at("2025-07-01"))
+    };
+    // Without a CCEL the quote verifies; with another TD's CCEL (a COS VM's), the replay does not reach its RTMRs.
+    assert_accepted(&verify(&b, &Verifier::new(lab())));
+    b.ccel = Some(ByteBuf::from(ccel.clone()));
+    let r = verify(&b, &Verifier::new(lab()));
+    assert_rejected_for(&r, &["tdx.ccel"]);
+    assert!(r.reasons[0].contains("the CCEL replays to"), "{:?}", r.reasons);
+    // A CCEL that does not parse.
+    b.ccel = Some(ByteBuf::from(vec![0; 64]));
+    assert_rejected_for(&verify(&b, &Verifier::new(lab())), &["tdx.ccel"]);
+    // Event rules make the CCEL mandatory.
+    b.ccel = None;
+    let r = verify(&b, &verifier("[tdx]\nevents = [{ rtmr = 3, digests = [] }]\n"));
+    assert_rejected_for(&r, &["tdx.events"]);
+    // A CCEL belongs in TDX bundles only.
+    let vcek = parse_cert_file(&file(VIRTEE_VCEK), "vcek").unwrap().remove(0);
+    let mut snp = sigil_attest::Bundle::new(sigil_attest::Platform::SevSnp, virtee_raw(), vec![vcek.der().to_vec()]);
+    snp.ccel = Some(ByteBuf::from(ccel));
+    let r = run(&Verifier::new(lab()), &snp.encode().unwrap(), &Endorsements::default(), at("2025-01-01"));
+    assert_rejected_for(&r, &["bundle.ccel"]);
+}
+
+#[test]
+fn tdx_event_rules_parse_strictly_and_pin_the_workload_only_with_rtmr1_and_rtmr2() {
+    let d = |b: &str| format!("\"{}\"", b.repeat(48));
+    let policy = |rules: &str| Policy::from_toml(&format!("[tdx]\nevents = [{rules}]\n"));
+    for bad in [
+        "{ rtmr = 4, digests = [] }",
+        "{ rtmr = 1, digests = [\"00\"] }",
+        "{ rtmr = 1, kind = \"EV_NOPE\", digests = [] }",
+        "{ rtmr = 2, digests = [] }, { rtmr = 2, digests = [] }",
+        "{ rtmr = 2, digests = [], extra = 1 }",
+    ] {
+        assert!(policy(bad).is_err(), "{bad}");
+    }
+    let pins = |rules: &str| policy(rules).unwrap().tdx.pins_workload();
+    let kernel = format!("{{ rtmr = 1, kind = \"EV_EFI_BOOT_SERVICES_APPLICATION\", digests = [{}] }}", d("11"));
+    let cmdline = format!("{{ rtmr = 2, digests = [{}] }}", d("22"));
+    assert!(pins(&format!("{kernel}, {cmdline}")));
+    assert!(!pins(&kernel), "RTMR2 (command line and initrd) is not pinned");
+    assert!(!pins(&cmdline), "RTMR1 (the kernel) is not pinned");
+    assert!(!pins(&format!("{{ rtmr = 1, kind = \"EV_SEPARATOR\", digests = [{}] }}, {cmdline}", d("11"))));
+    assert!(!pins("{ rtmr = 1, digests = [] }, { rtmr = 2, digests = [] }"), "rules that list nothing pin nothing");
+    // Adding no rule leaves the policy digest of existing policies as it was.
+    assert_eq!(Policy::from_toml("[tdx]\nevents = []\n").unwrap().digest(), Policy::default().digest());
+}
