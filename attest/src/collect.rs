@@ -392,6 +392,16 @@ pub const AZURE_AK: u32 = 0x8100_0003;
 /// Where Linux exposes the firmware's TCG event log.
 pub const EVENT_LOG: &str = "/sys/kernel/security/tpm0/binary_bios_measurements";
 
+/// The persistent handle Sigil's image provisioning gives the attestation key (`infra/image/boot.sh`), the default
+/// of `sigil attest collect --vtpm --ak` and `[tee] ak`.
+pub const VTPM_AK: &str = "0x81010002";
+
+/// A TPM handle written in hex (`0x81010002`).
+pub fn parse_handle(s: &str) -> core::result::Result<u32, String> {
+    let digits = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")).unwrap_or(s);
+    u32::from_str_radix(digits, 16).map_err(|_| format!("{s:?} is not a hex handle such as 0x81010002"))
+}
+
 /// The SHA-256 PCRs 0-23, quoted by the attestation key at `ak` over the SHA-256 of `nonce` (a TPM takes as much
 /// qualifying data as its largest digest: 64 bytes of REPORT_DATA do not fit one without SHA-512; the verifier
 /// accepts the nonce or its SHA-256), with the event log at `event_log` if there is one there. The PCRs are read before and after the quote, and the pair is taken again (up to three

@@ -120,7 +120,7 @@ pub struct CollectArgs {
     #[arg(long, conflicts_with_all = ["sim", "azure"])]
     vtpm: bool,
     /// With --vtpm: the attestation key's persistent handle.
-    #[arg(long, value_name = "HANDLE", default_value = "0x81010002", requires = "vtpm")]
+    #[arg(long, value_name = "HANDLE", default_value = sigil_attest::collect::VTPM_AK, requires = "vtpm")]
     ak: String,
     /// With --vtpm: the event log to include (skipped if absent).
     #[arg(long, value_name = "FILE", default_value = sigil_attest::collect::EVENT_LOG, requires = "vtpm")]
@@ -274,8 +274,7 @@ fn collect(a: CollectArgs) -> anyhow::Result<()> {
         eprintln!("warning: simulated evidence is INSECURE: anyone can produce it. Verifiers refuse it unless their policy sets [sim] allow = true.");
         sigil_attest::collect::collect_sim(m, rd, hd)?
     } else if a.vtpm {
-        let ak = u32::from_str_radix(a.ak.trim_start_matches("0x"), 16)
-            .with_context(|| format!("--ak {}: not a hex handle", a.ak))?;
+        let ak = sigil_attest::collect::parse_handle(&a.ak).map_err(|e| anyhow::anyhow!("--ak: {e}"))?;
         let dev = sigil_attest::tpm::TpmDevice::parse(&a.tpm);
         sigil_attest::collect::collect_vtpm(&dev, ak, &rd, Some(&a.event_log))?
     } else if a.azure {

@@ -198,15 +198,24 @@ fn default_max_requests_per_caller() -> u32 {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Tee {
-    /// `sim`, `auto`, `azure`, `configfs-tsm`, … (default `sim`).
+    /// `sim` (the default; INSECURE), `snp`, `tdx`, `auto`, `azure`, or `vtpm` (a TPM's quote alone, no TEE report:
+    /// only a policy with `[vtpm] allow_without_tee` accepts it; the measured image's boot tests).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backend: Option<String>,
     /// Sim: the measurement the simulated evidence claims (hex).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sim_measurement: Option<String>,
-    /// Azure: the vTPM (`/dev/tpmrm0`, or `tcp:HOST:PORT` for a simulator).
+    /// Azure and vtpm: the TPM (`/dev/tpmrm0`, or `tcp:HOST:PORT` for a simulator).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tpm: Option<String>,
+    /// vtpm: the attestation key's persistent handle, hex (default `0x81010002`, where `infra/image/boot.sh`
+    /// provisions it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ak: Option<String>,
+    /// vtpm: the firmware's event log (default the kernel's, `/sys/kernel/security/tpm0/binary_bios_measurements`;
+    /// left out of the evidence if absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_log: Option<std::path::PathBuf>,
     /// Azure: the instance metadata service (`http://169.254.169.254`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub imds: Option<String>,

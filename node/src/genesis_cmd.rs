@@ -77,15 +77,21 @@ pub struct EnrollArgs {
     /// The node's identity key (64 hex digits, as `sigil keys generate` writes).
     #[arg(long, value_name = "FILE")]
     identity: PathBuf,
-    /// Where the evidence comes from: sim (INSECURE), snp, tdx, azure or auto, as `[tee] backend`.
+    /// Where the evidence comes from: sim (INSECURE), snp, tdx, azure, vtpm or auto, as `[tee] backend`.
     #[arg(long, default_value = "auto")]
     backend: String,
     /// With --backend sim: the simulated launch measurement (96 hex digits).
     #[arg(long, value_name = "HEX")]
     sim_measurement: Option<String>,
-    /// With --backend azure: the vTPM (default /dev/tpmrm0; tcp:HOST:PORT for a simulator).
+    /// With --backend azure or vtpm: the TPM (default /dev/tpmrm0; tcp:HOST:PORT for a simulator).
     #[arg(long, value_name = "DEV")]
     tpm: Option<String>,
+    /// With --backend vtpm: the attestation key's persistent handle (default 0x81010002).
+    #[arg(long, value_name = "HANDLE")]
+    ak: Option<String>,
+    /// With --backend vtpm: the firmware's event log (default the kernel's; left out if absent).
+    #[arg(long, value_name = "FILE")]
+    event_log: Option<PathBuf>,
     /// With --backend azure: the instance metadata service (default http://169.254.169.254).
     #[arg(long, value_name = "URL")]
     imds: Option<String>,
@@ -171,7 +177,14 @@ fn enroll(a: EnrollArgs) -> anyhow::Result<()> {
     }
     let seed = read_seed(&a.identity)?;
     let key = pod::public_key(&seed);
-    let tee = Tee { backend: Some(a.backend.clone()), sim_measurement: a.sim_measurement, tpm: a.tpm, imds: a.imds };
+    let tee = Tee {
+        backend: Some(a.backend.clone()),
+        sim_measurement: a.sim_measurement,
+        tpm: a.tpm,
+        imds: a.imds,
+        ak: a.ak,
+        event_log: a.event_log,
+    };
     let evidence = crate::node_cmd::evidence(&tee, &a.pod, &key)?;
     let platform = sigil_attest::Bundle::decode(&evidence).map(|b| b.platform.as_str().to_string()).unwrap_or_default();
     let e = Enrollment {

@@ -200,7 +200,19 @@ pub(crate) fn evidence(tee: &config::Tee, pod_id: &str, key: &[u8; 32]) -> anyho
             let b = sigil_attest::collect::collect(&report_data).context("collecting TEE evidence")?;
             Ok(b.encode()?)
         }
-        other => bail!("[tee] backend {other:?}: use sim, snp, tdx, azure or auto"),
+        "vtpm" => {
+            let dev = sigil_attest::tpm::TpmDevice::parse(
+                tee.tpm.as_deref().unwrap_or(sigil_attest::tpm::TpmDevice::DEFAULT),
+            );
+            let ak = tee.ak.as_deref().unwrap_or(sigil_attest::collect::VTPM_AK);
+            let ak = sigil_attest::collect::parse_handle(ak).map_err(|e| anyhow::anyhow!("[tee] ak: {e}"))?;
+            let log = tee.event_log.clone().unwrap_or_else(|| sigil_attest::collect::EVENT_LOG.into());
+            tracing::warn!("TEE backend vtpm: a TPM quote with no TEE report; only a policy with [vtpm] allow_without_tee accepts it");
+            let b = sigil_attest::collect::collect_vtpm(&dev, ak, &report_data, Some(&log))
+                .context("collecting vTPM evidence")?;
+            Ok(b.encode()?)
+        }
+        other => bail!("[tee] backend {other:?}: use sim, snp, tdx, azure, vtpm or auto"),
     }
 }
 
