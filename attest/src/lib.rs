@@ -261,9 +261,10 @@ impl Verifier {
     }
 
     /// What establishes the code that runs (the `workload` claim and the `workload.measured` check): a policy rule
-    /// that pins it and that the evidence satisfied. In order: `vtpm` (rules on PCR 4 or 11, a key the hardware
-    /// report binds), `rtmr` (TDX with `rtmr1` and `rtmr2` pinned), `launch_digest` (SNP measurements declared to
-    /// cover the workload, or sim measurements), `vtpm-host` (PCR rules, a key no hardware report binds: what the
+    /// that pins it and that the evidence satisfied. In order: `vtpm` (rules on PCR 4, a key the hardware report
+    /// binds, and the launch that runs the vTPM pinned), `rtmr` (TDX with MRTD, RTMR1 and RTMR2 pinned),
+    /// `launch_digest` (SNP measurements declared to
+    /// cover the workload, or sim measurements), `vtpm-host` (PCR 4 rules, a key no hardware report binds: what the
     /// TPM's host says, enough only for platform `tpm`, whose policy already trusts that host), else `unmeasured`.
     /// Refused unless measured or `[workload] allow_unmeasured`; judged only on evidence that verified.
     fn workload(&self, out: &mut Outcome) {
@@ -277,23 +278,31 @@ impl Verifier {
         let ak_trust = vtpm["ak_trust"].as_str().map(str::to_string);
         let pcrs = || serde_json::json!({ "pcr4": vtpm["pcrs"]["sha256"]["4"], "pcr11": vtpm["pcrs"]["sha256"]["11"] });
         let measurement = hex::encode(&out.measurement);
-        let (by, values, enough) = if ak_trust.as_deref() == Some("hardware-bound") && p.vtpm.pins_workload() {
-            ("vtpm", pcrs(), true)
-        } else if out.platform == Platform::Tdx && p.tdx.pins_workload() {
-            let r = &out.claims.get("tdx").cloned().unwrap_or_default()["rtmr"];
-            ("rtmr", serde_json::json!({ "rtmr1": r[1], "rtmr2": r[2] }), true)
-        } else if out.platform == Platform::SevSnp
-            && !p.snp.measurements.is_empty()
-            && p.snp.measurements_cover == policy::MeasurementsCover::Workload
-        {
-            ("launch_digest", serde_json::json!({ "measurement": measurement }), true)
-        } else if out.platform == Platform::Sim && !p.sim.measurements.is_empty() {
-            ("launch_digest", serde_json::json!({ "measurement": measurement, "simulated": true }), true)
-        } else if ak_trust.is_some() && p.vtpm.pins_workload() {
-            ("vtpm-host", pcrs(), out.platform == Platform::Tpm)
-        } else {
-            ("unmeasured", serde_json::json!({}), false)
+        // The vTPM a hardware report binds is as honest as the launched code that runs it (Azure's paravisor): that
+        // launch must be pinned too.
+        let launch_pinned = match out.platform {
+            Platform::SevSnp => !p.snp.measurements.is_empty(),
+            Platform::Tdx => !p.tdx.mrtd.is_empty(),
+            _ => false,
         };
+        let (by, values, enough) =
+            if ak_trust.as_deref() == Some("hardware-bound") && launch_pinned && p.vtpm.pins_workload() {
+                ("vtpm", pcrs(), true)
+            } else if out.platform == Platform::Tdx && p.tdx.pins_workload() {
+                let r = &out.claims.get("tdx").cloned().unwrap_or_default()["rtmr"];
+                ("rtmr", serde_json::json!({ "rtmr1": r[1], "rtmr2": r[2] }), true)
+            } else if out.platform == Platform::SevSnp
+                && !p.snp.measurements.is_empty()
+                && p.snp.measurements_cover == policy::MeasurementsCover::Workload
+            {
+                ("launch_digest", serde_json::json!({ "measurement": measurement }), true)
+            } else if out.platform == Platform::Sim && !p.sim.measurements.is_empty() {
+                ("launch_digest", serde_json::json!({ "measurement": measurement, "simulated": true }), true)
+            } else if ak_trust.is_some() && p.vtpm.pins_workload() {
+                ("vtpm-host", pcrs(), out.platform == Platform::Tpm)
+            } else {
+                ("unmeasured", serde_json::json!({}), false)
+            };
         out.claim("workload", serde_json::json!({ "established_by": by, "values": values }));
         if enough {
             out.checks.pass(CHECK, format!("{by}: {values}"));
@@ -532,14 +541,21 @@ mod workload_tests {
     }
 
     #[test]
-    fn a_vtpm_establishes_the_workload_only_with_a_bound_key_and_a_rule_on_pcr_4_or_11() {
-        let pcr11 = format!("[vtpm]\npcrs = {{ 11 = [\"{}\"] }}\n", "bb".repeat(32));
-        let pcr4 = format!("[vtpm]\nevents = [{{ pcr = 4, digests = [\"{}\"] }}]\n", "44".repeat(32));
-        let pcr0 = format!("[vtpm]\npcrs = {{ 0 = [\"{}\"] }}\n", "00".repeat(32));
+    fn a_vtpm_establishes_the_workload_only_with_a_bound_key_a_pcr_4_rule_and_a_pinned_launch() {
+        // The launch that runs the vTPM (Azure's paravisor), pinned for SNP and for TDX.
+        let launch =
+            format!("[snp]\nmeasurements = [\"{}\"]\n[tdx]\nmrtd = [\"{}\"]\n", "aa".repeat(48), "aa".repeat(48));
+        let pcr4 = format!("{launch}[vtpm]\nevents = [{{ pcr = 4, digests = [\"{}\"] }}]\n", "44".repeat(32));
+        let pcr4_value = format!("{launch}[vtpm]\npcrs = {{ 4 = [\"{}\"] }}\n", "44".repeat(32));
+        let apps = format!(
+            "{launch}[vtpm]\nevents = [{{ pcr = 4, kind = \"EV_EFI_BOOT_SERVICES_APPLICATION\", digests = [\"{}\"] }}]\n",
+            "44".repeat(32)
+        );
         let bound = "hardware-bound";
         let host = "policy-pinned: the key's TPM may be the host's";
-        for rule in [&pcr11, &pcr4] {
+        for rule in [&pcr4, &pcr4_value, &apps] {
             assert_eq!(judged(rule, outcome(Platform::SevSnp, bound)), ("vtpm".into(), CheckStatus::Pass));
+            assert_eq!(judged(rule, outcome(Platform::Tdx, bound)), ("vtpm".into(), CheckStatus::Pass));
             // A key no hardware report binds: what the host says. Enough where the policy trusts a TEE-less TPM at
             // all (platform tpm), not beside a TEE report (GCP's vTPM).
             assert_eq!(judged(rule, outcome(Platform::Tpm, host)), ("vtpm-host".into(), CheckStatus::Pass));
@@ -547,26 +563,39 @@ mod workload_tests {
             let allowed = format!("[workload]\nallow_unmeasured = true\n{rule}");
             assert_eq!(judged(&allowed, outcome(Platform::SevSnp, host)), ("vtpm-host".into(), CheckStatus::Skipped));
         }
-        // PCR 0 is the firmware; PCR 4's separator, or a rule that lists nothing, pins no code.
-        assert_eq!(judged(&pcr0, outcome(Platform::SevSnp, bound)), ("unmeasured".into(), CheckStatus::Fail));
-        let separator =
-            format!("[vtpm]\nevents = [{{ pcr = 4, kind = \"EV_SEPARATOR\", digests = [\"{}\"] }}]\n", "44".repeat(32));
-        assert_eq!(judged(&separator, outcome(Platform::SevSnp, bound)), ("unmeasured".into(), CheckStatus::Fail));
-        let nothing = "[vtpm]\nevents = [{ pcr = 11, digests = [] }]\n";
-        assert_eq!(judged(nothing, outcome(Platform::SevSnp, bound)), ("unmeasured".into(), CheckStatus::Fail));
-        let apps = format!(
-            "[vtpm]\nevents = [{{ pcr = 4, kind = \"EV_EFI_BOOT_SERVICES_APPLICATION\", digests = [\"{}\"] }}]\n",
-            "44".repeat(32)
-        );
-        assert_eq!(judged(&apps, outcome(Platform::SevSnp, bound)), ("vtpm".into(), CheckStatus::Pass));
+        // The same rule with the launch that runs the vTPM unpinned: any paravisor could report these PCRs.
+        let unpinned = format!("[vtpm]\nevents = [{{ pcr = 4, digests = [\"{}\"] }}]\n", "44".repeat(32));
+        assert_eq!(judged(&unpinned, outcome(Platform::SevSnp, bound)).1, CheckStatus::Fail);
+        assert_eq!(judged(&unpinned, outcome(Platform::Tdx, bound)).1, CheckStatus::Fail);
+        // PCR 0 is the firmware; PCR 11 alone is whatever the loaded code extended; PCR 4's separator, or a rule that
+        // lists nothing, pins no code.
+        for rule in [
+            format!("{launch}[vtpm]\npcrs = {{ 0 = [\"{}\"] }}\n", "00".repeat(32)),
+            format!("{launch}[vtpm]\npcrs = {{ 11 = [\"{}\"] }}\n", "bb".repeat(32)),
+            format!("{launch}[vtpm]\nevents = [{{ pcr = 11, digests = [\"{}\"] }}]\n", "bb".repeat(32)),
+            format!(
+                "{launch}[vtpm]\nevents = [{{ pcr = 4, kind = \"EV_SEPARATOR\", digests = [\"{}\"] }}]\n",
+                "44".repeat(32)
+            ),
+            format!("{launch}[vtpm]\nevents = [{{ pcr = 4, digests = [] }}]\n"),
+        ] {
+            assert_eq!(
+                judged(&rule, outcome(Platform::SevSnp, bound)),
+                ("unmeasured".into(), CheckStatus::Fail),
+                "{rule}"
+            );
+        }
         // The values that established it are named.
-        let mut out = outcome(Platform::Tdx, bound);
-        Verifier::new(Policy::from_toml(&pcr11).unwrap()).workload(&mut out);
-        assert_eq!(out.claims["workload"]["values"]["pcr11"], "bb".repeat(32));
+        let mut out = outcome(Platform::SevSnp, bound);
+        Verifier::new(Policy::from_toml(&pcr4).unwrap()).workload(&mut out);
+        assert_eq!(
+            out.claims["workload"]["values"],
+            serde_json::json!({ "pcr4": "44".repeat(32), "pcr11": "bb".repeat(32) })
+        );
         // Evidence that failed a check is not judged.
         let mut out = outcome(Platform::SevSnp, bound);
         out.checks.fail("snp.report_signature", "bad");
-        Verifier::new(Policy::from_toml(&pcr11).unwrap()).workload(&mut out);
+        Verifier::new(Policy::from_toml(&pcr4).unwrap()).workload(&mut out);
         assert!(!out.claims.contains_key("workload"));
     }
 }

@@ -186,20 +186,17 @@ impl VtpmPolicy {
         *self == VtpmPolicy::default()
     }
 
-    /// Whether a rule pins the workload: PCR 4's value or its boot applications (the UKI), or PCR 11's value or
-    /// events (the UKI's sections). A rule on other events of PCR 4 (its separator, say) or one that lists no
-    /// digest pins no code.
+    /// Whether a rule pins the workload: PCR 4, what the firmware loaded (the UKI), by its value or by its boot
+    /// applications. PCR 11 alone does not: the firmware never extends it, so whatever it loaded can extend PCR 11
+    /// to any value (systemd's stub does so honestly; other code need not). A rule on other events of PCR 4 (its
+    /// separator, say) or one that lists no digest pins no code.
     pub fn pins_workload(&self) -> bool {
         const APPS: &str = "EV_EFI_BOOT_SERVICES_APPLICATION";
-        self.pcrs.keys().any(|p| *p == 4 || *p == 11)
-            || self.events.iter().any(|e| {
-                !e.digests.is_empty()
-                    && match e.pcr {
-                        4 => e.kind.as_deref().is_none_or(|k| k == APPS),
-                        11 => e.kind.is_none(),
-                        _ => false,
-                    }
-            })
+        self.pcrs.contains_key(&4)
+            || self
+                .events
+                .iter()
+                .any(|e| e.pcr == 4 && !e.digests.is_empty() && e.kind.as_deref().is_none_or(|k| k == APPS))
     }
 
     /// Whether evidence must carry a quote (with a nonce): required outright, or needed by a rule.
@@ -355,7 +352,9 @@ pub struct RtmrRule {
 
 impl TdxPolicy {
     /// Whether RTMR rules pin the workload: values of RTMR1 and RTMR2, or event rules that pin RTMR1's boot
-    /// applications (the kernel) and RTMR2 (its command line and initrd).
+    /// applications (the kernel) and RTMR2 (its command line and initrd); and MRTD, the firmware that measures them
+    /// (a TD can extend its own RTMRs: firmware nothing pins could skip the measurements and the kernel write the
+    /// expected values).
     pub fn pins_workload(&self) -> bool {
         const APPS: &str = "EV_EFI_BOOT_SERVICES_APPLICATION";
         let rule = |rtmr: u32, apps_ok: bool| {
@@ -365,7 +364,7 @@ impl TdxPolicy {
                     && (e.kind.is_none() || (apps_ok && e.kind.as_deref() == Some(APPS)))
             })
         };
-        (!self.rtmr1.is_empty() || rule(1, true)) && (!self.rtmr2.is_empty() || rule(2, false))
+        !self.mrtd.is_empty() && (!self.rtmr1.is_empty() || rule(1, true)) && (!self.rtmr2.is_empty() || rule(2, false))
     }
 }
 

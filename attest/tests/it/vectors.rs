@@ -731,12 +731,19 @@ fn tdx_rtmr1_and_rtmr2_establish_the_workload() {
         &run(&verifier(&mrtd), &file(B0), &collateral(B0_COL), at("2025-07-01")),
         &["workload.measured"],
     );
-    let one = format!("[tdx]\nrtmr1 = [\"{}\"]\n[workload]\n", rtmr(1));
+    let pinned = format!("mrtd = [\"{}\"]\n", lab_result.measurement);
+    let one = format!("[tdx]\n{pinned}rtmr1 = [\"{}\"]\n[workload]\n", rtmr(1));
     assert_rejected_for(
         &run(&verifier(&one), &file(B0), &collateral(B0_COL), at("2025-07-01")),
         &["workload.measured"],
     );
-    let both = format!("[tdx]\nrtmr1 = [\"{}\"]\nrtmr2 = [\"{}\"]\n[workload]\n", rtmr(1), rtmr(2));
+    // RTMR1 and RTMR2 without MRTD: firmware nothing pins could leave them unmeasured and the kernel extend them.
+    let no_mrtd = format!("[tdx]\nrtmr1 = [\"{}\"]\nrtmr2 = [\"{}\"]\n[workload]\n", rtmr(1), rtmr(2));
+    assert_rejected_for(
+        &run(&verifier(&no_mrtd), &file(B0), &collateral(B0_COL), at("2025-07-01")),
+        &["workload.measured"],
+    );
+    let both = format!("[tdx]\n{pinned}rtmr1 = [\"{}\"]\nrtmr2 = [\"{}\"]\n[workload]\n", rtmr(1), rtmr(2));
     let r = run(&verifier(&both), &file(B0), &collateral(B0_COL), at("2025-07-01"));
     assert_accepted(&r);
     assert_eq!(
@@ -800,7 +807,11 @@ fn tdx_event_rules_parse_strictly_and_pin_the_workload_only_with_rtmr1_and_rtmr2
     ] {
         assert!(policy(bad).is_err(), "{bad}");
     }
-    let pins = |rules: &str| policy(rules).unwrap().tdx.pins_workload();
+    let pins = |rules: &str| {
+        assert!(!policy(rules).unwrap().tdx.pins_workload(), "without MRTD: {rules}");
+        let with_mrtd = format!("[tdx]\nmrtd = [{}]\nevents = [{rules}]\n", d("aa"));
+        Policy::from_toml(&with_mrtd).unwrap().tdx.pins_workload()
+    };
     let kernel = format!("{{ rtmr = 1, kind = \"EV_EFI_BOOT_SERVICES_APPLICATION\", digests = [{}] }}", d("11"));
     let cmdline = format!("{{ rtmr = 2, digests = [{}] }}", d("22"));
     assert!(pins(&format!("{kernel}, {cmdline}")));
