@@ -198,7 +198,7 @@ fn main() {
             write_set_hash: r.write_set_hash,
             executor: "node-0".into(),
             executor_attestation: 1,
-            policy: 0,
+            policy: None,
             outcome: r.outcome.clone(),
             fuel_used: r.fuel_used,
             at_ms: r.at_ms,

@@ -31,7 +31,7 @@ fn invocation(n: u64) -> Entry {
         write_set_hash: h,
         executor: "node-1".into(),
         executor_attestation: 0,
-        policy: 0,
+        policy: None,
         outcome: "ok".into(),
         fuel_used: n,
         at_ms: n,

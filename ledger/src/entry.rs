@@ -194,11 +194,11 @@ pub struct Invocation {
     /// Ledger index of the executing node's latest attestation entry (0: its evidence in the genesis).
     pub executor_attestation: u64,
     /// Ledger index of the entry that set the attestation policy in force when it ran: the genesis (0) or the
-    /// latest `policy_changed`. Validators refuse an invocation that names another, so a receipt can carry the
-    /// executor's evidence and the very policy it was held to. Left out of the encoding when 0, so entries
-    /// written before it existed keep their encoding and hash.
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub policy: u64,
+    /// latest `policy_changed`. Validators refuse an invocation that names another or none, so a receipt can carry
+    /// the executor's evidence and the very policy it was held to. `None` only in invocations written before it
+    /// existed (their encoding and hash unchanged): what policy those ran under, their receipts cannot say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<u64>,
     /// "ok", or the error or trap that ended the run.
     pub outcome: String,
     /// Fuel the run consumed.
@@ -254,6 +254,9 @@ impl RequestRejected {
 pub struct Reattested {
     /// The node.
     pub node: String,
+    /// Its identity key, the one the evidence binds: validators refuse the entry unless it is the node's key in the
+    /// current validator set, so a receipt names the key from the entry itself, not from a replay of the set.
+    pub key: ByteBuf,
     /// Its new evidence bundle.
     pub evidence: ByteBuf,
     /// The attestation result (CBOR).

@@ -115,16 +115,17 @@ pub struct ExecutorRecord {
     pub attestation_kind: &'static str,
     /// SHA-256 of its evidence bundle, hex.
     pub evidence_sha256: String,
-    /// Ledger index of the entry that set the policy in force (`genesis` or `policy_changed`).
-    pub policy_index: u64,
+    /// Ledger index of the entry that set the policy in force (`genesis` or `policy_changed`); `None` for an
+    /// invocation written before invocations named it.
+    pub policy_index: Option<u64>,
     /// When the invocation ran, Unix milliseconds (the validators that committed it held it to their block's time).
     pub ran_at_ms: u64,
     /// The evidence bundle, as recorded.
     #[serde(skip)]
     pub evidence: Vec<u8>,
-    /// The policy in force (TOML), as recorded.
+    /// The policy in force (TOML), as recorded; `None` where the invocation names none.
     #[serde(skip)]
-    pub policy: String,
+    pub policy: Option<String>,
 }
 
 fn hex_bytes<S: serde::Serializer>(b: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
@@ -368,7 +369,7 @@ impl Receipt {
     pub fn references(entry: &Entry) -> Vec<u64> {
         match entry {
             Entry::Invocation(i) => {
-                let mut v = vec![i.executor_attestation, i.policy];
+                let mut v: Vec<u64> = [Some(i.executor_attestation), i.policy].into_iter().flatten().collect();
                 v.sort_unstable();
                 v.dedup();
                 v
@@ -528,8 +529,13 @@ impl Receipt {
                     check(
                         "receipt.executor",
                         Ok(format!(
-                            "{} attested by entry {} ({}), policy of entry {}",
-                            rec.name, rec.attestation_index, rec.attestation_kind, rec.policy_index
+                            "{} attested by entry {} ({}), {}",
+                            rec.name,
+                            rec.attestation_index,
+                            rec.attestation_kind,
+                            rec.policy_index.map_or("no policy named (an older invocation)".into(), |p| format!(
+                                "policy of entry {p}"
+                            ))
                         )),
                     );
                     report.executor = Some(rec);
@@ -596,12 +602,7 @@ impl Receipt {
             Entry::NodeAdmitted(a) if a.validator.name == inv.executor => {
                 ("node_admitted", a.validator.public_key.clone(), a.evidence.to_vec())
             }
-            Entry::Reattested(r) if r.node == inv.executor => {
-                let key = key_before(att).ok_or_else(|| {
-                    format!("{:?} was not a validator when it re-attested (entry {att})", inv.executor)
-                })?;
-                ("reattested", key, r.evidence.to_vec())
-            }
+            Entry::Reattested(r) if r.node == inv.executor => ("reattested", r.key.to_vec(), r.evidence.to_vec()),
             other => return Err(not_it(other.kind())),
         };
         if key != key_then {
@@ -610,10 +611,13 @@ impl Receipt {
                 inv.executor, self.index
             ));
         }
-        let policy = match entry_at(inv.policy)? {
-            Entry::Genesis(g) => g.policy,
-            Entry::PolicyChanged(p) => p.policy,
-            other => return Err(format!("entry {} is a {} entry, not a policy", inv.policy, other.kind())),
+        let policy = match inv.policy.map(entry_at).transpose()? {
+            None => None,
+            Some(Entry::Genesis(g)) => Some(g.policy),
+            Some(Entry::PolicyChanged(p)) => Some(p.policy),
+            Some(other) => {
+                return Err(format!("entry {} is a {} entry, not a policy", inv.policy.unwrap_or(0), other.kind()))
+            }
         };
         Ok(ExecutorRecord {
             name: inv.executor.clone(),

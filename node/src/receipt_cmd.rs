@@ -254,14 +254,18 @@ pub(crate) fn judge_executor(
 ) -> Option<Judged> {
     let ex = report.executor.as_ref()?;
     let at = ex.ran_at_ms / 1000;
-    let (text, policy_source) = match policy {
-        Some((text, source)) => (text, format!("{source} (the verifier's)")),
-        None => (ex.policy.as_str(), format!("the pod's, set by entry {}", ex.policy_index)),
+    let (text, policy_source) = match (policy, &ex.policy, ex.policy_index) {
+        (Some((text, source)), _, _) => (Some(text), format!("{source} (the verifier's)")),
+        (None, Some(text), Some(i)) => (Some(text.as_str()), format!("the pod's, set by entry {i}")),
+        _ => (None, "none: the invocation names no policy (written before invocations named one)".to_string()),
     };
     let mut judged = Judged { policy_source, at, result: None, error: None };
-    let r = match sigil_pod::admission::parse_policy(text) {
-        Err(e) => Err(e),
-        Ok(p) => {
+    let r = match text.map(sigil_pod::admission::parse_policy) {
+        None => Err("the invocation does not name the policy it ran under (it was written before invocations named \
+                     one): judge its executor's evidence under yours, with --policy"
+            .to_string()),
+        Some(Err(e)) => Err(e),
+        Some(Ok(p)) => {
             let expected = sigil_pod::admission::report_data(&report.pod, &ex.key, &[]);
             let e = sigil_attest::Endorsements { expected_report_data: Some(expected.to_vec()), ..Default::default() };
             match sigil_attest::Verifier::new(p).verify(&ex.evidence, &e, at) {
@@ -348,7 +352,7 @@ fn example(out: &Path) -> anyhow::Result<()> {
             write_set_hash: Hash::digest(&n.to_le_bytes()),
             executor: format!("node-{}", n % 4),
             executor_attestation: 0,
-            policy: 0,
+            policy: Some(0),
             outcome: "ok".into(),
             fuel_used: 10_000 + n,
             at_ms: 1_764_000_000_000 + n * 1000,

@@ -326,6 +326,9 @@ impl<'a> Checker<'a> {
             }
             Entry::Reattested(r) => {
                 let v = self.rules.set.by_name(&r.node).ok_or_else(|| format!("{:?} is not a validator", r.node))?;
+                if r.key.as_slice() != v.public_key.0.as_slice() {
+                    return Err(format!("{}: the entry names another key than the node's", r.node));
+                }
                 admission::verify(&self.rules.policy, pod, &v.public_key.0, &r.evidence, now)
                     .map(|_| ())
                     .map_err(|why| format!("{}: {why}", r.node))
@@ -720,12 +723,11 @@ impl<'a> Checker<'a> {
             Entry::Genesis(_) => Err("a genesis after the first entry".into()),
             Entry::Invocation(i) => {
                 executed(&i.executor, i.at_ms, Some(i.executor_attestation))?;
-                if i.policy != rules.policy_index {
-                    return Err(format!(
-                        "it names the policy of entry {}; the policy in force is entry {}'s",
-                        i.policy, rules.policy_index
-                    )
-                    .into());
+                if i.policy != Some(rules.policy_index) {
+                    let named = i.policy.map_or("no policy".to_string(), |p| format!("the policy of entry {p}"));
+                    return Err(
+                        format!("it names {named}; the policy in force is entry {}'s", rules.policy_index).into()
+                    );
                 }
                 let request = &i.request_hash;
                 if self.requests.contains(request) {
@@ -812,7 +814,7 @@ mod tests {
             write_set_hash: Hash::digest(&wsb),
             executor: local::name(0),
             executor_attestation: 0,
-            policy: 0,
+            policy: Some(0),
             outcome: "ok".into(),
             fuel_used: 1,
             at_ms: T - 10,
@@ -1287,7 +1289,7 @@ mod tests {
         refused(&f, &block(&f, vec![signed(&wrong_att, 0)]), "latest attestation");
         let mut wrong_policy = invocation(0, 6, T - 10);
         if let Entry::Invocation(i) = &mut wrong_policy.0 {
-            i.policy = 1;
+            i.policy = Some(1);
         }
         refused(&f, &block(&f, vec![signed(&wrong_policy, 0)]), "the policy in force is entry 0's");
         refused(&f, &block(&f, vec![signed(&invocation(0, 7, T - FRESHNESS_MS - 1), 0)]), "stale");
@@ -1401,6 +1403,8 @@ mod tests {
         commit(&mut f, &b);
         assert_eq!(crate::last_change(&f.ledger, Subject::Policy).unwrap(), next);
         assert_eq!(crate::last_change(&f.ledger, Subject::Membership("node-2")).unwrap(), next + 1);
+        // A node that starts on this ledger knows which entry set the policy, as invocations must name it.
+        assert_eq!(crate::app::load_rules(&f.ledger).unwrap().policy_index, next);
         refused1(&f, policy(0), "last changed by entry 3");
         assert!(check(&f, &block(&f, vec![policy(next)])).is_ok());
 

@@ -108,7 +108,7 @@ pub fn probe_invocation(
         write_set_hash: Hash::digest(&write_set),
         executor: executor.into(),
         executor_attestation: attestation,
-        policy: 0,
+        policy: Some(0),
         outcome: "ok".into(),
         fuel_used: 1000,
         at_ms,

@@ -42,7 +42,7 @@ fn call(n: u64) -> Entry {
         write_set_hash: h,
         executor: "node-0".into(),
         executor_attestation: 0,
-        policy: 0,
+        policy: None,
         outcome: "ok".into(),
         fuel_used: n,
         at_ms: n,

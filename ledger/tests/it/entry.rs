@@ -66,7 +66,7 @@ fn all_kinds() -> Vec<Entry> {
             write_set_hash: h,
             executor: "node-2".into(),
             executor_attestation: 3,
-            policy: 0,
+            policy: None,
             outcome: "ok".into(),
             fuel_used: 12_345,
             at_ms: 1_764_000_000_123,
@@ -83,6 +83,7 @@ fn all_kinds() -> Vec<Entry> {
         }),
         Entry::Reattested(Reattested {
             node: "node-0".into(),
+            key: ByteBuf::from(vec![3; 32]),
             evidence: ByteBuf::from(vec![1]),
             attestation_result: ByteBuf::from(vec![2]),
         }),

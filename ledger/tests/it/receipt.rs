@@ -36,7 +36,7 @@ fn invocation(n: u64) -> Entry {
         write_set_hash: h,
         executor: "node-1".into(),
         executor_attestation: 0,
-        policy: 0,
+        policy: None,
         outcome: "ok".into(),
         fuel_used: n,
         at_ms: 1_764_000_000_000 + n,
@@ -275,6 +275,10 @@ fn one_receipt_has_one_encoding() {
     long.extend_from_slice(&[0x59, 0x00, 0x40]);
     long.extend_from_slice(&bytes[bytes.len() - 64..]);
     refused("non-minimal length", long);
+    // The referenced entries' label present but empty (a receipt whose invocation names only changes leaves it out).
+    let mut empty = cose.clone();
+    empty.unprotected.rest.push((coset::Label::Int(-70004), ciborium::Value::Array(vec![])));
+    refused("an empty -70004", empty.to_tagged_vec().unwrap());
     // An extra unprotected header field (not covered by the signature, so it would verify).
     let mut extra = cose.clone();
     extra.unprotected.rest.push((coset::Label::Int(-70099), ciborium::Value::Bool(true)));
@@ -316,7 +320,7 @@ fn the_receipt_format_is_pinned() {
 /// An invocation by `executor` naming attestation entry `att` and policy entry `policy`.
 fn run_by(n: u64, executor: &str, att: u64, policy: u64) -> Entry {
     let Entry::Invocation(mut i) = invocation(n) else { unreachable!() };
-    (i.executor, i.executor_attestation, i.policy) = (executor.into(), att, policy);
+    (i.executor, i.executor_attestation, i.policy) = (executor.into(), att, Some(policy));
     Entry::Invocation(i)
 }
 
@@ -332,6 +336,7 @@ fn pod_with_history() -> Pod {
     assert_eq!(p.log.append(&policy).unwrap(), 20);
     let again = Entry::Reattested(Reattested {
         node: "node-4".into(),
+        key: ByteBuf::from(key(4).public_key().as_ref().to_vec()),
         evidence: ByteBuf::from(b"node-4 evidence, later".to_vec()),
         attestation_result: ByteBuf::new(),
     });
@@ -354,7 +359,7 @@ fn an_invocation_receipt_proves_its_executors_attestation_and_policy() {
     assert_eq!((ex.name.as_str(), ex.attestation_index, ex.attestation_kind), ("node-4", 21, "reattested"));
     assert_eq!(ex.key.as_slice(), key(4).public_key().as_ref());
     assert_eq!(ex.evidence, b"node-4 evidence, later");
-    assert_eq!((ex.policy_index, ex.policy.as_str()), (20, "[sim]\nallow = true\nmeasurements = []\n"));
+    assert_eq!((ex.policy_index, ex.policy.as_deref()), (Some(20), Some("[sim]\nallow = true\nmeasurements = []\n")));
     assert_eq!(ex.evidence_sha256, Hash::digest(b"node-4 evidence, later").to_hex());
     // node-1's run: attested by the genesis (a change already), so only the policy change is referenced.
     let r = Receipt::decode(&p.receipt(23, &cp)).unwrap();
@@ -363,13 +368,22 @@ fn an_invocation_receipt_proves_its_executors_attestation_and_policy() {
     assert!(report.valid, "{:?}", report.reasons);
     let ex = report.executor.unwrap();
     assert_eq!((ex.attestation_index, ex.attestation_kind, ex.evidence.as_slice()), (0, "genesis", &[0u8][..]));
-    // Under the genesis policy and attestation: nothing referenced, and the record names both.
+    // Under the genesis attestation: nothing referenced.
     let r = Receipt::decode(&p.receipt(15, &cp)).unwrap();
     assert!(r.referenced.is_empty());
     let ex = r.verify(&p.genesis).executor.unwrap();
-    assert_eq!((ex.attestation_index, ex.policy_index, ex.policy.as_str()), (0, 0, "[sim]\nallow = true\n"));
+    // An invocation written before invocations named their policy (the pinned vector's): it has none to show.
+    assert_eq!((ex.attestation_index, ex.policy_index, ex.policy), (0, None, None));
     // Entries other than invocations have no executor.
     assert!(Receipt::decode(&p.receipt(21, &cp)).unwrap().verify(&p.genesis).executor.is_none());
+    // An invocation that names the genesis policy (0): the genesis carries it, nothing more is referenced.
+    let mut p = p;
+    let at = p.log.append(&run_by(102, "node-1", 0, 0)).unwrap();
+    let cp = p.checkpoint(at + 1, &[0, 1, 3, 4]);
+    let r = Receipt::decode(&p.receipt(at, &cp)).unwrap();
+    assert!(r.referenced.is_empty());
+    let ex = r.verify(&p.genesis).executor.unwrap();
+    assert_eq!((ex.policy_index, ex.policy.as_deref()), (Some(0), Some("[sim]\nallow = true\n")));
 }
 
 #[test]
@@ -395,6 +409,11 @@ fn an_executors_attestation_left_out_altered_or_added_is_refused() {
     let mut r = good.clone();
     r.referenced[1].entry = p.log.entry_bytes(23).unwrap();
     refused(&r, "swapped");
+    // An entry the invocation does not name, added with its own valid proof.
+    let mut r = good.clone();
+    let other = Receipt::decode(&p.receipt(23, &cp)).unwrap();
+    r.referenced.push(sigil_ledger::receipt::ProvenEntry { index: 23, entry: other.entry, proof: other.proof });
+    assert!(refused(&r, "extra").contains("carries entries [20, 21, 23]"));
     // An entry referenced by an entry that names none (the re-attestation's own receipt).
     let mut r = Receipt::decode(&p.receipt(21, &cp)).unwrap();
     r.referenced.push(good.referenced[0].clone());

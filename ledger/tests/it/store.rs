@@ -43,7 +43,7 @@ fn call(n: u64, caller: u8, applet: &str) -> Entry {
         write_set_hash: h,
         executor: "node-0".into(),
         executor_attestation: 0,
-        policy: 0,
+        policy: None,
         outcome: "ok".into(),
         fuel_used: 1,
         at_ms: 1000 + n,

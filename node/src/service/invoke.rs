@@ -340,7 +340,7 @@ pub fn invocation(
         write_set_hash: r.write_set_hash,
         executor: executor.to_string(),
         executor_attestation: attested.0,
-        policy: attested.1,
+        policy: Some(attested.1),
         outcome: r.outcome.clone(),
         fuel_used: r.fuel_used,
         at_ms: r.at_ms,
@@ -368,7 +368,7 @@ mod tests {
         let inv = invocation(&r, &[7; 32], "hash", "sha256", "node-1", (7, 5), Some("node-2".into()));
         let entry = Entry::Invocation(inv.clone());
         assert_eq!(Entry::decode(&entry.encode()).unwrap(), entry);
-        assert_eq!((inv.outcome.as_str(), inv.executor_attestation, inv.policy), ("ok", 7, 5));
+        assert_eq!((inv.outcome.as_str(), inv.executor_attestation, inv.policy), ("ok", 7, Some(5)));
         assert_eq!((inv.request_hash, inv.code_digest, inv.input_hash), (r.request_hash, r.code_digest, r.input_hash));
         assert_eq!(
             (inv.output_hash, inv.write_set_hash, inv.fuel_used, inv.at_ms),

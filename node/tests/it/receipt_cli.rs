@@ -76,7 +76,7 @@ fn fixture_of(g: Entry) -> (PathBuf, PathBuf, PathBuf, PathBuf) {
             write_set_hash: h,
             executor: "node-2".into(),
             executor_attestation: 0,
-            policy: 0,
+            policy: Some(0),
             outcome: "ok".into(),
             fuel_used: 100,
             at_ms: n,

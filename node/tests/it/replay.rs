@@ -48,7 +48,7 @@ fn execute(
         write_set_hash: r.write_set_hash,
         executor: local::name(0),
         executor_attestation: 0, // a genesis validator's evidence is in the genesis
-        policy: 0,
+        policy: Some(0),
         outcome: r.outcome,
         fuel_used: r.fuel_used,
         at_ms: r.at_ms,
