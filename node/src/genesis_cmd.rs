@@ -374,15 +374,18 @@ fn show(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
                 sigil_attest::Bundle::decode(ev).map(|b| b.platform.as_str().to_string()).unwrap_or_default();
             let verdict = match key {
                 None => Err(format!("a {}-byte key", v.public_key.len())),
-                Some(k) => pod::admission::verify(&policy, &g.pod, &k, ev, now).map(drop),
+                Some(k) => pod::admission::verify(&policy, &g.pod, &k, ev, now),
             };
             all_ok &= verdict.is_ok();
+            let workload = verdict.as_ref().ok().map(|r| r.claims["workload"].clone());
+            let verdict = verdict.map(drop);
             serde_json::json!({
                 "name": v.name,
                 "public_key": hex::encode(&v.public_key),
                 "peer_id": key.and_then(|k| pod::peer_id_of(&k).ok()),
                 "platform": platform,
                 "accepted": verdict.is_ok(),
+                "workload": workload,
                 "reason": verdict.err(),
             })
         })
@@ -411,7 +414,7 @@ fn show(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
                 v["public_key"].as_str().unwrap_or_default(),
                 v["platform"].as_str().unwrap_or_default(),
                 match v["reason"].as_str() {
-                    None => "accepted".to_string(),
+                    None => format!("accepted; workload {}", crate::attest_cmd::workload_line(v)),
                     Some(r) => format!("REFUSED: {r}"),
                 }
             );

@@ -176,3 +176,81 @@ async fn a_genesis_built_from_enrollments_starts_a_pod_of_node_processes() {
         n.terminate();
     }
 }
+
+/// A node whose evidence is its TPM's quote alone (`[tee] backend = "vtpm"`, as the measured image boots under QEMU):
+/// enrolled against a real TPM (swtpm) whose PCR 4 holds one boot application, with the firmware's event log. `genesis
+/// build` accepts it under a policy that pins that application and the attestation key and allows a TEE-less TPM,
+/// and refuses it, writing nothing, under one that pins another application, or no key.
+#[test]
+fn a_vtpm_enrollment_is_held_to_the_boot_events_its_policy_pins() {
+    use base64::Engine;
+    use sigil_attest::vtpm::eventlog;
+    use sigil_attest::vtpm::HashAlg;
+    let _one = crate::swtpm::serial();
+    let dir = crate::support::tempdir();
+    let tpm = crate::swtpm::Swtpm::start();
+    tpm.provision_ak(dir.path(), sigil_attest::collect::VTPM_AK);
+    let app = b"the UKI the firmware loaded";
+    let digest = hex::encode(sigil_attest::sha256(app));
+    tpm.tool(&["tpm2_pcrextend", &format!("4:sha256={digest}")]);
+    let log = dir.path().join("binary_bios_measurements");
+    let apps = eventlog::kind_from_name("EV_EFI_BOOT_SERVICES_APPLICATION").unwrap();
+    std::fs::write(&log, eventlog::encode(&[HashAlg::Sha256], &[(4, apps, app.as_slice())])).unwrap();
+
+    let (key, _) = keygen(dir.path(), "tpm-0");
+    let (_, member) = keygen(dir.path(), "ops");
+    let enrollment = dir.path().join("tpm-0.enroll.json");
+    let device = format!("tcp:127.0.0.1:{}", tpm.port);
+    let o = sigil(&[
+        "genesis",
+        "enroll",
+        "--pod",
+        POD,
+        "--name",
+        "tpm-0",
+        "--identity",
+        p(&key),
+        "--backend",
+        "vtpm",
+        "--tpm",
+        &device,
+        "--event-log",
+        p(&log),
+        "--out",
+        p(&enrollment),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let e: serde_json::Value = serde_json::from_slice(&std::fs::read(&enrollment).unwrap()).unwrap();
+    assert_eq!(e["platform"], "tpm");
+    let bundle = base64::engine::general_purpose::STANDARD.decode(e["evidence"].as_str().unwrap()).unwrap();
+    let bundle = sigil_attest::Bundle::decode(&bundle).unwrap();
+    let ak = bundle.vtpm.as_ref().unwrap().ak_public.as_ref().unwrap();
+    let ak_name = hex::encode(sigil_attest::vtpm::quote::PublicArea::parse(ak).unwrap().name());
+
+    let policy = |ak: &str, digest: &str| {
+        format!(
+            "[vtpm]\nallow_without_tee = true\nak_names = [{ak}]\n\
+             events = [{{ pcr = 4, kind = \"EV_EFI_BOOT_SERVICES_APPLICATION\", digests = [\"{digest}\"] }}]\n"
+        )
+    };
+    let file = dir.path().join("policy.toml");
+    std::fs::write(&file, policy(&format!("\"{ak_name}\""), &digest)).unwrap();
+    let (o, genesis) = build(dir.path(), &member, &[&enrollment], &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let shown = sigil(&["genesis", "show", p(&genesis), "--json"]);
+    assert!(shown.status.success(), "{}", text(&shown));
+    let shown = String::from_utf8_lossy(&shown.stdout).to_string();
+    assert!(shown.contains("vtpm-host"), "the workload, as a TPM outside a TEE says it: {shown}");
+    std::fs::remove_file(&genesis).unwrap();
+
+    for (why, text_policy, reason) in [
+        ("another application", policy(&format!("\"{ak_name}\""), &"ab".repeat(32)), "vtpm.events.pcr4"),
+        ("no pinned key", policy("", &digest), "vtpm.ak"),
+    ] {
+        std::fs::write(&file, text_policy).unwrap();
+        let (o, genesis) = build(dir.path(), &member, &[&enrollment], &[]);
+        assert_eq!(o.status.code(), Some(2), "{why}: {}", text(&o));
+        assert!(text(&o).contains(reason), "{why}: {}", text(&o));
+        assert!(!genesis.exists(), "{why}: nothing written");
+    }
+}

@@ -18,3 +18,8 @@ mod replay;
 mod soak;
 mod status;
 mod support;
+/// A real TPM (swtpm) for the tests, shared with the attest crate's tests (which use all of it; these, the CLI's
+/// part).
+#[allow(dead_code)]
+#[path = "../../../attest/tests/it/swtpm.rs"]
+mod swtpm;
