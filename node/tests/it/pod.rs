@@ -149,7 +149,7 @@ fn node_run_refuses_a_bad_configuration_with_a_clear_error_and_exit_2() {
     if sigil_attest::collect::detect().is_none() {
         case("snp.toml", &snp, "no TEE found");
     }
-    case("tee.toml", &snp.replace("\"snp\"", "\"sgx\""), "use sim, snp, tdx, azure or auto");
+    case("tee.toml", &snp.replace("\"snp\"", "\"sgx\""), "use sim, snp, tdx, azure, vtpm or auto");
     case("nokey.toml", &text.replace("identity = \"node-0.key\"", "identity = \"absent.key\""), "absent.key");
     std::fs::write(dir.path().join("short.key"), "abcd").unwrap();
     case(
