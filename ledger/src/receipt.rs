@@ -581,7 +581,13 @@ impl Receipt {
             if i == 0 {
                 return Ok(Entry::Genesis(genesis.clone()));
             }
-            let p = self.changes.iter().chain(&self.referenced).find(|c| c.index == i).expect("checked above");
+            // Every index named is 0, a change or referenced (checked above); a verifier still never panics.
+            let p = self
+                .changes
+                .iter()
+                .chain(&self.referenced)
+                .find(|c| c.index == i)
+                .ok_or_else(|| format!("entry {i} is not in the receipt"))?;
             Entry::decode(&p.entry).map_err(|e| format!("entry {i}: {e}"))
         };
         // Who held which key just before entry `i`.
