@@ -77,7 +77,7 @@ fn receipt(c: &mut Criterion) {
             .enumerate()
             .map(|(i, k)| Validator { name: format!("node-{i}"), public_key: k.public_key().as_ref().to_vec() })
             .collect(),
-        evidence: vec![],
+        evidence: vec![ByteBuf::from(vec![0]); 4],
         members: vec![Member { name: "ops".into(), public_key: ByteBuf::from(vec![9; 32]) }],
         threshold: 1,
         policy: String::new(),

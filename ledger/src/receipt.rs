@@ -98,6 +98,9 @@ pub struct Receipt {
     cose: CoseSign1,
 }
 
+/// An invocation's executor's key after each validator-set change that concerned it (`None`: not a validator).
+type KeyHistory = Vec<(u64, Option<Vec<u8>>)>;
+
 /// Who executed an invocation and on what evidence, as its receipt proves it: the executor's attestation entry
 /// and the policy in force, both proven in the receipt's tree. The evidence is not judged here (the ledger does
 /// not verify TEE evidence); [`ExecutorRecord::evidence`], [`ExecutorRecord::key`] and
@@ -453,9 +456,15 @@ impl Receipt {
         ) {
             return finish(report, checks);
         }
-        // Rebuild the validator set at this size (and keep it after each change: who was a validator when).
+        // Rebuild the validator set at this size, noting, for an invocation, its executor's key after each change that
+        // concerns it (a list as long as those changes: a copy of the set per change would let a receipt of many
+        // changes cost its verifier quadratic memory).
         let mut set = ValidatorSet::default();
-        let mut history: Vec<(u64, ValidatorSet)> = Vec::new();
+        let executor = match &decoded {
+            Some(Entry::Invocation(i)) => Some(i.executor.as_str()),
+            _ => None,
+        };
+        let mut history: KeyHistory = Vec::new();
         let mut last: Option<u64> = None;
         let mut replay = || -> Result<String, String> {
             for c in &self.changes {
@@ -474,7 +483,18 @@ impl Receipt {
                 verify_inclusion(c.index, cp.size, &leaf_hash(&c.entry), &c.proof, &cp.root)
                     .map_err(|e| format!("change at {} is not in the checkpoint's tree: {e}", c.index))?;
                 set.apply(&e).map_err(|e| e.to_string())?;
-                history.push((c.index, set.clone()));
+                if let Some(name) = executor {
+                    let concerns = match &e {
+                        Entry::Genesis(_) => true,
+                        Entry::NodeAdmitted(a) => a.validator.name == name,
+                        Entry::NodeRemoved(r) => r.name == name,
+                        _ => false,
+                    };
+                    if concerns {
+                        let key = set.members.iter().find(|m| m.name == name).map(|m| m.public_key.clone());
+                        history.push((c.index, key));
+                    }
+                }
             }
             Ok(format!("{} members after {} changes", set.members.len(), self.changes.len()))
         };
@@ -554,12 +574,12 @@ impl Receipt {
     /// entries the receipt proves: the attestation entry the invocation names must attest the executor with the
     /// key it held when it ran, the policy entry must set a policy, both must come before the invocation and be in
     /// the checkpoint's tree, and the receipt must carry exactly the entries the invocation names.
-    /// `history` is the validator set after each change (from [`Receipt::verify`]'s replay).
+    /// `history` is the executor's key after each change that concerned it (from [`Receipt::verify`]'s replay).
     fn executor(
         &self,
         inv: &Invocation,
         genesis: &Genesis,
-        history: &[(u64, ValidatorSet)],
+        history: &[(u64, Option<Vec<u8>>)],
     ) -> Result<ExecutorRecord, String> {
         let cp = &self.checkpoint.checkpoint;
         let named = Receipt::references(&Entry::Invocation(inv.clone()));
@@ -592,8 +612,7 @@ impl Receipt {
         };
         // Who held which key just before entry `i`.
         let key_before = |i: u64| -> Option<Vec<u8>> {
-            let set = history.iter().take_while(|(at, _)| *at < i).last().map(|(_, s)| s)?;
-            set.members.iter().find(|m| m.name == inv.executor).map(|m| m.public_key.clone())
+            history.iter().take_while(|(at, _)| *at < i).last().and_then(|(_, key)| key.clone())
         };
         let key_then = key_before(self.index)
             .ok_or_else(|| format!("{:?} was not a validator when entry {} was committed", inv.executor, self.index))?;
