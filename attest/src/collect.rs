@@ -396,10 +396,19 @@ pub const EVENT_LOG: &str = "/sys/kernel/security/tpm0/binary_bios_measurements"
 /// of `sigil attest collect --vtpm --ak` and `[tee] ak`.
 pub const VTPM_AK: &str = "0x81010002";
 
-/// A TPM handle written in hex (`0x81010002`).
+/// A persistent TPM handle written in hex (`0x81010002`): 1 to 8 hex digits, no sign, in the persistent range
+/// `0x81000000..=0x81FFFFFF` (an attestation key lives there; a transient or hierarchy handle is a mistake).
 pub fn parse_handle(s: &str) -> core::result::Result<u32, String> {
     let digits = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")).unwrap_or(s);
-    u32::from_str_radix(digits, 16).map_err(|_| format!("{s:?} is not a hex handle such as 0x81010002"))
+    let bad = || format!("{s:?} is not a persistent handle in hex, such as 0x81010002");
+    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(bad());
+    }
+    let h = u32::from_str_radix(digits, 16).map_err(|_| bad())?;
+    if h >> 24 != 0x81 {
+        return Err(bad());
+    }
+    Ok(h)
 }
 
 /// The SHA-256 PCRs 0-23, quoted by the attestation key at `ak` over the SHA-256 of `nonce` (a TPM takes as much
@@ -528,6 +537,16 @@ fn dechunk(mut b: &[u8]) -> Option<Vec<u8>> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn handles_are_persistent_hex_without_sign() {
+        use super::parse_handle;
+        assert_eq!(parse_handle("0x81010002"), Ok(0x8101_0002));
+        assert_eq!(parse_handle("81000003"), Ok(0x8100_0003));
+        for bad in ["", "0x", "0x+81010002", "-1", "0x80000000", "0x40000001", "0x1_81010002", "0x0181010002", "ak"] {
+            assert!(parse_handle(bad).is_err(), "{bad:?}");
+        }
+    }
+
     use super::*;
 
     #[test]

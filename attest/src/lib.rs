@@ -545,11 +545,14 @@ mod workload_tests {
         // The launch that runs the vTPM (Azure's paravisor), pinned for SNP and for TDX.
         let launch =
             format!("[snp]\nmeasurements = [\"{}\"]\n[tdx]\nmrtd = [\"{}\"]\n", "aa".repeat(48), "aa".repeat(48));
-        let pcr4 = format!("{launch}[vtpm]\nevents = [{{ pcr = 4, digests = [\"{}\"] }}]\n", "44".repeat(32));
-        let pcr4_value = format!("{launch}[vtpm]\npcrs = {{ 4 = [\"{}\"] }}\n", "44".repeat(32));
+        // What systemd's stub adds from outside the UKI: nothing.
+        let outside = "{ pcr = 12, digests = [] }, { pcr = 13, digests = [] }";
+        let d44 = "44".repeat(32);
+        let pcr4 = format!("{launch}[vtpm]\nevents = [{{ pcr = 4, digests = [\"{d44}\"] }}, {outside}]\n");
+        let pcr4_value =
+            format!("{launch}[vtpm]\npcrs = {{ 4 = [\"{d44}\"], 12 = [\"{0}\"], 13 = [\"{0}\"] }}\n", "00".repeat(32));
         let apps = format!(
-            "{launch}[vtpm]\nevents = [{{ pcr = 4, kind = \"EV_EFI_BOOT_SERVICES_APPLICATION\", digests = [\"{}\"] }}]\n",
-            "44".repeat(32)
+            "{launch}[vtpm]\nevents = [{{ pcr = 4, kind = \"EV_EFI_BOOT_SERVICES_APPLICATION\", digests = [\"{d44}\"] }}, {outside}]\n"
         );
         let bound = "hardware-bound";
         let host = "policy-pinned: the key's TPM may be the host's";
@@ -564,12 +567,15 @@ mod workload_tests {
             assert_eq!(judged(&allowed, outcome(Platform::SevSnp, host)), ("vtpm-host".into(), CheckStatus::Skipped));
         }
         // The same rule with the launch that runs the vTPM unpinned: any paravisor could report these PCRs.
-        let unpinned = format!("[vtpm]\nevents = [{{ pcr = 4, digests = [\"{}\"] }}]\n", "44".repeat(32));
+        let unpinned = format!("[vtpm]\nevents = [{{ pcr = 4, digests = [\"{d44}\"] }}, {outside}]\n");
         assert_eq!(judged(&unpinned, outcome(Platform::SevSnp, bound)).1, CheckStatus::Fail);
         assert_eq!(judged(&unpinned, outcome(Platform::Tdx, bound)).1, CheckStatus::Fail);
         // PCR 0 is the firmware; PCR 11 alone is whatever the loaded code extended; PCR 4's separator, or a rule that
         // lists nothing, pins no code.
         for rule in [
+            // PCR 4 pinned, but not what the stub adds from outside the UKI (PCR 12: a host's command line; 13).
+            format!("{launch}[vtpm]\nevents = [{{ pcr = 4, digests = [\"{d44}\"] }}, {{ pcr = 13, digests = [] }}]\n"),
+            format!("{launch}[vtpm]\nevents = [{{ pcr = 4, digests = [\"{d44}\"] }}, {{ pcr = 12, digests = [] }}]\n"),
             format!("{launch}[vtpm]\npcrs = {{ 0 = [\"{}\"] }}\n", "00".repeat(32)),
             format!("{launch}[vtpm]\npcrs = {{ 11 = [\"{}\"] }}\n", "bb".repeat(32)),
             format!("{launch}[vtpm]\nevents = [{{ pcr = 11, digests = [\"{}\"] }}]\n", "bb".repeat(32)),

@@ -186,17 +186,20 @@ impl VtpmPolicy {
         *self == VtpmPolicy::default()
     }
 
-    /// Whether a rule pins the workload: PCR 4, what the firmware loaded (the UKI), by its value or by its boot
-    /// applications. PCR 11 alone does not: the firmware never extends it, so whatever it loaded can extend PCR 11
-    /// to any value (systemd's stub does so honestly; other code need not). A rule on other events of PCR 4 (its
-    /// separator, say) or one that lists no digest pins no code.
+    /// Whether the rules pin the workload. PCR 4, what the firmware loaded (the UKI), by its value or by its boot
+    /// applications (a rule on its separator, or one that lists no digest, pins no code); and PCRs 12 and 13, what
+    /// systemd's stub adds from outside the UKI (a command line the host passes, credentials, system extensions),
+    /// by value or by any rule. PCR 11 alone does not count: the firmware never extends it, so whatever it loaded
+    /// can extend PCR 11 to any value (systemd's stub does so honestly; other code need not).
     pub fn pins_workload(&self) -> bool {
         const APPS: &str = "EV_EFI_BOOT_SERVICES_APPLICATION";
-        self.pcrs.contains_key(&4)
+        let code = self.pcrs.contains_key(&4)
             || self
                 .events
                 .iter()
-                .any(|e| e.pcr == 4 && !e.digests.is_empty() && e.kind.as_deref().is_none_or(|k| k == APPS))
+                .any(|e| e.pcr == 4 && !e.digests.is_empty() && e.kind.as_deref().is_none_or(|k| k == APPS));
+        let pinned = |pcr: u32| self.pcrs.contains_key(&pcr) || self.events.iter().any(|e| e.pcr == pcr);
+        code && pinned(12) && pinned(13)
     }
 
     /// Whether evidence must carry a quote (with a nonce): required outright, or needed by a rule.

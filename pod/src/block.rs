@@ -302,6 +302,8 @@ pub struct Checker<'a> {
     members: sigil_ledger::checkpoint::ValidatorSet,
     /// Whether invocations are re-executed where the policy asks (not for a block a quorum already decided).
     replay: bool,
+    /// Whether a quorum already decided the block (its commit, or a synced block).
+    decided: bool,
     /// The block's effects so far.
     pub effects: Effects,
 }
@@ -348,6 +350,7 @@ impl<'a> Checker<'a> {
             rejections: HashSet::new(),
             members: ledger.validators_at(ledger.size()),
             replay: true,
+            decided: false,
             effects: Effects::default(),
         }
     }
@@ -357,6 +360,7 @@ impl<'a> Checker<'a> {
     /// here even when this node cannot run it (no slot, a slower clock).
     pub fn decided(mut self) -> Checker<'a> {
         self.replay = false;
+        self.decided = true;
         self
     }
 
@@ -723,7 +727,10 @@ impl<'a> Checker<'a> {
             Entry::Genesis(_) => Err("a genesis after the first entry".into()),
             Entry::Invocation(i) => {
                 executed(&i.executor, i.at_ms, Some(i.executor_attestation))?;
-                if i.policy != Some(rules.policy_index) {
+                // A decided block may hold invocations written before invocations named their policy (`None`): a
+                // node syncing such a pod's history takes them as its quorum committed them. New ones must name it.
+                let older = i.policy.is_none() && self.decided;
+                if i.policy != Some(rules.policy_index) && !older {
                     let named = i.policy.map_or("no policy".to_string(), |p| format!("the policy of entry {p}"));
                     return Err(
                         format!("it names {named}; the policy in force is entry {}'s", rules.policy_index).into()
@@ -772,7 +779,7 @@ mod tests {
     use super::*;
     use crate::signing::PodSigner;
     use crate::{local, testing};
-    use sigil_ledger::entry::{NodeAdmitted, NodeRemoved, PolicyChanged};
+    use sigil_ledger::entry::{NodeAdmitted, NodeRemoved, PolicyChanged, Reattested};
 
     const T: u64 = 1_764_000_100_000;
 
@@ -1292,6 +1299,26 @@ mod tests {
             i.policy = Some(1);
         }
         refused(&f, &block(&f, vec![signed(&wrong_policy, 0)]), "the policy in force is entry 0's");
+        // No policy named: refused when proposed; taken as committed in a decided block (an older invocation, synced).
+        let mut no_policy = invocation(0, 6, T - 10);
+        if let Entry::Invocation(i) = &mut no_policy.0 {
+            i.policy = None;
+        }
+        refused(&f, &block(&f, vec![signed(&no_policy, 0)]), "it names no policy");
+        let slot = Slot { height: Height(2), proposer: f.proposer, now_ms: T + 100 };
+        assert!(validate(&block(&f, vec![signed(&no_policy, 0)]), &f.ledger, &rules(&f), &slot, true).is_ok());
+        // A re-attestation names the key its evidence binds: the node's, or it is refused.
+        let reattested = |key: Vec<u8>| {
+            let e = Entry::Reattested(Reattested {
+                node: local::name(0),
+                key: ByteBuf::from(key),
+                evidence: ByteBuf::from(local::evidence("p", 0)),
+                attestation_result: ByteBuf::new(),
+            });
+            signed(&(e, Attachments::default()), 0)
+        };
+        assert!(check(&f, &block(&f, vec![reattested(crate::public_key(&local::seed(0)).to_vec())])).is_ok());
+        refused(&f, &block(&f, vec![reattested(crate::public_key(&local::seed(1)).to_vec())]), "names another key");
         refused(&f, &block(&f, vec![signed(&invocation(0, 7, T - FRESHNESS_MS - 1), 0)]), "stale");
         refused(&f, &block(&f, vec![signed(&invocation(0, 8, T + 1), 0)]), "after its block's time");
         let twice = signed(&invocation(0, 9, T - 10), 0);

@@ -394,6 +394,13 @@ mod tests {
         long[2].digests.push(crate::policy::HexBytes(vec![0; 48]));
         let f = failed(&run(&long, &rtmr));
         assert!(f.len() == 1 && f[0].1 == "RTMR3 has 0 events, the policy lists 1", "{f:?}");
+        // The same log with one of RTMR1's applications logged under another type (types are not measured): the
+        // rule on RTMR1's applications no longer holds, since that event could be any code.
+        let mut relabelled = log.clone();
+        let i = relabelled.events.iter().position(|e| e.pcr == 2 && e.kind == apps).unwrap();
+        relabelled.events[i].kind = crate::vtpm::eventlog::kind_from_name("EV_EVENT_TAG").unwrap();
+        let err = crate::vtpm::eventlog::select_events("RTMR1", relabelled.extended(2), Some(apps), HashAlg::Sha384);
+        assert!(err.unwrap_err().contains("EV_EVENT_TAG"));
         // An RTMR3 that nothing logged but is not zero fails its (empty) rule.
         let mut extended3 = rtmr;
         extended3[3] = [7; 48];

@@ -376,6 +376,60 @@ pub fn encode(banks: &[HashAlg], events: &[(u32, u32, &[u8])]) -> Vec<u8> {
     out
 }
 
+/// `EV_EFI_ACTION`: a fixed string the firmware logs (boot-option calls and returns, ExitBootServices).
+pub const EV_EFI_ACTION: u32 = 0x8000_0007;
+/// `EV_EFI_GPT_EVENT`: the boot disk's GPT header and partition entries.
+pub const EV_EFI_GPT_EVENT: u32 = 0x8000_0006;
+
+/// The `EV_EFI_ACTION` strings the TCG PC Client profile defines for the boot path (PCR 4, and RTMR1 in a TD).
+const BOOT_ACTIONS: &[&[u8]] = &[
+    b"Calling EFI Application from Boot Option",
+    b"Returning from EFI Application from Boot Option",
+    b"Exit Boot Services Invocation",
+    b"Exit Boot Services Returned with Failure",
+    b"Exit Boot Services Returned with Success",
+];
+
+/// Whether an event's digest is provably not code: the verifier recomputes it from data whose form it knows. A
+/// separator (4 zero bytes), one of the boot-path `EV_EFI_ACTION` strings, or a GPT event (its header, "EFI PART"),
+/// each with the digest of its data in bank `alg`. The type and data of an event are not measured, only its digest:
+/// any other event, an application relabelled among them, could stand for anything.
+pub fn provably_not_code(e: &Event, alg: HashAlg) -> bool {
+    let data_ok = match e.kind {
+        EV_SEPARATOR => e.data == [0, 0, 0, 0],
+        EV_EFI_ACTION => BOOT_ACTIONS.contains(&e.data.as_slice()),
+        EV_EFI_GPT_EVENT => e.data.starts_with(b"EFI PART"),
+        _ => false,
+    };
+    data_ok && e.digests.get(&alg).is_some_and(|d| *d == alg.digest(&[&e.data]))
+}
+
+/// The events of a register that a rule of type `kind` looks at, in log order (`kind` absent: all of them). A rule
+/// of one type is sound only if every other event in the register is provably not code ([`provably_not_code`]):
+/// since types are not measured, code that extended the register after the firmware could log its own measurement
+/// under another type and the expected digests under the rule's. So any other event refuses the rule, naming it.
+pub fn select_events<'a>(
+    register: &str,
+    events: impl Iterator<Item = &'a Event>,
+    kind: Option<u32>,
+    alg: HashAlg,
+) -> Result<Vec<&'a Event>, String> {
+    let Some(kind) = kind else { return Ok(events.collect()) };
+    let mut got = Vec::new();
+    for (i, e) in events.enumerate() {
+        if e.kind == kind {
+            got.push(e);
+        } else if !provably_not_code(e, alg) {
+            return Err(format!(
+                "event {} of {register} ({}) is not of the rule's type and its digest is not provably a separator, a boot action or a GPT header: a rule on one type cannot tell what it stands for",
+                i + 1,
+                kind_name(e.kind)
+            ));
+        }
+    }
+    Ok(got)
+}
+
 /// Whether the events `got` (those a register's rule selects, in log order) have exactly the digests `want` in bank
 /// `alg`, in order: a policy's event rule. `register` names the register in messages ("PCR 4", "RTMR1"). Says
 /// which event differs first, or what is missing or extra.
@@ -407,6 +461,43 @@ pub fn compare_events(register: &str, got: &[&Event], alg: HashAlg, want: &[&[u8
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rule_on_one_type_refuses_a_log_whose_other_events_could_be_code() {
+        let apps = EV_EFI_BOOT_SERVICES_APPLICATION;
+        let (uki, evil) = (b"the UKI".as_slice(), b"other code".as_slice());
+        let select = |events: &[(u32, u32, &[u8])]| {
+            let log = EventLog::parse(&encode(&[HashAlg::Sha256], events)).unwrap();
+            select_events("PCR 4", log.extended(4), Some(apps), HashAlg::Sha256)
+                .map(|got| got.iter().map(|e| e.data.clone()).collect::<Vec<_>>())
+        };
+        // What OVMF logs in PCR 4 around the applications: actions and the separator, each recomputed from its data.
+        let honest: [(u32, u32, &[u8]); 5] = [
+            (4, EV_EFI_ACTION, b"Calling EFI Application from Boot Option"),
+            (4, EV_SEPARATOR, &[0, 0, 0, 0]),
+            (4, EV_EFI_ACTION, b"Returning from EFI Application from Boot Option"),
+            (4, EV_EFI_GPT_EVENT, b"EFI PART and the partition entries"),
+            (4, apps, uki),
+        ];
+        assert_eq!(select(&honest).unwrap(), [uki.to_vec()]);
+        // Code logged under another type (types are not measured, so code that ran could log itself so and the
+        // expected digest as the application): refused, whatever the type.
+        for kind in [0x6, EV_IPL, EV_EFI_ACTION, EV_SEPARATOR, EV_EFI_GPT_EVENT, 0x8000_0004] {
+            let relabelled = [(4, kind, evil), (4, apps, uki)];
+            let err = select(&relabelled).unwrap_err();
+            assert!(err.starts_with("event 1 of PCR 4"), "{kind:#x}: {err}");
+        }
+        // A separator that is not 4 zero bytes, or an action string the profile does not define.
+        assert!(select(&[(4, EV_SEPARATOR, &[1, 0, 0, 0]), (4, apps, uki)]).is_err());
+        assert!(select(&[(4, EV_EFI_ACTION, b"Calling EFI Application"), (4, apps, uki)]).is_err());
+        // The right data under a digest that is not its hash.
+        let mut log = EventLog::parse(&encode(&[HashAlg::Sha256], &honest)).unwrap();
+        log.events[1].digests.insert(HashAlg::Sha256, vec![7; 32]);
+        assert!(select_events("PCR 4", log.extended(4), Some(apps), HashAlg::Sha256).is_err());
+        // A rule on every event takes them all, whatever they are: their order and digests are what it pins.
+        let log = EventLog::parse(&encode(&[HashAlg::Sha256], &[(4, 0x6, evil), (4, apps, uki)])).unwrap();
+        assert_eq!(select_events("PCR 4", log.extended(4), None, HashAlg::Sha256).unwrap().len(), 2);
+    }
 
     const BANKS: &[HashAlg] = &[HashAlg::Sha1, HashAlg::Sha256];
 

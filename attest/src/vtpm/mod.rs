@@ -345,15 +345,15 @@ fn policy_checks(
             c.fail(&name, format!("the quote does not cover PCR {} in the sha256 bank", rule.pcr));
             continue;
         };
-        let all: Vec<&eventlog::Event> = log.extended(rule.pcr).collect();
-        let got: Vec<&eventlog::Event> = all.iter().copied().filter(|e| kind.is_none_or(|k| e.kind == k)).collect();
-        if all.is_empty() && *value != reset_value(HashAlg::Sha256, rule.pcr) {
+        if log.extended(rule.pcr).next().is_none() && *value != reset_value(HashAlg::Sha256, rule.pcr) {
             c.fail(&name, format!("PCR {} holds a value that no logged event explains", rule.pcr));
             continue;
         }
         let want: Vec<&[u8]> = rule.digests.iter().map(|d| d.0.as_slice()).collect();
         let register = format!("PCR {}", rule.pcr);
-        match eventlog::compare_events(&register, &got, HashAlg::Sha256, &want) {
+        let r = eventlog::select_events(&register, log.extended(rule.pcr), kind, HashAlg::Sha256)
+            .and_then(|got| eventlog::compare_events(&register, &got, HashAlg::Sha256, &want));
+        match r {
             Ok(d) => c.pass(&name, d),
             Err(e) => c.fail(&name, e),
         }
