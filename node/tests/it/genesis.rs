@@ -227,12 +227,16 @@ fn a_vtpm_enrollment_is_held_to_the_boot_events_its_policy_pins() {
     let ak = bundle.vtpm.as_ref().unwrap().ak_public.as_ref().unwrap();
     let ak_name = hex::encode(sigil_attest::vtpm::quote::PublicArea::parse(ak).unwrap().name());
 
-    let policy = |ak: &str, digest: &str| {
+    // PCR 4's application, and nothing from outside it in PCRs 12 and 13 (where systemd's stub would measure a
+    // host's command line, credentials and system extensions).
+    let outside = "{ pcr = 12, digests = [] }, { pcr = 13, digests = [] }";
+    let rules = |ak: &str, digest: &str, outside: &str| {
         format!(
             "[vtpm]\nallow_without_tee = true\nak_names = [{ak}]\n\
-             events = [{{ pcr = 4, kind = \"EV_EFI_BOOT_SERVICES_APPLICATION\", digests = [\"{digest}\"] }}]\n"
+             events = [{{ pcr = 4, kind = \"EV_EFI_BOOT_SERVICES_APPLICATION\", digests = [\"{digest}\"] }}, {outside}]\n"
         )
     };
+    let policy = |ak: &str, digest: &str| rules(ak, digest, outside);
     let file = dir.path().join("policy.toml");
     std::fs::write(&file, policy(&format!("\"{ak_name}\""), &digest)).unwrap();
     let (o, genesis) = build(dir.path(), &member, &[&enrollment], &[]);
@@ -246,6 +250,12 @@ fn a_vtpm_enrollment_is_held_to_the_boot_events_its_policy_pins() {
     for (why, text_policy, reason) in [
         ("another application", policy(&format!("\"{ak_name}\""), &"ab".repeat(32)), "vtpm.events.pcr4"),
         ("no pinned key", policy("", &digest), "vtpm.ak"),
+        // PCR 4 alone: a host could pass its own command line (PCR 12) to the same UKI.
+        (
+            "PCR 12 unpinned",
+            rules(&format!("\"{ak_name}\""), &digest, "{ pcr = 13, digests = [] }"),
+            "workload.measured",
+        ),
     ] {
         std::fs::write(&file, text_policy).unwrap();
         let (o, genesis) = build(dir.path(), &member, &[&enrollment], &[]);
