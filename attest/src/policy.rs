@@ -409,6 +409,31 @@ pub struct SimPolicy {
     pub report_data: Option<HexBytes>,
 }
 
+/// Checks event rules (`[vtpm] events`, `[tdx] events`), each `(register, kind, digests)`, in order: the register
+/// exists (`register_ok`), is named once per type, the type is a known one, and each digest is `len` bytes.
+fn check_event_rules(
+    key: &str,
+    register: &str,
+    len: usize,
+    alg: &str,
+    rules: &[(u32, &Option<String>, &[HexBytes])],
+    register_ok: impl Fn(u32) -> Result<()>,
+) -> Result<()> {
+    for (i, (r, kind, digests)) in rules.iter().enumerate() {
+        register_ok(*r)?;
+        if rules[..i].iter().any(|(o, k, _)| o == r && k == kind) {
+            return Err(Error::Policy(format!("{key}: {register} {r} is named twice")));
+        }
+        if let Some(k) = kind {
+            if crate::vtpm::eventlog::kind_from_name(k).is_none() {
+                return Err(Error::Policy(format!("{key}: unknown event type {k:?} (EV_...)")));
+            }
+        }
+        check_lengths(digests, len, &format!("{key} ({alg} digests)"))?;
+    }
+    Ok(())
+}
+
 fn check_lengths(list: &[HexBytes], len: usize, key: &str) -> Result<()> {
     for v in list {
         if v.0.len() != len {
@@ -451,20 +476,14 @@ impl Policy {
             check_lengths(l, 48, k)?;
         }
         check_lengths(self.tdx.report_data.as_slice(), 64, "tdx.report_data")?;
-        for (i, e) in self.tdx.events.iter().enumerate() {
-            if e.rtmr > 3 {
-                return Err(Error::Policy(format!("tdx.events: RTMR {} does not exist (0 to 3)", e.rtmr)));
+        let rtmrs: Vec<_> = self.tdx.events.iter().map(|e| (e.rtmr, &e.kind, e.digests.as_slice())).collect();
+        check_event_rules("tdx.events", "RTMR", 48, "sha384", &rtmrs, |r| {
+            if r > 3 {
+                Err(Error::Policy(format!("tdx.events: RTMR {r} does not exist (0 to 3)")))
+            } else {
+                Ok(())
             }
-            if self.tdx.events[..i].iter().any(|o| o.rtmr == e.rtmr && o.kind == e.kind) {
-                return Err(Error::Policy(format!("tdx.events: RTMR {} is named twice", e.rtmr)));
-            }
-            if let Some(k) = &e.kind {
-                if crate::vtpm::eventlog::kind_from_name(k).is_none() {
-                    return Err(Error::Policy(format!("tdx.events: unknown event type {k:?} (EV_...)")));
-                }
-            }
-            check_lengths(&e.digests, 48, "tdx.events (sha384 digests)")?;
-        }
+        })?;
         check_lengths(&self.sim.measurements, 48, "sim.measurements")?;
         if self.snp.measurements_cover == MeasurementsCover::Workload && self.snp.measurements.is_empty() {
             return Err(Error::Policy(
@@ -483,18 +502,8 @@ impl Policy {
             }
             check_lengths(values, 32, "vtpm.pcrs (sha256 values)")?;
         }
-        for (i, e) in self.vtpm.events.iter().enumerate() {
-            static_pcr(e.pcr, "vtpm.events")?;
-            if self.vtpm.events[..i].iter().any(|o| o.pcr == e.pcr && o.kind == e.kind) {
-                return Err(Error::Policy(format!("vtpm.events: PCR {} is named twice", e.pcr)));
-            }
-            if let Some(k) = &e.kind {
-                if crate::vtpm::eventlog::kind_from_name(k).is_none() {
-                    return Err(Error::Policy(format!("vtpm.events: unknown event type {k:?} (EV_...)")));
-                }
-            }
-            check_lengths(&e.digests, 32, "vtpm.events (sha256 digests)")?;
-        }
+        let pcrs: Vec<_> = self.vtpm.events.iter().map(|e| (e.pcr, &e.kind, e.digests.as_slice())).collect();
+        check_event_rules("vtpm.events", "PCR", 32, "sha256", &pcrs, |p| static_pcr(p, "vtpm.events"))?;
         check_lengths(&self.vtpm.ak_names, 34, "vtpm.ak_names (sha256 names: 000b and 32 bytes)")?;
         check_lengths(self.sim.report_data.as_slice(), 64, "sim.report_data")?;
         for s in &self.tdx.accepted_tcb_status {
