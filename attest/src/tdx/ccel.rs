@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::quote::Quote;
 use crate::policy::RtmrRule;
 use crate::result::Outcome;
-use crate::vtpm::eventlog::{compare_events, kind_from_name, kind_name, select_events, EventLog, EV_NO_ACTION};
+use crate::vtpm::eventlog::{compare_events, kind_from_name, kind_name, EventLog, EV_NO_ACTION};
 use crate::vtpm::HashAlg;
 
 /// What a CCEL proves once replayed against a quote.
@@ -101,11 +101,8 @@ pub(crate) fn check_ccel(out: &mut Outcome, q: &Quote, raw: &[u8], rules: &[Rtmr
                     continue;
                 }
                 let kind = rule.kind.as_deref().and_then(kind_from_name);
-                let want: Vec<&[u8]> = rule.digests.iter().map(|d| d.0.as_slice()).collect();
                 let register = format!("RTMR{}", rule.rtmr);
-                let r = select_events(&register, log.extended(rule.rtmr + 1), kind, HashAlg::Sha384)
-                    .and_then(|got| compare_events(&register, &got, HashAlg::Sha384, &want));
-                match r {
+                match compare_events(&register, log.extended(rule.rtmr + 1), kind, HashAlg::Sha384, &rule.digests) {
                     Ok(d) => out.checks.pass(&name, d),
                     Err(e) => out.checks.fail(&name, e),
                 }

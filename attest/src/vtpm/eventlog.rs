@@ -430,13 +430,21 @@ pub fn select_events<'a>(
     Ok(got)
 }
 
-/// Whether the events `got` (those a register's rule selects, in log order) have exactly the digests `want` in bank
-/// `alg`, in order: a policy's event rule. `register` names the register in messages ("PCR 4", "RTMR1"). Says
-/// which event differs first, or what is missing or extra.
-pub fn compare_events(register: &str, got: &[&Event], alg: HashAlg, want: &[&[u8]]) -> Result<String, String> {
+/// A policy's event rule on a register's `events` (in log order): the events of type `kind` ([`select_events`])
+/// have exactly the digests `want` in bank `alg`, in order. `register` names the register in messages ("PCR 4",
+/// "RTMR1"). Says which event differs first, or what is missing or extra.
+pub fn compare_events<'a>(
+    register: &str,
+    events: impl Iterator<Item = &'a Event>,
+    kind: Option<u32>,
+    alg: HashAlg,
+    want: &[crate::policy::HexBytes],
+) -> Result<String, String> {
     fn digest(e: &Event, alg: HashAlg) -> &[u8] {
         e.digests.get(&alg).map(Vec::as_slice).unwrap_or_default()
     }
+    let got = select_events(register, events, kind, alg)?;
+    let want: Vec<&[u8]> = want.iter().map(|d| d.0.as_slice()).collect();
     let differs = (0..got.len().max(want.len())).find(|&i| got.get(i).map(|e| digest(e, alg)) != want.get(i).copied());
     match differs {
         None => Ok(format!("{} events, as the policy lists them", got.len())),

@@ -349,11 +349,8 @@ fn policy_checks(
             c.fail(&name, format!("PCR {} holds a value that no logged event explains", rule.pcr));
             continue;
         }
-        let want: Vec<&[u8]> = rule.digests.iter().map(|d| d.0.as_slice()).collect();
         let register = format!("PCR {}", rule.pcr);
-        let r = eventlog::select_events(&register, log.extended(rule.pcr), kind, HashAlg::Sha256)
-            .and_then(|got| eventlog::compare_events(&register, &got, HashAlg::Sha256, &want));
-        match r {
+        match eventlog::compare_events(&register, log.extended(rule.pcr), kind, HashAlg::Sha256, &rule.digests) {
             Ok(d) => c.pass(&name, d),
             Err(e) => c.fail(&name, e),
         }
