@@ -265,33 +265,24 @@ pub(crate) fn judge_executor(
                      one): judge its executor's evidence under yours, with --policy"
             .to_string()),
         Some(Err(e)) => Err(e),
-        Some(Ok(p)) => {
-            let expected = sigil_pod::admission::report_data(&report.pod, &ex.key, &[]);
-            let e = sigil_attest::Endorsements { expected_report_data: Some(expected.to_vec()), ..Default::default() };
-            match sigil_attest::Verifier::new(p).verify(&ex.evidence, &e, at) {
-                Err(e) => Err(format!("the evidence is unreadable: {e}")),
-                Ok(r) => {
-                    let line = if r.accepted() {
-                        Ok(format!(
-                            "{} evidence of {} accepted under {}, as of {}",
-                            r.platform.as_str(),
-                            ex.name,
-                            judged.policy_source,
-                            sigil_attest::time::fmt_unix(at)
-                        ))
-                    } else {
-                        Err(format!(
-                            "{} evidence of {} refused: {}",
-                            r.platform.as_str(),
-                            ex.name,
-                            r.reasons.join("; ")
-                        ))
-                    };
-                    judged.result = Some(r);
-                    line
-                }
+        Some(Ok(p)) => match sigil_pod::admission::judge(&p, &report.pod, &ex.key, &ex.evidence, at) {
+            Err(e) => Err(e),
+            Ok(r) => {
+                let line = if r.accepted() {
+                    Ok(format!(
+                        "{} evidence of {} accepted under {}, as of {}",
+                        r.platform.as_str(),
+                        ex.name,
+                        judged.policy_source,
+                        sigil_attest::time::fmt_unix(at)
+                    ))
+                } else {
+                    Err(format!("{} evidence of {} refused: {}", r.platform.as_str(), ex.name, r.reasons.join("; ")))
+                };
+                judged.result = Some(r);
+                line
             }
-        }
+        },
     };
     if let Err(e) = &r {
         judged.error = Some(e.clone());

@@ -40,12 +40,24 @@ pub fn verify(
     evidence: &[u8],
     now: u64,
 ) -> Result<AttestationResult, String> {
-    let e = Endorsements { expected_report_data: Some(report_data(pod, key, &[]).to_vec()), ..Endorsements::default() };
-    let r = Verifier::new(policy.clone()).verify(evidence, &e, now).map_err(|e| format!("unreadable evidence: {e}"))?;
+    let r = judge(policy, pod, key, evidence, now)?;
     match r.verdict {
         Verdict::Accepted => Ok(r),
         _ => Err(format!("{} evidence refused: {}", r.platform.as_str(), r.reasons.join("; "))),
     }
+}
+
+/// The verifier's result on `evidence` for the node with `key` in `pod`, under `policy` at `now`, accepted or not
+/// (what [`verify`] decides on, for a caller that reports every check). `Err` only for evidence that cannot be read.
+pub fn judge(
+    policy: &Policy,
+    pod: &str,
+    key: &[u8; 32],
+    evidence: &[u8],
+    now: u64,
+) -> Result<AttestationResult, String> {
+    let e = Endorsements { expected_report_data: Some(report_data(pod, key, &[]).to_vec()), ..Endorsements::default() };
+    Verifier::new(policy.clone()).verify(evidence, &e, now).map_err(|e| format!("unreadable evidence: {e}"))
 }
 
 /// Parses a pod's attestation policy (the genesis' or a `policy_changed` entry's TOML).
