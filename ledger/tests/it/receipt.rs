@@ -85,6 +85,17 @@ impl Pod {
     }
 }
 
+/// One bit flipped every `step` bytes of an encoded receipt: it no longer decodes, or no longer verifies.
+fn assert_bit_flips_refused(bytes: &[u8], genesis: &[u8], step: usize) {
+    for pos in (0..bytes.len()).step_by(step) {
+        let mut b = bytes.to_vec();
+        b[pos] ^= 0x01;
+        if let Ok(r) = Receipt::decode(&b) {
+            assert!(!r.verify(genesis).valid, "bit flip at {pos} still verifies");
+        }
+    }
+}
+
 fn failed(r: &sigil_ledger::receipt::ReceiptReport) -> Vec<&str> {
     r.checks.iter().filter(|c| !c.ok).map(|c| c.name).collect()
 }
@@ -205,14 +216,7 @@ fn the_receipt_signer_must_be_a_validator_and_its_signature_valid() {
     let bytes = p.log.receipt(15, &cp, "node-2", &outsider).unwrap();
     assert_eq!(failed(&Receipt::decode(&bytes).unwrap().verify(&p.genesis)), ["receipt.signature"]);
     // One bit flipped anywhere in the encoded receipt: it no longer decodes, or no longer verifies.
-    let good = p.receipt(15, &cp);
-    for pos in (0..good.len()).step_by(37) {
-        let mut b = good.clone();
-        b[pos] ^= 0x01;
-        if let Ok(r) = Receipt::decode(&b) {
-            assert!(!r.verify(&p.genesis).valid, "bit flip at {pos} still verifies");
-        }
-    }
+    assert_bit_flips_refused(&p.receipt(15, &cp), &p.genesis, 37);
 }
 
 #[test]
@@ -419,14 +423,7 @@ fn an_executors_attestation_left_out_altered_or_added_is_refused() {
     r.referenced.push(good.referenced[0].clone());
     assert!(refused(&r, "added").contains("names none"));
     // Bit flips anywhere in the encoded receipt.
-    let bytes = p.receipt(22, &cp);
-    for pos in (0..bytes.len()).step_by(29) {
-        let mut b = bytes.clone();
-        b[pos] ^= 0x01;
-        if let Ok(r) = Receipt::decode(&b) {
-            assert!(!r.verify(&p.genesis).valid, "bit flip at {pos} still verifies");
-        }
-    }
+    assert_bit_flips_refused(&p.receipt(22, &cp), &p.genesis, 29);
 }
 
 #[test]
