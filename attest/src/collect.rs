@@ -200,12 +200,24 @@ pub fn parse_cert_table(table: &[u8]) -> Result<Vec<Vec<u8>>> {
 
 /// Produces **insecure** simulated evidence, wrapped in a bundle.
 pub fn collect_sim(measurement: [u8; 48], report_data: [u8; 64], host_data: [u8; 32]) -> Result<Bundle> {
+    collect_sim_until(measurement, report_data, host_data, None)
+}
+
+/// [`collect_sim`] with evidence that lapses after `not_after` (Unix seconds), as real evidence does when its
+/// certificates or collateral expire: for tests of how a pod treats evidence over time.
+pub fn collect_sim_until(
+    measurement: [u8; 48],
+    report_data: [u8; 64],
+    host_data: [u8; 32],
+    not_after: Option<u64>,
+) -> Result<Bundle> {
     let claims = SimClaims {
         measurement: measurement.to_vec(),
         report_data: report_data.to_vec(),
         host_data: host_data.to_vec(),
         debug: false,
         svn: 1,
+        not_after,
     };
     Ok(Bundle::new(Platform::Sim, SimEvidence::generate(&claims)?, Vec::new()))
 }

@@ -243,7 +243,7 @@ impl Verifier {
             Evidence::Quote(raw) => self.verify_quote(&raw, None, endorsements, now, vtpm, None),
             Evidence::Sim(raw) => {
                 let mut out = match sim::SimEvidence::parse(&raw) {
-                    Ok(s) => sim::verify(&s, &p.sim, rd),
+                    Ok(s) => sim::verify(&s, &p.sim, rd, now),
                     Err(e) => format_failure(Platform::Sim, "sim.format", e),
                 };
                 self.unbound_vtpm(&mut out, vtpm, policy::expected_report_data(rd, &p.sim.report_data));

@@ -81,6 +81,10 @@ pub struct Policy {
     pub workload: WorkloadPolicy,
     /// Not an attestation rule: how the pod's validators check invocations (`sigil-pod`), governed with the rest.
     pub execution: ExecutionPolicy,
+    /// Not an attestation rule: how often the pod's validators refresh their evidence, and how fresh a
+    /// re-attestation must be (`sigil-pod`), governed with the rest.
+    #[serde(skip_serializing_if = "ReattestationPolicy::is_default")]
+    pub reattestation: ReattestationPolicy,
 }
 
 /// `[workload]`: whether evidence must prove the code that runs (kernel, initrd holding `sigil`, command line), not
@@ -128,6 +132,32 @@ pub struct ExecutionPolicy {
     /// Every validator runs each invocation of a `deterministic` applet again before it votes, and refuses a
     /// block whose outcome, output, write set or fuel differs from the executor's. Default false.
     pub replay_deterministic: bool,
+}
+
+/// `[reattestation]`: validators refresh their evidence with `reattested` entries. Each binds a committed point of
+/// the ledger (a height and the root after it) in its REPORT_DATA, so it cannot have been made before that block;
+/// validators refuse one whose point is older than `window_s` at the block that commits it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReattestationPolicy {
+    /// How often each validator re-attests, in seconds after its latest attestation (its admission, the genesis or
+    /// its last `reattested`). 0: validators do not re-attest on their own. Default 14,400 (4 hours).
+    pub every_s: u64,
+    /// How old, at the block that commits it, the ledger point a re-attestation binds may be, in seconds (at
+    /// least 10). Default 600.
+    pub window_s: u64,
+}
+
+impl Default for ReattestationPolicy {
+    fn default() -> Self {
+        ReattestationPolicy { every_s: 4 * 3600, window_s: 600 }
+    }
+}
+
+impl ReattestationPolicy {
+    fn is_default(&self) -> bool {
+        *self == ReattestationPolicy::default()
+    }
 }
 
 /// `[vtpm]`: what a virtual TPM's quote must show. Empty (the default), a quote that comes with the evidence is
@@ -485,6 +515,20 @@ impl Policy {
             }
         })?;
         check_lengths(&self.sim.measurements, 48, "sim.measurements")?;
+        let r = &self.reattestation;
+        if r.window_s < 10 {
+            return Err(Error::Policy(format!(
+                "reattestation.window_s = {}: at least 10 seconds, or no re-attestation could be committed",
+                r.window_s
+            )));
+        }
+        if r.every_s != 0 && r.every_s < 60 {
+            return Err(Error::Policy(format!(
+                "reattestation.every_s = {}: 0 (off) or at least 60 seconds (validators refuse a node's \
+                 re-attestation within 60 s of its last)",
+                r.every_s
+            )));
+        }
         if self.snp.measurements_cover == MeasurementsCover::Workload && self.snp.measurements.is_empty() {
             return Err(Error::Policy(
                 "snp.measurements_cover = \"workload\" with no snp.measurements: nothing would pin the workload".into(),

@@ -4,8 +4,12 @@
 //! (`[sim] allow = false`); tests and the devnet opt in explicitly.
 //!
 //! Wire format (canonical CBOR): `{"sigil-sim": 1, "body": bstr, "sig": bstr(64)}`, where `body` is the CBOR map
-//! `{"measurement": bstr(48), "report_data": bstr(64), "host_data": bstr(32), "debug": bool, "svn": uint}` and
-//! `sig` is ed25519 over `"sigil-sim-evidence/v1\0" ‖ body` by the sim root.
+//! `{"measurement": bstr(48), "report_data": bstr(64), "host_data": bstr(32), "debug": bool, "svn": uint}`, with an
+//! optional `"not_after": uint` (Unix seconds), and `sig` is ed25519 over `"sigil-sim-evidence/v1\0" ‖ body` by the
+//! sim root.
+//!
+//! `not_after` stands in for what makes real evidence expire (a VLEK's year, TDX collateral's month): evidence
+//! judged after it is refused (`sim.validity`). It lets tests show how a pod treats evidence that lapses.
 
 use ring::signature::{Ed25519KeyPair, KeyPair, UnparsedPublicKey, ED25519};
 use serde::{Deserialize, Serialize};
@@ -48,6 +52,9 @@ pub struct SimClaims {
     pub debug: bool,
     /// Security version.
     pub svn: u32,
+    /// The last second (Unix) at which the evidence is valid, as a certificate's `notAfter`; none: no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_after: Option<u64>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -103,7 +110,7 @@ impl SimEvidence {
     }
 }
 
-pub(crate) fn verify(ev: &SimEvidence, policy: &SimPolicy, expected_rd: Option<&[u8]>) -> Outcome {
+pub(crate) fn verify(ev: &SimEvidence, policy: &SimPolicy, expected_rd: Option<&[u8]>, now: u64) -> Outcome {
     let mut out = Outcome::new(Platform::Sim);
     let c = &mut out.checks;
     let mut msg = DOMAIN.to_vec();
@@ -132,9 +139,19 @@ pub(crate) fn verify(ev: &SimEvidence, policy: &SimPolicy, expected_rd: Option<&
         if policy.allow { Ok(()) } else { Err("simulated TEE evidence is insecure and refused by this policy (set [sim] allow = true for tests and devnets)".into()) },
     );
     c.record("sim.policy.debug", if claims.debug { Err("debug guest".into()) } else { Ok(()) });
+    if let Some(t) = claims.not_after {
+        c.record(
+            "sim.validity",
+            if now <= t {
+                Ok(())
+            } else {
+                Err(format!("expired at {}, judged at {}", crate::time::fmt_unix(t), crate::time::fmt_unix(now)))
+            },
+        );
+    }
     c.allow_list("sim.policy.measurement", &policy.measurements, &claims.measurement);
     let want = crate::policy::expected_report_data(expected_rd, &policy.report_data);
     c.report_data("sim.report_data", &claims.report_data, want);
-    out.claim("sim", json!({ "insecure": true, "host_data": hex::encode(&claims.host_data), "svn": claims.svn, "debug": claims.debug }));
+    out.claim("sim", json!({ "insecure": true, "host_data": hex::encode(&claims.host_data), "svn": claims.svn, "debug": claims.debug, "not_after": claims.not_after }));
     out
 }

@@ -261,6 +261,31 @@ pub struct Reattested {
     pub evidence: ByteBuf,
     /// The attestation result (CBOR).
     pub attestation_result: ByteBuf,
+    /// The committed point of the ledger the evidence binds in its REPORT_DATA (nonce [`Anchor::nonce`]), which
+    /// proves the evidence was made after it. Validators refuse a new re-attestation without one, or whose anchor
+    /// is not this ledger's or older than the pod's window (`[reattestation] window_s`). `None` only in entries
+    /// written before anchors existed (their encoding and hash unchanged): their evidence binds an empty nonce.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anchor: Option<Anchor>,
+}
+
+/// A committed point of a pod's ledger: a height and the ledger's root after it. Evidence that binds it in its
+/// REPORT_DATA was made after that block was decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Anchor {
+    /// The consensus height.
+    pub height: u64,
+    /// The ledger root after it.
+    pub root: Hash,
+}
+
+impl Anchor {
+    /// What evidence bound to this anchor puts in the node-identity binding's nonce:
+    /// `"sigil/anchor/v1\0"` ‖ height (u64, big-endian) ‖ root (32 bytes).
+    pub fn nonce(&self) -> Vec<u8> {
+        [b"sigil/anchor/v1\0".as_slice(), &self.height.to_be_bytes(), &self.root.0].concat()
+    }
 }
 
 /// Everything a pod's ledger records.

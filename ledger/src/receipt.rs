@@ -123,6 +123,11 @@ pub struct ExecutorRecord {
     pub policy_index: Option<u64>,
     /// When the invocation ran, Unix milliseconds (the validators that committed it held it to their block's time).
     pub ran_at_ms: u64,
+    /// The ledger point a re-attestation's evidence binds (its nonce, [`crate::entry::Anchor::nonce`]); `None`
+    /// for the genesis' and admissions' evidence, and re-attestations written before anchors, which bind an empty
+    /// nonce.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub anchor: Option<crate::entry::Anchor>,
     /// The evidence bundle, as recorded.
     #[serde(skip)]
     pub evidence: Vec<u8>,
@@ -618,16 +623,18 @@ impl Receipt {
             .ok_or_else(|| format!("{:?} was not a validator when entry {} was committed", inv.executor, self.index))?;
         let att = inv.executor_attestation;
         let not_it = |kind: &str| format!("entry {att} is a {kind} entry, not an attestation of {:?}", inv.executor);
-        let (kind, key, evidence) = match entry_at(att)? {
+        let (kind, key, evidence, anchor) = match entry_at(att)? {
             Entry::Genesis(g) => {
                 let p = g.validators.iter().position(|v| v.name == inv.executor).ok_or_else(|| not_it("genesis"))?;
                 let ev = g.evidence.get(p).ok_or("the genesis lists fewer evidence bundles than validators")?;
-                ("genesis", g.validators[p].public_key.clone(), ev.to_vec())
+                ("genesis", g.validators[p].public_key.clone(), ev.to_vec(), None)
             }
             Entry::NodeAdmitted(a) if a.validator.name == inv.executor => {
-                ("node_admitted", a.validator.public_key.clone(), a.evidence.to_vec())
+                ("node_admitted", a.validator.public_key.clone(), a.evidence.to_vec(), None)
             }
-            Entry::Reattested(r) if r.node == inv.executor => ("reattested", r.key.to_vec(), r.evidence.to_vec()),
+            Entry::Reattested(r) if r.node == inv.executor => {
+                ("reattested", r.key.to_vec(), r.evidence.to_vec(), r.anchor)
+            }
             other => return Err(not_it(other.kind())),
         };
         if key != key_then {
@@ -652,6 +659,7 @@ impl Receipt {
             evidence_sha256: Hash::digest(&evidence).to_hex(),
             policy_index: inv.policy,
             ran_at_ms: inv.at_ms,
+            anchor,
             evidence,
             policy,
         })

@@ -286,7 +286,7 @@ fn build(a: BuildArgs) -> anyhow::Result<()> {
         if validators.iter().any(|v: &Validator| v.name == e.name || v.public_key == key) {
             bail!("{}: node {} is enrolled twice (by name or key)", path.display(), e.name);
         }
-        match pod::admission::verify(&policy, &a.pod, &key, &ev, now) {
+        match pod::admission::verify(&policy, &a.pod, &key, &[], &ev, now) {
             Ok(_) => eprintln!("  {}: {} evidence accepted under the policy", e.name, e.platform),
             Err(why) => failures.push(format!("{} ({}): {why}", e.name, path.display())),
         }
@@ -374,7 +374,7 @@ fn show(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
                 sigil_attest::Bundle::decode(ev).map(|b| b.platform.as_str().to_string()).unwrap_or_default();
             let verdict = match key {
                 None => Err(format!("a {}-byte key", v.public_key.len())),
-                Some(k) => pod::admission::verify(&policy, &g.pod, &k, ev, now),
+                Some(k) => pod::admission::verify(&policy, &g.pod, &k, &[], ev, now),
             };
             all_ok &= verdict.is_ok();
             let workload = verdict.as_ref().ok().map(|r| r.claims["workload"].clone());

@@ -132,6 +132,11 @@ fn load(path: &Path) -> anyhow::Result<(PodConfig, Option<ApiConfig>)> {
             })
         }
     };
+    // The node re-attests with the same backend, on the pod's schedule (`[reattestation]`).
+    let attester = {
+        let (tee, pod_id) = (f.tee.clone(), g.pod.clone());
+        pod::reattest::Attester::new(move |rd| collect_evidence(&tee, &pod_id, rd).map_err(|e| format!("{e:#}")))
+    };
     let c = &f.consensus;
     let delta = Duration::from_millis(c.round_delta_ms);
     let propose = Duration::from_millis(c.propose_ms);
@@ -158,6 +163,7 @@ fn load(path: &Path) -> anyhow::Result<(PodConfig, Option<ApiConfig>)> {
             idle_interval: Duration::from_millis(c.idle_interval_ms),
             replay: Default::default(), // the runtime's, set where the node starts (`RunningNode::start`)
             mempool_capacity: c.mempool_capacity,
+            attester,
             fault: pod::Fault::None,
         },
         api,
@@ -166,7 +172,13 @@ fn load(path: &Path) -> anyhow::Result<(PodConfig, Option<ApiConfig>)> {
 
 /// The node's evidence for its identity key in `pod`, from the configured TEE backend.
 pub(crate) fn evidence(tee: &config::Tee, pod_id: &str, key: &[u8; 32]) -> anyhow::Result<Vec<u8>> {
-    let report_data = pod::admission::report_data(pod_id, key, &[]);
+    collect_evidence(tee, pod_id, &pod::admission::report_data(pod_id, key, &[]))
+}
+
+/// Evidence over `report_data` (a node-identity binding, [`pod::admission::report_data`]) from the configured TEE
+/// backend: what the node's evidence at start and its re-attestations are made of.
+pub(crate) fn collect_evidence(tee: &config::Tee, pod_id: &str, report_data: &[u8; 64]) -> anyhow::Result<Vec<u8>> {
+    let report_data = *report_data;
     match tee.backend.as_deref().unwrap_or("sim") {
         "sim" => {
             let m = match &tee.sim_measurement {
@@ -177,7 +189,8 @@ pub(crate) fn evidence(tee: &config::Tee, pod_id: &str, key: &[u8; 32]) -> anyho
                 None => pod::local::MEASUREMENT,
             };
             tracing::warn!("TEE backend sim: this node's evidence is SIMULATED (insecure); only a policy that allows sim accepts it");
-            Ok(pod::admission::sim_evidence(pod_id, key, m))
+            let host_data = sigil_attest::sha256(pod_id.as_bytes());
+            Ok(sigil_attest::collect::collect_sim(m, report_data, host_data)?.encode()?)
         }
         "azure" => {
             let src = sigil_attest::collect::AzureSource::at(tee.tpm.as_deref(), tee.imds.as_deref());

@@ -254,6 +254,7 @@ pub(crate) fn judge_executor(
 ) -> Option<Judged> {
     let ex = report.executor.as_ref()?;
     let at = ex.ran_at_ms / 1000;
+    let nonce = ex.anchor.map(|a| a.nonce()).unwrap_or_default();
     let (text, policy_source) = match (policy, &ex.policy, ex.policy_index) {
         (Some((text, source)), _, _) => (Some(text), format!("{source} (the verifier's)")),
         (None, Some(text), Some(i)) => (Some(text.as_str()), format!("the pod's, set by entry {i}")),
@@ -265,7 +266,7 @@ pub(crate) fn judge_executor(
                      one): judge its executor's evidence under yours, with --policy"
             .to_string()),
         Some(Err(e)) => Err(e),
-        Some(Ok(p)) => match sigil_pod::admission::judge(&p, &report.pod, &ex.key, &ex.evidence, at) {
+        Some(Ok(p)) => match sigil_pod::admission::judge(&p, &report.pod, &ex.key, &nonce, &ex.evidence, at) {
             Err(e) => Err(e),
             Ok(r) => {
                 let line = if r.accepted() {

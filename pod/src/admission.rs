@@ -2,9 +2,10 @@
 //! pod's policy accepts becomes a validator.
 //!
 //! The binding is REPORT_DATA = SHA-512(`"sigil/node-identity/v1\0"` ‖ public key (32) ‖ pod id ‖ 0x00 ‖ nonce),
-//! as docs/consensus.md describes; evidence put in the ledger (a genesis validator's, a `node_admitted` or `reattested`
-//! entry's) uses an empty nonce, so it is bound to one key and one pod and can be checked by anyone, later,
-//! from the ledger alone. Peers do not re-send evidence when they connect: the ledger is where it was checked,
+//! as docs/consensus.md describes. A genesis validator's and a `node_admitted` entry's evidence use an empty nonce,
+//! so it is bound to one key and one pod; a `reattested` entry's binds its anchor (a committed height and the
+//! ledger root after it, [`sigil_ledger::entry::Anchor::nonce`]), so it was made after that block. Either can be
+//! checked by anyone, later, from the ledger alone. Peers do not re-send evidence when they connect: the ledger is where it was checked,
 //! and a connecting validator proves it holds an admitted key (`signing::PodVerifier`).
 
 use ring::digest::{digest, SHA512};
@@ -25,22 +26,40 @@ pub fn report_data(pod: &str, key: &[u8; 32], nonce: &[u8]) -> [u8; 64] {
 /// Sim evidence (an evidence bundle) binding `key` to `pod`, with the simulated launch `measurement`.
 /// INSECURE: anyone can make sim evidence; only a policy with `[sim] allow = true` accepts it.
 pub fn sim_evidence(pod: &str, key: &[u8; 32], measurement: [u8; 48]) -> Vec<u8> {
+    sim_evidence_until(pod, key, measurement, None)
+}
+
+/// [`sim_evidence`] that lapses after `not_after` (Unix seconds), as real evidence does when its certificates or
+/// collateral expire (tests of a pod over time).
+pub fn sim_evidence_until(pod: &str, key: &[u8; 32], measurement: [u8; 48], not_after: Option<u64>) -> Vec<u8> {
+    sim_evidence_with(pod, key, measurement, &[], not_after)
+}
+
+/// Sim evidence binding `key` to `pod` with `nonce` (a re-attestation's anchor), lapsing after `not_after`.
+pub fn sim_evidence_with(
+    pod: &str,
+    key: &[u8; 32],
+    measurement: [u8; 48],
+    nonce: &[u8],
+    not_after: Option<u64>,
+) -> Vec<u8> {
     let host_data = sigil_attest::sha256(pod.as_bytes());
-    sigil_attest::collect::collect_sim(measurement, report_data(pod, key, &[]), host_data)
+    sigil_attest::collect::collect_sim_until(measurement, report_data(pod, key, nonce), host_data, not_after)
         .and_then(|b| b.encode())
         .expect("sim evidence encodes")
 }
 
-/// Verifies `evidence` (any form `sigil attest verify` reads) for the node with `key` in `pod`, under the pod's
-/// `policy` at `now` (Unix seconds). Accepted: the result. Refused: every reason, in one line.
+/// Verifies `evidence` (any form `sigil attest verify` reads) for the node with `key` in `pod`, bound with `nonce`
+/// (empty, or a re-attestation's anchor), under the pod's `policy` at `now` (Unix seconds). Accepted: the result. Refused: every reason, in one line.
 pub fn verify(
     policy: &Policy,
     pod: &str,
     key: &[u8; 32],
+    nonce: &[u8],
     evidence: &[u8],
     now: u64,
 ) -> Result<AttestationResult, String> {
-    let r = judge(policy, pod, key, evidence, now)?;
+    let r = judge(policy, pod, key, nonce, evidence, now)?;
     match r.verdict {
         Verdict::Accepted => Ok(r),
         _ => Err(format!("{} evidence refused: {}", r.platform.as_str(), r.reasons.join("; "))),
@@ -53,10 +72,12 @@ pub fn judge(
     policy: &Policy,
     pod: &str,
     key: &[u8; 32],
+    nonce: &[u8],
     evidence: &[u8],
     now: u64,
 ) -> Result<AttestationResult, String> {
-    let e = Endorsements { expected_report_data: Some(report_data(pod, key, &[]).to_vec()), ..Endorsements::default() };
+    let e =
+        Endorsements { expected_report_data: Some(report_data(pod, key, nonce).to_vec()), ..Endorsements::default() };
     Verifier::new(policy.clone()).verify(evidence, &e, now).map_err(|e| format!("unreadable evidence: {e}"))
 }
 

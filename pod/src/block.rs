@@ -26,6 +26,8 @@ pub const MAX_BLOCK_ENTRIES: usize = 8192;
 pub const MAX_CLOCK_DRIFT_MS: u64 = 5_000;
 /// How old an invocation or rejection may be, against its block's time, to be committed.
 pub const FRESHNESS_MS: u64 = 5 * 60_000;
+/// A validator's re-attestation comes at least this long after its latest attestation.
+pub const MIN_REATTEST_GAP_MS: u64 = 60_000;
 
 /// An ordered batch of ledger entries, bound to the ledger state it extends.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -153,6 +155,9 @@ pub struct Rules {
     pub set: ValidatorSet,
     /// Latest attestation entry of each validator, by name.
     pub attestations: HashMap<String, u64>,
+    /// When each validator's latest attestation was committed (Unix ms: its block's time; the genesis' validators,
+    /// the genesis' `created_at`), by name. A validator re-attests `[reattestation] every_s` after it.
+    pub attested_at: HashMap<String, u64>,
     /// The pod's attestation policy.
     pub policy: sigil_attest::Policy,
     /// The ledger index of the entry that set it: the genesis (0) or the latest `policy_changed`. An invocation
@@ -300,6 +305,8 @@ pub struct Checker<'a> {
     requests: HashSet<Hash>,
     rejections: HashSet<Hash>,
     members: sigil_ledger::checkpoint::ValidatorSet,
+    /// The nodes this block re-attests so far.
+    reattested: HashSet<String>,
     /// Whether invocations are re-executed where the policy asks (not for a block a quorum already decided).
     replay: bool,
     /// Whether a quorum already decided the block (its commit, or a synced block).
@@ -322,7 +329,7 @@ impl<'a> Checker<'a> {
                 }
                 let key: [u8; 32] =
                     a.validator.public_key.as_slice().try_into().map_err(|_| "the node's key is not 32 bytes")?;
-                admission::verify(&self.rules.policy, pod, &key, &a.evidence, now)
+                admission::verify(&self.rules.policy, pod, &key, &[], &a.evidence, now)
                     .map(|_| ())
                     .map_err(|why| format!("{} is not admitted: {why}", a.validator.name))
             }
@@ -331,12 +338,54 @@ impl<'a> Checker<'a> {
                 if r.key.as_slice() != v.public_key.0.as_slice() {
                     return Err(format!("{}: the entry names another key than the node's", r.node));
                 }
-                admission::verify(&self.rules.policy, pod, &v.public_key.0, &r.evidence, now)
+                // A block a quorum decided was held to these when it was voted on; what it settled stands.
+                if !self.decided {
+                    self.fresh(r)?;
+                }
+                let nonce = r.anchor.map(|a| a.nonce()).unwrap_or_default();
+                admission::verify(&self.rules.policy, pod, &v.public_key.0, &nonce, &r.evidence, now)
                     .map(|_| ())
                     .map_err(|why| format!("{}: {why}", r.node))
             }
             Entry::PolicyChanged(p) => admission::parse_policy(&p.policy).map(|_| ()),
             _ => Ok(()),
+        }
+    }
+
+    /// A new re-attestation binds an anchor of this ledger (a decided height and the root after it) whose block is
+    /// at most `[reattestation] window_s` older than this block, so its evidence was made within that window; it
+    /// comes at least [`MIN_REATTEST_GAP_MS`] after the node's latest attestation, and once per block, so a
+    /// validator cannot fill blocks with its own evidence.
+    fn fresh(&self, r: &sigil_ledger::entry::Reattested) -> Result<(), String> {
+        let node = &r.node;
+        if self.reattested.contains(node) {
+            return Err(format!("{node}: a second re-attestation in one block"));
+        }
+        let last = self.rules.attested_at.get(node).copied().unwrap_or(0);
+        if self.block_time_ms < last.saturating_add(MIN_REATTEST_GAP_MS) {
+            return Err(format!(
+                "{node}: re-attests {} ms after its latest attestation, sooner than {MIN_REATTEST_GAP_MS} ms",
+                self.block_time_ms.saturating_sub(last)
+            ));
+        }
+        let a = r.anchor.ok_or_else(|| {
+            format!("{node}: the re-attestation binds no anchor (a recent height and root of this ledger)")
+        })?;
+        match crate::root_at_height(self.ledger, a.height)? {
+            Some((_, root)) if root == a.root => {}
+            Some(_) => return Err(format!("{node}: the anchor's root is not this ledger's at height {}", a.height)),
+            None => return Err(format!("{node}: the anchor's height {} is not decided here", a.height)),
+        }
+        let window_ms = self.rules.policy.reattestation.window_s.saturating_mul(1000);
+        match crate::block_time_at(self.ledger, a.height)? {
+            Some(t) if self.block_time_ms.saturating_sub(t) <= window_ms => Ok(()),
+            Some(t) => Err(format!(
+                "{node}: the anchor (height {}) is {} s older than this block, more than the pod's window of {} s",
+                a.height,
+                self.block_time_ms.saturating_sub(t) / 1000,
+                window_ms / 1000
+            )),
+            None => Err(format!("{node}: the anchor's height {} has no recorded time (too old)", a.height)),
         }
     }
 
@@ -349,6 +398,7 @@ impl<'a> Checker<'a> {
             requests: HashSet::new(),
             rejections: HashSet::new(),
             members: ledger.validators_at(ledger.size()),
+            reattested: HashSet::new(),
             replay: true,
             decided: false,
             effects: Effects::default(),
@@ -412,6 +462,9 @@ impl<'a> Checker<'a> {
             }
             Entry::RequestRejected(r) => {
                 self.rejections.insert(r.request_hash);
+            }
+            Entry::Reattested(r) => {
+                self.reattested.insert(r.node.clone());
             }
             _ => {}
         }
@@ -857,7 +910,9 @@ mod tests {
             (state::code_key(&testing::probe().code_digest), code.code),
             (state::state_key("probe", b"k"), state::value_bytes(b"v", 2)),
         ];
-        ledger.append_block_with(&[deploy, done], aux, vec![], None).unwrap();
+        let (size, root) = ledger.append_block_with(&[deploy, done], aux, vec![], None).unwrap();
+        // What the app records of height 1: its root and time (a re-attestation's anchor is checked against them).
+        ledger.aux_write(crate::app::height_records(1, size, &root, T - 500).to_vec(), vec![]).unwrap();
         let set = ValidatorSet::from_ledger(&ledger.validators_at(ledger.size())).unwrap();
         let proposer = set.validators[1].address;
         Fixture { ledger, set, proposer }
@@ -880,6 +935,7 @@ mod tests {
         Rules {
             set: f.set.clone(),
             attestations: (0..4).map(|i| (local::name(i), 0)).collect(),
+            attested_at: (0..4).map(|i| (local::name(i), 1_764_000_000_000)).collect(),
             policy: admission::parse_policy(&local::policy()).unwrap(),
             policy_index: 0,
             members: g.members,
@@ -1307,18 +1363,48 @@ mod tests {
         refused(&f, &block(&f, vec![signed(&no_policy, 0)]), "it names no policy");
         let slot = Slot { height: Height(2), proposer: f.proposer, now_ms: T + 100 };
         assert!(validate(&block(&f, vec![signed(&no_policy, 0)]), &f.ledger, &rules(&f), &slot, true).is_ok());
-        // A re-attestation names the key its evidence binds: the node's, or it is refused.
-        let reattested = |key: Vec<u8>| {
+        // A re-attestation names the key its evidence binds: the node's, or it is refused. It binds an anchor (a
+        // decided height of this ledger and the root after it) within the pod's window of the block.
+        let own = crate::public_key(&local::seed(0));
+        let root1 = crate::root_at_height(&f.ledger, 1).unwrap().unwrap().1;
+        let anchor = sigil_ledger::entry::Anchor { height: 1, root: root1 };
+        let reattested = |key: Vec<u8>, anchor: Option<sigil_ledger::entry::Anchor>, nonce: Vec<u8>| {
+            let evidence = admission::sim_evidence_with("p", &own, local::MEASUREMENT, &nonce, None);
             let e = Entry::Reattested(Reattested {
                 node: local::name(0),
                 key: ByteBuf::from(key),
-                evidence: ByteBuf::from(local::evidence("p", 0)),
+                evidence: ByteBuf::from(evidence),
                 attestation_result: ByteBuf::new(),
+                anchor,
             });
             signed(&(e, Attachments::default()), 0)
         };
-        assert!(check(&f, &block(&f, vec![reattested(crate::public_key(&local::seed(0)).to_vec())])).is_ok());
-        refused(&f, &block(&f, vec![reattested(crate::public_key(&local::seed(1)).to_vec())]), "names another key");
+        let fresh = reattested(own.to_vec(), Some(anchor), anchor.nonce());
+        assert!(check(&f, &block(&f, vec![fresh.clone()])).is_ok());
+        let other = crate::public_key(&local::seed(1)).to_vec();
+        refused(&f, &block(&f, vec![reattested(other, Some(anchor), anchor.nonce())]), "names another key");
+        refused(&f, &block(&f, vec![reattested(own.to_vec(), None, vec![])]), "binds no anchor");
+        let forged = sigil_ledger::entry::Anchor { root: Hash::digest(b"another ledger"), ..anchor };
+        refused(&f, &block(&f, vec![reattested(own.to_vec(), Some(forged), forged.nonce())]), "not this ledger's");
+        let ahead = sigil_ledger::entry::Anchor { height: 2, ..anchor };
+        refused(&f, &block(&f, vec![reattested(own.to_vec(), Some(ahead), ahead.nonce())]), "not decided here");
+        // Evidence made before the anchor (an empty nonce, or another anchor's) does not bind it.
+        refused(&f, &block(&f, vec![reattested(own.to_vec(), Some(anchor), vec![])]), "report_data");
+        refused(&f, &block(&f, vec![reattested(own.to_vec(), Some(anchor), forged.nonce())]), "report_data");
+        refused(&f, &block(&f, vec![fresh.clone(), fresh.clone()]), "second re-attestation in one block");
+        let slot = Slot { height: Height(2), proposer: f.proposer, now_ms: T + 100 };
+        let mut tight = rules(&f);
+        tight.policy.reattestation.window_s = 0; // the anchor's block is 500 ms older than this one
+        let err = validate(&block(&f, vec![fresh.clone()]), &f.ledger, &tight, &slot, false).unwrap_err();
+        assert!(format!("{err:?}").contains("more than the pod's window"), "{err:?}");
+        let mut recent = rules(&f);
+        recent.attested_at.insert(local::name(0), T - MIN_REATTEST_GAP_MS + 1);
+        let err = validate(&block(&f, vec![fresh.clone()]), &f.ledger, &recent, &slot, false).unwrap_err();
+        assert!(format!("{err:?}").contains("sooner than"), "{err:?}");
+        // A block a quorum decided stands as it was voted on: a re-attestation written before anchors existed
+        // (its evidence binds an empty nonce) is committed.
+        let old = reattested(own.to_vec(), None, vec![]);
+        assert!(validate(&block(&f, vec![old]), &f.ledger, &tight, &slot, true).is_ok());
         refused(&f, &block(&f, vec![signed(&invocation(0, 7, T - FRESHNESS_MS - 1), 0)]), "stale");
         refused(&f, &block(&f, vec![signed(&invocation(0, 8, T + 1), 0)]), "after its block's time");
         let twice = signed(&invocation(0, 9, T - 10), 0);

@@ -29,6 +29,7 @@ mod error;
 #[doc(hidden)]
 pub mod fuzz;
 pub mod local;
+pub mod reattest;
 mod rejection;
 pub mod replay;
 mod signing;
@@ -37,7 +38,7 @@ mod state;
 pub mod testing;
 pub mod types;
 
-pub use app::{decided_round, misbehaviour, root_at_height, Committed, Mempool, Tip};
+pub use app::{block_time_at, decided_round, misbehaviour, root_at_height, Committed, Mempool, Tip};
 pub use block::{Attachments, Block, Item, Rules, MAX_BLOCK_BYTES};
 pub use error::PodError;
 pub use malachitebft_app_channel::app::types::core::LinearTimeouts;
@@ -65,7 +66,7 @@ use malachitebft_app_channel::{
 use sigil_ledger::entry::Encoded;
 use sigil_ledger::store::{Kv, Ledger};
 use sigil_ledger::Entry;
-use sigil_primitives::clock::{now_ms, now_secs};
+use sigil_primitives::clock::now_ms;
 use tokio::sync::{oneshot, watch, Notify};
 
 use app::{App, AppConfig, Shared};
@@ -101,6 +102,9 @@ pub struct PodConfig {
     /// How this node runs invocations again when the pod's policy asks validators to (`replay`): the node's wasm
     /// runtime. Without one, the node refuses the blocks that need a replay.
     pub replay: replay::Replayer,
+    /// The node's TEE backend: with one, the node re-attests on the pod's schedule (`[reattestation] every_s`,
+    /// [`reattest`]); without, it does not.
+    pub attester: reattest::Attester,
     /// Misbehaviour to inject, for the tests of the pod's fault tolerance. Always [`Fault::None`] for a real node:
     /// `sigil node run` has no way to set it.
     pub fault: Fault,
@@ -228,6 +232,18 @@ pub struct PodNode {
     engine: EngineHandle,
     app: tokio::task::JoinHandle<Result<(), String>>,
     shared: Shared,
+    /// The re-attestation loop, where the node has an attester.
+    #[allow(dead_code)] // held for its drop
+    reattest: Option<AbortOnDrop>,
+}
+
+/// A task that stops when its handle is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl PodNode {
@@ -357,7 +373,19 @@ impl PodNode {
             }
             r
         });
-        Ok(PodNode { address, name: cfg.name, signer, fault: cfg.fault, engine, app, shared })
+        let reattest = cfg.attester.0.clone().map(|collect| {
+            let (queued, fault) = (shared.clone(), cfg.fault);
+            let ctx = reattest::Ctx {
+                name: cfg.name.clone(),
+                pod: shared.ledger.lock().expect("not poisoned").pod().to_string(),
+                signer: signer.clone(),
+                shared: shared.clone(),
+                collect,
+                queue: Box::new(move |e, a| queue(&queued, fault, e, a).map_err(|r| r.to_string())),
+            };
+            AbortOnDrop(tokio::spawn(reattest::run(ctx)))
+        });
+        Ok(PodNode { address, name: cfg.name, signer, fault: cfg.fault, engine, app, shared, reattest })
     }
 
     /// Queues an entry for a block; the receiver fires once it is committed (dropped if it never will be). An
@@ -405,24 +433,7 @@ impl PodNode {
         entry: Encoded,
         attachments: Attachments,
     ) -> Result<oneshot::Receiver<Committed>, Rejection> {
-        if matches!(entry.entry(), Entry::Genesis(_)) {
-            return Err("a genesis cannot be submitted".into());
-        }
-        if self.fault != Fault::UncheckedProposals {
-            // Lock order: the rules, then the ledger (the app never holds the ledger while it takes the rules).
-            let guard = self.shared.rules.lock().expect("not poisoned");
-            let rules = guard.as_ref().ok_or(Rejection::Starting)?;
-            let l = self.shared.ledger.lock().expect("not poisoned");
-            let now = now_ms().max(rules.parent_time_ms);
-            block::Checker::new(&l, rules, now)
-                .check(0, &entry, &attachments)
-                .map_err(|why| why.map(|why| why.replacen("entry 0 ", "", 1)))?;
-        }
-        // Checked in full above (or signed here): the proposer need not verify its signatures again.
-        let attachments = Attachments { verified: self.fault != Fault::UncheckedProposals, ..attachments };
-        let rx = self.shared.mempool.lock().expect("not poisoned").push(entry, attachments)?;
-        self.shared.queued.notify_one();
-        Ok(rx)
+        queue(&self.shared, self.fault, entry, attachments)
     }
 
     /// The rules entries are checked by, as of the last commit (validators, attestations, policy, applets).
@@ -463,6 +474,7 @@ impl PodNode {
 
     /// Stops consensus and the app, and waits for them.
     pub async fn stop(self) {
+        drop(self.reattest);
         self.engine.actor.stop(None);
         let _ = tokio::time::timeout(Duration::from_secs(10), self.engine.handle).await;
         self.app.abort();
@@ -470,7 +482,12 @@ impl PodNode {
     }
 }
 
-/// Every genesis validator's evidence must bind its key to the pod and satisfy the genesis policy.
+/// Every genesis validator's evidence must bind its key to the pod and satisfy the genesis policy, judged at the
+/// genesis' own time (`created_at`), as every later attestation is judged at the time of the block that commits it.
+/// A node that restarts does not re-judge what its pod settled: evidence or collateral that lapsed since (a VLEK
+/// after its year, TDX collateral after its month) cannot stop a pod's nodes from starting. Whether a validator may
+/// vote now is decided by its latest attestation (docs/attestation.md, "Attestation over time"). `sigil genesis
+/// create` judges the evidence at its own clock when it writes `created_at`.
 pub fn check_genesis(genesis: &Entry) -> Result<(), PodError> {
     let bad = PodError::Genesis;
     let Entry::Genesis(g) = genesis else { return Err(bad(format!("the genesis is a {} entry", genesis.kind()))) };
@@ -479,17 +496,44 @@ pub fn check_genesis(genesis: &Entry) -> Result<(), PodError> {
         let (v, e) = (g.validators.len(), g.evidence.len());
         return Err(bad(format!("the genesis has {v} validators but {e} evidence bundles")));
     }
-    let now = now_secs();
     for (v, ev) in g.validators.iter().zip(&g.evidence) {
         let key: [u8; 32] = v
             .public_key
             .as_slice()
             .try_into()
             .map_err(|_| bad(format!("validator {}: a {}-byte key", v.name, v.public_key.len())))?;
-        admission::verify(&policy, &g.pod, &key, ev, now)
-            .map_err(|why| bad(format!("genesis validator {}: {why}", v.name)))?;
+        admission::verify(&policy, &g.pod, &key, &[], ev, g.created_at)
+            .map_err(|why| bad(format!("genesis validator {}: {why} (judged at the genesis' time)", v.name)))?;
     }
     Ok(())
+}
+
+/// Checks an entry against the ledger as a validator would, then queues it in the node's mempool (see
+/// [`PodNode::submit_signed`]).
+fn queue(
+    shared: &app::Shared,
+    fault: Fault,
+    entry: Encoded,
+    attachments: Attachments,
+) -> Result<oneshot::Receiver<Committed>, Rejection> {
+    if matches!(entry.entry(), Entry::Genesis(_)) {
+        return Err("a genesis cannot be submitted".into());
+    }
+    if fault != Fault::UncheckedProposals {
+        // Lock order: the rules, then the ledger (the app never holds the ledger while it takes the rules).
+        let guard = shared.rules.lock().expect("not poisoned");
+        let rules = guard.as_ref().ok_or(Rejection::Starting)?;
+        let l = shared.ledger.lock().expect("not poisoned");
+        let now = now_ms().max(rules.parent_time_ms);
+        block::Checker::new(&l, rules, now)
+            .check(0, &entry, &attachments)
+            .map_err(|why| why.map(|why| why.replacen("entry 0 ", "", 1)))?;
+    }
+    // Checked in full above (or signed here): the proposer need not verify its signatures again.
+    let attachments = Attachments { verified: fault != Fault::UncheckedProposals, ..attachments };
+    let rx = shared.mempool.lock().expect("not poisoned").push(entry, attachments)?;
+    shared.queued.notify_one();
+    Ok(rx)
 }
 
 /// Malachite with its own network, WAL, sync and consensus actors.

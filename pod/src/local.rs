@@ -48,6 +48,17 @@ pub fn evidence(pod: &str, i: usize) -> Vec<u8> {
     super::admission::sim_evidence(pod, &public_key(&seed(i)), MEASUREMENT)
 }
 
+/// A sim TEE backend (insecure) for a local node of `pod`: evidence of [`MEASUREMENT`] over the REPORT_DATA it is
+/// given, what a local node re-attests with.
+pub fn sim_attester(pod: &str) -> crate::reattest::Attester {
+    let host_data = sigil_attest::sha256(pod.as_bytes());
+    crate::reattest::Attester::new(move |rd| {
+        sigil_attest::collect::collect_sim(MEASUREMENT, *rd, host_data)
+            .and_then(|b| b.encode())
+            .map_err(|e| e.to_string())
+    })
+}
+
 /// The genesis of a local pod of `n` validators.
 pub fn genesis(pod: &str, n: usize) -> Entry {
     Entry::Genesis(Genesis {
@@ -95,6 +106,7 @@ pub fn configs_at(pod: &str, addrs: &[(std::net::Ipv4Addr, u16)], dir: &Path) ->
             idle_interval: super::IDLE_INTERVAL,
             replay: Default::default(),
             mempool_capacity: 100_000,
+            attester: Default::default(),
             fault: super::Fault::None,
         })
         .collect()

@@ -527,6 +527,22 @@ fn sim_evidence_is_refused_by_default_and_accepted_when_allowed() {
 }
 
 #[test]
+fn sim_evidence_with_a_validity_window_is_refused_after_it() {
+    let b = sigil_attest::collect::collect_sim_until([7; 48], [9; 64], [0; 32], Some(1_000)).unwrap();
+    let bytes = b.encode().unwrap();
+    let v = verifier("[sim]\nallow = true");
+    let r = run(&v, &bytes, &Endorsements::default(), 1_000);
+    assert_accepted(&r);
+    assert_eq!(r.claims["sim"]["not_after"], 1_000);
+    let r = run(&v, &bytes, &Endorsements::default(), 1_001);
+    assert_rejected_for(&r, &["sim.validity"]);
+    assert!(r.reasons.iter().any(|x| x.contains("expired at 1970-01-01")), "{:?}", r.reasons);
+    // Without the window, no time limit.
+    let open = sigil_attest::collect::collect_sim([7; 48], [9; 64], [0; 32]).unwrap().encode().unwrap();
+    assert_accepted(&run(&v, &open, &Endorsements::default(), u64::MAX / 2));
+}
+
+#[test]
 fn bundle_round_trips_and_verifies_like_its_parts() {
     let vcek = parse_cert_file(&file(VIRTEE_VCEK), "vcek").unwrap().remove(0);
     let b = sigil_attest::Bundle::new(sigil_attest::Platform::SevSnp, virtee_raw(), vec![vcek.der().to_vec()]);

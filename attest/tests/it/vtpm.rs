@@ -315,6 +315,7 @@ fn bundle_with(vtpm: VtpmEvidence, nonce: &[u8]) -> Vec<u8> {
         host_data: vec![0; 32],
         debug: false,
         svn: 0,
+        not_after: None,
     };
     let mut b = Bundle::new(Platform::Sim, SimEvidence::generate(&claims).unwrap(), vec![]);
     b.vtpm = Some(vtpm);

@@ -86,6 +86,14 @@ fn all_kinds() -> Vec<Entry> {
             key: ByteBuf::from(vec![3; 32]),
             evidence: ByteBuf::from(vec![1]),
             attestation_result: ByteBuf::from(vec![2]),
+            anchor: None,
+        }),
+        Entry::Reattested(Reattested {
+            node: "node-0".into(),
+            key: ByteBuf::from(vec![3; 32]),
+            evidence: ByteBuf::from(vec![1]),
+            attestation_result: ByteBuf::from(vec![2]),
+            anchor: Some(sigil_ledger::entry::Anchor { height: 7, root: h }),
         }),
     ]
 }

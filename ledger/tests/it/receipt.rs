@@ -343,6 +343,7 @@ fn pod_with_history() -> Pod {
         key: ByteBuf::from(key(4).public_key().as_ref().to_vec()),
         evidence: ByteBuf::from(b"node-4 evidence, later".to_vec()),
         attestation_result: ByteBuf::new(),
+        anchor: Some(sigil_ledger::entry::Anchor { height: 9, root: Hash([7; 32]) }),
     });
     assert_eq!(p.log.append(&again).unwrap(), 21);
     assert_eq!(p.log.append(&run_by(100, "node-4", 21, 20)).unwrap(), 22);
@@ -361,6 +362,8 @@ fn an_invocation_receipt_proves_its_executors_attestation_and_policy() {
     assert!(report.valid, "{:?}", report.reasons);
     let ex = report.executor.as_ref().expect("an executor record");
     assert_eq!((ex.name.as_str(), ex.attestation_index, ex.attestation_kind), ("node-4", 21, "reattested"));
+    // The anchor its evidence binds travels with it, so a verifier can rebuild the REPORT_DATA.
+    assert_eq!(ex.anchor, Some(sigil_ledger::entry::Anchor { height: 9, root: Hash([7; 32]) }));
     assert_eq!(ex.key.as_slice(), key(4).public_key().as_ref());
     assert_eq!(ex.evidence, b"node-4 evidence, later");
     assert_eq!((ex.policy_index, ex.policy.as_deref()), (Some(20), Some("[sim]\nallow = true\nmeasurements = []\n")));

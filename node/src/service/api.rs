@@ -616,20 +616,20 @@ pub fn pod_status(s: &Service) -> Result<Value, String> {
                 .and_then(|i| s.verdicts.get(&(name.clone(), i)))
                 .filter(|(at, policy, _)| now.duration_since(*at) < VERDICT_TTL && **policy == rules.policy)
                 .map(|(_, _, v)| v);
-            // The evidence is read only when its verdict must be worked out again.
-            let (evidence, at_ms) = match att {
-                Some(0) => (
-                    g.validators.iter().position(|x| x.name == name).map(|i| g.evidence[i].to_vec()),
-                    g.created_at * 1000,
-                ),
-                Some(_) if cached.is_some() => (None, 0),
+            // The evidence (and the nonce it binds) is read only when its verdict must be worked out again.
+            let evidence = match att {
+                Some(_) if cached.is_some() => None,
+                Some(0) => g.validators.iter().position(|x| x.name == name).map(|i| (g.evidence[i].to_vec(), vec![])),
                 Some(i) => match l.entry(i).map_err(|e| e.to_string())? {
-                    Entry::NodeAdmitted(a) => (Some(a.evidence.to_vec()), 0),
-                    Entry::Reattested(r) => (Some(r.evidence.to_vec()), 0),
-                    _ => (None, 0),
+                    Entry::NodeAdmitted(a) => Some((a.evidence.to_vec(), vec![])),
+                    Entry::Reattested(r) => {
+                        Some((r.evidence.to_vec(), r.anchor.map(|a| a.nonce()).unwrap_or_default()))
+                    }
+                    _ => None,
                 },
-                None => (None, 0),
+                None => None,
             };
+            let at_ms = rules.attested_at.get(&name).copied().unwrap_or(0);
             let member_index = last_change(Subject::Membership(&name))?;
             validators.push((v.clone(), att, at_ms, member_index, cached, evidence));
         }
@@ -640,11 +640,12 @@ pub fn pod_status(s: &Service) -> Result<Value, String> {
         let name = v.name.clone();
         let verdict: Verdict = match (cached, evidence, att) {
             (Some(c), _, _) => c,
-            (None, Some(ev), Some(att)) => {
+            (None, Some((ev, nonce)), Some(att)) => {
                 let result = sigil_pod::admission::verify(
                     &rules.policy,
                     &g.pod,
                     &v.public_key.0,
+                    &nonce,
                     &ev,
                     sigil_primitives::clock::now_secs(),
                 );
@@ -661,7 +662,9 @@ pub fn pod_status(s: &Service) -> Result<Value, String> {
         nodes.push(json!({
             "name": name, "key": format!("ed25519:{}", hex::encode(v.public_key.0)), "attestation_index": att,
             "membership_index": member_index,
-            "attested_at_ms": if at_ms > 0 { Some(at_ms) } else { None }, "platform": platform,
+            "attested_at_ms": if at_ms > 0 { Some(at_ms) } else { None },
+            "attestation_age_s": (at_ms > 0).then(|| sigil_primitives::clock::now_ms().saturating_sub(at_ms) / 1000),
+            "platform": platform,
             "measurement": measurement, "tcb_status": tcb, "verdict": verdict, "this_node": name == s.node.name(),
             "labels": if name == s.node.name() { json!(s.labels) } else { json!({}) },
         }));
@@ -671,6 +674,7 @@ pub fn pod_status(s: &Service) -> Result<Value, String> {
         "root": tip.root.to_hex(), "validators": nodes, "members": g.members.iter().map(|m| m.name.clone()).collect::<Vec<_>>(),
         "threshold": g.threshold, "uptime_s": s.uptime(), "other_pods": s.directory.pods,
         "insecure_sim": rules.policy.sim.allow, "policy_index": policy_index,
+        "reattestation": { "every_s": rules.policy.reattestation.every_s, "window_s": rules.policy.reattestation.window_s },
     }))
 }
 

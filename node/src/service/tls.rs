@@ -202,7 +202,7 @@ impl AttestedVerifier {
             }
             Trust::Ca(_) => return Err("an operator certificate is checked by its CA, not by evidence".into()),
         };
-        sigil_pod::admission::verify(&policy, &pod, &cert.key, &cert.evidence, now)
+        sigil_pod::admission::verify(&policy, &pod, &cert.key, &[], &cert.evidence, now)
     }
 }
 

@@ -191,8 +191,8 @@ impl App {
             (height_key(keys::DECIDED, h.0), bytes.clone()),
             (height_key(keys::CERT, h.0), cert_bytes.to_vec()),
             (keys::TIP.to_vec(), [h.0.to_be_bytes(), b.time_ms.to_be_bytes()].concat()),
-            (height_key(keys::ROOT, h.0), [size.to_be_bytes().as_slice(), &root.0].concat()),
         ];
+        aux.extend(height_records(h.0, size, &root, b.time_ms));
         let mut attested = Vec::new();
         let new_policy = entries.iter().enumerate().rev().find_map(|(i, e)| match e {
             Entry::PolicyChanged(p) => Some((first + i as u64, p.policy.clone())),
@@ -209,6 +209,7 @@ impl App {
             };
             if let Some(n) = name {
                 aux.push(([keys::ATTESTATION, n.as_bytes()].concat(), (first + i as u64).to_be_bytes().to_vec()));
+                aux.push(([keys::ATTESTED_AT, n.as_bytes()].concat(), b.time_ms.to_be_bytes().to_vec()));
                 attested.push((n, first + i as u64));
             }
         }
@@ -239,6 +240,7 @@ impl App {
         drop(l);
         let set = ValidatorSet::from_ledger(&after)?;
         tracing::debug!(height = %h, entries = entries.len(), size, root = %root, "committed");
+        self.rules.attested_at.extend(attested.iter().map(|(n, _)| (n.clone(), b.time_ms)));
         self.rules.attestations.extend(attested);
         self.rules.applets.extend(deployed);
         if let Some((index, text)) = new_policy {

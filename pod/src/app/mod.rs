@@ -53,10 +53,11 @@ mod streams;
 mod sync;
 
 pub use mempool::Mempool;
-pub use store::{decided_round, misbehaviour, root_at_height};
+pub use store::{block_time_at, decided_round, misbehaviour, root_at_height};
 
 use commit::{checkpoint_after, Prepared};
 pub(crate) use peers::peer_is;
+pub(crate) use store::height_records;
 pub(crate) use store::load_rules;
 use store::{height_key, keys, stored_tip};
 use streams::{Assembled, Partial};
@@ -324,8 +325,15 @@ mod tests {
             approvals: vec![],
         });
         let index = ledger.append(&admitted).unwrap();
+        let at = 1_800_000_000_000u64;
         ledger
-            .aux_write(vec![([keys::ATTESTATION, b"node-4"].concat(), index.to_be_bytes().to_vec())], vec![])
+            .aux_write(
+                vec![
+                    ([keys::ATTESTATION, b"node-4"].concat(), index.to_be_bytes().to_vec()),
+                    ([keys::ATTESTED_AT, b"node-4"].concat(), at.to_be_bytes().to_vec()),
+                ],
+                vec![],
+            )
             .unwrap();
         let (_, shared) = app_for_tests(ledger, 0);
         let rules = shared.rules.lock().unwrap().clone().unwrap();
@@ -333,5 +341,8 @@ mod tests {
             assert_eq!(rules.attestations.get(&local::name(i)), Some(&0), "genesis validator {i}");
         }
         assert_eq!(rules.attestations.get("node-4"), Some(&index));
+        // When each was committed: the genesis' validators at its creation, node-4 at its block's time.
+        assert_eq!(rules.attested_at.get(&local::name(0)), Some(&1_764_000_000_000));
+        assert_eq!(rules.attested_at.get("node-4"), Some(&at));
     }
 }

@@ -22,6 +22,12 @@ pub mod keys {
     pub const UNDECIDED: &[u8] = b"u";
     /// `a/` ‖ name: the node's latest attestation entry.
     pub const ATTESTATION: &[u8] = b"a/";
+    /// `at/` ‖ name: the time (Unix ms) of the block that committed it; absent for the genesis' validators (the
+    /// genesis' `created_at`) and for attestations committed before it was kept (read as 0: long ago).
+    pub const ATTESTED_AT: &[u8] = b"at/";
+    /// `bt` ‖ height: the block's time (Unix ms), which a re-attestation's anchor is judged by. Absent for heights
+    /// committed before it was kept: an anchor there is refused as too old.
+    pub const BLOCK_TIME: &[u8] = b"bt";
     /// `ev` ‖ height: misbehaviour seen at that height.
     pub const EVIDENCE: &[u8] = b"ev";
     /// The pod's current attestation policy (TOML), once a block changed it.
@@ -36,6 +42,25 @@ pub fn stored_tip(ledger: &Ledger) -> Result<(u64, u64), String> {
             Ok((u64::from_be_bytes(v[..8].try_into().unwrap()), u64::from_be_bytes(v[8..].try_into().unwrap())))
         }
         Some(v) => Err(format!("the stored tip is {} bytes", v.len())),
+    }
+}
+
+/// What the store records of each decided height besides its block and certificate: the ledger's size and root
+/// after it, and the block's time.
+pub(crate) fn height_records(height: u64, size: u64, root: &Hash, time_ms: u64) -> [(Vec<u8>, Vec<u8>); 2] {
+    [
+        (height_key(keys::ROOT, height), [size.to_be_bytes().as_slice(), &root.0].concat()),
+        (height_key(keys::BLOCK_TIME, height), time_ms.to_be_bytes().to_vec()),
+    ]
+}
+
+/// The time (Unix ms) of the block decided at `height`, from the store.
+pub fn block_time_at(ledger: &Ledger, height: u64) -> Result<Option<u64>, String> {
+    match ledger.aux_get(&height_key(keys::BLOCK_TIME, height)).map_err(|e| e.to_string())? {
+        None => Ok(None),
+        Some(v) => {
+            Ok(Some(u64::from_be_bytes(v.as_slice().try_into().map_err(|_| "a stored block time is not 8 bytes")?)))
+        }
     }
 }
 
@@ -80,6 +105,15 @@ pub(crate) fn load_rules(l: &Ledger) -> Result<Rules, String> {
         let index = v.as_slice().try_into().map_err(|_| "bad attestation index")?;
         attestations.insert(name, u64::from_be_bytes(index));
     }
+    let mut attested_at: HashMap<String, u64> =
+        genesis.validators.iter().map(|v| (v.name.clone(), genesis.created_at.saturating_mul(1000))).collect();
+    for name in attestations.iter().filter(|(_, i)| **i > 0).map(|(n, _)| n) {
+        let at = match l.aux_get(&[keys::ATTESTED_AT, name.as_bytes()].concat()).map_err(|e| e.to_string())? {
+            Some(v) => u64::from_be_bytes(v.as_slice().try_into().map_err(|_| "bad attestation time")?),
+            None => 0,
+        };
+        attested_at.insert(name.clone(), at);
+    }
     let text = match l.aux_get(keys::POLICY).map_err(|e| e.to_string())? {
         Some(t) => String::from_utf8(t).map_err(|_| "the stored policy is not UTF-8")?,
         None => genesis.policy,
@@ -89,6 +123,7 @@ pub(crate) fn load_rules(l: &Ledger) -> Result<Rules, String> {
     Ok(Rules {
         set,
         attestations,
+        attested_at,
         policy,
         policy_index,
         members: genesis.members,

@@ -66,6 +66,111 @@ async fn four_nodes_commit_a_stream_of_entries_with_identical_ledgers() {
     }
 }
 
+/// The genesis of `test-pod` with 4 validators, created at `created_at`, whose evidence lapses after `not_after`
+/// (as a VLEK's does after a year, TDX collateral's after a month).
+fn genesis_lapsing(created_at: u64, not_after: u64) -> sigil_ledger::Entry {
+    let sigil_ledger::Entry::Genesis(mut g) = genesis(4) else { unreachable!() };
+    g.created_at = created_at;
+    g.evidence = (0..4)
+        .map(|i| {
+            let key = sigil_pod::public_key(&seed(i));
+            let ev = sigil_pod::admission::sim_evidence_until(POD, &key, local::MEASUREMENT, Some(not_after));
+            serde_bytes::ByteBuf::from(ev)
+        })
+        .collect();
+    sigil_ledger::Entry::Genesis(g)
+}
+
+/// The restart bomb (#16): genesis evidence is judged at the genesis' own time, not at the clock of a node that
+/// starts later. A pod whose genesis evidence lapsed years before today's clock starts, commits, and a node of it
+/// restarts and goes on. Evidence that had lapsed when the genesis was made is still refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_whose_genesis_evidence_lapsed_years_ago_starts_commits_and_restarts() {
+    init_logs();
+    let created_at = 1_700_000_000; // 2023-11-14
+    let lapsed = genesis_lapsing(created_at, created_at + 30 * 86_400);
+    let now = sigil_primitives::clock::now_secs();
+    assert!(now > created_at + 365 * 86_400, "this test's clock is at least a year past the evidence");
+    sigil_pod::check_genesis(&lapsed).expect("judged at the genesis' time");
+    let stale = genesis_lapsing(created_at, created_at - 1);
+    let err = sigil_pod::check_genesis(&stale).unwrap_err().to_string();
+    assert!(err.contains("sim.validity") || err.contains("expired at"), "{err}");
+
+    let dir = TempDir::new();
+    let cfgs: Vec<_> =
+        configs(4, dir.path()).into_iter().map(|c| sigil_pod::PodConfig { genesis: lapsed.clone(), ..c }).collect();
+    let mut nodes = Vec::new();
+    for cfg in cfgs.clone() {
+        nodes.push(PodNode::start(cfg).await.expect("a node starts from a genesis whose evidence lapsed since"));
+    }
+    commit_batch(&nodes, &[0, 1, 2, 3], 0, 8).await;
+    let last = nodes.pop().expect("4 nodes");
+    last.stop().await;
+    nodes.push(PodNode::start(cfgs[3].clone()).await.expect("the node restarts"));
+    commit_batch(&nodes, &[0, 1, 2, 3], 8, 8).await;
+    agree(&nodes).await;
+    for n in nodes {
+        n.stop().await;
+    }
+}
+
+/// Attestation over time (#16): a validator with a TEE backend re-attests once its latest attestation is older
+/// than the pod's `[reattestation] every_s` (here the genesis, made a year before this test's clock). Each
+/// `reattested` entry binds a height the pod decided shortly before, and the ledger root after it, in its
+/// evidence; the validators committed it only after checking that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validators_re_attest_on_the_pod_s_schedule_bound_to_a_recent_block() {
+    init_logs();
+    let sigil_ledger::Entry::Genesis(mut g) = genesis(4) else { unreachable!() };
+    g.policy.push_str("\n[reattestation]\nevery_s = 60\n");
+    let g = sigil_ledger::Entry::Genesis(g);
+    let dir = TempDir::new();
+    let cfgs: Vec<_> = configs(4, dir.path())
+        .into_iter()
+        .map(|c| sigil_pod::PodConfig { genesis: g.clone(), attester: local::sim_attester(POD), ..c })
+        .collect();
+    let mut nodes = Vec::new();
+    for cfg in cfgs {
+        nodes.push(PodNode::start(cfg).await.expect("node starts"));
+    }
+    let reattested = |n: &PodNode| {
+        let rules = n.rules()?;
+        let all: Vec<u64> = (0..4).map(|i| rules.attestations.get(&name(i)).copied().unwrap_or(0)).collect();
+        all.iter().all(|i| *i > 0).then_some(all)
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    let indexes = loop {
+        if let Some(all) = reattested(&nodes[0]) {
+            break all;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "every validator re-attests within 90 s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let l = nodes[0].ledger();
+    let l = l.lock().unwrap();
+    let policy = sigil_pod::admission::parse_policy(&local::policy()).unwrap();
+    for (i, index) in indexes.iter().enumerate() {
+        let sigil_ledger::Entry::Reattested(r) = l.entry(*index).unwrap() else { panic!("entry {index}") };
+        assert_eq!(r.node, name(i));
+        let anchor = r.anchor.expect("a re-attestation binds an anchor");
+        let (_, root) = sigil_pod::root_at_height(&l, anchor.height).unwrap().expect("a decided height");
+        assert_eq!(root, anchor.root, "the anchor is this ledger's");
+        let key = sigil_pod::public_key(&seed(i));
+        let now = sigil_primitives::clock::now_secs();
+        sigil_pod::admission::verify(&policy, POD, &key, &anchor.nonce(), &r.evidence, now)
+            .expect("the evidence binds the node's key, the pod and the anchor");
+        let unbound = sigil_pod::admission::verify(&policy, POD, &key, &[], &r.evidence, now);
+        assert!(unbound.is_err(), "the evidence binds the anchor, not an empty nonce");
+        let result = sigil_attest::AttestationResult::from_cbor(&r.attestation_result);
+        assert!(result.is_ok_and(|r| r.accepted()), "the node's own verdict travels with it");
+    }
+    drop(l);
+    agree(&nodes).await;
+    for n in nodes {
+        n.stop().await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_pod_stops_committing_empty_blocks_and_an_entry_at_any_node_wakes_it() {
     init_logs();

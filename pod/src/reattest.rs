@@ -1,0 +1,148 @@
+//! Attestation over time (#16): a validator refreshes its evidence on the pod's schedule. `[reattestation]
+//! every_s` after its latest attestation (the genesis, its admission or its last `reattested` entry), a node with
+//! an [`Attester`] (its TEE backend) collects evidence whose REPORT_DATA binds its key, the pod and an anchor (the
+//! height it has decided last and the ledger root after it), checks it under the pod's policy as the validators
+//! will, and submits a `reattested` entry. The validators refuse it unless the anchor is theirs and within `[reattestation]
+//! window_s` of the block (`block::Checker`), so evidence cannot be made ahead of time and kept: each
+//! re-attestation proves the TEE was running this node's key after that block.
+//!
+//! A node that fails to re-attest (no evidence, evidence the policy refuses, an entry that is not committed)
+//! says so in its log and tries again a minute later; what the pod does with a validator whose evidence is old
+//! is its policy's business, not this loop's.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_bytes::ByteBuf;
+use sigil_ledger::entry::{Anchor, Encoded, Reattested};
+use sigil_ledger::Entry;
+use sigil_primitives::clock::{now_ms, now_secs};
+
+use crate::app::Shared;
+use crate::signing::PodSigner;
+use crate::{admission, signing, Attachments};
+
+/// Collects this node's TEE evidence (an encoded bundle) over the 64-byte REPORT_DATA it is given: the node's
+/// backend. Called off the async runtime (it may block on a device).
+pub type Collect = dyn Fn(&[u8; 64]) -> Result<Vec<u8>, String> + Send + Sync;
+
+/// The TEE backend a node re-attests with; none by default (the node does not re-attest).
+#[derive(Clone, Default)]
+pub struct Attester(pub Option<Arc<Collect>>);
+
+impl Attester {
+    /// An attester that collects with `f`.
+    pub fn new(f: impl Fn(&[u8; 64]) -> Result<Vec<u8>, String> + Send + Sync + 'static) -> Attester {
+        Attester(Some(Arc::new(f)))
+    }
+}
+
+impl std::fmt::Debug for Attester {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "Attester(backend)" } else { "Attester(none)" })
+    }
+}
+
+/// How long the loop waits before it looks again when nothing is due (the policy can change meanwhile).
+const LOOK_AGAIN: Duration = Duration::from_secs(30);
+/// How long it waits after a failed try.
+const RETRY: Duration = Duration::from_secs(60);
+
+/// What the loop needs of its node.
+pub(crate) struct Ctx {
+    pub name: String,
+    pub pod: String,
+    pub signer: Arc<PodSigner>,
+    pub shared: Shared,
+    pub collect: Arc<Collect>,
+    pub queue: Box<
+        dyn Fn(Encoded, Attachments) -> Result<tokio::sync::oneshot::Receiver<crate::Committed>, String> + Send + Sync,
+    >,
+}
+
+/// What the loop does next.
+#[derive(Debug, PartialEq, Eq)]
+enum Next {
+    Wait(Duration),
+    Attest(Anchor),
+}
+
+/// Whether this node is due to re-attest, as of the last commit.
+fn next(ctx: &Ctx) -> Next {
+    let key = ctx.signer.public_key().0;
+    let (every_ms, last) = {
+        let rules = ctx.shared.rules.lock().expect("not poisoned");
+        let Some(rules) = rules.as_ref() else { return Next::Wait(Duration::from_secs(1)) };
+        match rules.set.by_name(&ctx.name) {
+            Some(v) if v.public_key.0 == key => {}
+            _ => return Next::Wait(LOOK_AGAIN), // not a validator (yet, or any more)
+        }
+        let every = rules.policy.reattestation.every_s;
+        if every == 0 {
+            return Next::Wait(LOOK_AGAIN);
+        }
+        (every.saturating_mul(1000), rules.attested_at.get(&ctx.name).copied().unwrap_or(0))
+    };
+    let due = last.saturating_add(every_ms);
+    let now = now_ms();
+    if now < due {
+        return Next::Wait(Duration::from_millis(due - now).min(LOOK_AGAIN));
+    }
+    let tip = ctx.shared.tip.borrow().clone();
+    if tip.height == 0 {
+        return Next::Wait(Duration::from_secs(1)); // nothing decided to anchor to yet
+    }
+    Next::Attest(Anchor { height: tip.height, root: tip.root })
+}
+
+/// Collects, checks and submits one re-attestation bound to `anchor`; returns its ledger index once committed.
+async fn attest(ctx: &Ctx, anchor: Anchor) -> Result<u64, String> {
+    let key = ctx.signer.public_key().0;
+    let nonce = anchor.nonce();
+    let report_data = admission::report_data(&ctx.pod, &key, &nonce);
+    let collect = ctx.collect.clone();
+    let evidence = tokio::task::spawn_blocking(move || collect(&report_data))
+        .await
+        .map_err(|e| format!("collecting evidence: {e}"))?
+        .map_err(|e| format!("collecting evidence: {e}"))?;
+    let policy = ctx.shared.rules.lock().expect("not poisoned").as_ref().map(|r| r.policy.clone());
+    let policy = policy.ok_or("the node is starting")?;
+    let result = admission::judge(&policy, &ctx.pod, &key, &nonce, &evidence, now_secs())?;
+    if !result.accepted() {
+        return Err(format!(
+            "this node's fresh {} evidence is refused by the pod's policy: {}",
+            result.platform.as_str(),
+            result.reasons.join("; ")
+        ));
+    }
+    let entry = Encoded::new(Entry::Reattested(Reattested {
+        node: ctx.name.clone(),
+        key: ByteBuf::from(key.to_vec()),
+        evidence: ByteBuf::from(evidence),
+        attestation_result: ByteBuf::from(result.to_cbor().map_err(|e| e.to_string())?),
+        anchor: Some(anchor),
+    }));
+    let signature = ctx.signer.sign(&signing::receipt_bytes(&entry.leaf_hash())).0.to_vec();
+    let rx = (ctx.queue)(entry, Attachments { signature, ..Default::default() })?;
+    match tokio::time::timeout(Duration::from_secs(120), rx).await {
+        Ok(Ok(c)) => Ok(c.index),
+        Ok(Err(_)) => Err("the re-attestation was dropped before a block committed it".into()),
+        Err(_) => Err("the re-attestation was not committed within 120 s".into()),
+    }
+}
+
+/// The loop: re-attests whenever [`next`] says so, until the task is aborted.
+pub(crate) async fn run(ctx: Ctx) {
+    loop {
+        match next(&ctx) {
+            Next::Wait(d) => tokio::time::sleep(d).await,
+            Next::Attest(anchor) => match attest(&ctx, anchor).await {
+                Ok(index) => tracing::info!(node = %ctx.name, index, anchor_height = anchor.height, "re-attested"),
+                Err(e) => {
+                    tracing::warn!(node = %ctx.name, "re-attestation failed, trying again in {} s: {e}", RETRY.as_secs());
+                    tokio::time::sleep(RETRY).await;
+                }
+            },
+        }
+    }
+}
