@@ -170,6 +170,8 @@ async fn devnet(a: DevnetArgs) -> anyhow::Result<()> {
             public_reads: false,
             auditors: vec![auditor],
         };
+        // Nodes re-attest on the pod's schedule, with (insecure) sim evidence, as `sigil node run` does with its TEE.
+        let c = sigil_pod::PodConfig { attester: local::sim_attester(&pod.pod), ..c };
         nodes.push(RunningNode::start(c, api).await?);
     }
     let mut tip = nodes[0].service.node.tip();

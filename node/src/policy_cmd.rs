@@ -159,6 +159,7 @@ fn policy_check(file: &Path, json: bool) -> anyhow::Result<ExitCode> {
         "tdx": { "mrtd": p.tdx.mrtd.len(), "allow_debug": p.tdx.allow_debug, "accepted_tcb_status": p.tdx.accepted_tcb_status },
         "sim": { "allow": p.sim.allow },
         "workload": { "allow_unmeasured": p.workload.allow_unmeasured, "snp_measurements_cover": p.snp.measurements_cover },
+        "reattestation": { "every_s": p.reattestation.every_s, "window_s": p.reattestation.window_s },
         "warnings": warnings,
     });
     if json {
@@ -179,6 +180,11 @@ fn policy_check(file: &Path, json: bool) -> anyhow::Result<ExitCode> {
             if p.tdx.allow_debug { "ALLOWED" } else { "refused" }
         );
         println!("  sim:     {}", if p.sim.allow { "ACCEPTED (insecure)" } else { "refused" });
+        let r = &p.reattestation;
+        match r.every_s {
+            0 => println!("  re-attestation: off (validators keep the evidence they were admitted with)"),
+            n => println!("  re-attestation: every {n} s, evidence bound to a block at most {} s old", r.window_s),
+        }
         for w in &warnings {
             println!("warning: {w}");
         }

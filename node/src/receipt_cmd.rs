@@ -177,6 +177,14 @@ fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
                 "  executor    {} (attested by entry {}, {})",
                 ex.name, ex.attestation_index, ex.attestation_kind
             )?;
+            if let Some(a) = &ex.anchor {
+                writeln!(
+                    out,
+                    "  anchor      height {}, root {}: its evidence was made after that block",
+                    a.height,
+                    a.root.to_hex()
+                )?;
+            }
             if let Some(r) = &j.result {
                 writeln!(
                     out,

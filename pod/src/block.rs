@@ -155,6 +155,10 @@ pub struct Rules {
     pub set: ValidatorSet,
     /// Latest attestation entry of each validator, by name.
     pub attestations: HashMap<String, u64>,
+    /// The attestation each validator's latest one replaced, and when (its block's time, Unix ms), by name: an
+    /// invocation its node executed before the replacement was committed may still name it for [`FRESHNESS_MS`],
+    /// so a re-attestation does not void the invocations in flight.
+    pub superseded: HashMap<String, (u64, u64)>,
     /// When each validator's latest attestation was committed (Unix ms: its block's time; the genesis' validators,
     /// the genesis' `created_at`), by name. A validator re-attests `[reattestation] every_s` after it.
     pub attested_at: HashMap<String, u64>,
@@ -763,7 +767,12 @@ impl<'a> Checker<'a> {
                 signed_by(rules, node, signature, &leaf)?;
             }
             if let Some(att) = att {
-                if rules.attestations.get(node) != Some(&att) {
+                let latest = rules.attestations.get(node) == Some(&att);
+                let just_replaced = rules
+                    .superseded
+                    .get(node)
+                    .is_some_and(|(i, at)| *i == att && block_time_ms <= at.saturating_add(FRESHNESS_MS));
+                if !latest && !just_replaced {
                     return Err(format!("{node:?}'s latest attestation is not entry {att}"));
                 }
             }
@@ -936,6 +945,7 @@ mod tests {
             set: f.set.clone(),
             attestations: (0..4).map(|i| (local::name(i), 0)).collect(),
             attested_at: (0..4).map(|i| (local::name(i), 1_764_000_000_000)).collect(),
+            superseded: HashMap::new(),
             policy: admission::parse_policy(&local::policy()).unwrap(),
             policy_index: 0,
             members: g.members,
@@ -1350,6 +1360,22 @@ mod tests {
             i.executor_attestation = 1;
         }
         refused(&f, &block(&f, vec![signed(&wrong_att, 0)]), "latest attestation");
+        // An invocation executed just before its node re-attested may name the attestation that was replaced, for
+        // FRESHNESS_MS after the replacement; not later, and not one replaced before that.
+        {
+            let slot = Slot { height: Height(2), proposer: f.proposer, now_ms: T + 100 };
+            let b = block(&f, vec![signed(&wrong_att, 0)]);
+            let mut r = rules(&f);
+            r.attestations.insert(local::name(0), 5);
+            r.superseded.insert(local::name(0), (1, T - 1000));
+            assert!(validate(&b, &f.ledger, &r, &slot, false).is_ok(), "the attestation replaced 1 s ago");
+            r.superseded.insert(local::name(0), (1, T - FRESHNESS_MS - 1));
+            let err = validate(&b, &f.ledger, &r, &slot, false).unwrap_err();
+            assert!(err.to_string().contains("latest attestation"), "{err}");
+            r.superseded.insert(local::name(0), (0, T - 1000));
+            let err = validate(&b, &f.ledger, &r, &slot, false).unwrap_err();
+            assert!(err.to_string().contains("latest attestation"), "{err}");
+        }
         let mut wrong_policy = invocation(0, 6, T - 10);
         if let Entry::Invocation(i) = &mut wrong_policy.0 {
             i.policy = Some(1);

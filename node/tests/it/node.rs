@@ -115,6 +115,27 @@ fn end_to_end_deploy_invoke_verify_survive_a_killed_node_and_audit_every_refusal
     ]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
 
+    // Nodes of `sigil node run` re-attest on the pod's schedule: this genesis was made a year ago, so each has
+    // done it since it started, with sim evidence bound to a recent block. `GET /v1/pod` shows each one's latest
+    // attestation, its age and its verdict now.
+    let status = rt.block_on(async {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let s = client(&urls[0]).get("/v1/pod").await.unwrap().json().unwrap();
+            let done = s["validators"].as_array().unwrap().iter().all(|v| v["attestation_index"].as_u64() > Some(0));
+            if done || std::time::Instant::now() > deadline {
+                break s;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    });
+    for v in status["validators"].as_array().unwrap() {
+        assert!(v["attestation_index"].as_u64() > Some(0), "every validator re-attested: {status}");
+        assert!(v["attestation_age_s"].as_u64() < Some(120), "{v}");
+        assert_eq!(v["verdict"], "accepted", "{v}");
+    }
+    assert_eq!(status["reattestation"]["every_s"], 14_400);
+
     // A signed invocation through node 1; its receipt verifies offline from the genesis alone.
     let r1 = dir.path().join("r1.cose");
     let out = invoke(&urls[1], &caller_key, "put", r#"{"key":"k","value":"v1"}"#, Some(&r1));
@@ -126,9 +147,11 @@ fn end_to_end_deploy_invoke_verify_survive_a_killed_node_and_audit_every_refusal
     assert!(out.status.success(), "{}", text(&out));
     let verified = json_out(&out);
     assert_eq!(verified["valid"], true);
-    // Who ran it: node-1, attested by the genesis, its (simulated) evidence re-verified under the pod's policy.
+    // Who ran it: node-1, attested by its re-attestation, whose (simulated) evidence binds the anchor the receipt
+    // carries and is re-verified under the pod's policy.
     let ex = &verified["executor"];
-    assert_eq!((ex["name"].as_str(), ex["attestation_kind"].as_str()), (Some("node-1"), Some("genesis")));
+    assert_eq!((ex["name"].as_str(), ex["attestation_kind"].as_str()), (Some("node-1"), Some("reattested")), "{ex}");
+    assert!(ex["anchor"]["height"].as_u64() > Some(0), "{ex}");
     assert_eq!((ex["platform"].as_str(), ex["verdict"].as_str()), (Some("sim"), Some("accepted")), "{ex}");
     assert_eq!(ex["measurement"], hex::encode(local::MEASUREMENT));
 

@@ -194,6 +194,7 @@ impl App {
         ];
         aux.extend(height_records(h.0, size, &root, b.time_ms));
         let mut attested = Vec::new();
+        let mut superseded = Vec::new();
         let new_policy = entries.iter().enumerate().rev().find_map(|(i, e)| match e {
             Entry::PolicyChanged(p) => Some((first + i as u64, p.policy.clone())),
             _ => None,
@@ -210,6 +211,11 @@ impl App {
             if let Some(n) = name {
                 aux.push(([keys::ATTESTATION, n.as_bytes()].concat(), (first + i as u64).to_be_bytes().to_vec()));
                 aux.push(([keys::ATTESTED_AT, n.as_bytes()].concat(), b.time_ms.to_be_bytes().to_vec()));
+                if let Some(old) = self.rules.attestations.get(&n) {
+                    let v = [old.to_be_bytes(), b.time_ms.to_be_bytes()].concat();
+                    aux.push(([keys::SUPERSEDED, n.as_bytes()].concat(), v));
+                    superseded.push((n.clone(), (*old, b.time_ms)));
+                }
                 attested.push((n, first + i as u64));
             }
         }
@@ -241,6 +247,7 @@ impl App {
         let set = ValidatorSet::from_ledger(&after)?;
         tracing::debug!(height = %h, entries = entries.len(), size, root = %root, "committed");
         self.rules.attested_at.extend(attested.iter().map(|(n, _)| (n.clone(), b.time_ms)));
+        self.rules.superseded.extend(superseded);
         self.rules.attestations.extend(attested);
         self.rules.applets.extend(deployed);
         if let Some((index, text)) = new_policy {

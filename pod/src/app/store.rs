@@ -25,6 +25,9 @@ pub mod keys {
     /// `at/` ‖ name: the time (Unix ms) of the block that committed it; absent for the genesis' validators (the
     /// genesis' `created_at`) and for attestations committed before it was kept (read as 0: long ago).
     pub const ATTESTED_AT: &[u8] = b"at/";
+    /// `ab/` ‖ name: the attestation entry the node's latest one replaced and the time it was replaced (Unix ms),
+    /// 16 bytes.
+    pub const SUPERSEDED: &[u8] = b"ab/";
     /// `bt` ‖ height: the block's time (Unix ms), which a re-attestation's anchor is judged by. Absent for heights
     /// committed before it was kept: an anchor there is refused as too old.
     pub const BLOCK_TIME: &[u8] = b"bt";
@@ -114,6 +117,14 @@ pub(crate) fn load_rules(l: &Ledger) -> Result<Rules, String> {
         };
         attested_at.insert(name.clone(), at);
     }
+    let mut superseded = HashMap::new();
+    for (k, v) in l.aux_scan(keys::SUPERSEDED, None, 100_000).map_err(|e| e.to_string())? {
+        let name = String::from_utf8_lossy(&k[keys::SUPERSEDED.len()..]).into_owned();
+        let v: [u8; 16] = v.as_slice().try_into().map_err(|_| "bad superseded attestation")?;
+        let (index, at) =
+            (u64::from_be_bytes(v[..8].try_into().unwrap()), u64::from_be_bytes(v[8..].try_into().unwrap()));
+        superseded.insert(name, (index, at));
+    }
     let text = match l.aux_get(keys::POLICY).map_err(|e| e.to_string())? {
         Some(t) => String::from_utf8(t).map_err(|_| "the stored policy is not UTF-8")?,
         None => genesis.policy,
@@ -124,6 +135,7 @@ pub(crate) fn load_rules(l: &Ledger) -> Result<Rules, String> {
         set,
         attestations,
         attested_at,
+        superseded,
         policy,
         policy_index,
         members: genesis.members,
