@@ -144,7 +144,7 @@ pub struct ReattestationPolicy {
     /// its last `reattested`). 0: validators do not re-attest on their own. Default 14,400 (4 hours).
     pub every_s: u64,
     /// How old, at the block that commits it, the ledger point a re-attestation binds may be, in seconds (at
-    /// least 10). Default 600.
+    /// least 60). Default 600.
     pub window_s: u64,
 }
 
@@ -516,16 +516,17 @@ impl Policy {
         })?;
         check_lengths(&self.sim.measurements, 48, "sim.measurements")?;
         let r = &self.reattestation;
-        if r.window_s < 10 {
+        if r.window_s < 60 {
             return Err(Error::Policy(format!(
-                "reattestation.window_s = {}: at least 10 seconds, or no re-attestation could be committed",
+                "reattestation.window_s = {}: at least 60 seconds (an idle pod commits a block every 10 s by default; \
+                 a re-attestation binds the latest one)",
                 r.window_s
             )));
         }
         if r.every_s != 0 && r.every_s < 60 {
             return Err(Error::Policy(format!(
                 "reattestation.every_s = {}: 0 (off) or at least 60 seconds (validators refuse a node's \
-                 re-attestation within 60 s of its last)",
+                 re-attestation within 60 s, or a quarter of every_s, of its last)",
                 r.every_s
             )));
         }

@@ -26,7 +26,8 @@ pub const MAX_BLOCK_ENTRIES: usize = 8192;
 pub const MAX_CLOCK_DRIFT_MS: u64 = 5_000;
 /// How old an invocation or rejection may be, against its block's time, to be committed.
 pub const FRESHNESS_MS: u64 = 5 * 60_000;
-/// A validator's re-attestation comes at least this long after its latest attestation.
+/// A validator's re-attestation comes at least this long after its latest attestation, and at least a quarter of
+/// the pod's `[reattestation] every_s` ([`Checker::fresh`]), so one validator cannot grow the ledger with evidence.
 pub const MIN_REATTEST_GAP_MS: u64 = 60_000;
 
 /// An ordered batch of ledger entries, bound to the ledger state it extends.
@@ -159,6 +160,9 @@ pub struct Rules {
     /// invocation its node executed before the replacement was committed may still name it for [`FRESHNESS_MS`],
     /// so a re-attestation does not void the invocations in flight.
     pub superseded: HashMap<String, (u64, u64)>,
+    /// The height that committed each validator's latest attestation (0 for the genesis), by name: a
+    /// re-attestation's anchor is no older.
+    pub attested_height: HashMap<String, u64>,
     /// When each validator's latest attestation was committed (Unix ms: its block's time; the genesis' validators,
     /// the genesis' `created_at`), by name. A validator re-attests `[reattestation] every_s` after it.
     pub attested_at: HashMap<String, u64>,
@@ -213,7 +217,7 @@ impl Effects {
 /// - every entry decodes canonically, and no entry is a genesis;
 /// - an invocation or rejection is signed by the node it names as executing it;
 /// - an invocation or rejection names an executing node that is a current validator and its latest attestation
-///   entry, was made within [`FRESHNESS_MS`] of the block's time and no later than it, and records a request
+///   entry (or the one its latest re-attestation replaced, if made before that was committed), was made within [`FRESHNESS_MS`] of the block's time and no later than it, and records a request
 ///   that neither the ledger nor this block already holds (replays are refused);
 /// - an invocation carries the caller's signed request, which hashes to its request hash, verifies with the
 ///   caller's key, is for this pod, fresh at the block's time, with a nonce the caller never used, and names
@@ -357,24 +361,36 @@ impl<'a> Checker<'a> {
     }
 
     /// A new re-attestation binds an anchor of this ledger (a decided height and the root after it) whose block is
-    /// at most `[reattestation] window_s` older than this block, so its evidence was made within that window; it
-    /// comes at least [`MIN_REATTEST_GAP_MS`] after the node's latest attestation, and once per block, so a
-    /// validator cannot fill blocks with its own evidence.
+    /// at most `[reattestation] window_s` older than this block, so its evidence was made within that window, and
+    /// no older than the block that committed the node's latest attestation, so a committed re-attestation cannot
+    /// be committed again (by a proposer that copies it); it comes at least [`MIN_REATTEST_GAP_MS`] (and a quarter
+    /// of `every_s`) after the node's latest attestation, and once per block, so a validator cannot fill blocks
+    /// with its own evidence.
     fn fresh(&self, r: &sigil_ledger::entry::Reattested) -> Result<(), String> {
         let node = &r.node;
         if self.reattested.contains(node) {
             return Err(format!("{node}: a second re-attestation in one block"));
         }
         let last = self.rules.attested_at.get(node).copied().unwrap_or(0);
-        if self.block_time_ms < last.saturating_add(MIN_REATTEST_GAP_MS) {
+        let every_ms = self.rules.policy.reattestation.every_s.saturating_mul(1000);
+        let gap = MIN_REATTEST_GAP_MS.max(every_ms / 4);
+        if self.block_time_ms < last.saturating_add(gap) {
             return Err(format!(
-                "{node}: re-attests {} ms after its latest attestation, sooner than {MIN_REATTEST_GAP_MS} ms",
+                "{node}: re-attests {} ms after its latest attestation, sooner than {gap} ms",
                 self.block_time_ms.saturating_sub(last)
             ));
         }
         let a = r.anchor.ok_or_else(|| {
             format!("{node}: the re-attestation binds no anchor (a recent height and root of this ledger)")
         })?;
+        let since = self.rules.attested_height.get(node).copied().unwrap_or(0);
+        if a.height < since {
+            return Err(format!(
+                "{node}: the anchor's height {} is before height {since}, which committed the node's latest \
+                 attestation (a re-attestation committed again?)",
+                a.height
+            ));
+        }
         match crate::root_at_height(self.ledger, a.height)? {
             Some((_, root)) if root == a.root => {}
             Some(_) => return Err(format!("{node}: the anchor's root is not this ledger's at height {}", a.height)),
@@ -768,10 +784,10 @@ impl<'a> Checker<'a> {
             }
             if let Some(att) = att {
                 let latest = rules.attestations.get(node) == Some(&att);
-                let just_replaced = rules
-                    .superseded
-                    .get(node)
-                    .is_some_and(|(i, at)| *i == att && block_time_ms <= at.saturating_add(FRESHNESS_MS));
+                // Made before the re-attestation that replaced it was committed, and still fresh.
+                let just_replaced = rules.superseded.get(node).is_some_and(|(i, replaced_at)| {
+                    *i == att && at_ms < *replaced_at && block_time_ms <= replaced_at.saturating_add(FRESHNESS_MS)
+                });
                 if !latest && !just_replaced {
                     return Err(format!("{node:?}'s latest attestation is not entry {att}"));
                 }
@@ -944,8 +960,9 @@ mod tests {
         Rules {
             set: f.set.clone(),
             attestations: (0..4).map(|i| (local::name(i), 0)).collect(),
-            attested_at: (0..4).map(|i| (local::name(i), 1_764_000_000_000)).collect(),
+            attested_at: (0..4).map(|i| (local::name(i), T - 7_200_000)).collect(),
             superseded: HashMap::new(),
+            attested_height: HashMap::new(),
             policy: admission::parse_policy(&local::policy()).unwrap(),
             policy_index: 0,
             members: g.members,
@@ -1360,21 +1377,21 @@ mod tests {
             i.executor_attestation = 1;
         }
         refused(&f, &block(&f, vec![signed(&wrong_att, 0)]), "latest attestation");
-        // An invocation executed just before its node re-attested may name the attestation that was replaced, for
-        // FRESHNESS_MS after the replacement; not later, and not one replaced before that.
+        // An invocation executed just before its node re-attested (made at T - 10) may name the attestation that was
+        // replaced; not one made after the replacement, and not an attestation replaced before that.
         {
             let slot = Slot { height: Height(2), proposer: f.proposer, now_ms: T + 100 };
             let b = block(&f, vec![signed(&wrong_att, 0)]);
             let mut r = rules(&f);
             r.attestations.insert(local::name(0), 5);
+            r.superseded.insert(local::name(0), (1, T - 5));
+            assert!(validate(&b, &f.ledger, &r, &slot, false).is_ok(), "made before its attestation was replaced");
             r.superseded.insert(local::name(0), (1, T - 1000));
-            assert!(validate(&b, &f.ledger, &r, &slot, false).is_ok(), "the attestation replaced 1 s ago");
-            r.superseded.insert(local::name(0), (1, T - FRESHNESS_MS - 1));
             let err = validate(&b, &f.ledger, &r, &slot, false).unwrap_err();
-            assert!(err.to_string().contains("latest attestation"), "{err}");
-            r.superseded.insert(local::name(0), (0, T - 1000));
+            assert!(err.to_string().contains("latest attestation"), "made after the replacement: {err}");
+            r.superseded.insert(local::name(0), (0, T - 5));
             let err = validate(&b, &f.ledger, &r, &slot, false).unwrap_err();
-            assert!(err.to_string().contains("latest attestation"), "{err}");
+            assert!(err.to_string().contains("latest attestation"), "another attestation: {err}");
         }
         let mut wrong_policy = invocation(0, 6, T - 10);
         if let Entry::Invocation(i) = &mut wrong_policy.0 {
@@ -1427,6 +1444,16 @@ mod tests {
         recent.attested_at.insert(local::name(0), T - MIN_REATTEST_GAP_MS + 1);
         let err = validate(&block(&f, vec![fresh.clone()]), &f.ledger, &recent, &slot, false).unwrap_err();
         assert!(format!("{err:?}").contains("sooner than"), "{err:?}");
+        // The gap is also a quarter of the pod's schedule (every_s 4 h: 1 h).
+        recent.attested_at.insert(local::name(0), T - 3_600_000 + 1);
+        let err = validate(&block(&f, vec![fresh.clone()]), &f.ledger, &recent, &slot, false).unwrap_err();
+        assert!(format!("{err:?}").contains("sooner than 3600000 ms"), "{err:?}");
+        // A committed re-attestation copied into a later block: its anchor is older than the height that committed
+        // the node's latest attestation (the original).
+        let mut copied = rules(&f);
+        copied.attested_height.insert(local::name(0), 2);
+        let err = validate(&block(&f, vec![fresh.clone()]), &f.ledger, &copied, &slot, false).unwrap_err();
+        assert!(format!("{err:?}").contains("committed again"), "{err:?}");
         // A block a quorum decided stands as it was voted on: a re-attestation written before anchors existed
         // (its evidence binds an empty nonce) is committed.
         let old = reattested(own.to_vec(), None, vec![]);

@@ -202,19 +202,31 @@ impl App {
         if let Some((_, text)) = &new_policy {
             aux.push((keys::POLICY.to_vec(), text.as_bytes().to_vec()));
         }
+        // Only a re-attestation leaves the attestation it replaced usable a while (by invocations made before it);
+        // an admission or a removal ends a membership, and with it whatever the node attested before.
+        let mut forget = Vec::new();
         for (i, e) in entries.iter().enumerate() {
-            let name = match e {
-                Entry::NodeAdmitted(a) => Some(a.validator.name.clone()),
-                Entry::Reattested(r) => Some(r.node.clone()),
-                _ => None,
+            let (name, reattested) = match e {
+                Entry::NodeAdmitted(a) => (Some(a.validator.name.clone()), false),
+                Entry::Reattested(r) => (Some(r.node.clone()), true),
+                Entry::NodeRemoved(r) => {
+                    forget.push(r.name.clone());
+                    (None, false)
+                }
+                _ => (None, false),
             };
             if let Some(n) = name {
                 aux.push(([keys::ATTESTATION, n.as_bytes()].concat(), (first + i as u64).to_be_bytes().to_vec()));
-                aux.push(([keys::ATTESTED_AT, n.as_bytes()].concat(), b.time_ms.to_be_bytes().to_vec()));
-                if let Some(old) = self.rules.attestations.get(&n) {
-                    let v = [old.to_be_bytes(), b.time_ms.to_be_bytes()].concat();
-                    aux.push(([keys::SUPERSEDED, n.as_bytes()].concat(), v));
-                    superseded.push((n.clone(), (*old, b.time_ms)));
+                let at = [b.time_ms.to_be_bytes(), h.0.to_be_bytes()].concat();
+                aux.push(([keys::ATTESTED_AT, n.as_bytes()].concat(), at));
+                match self.rules.attestations.get(&n) {
+                    Some(old) if reattested => {
+                        let v = [old.to_be_bytes(), b.time_ms.to_be_bytes()].concat();
+                        aux.push(([keys::SUPERSEDED, n.as_bytes()].concat(), v));
+                        superseded.push((n.clone(), (*old, b.time_ms)));
+                    }
+                    _ if !reattested => forget.push(n.clone()),
+                    _ => {}
                 }
                 attested.push((n, first + i as u64));
             }
@@ -230,6 +242,7 @@ impl App {
             .filter(|k| k.len() >= 9 && u64::from_be_bytes(k[1..9].try_into().unwrap()) <= h.0)
             .collect();
         undecided.extend(state_deletes);
+        undecided.extend(forget.iter().map(|n| [keys::SUPERSEDED, n.as_bytes()].concat()));
         let after = l.validators_after(encoded).map_err(|e| format!("height {h}: {e}"))?;
         let cosigned = self.cosigned(&prepared.checkpoint, &extensions, &after);
         if cosigned.is_none() {
@@ -247,6 +260,10 @@ impl App {
         let set = ValidatorSet::from_ledger(&after)?;
         tracing::debug!(height = %h, entries = entries.len(), size, root = %root, "committed");
         self.rules.attested_at.extend(attested.iter().map(|(n, _)| (n.clone(), b.time_ms)));
+        self.rules.attested_height.extend(attested.iter().map(|(n, _)| (n.clone(), h.0)));
+        for n in &forget {
+            self.rules.superseded.remove(n);
+        }
         self.rules.superseded.extend(superseded);
         self.rules.attestations.extend(attested);
         self.rules.applets.extend(deployed);

@@ -330,7 +330,7 @@ mod tests {
             .aux_write(
                 vec![
                     ([keys::ATTESTATION, b"node-4"].concat(), index.to_be_bytes().to_vec()),
-                    ([keys::ATTESTED_AT, b"node-4"].concat(), at.to_be_bytes().to_vec()),
+                    ([keys::ATTESTED_AT, b"node-4"].concat(), [at.to_be_bytes(), 9u64.to_be_bytes()].concat()),
                     ([keys::SUPERSEDED, b"node-4"].concat(), [3u64.to_be_bytes(), at.to_be_bytes()].concat()),
                 ],
                 vec![],
@@ -345,6 +345,7 @@ mod tests {
         // When each was committed: the genesis' validators at its creation, node-4 at its block's time.
         assert_eq!(rules.attested_at.get(&local::name(0)), Some(&1_764_000_000_000));
         assert_eq!(rules.attested_at.get("node-4"), Some(&at));
+        assert_eq!(rules.attested_height.get("node-4"), Some(&9));
         assert_eq!(rules.superseded.get("node-4"), Some(&(3, at)), "the attestation it replaced, and when");
     }
 }

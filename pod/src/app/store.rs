@@ -22,8 +22,9 @@ pub mod keys {
     pub const UNDECIDED: &[u8] = b"u";
     /// `a/` ‖ name: the node's latest attestation entry.
     pub const ATTESTATION: &[u8] = b"a/";
-    /// `at/` ‖ name: the time (Unix ms) of the block that committed it; absent for the genesis' validators (the
-    /// genesis' `created_at`) and for attestations committed before it was kept (read as 0: long ago).
+    /// `at/` ‖ name: the time (Unix ms) and height of the block that committed it, 16 bytes; absent for the
+    /// genesis' validators (the genesis' `created_at`, height 0) and for attestations committed before it was kept
+    /// (read as time 0, height 0: long ago).
     pub const ATTESTED_AT: &[u8] = b"at/";
     /// `ab/` ‖ name: the attestation entry the node's latest one replaced and the time it was replaced (Unix ms),
     /// 16 bytes.
@@ -59,11 +60,14 @@ pub(crate) fn height_records(height: u64, size: u64, root: &Hash, time_ms: u64) 
 
 /// The time (Unix ms) of the block decided at `height`, from the store.
 pub fn block_time_at(ledger: &Ledger, height: u64) -> Result<Option<u64>, String> {
-    match ledger.aux_get(&height_key(keys::BLOCK_TIME, height)).map_err(|e| e.to_string())? {
+    if let Some(v) = ledger.aux_get(&height_key(keys::BLOCK_TIME, height)).map_err(|e| e.to_string())? {
+        let v: [u8; 8] = v.as_slice().try_into().map_err(|_| "a stored block time is not 8 bytes")?;
+        return Ok(Some(u64::from_be_bytes(v)));
+    }
+    // A height committed before block times were recorded: the decided block's own.
+    match ledger.aux_get(&height_key(keys::DECIDED, height)).map_err(|e| e.to_string())? {
         None => Ok(None),
-        Some(v) => {
-            Ok(Some(u64::from_be_bytes(v.as_slice().try_into().map_err(|_| "a stored block time is not 8 bytes")?)))
-        }
+        Some(b) => Ok(Some(Block::decode(&b).map_err(|e| format!("the decided block at {height}: {e}"))?.time_ms)),
     }
 }
 
@@ -110,12 +114,18 @@ pub(crate) fn load_rules(l: &Ledger) -> Result<Rules, String> {
     }
     let mut attested_at: HashMap<String, u64> =
         genesis.validators.iter().map(|v| (v.name.clone(), genesis.created_at.saturating_mul(1000))).collect();
+    let mut attested_height = HashMap::new();
     for name in attestations.iter().filter(|(_, i)| **i > 0).map(|(n, _)| n) {
-        let at = match l.aux_get(&[keys::ATTESTED_AT, name.as_bytes()].concat()).map_err(|e| e.to_string())? {
-            Some(v) => u64::from_be_bytes(v.as_slice().try_into().map_err(|_| "bad attestation time")?),
-            None => 0,
+        let key = [keys::ATTESTED_AT, name.as_bytes()].concat();
+        let (at, height) = match l.aux_get(&key).map_err(|e| e.to_string())? {
+            Some(v) => {
+                let v: [u8; 16] = v.as_slice().try_into().map_err(|_| "bad attestation time")?;
+                (u64::from_be_bytes(v[..8].try_into().unwrap()), u64::from_be_bytes(v[8..].try_into().unwrap()))
+            }
+            None => (0, 0),
         };
         attested_at.insert(name.clone(), at);
+        attested_height.insert(name.clone(), height);
     }
     let mut superseded = HashMap::new();
     for (k, v) in l.aux_scan(keys::SUPERSEDED, None, 100_000).map_err(|e| e.to_string())? {
@@ -135,6 +145,7 @@ pub(crate) fn load_rules(l: &Ledger) -> Result<Rules, String> {
         set,
         attestations,
         attested_at,
+        attested_height,
         superseded,
         policy,
         policy_index,

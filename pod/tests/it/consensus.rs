@@ -106,7 +106,20 @@ async fn a_pod_whose_genesis_evidence_lapsed_years_ago_starts_commits_and_restar
     commit_batch(&nodes, &[0, 1, 2, 3], 0, 8).await;
     let last = nodes.pop().expect("4 nodes");
     last.stop().await;
-    nodes.push(PodNode::start(cfgs[3].clone()).await.expect("the node restarts"));
+    // In one process the stopped engine's WAL thread may hold its file lock a moment longer (a process that exits
+    // frees it at once): try again for a few seconds.
+    let mut tries = 0;
+    let restarted = loop {
+        match PodNode::start(cfgs[3].clone()).await {
+            Ok(n) => break n,
+            Err(e) if tries < 20 && e.to_string().contains("lock") => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => panic!("the node restarts: {e}"),
+        }
+    };
+    nodes.push(restarted);
     commit_batch(&nodes, &[0, 1, 2, 3], 8, 8).await;
     agree(&nodes).await;
     for n in nodes {
@@ -146,10 +159,10 @@ async fn validators_re_attest_on_the_pod_s_schedule_bound_to_a_recent_block() {
         assert!(tokio::time::Instant::now() < deadline, "every validator re-attests within 90 s");
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    let l = nodes[0].ledger();
-    let l = l.lock().unwrap();
+    let ledger = nodes[0].ledger();
     let policy = sigil_pod::admission::parse_policy(&local::policy()).unwrap();
     for (i, index) in indexes.iter().enumerate() {
+        let l = ledger.lock().unwrap();
         let sigil_ledger::Entry::Reattested(r) = l.entry(*index).unwrap() else { panic!("entry {index}") };
         assert_eq!(r.node, name(i));
         let anchor = r.anchor.expect("a re-attestation binds an anchor");
@@ -164,7 +177,6 @@ async fn validators_re_attest_on_the_pod_s_schedule_bound_to_a_recent_block() {
         let result = sigil_attest::AttestationResult::from_cbor(&r.attestation_result);
         assert!(result.is_ok_and(|r| r.accepted()), "the node's own verdict travels with it");
     }
-    drop(l);
     agree(&nodes).await;
     for n in nodes {
         n.stop().await;
