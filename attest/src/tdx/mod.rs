@@ -100,10 +100,20 @@ fn verify_with_root(
         format!("quote v{}, {} body", q.version, if q.body.mr_service_td.is_some() { "TD 1.5" } else { "TD 1.0" }),
     );
     let mut advisories = Vec::new();
+    let mut refused = false;
     match collateral {
         Some(col) => match dcap::verify(q, col, root, now, &mut out) {
             Some(ids) => advisories = ids,
-            None => return out,
+            // The collateral refused the quote (expired, revoked, no TCB level that matches it...). Whether the quote
+            // is genuine is still worth knowing to an operator: its signatures and PCK chain are checked as without
+            // collateral and, if they hold, every policy check runs, so the result names the authenticated
+            // measurement and every reason, not only the first. The verdict stays a rejection (`tdx.dcap`).
+            None => {
+                if !verify_offline(q, root, now, &mut out) {
+                    return out;
+                }
+                refused = true;
+            }
         },
         None => {
             if !verify_offline(q, root, now, &mut out) {
@@ -111,11 +121,20 @@ fn verify_with_root(
             }
         }
     }
-    judge(&mut out, q, policy, expected_report_data, &advisories);
+    judge(&mut out, q, policy, expected_report_data, &advisories, refused);
     out
 }
 
-fn judge(out: &mut Outcome, q: &Quote, policy: &TdxPolicy, expected_rd: Option<&[u8]>, advisories: &[String]) {
+/// The policy checks of a quote whose signatures hold. `refused`: the collateral given did not verify (so the TCB
+/// level is unknown for that reason, not for want of collateral).
+fn judge(
+    out: &mut Outcome,
+    q: &Quote,
+    policy: &TdxPolicy,
+    expected_rd: Option<&[u8]>,
+    advisories: &[String],
+    refused: bool,
+) {
     use td_attributes as ta;
     let b = &q.body;
     let c = &mut out.checks;
@@ -125,6 +144,7 @@ fn judge(out: &mut Outcome, q: &Quote, policy: &TdxPolicy, expected_rd: Option<&
             c.fail("tdx.tcb_status", format!("TCB status {s} is not accepted by the policy ({})", policy.accepted_tcb_status.join(", ")))
         }
         Some(s) => c.pass("tdx.tcb_status", s.clone()),
+        None if refused => c.fail("tdx.tcb_status", "the TCB level is unknown: the collateral did not verify (tdx.dcap)"),
         None if policy.require_collateral => c.fail(
             "tdx.tcb_status",
             "no collateral: the TCB level is unknown (pass --collateral, or set tdx.require_collateral = false to accept signatures alone)",
@@ -424,9 +444,11 @@ mod tests {
         let col: dcap_qvl::QuoteCollateralV3 = serde_json::from_slice(REVOKED).unwrap();
         let out = verify_with_root(&q, Some(&col), &TdxPolicy::default(), None, NOW, &root());
         let f = failed(&out);
-        assert_eq!(f.len(), 1, "{f:?}");
+        // Refused for the revocation; the quote's signatures are still shown, and the TCB stays unknown.
+        assert_eq!(f.len(), 2, "{f:?}");
         assert_eq!(f[0].0, "tdx.dcap");
         assert!(f[0].1.contains("CertRevoked"), "{}", f[0].1);
+        assert_eq!(f[1].0, "tdx.tcb_status");
     }
 
     #[test]

@@ -375,7 +375,9 @@ fn tdx_v4_with_collateral_is_up_to_date() {
 #[test]
 fn tdx_collateral_outside_its_window_is_rejected() {
     let r = run(&Verifier::new(lab()), &file(B0), &collateral(B0_COL), at("2025-09-01"));
-    assert_rejected_for(&r, &["tdx.dcap"]);
+    // Expired collateral: the quote's own signatures still hold, so the TCB is unknown for that reason alone.
+    assert_rejected_for(&r, &["tdx.dcap", "tdx.tcb_status"]);
+    assert!(r.reasons[0].contains("expired"), "{:?}", r.reasons);
 }
 
 #[test]
@@ -406,8 +408,27 @@ fn tdx_v5_td15_quote_matches_no_tcb_level() {
     let q = file("tdx/dcapqvl-90c06f-v5-notcb.quote.bin");
     let r =
         run(&Verifier::new(lab()), &q, &collateral("tdx/dcapqvl-90c06f-v5-notcb.collateral.json"), at("2026-03-01"));
-    assert_rejected_for(&r, &["tdx.dcap"]);
+    // Refused by its collateral, the quote is still shown genuine (signatures and PCK chain, as without
+    // collateral), and the policy is still applied: an operator sees the authenticated measurement and every
+    // reason, not only the first.
+    assert_rejected_for(&r, &["tdx.dcap", "tdx.tcb_status"]);
     assert!(r.reasons[0].contains("No matching TCB level"), "{}", r.reasons[0]);
+    assert!(r.reasons[1].contains("the collateral did not verify"), "{}", r.reasons[1]);
+    for c in ["tdx.pck_chain", "tdx.qe_identity", "tdx.quote_signature", "tdx.policy.debug", "tdx.report_data"] {
+        assert!(r.checks.iter().any(|x| x.name == c), "{c} ran: {:?}", r.checks);
+    }
+    assert_eq!(r.measurement.len(), 96, "MRTD");
+    let other = "00".repeat(48);
+    let strict = verifier(&format!("[tdx]\nmrtd = [\"{other}\"]"));
+    let col = collateral("tdx/dcapqvl-90c06f-v5-notcb.collateral.json");
+    let r = run(&strict, &q, &col, at("2026-03-01"));
+    assert_rejected_for(&r, &["tdx.dcap", "tdx.tcb_status", "tdx.policy.mrtd"]);
+    // A quote whose signature does not hold gets no policy checks: nothing in it is authenticated.
+    let mut forged = q.clone();
+    forged[200] ^= 1; // in the signed TD body
+    let r = run(&strict, &forged, &col, at("2026-03-01"));
+    assert!(!r.accepted());
+    assert!(!r.checks.iter().any(|x| x.name == "tdx.policy.mrtd"), "{:?}", r.checks);
     // Offline, its signatures are genuine: only the TCB is unknown.
     let r = run(&verifier("[tdx]\nrequire_collateral = false"), &q, &Endorsements::default(), at("2026-03-01"));
     assert_accepted(&r);
