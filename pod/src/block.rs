@@ -156,9 +156,9 @@ pub struct Rules {
     pub set: ValidatorSet,
     /// Latest attestation entry of each validator, by name.
     pub attestations: HashMap<String, u64>,
-    /// The attestation each validator's latest one replaced, and when (its block's time, Unix ms), by name: an
-    /// invocation its node executed before the replacement was committed may still name it for [`FRESHNESS_MS`],
-    /// so a re-attestation does not void the invocations in flight.
+    /// The attestation each validator's latest re-attestation replaced, and when (its block's time, Unix ms), by
+    /// name: an invocation its node made before that may still name it (within its own [`FRESHNESS_MS`]), so a
+    /// re-attestation does not void the invocations in flight. An admission or a removal clears it.
     pub superseded: HashMap<String, (u64, u64)>,
     /// The height that committed each validator's latest attestation (0 for the genesis), by name: a
     /// re-attestation's anchor is no older.
@@ -217,8 +217,9 @@ impl Effects {
 /// - every entry decodes canonically, and no entry is a genesis;
 /// - an invocation or rejection is signed by the node it names as executing it;
 /// - an invocation or rejection names an executing node that is a current validator and its latest attestation
-///   entry (or the one its latest re-attestation replaced, if made before that was committed), was made within [`FRESHNESS_MS`] of the block's time and no later than it, and records a request
-///   that neither the ledger nor this block already holds (replays are refused);
+///   entry (or the one its latest re-attestation replaced, if made before that was committed), was made within
+///   [`FRESHNESS_MS`] of the block's time and no later than it, and records a request that neither the ledger nor
+///   this block already holds (replays are refused);
 /// - an invocation carries the caller's signed request, which hashes to its request hash, verifies with the
 ///   caller's key, is for this pod, fresh at the block's time, with a nonce the caller never used, and names
 ///   the invocation's applet, method and input; the applet is deployed with the code digest the invocation

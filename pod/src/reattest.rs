@@ -2,9 +2,9 @@
 //! every_s` after its latest attestation (the genesis, its admission or its last `reattested` entry), a node with
 //! an [`Attester`] (its TEE backend) collects evidence whose REPORT_DATA binds its key, the pod and an anchor (the
 //! height it has decided last and the ledger root after it), checks it under the pod's policy as the validators
-//! will, and submits a `reattested` entry. The validators refuse it unless the anchor is theirs and within `[reattestation]
-//! window_s` of the block (`block::Checker`), so evidence cannot be made ahead of time and kept: each
-//! re-attestation proves the TEE was running this node's key after that block.
+//! will, and submits a `reattested` entry. The validators refuse it unless the anchor is theirs and within
+//! `[reattestation] window_s` of the block (`block::Checker`), so evidence cannot be made ahead of time and kept:
+//! each re-attestation proves the TEE was running this node's key after that block.
 //!
 //! A node that fails to re-attest (no evidence, evidence the policy refuses, an entry that is not committed)
 //! says so in its log and tries again a minute later; what the pod does with a validator whose evidence is old

@@ -30,7 +30,7 @@ pub mod keys {
     /// 16 bytes.
     pub const SUPERSEDED: &[u8] = b"ab/";
     /// `bt` ‖ height: the block's time (Unix ms), which a re-attestation's anchor is judged by. Absent for heights
-    /// committed before it was kept: an anchor there is refused as too old.
+    /// committed before it was kept, whose decided block (`d`) gives it ([`super::block_time_at`]).
     pub const BLOCK_TIME: &[u8] = b"bt";
     /// `ev` ‖ height: misbehaviour seen at that height.
     pub const EVIDENCE: &[u8] = b"ev";
