@@ -146,3 +146,56 @@ pub(crate) async fn run(ctx: Ctx) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::Tip;
+    use crate::local;
+    use sigil_ledger::store::Ledger;
+    use sigil_ledger::Hash;
+
+    /// The loop's view of node `me` of a local pod whose policy adds `extra`.
+    fn ctx(me: usize, extra: &str) -> Ctx {
+        let Entry::Genesis(mut g) = local::genesis("p", 4) else { unreachable!() };
+        g.policy.push_str(extra);
+        let (_app, shared) = crate::app::app_for_tests(Ledger::in_memory(&Entry::Genesis(g)).unwrap(), me);
+        Ctx {
+            name: local::name(me),
+            pod: "p".into(),
+            signer: Arc::new(PodSigner::new(&local::seed(me))),
+            shared,
+            collect: Arc::new(|_| Err("not called".into())),
+            queue: Box::new(|_, _| Err("not called".into())),
+        }
+    }
+
+    #[test]
+    fn a_validator_is_due_every_s_after_its_latest_attestation_and_anchors_to_its_tip() {
+        // The local genesis was made in 2025: its validators are due at once, but nothing is decided to anchor to.
+        let c = ctx(0, "");
+        assert_eq!(next(&c), Next::Wait(Duration::from_secs(1)));
+        let root = Hash([5; 32]);
+        c.shared.tip.send_replace(Tip { height: 3, size: 9, root });
+        assert_eq!(next(&c), Next::Attest(Anchor { height: 3, root }));
+        // Attested a moment ago: not due for 4 hours; it looks again within LOOK_AGAIN (the policy may change).
+        c.shared.rules.lock().unwrap().as_mut().unwrap().attested_at.insert(local::name(0), now_ms());
+        assert!(matches!(next(&c), Next::Wait(d) if d == LOOK_AGAIN), "{:?}", next(&c));
+        // Attested every_s (60 s) minus 2 s ago: due in about 2 s.
+        let c = ctx(0, "\n[reattestation]\nevery_s = 60\n");
+        c.shared.tip.send_replace(Tip { height: 3, size: 9, root });
+        c.shared.rules.lock().unwrap().as_mut().unwrap().attested_at.insert(local::name(0), now_ms() - 58_000);
+        assert!(matches!(next(&c), Next::Wait(d) if d <= Duration::from_secs(2)), "{:?}", next(&c));
+        // `every_s = 0`: never.
+        let c = ctx(0, "\n[reattestation]\nevery_s = 0\n");
+        c.shared.tip.send_replace(Tip { height: 3, size: 9, root });
+        assert_eq!(next(&c), Next::Wait(LOOK_AGAIN));
+        // Not a validator: a name outside the set, or a name whose key is another's.
+        for name in ["node-9", "node-1"] {
+            let mut c = ctx(0, "");
+            c.shared.tip.send_replace(Tip { height: 3, size: 9, root });
+            c.name = name.into();
+            assert_eq!(next(&c), Next::Wait(LOOK_AGAIN), "{name}");
+        }
+    }
+}
