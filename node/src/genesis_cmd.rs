@@ -54,9 +54,12 @@ pub enum GenesisCommand {
     ///       azure-snp-0.enroll.json --out genesis.cbor
     #[command(verbatim_doc_comment)]
     Build(BuildArgs),
-    /// Print a genesis and check its validators' evidence under its policy, now.
+    /// Print a genesis and check its validators' evidence under its policy: at the genesis' time, as the pod's
+    /// nodes judge it, and again now (evidence whose collateral or certificates lapsed since is shown as refused
+    /// today; the pod's validators keep their evidence fresh by re-attesting).
     ///
-    /// Exit status: 0 every validator's evidence is accepted, 1 some is not, 2 the file is not a genesis.
+    /// Exit status: 0 every validator's evidence is accepted at the genesis' time, 1 some is not, 2 the file is not a
+    /// genesis.
     Show {
         /// The genesis (CBOR, as `build` writes it).
         genesis: PathBuf,
@@ -372,10 +375,14 @@ fn show(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
             let ev = g.evidence.get(i).map(|b| b.as_slice()).unwrap_or_default();
             let platform =
                 sigil_attest::Bundle::decode(ev).map(|b| b.platform.as_str().to_string()).unwrap_or_default();
-            let verdict = match key {
+            // Judged as the pod's nodes judge it (at the genesis' time), and again now: evidence that has lapsed since
+            // (collateral, certificates) does not stop the pod, but an operator should know.
+            let judge = |at: u64| match key {
                 None => Err(format!("a {}-byte key", v.public_key.len())),
-                Some(k) => pod::admission::verify(&policy, &g.pod, &k, &[], ev, now),
+                Some(k) => pod::admission::verify(&policy, &g.pod, &k, &[], ev, at),
             };
+            let verdict = judge(g.created_at);
+            let today = judge(now).map(drop);
             all_ok &= verdict.is_ok();
             let workload = verdict.as_ref().ok().map(|r| r.claims["workload"].clone());
             let verdict = verdict.map(drop);
@@ -387,6 +394,8 @@ fn show(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
                 "accepted": verdict.is_ok(),
                 "workload": workload,
                 "reason": verdict.err(),
+                "accepted_now": today.is_ok(),
+                "reason_now": today.err(),
             })
         })
         .collect();
@@ -413,9 +422,14 @@ fn show(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
                 v["name"].as_str().unwrap_or_default(),
                 v["public_key"].as_str().unwrap_or_default(),
                 v["platform"].as_str().unwrap_or_default(),
-                match v["reason"].as_str() {
-                    None => format!("accepted; workload {}", crate::attest_cmd::workload_line(v)),
-                    Some(r) => format!("REFUSED: {r}"),
+                match (v["reason"].as_str(), v["reason_now"].as_str()) {
+                    (None, None) => format!("accepted; workload {}", crate::attest_cmd::workload_line(v)),
+                    (None, Some(now)) => format!(
+                        "accepted at creation; workload {}; refused today (re-attestation keeps a pod's evidence \
+                         fresh): {now}",
+                        crate::attest_cmd::workload_line(v)
+                    ),
+                    (Some(r), _) => format!("REFUSED: {r}"),
                 }
             );
         }

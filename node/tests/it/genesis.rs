@@ -264,3 +264,42 @@ fn a_vtpm_enrollment_is_held_to_the_boot_events_its_policy_pins() {
         assert!(!genesis.exists(), "{why}: nothing written");
     }
 }
+
+/// A genesis whose validators' evidence lapsed after it was made (as a VLEK does after its year, TDX collateral
+/// after its month): `sigil genesis show` judges it as the pod's nodes do, at the genesis' time (exit 0, accepted),
+/// and says it would be refused today.
+#[test]
+fn genesis_show_judges_at_the_genesis_time_and_says_what_has_lapsed_since() {
+    let dir = crate::support::tempdir();
+    let created_at = 1_700_000_000; // 2023-11-14
+    let sigil_ledger::Entry::Genesis(mut g) = sigil_pod::local::genesis(POD, 4) else { unreachable!() };
+    g.created_at = created_at;
+    g.evidence = (0..4)
+        .map(|i| {
+            let key = sigil_pod::public_key(&sigil_pod::local::seed(i));
+            let m = sigil_pod::local::MEASUREMENT;
+            serde_bytes::ByteBuf::from(sigil_pod::admission::sim_evidence_until(
+                POD,
+                &key,
+                m,
+                Some(created_at + 86_400),
+            ))
+        })
+        .collect();
+    let file = dir.path().join("lapsed.cbor");
+    std::fs::write(&file, sigil_ledger::Entry::Genesis(g.clone()).encode()).unwrap();
+    let o = sigil(&["genesis", "show", p(&file), "--json"]);
+    assert!(o.status.success(), "accepted at the genesis' time: {}", text(&o));
+    let shown: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    for v in shown["validators"].as_array().unwrap() {
+        assert_eq!((v["accepted"].as_bool(), v["accepted_now"].as_bool()), (Some(true), Some(false)), "{v}");
+        assert!(v["reason_now"].as_str().unwrap().contains("sim.validity"), "{v}");
+    }
+    let o = sigil(&["genesis", "show", p(&file)]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("refused today"), "{}", text(&o));
+    // Evidence that had lapsed when the genesis was made is refused: exit 1.
+    g.created_at = created_at + 2 * 86_400;
+    std::fs::write(&file, sigil_ledger::Entry::Genesis(g).encode()).unwrap();
+    let o = sigil(&["genesis", "show", p(&file), "--json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+}
