@@ -486,7 +486,7 @@ impl PodNode {
 /// genesis' own time (`created_at`), as every later attestation is judged at the time of the block that commits it.
 /// A node that restarts does not re-judge what its pod settled: evidence or collateral that lapsed since (a VLEK
 /// after its year, TDX collateral after its month) cannot stop a pod's nodes from starting; keeping evidence fresh is
-/// re-attestation's job ([`reattest`], docs/attestation.md "Attestation over time"). `sigil genesis create` judges
+/// re-attestation's job ([`reattest`], docs/attestation.md "Attestation over time"). `sigil genesis build` judges
 /// the evidence at its own clock when it writes `created_at`.
 pub fn check_genesis(genesis: &Entry) -> Result<(), PodError> {
     let bad = PodError::Genesis;
