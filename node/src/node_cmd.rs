@@ -189,8 +189,7 @@ pub(crate) fn collect_evidence(tee: &config::Tee, pod_id: &str, report_data: &[u
                 None => pod::local::MEASUREMENT,
             };
             tracing::warn!("TEE backend sim: this node's evidence is SIMULATED (insecure); only a policy that allows sim accepts it");
-            let host_data = sigil_attest::sha256(pod_id.as_bytes());
-            Ok(sigil_attest::collect::collect_sim(m, report_data, host_data)?.encode()?)
+            Ok(pod::admission::sim_bundle(pod_id, m, report_data, None))
         }
         "azure" => {
             let src = sigil_attest::collect::AzureSource::at(tee.tpm.as_deref(), tee.imds.as_deref());

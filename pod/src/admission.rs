@@ -26,16 +26,11 @@ pub fn report_data(pod: &str, key: &[u8; 32], nonce: &[u8]) -> [u8; 64] {
 /// Sim evidence (an evidence bundle) binding `key` to `pod`, with the simulated launch `measurement`.
 /// INSECURE: anyone can make sim evidence; only a policy with `[sim] allow = true` accepts it.
 pub fn sim_evidence(pod: &str, key: &[u8; 32], measurement: [u8; 48]) -> Vec<u8> {
-    sim_evidence_until(pod, key, measurement, None)
+    sim_bundle(pod, measurement, report_data(pod, key, &[]), None)
 }
 
-/// [`sim_evidence`] that lapses after `not_after` (Unix seconds), as real evidence does when its certificates or
-/// collateral expire (tests of a pod over time).
-pub fn sim_evidence_until(pod: &str, key: &[u8; 32], measurement: [u8; 48], not_after: Option<u64>) -> Vec<u8> {
-    sim_evidence_with(pod, key, measurement, &[], not_after)
-}
-
-/// Sim evidence binding `key` to `pod` with `nonce` (a re-attestation's anchor), lapsing after `not_after`.
+/// [`sim_evidence`] bound with `nonce` (a re-attestation's anchor), lapsing after `not_after` (Unix seconds) as real
+/// evidence does when its certificates or collateral expire (tests of a pod over time).
 pub fn sim_evidence_with(
     pod: &str,
     key: &[u8; 32],
@@ -43,14 +38,22 @@ pub fn sim_evidence_with(
     nonce: &[u8],
     not_after: Option<u64>,
 ) -> Vec<u8> {
+    sim_bundle(pod, measurement, report_data(pod, key, nonce), not_after)
+}
+
+/// A sim evidence bundle of `measurement` over `report_data`, with HOST_DATA the SHA-256 of the pod id, lapsing after
+/// `not_after`: what every sim node and test of a pod makes (a node's TEE backend `sim` calls it with the REPORT_DATA
+/// it is given).
+pub fn sim_bundle(pod: &str, measurement: [u8; 48], report_data: [u8; 64], not_after: Option<u64>) -> Vec<u8> {
     let host_data = sigil_attest::sha256(pod.as_bytes());
-    sigil_attest::collect::collect_sim_until(measurement, report_data(pod, key, nonce), host_data, not_after)
+    sigil_attest::collect::collect_sim_until(measurement, report_data, host_data, not_after)
         .and_then(|b| b.encode())
         .expect("sim evidence encodes")
 }
 
 /// Verifies `evidence` (any form `sigil attest verify` reads) for the node with `key` in `pod`, bound with `nonce`
-/// (empty, or a re-attestation's anchor), under the pod's `policy` at `now` (Unix seconds). Accepted: the result. Refused: every reason, in one line.
+/// (empty, or a re-attestation's anchor), under the pod's `policy` at `now` (Unix seconds). Accepted: the result.
+/// Refused: every reason, in one line.
 pub fn verify(
     policy: &Policy,
     pod: &str,

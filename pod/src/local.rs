@@ -51,12 +51,8 @@ pub fn evidence(pod: &str, i: usize) -> Vec<u8> {
 /// A sim TEE backend (insecure) for a local node of `pod`: evidence of [`MEASUREMENT`] over the REPORT_DATA it is
 /// given, what a local node re-attests with.
 pub fn sim_attester(pod: &str) -> crate::reattest::Attester {
-    let host_data = sigil_attest::sha256(pod.as_bytes());
-    crate::reattest::Attester::new(move |rd| {
-        sigil_attest::collect::collect_sim(MEASUREMENT, *rd, host_data)
-            .and_then(|b| b.encode())
-            .map_err(|e| e.to_string())
-    })
+    let pod = pod.to_string();
+    crate::reattest::Attester::new(move |rd| Ok(crate::admission::sim_bundle(&pod, MEASUREMENT, *rd, None)))
 }
 
 /// The genesis of a local pod of `n` validators.

@@ -169,6 +169,16 @@ pub async fn commit_batch(
     out
 }
 
+/// Starts a node from each of `cfgs`, in order (panics with the node's name if one does not start).
+pub async fn start_all(cfgs: impl IntoIterator<Item = PodConfig>) -> Vec<PodNode> {
+    let mut nodes = Vec::new();
+    for cfg in cfgs {
+        let name = cfg.name.clone();
+        nodes.push(PodNode::start(cfg).await.unwrap_or_else(|e| panic!("{name} starts: {e}")));
+    }
+    nodes
+}
+
 /// Waits until every node reaches the highest tip among them, then checks that every height has the same root
 /// everywhere. Returns that height.
 pub async fn agree(nodes: &[PodNode]) -> u64 {

@@ -278,10 +278,11 @@ fn genesis_show_judges_at_the_genesis_time_and_says_what_has_lapsed_since() {
         .map(|i| {
             let key = sigil_pod::public_key(&sigil_pod::local::seed(i));
             let m = sigil_pod::local::MEASUREMENT;
-            serde_bytes::ByteBuf::from(sigil_pod::admission::sim_evidence_until(
+            serde_bytes::ByteBuf::from(sigil_pod::admission::sim_evidence_with(
                 POD,
                 &key,
                 m,
+                &[],
                 Some(created_at + 86_400),
             ))
         })

@@ -118,10 +118,7 @@ pub(crate) fn load_rules(l: &Ledger) -> Result<Rules, String> {
     for name in attestations.iter().filter(|(_, i)| **i > 0).map(|(n, _)| n) {
         let key = [keys::ATTESTED_AT, name.as_bytes()].concat();
         let (at, height) = match l.aux_get(&key).map_err(|e| e.to_string())? {
-            Some(v) => {
-                let v: [u8; 16] = v.as_slice().try_into().map_err(|_| "bad attestation time")?;
-                (u64::from_be_bytes(v[..8].try_into().unwrap()), u64::from_be_bytes(v[8..].try_into().unwrap()))
-            }
+            Some(v) => two_u64(&v, "attestation time")?,
             None => (0, 0),
         };
         attested_at.insert(name.clone(), at);
@@ -130,10 +127,7 @@ pub(crate) fn load_rules(l: &Ledger) -> Result<Rules, String> {
     let mut superseded = HashMap::new();
     for (k, v) in l.aux_scan(keys::SUPERSEDED, None, 100_000).map_err(|e| e.to_string())? {
         let name = String::from_utf8_lossy(&k[keys::SUPERSEDED.len()..]).into_owned();
-        let v: [u8; 16] = v.as_slice().try_into().map_err(|_| "bad superseded attestation")?;
-        let (index, at) =
-            (u64::from_be_bytes(v[..8].try_into().unwrap()), u64::from_be_bytes(v[8..].try_into().unwrap()));
-        superseded.insert(name, (index, at));
+        superseded.insert(name, two_u64(&v, "superseded attestation")?);
     }
     let text = match l.aux_get(keys::POLICY).map_err(|e| e.to_string())? {
         Some(t) => String::from_utf8(t).map_err(|_| "the stored policy is not UTF-8")?,
@@ -155,6 +149,13 @@ pub(crate) fn load_rules(l: &Ledger) -> Result<Rules, String> {
         applets: crate::state::load_applets(l)?,
         replay: Default::default(),
     })
+}
+
+/// Two big-endian u64s, as `at/` and `ab/` values hold them.
+fn two_u64(v: &[u8], what: &str) -> Result<(u64, u64), String> {
+    let v: [u8; 16] = v.try_into().map_err(|_| format!("a stored {what} is {} bytes, not 16", v.len()))?;
+    let (a, b) = v.split_at(8);
+    Ok((u64::from_be_bytes(a.try_into().expect("8")), u64::from_be_bytes(b.try_into().expect("8"))))
 }
 
 /// Undecided blocks a restart reloads at most.

@@ -14,10 +14,7 @@ use sigil_pod::{decided_round, local, Attachments, Fault, PodNode};
 async fn four_nodes_commit_a_stream_of_entries_with_identical_ledgers() {
     init_logs();
     let dir = TempDir::new();
-    let mut nodes = Vec::new();
-    for cfg in configs(4, dir.path()) {
-        nodes.push(PodNode::start(cfg).await.expect("node starts"));
-    }
+    let nodes = start_all(configs(4, dir.path())).await;
     deploy_probe(&nodes).await; // entry 1
                                 // Entries go to every node: each executes its own requests and proposes them in its turn.
     let mut waiting = Vec::new();
@@ -74,7 +71,7 @@ fn genesis_lapsing(created_at: u64, not_after: u64) -> sigil_ledger::Entry {
     g.evidence = (0..4)
         .map(|i| {
             let key = sigil_pod::public_key(&seed(i));
-            let ev = sigil_pod::admission::sim_evidence_until(POD, &key, local::MEASUREMENT, Some(not_after));
+            let ev = sigil_pod::admission::sim_evidence_with(POD, &key, local::MEASUREMENT, &[], Some(not_after));
             serde_bytes::ByteBuf::from(ev)
         })
         .collect();
@@ -99,10 +96,8 @@ async fn a_pod_whose_genesis_evidence_lapsed_years_ago_starts_commits_and_restar
     let dir = TempDir::new();
     let cfgs: Vec<_> =
         configs(4, dir.path()).into_iter().map(|c| sigil_pod::PodConfig { genesis: lapsed.clone(), ..c }).collect();
-    let mut nodes = Vec::new();
-    for cfg in cfgs.clone() {
-        nodes.push(PodNode::start(cfg).await.expect("a node starts from a genesis whose evidence lapsed since"));
-    }
+    // Each node starts from a genesis whose evidence lapsed since.
+    let mut nodes = start_all(cfgs.clone()).await;
     commit_batch(&nodes, &[0, 1, 2, 3], 0, 8).await;
     let last = nodes.pop().expect("4 nodes");
     last.stop().await;
@@ -142,10 +137,7 @@ async fn validators_re_attest_on_the_pod_s_schedule_bound_to_a_recent_block() {
         .into_iter()
         .map(|c| sigil_pod::PodConfig { genesis: g.clone(), attester: local::sim_attester(POD), ..c })
         .collect();
-    let mut nodes = Vec::new();
-    for cfg in cfgs {
-        nodes.push(PodNode::start(cfg).await.expect("node starts"));
-    }
+    let nodes = start_all(cfgs).await;
     let reattested = |n: &PodNode| {
         let rules = n.rules()?;
         let all: Vec<u64> = (0..4).map(|i| rules.attestations.get(&name(i)).copied().unwrap_or(0)).collect();
@@ -189,11 +181,9 @@ async fn an_idle_pod_stops_committing_empty_blocks_and_an_entry_at_any_node_wake
     let dir = TempDir::new();
     // An interval far past what the test waits for a commit: only a wake can start a height in time.
     let interval = Duration::from_secs(60);
-    let mut nodes = Vec::new();
-    for mut cfg in configs(4, dir.path()) {
-        cfg.idle_interval = interval;
-        nodes.push(PodNode::start(cfg).await.expect("node starts"));
-    }
+    let nodes =
+        start_all(configs(4, dir.path()).into_iter().map(|c| sigil_pod::PodConfig { idle_interval: interval, ..c }))
+            .await;
     deploy_probe(&nodes).await;
     let height = |n: &PodNode| n.tip().borrow().height;
     for n in 0..8u64 {
@@ -227,10 +217,7 @@ async fn a_byzantine_proposer_s_forged_replayed_and_stale_entries_are_refused_an
     let dir = TempDir::new();
     let mut cfgs = configs(4, dir.path());
     cfgs[3].fault = Fault::UncheckedProposals; // node 3 proposes its mempool unchecked
-    let mut nodes = Vec::new();
-    for cfg in cfgs {
-        nodes.push(PodNode::start(cfg).await.expect("node starts"));
-    }
+    let nodes = start_all(cfgs).await;
     let first = commit_batch(&nodes[..3], &[0, 1, 2], 0, 30).await;
 
     let sign = |by: usize, e: &sigil_ledger::Entry| {
@@ -311,10 +298,7 @@ async fn a_double_signing_node_is_recorded_as_misbehaving_and_the_pod_keeps_comm
     let dir = TempDir::new();
     let mut cfgs = configs(4, dir.path());
     cfgs[3].fault = Fault::Equivocate; // every vote and proposal of node 3 is followed by a conflicting one
-    let mut nodes = Vec::new();
-    for cfg in cfgs {
-        nodes.push(PodNode::start(cfg).await.expect("node starts"));
-    }
+    let nodes = start_all(cfgs).await;
     let h0 = nodes[0].tip().borrow().height;
     commit_batch(&nodes[..3], &[0, 1, 2], 0, 60).await;
     let mut tip = nodes[0].tip();
@@ -363,10 +347,7 @@ async fn a_fifth_node_joins_by_attestation_and_approval_and_a_node_is_removed() 
         c.genesis = genesis(4);
     }
     let cfg3 = cfgs[3].clone();
-    let mut nodes = Vec::new();
-    for cfg in cfgs {
-        nodes.push(PodNode::start(cfg).await.expect("node starts"));
-    }
+    let mut nodes = start_all(cfgs).await;
     commit_batch(&nodes[..4], &[0, 1, 2, 3], 0, 20).await;
     let h = nodes[0].tip().borrow().height;
     let mut tip4 = nodes[4].tip();
@@ -477,10 +458,7 @@ async fn a_2_2_partition_commits_nothing_and_heals_without_a_fork() {
     init_logs();
     let dir = TempDir::new();
     let (cfgs, links) = configs_with_links(4, dir.path()).await;
-    let mut nodes = Vec::new();
-    for cfg in cfgs {
-        nodes.push(PodNode::start(cfg).await.expect("node starts"));
-    }
+    let nodes = start_all(cfgs).await;
     commit_batch(&nodes, &[0, 1, 2, 3], 0, 40).await;
 
     // Cut every link between {0, 1} and {2, 3}.
