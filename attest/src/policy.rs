@@ -146,17 +146,28 @@ pub struct ReattestationPolicy {
     /// How old, at the block that commits it, the ledger point a re-attestation binds may be, in seconds (at
     /// least 60). Default 600.
     pub window_s: u64,
+    /// How old a validator's latest attestation may grow before the pod suspends it (a `node_suspended` entry
+    /// takes its vote and its invocations until it re-attests), in seconds. 0: never for age. Applies while
+    /// validators re-attest (`every_s` > 0); at least twice `every_s`, so a node has retries before it is
+    /// suspended. Default 86,400 (a day: six chances at the default `every_s`).
+    pub max_age_s: u64,
 }
 
 impl Default for ReattestationPolicy {
     fn default() -> Self {
-        ReattestationPolicy { every_s: 4 * 3600, window_s: 600 }
+        ReattestationPolicy { every_s: 4 * 3600, window_s: 600, max_age_s: 24 * 3600 }
     }
 }
 
 impl ReattestationPolicy {
     fn is_default(&self) -> bool {
         *self == ReattestationPolicy::default()
+    }
+
+    /// The age, in milliseconds, past which a validator's latest attestation has lapsed; `None` when age never
+    /// suspends (`max_age_s = 0`, or validators do not re-attest).
+    pub fn max_age_ms(&self) -> Option<u64> {
+        (self.every_s != 0 && self.max_age_s != 0).then(|| self.max_age_s.saturating_mul(1000))
     }
 }
 
@@ -528,6 +539,14 @@ impl Policy {
                 "reattestation.every_s = {}: 0 (off) or at least 60 seconds (validators refuse a node's \
                  re-attestation within 60 s, or a quarter of every_s, of its last)",
                 r.every_s
+            )));
+        }
+        if r.max_age_s != 0 && r.every_s != 0 && r.max_age_s < r.every_s.saturating_mul(2).max(120) {
+            return Err(Error::Policy(format!(
+                "reattestation.max_age_s = {}: 0 (never suspend for age) or at least twice every_s ({} s), so a \
+                 validator whose re-attestation fails once is not suspended for it",
+                r.max_age_s,
+                r.every_s.saturating_mul(2).max(120)
             )));
         }
         if self.snp.measurements_cover == MeasurementsCover::Workload && self.snp.measurements.is_empty() {

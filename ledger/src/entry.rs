@@ -269,6 +269,50 @@ pub struct Reattested {
     pub anchor: Option<Anchor>,
 }
 
+/// A validator loses its vote because its standing lapsed: its latest attestation is older than the pod's
+/// `[reattestation] max_age_s`, or the pod's current policy refuses its latest evidence. No member approves it:
+/// any validator may propose it, and every validator checks the cause itself at the block's time (from the ledger
+/// alone), and that a quorum of the set it changes stays in good standing, so neither an honest node's error nor a
+/// Byzantine proposer can suspend a node in good standing or shrink the pod below what it can tolerate. A
+/// suspended node keeps its name and key: a [`NodeReinstated`] with fresh evidence gives it its vote back; a
+/// `node_removed` ends it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSuspended {
+    /// The node.
+    pub name: String,
+    /// What lapsed: [`NodeSuspended::STALE`] or [`NodeSuspended::REFUSED`].
+    pub cause: String,
+    /// Why, as every validator computes it at the block's time (at most [`NodeSuspended::MAX_REASON_CHARS`]).
+    pub reason: String,
+}
+
+impl NodeSuspended {
+    /// The cause of a suspension for evidence older than the pod's maximum age.
+    pub const STALE: &'static str = "stale";
+    /// The cause of a suspension for evidence the pod's current policy refuses.
+    pub const REFUSED: &'static str = "refused";
+    /// The most characters a suspension's reason records.
+    pub const MAX_REASON_CHARS: usize = 512;
+}
+
+/// A suspended node gets its vote back: fresh evidence, bound to a recent point of the ledger (its anchor) and
+/// to the key it held when suspended, that the pod's current policy accepts. Signed by that key. Validators refuse
+/// it unless the node is suspended with that key and the anchor is theirs, no older than the suspension and within
+/// `[reattestation] window_s` of the block.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeReinstated {
+    /// The node's name and key, as when it was suspended.
+    pub validator: Validator,
+    /// Its fresh evidence bundle (REPORT_DATA binds the key, the pod and [`Anchor::nonce`] of `anchor`).
+    pub evidence: ByteBuf,
+    /// The attestation result (CBOR) the node reached on it.
+    pub attestation_result: ByteBuf,
+    /// The ledger point the evidence binds.
+    pub anchor: Anchor,
+}
+
 /// A committed point of a pod's ledger: a height and the ledger's root after it. Evidence that binds it in its
 /// REPORT_DATA was made after that block was decided.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -308,6 +352,10 @@ pub enum Entry {
     RequestRejected(RequestRejected),
     /// See [`Reattested`].
     Reattested(Reattested),
+    /// See [`NodeSuspended`].
+    NodeSuspended(NodeSuspended),
+    /// See [`NodeReinstated`].
+    NodeReinstated(NodeReinstated),
 }
 
 #[derive(Serialize, Deserialize)]
@@ -329,6 +377,8 @@ impl Entry {
             Entry::Invocation(_) => "invocation",
             Entry::RequestRejected(_) => "request_rejected",
             Entry::Reattested(_) => "reattested",
+            Entry::NodeSuspended(_) => "node_suspended",
+            Entry::NodeReinstated(_) => "node_reinstated",
         }
     }
 
@@ -474,7 +524,9 @@ impl Encoded {
 }
 
 impl ValidatorSet {
-    /// The set after `entry`: genesis sets it, admissions add, removals remove; other entries leave it.
+    /// The set after `entry`: genesis sets it, admissions and reinstatements add, suspensions remove, removals
+    /// remove (a removal of a suspended node, which is no member, leaves the set as it is: whether a name may be
+    /// removed is the block rules' business, which know the suspended); other entries leave it.
     pub fn apply(&mut self, entry: &Entry) -> Result<(), LedgerError> {
         let bad = |detail: String| Err(LedgerError::Decode { what: "validator set change", detail });
         match entry {
@@ -484,17 +536,19 @@ impl ValidatorSet {
                 }
                 self.members = g.validators.clone();
             }
-            Entry::NodeAdmitted(a) => {
-                if self.members.iter().any(|m| m.name == a.validator.name || m.public_key == a.validator.public_key) {
-                    return bad(format!("{} is already a validator", a.validator.name));
+            Entry::NodeAdmitted(NodeAdmitted { validator, .. })
+            | Entry::NodeReinstated(NodeReinstated { validator, .. }) => {
+                if self.members.iter().any(|m| m.name == validator.name || m.public_key == validator.public_key) {
+                    return bad(format!("{} is already a validator", validator.name));
                 }
-                self.members.push(a.validator.clone());
+                self.members.push(validator.clone());
             }
-            Entry::NodeRemoved(r) => {
+            Entry::NodeRemoved(r) => self.members.retain(|m| m.name != r.name),
+            Entry::NodeSuspended(s) => {
                 let before = self.members.len();
-                self.members.retain(|m| m.name != r.name);
+                self.members.retain(|m| m.name != s.name);
                 if self.members.len() == before {
-                    return bad(format!("{} is not a validator", r.name));
+                    return bad(format!("{} is not a validator", s.name));
                 }
             }
             _ => {}
@@ -504,6 +558,13 @@ impl ValidatorSet {
 
     /// Whether `entry` changes the validator set.
     pub fn changes_with(entry: &Entry) -> bool {
-        matches!(entry, Entry::Genesis(_) | Entry::NodeAdmitted(_) | Entry::NodeRemoved(_))
+        matches!(
+            entry,
+            Entry::Genesis(_)
+                | Entry::NodeAdmitted(_)
+                | Entry::NodeRemoved(_)
+                | Entry::NodeSuspended(_)
+                | Entry::NodeReinstated(_)
+        )
     }
 }

@@ -493,6 +493,8 @@ impl Receipt {
                         Entry::Genesis(_) => true,
                         Entry::NodeAdmitted(a) => a.validator.name == name,
                         Entry::NodeRemoved(r) => r.name == name,
+                        Entry::NodeSuspended(s) => s.name == name,
+                        Entry::NodeReinstated(r) => r.validator.name == name,
                         _ => false,
                     };
                     if concerns {
@@ -634,6 +636,9 @@ impl Receipt {
             }
             Entry::Reattested(r) if r.node == inv.executor => {
                 ("reattested", r.key.to_vec(), r.evidence.to_vec(), r.anchor)
+            }
+            Entry::NodeReinstated(r) if r.validator.name == inv.executor => {
+                ("node_reinstated", r.validator.public_key.clone(), r.evidence.to_vec(), Some(r.anchor))
             }
             other => return Err(not_it(other.kind())),
         };

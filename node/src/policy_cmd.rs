@@ -159,7 +159,8 @@ fn policy_check(file: &Path, json: bool) -> anyhow::Result<ExitCode> {
         "tdx": { "mrtd": p.tdx.mrtd.len(), "allow_debug": p.tdx.allow_debug, "accepted_tcb_status": p.tdx.accepted_tcb_status },
         "sim": { "allow": p.sim.allow },
         "workload": { "allow_unmeasured": p.workload.allow_unmeasured, "snp_measurements_cover": p.snp.measurements_cover },
-        "reattestation": { "every_s": p.reattestation.every_s, "window_s": p.reattestation.window_s },
+        "reattestation": { "every_s": p.reattestation.every_s, "window_s": p.reattestation.window_s,
+                           "max_age_s": p.reattestation.max_age_ms().map(|ms| ms / 1000) },
         "warnings": warnings,
     });
     if json {
@@ -184,6 +185,14 @@ fn policy_check(file: &Path, json: bool) -> anyhow::Result<ExitCode> {
         match r.every_s {
             0 => println!("  re-attestation: off (validators keep the evidence they were admitted with)"),
             n => println!("  re-attestation: every {n} s, evidence bound to a block at most {} s old", r.window_s),
+        }
+        match r.max_age_ms() {
+            None => println!("  suspension: only when the current policy refuses a validator's latest evidence"),
+            Some(ms) => println!(
+                "  suspension: a validator whose latest attestation is over {} s old, or whose latest evidence the \
+                 current policy refuses, loses its vote until it re-attests",
+                ms / 1000
+            ),
         }
         for w in &warnings {
             println!("warning: {w}");

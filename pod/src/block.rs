@@ -166,6 +166,9 @@ pub struct Rules {
     /// When each validator's latest attestation was committed (Unix ms: its block's time; the genesis' validators,
     /// the genesis' `created_at`), by name. A validator re-attests `[reattestation] every_s` after it.
     pub attested_at: HashMap<String, u64>,
+    /// The validators the pod suspended (`node_suspended`), by name: no vote and no invocations until a
+    /// `node_reinstated` with fresh evidence, or a removal.
+    pub suspended: HashMap<String, Suspended>,
     /// The pod's attestation policy.
     pub policy: sigil_attest::Policy,
     /// The ledger index of the entry that set it: the genesis (0) or the latest `policy_changed`. An invocation
@@ -181,6 +184,39 @@ pub struct Rules {
     pub applets: HashMap<String, Deployed>,
     /// How this node runs invocations again (`[execution] replay_deterministic`); none in what the store loads.
     pub replay: crate::replay::Replayer,
+}
+
+/// A suspended validator: the key it held, and the block that suspended it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Suspended {
+    /// Its key (a reinstatement binds the same).
+    pub key: [u8; 32],
+    /// The height that suspended it: a reinstatement's anchor is no older.
+    pub height: u64,
+    /// That block's time, Unix ms.
+    pub at_ms: u64,
+}
+
+impl Suspended {
+    /// Its stored form (`su/` values): key ‖ height ‖ time.
+    pub fn encode(&self) -> Vec<u8> {
+        [self.key.as_slice(), &self.height.to_be_bytes(), &self.at_ms.to_be_bytes()].concat()
+    }
+
+    /// Reads [`Suspended::encode`].
+    pub fn decode(v: &[u8]) -> Result<Suspended, String> {
+        let v: [u8; 48] = v.try_into().map_err(|_| format!("a stored suspension is {} bytes, not 48", v.len()))?;
+        let u = |r: std::ops::Range<usize>| u64::from_be_bytes(v[r].try_into().expect("8 bytes"));
+        Ok(Suspended { key: v[..32].try_into().expect("32 bytes"), height: u(32..40), at_ms: u(40..48) })
+    }
+}
+
+impl Rules {
+    /// The keys whose validator proofs peers accept: the validators', and the suspended nodes' (a suspended node
+    /// stays connected, follows the ledger and can re-attest; only a removal cuts it off).
+    pub fn admitted_keys(&self) -> Vec<[u8; 32]> {
+        self.set.validators.iter().map(|v| v.public_key.0).chain(self.suspended.values().map(|s| s.key)).collect()
+    }
 }
 
 /// What a valid block does besides appending its entries: pod-state writes and deletes (aux keys, see
@@ -316,6 +352,8 @@ pub struct Checker<'a> {
     members: sigil_ledger::checkpoint::ValidatorSet,
     /// The nodes this block re-attests so far.
     reattested: HashSet<String>,
+    /// The nodes this block removes so far.
+    removed: HashSet<String>,
     /// Whether invocations are re-executed where the policy asks (not for a block a quorum already decided).
     replay: bool,
     /// Whether a quorum already decided the block (its commit, or a synced block).
@@ -336,6 +374,12 @@ impl<'a> Checker<'a> {
                 if !sigil_ledger::checkpoint::valid_key_name(&a.validator.name) {
                     return Err(format!("{:?} is not a valid node name", a.validator.name));
                 }
+                if self.rules.suspended.contains_key(&a.validator.name) && !self.removed.contains(&a.validator.name) {
+                    return Err(format!(
+                        "{} is a suspended validator of the pod: it comes back by re-attesting, or is removed first",
+                        a.validator.name
+                    ));
+                }
                 let key: [u8; 32] =
                     a.validator.public_key.as_slice().try_into().map_err(|_| "the node's key is not 32 bytes")?;
                 admission::verify(&self.rules.policy, pod, &key, &[], &a.evidence, now)
@@ -344,6 +388,9 @@ impl<'a> Checker<'a> {
             }
             Entry::Reattested(r) => {
                 let v = self.rules.set.by_name(&r.node).ok_or_else(|| format!("{:?} is not a validator", r.node))?;
+                if !self.members.members.iter().any(|m| m.name == r.node) {
+                    return Err(format!("{:?} is suspended or removed earlier in this block", r.node));
+                }
                 if r.key.as_slice() != v.public_key.0.as_slice() {
                     return Err(format!("{}: the entry names another key than the node's", r.node));
                 }
@@ -357,8 +404,76 @@ impl<'a> Checker<'a> {
                     .map_err(|why| format!("{}: {why}", r.node))
             }
             Entry::PolicyChanged(p) => admission::parse_policy(&p.policy).map(|_| ()),
+            Entry::NodeRemoved(r) => {
+                let member = self.members.members.iter().any(|m| m.name == r.name);
+                let suspended = self.rules.suspended.contains_key(&r.name) && !self.removed.contains(&r.name);
+                if member || suspended {
+                    Ok(())
+                } else {
+                    Err(format!("{} is not a validator", r.name))
+                }
+            }
+            Entry::NodeSuspended(s) => self.suspension(s),
+            Entry::NodeReinstated(r) => {
+                let name = &r.validator.name;
+                let s = self.rules.suspended.get(name).ok_or_else(|| format!("{name:?} is not suspended"))?;
+                if self.removed.contains(name) {
+                    return Err(format!("{name:?} is removed earlier in this block"));
+                }
+                if r.validator.public_key.as_slice() != s.key.as_slice() {
+                    return Err(format!("{name}: the entry names another key than the one it was suspended with"));
+                }
+                if !self.decided {
+                    self.anchored(name, &r.anchor, s.height)?;
+                }
+                admission::verify(&self.rules.policy, pod, &s.key, &r.anchor.nonce(), &r.evidence, now)
+                    .map(|_| ())
+                    .map_err(|why| format!("{name}: {why}"))
+            }
             _ => Ok(()),
         }
+    }
+
+    /// A suspension names a current validator whose standing has lapsed at the block's time, for the cause and
+    /// reason this validator finds itself ([`crate::standing::lapsed`]), not one re-attested in this block, and
+    /// leaves at least a quorum of the set it changes in good standing: the pod never suspends more than it can
+    /// tolerate to lose, nor acts on a view only a minority holds (when most of it has lapsed, nothing is
+    /// suspended, and the lapsed nodes must re-attest). Not re-judged in a decided block.
+    fn suspension(&self, s: &sigil_ledger::entry::NodeSuspended) -> Result<(), String> {
+        let name = &s.name;
+        let members = &self.members.members;
+        if !members.iter().any(|m| m.name == *name) {
+            return Err(format!("{name:?} is not a validator"));
+        }
+        if self.reattested.contains(name) {
+            return Err(format!("{name} re-attests earlier in this block"));
+        }
+        if self.decided {
+            return Ok(());
+        }
+        let lapse = crate::standing::lapsed(self.ledger, self.rules, name, self.block_time_ms)?
+            .ok_or_else(|| format!("{name} is in good standing at the block's time"))?;
+        if lapse.cause != s.cause || lapse.reason != s.reason {
+            return Err(format!(
+                "{name}: the entry says {:?} ({}); this validator finds {:?} ({})",
+                s.cause, s.reason, lapse.cause, lapse.reason
+            ));
+        }
+        let need = self.members.quorum();
+        let mut good = 0;
+        for m in members.iter().filter(|m| m.name != *name) {
+            if crate::standing::lapsed(self.ledger, self.rules, &m.name, self.block_time_ms)?.is_none() {
+                good += 1;
+            }
+        }
+        if good < need {
+            return Err(format!(
+                "suspending {name} would leave {good} validators in good standing, fewer than the quorum of {need} of \
+                 the {} it has: the set is kept until more of it re-attests",
+                members.len()
+            ));
+        }
+        Ok(())
     }
 
     /// A new re-attestation binds an anchor of this ledger (a decided height and the root after it) whose block is
@@ -385,10 +500,17 @@ impl<'a> Checker<'a> {
             format!("{node}: the re-attestation binds no anchor (a recent height and root of this ledger)")
         })?;
         let since = self.rules.attested_height.get(node).copied().unwrap_or(0);
+        self.anchored(node, &a, since)
+    }
+
+    /// `a` is a point of this ledger no older than height `since` (the node's latest attestation, or its
+    /// suspension: what is committed cannot be committed again) whose block is at most `[reattestation] window_s`
+    /// older than this one.
+    fn anchored(&self, node: &str, a: &sigil_ledger::entry::Anchor, since: u64) -> Result<(), String> {
         if a.height < since {
             return Err(format!(
                 "{node}: the anchor's height {} is before height {since}, which committed the node's latest \
-                 attestation (a re-attestation committed again?)",
+                 attestation or suspension (an entry committed again?)",
                 a.height
             ));
         }
@@ -420,6 +542,7 @@ impl<'a> Checker<'a> {
             rejections: HashSet::new(),
             members: ledger.validators_at(ledger.size()),
             reattested: HashSet::new(),
+            removed: HashSet::new(),
             replay: true,
             decided: false,
             effects: Effects::default(),
@@ -486,6 +609,9 @@ impl<'a> Checker<'a> {
             }
             Entry::Reattested(r) => {
                 self.reattested.insert(r.node.clone());
+            }
+            Entry::NodeRemoved(r) => {
+                self.removed.insert(r.name.clone());
             }
             _ => {}
         }
@@ -833,6 +959,16 @@ impl<'a> Checker<'a> {
                 Ok(())
             }
             Entry::Reattested(r) => Ok(signed_by(rules, &r.node, signature, &leaf).map(|_| ())?),
+            Entry::NodeReinstated(r) => {
+                let name = &r.validator.name;
+                let s = rules.suspended.get(name).ok_or_else(|| format!("{name:?} is not suspended"))?;
+                let sig = <[u8; 64]>::try_from(signature)
+                    .map_err(|_| format!("no signature of {name:?} ({} bytes)", signature.len()))?;
+                if !types::verify(&types::PublicKey(s.key), &types::receipt_bytes(&leaf), &Signature(sig)) {
+                    return Err(format!("the signature is not {name:?}'s").into());
+                }
+                Ok(())
+            }
             _ if !signature.is_empty() => Err("a signature on an entry that takes none".into()),
             _ => Ok(()),
         }

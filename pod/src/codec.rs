@@ -182,6 +182,7 @@ enum WPart {
     Data(ByteBuf),
     Fin(ByteBuf),
     Wake { h: u64, a: ByteBuf, s: ByteBuf },
+    Reinstate { e: ByteBuf, s: ByteBuf },
 }
 
 impl WPart {
@@ -195,6 +196,7 @@ impl WPart {
             ProposalPart::Wake { height, from, signature } => {
                 WPart::Wake { h: height.0, a: buf(&from.0), s: buf(&signature.0) }
             }
+            ProposalPart::Reinstate { entry, signature } => WPart::Reinstate { e: buf(entry), s: buf(&signature.0) },
         }
     }
     fn into(self) -> Result<ProposalPart, CodecError> {
@@ -205,6 +207,9 @@ impl WPart {
             WPart::Data(d) => ProposalPart::Data(Bytes::from(d.into_vec())),
             WPart::Fin(s) => ProposalPart::Fin { signature: sig(&s)? },
             WPart::Wake { h, a, s } => ProposalPart::Wake { height: Height(h), from: addr(&a)?, signature: sig(&s)? },
+            WPart::Reinstate { e, s } => {
+                ProposalPart::Reinstate { entry: Bytes::from(e.into_vec()), signature: sig(&s)? }
+            }
         })
     }
 }

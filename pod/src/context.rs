@@ -215,6 +215,15 @@ pub enum ProposalPart {
         /// Its signature.
         signature: Signature,
     },
+    /// Not part of a proposal: a suspended node offers its `node_reinstated` entry (canonical encoding) to the
+    /// validators, since it proposes no block itself (`app::streams`). Signed by the node over
+    /// `signing::receipt_bytes` of the entry's leaf hash, as the block item carries it.
+    Reinstate {
+        /// The entry.
+        entry: Bytes,
+        /// The node's signature.
+        signature: Signature,
+    },
 }
 
 impl mc::ProposalPart<PodContext> for ProposalPart {

@@ -33,6 +33,7 @@ pub mod reattest;
 mod rejection;
 pub mod replay;
 mod signing;
+pub mod standing;
 mod state;
 #[cfg(any(test, fuzzing, feature = "testing"))]
 pub mod testing;
@@ -235,6 +236,8 @@ pub struct PodNode {
     /// The re-attestation loop, where the node has an attester.
     #[allow(dead_code)] // held for its drop
     reattest: Option<AbortOnDrop>,
+    /// The task that looks at the validators' standing.
+    standing: AbortOnDrop,
 }
 
 /// A task that stops when its handle is dropped.
@@ -275,6 +278,7 @@ impl PodNode {
             mempool: Arc::new(Mutex::new(Mempool::new(cfg.mempool_capacity))),
             queued: Arc::new(Notify::new()),
             tip,
+            lapsed: Default::default(),
         };
         let admitted = Admitted::default();
         let app = App::new(
@@ -310,7 +314,12 @@ impl PodNode {
         let peers: Vec<Multiaddr> = cfg.peers.iter().map(|p| parse(p)).collect::<Result<_, _>>()?;
         // Pod data goes only to the pod's nodes: the configured peers (libp2p refuses every other peer), less those
         // of nodes the pod has removed. The app drops and restores peers as the set changes (`app::peers`).
-        let former = shared.ledger.lock().expect("not poisoned").former_validators();
+        // A suspended node is no former one: it follows the pod and re-attests through its peers.
+        let suspended: Vec<[u8; 32]> = shared.rules.lock().expect("not poisoned").as_ref().map_or(Vec::new(), |r| {
+            r.suspended.values().map(|s| s.key).collect()
+        });
+        let mut former = shared.ledger.lock().expect("not poisoned").former_validators();
+        former.retain(|k| !suspended.iter().any(|s| s.as_slice() == k.as_slice()));
         let current: Vec<Multiaddr> = peers
             .iter()
             .filter(|a| {
@@ -365,6 +374,7 @@ impl PodNode {
         };
         #[cfg(not(feature = "byzantine"))]
         let (channels, engine) = engine(engine_cfg, wal, identity, consensus).await?;
+        let network = channels.network.clone();
         let name = cfg.name.clone();
         let app = tokio::spawn(async move {
             let r = app.run(channels).await;
@@ -382,10 +392,12 @@ impl PodNode {
                 shared: shared.clone(),
                 collect,
                 queue: Box::new(move |e, a| queue(&queued, fault, e, a).map_err(|r| r.to_string())),
+                offer: Box::new(move |e, signature| offer(&network, e, signature)),
             };
             AbortOnDrop(tokio::spawn(reattest::run(ctx)))
         });
-        Ok(PodNode { address, name: cfg.name, signer, fault: cfg.fault, engine, app, shared, reattest })
+        let standing = AbortOnDrop(tokio::spawn(standing::watch(shared.clone())));
+        Ok(PodNode { address, name: cfg.name, signer, fault: cfg.fault, engine, app, shared, reattest, standing })
     }
 
     /// Queues an entry for a block; the receiver fires once it is committed (dropped if it never will be). An
@@ -406,6 +418,7 @@ impl PodNode {
             Entry::Invocation(i) => i.executor == self.name,
             Entry::RequestRejected(r) => r.node == self.name,
             Entry::Reattested(r) => r.node == self.name,
+            Entry::NodeReinstated(r) => r.validator.name == self.name,
             _ => false,
         };
         let enc = Encoded::new(entry);
@@ -475,6 +488,7 @@ impl PodNode {
     /// Stops consensus and the app, and waits for them.
     pub async fn stop(self) {
         drop(self.reattest);
+        drop(self.standing);
         self.engine.actor.stop(None);
         let _ = tokio::time::timeout(Duration::from_secs(10), self.engine.handle).await;
         self.app.abort();
@@ -534,6 +548,24 @@ fn queue(
     let rx = shared.mempool.lock().expect("not poisoned").push(entry, attachments)?;
     shared.queued.notify_one();
     Ok(rx)
+}
+
+/// Publishes a signed entry to the pod's nodes as a [`context::ProposalPart::Reinstate`] (each its own stream,
+/// so the network does not drop a second offer as one it has seen).
+fn offer(
+    network: &tokio::sync::mpsc::Sender<malachitebft_app_channel::NetworkMsg<PodContext>>,
+    entry: Encoded,
+    signature: types::Signature,
+) -> Result<(), String> {
+    use malachitebft_app_channel::app::streaming::{StreamContent, StreamId, StreamMessage};
+    static OFFERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = OFFERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let id = StreamId::new(bytes::Bytes::from([b"reinstate".as_slice(), &now_ms().to_be_bytes(), &n.to_be_bytes()].concat()));
+    let part = context::ProposalPart::Reinstate { entry: bytes::Bytes::from(entry.bytes().to_vec()), signature };
+    let msg = StreamMessage::new(id, 0, StreamContent::Data(part));
+    network
+        .try_send(malachitebft_app_channel::NetworkMsg::PublishProposalPart(msg))
+        .map_err(|e| format!("offering the entry to the pod: {e}"))
 }
 
 /// Malachite with its own network, WAL, sync and consensus actors.

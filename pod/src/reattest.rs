@@ -7,14 +7,17 @@
 //! each re-attestation proves the TEE was running this node's key after that block.
 //!
 //! A node that fails to re-attest (no evidence, evidence the policy refuses, an entry that is not committed)
-//! says so in its log and tries again a minute later; what the pod does with a validator whose evidence is old
-//! is its policy's business, not this loop's.
+//! says so in its log and tries again a minute later. A validator whose standing lapses (evidence older than
+//! `[reattestation] max_age_s`, or refused by the current policy) is suspended by the others
+//! ([`crate::standing`]); this loop then tries to come back at once and every [`SUSPENDED_RETRY`]: fresh evidence
+//! the current policy accepts, bound to its tip, in a `node_reinstated` entry that it offers to the validators
+//! over the network (a suspended node proposes no block).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_bytes::ByteBuf;
-use sigil_ledger::entry::{Anchor, Encoded, Reattested};
+use sigil_ledger::entry::{Anchor, Encoded, NodeReinstated, Reattested};
 use sigil_ledger::Entry;
 use sigil_primitives::clock::{now_ms, now_secs};
 
@@ -47,6 +50,14 @@ impl std::fmt::Debug for Attester {
 const LOOK_AGAIN: Duration = Duration::from_secs(30);
 /// How long it waits after a failed try.
 const RETRY: Duration = Duration::from_secs(60);
+/// How long a suspended node waits after a try that did not reinstate it (its evidence is refused, or no block
+/// took its entry yet).
+pub const SUSPENDED_RETRY: Duration = Duration::from_secs(10);
+/// How long a suspended node waits for its offered reinstatement to commit.
+const REINSTATE_WAIT: Duration = Duration::from_secs(30);
+
+/// Offers an entry with the node's signature to the pod's validators (a suspended node's reinstatement).
+pub(crate) type Offer = dyn Fn(Encoded, crate::types::Signature) -> Result<(), String> + Send + Sync;
 
 /// What the loop needs of its node.
 pub(crate) struct Ctx {
@@ -58,6 +69,7 @@ pub(crate) struct Ctx {
     pub queue: Box<
         dyn Fn(Encoded, Attachments) -> Result<tokio::sync::oneshot::Receiver<crate::Committed>, String> + Send + Sync,
     >,
+    pub offer: Box<Offer>,
 }
 
 /// What the loop does next.
@@ -65,6 +77,8 @@ pub(crate) struct Ctx {
 enum Next {
     Wait(Duration),
     Attest(Anchor),
+    /// Suspended: come back with evidence bound to this anchor.
+    Reinstate(Anchor),
 }
 
 /// Whether this node is due to re-attest, as of the last commit.
@@ -73,6 +87,10 @@ fn next(ctx: &Ctx) -> Next {
     let (every_ms, last) = {
         let rules = ctx.shared.rules.lock().expect("not poisoned");
         let Some(rules) = rules.as_ref() else { return Next::Wait(Duration::from_secs(1)) };
+        if rules.suspended.get(&ctx.name).is_some_and(|s| s.key == key) {
+            let tip = ctx.shared.tip.borrow().clone();
+            return Next::Reinstate(Anchor { height: tip.height, root: tip.root });
+        }
         match rules.set.by_name(&ctx.name) {
             Some(v) if v.public_key.0 == key => {}
             _ => return Next::Wait(LOOK_AGAIN), // not a validator (yet, or any more)
@@ -95,8 +113,9 @@ fn next(ctx: &Ctx) -> Next {
     Next::Attest(Anchor { height: tip.height, root: tip.root })
 }
 
-/// Collects, checks and submits one re-attestation bound to `anchor`; returns its ledger index once committed.
-async fn attest(ctx: &Ctx, anchor: Anchor) -> Result<u64, String> {
+/// Collects, checks and submits one re-attestation bound to `anchor` (a reinstatement, when `reinstate`); returns
+/// its ledger index once committed.
+async fn attest(ctx: &Ctx, anchor: Anchor, reinstate: bool) -> Result<u64, String> {
     let key = ctx.signer.public_key().0;
     let nonce = anchor.nonce();
     let report_data = admission::report_data(&ctx.pod, &key, &nonce);
@@ -115,11 +134,29 @@ async fn attest(ctx: &Ctx, anchor: Anchor) -> Result<u64, String> {
             result.reasons.join("; ")
         ));
     }
+    let attestation_result = ByteBuf::from(result.to_cbor().map_err(|e| e.to_string())?);
+    if reinstate {
+        let validator = sigil_ledger::checkpoint::Validator { name: ctx.name.clone(), public_key: key.to_vec() };
+        let evidence = ByteBuf::from(evidence);
+        let entry = Encoded::new(Entry::NodeReinstated(NodeReinstated { validator, evidence, attestation_result, anchor }));
+        let signature = ctx.signer.sign(&signing::receipt_bytes(&entry.leaf_hash()));
+        (ctx.offer)(entry, signature)?;
+        let until = tokio::time::Instant::now() + REINSTATE_WAIT;
+        while tokio::time::Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let rules = ctx.shared.rules.lock().expect("not poisoned");
+            let Some(rules) = rules.as_ref() else { continue };
+            if !rules.suspended.contains_key(&ctx.name) {
+                return rules.attestations.get(&ctx.name).copied().ok_or_else(|| "removed while suspended".into());
+            }
+        }
+        return Err(format!("no block reinstated this node within {} s", REINSTATE_WAIT.as_secs()));
+    }
     let entry = Encoded::new(Entry::Reattested(Reattested {
         node: ctx.name.clone(),
         key: ByteBuf::from(key.to_vec()),
         evidence: ByteBuf::from(evidence),
-        attestation_result: ByteBuf::from(result.to_cbor().map_err(|e| e.to_string())?),
+        attestation_result,
         anchor: Some(anchor),
     }));
     let signature = ctx.signer.sign(&signing::receipt_bytes(&entry.leaf_hash())).0.to_vec();
@@ -136,11 +173,19 @@ pub(crate) async fn run(ctx: Ctx) {
     loop {
         match next(&ctx) {
             Next::Wait(d) => tokio::time::sleep(d).await,
-            Next::Attest(anchor) => match attest(&ctx, anchor).await {
+            Next::Attest(anchor) => match attest(&ctx, anchor, false).await {
                 Ok(index) => tracing::info!(node = %ctx.name, index, anchor_height = anchor.height, "re-attested"),
                 Err(e) => {
                     tracing::warn!(node = %ctx.name, "re-attestation failed, trying again in {} s: {e}", RETRY.as_secs());
                     tokio::time::sleep(RETRY).await;
+                }
+            },
+            Next::Reinstate(anchor) => match attest(&ctx, anchor, true).await {
+                Ok(index) => tracing::info!(node = %ctx.name, index, anchor_height = anchor.height, "reinstated"),
+                Err(e) => {
+                    let s = SUSPENDED_RETRY.as_secs();
+                    tracing::warn!(node = %ctx.name, "this node is suspended and is not reinstated yet, trying again in {s} s: {e}");
+                    tokio::time::sleep(SUSPENDED_RETRY).await;
                 }
             },
         }
@@ -167,6 +212,7 @@ mod tests {
             shared,
             collect: Arc::new(|_| Err("not called".into())),
             queue: Box::new(|_, _| Err("not called".into())),
+            offer: Box::new(|_, _| Err("not called".into())),
         }
     }
 

@@ -379,6 +379,9 @@ pub fn entry_json(index: u64, e: &Entry) -> Value {
         }
         Entry::NodeRemoved(r) => json!({ "node": r.name, "reason": r.reason, "prior": r.prior }),
         Entry::Reattested(r) => json!({ "node": r.node }),
+        Entry::NodeSuspended(s) => json!({ "node": s.name, "cause": s.cause, "reason": s.reason }),
+        Entry::NodeReinstated(r) => json!({ "node": r.validator.name, "key": key(&r.validator.public_key),
+            "anchor_height": r.anchor.height }),
         Entry::PolicyChanged(p) => json!({ "policy": p.policy, "prior": p.prior }),
         Entry::Genesis(g) => json!({ "pod": g.pod, "jurisdiction": g.jurisdiction, "created_at": g.created_at,
             "validators": g.validators.iter().map(|v| v.name.clone()).collect::<Vec<_>>() }),
@@ -619,14 +622,7 @@ pub fn pod_status(s: &Service) -> Result<Value, String> {
             // The evidence (and the nonce it binds) is read only when its verdict must be worked out again.
             let evidence = match att {
                 Some(_) if cached.is_some() => None,
-                Some(0) => g.validators.iter().position(|x| x.name == name).map(|i| (g.evidence[i].to_vec(), vec![])),
-                Some(i) => match l.entry(i).map_err(|e| e.to_string())? {
-                    Entry::NodeAdmitted(a) => Some((a.evidence.to_vec(), vec![])),
-                    Entry::Reattested(r) => {
-                        Some((r.evidence.to_vec(), r.anchor.map(|a| a.nonce()).unwrap_or_default()))
-                    }
-                    _ => None,
-                },
+                Some(i) => sigil_pod::standing::attestation_evidence(&l, i, &name).ok().map(|(_, e, n)| (e, n)),
                 None => None,
             };
             let at_ms = rules.attested_at.get(&name).copied().unwrap_or(0);
@@ -635,6 +631,15 @@ pub fn pod_status(s: &Service) -> Result<Value, String> {
         }
         (g, policy_index, validators)
     };
+    let mut suspended: Vec<Value> = rules
+        .suspended
+        .iter()
+        .map(|(name, s)| {
+            json!({ "name": name, "key": format!("ed25519:{}", hex::encode(s.key)), "suspended_at_height": s.height,
+                "suspended_at_ms": s.at_ms })
+        })
+        .collect();
+    suspended.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
     let mut nodes = Vec::new();
     for (v, att, at_ms, member_index, cached, evidence) in validators {
         let name = v.name.clone();
@@ -674,7 +679,9 @@ pub fn pod_status(s: &Service) -> Result<Value, String> {
         "root": tip.root.to_hex(), "validators": nodes, "members": g.members.iter().map(|m| m.name.clone()).collect::<Vec<_>>(),
         "threshold": g.threshold, "uptime_s": s.uptime(), "other_pods": s.directory.pods,
         "insecure_sim": rules.policy.sim.allow, "policy_index": policy_index,
-        "reattestation": { "every_s": rules.policy.reattestation.every_s, "window_s": rules.policy.reattestation.window_s },
+        "reattestation": { "every_s": rules.policy.reattestation.every_s, "window_s": rules.policy.reattestation.window_s,
+            "max_age_s": rules.policy.reattestation.max_age_ms().map(|ms| ms / 1000) },
+        "suspended": suspended,
     }))
 }
 

@@ -47,6 +47,8 @@ impl Reader {
                 | Entry::NodeAdmitted(_)
                 | Entry::NodeRemoved(_)
                 | Entry::Reattested(_)
+                | Entry::NodeSuspended(_)
+                | Entry::NodeReinstated(_)
                 | Entry::PolicyChanged(_) => true,
             },
         }

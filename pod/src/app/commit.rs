@@ -205,12 +205,27 @@ impl App {
         // Only a re-attestation leaves the attestation it replaced usable a while (by invocations made before it);
         // an admission or a removal ends a membership, and with it whatever the node attested before.
         let mut forget = Vec::new();
+        // Suspensions (Some) and their ends (None: a reinstatement or a removal), in block order.
+        let mut suspensions: Vec<(String, Option<block::Suspended>)> = Vec::new();
+        let mut removed = Vec::new();
         for (i, e) in entries.iter().enumerate() {
             let (name, reattested) = match e {
                 Entry::NodeAdmitted(a) => (Some(a.validator.name.clone()), false),
                 Entry::Reattested(r) => (Some(r.node.clone()), true),
+                Entry::NodeReinstated(r) => {
+                    suspensions.push((r.validator.name.clone(), None));
+                    (Some(r.validator.name.clone()), false)
+                }
                 Entry::NodeRemoved(r) => {
                     forget.push(r.name.clone());
+                    removed.push(r.name.clone());
+                    suspensions.push((r.name.clone(), None));
+                    (None, false)
+                }
+                Entry::NodeSuspended(s) => {
+                    let key = self.rules.set.by_name(&s.name).map(|v| v.public_key.0);
+                    let key = key.ok_or_else(|| format!("height {h}: suspends {:?}, no validator", s.name))?;
+                    suspensions.push((s.name.clone(), Some(block::Suspended { key, height: h.0, at_ms: b.time_ms })));
                     (None, false)
                 }
                 _ => (None, false),
@@ -243,6 +258,19 @@ impl App {
             .collect();
         undecided.extend(state_deletes);
         undecided.extend(forget.iter().map(|n| [keys::SUPERSEDED, n.as_bytes()].concat()));
+        for (name, s) in &suspensions {
+            let key = [keys::SUSPENDED, name.as_bytes()].concat();
+            match s {
+                Some(s) => {
+                    undecided.retain(|k| *k != key);
+                    aux.push((key, s.encode()));
+                }
+                None => {
+                    aux.retain(|(k, _)| *k != key);
+                    undecided.push(key);
+                }
+            }
+        }
         let after = l.validators_after(encoded).map_err(|e| format!("height {h}: {e}"))?;
         let cosigned = self.cosigned(&prepared.checkpoint, &extensions, &after);
         if cosigned.is_none() {
@@ -265,6 +293,21 @@ impl App {
             self.rules.superseded.remove(n);
         }
         self.rules.superseded.extend(superseded);
+        for (name, s) in suspensions {
+            match s {
+                Some(s) => {
+                    tracing::warn!(height = %h, node = %name, "the pod suspends a validator: its vote and invocations end until it re-attests");
+                    self.rules.suspended.insert(name, s);
+                }
+                None => {
+                    let Some(s) = self.rules.suspended.remove(&name) else { continue };
+                    tracing::info!(height = %h, node = %name, "a suspended validator is reinstated or removed");
+                    if removed.contains(&name) {
+                        self.drop_peer(&s.key); // removed while suspended: no set change drops it
+                    }
+                }
+            }
+        }
         self.rules.attestations.extend(attested);
         self.rules.applets.extend(deployed);
         if let Some((index, text)) = new_policy {
@@ -274,9 +317,9 @@ impl App {
         }
         if set != self.rules.set {
             tracing::info!(height = %h, validators = set.validators.len(), "the validator set changes from the next height");
-            self.admitted.set(set.validators.iter().map(|v| v.public_key.0));
             let before = std::mem::replace(&mut self.rules.set, set);
             let after = self.rules.set.clone();
+            self.admitted.set(self.rules.admitted_keys());
             self.set_changed(&before, &after);
         }
         let committed: HashMap<Hash, Committed> = encoded

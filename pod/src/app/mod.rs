@@ -95,6 +95,9 @@ pub struct Shared {
     pub queued: Arc<Notify>,
     /// The tip after every commit.
     pub tip: watch::Sender<Tip>,
+    /// Validators whose standing had lapsed when last looked at (`crate::standing::watch`): this node, when it
+    /// proposes, judges them again at its block's time and suspends those still lapsed.
+    pub lapsed: Arc<Mutex<Vec<String>>>,
 }
 
 /// Tunables of the app.
@@ -147,6 +150,8 @@ pub struct App {
     /// When to send this height's wake again (`idle.rs`), and how many were sent.
     wake_again: Option<tokio::time::Instant>,
     wakes_sent: u64,
+    /// When each suspended node's offered reinstatement was last checked in full (`streams.rs`).
+    reinstate_seen: HashMap<String, tokio::time::Instant>,
 }
 
 impl App {
@@ -159,7 +164,7 @@ impl App {
             let rules = Rules { replay: cfg.replay.clone(), ..load_rules(&l)? };
             (tip, rules, l.size(), l.root())
         };
-        admitted.set(rules.set.validators.iter().map(|v| v.public_key.0));
+        admitted.set(rules.admitted_keys());
         shared.tip.send_replace(Tip { height: tip, size, root });
         *shared.rules.lock().expect("not poisoned") = Some(rules.clone());
         Ok(App {
@@ -185,6 +190,7 @@ impl App {
             paused: None,
             wake_again: None,
             wakes_sent: 0,
+            reinstate_seen: HashMap::new(),
         })
     }
 
@@ -294,6 +300,7 @@ pub(crate) fn app_for_tests(ledger: Ledger, me: usize) -> (App, Shared) {
         mempool: Arc::new(Mutex::new(Mempool::new(10))),
         queued: Arc::new(Notify::new()),
         tip,
+            lapsed: Default::default(),
     };
     let cfg = AppConfig {
         timeouts: crate::PodConfig::local_timeouts(),

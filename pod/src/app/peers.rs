@@ -1,7 +1,7 @@
 //! Who the node talks to: its configured peers, less the validators the pod has removed. libp2p refuses every peer
 //! that is not configured (persistent-peers-only, applied when libp2p identify completes); a removed node's peer
 //! is dropped when its removal commits, so its connection closes and redials are refused, and it is restored if
-//! the node is admitted again. (Before identify refuses a redial, the connection can still be answered: an open
+//! the node is admitted again. A suspended node's peer is kept (it follows the pod and re-attests through it). (Before identify refuses a redial, the connection can still be answered: an open
 //! gap, docs/security.md.)
 
 use malachitebft_app_channel::app::engine::network::PersistentPeerError;
@@ -18,16 +18,26 @@ pub(crate) fn peer_is(addr: &Multiaddr, key: &[u8]) -> bool {
 }
 
 impl App {
-    /// Notes the peers to drop and restore when the validator set goes from `before` to `after`.
+    /// Notes the peers to drop and restore when the validator set goes from `before` to `after`. A suspended
+    /// validator's peer stays: it follows the pod, and re-attests through it.
     pub(super) fn set_changed(&mut self, before: &ValidatorSet, after: &ValidatorSet) {
         let has = |set: &ValidatorSet, k: &PublicKey| set.validators.iter().any(|v| v.public_key == *k);
+        let suspended = |k: &PublicKey| self.rules.suspended.values().any(|s| s.key == k.0);
+        let mut changes = Vec::new();
         for (from, to, restore) in [(before, after, false), (after, before, true)] {
-            for v in from.validators.iter().filter(|v| !has(to, &v.public_key)) {
+            for v in from.validators.iter().filter(|v| !has(to, &v.public_key) && !suspended(&v.public_key)) {
                 for a in self.cfg.peers.iter().filter(|a| peer_is(a, &v.public_key.0)) {
-                    self.peer_changes.push((restore, a.clone()));
+                    changes.push((restore, a.clone()));
                 }
             }
         }
+        self.peer_changes.extend(changes);
+    }
+
+    /// Notes the peers of the node with `key` to drop (a suspended node the pod removes).
+    pub(super) fn drop_peer(&mut self, key: &[u8; 32]) {
+        let addrs: Vec<Multiaddr> = self.cfg.peers.iter().filter(|a| peer_is(a, key)).cloned().collect();
+        self.peer_changes.extend(addrs.into_iter().map(|a| (false, a)));
     }
 
     /// Hands the peers the last commit changed to the updater (off the app's loop: the network answers on its

@@ -32,6 +32,9 @@ pub mod keys {
     /// `bt` ‖ height: the block's time (Unix ms), which a re-attestation's anchor is judged by. Absent for heights
     /// committed before it was kept, whose decided block (`d`) gives it ([`super::block_time_at`]).
     pub const BLOCK_TIME: &[u8] = b"bt";
+    /// `su/` ‖ name: a suspended validator (`node_suspended`): its key, and the height and time (Unix ms) of the
+    /// block that suspended it, 48 bytes. A reinstatement or a removal deletes it.
+    pub const SUSPENDED: &[u8] = b"su/";
     /// `ev` ‖ height: misbehaviour seen at that height.
     pub const EVIDENCE: &[u8] = b"ev";
     /// The pod's current attestation policy (TOML), once a block changed it.
@@ -129,6 +132,11 @@ pub(crate) fn load_rules(l: &Ledger) -> Result<Rules, String> {
         let name = String::from_utf8_lossy(&k[keys::SUPERSEDED.len()..]).into_owned();
         superseded.insert(name, two_u64(&v, "superseded attestation")?);
     }
+    let mut suspended = HashMap::new();
+    for (k, v) in l.aux_scan(keys::SUSPENDED, None, 100_000).map_err(|e| e.to_string())? {
+        let name = String::from_utf8_lossy(&k[keys::SUSPENDED.len()..]).into_owned();
+        suspended.insert(name, block::Suspended::decode(&v)?);
+    }
     let text = match l.aux_get(keys::POLICY).map_err(|e| e.to_string())? {
         Some(t) => String::from_utf8(t).map_err(|_| "the stored policy is not UTF-8")?,
         None => genesis.policy,
@@ -141,6 +149,7 @@ pub(crate) fn load_rules(l: &Ledger) -> Result<Rules, String> {
         attested_at,
         attested_height,
         superseded,
+        suspended,
         policy,
         policy_index,
         members: genesis.members,

@@ -25,6 +25,8 @@ pub(super) const MAX_PER_SLOT: usize = 2;
 /// Rounds past the current one whose proposals are taken (a node a round or two behind its peers still gets
 /// them; the engine skips ahead on f+1 votes of a later round).
 pub(super) const MAX_ROUNDS_AHEAD: i64 = 3;
+/// How often a suspended node's offered reinstatement is checked in full, at most.
+pub(super) const REINSTATE_EVERY: Duration = Duration::from_secs(5);
 /// Heights past the current one whose complete streams are kept for later.
 pub(super) const MAX_HEIGHTS_AHEAD: u64 = 2;
 
@@ -88,6 +90,10 @@ impl App {
             self.on_wake(*height, from, signature);
             return Ok(None);
         }
+        if let StreamContent::Data(ProposalPart::Reinstate { entry, signature }) = &part.content {
+            self.on_reinstate(publisher, entry, signature);
+            return Ok(None);
+        }
         Ok(match self.add_part(publisher, part) {
             Some(a) if a.height == self.height => self.accept_stream(a)?,
             Some(a) if self.keep_for_later(&a) => {
@@ -96,6 +102,44 @@ impl App {
             }
             _ => None,
         })
+    }
+
+    /// A suspended node's offered reinstatement: queued here (so whichever validator proposes next commits it)
+    /// when it is a `node_reinstated` of a node the pod suspended, signed with the key it was suspended with, and
+    /// valid by the block rules now (its evidence and anchor included). What it costs a peer is bounded: the
+    /// signature is checked before anything else, and the full check runs at most once per suspended node per
+    /// [`REINSTATE_EVERY`].
+    pub(super) fn on_reinstate(&mut self, publisher: PeerId, bytes: &Bytes, signature: &Signature) {
+        if self.rules.set.get_by_address(&self.me).is_none() {
+            return; // only validators propose
+        }
+        let Ok(enc) = Encoded::decode(bytes) else {
+            tracing::debug!(%publisher, "an offered reinstatement that does not decode; dropped");
+            return;
+        };
+        let Entry::NodeReinstated(r) = enc.entry() else {
+            tracing::debug!(%publisher, kind = enc.entry().kind(), "an offered entry that is no reinstatement; dropped");
+            return;
+        };
+        let name = r.validator.name.clone();
+        let Some(s) = self.rules.suspended.get(&name) else {
+            tracing::debug!(%publisher, node = %name, "a reinstatement of a node that is not suspended; dropped");
+            return;
+        };
+        if !signing::verify(&PublicKey(s.key), &signing::receipt_bytes(&enc.leaf_hash()), signature) {
+            tracing::debug!(%publisher, node = %name, "a reinstatement not signed by the suspended node; dropped");
+            return;
+        }
+        let now = tokio::time::Instant::now();
+        if self.reinstate_seen.get(&name).is_some_and(|t| now.duration_since(*t) < REINSTATE_EVERY) {
+            return;
+        }
+        self.reinstate_seen.insert(name.clone(), now);
+        let attachments = Attachments { signature: signature.0.to_vec(), ..Default::default() };
+        match crate::queue(&self.shared, self.cfg.fault, enc, attachments) {
+            Ok(_) => tracing::info!(node = %name, "a suspended node offers fresh evidence: queued for a block"),
+            Err(why) => tracing::info!(node = %name, "a suspended node's reinstatement is refused: {why}"),
+        }
     }
 
     /// Whether a complete stream for a later height is worth keeping until that height starts: near, in an early
@@ -197,7 +241,8 @@ impl App {
                 s.data.insert(msg.sequence, d);
             }
             StreamContent::Data(ProposalPart::Fin { signature }) => s.fin = Some(signature),
-            StreamContent::Data(ProposalPart::Wake { .. }) => {} // belongs to no stream (`on_wake`)
+            // These belong to no stream (`on_wake`, `on_reinstate`).
+            StreamContent::Data(ProposalPart::Wake { .. } | ProposalPart::Reinstate { .. }) => {}
         }
         let (Some((height, round, pol_round, proposer)), Some(signature), Some(end)) = (s.init, s.fin, s.end) else {
             return None;
