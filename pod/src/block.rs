@@ -1100,6 +1100,7 @@ mod tests {
             attested_at: (0..4).map(|i| (local::name(i), T - 7_200_000)).collect(),
             superseded: HashMap::new(),
             attested_height: HashMap::new(),
+            suspended: HashMap::new(),
             policy: admission::parse_policy(&local::policy()).unwrap(),
             policy_index: 0,
             members: g.members,
@@ -1108,6 +1109,175 @@ mod tests {
             applets: state::load_applets(&f.ledger).unwrap(),
             replay: Default::default(),
         }
+    }
+
+    /// `b` under `r`, as proposed (`decided` false) or decided.
+    fn check_with(f: &Fixture, r: &Rules, b: &Block, decided: bool) -> Result<(), String> {
+        let slot = Slot { height: Height(2), proposer: f.proposer, now_ms: T + 100 };
+        validate(b, &f.ledger, r, &slot, decided).map(|_| ()).map_err(|e| e.to_string())
+    }
+
+    /// The suspension of `name` that `r` calls for at the block's time.
+    fn suspension(f: &Fixture, r: &Rules, name: &str) -> Item {
+        let lapse = crate::standing::lapsed(&f.ledger, r, name, T).unwrap().expect("lapsed");
+        plain(&Entry::NodeSuspended(lapse.suspension(name)))
+    }
+
+    #[test]
+    fn a_validator_is_suspended_only_when_its_standing_lapsed_and_a_quorum_stays_in_good_standing() {
+        let f = fixture();
+        let bad = |r: &Rules, item: Item, why: &str| {
+            let err = check_with(&f, r, &block(&f, vec![item]), false).expect_err(why);
+            assert!(err.contains(why), "{err} does not say {why:?}");
+        };
+        let made_up = |cause: &str, reason: &str| {
+            plain(&Entry::NodeSuspended(sigil_ledger::entry::NodeSuspended {
+                name: local::name(3),
+                cause: cause.into(),
+                reason: reason.into(),
+            }))
+        };
+        // Everyone attested 2 hours ago, under a policy that accepts their evidence: nobody can be suspended.
+        let r = rules(&f);
+        assert_eq!(crate::standing::lapsed(&f.ledger, &r, &local::name(3), T).unwrap(), None);
+        bad(&r, made_up("stale", "it said so"), "in good standing");
+        // node-3's latest attestation is a day and a second old (the default max_age_s is a day): lapsed.
+        let mut r = rules(&f);
+        r.attested_at.insert(local::name(3), T - 86_401_000);
+        let ok = suspension(&f, &r, &local::name(3));
+        check_with(&f, &r, &block(&f, vec![ok.clone()]), false).expect("a stale validator is suspended");
+        let Entry::NodeSuspended(s) = Entry::decode(&ok.entry).unwrap() else { unreachable!() };
+        assert_eq!(s.cause, "stale");
+        assert!(s.reason.contains("86401 s old, more than the pod's max_age_s of 86400 s"), "{}", s.reason);
+        // The entry must say what every validator finds: another cause or another reason is refused.
+        bad(&r, made_up("refused", &s.reason), "this validator finds");
+        bad(&r, made_up("stale", "its operator is late"), "this validator finds");
+        // Not twice, and never a node that is no validator.
+        let err = check_with(&f, &r, &block(&f, vec![ok.clone(), ok.clone()]), false).unwrap_err();
+        assert!(err.contains("not a validator"), "{err}");
+        let mut r9 = r.clone();
+        r9.attested_at.insert("node-9".into(), 0);
+        r9.attestations.insert("node-9".into(), 0);
+        let nine = plain(&Entry::NodeSuspended(sigil_ledger::entry::NodeSuspended {
+            name: "node-9".into(),
+            cause: "stale".into(),
+            reason: "x".into(),
+        }));
+        bad(&r9, nine, "not a validator");
+        // max_age_s = 0: age alone never suspends.
+        let mut never = r.clone();
+        never.policy.reattestation.max_age_s = 0;
+        bad(&never, ok.clone(), "in good standing");
+        // Two of four lapsed: suspending either would leave 2 in good standing, under the quorum of 3. The pod
+        // keeps its set; a decided block (a quorum voted for it) still commits.
+        let mut two = r.clone();
+        two.attested_at.insert(local::name(2), T - 86_401_000);
+        let err = check_with(&f, &two, &block(&f, vec![ok.clone()]), false).unwrap_err();
+        assert!(err.contains("leave 2 validators in good standing, fewer than the quorum of 3"), "{err}");
+        check_with(&f, &two, &block(&f, vec![ok.clone()]), true).expect("decided");
+        // A policy that refuses everyone's evidence: each has lapsed, for that cause, and none can be suspended.
+        let mut tight = rules(&f);
+        tight.policy.sim.measurements = vec![sigil_attest::policy::HexBytes(vec![7; 48])];
+        let lapse = crate::standing::lapsed(&f.ledger, &tight, &local::name(3), T).unwrap().expect("refused");
+        assert_eq!(lapse.cause, "refused");
+        assert!(lapse.reason.contains("the pod's policy (entry 0) refuses its latest evidence (entry 0)"), "{lapse:?}");
+        bad(&tight, suspension(&f, &tight, &local::name(3)), "leave 0 validators in good standing");
+        // A suspension takes no signature.
+        let mut signed_one = ok.clone();
+        signed_one.signature = ByteBuf::from(vec![1; 64]);
+        bad(&r, signed_one, "a signature on an entry that takes none");
+    }
+
+    /// A ledger in which node-3 is suspended (at height 2, after the fixture's height 1), and its rules.
+    fn suspended_fixture() -> (Fixture, Rules) {
+        let mut f = fixture();
+        let mut r = rules(&f);
+        r.attested_at.insert(local::name(3), T - 86_401_000);
+        let lapse = crate::standing::lapsed(&f.ledger, &r, &local::name(3), T - 400).unwrap().unwrap();
+        let enc = Encoded::new(Entry::NodeSuspended(lapse.suspension(&local::name(3))));
+        let (size, root) = f.ledger.append_block_with(&[enc], vec![], vec![], None).unwrap();
+        f.ledger.aux_write(crate::app::height_records(2, size, &root, T - 400).to_vec(), vec![]).unwrap();
+        f.set = ValidatorSet::from_ledger(&f.ledger.validators_at(f.ledger.size())).unwrap();
+        let mut r = rules(&f);
+        let key = crate::public_key(&local::seed(3));
+        r.suspended.insert(local::name(3), Suspended { key, height: 2, at_ms: T - 400 });
+        r.parent_time_ms = T - 400;
+        (f, r)
+    }
+
+    #[test]
+    fn a_suspended_node_comes_back_only_with_fresh_evidence_under_its_own_key_and_loses_its_invocations_meanwhile() {
+        let (f, r) = suspended_fixture();
+        assert_eq!(f.set.validators.len(), 3, "node-3 lost its vote");
+        let key3 = crate::public_key(&local::seed(3));
+        let root = |h| crate::root_at_height(&f.ledger, h).unwrap().unwrap().1;
+        let anchor = sigil_ledger::entry::Anchor { height: 2, root: root(2) };
+        let reinstated = |name: &str, key: [u8; 32], anchor: sigil_ledger::entry::Anchor, measurement, by: usize| {
+            let evidence = admission::sim_evidence_with("p", &key, measurement, &anchor.nonce(), None);
+            let e = Entry::NodeReinstated(sigil_ledger::entry::NodeReinstated {
+                validator: sigil_ledger::checkpoint::Validator { name: name.into(), public_key: key.to_vec() },
+                evidence: ByteBuf::from(evidence),
+                attestation_result: ByteBuf::new(),
+                anchor,
+            });
+            signed(&(e, Attachments::default()), by)
+        };
+        let bad = |item: Item, why: &str| {
+            let err = check_with(&f, &r, &block(&f, vec![item]), false).expect_err(why);
+            assert!(err.contains(why), "{err} does not say {why:?}");
+        };
+        let back = reinstated("node-3", key3, anchor, local::MEASUREMENT, 3);
+        let slot = Slot { height: Height(2), proposer: f.proposer, now_ms: T + 100 };
+        let (_, effects) = validate(&block(&f, vec![back.clone()]), &f.ledger, &r, &slot, false).expect("reinstated");
+        assert!(effects.writes.is_empty());
+        // Another key, another signer, a node that is not suspended, an anchor from before the suspension, another
+        // ledger's root, evidence the policy refuses, twice in a block.
+        bad(reinstated("node-3", crate::public_key(&local::seed(2)), anchor, local::MEASUREMENT, 3), "another key");
+        bad(reinstated("node-3", key3, anchor, local::MEASUREMENT, 2), "the signature is not");
+        bad(reinstated("node-1", crate::public_key(&local::seed(1)), anchor, local::MEASUREMENT, 1), "not suspended");
+        let before = sigil_ledger::entry::Anchor { height: 1, root: root(1) };
+        bad(reinstated("node-3", key3, before, local::MEASUREMENT, 3), "before height 2");
+        let forged = sigil_ledger::entry::Anchor { root: Hash::digest(b"elsewhere"), ..anchor };
+        bad(reinstated("node-3", key3, forged, local::MEASUREMENT, 3), "not this ledger's");
+        let mut pinned = r.clone();
+        pinned.policy.sim.measurements = vec![sigil_attest::policy::HexBytes(local::MEASUREMENT.to_vec())];
+        check_with(&f, &pinned, &block(&f, vec![back.clone()]), false).expect("its measurement is pinned");
+        let err = check_with(&f, &pinned, &block(&f, vec![reinstated("node-3", key3, anchor, [9; 48], 3)]), false);
+        assert!(err.unwrap_err().contains("sim.policy.measurement"), "the policy refuses another measurement");
+        let err = check_with(&f, &r, &block(&f, vec![back.clone(), back.clone()]), false).unwrap_err();
+        assert!(err.contains("already a validator"), "{err}");
+        // Meanwhile: its invocations and re-attestations are refused, its name cannot be admitted again, and it
+        // cannot be suspended twice; members can remove it.
+        bad(signed(&invocation(3, 5, T - 10), 3), "not a validator");
+        let approve = |e: Entry| {
+            let mut e = e;
+            e.approve("p", "ops", &ring::signature::Ed25519KeyPair::from_seed_unchecked(&[0xee; 32]).unwrap()).unwrap();
+            plain(&e)
+        };
+        let removal = |name: &str| {
+            approve(Entry::NodeRemoved(NodeRemoved { name: name.into(), reason: "r".into(), prior: 0, approvals: vec![] }))
+        };
+        check_with(&f, &r, &block(&f, vec![removal("node-3")]), false).expect("a suspended node can be removed");
+        let err = check_with(&f, &r, &block(&f, vec![removal("node-3"), back.clone()]), false).unwrap_err();
+        assert!(err.contains("removed earlier in this block"), "{err}");
+        bad(removal("node-9"), "not a validator");
+        let again = approve(Entry::NodeAdmitted(NodeAdmitted {
+            validator: sigil_ledger::checkpoint::Validator { name: "node-3".into(), public_key: vec![0x33; 32] },
+            evidence: ByteBuf::from(admission::sim_evidence("p", &[0x33; 32], local::MEASUREMENT)),
+            attestation_result: ByteBuf::new(),
+            prior: 0,
+            approvals: vec![],
+        }));
+        bad(again, "suspended validator");
+        let mut stale = r.clone();
+        stale.attested_at.insert(local::name(3), 0);
+        let twice = plain(&Entry::NodeSuspended(sigil_ledger::entry::NodeSuspended {
+            name: local::name(3),
+            cause: "stale".into(),
+            reason: "again".into(),
+        }));
+        let err = check_with(&f, &stale, &block(&f, vec![twice]), false).unwrap_err();
+        assert!(err.contains("not a validator"), "{err}");
     }
 
     fn check(f: &Fixture, b: &Block) -> Result<Vec<Encoded>, Refusal> {
