@@ -151,11 +151,15 @@ pub struct ReattestationPolicy {
     /// validators re-attest (`every_s` > 0); at least twice `every_s`, so a node has retries before it is
     /// suspended. Default 86,400 (a day: six chances at the default `every_s`).
     pub max_age_s: u64,
+    /// How long, after the pod resumes (its first block, or the first after a pause longer than this), no
+    /// validator is suspended, in seconds (at least 60): every node gets that long to re-attest after the pod was
+    /// down, before the quickest suspend the rest. Default 600.
+    pub grace_s: u64,
 }
 
 impl Default for ReattestationPolicy {
     fn default() -> Self {
-        ReattestationPolicy { every_s: 4 * 3600, window_s: 600, max_age_s: 24 * 3600 }
+        ReattestationPolicy { every_s: 4 * 3600, window_s: 600, max_age_s: 24 * 3600, grace_s: 600 }
     }
 }
 
@@ -539,6 +543,13 @@ impl Policy {
                 "reattestation.every_s = {}: 0 (off) or at least 60 seconds (validators refuse a node's \
                  re-attestation within 60 s, or a quarter of every_s, of its last)",
                 r.every_s
+            )));
+        }
+        if r.grace_s < 60 {
+            return Err(Error::Policy(format!(
+                "reattestation.grace_s = {}: at least 60 seconds (after the pod resumes, its nodes need time to \
+                 re-attest before any is suspended)",
+                r.grace_s
             )));
         }
         if r.max_age_s != 0 && r.every_s != 0 && r.max_age_s < r.every_s.saturating_mul(2).max(120) {

@@ -180,6 +180,9 @@ pub struct Rules {
     pub threshold: u32,
     /// The last block's time (0 before the first block).
     pub parent_time_ms: u64,
+    /// When the pod last resumed (Unix ms): the time of its first block, or of the first after a pause longer than
+    /// `[reattestation] grace_s`. Nobody is suspended within `grace_s` of it.
+    pub resumed_at_ms: u64,
     /// The deployed applets, by name.
     pub applets: HashMap<String, Deployed>,
     /// How this node runs invocations again (`[execution] replay_deterministic`); none in what the store loads.
@@ -450,6 +453,20 @@ impl<'a> Checker<'a> {
         }
         if self.decided {
             return Ok(());
+        }
+        let grace_ms = self.rules.policy.reattestation.grace_s.saturating_mul(1000);
+        let resumed = if self.block_time_ms.saturating_sub(self.rules.parent_time_ms) > grace_ms {
+            self.block_time_ms // this block ends a pause
+        } else {
+            self.rules.resumed_at_ms
+        };
+        if self.block_time_ms < resumed.saturating_add(grace_ms) {
+            return Err(format!(
+                "the pod resumed {} s before this block; no validator is suspended within the pod's grace_s of {} s \
+                 (its nodes are re-attesting)",
+                self.block_time_ms.saturating_sub(resumed) / 1000,
+                grace_ms / 1000
+            ));
         }
         let lapse = crate::standing::lapsed(self.ledger, self.rules, name, self.block_time_ms)?
             .ok_or_else(|| format!("{name} is in good standing at the block's time"))?;
@@ -1106,6 +1123,7 @@ mod tests {
             members: g.members,
             threshold: g.threshold,
             parent_time_ms: T - 500,
+            resumed_at_ms: 0,
             applets: state::load_applets(&f.ledger).unwrap(),
             replay: Default::default(),
         }
@@ -1149,6 +1167,14 @@ mod tests {
         let Entry::NodeSuspended(s) = Entry::decode(&ok.entry).unwrap() else { unreachable!() };
         assert_eq!(s.cause, "stale");
         assert!(s.reason.contains("86401 s old, more than the pod's max_age_s of 86400 s"), "{}", s.reason);
+        // Not within the grace after the pod resumed (its first block, or the first after a pause): its nodes are
+        // re-attesting. A block that itself ends a pause resumes the pod.
+        let mut resumed = r.clone();
+        resumed.resumed_at_ms = T - 599_000;
+        bad(&resumed, ok.clone(), "no validator is suspended within the pod's grace_s of 600 s");
+        let mut paused = r.clone();
+        paused.parent_time_ms = T - 600_001;
+        bad(&paused, ok.clone(), "the pod resumed 0 s before this block");
         // The entry must say what every validator finds: another cause or another reason is refused.
         bad(&r, made_up("refused", &s.reason), "this validator finds");
         bad(&r, made_up("stale", "its operator is late"), "this validator finds");

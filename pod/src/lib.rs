@@ -40,7 +40,7 @@ pub mod testing;
 pub mod types;
 
 pub use app::{block_time_at, decided_round, misbehaviour, root_at_height, Committed, Mempool, Tip};
-pub use block::{Attachments, Block, Item, Rules, MAX_BLOCK_BYTES};
+pub use block::{Attachments, Block, Item, Rules, Suspended, MAX_BLOCK_BYTES};
 pub use error::PodError;
 pub use malachitebft_app_channel::app::types::core::LinearTimeouts;
 pub use rejection::Rejection;

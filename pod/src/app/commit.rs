@@ -193,6 +193,14 @@ impl App {
             (keys::TIP.to_vec(), [h.0.to_be_bytes(), b.time_ms.to_be_bytes()].concat()),
         ];
         aux.extend(height_records(h.0, size, &root, b.time_ms));
+        // A block after a pause longer than the grace (or the first) is where the pod resumed (`block::Rules`).
+        let grace_ms = self.rules.policy.reattestation.grace_s.saturating_mul(1000);
+        let resumed_at_ms = if b.time_ms.saturating_sub(self.rules.parent_time_ms) > grace_ms {
+            aux.push((keys::RESUMED.to_vec(), b.time_ms.to_be_bytes().to_vec()));
+            b.time_ms
+        } else {
+            self.rules.resumed_at_ms
+        };
         let mut attested = Vec::new();
         let mut superseded = Vec::new();
         let new_policy = entries.iter().enumerate().rev().find_map(|(i, e)| match e {
@@ -328,6 +336,7 @@ impl App {
             .map(|(i, e)| (e.leaf_hash(), Committed { index: first + i as u64, height: h.0 }))
             .collect();
         self.rules.parent_time_ms = b.time_ms;
+        self.rules.resumed_at_ms = resumed_at_ms;
         self.last_empty = encoded.is_empty();
         self.wake_again = None;
         self.height = Height(h.0 + 1);

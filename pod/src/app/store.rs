@@ -35,6 +35,8 @@ pub mod keys {
     /// `su/` ‖ name: a suspended validator (`node_suspended`): its key, and the height and time (Unix ms) of the
     /// block that suspended it, 48 bytes. A reinstatement or a removal deletes it.
     pub const SUSPENDED: &[u8] = b"su/";
+    /// When the pod last resumed (`block::Rules::resumed_at_ms`), Unix ms, 8 bytes.
+    pub const RESUMED: &[u8] = b"rs";
     /// `ev` ‖ height: misbehaviour seen at that height.
     pub const EVIDENCE: &[u8] = b"ev";
     /// The pod's current attestation policy (TOML), once a block changed it.
@@ -137,6 +139,10 @@ pub(crate) fn load_rules(l: &Ledger) -> Result<Rules, String> {
         let name = String::from_utf8_lossy(&k[keys::SUSPENDED.len()..]).into_owned();
         suspended.insert(name, block::Suspended::decode(&v)?);
     }
+    let resumed_at_ms = match l.aux_get(keys::RESUMED).map_err(|e| e.to_string())? {
+        Some(v) => u64::from_be_bytes(v.as_slice().try_into().map_err(|_| "a stored resume time is not 8 bytes")?),
+        None => 0,
+    };
     let text = match l.aux_get(keys::POLICY).map_err(|e| e.to_string())? {
         Some(t) => String::from_utf8(t).map_err(|_| "the stored policy is not UTF-8")?,
         None => genesis.policy,
@@ -155,6 +161,7 @@ pub(crate) fn load_rules(l: &Ledger) -> Result<Rules, String> {
         members: genesis.members,
         threshold: genesis.threshold,
         parent_time_ms,
+        resumed_at_ms,
         applets: crate::state::load_applets(l)?,
         replay: Default::default(),
     })

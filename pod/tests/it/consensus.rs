@@ -490,3 +490,145 @@ async fn a_2_2_partition_commits_nothing_and_heals_without_a_fork() {
         n.stop().await;
     }
 }
+
+/// An invocation of `probe` by node `executor`, request `n`, naming its attestation entry `att` and the policy
+/// entry `policy`.
+fn invocation_under(executor: usize, n: u64, att: u64, policy: u64) -> (sigil_ledger::Entry, Attachments) {
+    let now = sigil_primitives::clock::now_ms();
+    let (mut e, a) = testing::probe_invocation(POD, &name(executor), att, &CALLER_SEED, n, now);
+    if let sigil_ledger::Entry::Invocation(i) = &mut e {
+        i.policy = Some(policy);
+    }
+    (e, a)
+}
+
+/// A sim policy that accepts these measurements, with re-attestation off and the shortest grace.
+fn sim_policy(measurements: &[[u8; 48]]) -> String {
+    let list: Vec<String> = measurements.iter().map(|m| format!("\"{}\"", hex::encode(m))).collect();
+    format!("[sim]\nallow = true\nmeasurements = [{}]\n\n[reattestation]\nevery_s = 0\ngrace_s = 60\n", list.join(", "))
+}
+
+/// Waits until `f` holds of node `n`'s rules, or panics with `what` after `secs`.
+async fn until_rules(n: &PodNode, secs: u64, what: &str, f: impl Fn(&sigil_pod::Rules) -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while !n.rules().is_some_and(|r| f(&r)) {
+        assert!(tokio::time::Instant::now() < deadline, "{what} within {secs} s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Attestation over time (#16): the members tighten the pod's policy so that node 3's measurement is no longer
+/// accepted. Once the pod's grace after its start is over, the other validators suspend it (a `node_suspended`
+/// entry, cause `refused`): it loses its vote and its invocations are refused, while the pod goes on with three
+/// validators and node 3 keeps following the ledger. The members relax the policy again: node 3's attester sees
+/// its fresh evidence accepted, offers a `node_reinstated` entry bound to its tip, and the pod commits it; node 3
+/// votes and executes again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_validator_the_policy_refuses_is_suspended_the_pod_goes_on_and_it_returns_when_the_policy_accepts_it() {
+    init_logs();
+    const OTHER: [u8; 48] = [0x3c; 48];
+    let key3 = sigil_pod::public_key(&seed(3));
+    let sigil_ledger::Entry::Genesis(mut g) = genesis(4) else { unreachable!() };
+    g.policy = sim_policy(&[local::MEASUREMENT, OTHER]);
+    g.evidence[3] = serde_bytes::ByteBuf::from(sigil_pod::admission::sim_evidence(POD, &key3, OTHER));
+    let g = sigil_ledger::Entry::Genesis(g);
+    let dir = TempDir::new();
+    let cfgs: Vec<_> = configs(4, dir.path())
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let attester = match i {
+                3 => sigil_pod::reattest::Attester::new(|rd| Ok(sigil_pod::admission::sim_bundle(POD, OTHER, *rd, None))),
+                _ => local::sim_attester(POD),
+            };
+            sigil_pod::PodConfig { genesis: g.clone(), attester, ..c }
+        })
+        .collect();
+    let nodes = start_all(cfgs).await;
+    commit_batch(&nodes, &[0, 1, 2, 3], 0, 8).await;
+
+    // Tightened: only the other nodes' measurement.
+    let change = |policy: String, prior: u64| {
+        approved(sigil_ledger::Entry::PolicyChanged(sigil_ledger::entry::PolicyChanged {
+            policy,
+            prior,
+            approvals: vec![],
+        }))
+    };
+    let rx = nodes[0].submit(change(sim_policy(&[local::MEASUREMENT]), 0)).unwrap();
+    let tight = tokio::time::timeout(Duration::from_secs(60), rx).await.unwrap().unwrap().index;
+    until_rules(&nodes[0], 120, "node 3 is suspended", |r| r.suspended.contains_key(&name(3))).await;
+    let rules = nodes[0].rules().unwrap();
+    assert_eq!(rules.set.validators.len(), 3, "it lost its vote");
+    let suspended_at = rules.suspended[&name(3)].height;
+    {
+        let l = nodes[0].ledger();
+        let l = l.lock().unwrap();
+        let found = (tight + 1..l.size()).find_map(|i| match l.entry(i).unwrap() {
+            sigil_ledger::Entry::NodeSuspended(s) => Some(s),
+            _ => None,
+        });
+        let s = found.expect("a node_suspended entry");
+        assert_eq!((s.name.as_str(), s.cause.as_str()), ("node-3", "refused"), "{s:?}");
+        assert!(s.reason.contains(&format!("the pod's policy (entry {tight}) refuses")), "{}", s.reason);
+    }
+    // Its invocations are refused (by itself too, once it has committed its suspension); the pod goes on without
+    // it, and it keeps following the ledger.
+    until_rules(&nodes[3], 30, "node 3 commits its suspension", |r| r.suspended.contains_key(&name(3))).await;
+    let err = submit(&nodes[3], invocation_under(3, 100, 0, tight)).expect_err("refused");
+    assert!(err.contains("not a validator"), "{err}");
+    let mut waiting = Vec::new();
+    for n in 101..113u64 {
+        let k = (n % 3) as usize;
+        waiting.push(submit(&nodes[k], invocation_under(k, n, 0, tight)).expect("queued"));
+    }
+    for rx in waiting {
+        tokio::time::timeout(Duration::from_secs(60), rx).await.expect("committed by three").expect("committed");
+    }
+    let h = nodes[0].tip().borrow().height;
+    let mut tip3 = nodes[3].tip();
+    tokio::time::timeout(Duration::from_secs(30), tip3.wait_for(|t| t.height >= h))
+        .await
+        .expect("the suspended node follows")
+        .unwrap();
+    assert!(nodes[3].rules().unwrap().suspended.contains_key(&name(3)), "still suspended: its evidence is refused");
+
+    // Relaxed: node 3 comes back with fresh evidence bound to a block after its suspension.
+    let rx = nodes[0].submit(change(sim_policy(&[local::MEASUREMENT, OTHER]), tight)).unwrap();
+    let relaxed = tokio::time::timeout(Duration::from_secs(60), rx).await.unwrap().unwrap().index;
+    until_rules(&nodes[0], 90, "node 3 is reinstated", |r| r.set.validators.len() == 4).await;
+    let rules = nodes[0].rules().unwrap();
+    assert!(rules.suspended.is_empty());
+    let back = rules.attestations[&name(3)];
+    assert!(back > relaxed);
+    {
+        let l = nodes[0].ledger();
+        let l = l.lock().unwrap();
+        let sigil_ledger::Entry::NodeReinstated(r) = l.entry(back).unwrap() else { panic!("entry {back}") };
+        assert_eq!(r.validator.public_key, key3.to_vec());
+        assert!(r.anchor.height >= suspended_at, "bound to a block after its suspension");
+        let policy = sigil_pod::admission::parse_policy(&sim_policy(&[local::MEASUREMENT, OTHER])).unwrap();
+        let now = sigil_primitives::clock::now_secs();
+        sigil_pod::admission::verify(&policy, POD, &key3, &r.anchor.nonce(), &r.evidence, now)
+            .expect("its fresh evidence binds its key, the pod and the anchor");
+    }
+    // It executes again, under its reinstatement, and votes: with node 0 stopped, 1, 2 and 3 are a quorum only
+    // with it.
+    let rx = submit(&nodes[3], invocation_under(3, 200, back, relaxed)).expect("queued at node 3");
+    tokio::time::timeout(Duration::from_secs(60), rx).await.expect("committed").expect("committed");
+    let mut nodes = nodes;
+    let node0 = nodes.remove(0);
+    node0.stop().await;
+    let mut waiting = Vec::new();
+    for n in 201..209u64 {
+        let k = (n % 3) as usize; // nodes 1, 2, 3
+        waiting.push(submit(&nodes[k], invocation_under(k + 1, n, if k == 2 { back } else { 0 }, relaxed)).unwrap());
+    }
+    for rx in waiting {
+        tokio::time::timeout(Duration::from_secs(90), rx).await.expect("committed with node 3's vote").expect("committed");
+    }
+    agree(&nodes).await;
+    for n in nodes {
+        n.stop().await;
+    }
+}
