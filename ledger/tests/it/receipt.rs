@@ -495,3 +495,52 @@ fn the_executor_receipt_format_is_pinned() {
     let r = Receipt::decode(&hex::decode(want.trim()).unwrap()).unwrap();
     assert!(r.verify(&p.genesis).valid);
 }
+
+#[test]
+fn a_suspension_and_a_reinstatement_change_the_set_a_receipt_replays() {
+    // [`pod_with_history`], then: node-4 is suspended (24), a run it claims while suspended (25), node-4 is
+    // reinstated with fresh evidence (26) and runs a request under it (27). Size 28.
+    let mut p = pod_with_history();
+    let suspended = Entry::NodeSuspended(NodeSuspended {
+        name: "node-4".into(),
+        cause: NodeSuspended::REFUSED.into(),
+        reason: "the pod's policy refuses its latest evidence".into(),
+    });
+    assert_eq!(p.log.append(&suspended).unwrap(), 24);
+    assert_eq!(p.log.append(&run_by(102, "node-4", 21, 20)).unwrap(), 25);
+    let anchor = Anchor { height: 12, root: Hash([8; 32]) };
+    let back = Entry::NodeReinstated(NodeReinstated {
+        validator: validator(4),
+        evidence: ByteBuf::from(b"node-4 evidence, back".to_vec()),
+        attestation_result: ByteBuf::new(),
+        anchor,
+    });
+    assert_eq!(p.log.append(&back).unwrap(), 26);
+    assert_eq!(p.log.append(&run_by(103, "node-4", 26, 20)).unwrap(), 27);
+    // While suspended the set is node-0..3 (a quorum of 3); reinstated, node-0..4 again (a quorum of 4).
+    let cp26 = p.checkpoint(26, &[0, 1, 3]);
+    let r = Receipt::decode(&p.receipt(25, &cp26)).unwrap();
+    let report = r.verify(&p.genesis);
+    assert!(!report.valid, "a run by a suspended node has no executor");
+    assert_eq!(failed(&report), ["receipt.executor"]);
+    assert!(report.reasons.iter().any(|r| r.contains("\"node-4\" was not a validator when entry 25")), "{:?}", report.reasons);
+    let four_of_four = p.checkpoint(26, &[0, 1, 3, 4]);
+    assert!(Receipt::decode(&p.receipt(24, &four_of_four)).unwrap().verify(&p.genesis).valid, "node-4's signature is ignored");
+    let three_of_five = p.checkpoint(28, &[0, 1, 3]);
+    let report = Receipt::decode(&p.receipt(27, &three_of_five)).unwrap().verify(&p.genesis);
+    assert_eq!(failed(&report), ["receipt.checkpoint"], "node-4 is back in the set: 3 of 5 is no quorum");
+    let cp28 = p.checkpoint(28, &[0, 1, 3, 4]);
+    let r = Receipt::decode(&p.receipt(27, &cp28)).unwrap();
+    assert_eq!(r.changes.iter().map(|c| c.index).collect::<Vec<_>>(), [0, 11, 24, 26]);
+    let report = r.verify(&p.genesis);
+    assert!(report.valid, "{:?}", report.reasons);
+    let ex = report.executor.expect("an executor record");
+    assert_eq!((ex.attestation_index, ex.attestation_kind, ex.anchor), (26, "node_reinstated", Some(anchor)));
+    assert_eq!(ex.evidence, b"node-4 evidence, back");
+    // Its run before the suspension still verifies against the later checkpoint.
+    assert!(Receipt::decode(&p.receipt(22, &cp28)).unwrap().verify(&p.genesis).valid);
+    // Leaving the suspension out of the changes: the replayed set does not match the checkpoint's.
+    let mut r = Receipt::decode(&p.receipt(27, &cp28)).unwrap();
+    r.changes.retain(|c| c.index != 24);
+    assert!(!r.verify(&p.genesis).valid);
+}
