@@ -222,6 +222,35 @@ fn default_policy_prints_and_parses() {
 }
 
 #[test]
+fn policy_check_explains_the_reattestation_schedule_and_refuses_settings_that_would_suspend_too_soon() {
+    let check = |name: &str, toml: &str| {
+        let file = tmp(name);
+        std::fs::write(&file, toml).unwrap();
+        sigil(&["policy", "check", file.to_str().unwrap(), "--json"])
+    };
+    let base = "[snp]\nmeasurements = [\"{m}\"]\n[tdx]\nmrtd = [\"{m}\"]\n[reattestation]\n".replace("{m}", &"ab".repeat(48));
+    // Valid: every hour, suspended after three hours without one, a two-minute grace.
+    let out = check("reattest-ok.toml", &format!("{base}every_s = 3600\nmax_age_s = 10800\ngrace_s = 120\n"));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{out:?}"));
+    assert_eq!(v["reattestation"]["max_age_s"], 10800, "{v}");
+    // A maximum age under twice the schedule would suspend a node for one failed re-attestation.
+    let out = check("reattest-age.toml", &format!("{base}every_s = 3600\nmax_age_s = 7000\n"));
+    assert_ne!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("reattestation.max_age_s = 7000") && err.contains("twice every_s (7200 s)"), "{err}");
+    let out = check("reattest-grace.toml", &format!("{base}grace_s = 30\n"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("reattestation.grace_s = 30"), "{out:?}");
+    // Age never suspends where validators do not re-attest (or max_age_s = 0): null in JSON, said in words.
+    let out = check("reattest-off.toml", &format!("{base}every_s = 0\n"));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["reattestation"]["max_age_s"].is_null(), "{v}");
+    let file = tmp("reattest-off.toml");
+    let out = sigil(&["policy", "check", file.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("suspension: only when the current policy refuses"), "{text}");
+}
+
+#[test]
 fn collect_without_a_tee_explains_itself() {
     if sigil_attest::collect::detect().is_some() {
         return; // on real hardware this would collect real evidence

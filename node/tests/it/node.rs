@@ -135,6 +135,8 @@ fn end_to_end_deploy_invoke_verify_survive_a_killed_node_and_audit_every_refusal
         assert_eq!(v["verdict"], "accepted", "{v}");
     }
     assert_eq!(status["reattestation"]["every_s"], 14_400);
+    assert_eq!(status["reattestation"]["max_age_s"], 86_400);
+    assert_eq!(status["suspended"], serde_json::json!([]), "nobody is suspended within the grace after the start");
 
     // A signed invocation through node 1; its receipt verifies offline from the genesis alone.
     let r1 = dir.path().join("r1.cose");
