@@ -1281,7 +1281,12 @@ mod tests {
             plain(&e)
         };
         let removal = |name: &str| {
-            approve(Entry::NodeRemoved(NodeRemoved { name: name.into(), reason: "r".into(), prior: 0, approvals: vec![] }))
+            approve(Entry::NodeRemoved(NodeRemoved {
+                name: name.into(),
+                reason: "r".into(),
+                prior: 0,
+                approvals: vec![],
+            }))
         };
         check_with(&f, &r, &block(&f, vec![removal("node-3")]), false).expect("a suspended node can be removed");
         let err = check_with(&f, &r, &block(&f, vec![removal("node-3"), back.clone()]), false).unwrap_err();

@@ -315,9 +315,12 @@ impl PodNode {
         // Pod data goes only to the pod's nodes: the configured peers (libp2p refuses every other peer), less those
         // of nodes the pod has removed. The app drops and restores peers as the set changes (`app::peers`).
         // A suspended node is no former one: it follows the pod and re-attests through its peers.
-        let suspended: Vec<[u8; 32]> = shared.rules.lock().expect("not poisoned").as_ref().map_or(Vec::new(), |r| {
-            r.suspended.values().map(|s| s.key).collect()
-        });
+        let suspended: Vec<[u8; 32]> = shared
+            .rules
+            .lock()
+            .expect("not poisoned")
+            .as_ref()
+            .map_or(Vec::new(), |r| r.suspended.values().map(|s| s.key).collect());
         let mut former = shared.ledger.lock().expect("not poisoned").former_validators();
         former.retain(|k| !suspended.iter().any(|s| s.as_slice() == k.as_slice()));
         let current: Vec<Multiaddr> = peers
@@ -560,7 +563,9 @@ fn offer(
     use malachitebft_app_channel::app::streaming::{StreamContent, StreamId, StreamMessage};
     static OFFERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = OFFERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let id = StreamId::new(bytes::Bytes::from([b"reinstate".as_slice(), &now_ms().to_be_bytes(), &n.to_be_bytes()].concat()));
+    let id = StreamId::new(bytes::Bytes::from(
+        [b"reinstate".as_slice(), &now_ms().to_be_bytes(), &n.to_be_bytes()].concat(),
+    ));
     let part = context::ProposalPart::Reinstate { entry: bytes::Bytes::from(entry.bytes().to_vec()), signature };
     let msg = StreamMessage::new(id, 0, StreamContent::Data(part));
     network

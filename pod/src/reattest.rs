@@ -138,7 +138,8 @@ async fn attest(ctx: &Ctx, anchor: Anchor, reinstate: bool) -> Result<u64, Strin
     if reinstate {
         let validator = sigil_ledger::checkpoint::Validator { name: ctx.name.clone(), public_key: key.to_vec() };
         let evidence = ByteBuf::from(evidence);
-        let entry = Encoded::new(Entry::NodeReinstated(NodeReinstated { validator, evidence, attestation_result, anchor }));
+        let entry =
+            Encoded::new(Entry::NodeReinstated(NodeReinstated { validator, evidence, attestation_result, anchor }));
         let signature = ctx.signer.sign(&signing::receipt_bytes(&entry.leaf_hash()));
         (ctx.offer)(entry, signature)?;
         let until = tokio::time::Instant::now() + REINSTATE_WAIT;

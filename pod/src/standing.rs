@@ -33,9 +33,13 @@ impl Lapse {
     }
 }
 
+/// What an attestation entry holds for one node: the key its evidence binds, the evidence bundle, and the nonce it
+/// binds (empty, or a re-attestation's or reinstatement's anchor).
+pub type Attested = ([u8; 32], Vec<u8>, Vec<u8>);
+
 /// The key, evidence and nonce of attestation entry `index` (the genesis, an admission, a re-attestation or a
 /// reinstatement) of node `name`.
-pub fn attestation_evidence(ledger: &Ledger, index: u64, name: &str) -> Result<([u8; 32], Vec<u8>, Vec<u8>), String> {
+pub fn attestation_evidence(ledger: &Ledger, index: u64, name: &str) -> Result<Attested, String> {
     let entry = ledger.entry(index).map_err(|e| format!("reading entry {index}: {e}"))?;
     let (key, evidence, nonce) = match entry {
         Entry::Genesis(g) => {

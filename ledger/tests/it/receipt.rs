@@ -523,9 +523,16 @@ fn a_suspension_and_a_reinstatement_change_the_set_a_receipt_replays() {
     let report = r.verify(&p.genesis);
     assert!(!report.valid, "a run by a suspended node has no executor");
     assert_eq!(failed(&report), ["receipt.executor"]);
-    assert!(report.reasons.iter().any(|r| r.contains("\"node-4\" was not a validator when entry 25")), "{:?}", report.reasons);
+    assert!(
+        report.reasons.iter().any(|r| r.contains("\"node-4\" was not a validator when entry 25")),
+        "{:?}",
+        report.reasons
+    );
     let four_of_four = p.checkpoint(26, &[0, 1, 3, 4]);
-    assert!(Receipt::decode(&p.receipt(24, &four_of_four)).unwrap().verify(&p.genesis).valid, "node-4's signature is ignored");
+    assert!(
+        Receipt::decode(&p.receipt(24, &four_of_four)).unwrap().verify(&p.genesis).valid,
+        "node-4's signature is ignored"
+    );
     let three_of_five = p.checkpoint(28, &[0, 1, 3]);
     let report = Receipt::decode(&p.receipt(27, &three_of_five)).unwrap().verify(&p.genesis);
     assert_eq!(failed(&report), ["receipt.checkpoint"], "node-4 is back in the set: 3 of 5 is no quorum");

@@ -228,7 +228,8 @@ fn policy_check_explains_the_reattestation_schedule_and_refuses_settings_that_wo
         std::fs::write(&file, toml).unwrap();
         sigil(&["policy", "check", file.to_str().unwrap(), "--json"])
     };
-    let base = "[snp]\nmeasurements = [\"{m}\"]\n[tdx]\nmrtd = [\"{m}\"]\n[reattestation]\n".replace("{m}", &"ab".repeat(48));
+    let base =
+        "[snp]\nmeasurements = [\"{m}\"]\n[tdx]\nmrtd = [\"{m}\"]\n[reattestation]\n".replace("{m}", &"ab".repeat(48));
     // Valid: every hour, suspended after three hours without one, a two-minute grace.
     let out = check("reattest-ok.toml", &format!("{base}every_s = 3600\nmax_age_s = 10800\ngrace_s = 120\n"));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{out:?}"));

@@ -162,7 +162,15 @@ impl App {
         let mut taken = Vec::new();
         let checkpoint;
         let effects;
-        let lapsed = self.shared.lapsed.lock().expect("not poisoned").clone();
+        let now = tokio::time::Instant::now();
+        let mut lapsed = self.shared.lapsed.lock().expect("not poisoned").clone();
+        lapsed.retain(|n| {
+            self.suspensions_tried.get(n).is_none_or(|t| now.duration_since(*t) >= crate::standing::LOOK_EVERY)
+        });
+        self.suspensions_tried.retain(|_, t| now.duration_since(*t) < crate::standing::LOOK_EVERY);
+        for n in &lapsed {
+            self.suspensions_tried.insert(n.clone(), now);
+        }
         {
             let l = self.shared.ledger.lock().expect("not poisoned");
             let mut checker = block::Checker::new(&l, &self.rules, b.time_ms);

@@ -152,6 +152,10 @@ pub struct App {
     wakes_sent: u64,
     /// When each suspended node's offered reinstatement was last checked in full (`streams.rs`).
     reinstate_seen: HashMap<String, tokio::time::Instant>,
+    /// When this node last tried to suspend each lapsed validator in its block (`mempool.rs`): once per
+    /// `standing::LOOK_EVERY`, so a suspension the rules refuse (too few in good standing) does not cost every
+    /// proposal its evidence checks.
+    suspensions_tried: HashMap<String, tokio::time::Instant>,
 }
 
 impl App {
@@ -191,6 +195,7 @@ impl App {
             wake_again: None,
             wakes_sent: 0,
             reinstate_seen: HashMap::new(),
+            suspensions_tried: HashMap::new(),
         })
     }
 
@@ -300,7 +305,7 @@ pub(crate) fn app_for_tests(ledger: Ledger, me: usize) -> (App, Shared) {
         mempool: Arc::new(Mutex::new(Mempool::new(10))),
         queued: Arc::new(Notify::new()),
         tip,
-            lapsed: Default::default(),
+        lapsed: Default::default(),
     };
     let cfg = AppConfig {
         timeouts: crate::PodConfig::local_timeouts(),

@@ -538,7 +538,9 @@ async fn a_validator_the_policy_refuses_is_suspended_the_pod_goes_on_and_it_retu
         .enumerate()
         .map(|(i, c)| {
             let attester = match i {
-                3 => sigil_pod::reattest::Attester::new(|rd| Ok(sigil_pod::admission::sim_bundle(POD, OTHER, *rd, None))),
+                3 => {
+                    sigil_pod::reattest::Attester::new(|rd| Ok(sigil_pod::admission::sim_bundle(POD, OTHER, *rd, None)))
+                }
                 _ => local::sim_attester(POD),
             };
             sigil_pod::PodConfig { genesis: g.clone(), attester, ..c }
@@ -625,7 +627,10 @@ async fn a_validator_the_policy_refuses_is_suspended_the_pod_goes_on_and_it_retu
         waiting.push(submit(&nodes[k], invocation_under(k + 1, n, if k == 2 { back } else { 0 }, relaxed)).unwrap());
     }
     for rx in waiting {
-        tokio::time::timeout(Duration::from_secs(90), rx).await.expect("committed with node 3's vote").expect("committed");
+        tokio::time::timeout(Duration::from_secs(90), rx)
+            .await
+            .expect("committed with node 3's vote")
+            .expect("committed");
     }
     agree(&nodes).await;
     for n in nodes {
