@@ -272,10 +272,10 @@ pub struct Reattested {
 /// A validator loses its vote because its standing lapsed: its latest attestation is older than the pod's
 /// `[reattestation] max_age_s`, or the pod's current policy refuses its latest evidence. No member approves it:
 /// any validator may propose it, and every validator checks the cause itself at the block's time (from the ledger
-/// alone), and that a quorum of the set it changes stays in good standing, so neither an honest node's error nor a
-/// Byzantine proposer can suspend a node in good standing or shrink the pod below what it can tolerate. A
-/// suspended node keeps its name and key: a [`NodeReinstated`] with fresh evidence gives it its vote back; a
-/// `node_removed` ends it.
+/// alone), that a quorum of the set it changes stays in good standing, and that the smaller set still tolerates as
+/// many faults as the pod's whole membership, so neither an honest node's error nor a Byzantine proposer can
+/// suspend a node in good standing or make the pod less safe. A suspended node keeps its name and key: a
+/// [`NodeReinstated`] with fresh evidence gives it its vote back; a `node_removed` ends it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeSuspended {
@@ -283,7 +283,10 @@ pub struct NodeSuspended {
     pub name: String,
     /// What lapsed: [`NodeSuspended::STALE`] or [`NodeSuspended::REFUSED`].
     pub cause: String,
-    /// Why, as every validator computes it at the block's time (at most [`NodeSuspended::MAX_REASON_CHARS`]).
+    /// The ledger index of the node's latest attestation, the one judged.
+    pub attestation: u64,
+    /// Why, in the proposer's words (at most [`NodeSuspended::MAX_REASON_CHARS`]): validators check the cause
+    /// and the attestation, not this text, so that binaries whose verifiers word a refusal differently agree.
     pub reason: String,
 }
 

@@ -357,6 +357,12 @@ pub struct Checker<'a> {
     reattested: HashSet<String>,
     /// The nodes this block removes so far.
     removed: HashSet<String>,
+    /// The nodes an entry of this block concerns so far (admitted, reinstated, re-attested, removed, suspended).
+    touched: HashSet<String>,
+    /// The suspended nodes, as of the entries checked so far.
+    suspended_now: HashSet<String>,
+    /// Validators' standing at the block's time, once worked out ([`Checker::lapse`]).
+    standing: std::cell::RefCell<HashMap<String, Option<crate::standing::Lapse>>>,
     /// Whether invocations are re-executed where the policy asks (not for a block a quorum already decided).
     replay: bool,
     /// Whether a quorum already decided the block (its commit, or a synced block).
@@ -437,19 +443,34 @@ impl<'a> Checker<'a> {
         }
     }
 
-    /// A suspension names a current validator whose standing has lapsed at the block's time, for the cause and
-    /// reason this validator finds itself ([`crate::standing::lapsed`]), not one re-attested in this block, and
-    /// leaves at least a quorum of the set it changes in good standing: the pod never suspends more than it can
-    /// tolerate to lose, nor acts on a view only a minority holds (when most of it has lapsed, nothing is
-    /// suspended, and the lapsed nodes must re-attest). Not re-judged in a decided block.
+    /// A suspension names a current validator that nothing else in this block concerns (no admission,
+    /// reinstatement, re-attestation, removal or suspension of it earlier in the block: what is judged is its
+    /// committed attestation) and whose standing has lapsed at the block's time, for the cause and on the
+    /// attestation this validator finds itself ([`crate::standing::lapsed`]); not within `[reattestation] grace_s`
+    /// of the pod resuming; and it must leave the pod as safe as its whole membership is meant to be and able to
+    /// decide:
+    ///
+    /// - with N members (validators and suspended nodes), the pod tolerates f(N) = ⌊(N − 1)/3⌋ Byzantine ones; the
+    ///   n' validators left must still have quorums that overlap in more than f(N) of them (n' − 2·f(n') > f(N)),
+    ///   so a host that blocks honest nodes' attestation cannot shrink the set until its Byzantine nodes fork it;
+    /// - at least a quorum of the set it changes stays in good standing, so the pod never acts on a view only a
+    ///   minority holds (when most of it has lapsed, nothing is suspended and the lapsed nodes must re-attest).
+    ///
+    /// The block-local checks run for a decided block too; the judgments are not made again.
     fn suspension(&self, s: &sigil_ledger::entry::NodeSuspended) -> Result<(), String> {
         let name = &s.name;
         let members = &self.members.members;
+        if self.touched.contains(name) {
+            return Err(format!("{name}: an entry earlier in this block concerns it"));
+        }
         if !members.iter().any(|m| m.name == *name) {
             return Err(format!("{name:?} is not a validator"));
         }
-        if self.reattested.contains(name) {
-            return Err(format!("{name} re-attests earlier in this block"));
+        if s.reason.chars().count() > sigil_ledger::entry::NodeSuspended::MAX_REASON_CHARS {
+            return Err(format!(
+                "a reason longer than {} characters",
+                sigil_ledger::entry::NodeSuspended::MAX_REASON_CHARS
+            ));
         }
         if self.decided {
             return Ok(());
@@ -468,18 +489,28 @@ impl<'a> Checker<'a> {
                 grace_ms / 1000
             ));
         }
-        let lapse = crate::standing::lapsed(self.ledger, self.rules, name, self.block_time_ms)?
-            .ok_or_else(|| format!("{name} is in good standing at the block's time"))?;
-        if lapse.cause != s.cause || lapse.reason != s.reason {
+        let lapse = self.lapse(name)?.ok_or_else(|| format!("{name} is in good standing at the block's time"))?;
+        if lapse.cause != s.cause || lapse.attestation != s.attestation {
             return Err(format!(
-                "{name}: the entry says {:?} ({}); this validator finds {:?} ({})",
-                s.cause, s.reason, lapse.cause, lapse.reason
+                "{name}: the entry says {:?} of entry {}; this validator finds {:?} of entry {} ({})",
+                s.cause, s.attestation, lapse.cause, lapse.attestation, lapse.reason
+            ));
+        }
+        let f = |n: usize| n.saturating_sub(1) / 3;
+        let (all, left) = (members.len() + self.suspended_now.len(), members.len() - 1);
+        if left == 0 || left - 2 * f(left) <= f(all) {
+            return Err(format!(
+                "suspending {name} would leave {left} validators, whose quorums overlap in {} of them: not more than \
+                 the {} Byzantine nodes the pod's {all} members (validators and suspended) are meant to tolerate",
+                left.saturating_sub(2 * f(left)),
+                f(all)
             ));
         }
         let need = self.members.quorum();
         let mut good = 0;
         for m in members.iter().filter(|m| m.name != *name) {
-            if crate::standing::lapsed(self.ledger, self.rules, &m.name, self.block_time_ms)?.is_none() {
+            // A node admitted, reinstated or re-attested in this block has just shown fresh evidence.
+            if self.touched.contains(&m.name) || self.lapse(&m.name)?.is_none() {
                 good += 1;
             }
         }
@@ -491,6 +522,16 @@ impl<'a> Checker<'a> {
             ));
         }
         Ok(())
+    }
+
+    /// [`crate::standing::lapsed`] of `name` at the block's time under the block's rules, worked out once per block.
+    pub(crate) fn lapse(&self, name: &str) -> Result<Option<crate::standing::Lapse>, String> {
+        if let Some(l) = self.standing.borrow().get(name) {
+            return Ok(l.clone());
+        }
+        let l = crate::standing::lapsed(self.ledger, self.rules, name, self.block_time_ms)?;
+        self.standing.borrow_mut().insert(name.to_string(), l.clone());
+        Ok(l)
     }
 
     /// A new re-attestation binds an anchor of this ledger (a decided height and the root after it) whose block is
@@ -560,6 +601,9 @@ impl<'a> Checker<'a> {
             members: ledger.validators_at(ledger.size()),
             reattested: HashSet::new(),
             removed: HashSet::new(),
+            touched: HashSet::new(),
+            suspended_now: rules.suspended.keys().cloned().collect(),
+            standing: Default::default(),
             replay: true,
             decided: false,
             effects: Effects::default(),
@@ -626,9 +670,23 @@ impl<'a> Checker<'a> {
             }
             Entry::Reattested(r) => {
                 self.reattested.insert(r.node.clone());
+                self.touched.insert(r.node.clone());
             }
             Entry::NodeRemoved(r) => {
                 self.removed.insert(r.name.clone());
+                self.touched.insert(r.name.clone());
+                self.suspended_now.remove(&r.name);
+            }
+            Entry::NodeAdmitted(a) => {
+                self.touched.insert(a.validator.name.clone());
+            }
+            Entry::NodeReinstated(r) => {
+                self.touched.insert(r.validator.name.clone());
+                self.suspended_now.remove(&r.validator.name);
+            }
+            Entry::NodeSuspended(s) => {
+                self.touched.insert(s.name.clone());
+                self.suspended_now.insert(s.name.clone());
             }
             _ => {}
         }
@@ -1148,17 +1206,18 @@ mod tests {
             let err = check_with(&f, r, &block(&f, vec![item]), false).expect_err(why);
             assert!(err.contains(why), "{err} does not say {why:?}");
         };
-        let made_up = |cause: &str, reason: &str| {
+        let made_up = |cause: &str, attestation: u64, reason: &str| {
             plain(&Entry::NodeSuspended(sigil_ledger::entry::NodeSuspended {
                 name: local::name(3),
                 cause: cause.into(),
+                attestation,
                 reason: reason.into(),
             }))
         };
         // Everyone attested 2 hours ago, under a policy that accepts their evidence: nobody can be suspended.
         let r = rules(&f);
         assert_eq!(crate::standing::lapsed(&f.ledger, &r, &local::name(3), T).unwrap(), None);
-        bad(&r, made_up("stale", "it said so"), "in good standing");
+        bad(&r, made_up("stale", 0, "it said so"), "in good standing");
         // node-3's latest attestation is a day and a second old (the default max_age_s is a day): lapsed.
         let mut r = rules(&f);
         r.attested_at.insert(local::name(3), T - 86_401_000);
@@ -1175,18 +1234,48 @@ mod tests {
         let mut paused = r.clone();
         paused.parent_time_ms = T - 600_001;
         bad(&paused, ok.clone(), "the pod resumed 0 s before this block");
-        // The entry must say what every validator finds: another cause or another reason is refused.
-        bad(&r, made_up("refused", &s.reason), "this validator finds");
-        bad(&r, made_up("stale", "its operator is late"), "this validator finds");
-        // Not twice, and never a node that is no validator.
+        // The entry must say what every validator finds: another cause, or another attestation judged, is refused.
+        // The reason is the proposer's words (binaries may word a refusal differently), bounded.
+        bad(&r, made_up("refused", 0, &s.reason), "this validator finds \"stale\" of entry 0");
+        bad(&r, made_up("stale", 2, &s.reason), "the entry says \"stale\" of entry 2");
+        check_with(&f, &r, &block(&f, vec![made_up("stale", 0, "its operator is late")]), false).expect("words");
+        bad(&r, made_up("stale", 0, &"x".repeat(513)), "a reason longer than 512 characters");
+        // Not twice, never a node that is no validator, and never one another entry of the block concerns: what
+        // is judged is its committed attestation, and a proposer must not pair an entry that changes it with a
+        // suspension judged on the old one (a re-attestation, a reinstatement, a removal and re-admission).
         let err = check_with(&f, &r, &block(&f, vec![ok.clone(), ok.clone()]), false).unwrap_err();
-        assert!(err.contains("not a validator"), "{err}");
+        assert!(err.contains("an entry earlier in this block concerns it"), "{err}");
+        let own = crate::public_key(&local::seed(3));
+        let root1 = crate::root_at_height(&f.ledger, 1).unwrap().unwrap().1;
+        let anchor = sigil_ledger::entry::Anchor { height: 1, root: root1 };
+        let evidence = admission::sim_evidence_with("p", &own, local::MEASUREMENT, &anchor.nonce(), None);
+        let reattested = signed(
+            &(
+                Entry::Reattested(Reattested {
+                    node: local::name(3),
+                    key: ByteBuf::from(own.to_vec()),
+                    evidence: ByteBuf::from(evidence),
+                    attestation_result: ByteBuf::new(),
+                    anchor: Some(anchor),
+                }),
+                Attachments::default(),
+            ),
+            3,
+        );
+        check_with(&f, &r, &block(&f, vec![reattested.clone()]), false).expect("a re-attestation alone");
+        let err = check_with(&f, &r, &block(&f, vec![reattested.clone(), ok.clone()]), false).unwrap_err();
+        assert!(err.contains("an entry earlier in this block concerns it"), "{err}");
+        let err = check_with(&f, &r, &block(&f, vec![reattested.clone(), ok.clone()]), true).unwrap_err();
+        assert!(err.contains("an entry earlier in this block concerns it"), "decided too: {err}");
+        let err = check_with(&f, &r, &block(&f, vec![ok.clone(), reattested]), false).unwrap_err();
+        assert!(err.contains("suspended or removed earlier in this block"), "{err}");
         let mut r9 = r.clone();
         r9.attested_at.insert("node-9".into(), 0);
         r9.attestations.insert("node-9".into(), 0);
         let nine = plain(&Entry::NodeSuspended(sigil_ledger::entry::NodeSuspended {
             name: "node-9".into(),
             cause: "stale".into(),
+            attestation: 0,
             reason: "x".into(),
         }));
         bad(&r9, nine, "not a validator");
@@ -1201,6 +1290,21 @@ mod tests {
         let err = check_with(&f, &two, &block(&f, vec![ok.clone()]), false).unwrap_err();
         assert!(err.contains("leave 2 validators in good standing, fewer than the quorum of 3"), "{err}");
         check_with(&f, &two, &block(&f, vec![ok.clone()]), true).expect("decided");
+        // The pod's whole membership is what its safety is sized for: 4 validators and 6 suspended nodes are 10
+        // members, which tolerate 3 Byzantine; the 3 validators left would have quorums (3 of 3) overlapping in 3,
+        // not more than 3. Suspensions cannot shrink the set until the Byzantine nodes the pod was sized for fork it.
+        let mut many = r.clone();
+        for i in 0..6 {
+            let s = Suspended { key: [i as u8 + 100; 32], height: 1, at_ms: T - 10_000 };
+            many.suspended.insert(format!("gone-{i}"), s);
+        }
+        let err = check_with(&f, &many, &block(&f, vec![ok.clone()]), false).unwrap_err();
+        assert!(
+            err.contains("overlap in 3 of them: not more than the 3 Byzantine nodes the pod's 10 members"),
+            "{err}"
+        );
+        many.suspended.remove("gone-0");
+        check_with(&f, &many, &block(&f, vec![ok.clone()]), false).expect("9 members tolerate 2: 3 left overlap in 3");
         // A policy that refuses everyone's evidence: each has lapsed, for that cause, and none can be suspended.
         let mut tight = rules(&f);
         tight.policy.sim.measurements = vec![sigil_attest::policy::HexBytes(vec![7; 48])];
@@ -1291,6 +1395,17 @@ mod tests {
         check_with(&f, &r, &block(&f, vec![removal("node-3")]), false).expect("a suspended node can be removed");
         let err = check_with(&f, &r, &block(&f, vec![removal("node-3"), back.clone()]), false).unwrap_err();
         assert!(err.contains("removed earlier in this block"), "{err}");
+        // A reinstated node is not suspended again in the same block (judged on the evidence it just replaced).
+        let mut stale3 = r.clone();
+        stale3.attested_at.insert(local::name(3), 0);
+        let again3 = plain(&Entry::NodeSuspended(sigil_ledger::entry::NodeSuspended {
+            name: local::name(3),
+            cause: "stale".into(),
+            attestation: 0,
+            reason: "r".into(),
+        }));
+        let err = check_with(&f, &stale3, &block(&f, vec![back.clone(), again3]), true).unwrap_err();
+        assert!(err.contains("an entry earlier in this block concerns it"), "{err}");
         bad(removal("node-9"), "not a validator");
         let again = approve(Entry::NodeAdmitted(NodeAdmitted {
             validator: sigil_ledger::checkpoint::Validator { name: "node-3".into(), public_key: vec![0x33; 32] },
@@ -1305,6 +1420,7 @@ mod tests {
         let twice = plain(&Entry::NodeSuspended(sigil_ledger::entry::NodeSuspended {
             name: local::name(3),
             cause: "stale".into(),
+            attestation: 0,
             reason: "again".into(),
         }));
         let err = check_with(&f, &stale, &block(&f, vec![twice]), false).unwrap_err();

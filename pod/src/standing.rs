@@ -22,14 +22,21 @@ pub const LOOK_EVERY: Duration = Duration::from_secs(10);
 pub struct Lapse {
     /// [`NodeSuspended::STALE`] or [`NodeSuspended::REFUSED`].
     pub cause: &'static str,
-    /// Why, in words every validator computes alike (clipped to [`NodeSuspended::MAX_REASON_CHARS`]).
+    /// The attestation entry judged (the node's latest).
+    pub attestation: u64,
+    /// Why, in words (clipped to [`NodeSuspended::MAX_REASON_CHARS`]); informational, see [`NodeSuspended::reason`].
     pub reason: String,
 }
 
 impl Lapse {
     /// The suspension of `name` it calls for.
     pub fn suspension(&self, name: &str) -> NodeSuspended {
-        NodeSuspended { name: name.to_string(), cause: self.cause.to_string(), reason: self.reason.clone() }
+        NodeSuspended {
+            name: name.to_string(),
+            cause: self.cause.to_string(),
+            attestation: self.attestation,
+            reason: self.reason.clone(),
+        }
     }
 }
 
@@ -71,6 +78,7 @@ pub fn lapsed(ledger: &Ledger, rules: &Rules, name: &str, at_ms: u64) -> Result<
         if age_ms > max_ms {
             return Ok(Some(Lapse {
                 cause: NodeSuspended::STALE,
+                attestation: index,
                 reason: clip(format!(
                     "its latest attestation (entry {index}) is {} s old, more than the pod's max_age_s of {} s",
                     age_ms / 1000,
@@ -84,6 +92,7 @@ pub fn lapsed(ledger: &Ledger, rules: &Rules, name: &str, at_ms: u64) -> Result<
         Ok(_) => None,
         Err(why) => Some(Lapse {
             cause: NodeSuspended::REFUSED,
+            attestation: index,
             reason: clip(format!(
                 "the pod's policy (entry {}) refuses its latest evidence (entry {index}): {why}",
                 rules.policy_index

@@ -179,6 +179,24 @@ pub async fn start_all(cfgs: impl IntoIterator<Item = PodConfig>) -> Vec<PodNode
     nodes
 }
 
+/// Stops `node` and starts it again from `cfg`. In one process the stopped engine's WAL thread may hold its file
+/// lock a moment longer (a process that exits frees it at once), so a start that fails on the lock is tried again
+/// for a few seconds.
+pub async fn restart(node: PodNode, cfg: PodConfig) -> PodNode {
+    node.stop().await;
+    let mut tries = 0;
+    loop {
+        match PodNode::start(cfg.clone()).await {
+            Ok(n) => return n,
+            Err(e) if tries < 20 && e.to_string().contains("lock") => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => panic!("{} restarts: {e}", cfg.name),
+        }
+    }
+}
+
 /// Waits until every node reaches the highest tip among them, then checks that every height has the same root
 /// everywhere. Returns that height.
 pub async fn agree(nodes: &[PodNode]) -> u64 {

@@ -238,6 +238,7 @@ fn validator_set_follows_the_log() {
     let suspended = Entry::NodeSuspended(NodeSuspended {
         name: "node-2".into(),
         cause: NodeSuspended::STALE.into(),
+        attestation: 0,
         reason: "its latest attestation is too old".into(),
     });
     let back = Entry::NodeReinstated(NodeReinstated {

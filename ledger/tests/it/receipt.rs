@@ -504,6 +504,7 @@ fn a_suspension_and_a_reinstatement_change_the_set_a_receipt_replays() {
     let suspended = Entry::NodeSuspended(NodeSuspended {
         name: "node-4".into(),
         cause: NodeSuspended::REFUSED.into(),
+        attestation: 21,
         reason: "the pod's policy refuses its latest evidence".into(),
     });
     assert_eq!(p.log.append(&suspended).unwrap(), 24);

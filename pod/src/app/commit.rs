@@ -231,9 +231,17 @@ impl App {
                     (None, false)
                 }
                 Entry::NodeSuspended(s) => {
-                    let key = self.rules.set.by_name(&s.name).map(|v| v.public_key.0);
-                    let key = key.ok_or_else(|| format!("height {h}: suspends {:?}, no validator", s.name))?;
-                    suspensions.push((s.name.clone(), Some(block::Suspended { key, height: h.0, at_ms: b.time_ms })));
+                    // The block rules refuse a suspension of a node an earlier entry of its block concerns, so its
+                    // key is the set's before the block; a decided block is committed whatever it holds.
+                    match self.rules.set.by_name(&s.name) {
+                        Some(v) => {
+                            let at = block::Suspended { key: v.public_key.0, height: h.0, at_ms: b.time_ms };
+                            suspensions.push((s.name.clone(), Some(at)));
+                        }
+                        None => {
+                            tracing::error!(height = %h, node = %s.name, "a decided block suspends a node that was no validator before it: not recorded as suspended")
+                        }
+                    }
                     (None, false)
                 }
                 _ => (None, false),
@@ -301,6 +309,7 @@ impl App {
             self.rules.superseded.remove(n);
         }
         self.rules.superseded.extend(superseded);
+        let suspensions_changed = !suspensions.is_empty();
         for (name, s) in suspensions {
             match s {
                 Some(s) => {
@@ -329,6 +338,12 @@ impl App {
             let after = self.rules.set.clone();
             self.admitted.set(self.rules.admitted_keys());
             self.set_changed(&before, &after);
+        } else if suspensions_changed {
+            self.admitted.set(self.rules.admitted_keys()); // a suspended node removed: its proof is refused now
+        }
+        if suspensions_changed {
+            let suspended = &self.rules.suspended;
+            self.reinstate_seen.retain(|n, _| suspended.contains_key(n));
         }
         let committed: HashMap<Hash, Committed> = encoded
             .iter()

@@ -174,28 +174,6 @@ impl App {
         {
             let l = self.shared.ledger.lock().expect("not poisoned");
             let mut checker = block::Checker::new(&l, &self.rules, b.time_ms);
-            // Validators whose standing lapsed: suspended first, judged at this block's time, as its validators
-            // will (a suspension the rules refuse, one that would leave too few in good standing, is left out).
-            for name in lapsed.iter().filter(|_| self.cfg.fault == crate::Fault::None) {
-                let lapse = match crate::standing::lapsed(&l, &self.rules, name, b.time_ms) {
-                    Ok(Some(lapse)) => lapse,
-                    Ok(None) => continue,
-                    Err(e) => {
-                        tracing::warn!(node = %name, "judging a validator's standing: {e}");
-                        continue;
-                    }
-                };
-                let enc = Encoded::new(Entry::NodeSuspended(lapse.suspension(name)));
-                match checker.check(b.entries.len(), &enc, &Attachments::default()) {
-                    Ok(()) => {
-                        tracing::info!(%height, node = %name, cause = lapse.cause, "proposing to suspend a validator: {}", lapse.reason);
-                        bytes_total += item_len(&enc, &Attachments::default());
-                        b.entries.push(block::Item::new(&enc, &Attachments::default()));
-                        taken.push(enc);
-                    }
-                    Err(why) => tracing::debug!(node = %name, "not suspending a lapsed validator: {why}"),
-                }
-            }
             for (leaf, enc, att) in candidates {
                 let len = item_len(&enc, &att);
                 if bytes_total + len > MAX_ITEM_BYTES {
@@ -215,6 +193,33 @@ impl App {
                         tracing::warn!("dropping a mempool entry that would make the block invalid: {why}");
                         refused.push(leaf);
                     }
+                }
+            }
+            // Validators whose standing lapsed: suspended after the entries (a re-attestation among them comes first,
+            // and the rules then refuse the suspension), judged at this block's time as its validators will (a
+            // suspension the rules refuse, one that would leave too few in good standing, is left out).
+            for name in lapsed.iter().filter(|_| self.cfg.fault == crate::Fault::None) {
+                let lapse = match checker.lapse(name) {
+                    Ok(Some(lapse)) => lapse,
+                    Ok(None) => continue,
+                    Err(e) => {
+                        tracing::warn!(node = %name, "judging a validator's standing: {e}");
+                        continue;
+                    }
+                };
+                let enc = Encoded::new(Entry::NodeSuspended(lapse.suspension(name)));
+                let len = item_len(&enc, &Attachments::default());
+                if b.entries.len() >= MAX_BLOCK_ENTRIES || bytes_total + len > MAX_ITEM_BYTES {
+                    break; // a later block
+                }
+                match checker.check(b.entries.len(), &enc, &Attachments::default()) {
+                    Ok(()) => {
+                        tracing::info!(%height, node = %name, cause = lapse.cause, "proposing to suspend a validator: {}", lapse.reason);
+                        bytes_total += len;
+                        b.entries.push(block::Item::new(&enc, &Attachments::default()));
+                        taken.push(enc);
+                    }
+                    Err(why) => tracing::debug!(node = %name, "not suspending a lapsed validator: {why}"),
                 }
             }
             checkpoint = checkpoint_after(&l, &taken);

@@ -150,8 +150,9 @@ pub struct App {
     /// When to send this height's wake again (`idle.rs`), and how many were sent.
     wake_again: Option<tokio::time::Instant>,
     wakes_sent: u64,
-    /// When each suspended node's offered reinstatement was last checked in full (`streams.rs`).
-    reinstate_seen: HashMap<String, tokio::time::Instant>,
+    /// When each suspended node's offered reinstatement was last checked in full, and the offers (leaf hashes)
+    /// checked so far (`streams.rs`); forgotten when the node is no longer suspended.
+    reinstate_seen: HashMap<String, (Option<tokio::time::Instant>, std::collections::HashSet<Hash>)>,
     /// When this node last tried to suspend each lapsed validator in its block (`mempool.rs`): once per
     /// `standing::LOOK_EVERY`, so a suspension the rules refuse (too few in good standing) does not cost every
     /// proposal its evidence checks.

@@ -107,8 +107,10 @@ impl App {
     /// A suspended node's offered reinstatement: queued here (so whichever validator proposes next commits it)
     /// when it is a `node_reinstated` of a node the pod suspended, signed with the key it was suspended with, and
     /// valid by the block rules now (its evidence and anchor included). What it costs a peer is bounded: the
-    /// signature is checked before anything else, and the full check runs at most once per suspended node per
-    /// [`REINSTATE_EVERY`].
+    /// signature is checked first, then the anchor (a point of this ledger after the suspension, within the pod's
+    /// window: cheap reads), and only then the evidence, at most once per offer (by leaf hash) and once per
+    /// suspended node per [`REINSTATE_EVERY`]. A peer that replays the node's old offers (their anchors too old)
+    /// or the same offer again takes no slot from its fresh one.
     pub(super) fn on_reinstate(&mut self, publisher: PeerId, bytes: &Bytes, signature: &Signature) {
         if self.rules.set.get_by_address(&self.me).is_none() {
             return; // only validators propose
@@ -130,11 +132,30 @@ impl App {
             tracing::debug!(%publisher, node = %name, "a reinstatement not signed by the suspended node; dropped");
             return;
         }
-        let now = tokio::time::Instant::now();
-        if self.reinstate_seen.get(&name).is_some_and(|t| now.duration_since(*t) < REINSTATE_EVERY) {
+        let window_ms = self.rules.policy.reattestation.window_s.saturating_mul(1000);
+        let anchored = {
+            let l = self.shared.ledger.lock().expect("not poisoned");
+            let root = crate::root_at_height(&l, r.anchor.height).ok().flatten().map(|(_, root)| root);
+            let time = crate::block_time_at(&l, r.anchor.height).ok().flatten();
+            r.anchor.height >= s.height
+                && root == Some(r.anchor.root)
+                && time.is_some_and(|t| now_ms().saturating_sub(t) <= window_ms)
+        };
+        if !anchored {
+            tracing::debug!(%publisher, node = %name, "a reinstatement whose anchor is not a recent point of this ledger after the suspension; dropped");
             return;
         }
-        self.reinstate_seen.insert(name.clone(), now);
+        let now = tokio::time::Instant::now();
+        let leaf = enc.leaf_hash();
+        let seen = self.reinstate_seen.entry(name.clone()).or_default();
+        if seen.1.contains(&leaf) || seen.0.is_some_and(|t| now.duration_since(t) < REINSTATE_EVERY) {
+            return;
+        }
+        if seen.1.len() >= 1024 {
+            seen.1.clear(); // a node offering that many is not coming back by its own evidence; bounded all the same
+        }
+        seen.0 = Some(now);
+        seen.1.insert(leaf);
         let attachments = Attachments { signature: signature.0.to_vec(), ..Default::default() };
         match crate::queue(&self.shared, self.cfg.fault, enc, attachments) {
             Ok(_) => tracing::info!(node = %name, "a suspended node offers fresh evidence: queued for a block"),
@@ -453,5 +474,73 @@ mod tests {
             last = app.on_received_proposal_part(peer(2), p).unwrap();
         }
         assert!(last.is_some(), "the honest stream completes");
+    }
+
+    /// A local pod's ledger in which node-3 was suspended at height 2 (heights 1 and 2 decided a moment ago), and
+    /// the app of node `me`; with the anchors of heights 1 and 2.
+    fn suspended(me: usize) -> (App, Shared, [sigil_ledger::entry::Anchor; 2]) {
+        use sigil_ledger::entry::{Anchor, NodeSuspended};
+        let mut l = Ledger::in_memory(&local::genesis("p", 4)).unwrap();
+        let now = now_ms();
+        let (size1, root1) = (l.size(), l.root());
+        l.aux_write(super::super::height_records(1, size1, &root1, now - 1000).to_vec(), vec![]).unwrap();
+        let s = Encoded::new(Entry::NodeSuspended(NodeSuspended {
+            name: local::name(3),
+            cause: NodeSuspended::REFUSED.into(),
+            attestation: 0,
+            reason: "r".into(),
+        }));
+        let at = block::Suspended { key: crate::public_key(&local::seed(3)), height: 2, at_ms: now - 500 };
+        let su = ([keys::SUSPENDED, local::name(3).as_bytes()].concat(), at.encode());
+        let (size2, root2) = l.append_block_with(&[s], vec![su], vec![], None).unwrap();
+        l.aux_write(super::super::height_records(2, size2, &root2, now - 500).to_vec(), vec![]).unwrap();
+        let (app, shared) = app_for_tests(l, me);
+        (app, shared, [Anchor { height: 1, root: root1 }, Anchor { height: 2, root: root2 }])
+    }
+
+    /// node-3's reinstatement bound to `anchor`, made distinct by `n`, signed by local node `by`.
+    fn reinstatement(anchor: sigil_ledger::entry::Anchor, n: u8, by: usize) -> (Bytes, Signature, Hash) {
+        let key = crate::public_key(&local::seed(3));
+        let evidence = crate::admission::sim_evidence_with("p", &key, local::MEASUREMENT, &anchor.nonce(), None);
+        let e = Encoded::new(Entry::NodeReinstated(sigil_ledger::entry::NodeReinstated {
+            validator: sigil_ledger::checkpoint::Validator { name: local::name(3), public_key: key.to_vec() },
+            evidence: ByteBuf::from(evidence),
+            attestation_result: ByteBuf::from(vec![n]),
+            anchor,
+        }));
+        let signature = PodSigner::new(&local::seed(by)).sign(&signing::receipt_bytes(&e.leaf_hash()));
+        (Bytes::from(e.bytes().to_vec()), signature, e.leaf_hash())
+    }
+
+    #[test]
+    fn a_suspended_node_s_offer_is_queued_once_checked_and_replays_or_forgeries_cost_no_evidence_check() {
+        let (mut app, shared, [old, recent]) = suspended(0);
+        assert!(app.rules.suspended.contains_key(&local::name(3)) && app.rules.set.validators.len() == 3);
+        let queued = || shared.mempool.lock().unwrap().len();
+        let offer = |app: &mut App, (bytes, sig, _): &(Bytes, Signature, Hash)| app.on_reinstate(peer(9), bytes, sig);
+        // Signed by another node; bound to a height before the suspension; not a reinstatement at all: dropped
+        // before the evidence is looked at, and they take no slot.
+        offer(&mut app, &reinstatement(recent, 0, 2));
+        offer(&mut app, &reinstatement(old, 0, 3));
+        let other = Encoded::new(local::genesis("p", 4));
+        let sig = PodSigner::new(&local::seed(3)).sign(&signing::receipt_bytes(&other.leaf_hash()));
+        app.on_reinstate(peer(9), &Bytes::from(other.bytes().to_vec()), &sig);
+        assert_eq!(queued(), 0);
+        assert!(app.reinstate_seen.is_empty(), "nothing was checked in full");
+        // node-3's own, bound to a point after its suspension: checked and queued for this validator's block.
+        let first = reinstatement(recent, 0, 3);
+        offer(&mut app, &first);
+        assert_eq!(queued(), 1);
+        let seen = |app: &App| app.reinstate_seen[&local::name(3)].1.len();
+        assert_eq!(seen(&app), 1);
+        // The same offer again (a replay) is not checked again; another one within REINSTATE_EVERY waits.
+        offer(&mut app, &first);
+        let second = reinstatement(recent, 1, 3);
+        offer(&mut app, &second);
+        assert_eq!((queued(), seen(&app)), (1, 1));
+        // A node that is no validator (node-3 itself, suspended) queues nothing.
+        let (mut follower, shared3, [_, recent3]) = suspended(3);
+        follower.on_reinstate(peer(9), &reinstatement(recent3, 0, 3).0, &reinstatement(recent3, 0, 3).1);
+        assert_eq!(shared3.mempool.lock().unwrap().len(), 0);
     }
 }

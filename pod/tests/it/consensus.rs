@@ -100,21 +100,7 @@ async fn a_pod_whose_genesis_evidence_lapsed_years_ago_starts_commits_and_restar
     let mut nodes = start_all(cfgs.clone()).await;
     commit_batch(&nodes, &[0, 1, 2, 3], 0, 8).await;
     let last = nodes.pop().expect("4 nodes");
-    last.stop().await;
-    // In one process the stopped engine's WAL thread may hold its file lock a moment longer (a process that exits
-    // frees it at once): try again for a few seconds.
-    let mut tries = 0;
-    let restarted = loop {
-        match PodNode::start(cfgs[3].clone()).await {
-            Ok(n) => break n,
-            Err(e) if tries < 20 && e.to_string().contains("lock") => {
-                tries += 1;
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-            Err(e) => panic!("the node restarts: {e}"),
-        }
-    };
-    nodes.push(restarted);
+    nodes.push(restart(last, cfgs[3].clone()).await);
     commit_batch(&nodes, &[0, 1, 2, 3], 8, 8).await;
     agree(&nodes).await;
     for n in nodes {
@@ -546,7 +532,7 @@ async fn a_validator_the_policy_refuses_is_suspended_the_pod_goes_on_and_it_retu
             sigil_pod::PodConfig { genesis: g.clone(), attester, ..c }
         })
         .collect();
-    let nodes = start_all(cfgs).await;
+    let mut nodes = start_all(cfgs.clone()).await;
     commit_batch(&nodes, &[0, 1, 2, 3], 0, 8).await;
 
     // Tightened: only the other nodes' measurement.
@@ -594,6 +580,14 @@ async fn a_validator_the_policy_refuses_is_suspended_the_pod_goes_on_and_it_retu
         .expect("the suspended node follows")
         .unwrap();
     assert!(nodes[3].rules().unwrap().suspended.contains_key(&name(3)), "still suspended: its evidence is refused");
+    // A validator that restarts now rebuilds from its store what the others hold in memory.
+    let node1 = nodes.remove(1);
+    nodes.insert(1, restart(node1, cfgs[1].clone()).await);
+    agree(&nodes).await;
+    let (r0, r1) = (nodes[0].rules().unwrap(), nodes[1].rules().unwrap());
+    assert_eq!(r1.suspended, r0.suspended);
+    assert_eq!(r1.resumed_at_ms, r0.resumed_at_ms);
+    assert_eq!((r1.attestations, r1.attested_at), (r0.attestations, r0.attested_at));
 
     // Relaxed: node 3 comes back with fresh evidence bound to a block after its suspension.
     let rx = nodes[0].submit(change(sim_policy(&[local::MEASUREMENT, OTHER]), tight)).unwrap();
@@ -618,7 +612,6 @@ async fn a_validator_the_policy_refuses_is_suspended_the_pod_goes_on_and_it_retu
     // with it.
     let rx = submit(&nodes[3], invocation_under(3, 200, back, relaxed)).expect("queued at node 3");
     tokio::time::timeout(Duration::from_secs(60), rx).await.expect("committed").expect("committed");
-    let mut nodes = nodes;
     let node0 = nodes.remove(0);
     node0.stop().await;
     let mut waiting = Vec::new();
