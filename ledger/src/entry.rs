@@ -272,9 +272,10 @@ pub struct Reattested {
 /// A validator loses its vote because its standing lapsed: its latest attestation is older than the pod's
 /// `[reattestation] max_age_s`, or the pod's current policy refuses its latest evidence. No member approves it:
 /// any validator may propose it, and every validator checks the cause itself at the block's time (from the ledger
-/// alone), that a quorum of the set it changes stays in good standing, and that the smaller set still tolerates as
-/// many faults as the pod's whole membership, so neither an honest node's error nor a Byzantine proposer can
-/// suspend a node in good standing or make the pod less safe. A suspended node keeps its name and key: a
+/// alone), that a quorum of the set it changes stays in good standing, and that the smaller set stays safe against
+/// as many Byzantine nodes as the pod's whole membership is sized for, so neither an honest node's error nor a
+/// Byzantine proposer can suspend a node in good standing or make the pod less safe (a smaller set is less live:
+/// it tolerates fewer nodes down). A suspended node keeps its name and key: a
 /// [`NodeReinstated`] with fresh evidence gives it its vote back; a `node_removed` ends it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -285,8 +286,9 @@ pub struct NodeSuspended {
     pub cause: String,
     /// The ledger index of the node's latest attestation, the one judged.
     pub attestation: u64,
-    /// Why, in the proposer's words (at most [`NodeSuspended::MAX_REASON_CHARS`]): validators check the cause
-    /// and the attestation, not this text, so that binaries whose verifiers word a refusal differently agree.
+    /// Why, in the proposer's words (at most [`NodeSuspended::MAX_REASON_CHARS`], no control characters):
+    /// validators check the cause and the attestation, not this text, so that binaries whose verifiers word a
+    /// refusal differently agree. An auditor reads it as the proposer's claim.
     pub reason: String,
 }
 

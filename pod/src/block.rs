@@ -361,6 +361,8 @@ pub struct Checker<'a> {
     touched: HashSet<String>,
     /// The suspended nodes, as of the entries checked so far.
     suspended_now: HashSet<String>,
+    /// Whether an entry checked so far changes the policy.
+    policy_changed: bool,
     /// Validators' standing at the block's time, once worked out ([`Checker::lapse`]).
     standing: std::cell::RefCell<HashMap<String, Option<crate::standing::Lapse>>>,
     /// Whether invocations are re-executed where the policy asks (not for a block a quorum already decided).
@@ -471,6 +473,12 @@ impl<'a> Checker<'a> {
                 "a reason longer than {} characters",
                 sigil_ledger::entry::NodeSuspended::MAX_REASON_CHARS
             ));
+        }
+        if s.reason.chars().any(char::is_control) {
+            return Err("a reason with control characters".into());
+        }
+        if self.policy_changed {
+            return Err(format!("{name}: the policy changes earlier in this block (judged under the new one next)"));
         }
         if self.decided {
             return Ok(());
@@ -603,6 +611,7 @@ impl<'a> Checker<'a> {
             removed: HashSet::new(),
             touched: HashSet::new(),
             suspended_now: rules.suspended.keys().cloned().collect(),
+            policy_changed: false,
             standing: Default::default(),
             replay: true,
             decided: false,
@@ -632,6 +641,15 @@ impl<'a> Checker<'a> {
         let fail = |why: Rejection| why.map(|why| format!("entry {i} ({}): {why}", e.kind()));
         let index = self.ledger.size() + i as u64;
         self.executed(enc, a).map_err(fail)?;
+        // The executor is a validator as of this point of the block: not suspended or removed by an earlier entry.
+        let executor = match e {
+            Entry::Invocation(inv) => Some(&inv.executor),
+            Entry::RequestRejected(r) => Some(&r.node),
+            _ => None,
+        };
+        if let Some(x) = executor.filter(|x| !self.members.members.iter().any(|m| m.name == **x)) {
+            return Err(fail(format!("{x:?} is suspended or removed earlier in this block").into()));
+        }
         let (mut effects, deployed) = match e {
             Entry::Invocation(inv) => (self.invocation(inv, a, index).map_err(fail)?, None),
             Entry::AppletDeployed(d) => {
@@ -688,6 +706,7 @@ impl<'a> Checker<'a> {
                 self.touched.insert(s.name.clone());
                 self.suspended_now.insert(s.name.clone());
             }
+            Entry::PolicyChanged(_) => self.policy_changed = true,
             _ => {}
         }
         self.effects.writes.extend(effects);
@@ -1240,6 +1259,20 @@ mod tests {
         bad(&r, made_up("stale", 2, &s.reason), "the entry says \"stale\" of entry 2");
         check_with(&f, &r, &block(&f, vec![made_up("stale", 0, "its operator is late")]), false).expect("words");
         bad(&r, made_up("stale", 0, &"x".repeat(513)), "a reason longer than 512 characters");
+        bad(&r, made_up("stale", 0, "late\u{1b}[2J"), "a reason with control characters");
+        // Not in a block that changes the policy before it (judged under the policy the next block has).
+        let policy = testing::approved(
+            "p",
+            Entry::PolicyChanged(PolicyChanged { policy: local::policy(), prior: 0, approvals: vec![] }),
+        );
+        let err = check_with(&f, &r, &block(&f, vec![plain(&policy), ok.clone()]), false).unwrap_err();
+        assert!(err.contains("the policy changes earlier in this block"), "{err}");
+        check_with(&f, &r, &block(&f, vec![ok.clone(), plain(&policy)]), false).expect("the other way round");
+        // Its invocations after its suspension in the same block are refused, as they are in later blocks.
+        let err = check_with(&f, &r, &block(&f, vec![ok.clone(), signed(&invocation(3, 5, T - 10), 3)]), false);
+        assert!(err.unwrap_err().contains("\"node-3\" is suspended or removed earlier in this block"));
+        check_with(&f, &r, &block(&f, vec![signed(&invocation(3, 5, T - 10), 3), ok.clone()]), false)
+            .expect("made before its suspension, in the same block");
         // Not twice, never a node that is no validator, and never one another entry of the block concerns: what
         // is judged is its committed attestation, and a proposer must not pair an entry that changes it with a
         // suspension judged on the old one (a re-attestation, a reinstatement, a removal and re-admission).
@@ -1303,6 +1336,17 @@ mod tests {
             err.contains("overlap in 3 of them: not more than the 3 Byzantine nodes the pod's 10 members"),
             "{err}"
         );
+        // A member's removal of a suspended node shrinks the membership: the suspension then passes.
+        let mut removal = Entry::NodeRemoved(NodeRemoved {
+            name: "gone-0".into(),
+            reason: "gone".into(),
+            prior: 0,
+            approvals: vec![],
+        });
+        removal
+            .approve("p", "ops", &ring::signature::Ed25519KeyPair::from_seed_unchecked(&[0xee; 32]).unwrap())
+            .unwrap();
+        check_with(&f, &many, &block(&f, vec![plain(&removal), ok.clone()]), false).expect("9 members after it");
         many.suspended.remove("gone-0");
         check_with(&f, &many, &block(&f, vec![ok.clone()]), false).expect("9 members tolerate 2: 3 left overlap in 3");
         // A policy that refuses everyone's evidence: each has lapsed, for that cause, and none can be suspended.

@@ -8,6 +8,9 @@ use crate::rejection::Rejection;
 const BLOCK_OVERHEAD: usize = 4096;
 /// The most bytes one item may take (see [`item_len`]): what fits in a block on its own.
 pub(crate) const MAX_ITEM_BYTES: usize = MAX_BLOCK_BYTES - BLOCK_OVERHEAD;
+/// Room a proposer keeps in its block for each suspension it may add: more than a `node_suspended` entry with a
+/// reason of the most characters (each up to 4 bytes) takes, with its framing.
+const SUSPENSION_BYTES: usize = 4096;
 /// The most bytes the pool holds, whatever its entry capacity: 32 blocks' worth.
 const MAX_POOL_BYTES: usize = 32 * MAX_BLOCK_BYTES;
 
@@ -174,9 +177,14 @@ impl App {
         {
             let l = self.shared.ledger.lock().expect("not poisoned");
             let mut checker = block::Checker::new(&l, &self.rules, b.time_ms);
+            // Room kept for the suspensions below, so a busy pod's full blocks do not put them off.
+            let (reserved_entries, reserved_bytes) = (lapsed.len(), lapsed.len() * SUSPENSION_BYTES);
             for (leaf, enc, att) in candidates {
                 let len = item_len(&enc, &att);
-                if bytes_total + len > MAX_ITEM_BYTES {
+                if b.entries.len() + reserved_entries >= MAX_BLOCK_ENTRIES {
+                    break;
+                }
+                if bytes_total + len + reserved_bytes > MAX_ITEM_BYTES {
                     continue; // the next block takes it; smaller entries behind it need not wait
                 }
                 let checked = match self.cfg.fault {

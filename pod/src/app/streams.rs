@@ -476,26 +476,31 @@ mod tests {
         assert!(last.is_some(), "the honest stream completes");
     }
 
-    /// A local pod's ledger in which node-3 was suspended at height 2 (heights 1 and 2 decided a moment ago), and
-    /// the app of node `me`; with the anchors of heights 1 and 2.
-    fn suspended(me: usize) -> (App, Shared, [sigil_ledger::entry::Anchor; 2]) {
+    /// A local pod's ledger in which node-3 was suspended at height 2, more than the pod's window (600 s) ago, and
+    /// height 3 was decided a moment ago; the app of node `me`; and the anchors of heights 1, 2 and 3.
+    fn suspended(me: usize) -> (App, Shared, [sigil_ledger::entry::Anchor; 3]) {
         use sigil_ledger::entry::{Anchor, NodeSuspended};
         let mut l = Ledger::in_memory(&local::genesis("p", 4)).unwrap();
         let now = now_ms();
-        let (size1, root1) = (l.size(), l.root());
-        l.aux_write(super::super::height_records(1, size1, &root1, now - 1000).to_vec(), vec![]).unwrap();
+        let record = |l: &mut Ledger, h: u64, at: u64| {
+            let (size, root) = (l.size(), l.root());
+            l.aux_write(super::super::height_records(h, size, &root, at).to_vec(), vec![]).unwrap();
+            Anchor { height: h, root }
+        };
+        let one = record(&mut l, 1, now - 800_000);
         let s = Encoded::new(Entry::NodeSuspended(NodeSuspended {
             name: local::name(3),
             cause: NodeSuspended::REFUSED.into(),
             attestation: 0,
             reason: "r".into(),
         }));
-        let at = block::Suspended { key: crate::public_key(&local::seed(3)), height: 2, at_ms: now - 500 };
+        let at = block::Suspended { key: crate::public_key(&local::seed(3)), height: 2, at_ms: now - 700_000 };
         let su = ([keys::SUSPENDED, local::name(3).as_bytes()].concat(), at.encode());
-        let (size2, root2) = l.append_block_with(&[s], vec![su], vec![], None).unwrap();
-        l.aux_write(super::super::height_records(2, size2, &root2, now - 500).to_vec(), vec![]).unwrap();
+        l.append_block_with(&[s], vec![su], vec![], None).unwrap();
+        let two = record(&mut l, 2, now - 700_000);
+        let three = record(&mut l, 3, now - 500);
         let (app, shared) = app_for_tests(l, me);
-        (app, shared, [Anchor { height: 1, root: root1 }, Anchor { height: 2, root: root2 }])
+        (app, shared, [one, two, three])
     }
 
     /// node-3's reinstatement bound to `anchor`, made distinct by `n`, signed by local node `by`.
@@ -514,33 +519,45 @@ mod tests {
 
     #[test]
     fn a_suspended_node_s_offer_is_queued_once_checked_and_replays_or_forgeries_cost_no_evidence_check() {
-        let (mut app, shared, [old, recent]) = suspended(0);
+        let (mut app, shared, [before, stale, recent]) = suspended(0);
         assert!(app.rules.suspended.contains_key(&local::name(3)) && app.rules.set.validators.len() == 3);
         let queued = || shared.mempool.lock().unwrap().len();
         let offer = |app: &mut App, (bytes, sig, _): &(Bytes, Signature, Hash)| app.on_reinstate(peer(9), bytes, sig);
-        // Signed by another node; bound to a height before the suspension; not a reinstatement at all: dropped
-        // before the evidence is looked at, and they take no slot.
+        // Signed by another node; bound to a height before the suspension, to one after it but older than the
+        // pod's window, or to another ledger's root; not a reinstatement at all: dropped before the evidence is
+        // looked at, and they take no slot.
         offer(&mut app, &reinstatement(recent, 0, 2));
-        offer(&mut app, &reinstatement(old, 0, 3));
+        offer(&mut app, &reinstatement(before, 0, 3));
+        offer(&mut app, &reinstatement(stale, 0, 3));
+        let forged = sigil_ledger::entry::Anchor { root: Hash::digest(b"elsewhere"), ..recent };
+        offer(&mut app, &reinstatement(forged, 0, 3));
         let other = Encoded::new(local::genesis("p", 4));
         let sig = PodSigner::new(&local::seed(3)).sign(&signing::receipt_bytes(&other.leaf_hash()));
         app.on_reinstate(peer(9), &Bytes::from(other.bytes().to_vec()), &sig);
         assert_eq!(queued(), 0);
         assert!(app.reinstate_seen.is_empty(), "nothing was checked in full");
-        // node-3's own, bound to a point after its suspension: checked and queued for this validator's block.
+        // node-3's own, bound to a recent point after its suspension: checked and queued for this validator's block.
         let first = reinstatement(recent, 0, 3);
         offer(&mut app, &first);
         assert_eq!(queued(), 1);
-        let seen = |app: &App| app.reinstate_seen[&local::name(3)].1.len();
-        assert_eq!(seen(&app), 1);
-        // The same offer again (a replay) is not checked again; another one within REINSTATE_EVERY waits.
-        offer(&mut app, &first);
+        let seen = |app: &App| app.reinstate_seen[&local::name(3)].clone();
+        assert_eq!(seen(&app).1.len(), 1);
+        // Another one within REINSTATE_EVERY waits.
         let second = reinstatement(recent, 1, 3);
         offer(&mut app, &second);
-        assert_eq!((queued(), seen(&app)), (1, 1));
+        assert_eq!((queued(), seen(&app).1.len()), (1, 1));
+        // REINSTATE_EVERY later: the same offer again (a replay) is not checked again and takes no slot, so a new
+        // one is checked and queued.
+        let earlier = tokio::time::Instant::now() - REINSTATE_EVERY;
+        app.reinstate_seen.get_mut(&local::name(3)).unwrap().0 = Some(earlier);
+        offer(&mut app, &first);
+        assert_eq!(seen(&app).0, Some(earlier), "a replay is not checked");
+        offer(&mut app, &second);
+        assert_eq!((queued(), seen(&app).1.len()), (2, 2));
         // A node that is no validator (node-3 itself, suspended) queues nothing.
-        let (mut follower, shared3, [_, recent3]) = suspended(3);
-        follower.on_reinstate(peer(9), &reinstatement(recent3, 0, 3).0, &reinstatement(recent3, 0, 3).1);
+        let (mut follower, shared3, [_, _, recent3]) = suspended(3);
+        let (bytes, sig, _) = reinstatement(recent3, 0, 3);
+        follower.on_reinstate(peer(9), &bytes, &sig);
         assert_eq!(shared3.mempool.lock().unwrap().len(), 0);
     }
 }

@@ -557,7 +557,7 @@ async fn a_validator_the_policy_refuses_is_suspended_the_pod_goes_on_and_it_retu
             _ => None,
         });
         let s = found.expect("a node_suspended entry");
-        assert_eq!((s.name.as_str(), s.cause.as_str()), ("node-3", "refused"), "{s:?}");
+        assert_eq!((s.name.as_str(), s.cause.as_str(), s.attestation), ("node-3", "refused", 0), "{s:?}");
         assert!(s.reason.contains(&format!("the pod's policy (entry {tight}) refuses")), "{}", s.reason);
     }
     // Its invocations are refused (by itself too, once it has committed its suspension); the pod goes on without
