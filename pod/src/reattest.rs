@@ -51,8 +51,10 @@ const LOOK_AGAIN: Duration = Duration::from_secs(30);
 /// How long it waits after a failed try.
 const RETRY: Duration = Duration::from_secs(60);
 /// How long a suspended node waits after a try that did not reinstate it (its evidence is refused, or no block
-/// took its entry yet).
+/// took its entry yet), doubled after each such try up to [`MAX_SUSPENDED_RETRY`].
 pub const SUSPENDED_RETRY: Duration = Duration::from_secs(10);
+/// The longest a suspended node waits between tries.
+const MAX_SUSPENDED_RETRY: Duration = Duration::from_secs(300);
 /// How long a suspended node waits for its offered reinstatement to commit.
 const REINSTATE_WAIT: Duration = Duration::from_secs(30);
 
@@ -147,8 +149,11 @@ async fn attest(ctx: &Ctx, anchor: Anchor, reinstate: bool) -> Result<u64, Strin
             tokio::time::sleep(Duration::from_millis(500)).await;
             let rules = ctx.shared.rules.lock().expect("not poisoned");
             let Some(rules) = rules.as_ref() else { continue };
+            if rules.set.by_name(&ctx.name).is_some() {
+                return rules.attestations.get(&ctx.name).copied().ok_or_else(|| "no attestation recorded".into());
+            }
             if !rules.suspended.contains_key(&ctx.name) {
-                return rules.attestations.get(&ctx.name).copied().ok_or_else(|| "removed while suspended".into());
+                return Err("the pod's members removed this node while it was suspended".into());
             }
         }
         return Err(format!("no block reinstated this node within {} s", REINSTATE_WAIT.as_secs()));
@@ -171,6 +176,7 @@ async fn attest(ctx: &Ctx, anchor: Anchor, reinstate: bool) -> Result<u64, Strin
 
 /// The loop: re-attests whenever [`next`] says so, until the task is aborted.
 pub(crate) async fn run(ctx: Ctx) {
+    let mut failures = 0u32; // tries in a row that did not reinstate this node
     loop {
         match next(&ctx) {
             Next::Wait(d) => tokio::time::sleep(d).await,
@@ -182,11 +188,22 @@ pub(crate) async fn run(ctx: Ctx) {
                 }
             },
             Next::Reinstate(anchor) => match attest(&ctx, anchor, true).await {
-                Ok(index) => tracing::info!(node = %ctx.name, index, anchor_height = anchor.height, "reinstated"),
+                Ok(index) => {
+                    failures = 0;
+                    tracing::info!(node = %ctx.name, index, anchor_height = anchor.height, "reinstated")
+                }
                 Err(e) => {
-                    let s = SUSPENDED_RETRY.as_secs();
-                    tracing::warn!(node = %ctx.name, "this node is suspended and is not reinstated yet, trying again in {s} s: {e}");
-                    tokio::time::sleep(SUSPENDED_RETRY).await;
+                    // Every 10 s at first; a node the policy keeps refusing backs off to every 5 minutes, and tries
+                    // again at once when the policy changes.
+                    let wait = SUSPENDED_RETRY.saturating_mul(1 << failures.min(5)).min(MAX_SUSPENDED_RETRY);
+                    failures += 1;
+                    tracing::warn!(node = %ctx.name, "this node is suspended and is not reinstated yet, trying again within {} s: {e}", wait.as_secs());
+                    let policy =
+                        |ctx: &Ctx| ctx.shared.rules.lock().expect("not poisoned").as_ref().map(|r| r.policy_index);
+                    let (before, until) = (policy(&ctx), tokio::time::Instant::now() + wait);
+                    while tokio::time::Instant::now() < until && policy(&ctx) == before {
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
                 }
             },
         }

@@ -2,7 +2,8 @@
 //! It lapses when its latest attestation is older than the pod's `[reattestation] max_age_s`, or when the pod's
 //! current policy refuses its latest evidence at that time (a tightened policy, an expired certificate or
 //! collateral). A validator whose standing lapsed is suspended by a `node_suspended` entry that any validator
-//! proposes ([`crate::warden`]) and every validator checks with [`lapsed`]; it comes back with a `node_reinstated`.
+//! proposes (every node notes the lapsed ones with [`watch`], and its proposer, `app::mempool`, judges them again
+//! at its block's time) and every validator checks with [`lapsed`]; it comes back with a `node_reinstated`.
 
 use std::time::Duration;
 
@@ -72,7 +73,13 @@ pub fn attestation_evidence(ledger: &Ledger, index: u64, name: &str) -> Result<A
 /// it holds. `Err` only when the ledger cannot be read.
 pub fn lapsed(ledger: &Ledger, rules: &Rules, name: &str, at_ms: u64) -> Result<Option<Lapse>, String> {
     let index = *rules.attestations.get(name).ok_or_else(|| format!("{name:?} has no attestation"))?;
-    let clip = |s: String| s.chars().take(NodeSuspended::MAX_REASON_CHARS).collect::<String>();
+    // One line of at most the characters a suspension records (a verifier's reason may hold a line break).
+    let clip = |s: String| {
+        s.chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .take(NodeSuspended::MAX_REASON_CHARS)
+            .collect::<String>()
+    };
     if let Some(max_ms) = rules.policy.reattestation.max_age_ms() {
         let age_ms = at_ms.saturating_sub(rules.attested_at.get(name).copied().unwrap_or(0));
         if age_ms > max_ms {

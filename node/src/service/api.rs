@@ -379,7 +379,9 @@ pub fn entry_json(index: u64, e: &Entry) -> Value {
         }
         Entry::NodeRemoved(r) => json!({ "node": r.name, "reason": r.reason, "prior": r.prior }),
         Entry::Reattested(r) => json!({ "node": r.node }),
-        Entry::NodeSuspended(s) => json!({ "node": s.name, "cause": s.cause, "reason": s.reason }),
+        Entry::NodeSuspended(s) => {
+            json!({ "node": s.name, "cause": s.cause, "attestation": s.attestation, "reason": s.reason })
+        }
         Entry::NodeReinstated(r) => json!({ "node": r.validator.name, "key": key(&r.validator.public_key),
             "anchor_height": r.anchor.height }),
         Entry::PolicyChanged(p) => json!({ "policy": p.policy, "prior": p.prior }),
