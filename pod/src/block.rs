@@ -569,33 +569,10 @@ impl<'a> Checker<'a> {
         self.anchored(node, &a, since)
     }
 
-    /// `a` is a point of this ledger no older than height `since` (the node's latest attestation, or its
-    /// suspension: what is committed cannot be committed again) whose block is at most `[reattestation] window_s`
-    /// older than this one.
+    /// [`anchor_holds`] at this block's time, under the pod's `[reattestation] window_s`.
     fn anchored(&self, node: &str, a: &sigil_ledger::entry::Anchor, since: u64) -> Result<(), String> {
-        if a.height < since {
-            return Err(format!(
-                "{node}: the anchor's height {} is before height {since}, which committed the node's latest \
-                 attestation or suspension (an entry committed again?)",
-                a.height
-            ));
-        }
-        match crate::root_at_height(self.ledger, a.height)? {
-            Some((_, root)) if root == a.root => {}
-            Some(_) => return Err(format!("{node}: the anchor's root is not this ledger's at height {}", a.height)),
-            None => return Err(format!("{node}: the anchor's height {} is not decided here", a.height)),
-        }
         let window_ms = self.rules.policy.reattestation.window_s.saturating_mul(1000);
-        match crate::block_time_at(self.ledger, a.height)? {
-            Some(t) if self.block_time_ms.saturating_sub(t) <= window_ms => Ok(()),
-            Some(t) => Err(format!(
-                "{node}: the anchor (height {}) is {} s older than this block, more than the pod's window of {} s",
-                a.height,
-                self.block_time_ms.saturating_sub(t) / 1000,
-                window_ms / 1000
-            )),
-            None => Err(format!("{node}: the anchor's height {} has no recorded time (too old)", a.height)),
-        }
+        anchor_holds(self.ledger, node, a, since, self.block_time_ms, window_ms)
     }
 
     /// A checker for the entries of a block at `block_time_ms` on top of `ledger`, under `rules`.
@@ -1069,6 +1046,42 @@ impl<'a> Checker<'a> {
     }
 }
 
+/// `a` is a point of `ledger` no older than height `since` (the node's latest attestation, or its suspension: what
+/// is committed cannot be committed again) whose block is at most `window_ms` older than `at_ms` (a block's time,
+/// or, for an offer not yet in a block, the clock). What the block rules hold a re-attestation's or reinstatement's
+/// anchor to, and what a validator checks of an offered reinstatement before its evidence.
+pub(crate) fn anchor_holds(
+    ledger: &Ledger,
+    node: &str,
+    a: &sigil_ledger::entry::Anchor,
+    since: u64,
+    at_ms: u64,
+    window_ms: u64,
+) -> Result<(), String> {
+    if a.height < since {
+        return Err(format!(
+            "{node}: the anchor's height {} is before height {since}, which committed the node's latest \
+             attestation or suspension (an entry committed again?)",
+            a.height
+        ));
+    }
+    match crate::root_at_height(ledger, a.height)? {
+        Some((_, root)) if root == a.root => {}
+        Some(_) => return Err(format!("{node}: the anchor's root is not this ledger's at height {}", a.height)),
+        None => return Err(format!("{node}: the anchor's height {} is not decided here", a.height)),
+    }
+    match crate::block_time_at(ledger, a.height)? {
+        Some(t) if at_ms.saturating_sub(t) <= window_ms => Ok(()),
+        Some(t) => Err(format!(
+            "{node}: the anchor (height {}) is {} s older than this block, more than the pod's window of {} s",
+            a.height,
+            at_ms.saturating_sub(t) / 1000,
+            window_ms / 1000
+        )),
+        None => Err(format!("{node}: the anchor's height {} has no recorded time (too old)", a.height)),
+    }
+}
+
 /// One pod-state change: aux key → value, or `None` to delete.
 type Effect = (Vec<u8>, Option<Vec<u8>>);
 
@@ -1212,6 +1225,16 @@ mod tests {
         validate(b, &f.ledger, r, &slot, decided).map(|_| ()).map_err(|e| e.to_string())
     }
 
+    /// A suspension of `name` as a proposer might write it.
+    fn suspended_entry(name: &str, cause: &str, attestation: u64, reason: &str) -> Item {
+        plain(&Entry::NodeSuspended(sigil_ledger::entry::NodeSuspended {
+            name: name.into(),
+            cause: cause.into(),
+            attestation,
+            reason: reason.into(),
+        }))
+    }
+
     /// The suspension of `name` that `r` calls for at the block's time.
     fn suspension(f: &Fixture, r: &Rules, name: &str) -> Item {
         let lapse = crate::standing::lapsed(&f.ledger, r, name, T).unwrap().expect("lapsed");
@@ -1225,14 +1248,8 @@ mod tests {
             let err = check_with(&f, r, &block(&f, vec![item]), false).expect_err(why);
             assert!(err.contains(why), "{err} does not say {why:?}");
         };
-        let made_up = |cause: &str, attestation: u64, reason: &str| {
-            plain(&Entry::NodeSuspended(sigil_ledger::entry::NodeSuspended {
-                name: local::name(3),
-                cause: cause.into(),
-                attestation,
-                reason: reason.into(),
-            }))
-        };
+        let made_up =
+            |cause: &str, attestation: u64, reason: &str| suspended_entry(&local::name(3), cause, attestation, reason);
         // Everyone attested 2 hours ago, under a policy that accepts their evidence: nobody can be suspended.
         let r = rules(&f);
         assert_eq!(crate::standing::lapsed(&f.ledger, &r, &local::name(3), T).unwrap(), None);
@@ -1305,12 +1322,7 @@ mod tests {
         let mut r9 = r.clone();
         r9.attested_at.insert("node-9".into(), 0);
         r9.attestations.insert("node-9".into(), 0);
-        let nine = plain(&Entry::NodeSuspended(sigil_ledger::entry::NodeSuspended {
-            name: "node-9".into(),
-            cause: "stale".into(),
-            attestation: 0,
-            reason: "x".into(),
-        }));
+        let nine = suspended_entry("node-9", "stale", 0, "x");
         bad(&r9, nine, "not a validator");
         // max_age_s = 0: age alone never suspends.
         let mut never = r.clone();
@@ -1337,15 +1349,15 @@ mod tests {
             "{err}"
         );
         // A member's removal of a suspended node shrinks the membership: the suspension then passes.
-        let mut removal = Entry::NodeRemoved(NodeRemoved {
-            name: "gone-0".into(),
-            reason: "gone".into(),
-            prior: 0,
-            approvals: vec![],
-        });
-        removal
-            .approve("p", "ops", &ring::signature::Ed25519KeyPair::from_seed_unchecked(&[0xee; 32]).unwrap())
-            .unwrap();
+        let removal = testing::approved(
+            "p",
+            Entry::NodeRemoved(NodeRemoved {
+                name: "gone-0".into(),
+                reason: "gone".into(),
+                prior: 0,
+                approvals: vec![],
+            }),
+        );
         check_with(&f, &many, &block(&f, vec![plain(&removal), ok.clone()]), false).expect("9 members after it");
         many.suspended.remove("gone-0");
         check_with(&f, &many, &block(&f, vec![ok.clone()]), false).expect("9 members tolerate 2: 3 left overlap in 3");
@@ -1423,11 +1435,7 @@ mod tests {
         // Meanwhile: its invocations and re-attestations are refused, its name cannot be admitted again, and it
         // cannot be suspended twice; members can remove it.
         bad(signed(&invocation(3, 5, T - 10), 3), "not a validator");
-        let approve = |e: Entry| {
-            let mut e = e;
-            e.approve("p", "ops", &ring::signature::Ed25519KeyPair::from_seed_unchecked(&[0xee; 32]).unwrap()).unwrap();
-            plain(&e)
-        };
+        let approve = |e: Entry| plain(&testing::approved("p", e));
         let removal = |name: &str| {
             approve(Entry::NodeRemoved(NodeRemoved {
                 name: name.into(),
@@ -1442,12 +1450,7 @@ mod tests {
         // A reinstated node is not suspended again in the same block (judged on the evidence it just replaced).
         let mut stale3 = r.clone();
         stale3.attested_at.insert(local::name(3), 0);
-        let again3 = plain(&Entry::NodeSuspended(sigil_ledger::entry::NodeSuspended {
-            name: local::name(3),
-            cause: "stale".into(),
-            attestation: 0,
-            reason: "r".into(),
-        }));
+        let again3 = suspended_entry(&local::name(3), "stale", 0, "r");
         let err = check_with(&f, &stale3, &block(&f, vec![back.clone(), again3]), true).unwrap_err();
         assert!(err.contains("an entry earlier in this block concerns it"), "{err}");
         bad(removal("node-9"), "not a validator");
@@ -1461,12 +1464,7 @@ mod tests {
         bad(again, "suspended validator");
         let mut stale = r.clone();
         stale.attested_at.insert(local::name(3), 0);
-        let twice = plain(&Entry::NodeSuspended(sigil_ledger::entry::NodeSuspended {
-            name: local::name(3),
-            cause: "stale".into(),
-            attestation: 0,
-            reason: "again".into(),
-        }));
+        let twice = suspended_entry(&local::name(3), "stale", 0, "again");
         let err = check_with(&f, &stale, &block(&f, vec![twice]), false).unwrap_err();
         assert!(err.contains("not a validator"), "{err}");
     }

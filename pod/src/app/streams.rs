@@ -135,14 +135,10 @@ impl App {
         let window_ms = self.rules.policy.reattestation.window_s.saturating_mul(1000);
         let anchored = {
             let l = self.shared.ledger.lock().expect("not poisoned");
-            let root = crate::root_at_height(&l, r.anchor.height).ok().flatten().map(|(_, root)| root);
-            let time = crate::block_time_at(&l, r.anchor.height).ok().flatten();
-            r.anchor.height >= s.height
-                && root == Some(r.anchor.root)
-                && time.is_some_and(|t| now_ms().saturating_sub(t) <= window_ms)
+            block::anchor_holds(&l, &name, &r.anchor, s.height, now_ms(), window_ms)
         };
-        if !anchored {
-            tracing::debug!(%publisher, node = %name, "a reinstatement whose anchor is not a recent point of this ledger after the suspension; dropped");
+        if let Err(why) = anchored {
+            tracing::debug!(%publisher, node = %name, "an offered reinstatement dropped before its evidence: {why}");
             return;
         }
         let now = tokio::time::Instant::now();
