@@ -609,7 +609,9 @@ async fn a_validator_the_policy_refuses_is_suspended_the_pod_goes_on_and_it_retu
             .expect("its fresh evidence binds its key, the pod and the anchor");
     }
     // It executes again, under its reinstatement, and votes: with node 0 stopped, 1, 2 and 3 are a quorum only
-    // with it.
+    // with it. (Node 3 itself must have committed its reinstatement first: until then it refuses its own
+    // invocation, as any validator would.)
+    until_rules(&nodes[3], 30, "node 3 commits its reinstatement", |r| r.set.validators.len() == 4).await;
     let rx = submit(&nodes[3], invocation_under(3, 200, back, relaxed)).expect("queued at node 3");
     tokio::time::timeout(Duration::from_secs(60), rx).await.expect("committed").expect("committed");
     let node0 = nodes.remove(0);
